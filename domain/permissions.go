@@ -1,0 +1,118 @@
+package domain
+
+// Action is something a caller may do. Every handler names its action and asks Allowed.
+type Action string
+
+// Actions, named as in FlowFuse's permission table where one exists there.
+const (
+	ActionTeamCreate           Action = "team:create"
+	ActionTeamRead             Action = "team:read"
+	ActionTeamEdit             Action = "team:edit"
+	ActionTeamDelete           Action = "team:delete"
+	ActionTeamAuditLog         Action = "team:audit-log"
+	ActionTeamUserList         Action = "team:user:list"
+	ActionTeamUserInvite       Action = "team:user:invite"
+	ActionTeamUserRemove       Action = "team:user:remove"
+	ActionTeamUserChangeRole   Action = "team:user:change-role"
+	ActionApplicationList      Action = "team:projects:list"
+	ActionApplicationCreate    Action = "project:create"
+	ActionApplicationRead      Action = "project:read"
+	ActionApplicationEdit      Action = "project:edit"
+	ActionApplicationDelete    Action = "project:delete"
+	ActionInstanceCreate       Action = "project:create"
+	ActionInstanceRead         Action = "project:read"
+	ActionInstanceStatus       Action = "project:status"
+	ActionInstanceChangeStatus Action = "project:change-status"
+	ActionInstanceEdit         Action = "project:edit"
+	ActionInstanceEditEnv      Action = "project:edit-env"
+	ActionInstanceDelete       Action = "project:delete"
+	ActionInstanceLog          Action = "project:log"
+	ActionInstanceFlowsView    Action = "project:flows:view"
+	ActionInstanceFlowsEdit    Action = "project:flows:edit"
+	ActionSnapshotCreate       Action = "project:snapshot:create"
+	ActionSnapshotList         Action = "project:snapshot:list"
+	ActionSnapshotMeta         Action = "snapshot:meta"
+	ActionSnapshotFull         Action = "snapshot:full"
+	ActionSnapshotExport       Action = "snapshot:export"
+	ActionSnapshotImport       Action = "snapshot:import"
+	ActionSnapshotDelete       Action = "snapshot:delete"
+	ActionSnapshotRollback     Action = "project:snapshot:rollback"
+	ActionOperationRead        Action = "operation:read"
+
+	// Platform objects: any signed-in user reads them; only platform admins write them.
+	ActionPlatformRead  Action = "platform:read"
+	ActionPlatformWrite Action = "platform:write"
+	ActionUserCreate    Action = "user:create"
+	ActionUserList      Action = "user:list"
+)
+
+// rolePermissions is the one permission table: the least team role an action needs.
+// Actions missing here are platform-admin only.
+var rolePermissions = map[Action]Role{
+	ActionTeamRead:             RoleDashboard,
+	ActionTeamEdit:             RoleOwner,
+	ActionTeamDelete:           RoleOwner,
+	ActionTeamAuditLog:         RoleOwner,
+	ActionTeamUserList:         RoleViewer,
+	ActionTeamUserInvite:       RoleOwner,
+	ActionTeamUserRemove:       RoleOwner,
+	ActionTeamUserChangeRole:   RoleOwner,
+	ActionApplicationList:      RoleViewer,
+	ActionApplicationCreate:    RoleOwner,
+	ActionApplicationRead:      RoleViewer,
+	ActionApplicationEdit:      RoleOwner,
+	ActionApplicationDelete:    RoleOwner,
+	ActionInstanceStatus:       RoleDashboard,
+	ActionInstanceChangeStatus: RoleOwner,
+	ActionInstanceEditEnv:      RoleMember,
+	ActionInstanceLog:          RoleViewer,
+	ActionInstanceFlowsView:    RoleViewer,
+	ActionInstanceFlowsEdit:    RoleMember,
+	ActionSnapshotCreate:       RoleMember,
+	ActionSnapshotList:         RoleViewer,
+	ActionSnapshotMeta:         RoleViewer,
+	ActionSnapshotFull:         RoleMember,
+	ActionSnapshotExport:       RoleMember,
+	ActionSnapshotImport:       RoleOwner,
+	ActionSnapshotDelete:       RoleOwner,
+	ActionSnapshotRollback:     RoleMember,
+	ActionOperationRead:        RoleViewer,
+}
+
+// anyUserActions need a signed-in user and no team role.
+var anyUserActions = map[Action]bool{
+	ActionTeamCreate:   true,
+	ActionPlatformRead: true,
+}
+
+// Caller is who makes a request, as far as permissions care.
+type Caller struct {
+	UserID string
+	Admin  bool
+}
+
+// Allowed reports whether a caller holding role in the team of the subject may perform the action.
+// Platform admins may do everything.
+func Allowed(c Caller, role Role, a Action) bool {
+	if c.Admin {
+		return true
+	}
+	if c.UserID == "" {
+		return false
+	}
+	if anyUserActions[a] {
+		return true
+	}
+	min, ok := rolePermissions[a]
+	if !ok {
+		return false
+	}
+	return role >= min
+}
+
+// MinRole returns the least team role an action needs, and false for actions that are platform-admin
+// only or need no team role.
+func MinRole(a Action) (Role, bool) {
+	r, ok := rolePermissions[a]
+	return r, ok
+}

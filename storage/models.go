@@ -1,0 +1,204 @@
+package storage
+
+import (
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// User is a person who signs in.
+type User struct {
+	bun.BaseModel `bun:"table:users,alias:u"`
+	ID            string `bun:",pk"`
+	Email         string
+	Name          string
+	PasswordHash  string
+	Admin         bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Session is a signed-in browser; only the hash of its cookie value is stored.
+type Session struct {
+	bun.BaseModel `bun:"table:sessions"`
+	TokenHash     string `bun:",pk"`
+	UserID        string
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+}
+
+// Token is a bearer token of some kind (personal, device, provisioning, instance); only its hash is stored.
+type Token struct {
+	bun.BaseModel `bun:"table:tokens"`
+	ID            string `bun:",pk"`
+	TokenHash     string
+	Kind          string
+	Name          string
+	OwnerType     string
+	OwnerID       string
+	TeamID        *string
+	Scopes        []string `bun:",type:text"`
+	ExpiresAt     *time.Time
+	LastUsedAt    *time.Time
+	CreatedAt     time.Time
+}
+
+// TeamType sets the limits and features of the teams of its type.
+type TeamType struct {
+	bun.BaseModel `bun:"table:team_types"`
+	ID            string `bun:",pk"`
+	Name          string
+	Description   string
+	Active        bool
+	Properties    domain.TeamTypeProperties `bun:",type:text"`
+	Stamps
+}
+
+// Team owns applications and has members.
+type Team struct {
+	bun.BaseModel `bun:"table:teams"`
+	ID            string `bun:",pk"`
+	Name          string
+	Slug          string
+	TeamTypeID    string
+	Suspended     bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Membership is a user's role in a team.
+type Membership struct {
+	bun.BaseModel `bun:"table:memberships"`
+	TeamID        string `bun:",pk"`
+	UserID        string `bun:",pk"`
+	Role          domain.Role
+	CreatedAt     time.Time
+}
+
+// Member is a membership joined with its user, for listings.
+type Member struct {
+	UserID    string
+	Email     string
+	Name      string
+	Role      domain.Role
+	CreatedAt time.Time
+}
+
+// Application groups a team's instances and devices.
+type Application struct {
+	bun.BaseModel `bun:"table:applications"`
+	ID            string `bun:",pk"`
+	TeamID        string
+	Name          string
+	Description   string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// InstanceType is a class of hosted instance (billing and limits are per type).
+type InstanceType struct {
+	bun.BaseModel `bun:"table:instance_types"`
+	ID            string `bun:",pk"`
+	Name          string
+	Description   string
+	Active        bool
+	Properties    map[string]any `bun:",type:text"`
+	Stamps
+}
+
+// Stack fixes the Node-RED (and Node.js) version and the resources of the instances on it.
+type Stack struct {
+	bun.BaseModel  `bun:"table:stacks"`
+	ID             string `bun:",pk"`
+	Name           string
+	NodeRedVersion string
+	NodeVersion    string
+	MemoryMB       int `bun:"memory_mb"`
+	CPUPercent     int `bun:"cpu_percent"`
+	InstanceTypeID *string
+	Active         bool
+	Stamps
+}
+
+// Template holds Node-RED settings and environment variables for new instances, with a policy saying
+// which settings an instance may override.
+type Template struct {
+	bun.BaseModel `bun:"table:templates"`
+	ID            string `bun:",pk"`
+	Name          string
+	Description   string
+	Active        bool
+	Settings      map[string]any  `bun:",type:text"`
+	Policy        map[string]bool `bun:",type:text"`
+	Env           []domain.EnvVar `bun:",type:text"`
+	Stamps
+}
+
+// Blueprint is a starting set of flows and the modules they need.
+type Blueprint struct {
+	bun.BaseModel `bun:"table:blueprints"`
+	ID            string `bun:",pk"`
+	Name          string
+	Description   string
+	Flows         []any             `bun:",type:text"`
+	Modules       map[string]string `bun:",type:text"`
+	Stamps
+}
+
+// AuditEntry records who did what, when.
+type AuditEntry struct {
+	bun.BaseModel `bun:"table:audit_log"`
+	ID            string `bun:",pk"`
+	TeamID        *string
+	UserID        *string
+	Event         string
+	EntityType    string
+	EntityID      string
+	Body          map[string]any `bun:",type:text"`
+	CreatedAt     time.Time
+}
+
+// Operation is one long-running action, carried out by a Temporal workflow.
+type Operation struct {
+	bun.BaseModel `bun:"table:operations"`
+	ID            string `bun:",pk"`
+	Kind          string
+	SubjectType   string
+	SubjectID     string
+	TeamID        *string
+	Status        string
+	Progress      map[string]any `bun:",type:text"`
+	Error         string
+	WorkflowID    string
+	RunID         string
+	RequestKey    *string
+	CreatedBy     *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	FinishedAt    *time.Time
+}
+
+// Operation statuses.
+const (
+	OperationPending   = "pending"
+	OperationRunning   = "running"
+	OperationSucceeded = "succeeded"
+	OperationFailed    = "failed"
+	OperationCanceled  = "canceled"
+)
+
+// Stamps records when a row was created and last changed.
+type Stamps struct {
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func (t *Stamps) touch(created bool) {
+	n := now()
+	if created {
+		t.CreatedAt = n
+	}
+	t.UpdatedAt = n
+}

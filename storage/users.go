@@ -1,0 +1,111 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// InsertUser adds a user. A taken e-mail is a conflict.
+func (s *Store) InsertUser(ctx context.Context, u *User) error {
+	u.CreatedAt, u.UpdatedAt = now(), now()
+	_, err := s.db.NewInsert().Model(u).Exec(ctx)
+	return classify(err, "user")
+}
+
+// GetUserByID returns one user.
+func (s *Store) GetUserByID(ctx context.Context, id string) (*User, error) {
+	u := new(User)
+	err := s.db.NewSelect().Model(u).Where("id = ?", id).Scan(ctx)
+	return u, classify(err, "user")
+}
+
+// GetUserByEmail returns the user with that (normalised) e-mail.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (*User, error) {
+	u := new(User)
+	err := s.db.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
+	return u, classify(err, "user")
+}
+
+// ListUsers returns a page of all users.
+func (s *Store) ListUsers(ctx context.Context, p Page) ([]User, string, error) {
+	return listPage(ctx, s.db.NewSelect().Model((*User)(nil)), "id", p, func(u *User) string { return u.ID })
+}
+
+// CountUsers counts all users.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	return count(s.db.NewSelect().Model((*User)(nil)).Count(ctx))
+}
+
+// InsertSession stores a session by the hash of its cookie value.
+func (s *Store) InsertSession(ctx context.Context, sess *Session) error {
+	sess.CreatedAt = now()
+	_, err := s.db.NewInsert().Model(sess).Exec(ctx)
+	return err
+}
+
+// GetSessionUser returns the user of an unexpired session.
+func (s *Store) GetSessionUser(ctx context.Context, tokenHash string, at time.Time) (*User, error) {
+	u := new(User)
+	err := s.db.NewSelect().Model(u).
+		Join("JOIN sessions AS sess ON sess.user_id = u.id").
+		Where("sess.token_hash = ? AND sess.expires_at > ?", tokenHash, at.UTC()).
+		Scan(ctx)
+	return u, classify(err, "session")
+}
+
+// DeleteSession ends a session.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
+	_, err := s.db.NewDelete().Model((*Session)(nil)).Where("token_hash = ?", tokenHash).Exec(ctx)
+	return err
+}
+
+// DeleteExpiredSessions removes sessions that ended before at.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, at time.Time) (int64, error) {
+	res, err := s.db.NewDelete().Model((*Session)(nil)).Where("expires_at <= ?", at.UTC()).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// InsertToken stores a token by its hash.
+func (s *Store) InsertToken(ctx context.Context, t *Token) error {
+	t.CreatedAt = now()
+	if t.Scopes == nil {
+		t.Scopes = []string{}
+	}
+	_, err := s.db.NewInsert().Model(t).Exec(ctx)
+	return classify(err, "token")
+}
+
+// GetTokenByHash returns an unexpired token of one of the given kinds.
+func (s *Store) GetTokenByHash(ctx context.Context, hash string, at time.Time, kinds ...string) (*Token, error) {
+	t := new(Token)
+	err := s.db.NewSelect().Model(t).
+		Where("token_hash = ?", hash).
+		Where("kind IN (?)", bun.In(kinds)).
+		Where("expires_at IS NULL OR expires_at > ?", at.UTC()).
+		Scan(ctx)
+	return t, classify(err, "token")
+}
+
+// ListTokensByOwner lists the tokens an owner holds, of one kind.
+func (s *Store) ListTokensByOwner(ctx context.Context, kind, ownerType, ownerID string, p Page) ([]Token, string, error) {
+	q := s.db.NewSelect().Model((*Token)(nil)).Where("kind = ? AND owner_type = ? AND owner_id = ?", kind, ownerType, ownerID)
+	return listPage(ctx, q, "id", p, func(t *Token) string { return t.ID })
+}
+
+// DeleteTokenOfOwner revokes one token, only if the owner holds it.
+func (s *Store) DeleteTokenOfOwner(ctx context.Context, id, ownerType, ownerID string) error {
+	res, err := s.db.NewDelete().Model((*Token)(nil)).
+		Where("id = ? AND owner_type = ? AND owner_id = ?", id, ownerType, ownerID).Exec(ctx)
+	return mustAffect(res, err, "token")
+}
+
+// DeleteTokensOfOwner revokes every token of an owner.
+func (s *Store) DeleteTokensOfOwner(ctx context.Context, ownerType, ownerID string) error {
+	_, err := s.db.NewDelete().Model((*Token)(nil)).Where("owner_type = ? AND owner_id = ?", ownerType, ownerID).Exec(ctx)
+	return err
+}
