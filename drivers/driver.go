@@ -14,10 +14,12 @@ import (
 )
 
 // Paths under which every instance serves Node-RED's admin API (and editor) and its http-in nodes.
-// They are Node-RED's own defaults, so flows written for a stock Node-RED (or FlowFuse) keep their URLs.
+// They are disjoint on purpose: a request the admin app does not handle falls through to the http-in
+// routes, so with overlapping roots a flow could read the admin token a proxy injects into editor requests.
+// A public proxy maps its own paths onto these.
 const (
-	AdminRoot = "/"
-	NodeRoot  = "/"
+	AdminRoot = "/admin/"
+	NodeRoot  = "/api/"
 )
 
 // InstanceSpec is everything a driver needs to run one Node-RED instance.
