@@ -1,0 +1,141 @@
+package nodered
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// npmOutputTail is how much of npm's output an error carries.
+const npmOutputTail = 4096
+
+// modulePattern is npm's rule for package names (lowercase, optional scope,
+// no leading dot, dash or underscore), which also keeps names from being read
+// as npm flags.
+var modulePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$`)
+
+// moduleVersionPattern accepts exact versions, dist-tags and simple ranges
+// ("1.2.3", "latest", "~0.4.1", "^2", "1.x").
+var moduleVersionPattern = regexp.MustCompile(`^[0-9A-Za-z^~*][0-9A-Za-z.^~*+-]*$`)
+
+// InstallModules installs palette modules (name → version or range; "" means
+// the latest) into an instance's userDir with npm, the way Node-RED's palette
+// manager does, recording them in userDir/package.json. The stack's node is
+// first in PATH so that native modules build for the Node.js that runs them.
+func InstallModules(ctx context.Context, rt Runtime, userDir string, modules map[string]string) error {
+	if len(modules) == 0 {
+		return nil
+	}
+	specs, err := moduleSpecs(modules)
+	if err != nil {
+		return fmt.Errorf("install modules: %w", err)
+	}
+	if err := ensureUserDirPackage(userDir); err != nil {
+		return fmt.Errorf("install modules: %w", err)
+	}
+	path := filepath.Dir(rt.NodeBin) + string(os.PathListSeparator) + os.Getenv("PATH")
+	args := append([]string{"install", "--save"}, specs...)
+	if _, err := runNpm(ctx, userDir, []string{"PATH=" + path}, args...); err != nil {
+		return fmt.Errorf("install modules: %w", err)
+	}
+	return nil
+}
+
+// moduleSpecs validates modules and returns "name@version" arguments in a
+// stable order.
+func moduleSpecs(modules map[string]string) ([]string, error) {
+	var specs []string
+	var errs []error
+	for name, version := range modules {
+		if len(name) > 214 || !modulePattern.MatchString(name) {
+			errs = append(errs, fmt.Errorf("module name %q is not an npm package name", name))
+			continue
+		}
+		if version == "" {
+			specs = append(specs, name)
+			continue
+		}
+		if !moduleVersionPattern.MatchString(version) {
+			errs = append(errs, fmt.Errorf("module %s: version %q is not a version, range or tag", name, version))
+			continue
+		}
+		specs = append(specs, name+"@"+version)
+	}
+	slices.Sort(specs)
+	return specs, errors.Join(errs...)
+}
+
+// ensureUserDirPackage creates userDir/package.json as Node-RED would, so
+// that npm installs into userDir/node_modules and not a parent directory.
+func ensureUserDirPackage(userDir string) error {
+	if err := os.MkdirAll(userDir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(userDir, "package.json")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	pkg := `{"name":"node-red-project","description":"A Node-RED Project","version":"0.0.1","private":true}` + "\n"
+	return os.WriteFile(path, []byte(pkg), 0o644)
+}
+
+// runNpm runs npm in dir and returns its stdout. On failure the error holds
+// the tail of npm's combined output, which names the real cause (E404,
+// ETARGET, a failed build, ...).
+func runNpm(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return nil, ErrNpmMissing
+	}
+	cmd := exec.CommandContext(ctx, npm, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false")
+	cmd.Env = append(cmd.Env, env...)
+	// npm starts children (install scripts); cancel kills the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout bytes.Buffer
+	tail := &tailBuffer{max: npmOutputTail}
+	cmd.Stdout = io.MultiWriter(&stdout, tail)
+	cmd.Stderr = tail
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("npm %s: %w\n%s", args[0], err, strings.TrimSpace(tail.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// tailBuffer keeps the last max bytes written to it; stdout and stderr are
+// copied by different goroutines, hence the lock.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,360 @@
+package nodered
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+)
+
+// Environment variables the storage plugin reads. The platform sets them on
+// the Node-RED process; RenderSettings always hides EnvInstanceToken from flows.
+const (
+	EnvForgeURL      = "FLOWYARD_FORGE_URL"      // platform base URL
+	EnvInstanceID    = "FLOWYARD_INSTANCE_ID"    // the instance's id
+	EnvInstanceToken = "FLOWYARD_INSTANCE_TOKEN" // bearer token for the runtime API
+)
+
+// SettingsParams is everything the platform decides about one instance's
+// settings.js. Zero values pick the documented defaults.
+type SettingsParams struct {
+	// Port is uiPort, required (1-65535).
+	Port int
+	// Host is uiHost, default 127.0.0.1.
+	Host string
+	// HTTPAdminRoot and HTTPNodeRoot default to "/". Keep them disjoint
+	// (e.g. "/admin" and "/api") when an editor proxy injects a token: a
+	// request the admin app does not handle falls through to http-in routes,
+	// which can read every request header.
+	HTTPAdminRoot, HTTPNodeRoot string
+	// CredentialSecret encrypts flows_cred.json; required.
+	CredentialSecret string
+	// AdminTokens maps hex SHA-256 digests of accepted tokens to their
+	// permissions, "*" or "read". settings.js holds only the digests.
+	AdminTokens map[string]string
+	// TokenHeader, when set, makes Node-RED read the raw token from this
+	// request header instead of "Authorization: Bearer". A proxy can then
+	// inject it on HTTP requests and on the /comms websocket upgrade.
+	TokenHeader string
+	// StorageModule is the absolute path of a storage plugin (see
+	// WriteStoragePlugin); "" keeps Node-RED's localfilesystem storage.
+	StorageModule string
+	// DisableEditor turns off the editor, /comms and /credentials; the admin
+	// HTTP API keeps working.
+	DisableEditor bool
+	// PaletteAllowList and PaletteDenyList restrict palette installs. Node-RED
+	// allows a module that matches neither list, so an allow list given with
+	// no deny list gets denyList ["*"] to mean "only these".
+	PaletteAllowList, PaletteDenyList []string
+	// EnvVarExcludes hides environment variables from flows. The storage
+	// plugin's token variable is always added.
+	EnvVarExcludes []string
+	// LogLevel is the console level (fatal, error, warn, info, debug, trace),
+	// default info.
+	LogLevel string
+	// Settings are extra template settings, JSON-serialisable. They are merged
+	// over Flowyard's defaults but never replace a platform-controlled key
+	// (see PlatformSettingsKeys).
+	Settings map[string]any
+	// Title is shown as the editor's page and header title.
+	Title string
+}
+
+// PlatformSettingsKeys are the top-level settings that RenderSettings owns.
+// A key of these in SettingsParams.Settings is ignored. Nested keys the
+// platform also owns: externalModules.palette.allowList/denyList (when
+// given), editorTheme.projects.enabled (always false) and the editor titles
+// (when Title is set).
+var PlatformSettingsKeys = []string{
+	"adminAuth", "credentialSecret", "disableEditor", "envVarExcludes",
+	"httpAdminRoot", "httpNodeRoot", "httpRoot", "https", "logging",
+	"readOnly", "requireHttps", "runtimeState", "storageModule", "telemetry",
+	"uiHost", "uiPort", "userDir",
+}
+
+var (
+	rootPattern        = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
+	tokenDigestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	headerNamePattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	logLevels          = []string{"fatal", "error", "warn", "info", "debug", "trace"}
+)
+
+// RenderSettings renders settings.js for one instance. Every value enters
+// the file as JSON, never by pasting strings into JavaScript. The file logs
+// JSON lines on stdout, enables runtimeState (so GET /flows/state works as a
+// readiness probe), turns telemetry off and keeps context in memory unless
+// the template settings say otherwise.
+func RenderSettings(p SettingsParams) ([]byte, error) {
+	if err := p.normalise(); err != nil {
+		return nil, err
+	}
+	settings := mergeSettings(defaultSettings(), p.Settings)
+	for _, key := range PlatformSettingsKeys {
+		delete(settings, key)
+	}
+	p.applyPlatformSettings(settings)
+	return p.renderJS(settings)
+}
+
+func (p *SettingsParams) normalise() error {
+	var errs []error
+	if p.Port < 1 || p.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d out of range", p.Port))
+	}
+	if p.Host == "" {
+		p.Host = "127.0.0.1"
+	}
+	var err error
+	if p.HTTPAdminRoot, err = normaliseRoot("admin root", p.HTTPAdminRoot); err != nil {
+		errs = append(errs, err)
+	}
+	if p.HTTPNodeRoot, err = normaliseRoot("node root", p.HTTPNodeRoot); err != nil {
+		errs = append(errs, err)
+	}
+	if p.CredentialSecret == "" {
+		errs = append(errs, errors.New("credential secret is empty"))
+	}
+	errs = append(errs, validateAdminTokens(p.AdminTokens)...)
+	p.TokenHeader = strings.ToLower(p.TokenHeader)
+	if p.TokenHeader == "authorization" {
+		p.TokenHeader = ""
+	}
+	if p.TokenHeader != "" && !headerNamePattern.MatchString(p.TokenHeader) {
+		errs = append(errs, fmt.Errorf("token header %q is not a header name", p.TokenHeader))
+	}
+	if p.StorageModule != "" && !filepath.IsAbs(p.StorageModule) {
+		errs = append(errs, fmt.Errorf("storage module %q is not an absolute path", p.StorageModule))
+	}
+	if p.LogLevel == "" {
+		p.LogLevel = "info"
+	}
+	if !slices.Contains(logLevels, p.LogLevel) {
+		errs = append(errs, fmt.Errorf("log level %q unknown", p.LogLevel))
+	}
+	if len(p.PaletteAllowList) > 0 && p.PaletteDenyList == nil {
+		p.PaletteDenyList = []string{"*"}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	return nil
+}
+
+func normaliseRoot(what, root string) (string, error) {
+	if root == "" {
+		return "/", nil
+	}
+	if !rootPattern.MatchString(root) {
+		return "", fmt.Errorf("%s %q must be a path starting with /", what, root)
+	}
+	return root, nil
+}
+
+func validateAdminTokens(tokens map[string]string) []error {
+	var errs []error
+	for digest, perm := range tokens {
+		if !tokenDigestPattern.MatchString(digest) {
+			errs = append(errs, fmt.Errorf("admin token key %q is not a lowercase hex sha256", digest))
+		}
+		if perm != "*" && perm != "read" {
+			errs = append(errs, fmt.Errorf("admin token permission %q is not \"*\" or \"read\"", perm))
+		}
+	}
+	return errs
+}
+
+// defaultSettings are Flowyard's choices that a template may override.
+func defaultSettings() map[string]any {
+	return map[string]any{
+		"flowFile":                "flows.json",
+		"flowFilePretty":          true,
+		"contextStorage":          map[string]any{"default": map[string]any{"module": "memory"}},
+		"nodeCloseTimeout":        5000,
+		"diagnostics":             map[string]any{"enabled": true, "ui": false},
+		"functionExternalModules": false,
+		"exportGlobalContextKeys": false,
+		"externalModules":         map[string]any{"autoInstall": false},
+		"editorTheme":             map[string]any{"tours": false},
+	}
+}
+
+// applyPlatformSettings writes the keys the platform controls, last.
+func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
+	s["uiHost"] = p.Host
+	s["uiPort"] = p.Port
+	s["httpAdminRoot"] = p.HTTPAdminRoot
+	s["httpNodeRoot"] = p.HTTPNodeRoot
+	s["credentialSecret"] = p.CredentialSecret
+	s["disableEditor"] = p.DisableEditor
+	s["runtimeState"] = map[string]any{"enabled": true, "ui": false}
+	s["telemetry"] = map[string]any{"enabled": false, "updateNotification": false}
+	excludes := append([]string{EnvInstanceToken}, p.EnvVarExcludes...)
+	slices.Sort(excludes)
+	s["envVarExcludes"] = slices.Compact(excludes)
+
+	theme := childMap(s, "editorTheme")
+	childMap(theme, "projects")["enabled"] = false
+	if p.Title != "" {
+		childMap(theme, "page")["title"] = p.Title
+		childMap(theme, "header")["title"] = p.Title
+	}
+	if p.PaletteAllowList != nil || p.PaletteDenyList != nil {
+		palette := childMap(childMap(s, "externalModules"), "palette")
+		palette["allowList"] = nonNil(p.PaletteAllowList)
+		palette["denyList"] = nonNil(p.PaletteDenyList)
+	}
+}
+
+// childMap returns m[key] as a map, replacing a non-map value with a new one.
+func childMap(m map[string]any, key string) map[string]any {
+	child, ok := m[key].(map[string]any)
+	if !ok {
+		child = map[string]any{}
+		m[key] = child
+	}
+	return child
+}
+
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+// mergeSettings deep-merges overlay onto a copy of base: nested objects
+// merge key by key, anything else replaces. The inputs are not modified.
+func mergeSettings(base, overlay map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(overlay))
+	for k, v := range base {
+		out[k] = cloneValue(v)
+	}
+	for k, v := range overlay {
+		baseChild, baseIsMap := out[k].(map[string]any)
+		overChild, overIsMap := v.(map[string]any)
+		if baseIsMap && overIsMap {
+			out[k] = mergeSettings(baseChild, overChild)
+			continue
+		}
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	if m, ok := v.(map[string]any); ok {
+		return mergeSettings(m, nil)
+	}
+	return v
+}
+
+// settingsTemplate is the JavaScript around the JSON data. Only
+// JSON-encoded values are substituted into it.
+var settingsTemplate = template.Must(template.New("settings.js").Parse(`// settings.js rendered by Flowyard for one Node-RED instance.
+// Do not edit: the platform rewrites it before every start.
+"use strict";
+const crypto = require("crypto");
+
+const settings = {{.Settings}};
+// Hex SHA-256 digests of the accepted admin tokens, mapped to permissions.
+const adminTokenDigests = {{.AdminTokens}};
+const tokenHeader = {{.TokenHeader}};
+const storageModulePath = {{.StorageModule}};
+const logLevel = {{.LogLevel}};
+
+const LEVEL_NAMES = {10: "fatal", 20: "error", 30: "warn", 40: "info", 50: "debug", 60: "trace", 98: "audit", 99: "metric"};
+const LOG_FIELDS = ["type", "id", "name", "z", "path", "event", "user", "ip", "error", "message", "value", "nodeid"];
+
+// adminAuth.tokens: Node-RED passes the raw token; only its digest is compared.
+function authenticateToken(token) {
+    if (typeof token !== "string" || token === "") {
+        return Promise.resolve(null);
+    }
+    const digest = crypto.createHash("sha256").update(token, "utf8").digest("hex");
+    if (!Object.prototype.hasOwnProperty.call(adminTokenDigests, digest)) {
+        return Promise.resolve(null);
+    }
+    return Promise.resolve({username: "flowyard", permissions: adminTokenDigests[digest]});
+}
+
+function logText(msg) {
+    if (msg instanceof Error) {
+        return msg.stack || msg.message;
+    }
+    if (typeof msg === "object" && msg !== null) {
+        try { return JSON.stringify(msg); } catch (e) { return String(msg); }
+    }
+    return msg;
+}
+
+// One JSON object per line on stdout, read by the platform's log collector.
+function jsonLogHandler() {
+    return function (entry) {
+        const line = {
+            ts: new Date(entry.timestamp || Date.now()).toISOString(),
+            level: LEVEL_NAMES[entry.level] || entry.level,
+            msg: logText(entry.msg),
+        };
+        for (const field of LOG_FIELDS) {
+            if (entry[field] !== undefined) {
+                line[field] = entry[field];
+            }
+        }
+        let text;
+        try {
+            text = JSON.stringify(line);
+        } catch (e) {
+            text = JSON.stringify({ts: line.ts, level: line.level, msg: String(line.msg)});
+        }
+        process.stdout.write(text + "\n");
+    };
+}
+
+settings.adminAuth = {tokens: authenticateToken};
+if (tokenHeader) {
+    settings.adminAuth.tokenHeader = tokenHeader;
+}
+settings.logging = {console: {level: logLevel, metrics: false, audit: true, handler: jsonLogHandler}};
+if (storageModulePath) {
+    settings.storageModule = require(storageModulePath);
+}
+
+module.exports = settings;
+`))
+
+func (p *SettingsParams) renderJS(settings map[string]any) ([]byte, error) {
+	tokens := maps.Clone(p.AdminTokens)
+	if tokens == nil {
+		tokens = map[string]string{}
+	}
+	var tokenHeader, storage any
+	if p.TokenHeader != "" {
+		tokenHeader = p.TokenHeader
+	}
+	if p.StorageModule != "" {
+		storage = p.StorageModule
+	}
+	data := map[string]any{
+		"Settings": settings, "AdminTokens": tokens, "TokenHeader": tokenHeader,
+		"StorageModule": storage, "LogLevel": p.LogLevel,
+	}
+	encoded := make(map[string]string, len(data))
+	for name, value := range data {
+		js, err := json.MarshalIndent(value, "", "    ")
+		if err != nil {
+			return nil, fmt.Errorf("settings: encode %s: %w", strings.ToLower(name), err)
+		}
+		encoded[name] = string(js)
+	}
+	var out bytes.Buffer
+	if err := settingsTemplate.Execute(&out, encoded); err != nil {
+		return nil, fmt.Errorf("settings: render: %w", err)
+	}
+	return out.Bytes(), nil
+}
