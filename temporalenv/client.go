@@ -84,8 +84,9 @@ func buildTLSConfig(t TLSConfig) (*tls.Config, error) {
 	return tlsConfig, nil
 }
 
-// EnsureNamespace registers cfg.Namespace with cfg.NamespaceRetention unless it exists already. A
-// namespace created concurrently by someone else counts as success.
+// EnsureNamespace registers cfg.Namespace with cfg.NamespaceRetention unless it exists already, and
+// returns once the frontend accepts calls in it. A namespace created concurrently by someone else counts
+// as success.
 func EnsureNamespace(ctx context.Context, c client.Client, cfg Config) error {
 	svc := c.WorkflowService()
 	_, err := svc.DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Namespace})
@@ -103,7 +104,25 @@ func EnsureNamespace(ctx context.Context, c client.Client, cfg Config) error {
 	if err != nil && !isAlreadyExists(err) {
 		return fmt.Errorf("register namespace %s: %w", cfg.Namespace, err)
 	}
-	return nil
+	return waitNamespaceUsable(ctx, svc, cfg.Namespace)
+}
+
+// waitNamespaceUsable polls until the frontend's namespace cache knows a new namespace: it remembers a
+// miss for a while, and our own DescribeNamespace just caused one.
+func waitNamespaceUsable(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := svc.CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace})
+		if err == nil || !isNotFound(err) {
+			return nil // another error (permissions, say) is not ours to judge here
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("namespace %s registered but not yet usable: %w", namespace, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // EnsureSearchAttributes adds every search attribute of cfg that the namespace lacks. An attribute that

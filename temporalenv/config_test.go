@@ -156,6 +156,7 @@ func TestLoadConfigValidation(t *testing.T) {
 		{"tls files while disabled", "tls:\n  caFile: ca.pem", []string{"tls.enabled is false"}},
 		{"log level", "devServer:\n  logLevel: loud", []string{`devServer.logLevel "loud"`}},
 		{"db path", "devServer:\n  dbFile: sub/dir.db", []string{"devServer.dbFile"}},
+		{"pragma", "devServer:\n  sqlitePragmas:\n    journal_mode: 'wal&x=1'", []string{"devServer.sqlitePragmas.journal_mode"}},
 		{"ui url", "uiUrl: ftp://x", []string{`uiUrl: "ftp://x" is not an http(s) URL`}},
 		{"several at once", "namespace: ''\ndevServer:\n  uiPortOffset: -1", []string{`namespace ""`, "devServer.uiPortOffset -1"}},
 	}

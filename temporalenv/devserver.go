@@ -422,6 +422,7 @@ func (s *DevServer) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
+	began := time.Now()
 	if err := terminate(s.cmd.Process); err != nil {
 		s.log.Warn("sigterm temporal dev server", "pid", s.PID(), "err", err)
 	}
@@ -429,7 +430,7 @@ func (s *DevServer) Stop(ctx context.Context) error {
 	defer grace.Stop()
 	select {
 	case <-s.exited:
-		s.log.Info("temporal dev server stopped", "pid", s.PID())
+		s.log.Info("temporal dev server stopped", "pid", s.PID(), "after", time.Since(began).Round(time.Millisecond))
 		return nil
 	case <-grace.C:
 		s.log.Warn("temporal dev server ignored sigterm; killing it", "pid", s.PID(), "grace", s.opts.StopGrace)
