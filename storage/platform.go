@@ -10,22 +10,22 @@ import (
 
 // object is what the shared queries need of a platform model.
 type object interface {
-	objectID() string
+	ObjectID() string
 	objectName() string
 	touch(created bool)
 }
 
-// objectPtr ties a model type to its pointer, which carries the methods.
-type objectPtr[T any] interface {
+// ObjectPtr ties a model type to its pointer, which carries the methods.
+type ObjectPtr[T any] interface {
 	*T
 	object
 }
 
-func (o *TeamType) objectID() string     { return o.ID }
-func (o *InstanceType) objectID() string { return o.ID }
-func (o *Stack) objectID() string        { return o.ID }
-func (o *Template) objectID() string     { return o.ID }
-func (o *Blueprint) objectID() string    { return o.ID }
+func (o *TeamType) ObjectID() string     { return o.ID }
+func (o *InstanceType) ObjectID() string { return o.ID }
+func (o *Stack) ObjectID() string        { return o.ID }
+func (o *Template) ObjectID() string     { return o.ID }
+func (o *Blueprint) ObjectID() string    { return o.ID }
 
 func (*TeamType) objectName() string     { return "team type" }
 func (*InstanceType) objectName() string { return "instance type" }
@@ -34,33 +34,33 @@ func (*Template) objectName() string     { return "template" }
 func (*Blueprint) objectName() string    { return "blueprint" }
 
 // InsertObject adds a platform object. A taken name is a conflict.
-func InsertObject[T any, P objectPtr[T]](ctx context.Context, s *Store, obj P) error {
+func InsertObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, obj P) error {
 	obj.touch(true)
 	_, err := s.db.NewInsert().Model(obj).Exec(ctx)
 	return classify(err, obj.objectName())
 }
 
 // GetObject returns one platform object by ID.
-func GetObject[T any, P objectPtr[T]](ctx context.Context, s *Store, id string) (P, error) {
+func GetObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, id string) (P, error) {
 	obj := P(new(T))
 	err := s.db.NewSelect().Model(obj).Where("id = ?", id).Scan(ctx)
 	return obj, classify(err, obj.objectName())
 }
 
 // ListObjects returns a page of platform objects.
-func ListObjects[T any, P objectPtr[T]](ctx context.Context, s *Store, p Page) ([]T, string, error) {
-	return listPage(ctx, s.db.NewSelect().Model(P(nil)), "id", p, func(o *T) string { return P(o).objectID() })
+func ListObjects[T any, P ObjectPtr[T]](ctx context.Context, s *Store, p Page) ([]T, string, error) {
+	return listPage(ctx, s.db.NewSelect().Model(P(nil)), "id", p, func(o *T) string { return P(o).ObjectID() })
 }
 
 // UpdateObject writes the given columns of a platform object.
-func UpdateObject[T any, P objectPtr[T]](ctx context.Context, s *Store, obj P, columns ...string) error {
+func UpdateObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, obj P, columns ...string) error {
 	obj.touch(false)
 	res, err := s.db.NewUpdate().Model(obj).Column(append(columns, "updated_at")...).WherePK().Exec(ctx)
 	return mustAffect(res, err, obj.objectName())
 }
 
 // DeleteObject removes a platform object by ID.
-func DeleteObject[T any, P objectPtr[T]](ctx context.Context, s *Store, id string) error {
+func DeleteObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, id string) error {
 	obj := P(new(T))
 	res, err := s.db.NewDelete().Model(obj).Where("id = ?", id).Exec(ctx)
 	return mustAffect(res, err, obj.objectName())

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+const sessionCookie = "flowyard_session"
+
+// Token kinds stored in the tokens table.
+const (
+	tokenKindUser = "user"
+)
+
+// caller is who sent a request.
+type caller struct {
+	user     *storage.User
+	tokenID  string // the personal access token used, if any
+	readOnly bool   // a token with the "read" scope may only read
+}
+
+func (c *caller) domainCaller() domain.Caller {
+	if c == nil || c.user == nil {
+		return domain.Caller{}
+	}
+	return domain.Caller{UserID: c.user.ID, Admin: c.user.Admin}
+}
+
+// authenticate resolves the session cookie or bearer token into a caller. A request without credentials
+// goes on anonymous (routes decide); a request with bad credentials answers 401 at once.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	if bearer, ok := bearerToken(c); ok {
+		who, err := s.callerFromToken(ctx, bearer)
+		if err != nil {
+			return err
+		}
+		if who.readOnly && c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+			return &domain.Error{Kind: domain.KindForbidden, Code: "read_only_token", Message: "This token may only read."}
+		}
+		c.Locals("caller", who)
+		return c.Next()
+	}
+	if cookie := c.Cookies(sessionCookie); cookie != "" {
+		u, err := s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
+		if err == nil {
+			c.Locals("caller", &caller{user: u})
+		} else if !domain.IsKind(err, domain.KindNotFound) {
+			return err
+		}
+		// An expired or unknown cookie is treated as none, so a stale browser can still reach the login route.
+	}
+	return c.Next()
+}
+
+func bearerToken(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	if h == "" {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(token), true
+}
+
+func (s *Server) callerFromToken(ctx context.Context, token string) (*caller, error) {
+	if !strings.HasPrefix(token, domain.TokenPrefixUser) {
+		return nil, domain.Unauthorized("The bearer token is not valid.")
+	}
+	tok, err := s.store.GetTokenByHash(ctx, domain.HashToken(token), time.Now(), tokenKindUser)
+	if domain.IsKind(err, domain.KindNotFound) {
+		return nil, domain.Unauthorized("The bearer token is not valid, has expired or was revoked.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.GetUserByID(ctx, tok.OwnerID)
+	if err != nil {
+		return nil, domain.Unauthorized("The bearer token is not valid.")
+	}
+	return &caller{user: u, tokenID: tok.ID, readOnly: slices.Contains(tok.Scopes, "read")}, nil
+}
+
+// callerOf returns the signed-in caller or a 401.
+func callerOf(c *fiber.Ctx) (*caller, error) {
+	who, _ := c.Locals("caller").(*caller)
+	if who == nil || who.user == nil {
+		return nil, domain.Unauthorized("Sign in or send a bearer token.")
+	}
+	return who, nil
+}
+
+// requireAdmin lets only platform admins through.
+func requireAdmin(c *fiber.Ctx) (*caller, error) {
+	who, err := callerOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if !who.user.Admin {
+		return nil, domain.Forbidden()
+	}
+	return who, nil
+}
+
+// requireAny lets any signed-in user perform an action that needs no team role.
+func requireAny(c *fiber.Ctx, a domain.Action) (*caller, error) {
+	who, err := callerOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if !domain.Allowed(who.domainCaller(), domain.RoleNone, a) {
+		return nil, domain.Forbidden()
+	}
+	return who, nil
+}
+
+// teamAccess checks that the caller may perform action in team. Someone outside the team gets the same
+// 404 as for a missing subject (what names it), so a probe learns nothing.
+func (s *Server) teamAccess(c *fiber.Ctx, teamID string, action domain.Action, what string) (*caller, domain.Role, error) {
+	who, err := callerOf(c)
+	if err != nil {
+		return nil, domain.RoleNone, err
+	}
+	role := domain.RoleNone
+	m, err := s.store.GetMembership(c.UserContext(), teamID, who.user.ID)
+	switch {
+	case err == nil:
+		role = m.Role
+	case !domain.IsKind(err, domain.KindNotFound):
+		return nil, domain.RoleNone, err
+	case !who.user.Admin:
+		return nil, domain.RoleNone, domain.NotFound(what)
+	}
+	if !domain.Allowed(who.domainCaller(), role, action) {
+		return nil, role, domain.Forbidden()
+	}
+	return who, role, nil
+}

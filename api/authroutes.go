@@ -1,0 +1,147 @@
+package api
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type createTokenRequest struct {
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"`
+}
+
+func (s *Server) registerAuth() {
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/login", Summary: "Sign in with e-mail and password; sets the session cookie.", Tag: "auth", Public: true, Body: loginRequest{}}, s.login)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/logout", Summary: "Sign out.", Tag: "auth", Public: true, Status: 204}, s.logout)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/user", Summary: "The caller.", Tag: "auth"}, s.getCurrentUser)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/user/tokens", Summary: "The caller's personal access tokens.", Tag: "auth"}, s.listUserTokens)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/user/tokens", Summary: "Create a personal access token (shown once).", Tag: "auth", Body: createTokenRequest{}, Status: 201}, s.createUserToken)
+	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/user/tokens/:tokenId", Summary: "Revoke a personal access token.", Tag: "auth", Status: 204}, s.deleteUserToken)
+}
+
+func (s *Server) login(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	email, _ := domain.ValidateEmail("email", req.Email)
+	at := time.Now()
+	if s.limiter.blocked(email, c.IP(), at) {
+		return domain.RateLimited("Too many failed sign-ins; wait a few minutes and try again.")
+	}
+	u, err := s.store.GetUserByEmail(c.UserContext(), email)
+	if err != nil && !domain.IsKind(err, domain.KindNotFound) {
+		return err
+	}
+	hash := ""
+	if err == nil {
+		hash = u.PasswordHash
+	}
+	// Unknown e-mail and wrong password take the same time and get the same answer.
+	if !domain.CheckPassword(hash, req.Password) {
+		s.limiter.fail(email, c.IP(), at)
+		return domain.Unauthorized("The e-mail or password is not right.")
+	}
+	s.limiter.succeed(email)
+	token, hashed := domain.NewToken(domain.TokenPrefixSession)
+	expires := at.Add(s.cfg.SessionTTL)
+	if err := s.store.InsertSession(c.UserContext(), &storage.Session{TokenHash: hashed, UserID: u.ID, ExpiresAt: expires}); err != nil {
+		return err
+	}
+	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: expires, HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode, Secure: s.cfg.SecureCookies || c.Protocol() == "https"})
+	return c.JSON(fiber.Map{"user": userView(u)})
+}
+
+func (s *Server) logout(c *fiber.Ctx) error {
+	if cookie := c.Cookies(sessionCookie); cookie != "" {
+		if err := s.store.DeleteSession(c.UserContext(), domain.HashToken(cookie)); err != nil {
+			return err
+		}
+	}
+	c.ClearCookie(sessionCookie)
+	return noContent(c)
+}
+
+func (s *Server) getCurrentUser(c *fiber.Ctx) error {
+	who, err := callerOf(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(userView(who.user))
+}
+
+func (s *Server) listUserTokens(c *fiber.Ctx) error {
+	who, err := callerOf(c)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListTokensByOwner(c.UserContext(), tokenKindUser, "user", who.user.ID, p)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, tokenView)
+}
+
+func (s *Server) createUserToken(c *fiber.Ctx) error {
+	who, err := callerOf(c)
+	if err != nil {
+		return err
+	}
+	var req createTokenRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	var expiry *domain.FieldError
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+		expiry = &domain.FieldError{Field: "expiresAt", Detail: "must be in the future"}
+	}
+	if err := domain.Collect(domain.ValidateName("name", req.Name), expiry, validateScopes(req.Scopes)); err != nil {
+		return err
+	}
+	token, hash := domain.NewToken(domain.TokenPrefixUser)
+	t := &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: tokenKindUser, Name: req.Name,
+		OwnerType: "user", OwnerID: who.user.ID, Scopes: req.Scopes, ExpiresAt: req.ExpiresAt}
+	if err := s.store.InsertToken(c.UserContext(), t); err != nil {
+		return err
+	}
+	v := tokenView(t)
+	v.Token = token
+	return created(c, v)
+}
+
+// validateScopes accepts only scopes Flowyard knows; today a token acts with its user's full rights, and
+// "read" is the one narrowing scope.
+func validateScopes(scopes []string) *domain.FieldError {
+	for _, sc := range scopes {
+		if sc != "read" {
+			return &domain.FieldError{Field: "scopes", Detail: `the only scope is "read"`}
+		}
+	}
+	return nil
+}
+
+func (s *Server) deleteUserToken(c *fiber.Ctx) error {
+	who, err := callerOf(c)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteTokenOfOwner(c.UserContext(), c.Params("tokenId"), "user", who.user.ID); err != nil {
+		return err
+	}
+	return noContent(c)
+}

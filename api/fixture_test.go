@@ -1,0 +1,56 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/api/apitest"
+)
+
+const testPassword = "correct horse battery"
+
+// world is a running API with an admin, a team with one user per role, and an outsider who owns another team.
+type world struct {
+	env      *apitest.Env
+	admin    *apitest.Client
+	byRole   map[string]*apitest.Client // owner, member, viewer, dashboard, outsider, anonymous
+	userIDs  map[string]string
+	teamID   string
+	otherTID string
+}
+
+var roleNames = []string{"owner", "member", "viewer", "dashboard"}
+
+func newWorld(t *testing.T, dialect string) *world {
+	t.Helper()
+	env := apitest.Start(t, dialect)
+	w := &world{env: env, byRole: map[string]*apitest.Client{}, userIDs: map[string]string{}}
+	for _, name := range append([]string{"admin", "outsider"}, roleNames...) {
+		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")
+		require.NoError(t, err)
+		require.NoError(t, env.Store.InsertUser(context.Background(), u))
+		w.userIDs[name] = u.ID
+		c := env.Client(t)
+		c.Login(name+"@example.com", testPassword)
+		w.byRole[name] = c
+	}
+	w.admin = w.byRole["admin"]
+	w.byRole["anonymous"] = env.Client(t)
+	w.teamID = w.newTeam(t, "team-a")
+	w.otherTID = w.byRole["outsider"].Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Other", "slug": "other-team"}).String("id")
+	return w
+}
+
+// newTeam creates a team owned by "owner" with the other roles as members, and returns its ID.
+func (w *world) newTeam(t *testing.T, slug string) string {
+	t.Helper()
+	owner := w.byRole["owner"]
+	id := owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": slug, "slug": slug}).String("id")
+	for _, role := range roleNames[1:] {
+		owner.Must(201, "POST", "/api/v1/teams/"+id+"/members", map[string]any{"email": role + "@example.com", "role": role})
+	}
+	return id
+}

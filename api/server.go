@@ -1,0 +1,98 @@
+// Package api is Flowyard's HTTP API: Fiber routes (one file per resource), authentication, the permission
+// checks, the error envelope and the OpenAPI document.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Checker is a dependency that /readyz asks.
+type Checker struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config holds what the API needs to know about its deployment.
+type Config struct {
+	BodyLimit     int           // bytes; larger bodies answer 413
+	SessionTTL    time.Duration // how long a sign-in lasts
+	SecureCookies bool          // mark cookies Secure even when TLS ends before Flowyard (behind a proxy)
+	Version       string
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Store  *storage.Store
+	Log    *slog.Logger
+	Ready  []Checker
+	Config Config
+	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
+	WorkflowURL func(workflowID, runID string) string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	app     *fiber.App
+	store   *storage.Store
+	log     *slog.Logger
+	cfg     Config
+	ready   []Checker
+	routes  []routeDoc
+	limiter *loginLimiter
+	wfURL   func(workflowID, runID string) string
+}
+
+// New builds the API with every route registered.
+func New(d Deps) *Server {
+	if d.Config.BodyLimit == 0 {
+		d.Config.BodyLimit = 4 << 20
+	}
+	if d.Config.SessionTTL == 0 {
+		d.Config.SessionTTL = 7 * 24 * time.Hour
+	}
+	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "flowyard",
+		BodyLimit:             d.Config.BodyLimit,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		// Handlers keep strings from the request beyond its life (store rows, logs); Immutable copies them.
+		Immutable:    true,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	})
+	s.app.Use(recover.New(), requestid.New(), s.requireJSONBody, s.authenticate)
+	s.registerRoutes()
+	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
+	return s
+}
+
+// App returns the Fiber app, for serving and for tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Shutdown stops accepting requests and waits for those in flight, up to ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) registerRoutes() {
+	s.registerHealth()
+	s.registerAuth()
+	s.registerUsers()
+	s.registerPlatformObjects()
+	s.registerTeams()
+	s.registerMembers()
+	s.registerApplications()
+	s.registerOperations()
+	s.registerOpenAPI()
+}

@@ -1,0 +1,227 @@
+// Package config reads Flowyard's configuration from flags and FLOWYARD_* environment variables, validates
+// it, and describes it for the start-up log with secrets masked.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// Config is everything the flowyard binary can be told.
+type Config struct {
+	Listen        string // API address
+	PublicURL     string // how browsers and devices reach the API
+	DataDir       string
+	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
+	SecretKey     string // master key for secrets at rest; generated into DataDir when empty
+	TemporalPort  int
+	TemporalBin   string
+	TemporalFile  string // path of temporal.yaml
+	MQTTListen    string
+	LogLevel      string
+	LogFormat     string // json, text or auto
+	AdminEmail    string
+	AdminPassword string
+	SecureCookies bool
+	BodyLimitMB   int
+}
+
+// Load parses args (without the subcommand) with defaults taken from the environment.
+func Load(name string, args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	str := func(p *string, flagName, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, flagName, def, usage+" ("+env+")")
+	}
+	str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "API listen address")
+	str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "URL the API is reached at (default http://<listen>)")
+	str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "data directory")
+	str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "postgres://… (default: SQLite in the data dir)")
+	str(&c.SecretKey, "secret-key", "FLOWYARD_SECRET_KEY", "", "master key for secrets at rest (default: generated in the data dir)")
+	str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "path of the temporal CLI (default: beside flowyard)")
+	str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "path of temporal.yaml")
+	str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "embedded MQTT broker address")
+	str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
+	str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "platform admin created on first start")
+	str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "its password")
+	port, err := intEnv(getenv, "FLOWYARD_TEMPORAL_PORT", 7233)
+	if err != nil {
+		return c, err
+	}
+	fs.IntVar(&c.TemporalPort, "temporal-port", port, "Temporal dev server port; its UI listens on port+1000 (FLOWYARD_TEMPORAL_PORT)")
+	limit, err := intEnv(getenv, "FLOWYARD_BODY_LIMIT_MB", 16)
+	if err != nil {
+		return c, err
+	}
+	fs.IntVar(&c.BodyLimitMB, "body-limit-mb", limit, "largest request body in MiB (FLOWYARD_BODY_LIMIT_MB)")
+	fs.BoolVar(&c.SecureCookies, "secure-cookies", getenv("FLOWYARD_SECURE_COOKIES") == "true", "mark cookies Secure (behind a TLS proxy) (FLOWYARD_SECURE_COOKIES)")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("%w\n\nflags:\n%s", err, usage(fs))
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func usage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) { fmt.Fprintf(&b, "  --%s  %s (default %q)\n", f.Name, f.Usage, f.DefValue) })
+	return b.String()
+}
+
+func intEnv(getenv func(string) string, env string, def int) (int, error) {
+	v := getenv(env)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a number", env, v)
+	}
+	return n, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"listen": c.Listen, "mqtt-listen": c.MQTTListen} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--%s=%q is not host:port", name, addr))
+		}
+	}
+	if c.TemporalPort < 1 || c.TemporalPort > 64535 {
+		errs = append(errs, fmt.Errorf("--temporal-port=%d must be from 1 to 64535 (its UI uses port+1000)", c.TemporalPort))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("--database-url must start with postgres:// (leave it empty for SQLite)"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format=%q must be json, text or auto", c.LogFormat))
+	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		errs = append(errs, errors.New("set both FLOWYARD_ADMIN_EMAIL and FLOWYARD_ADMIN_PASSWORD, or neither"))
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 32 {
+		errs = append(errs, errors.New("FLOWYARD_SECRET_KEY must be at least 32 characters"))
+	}
+	if c.BodyLimitMB < 1 || c.BodyLimitMB > 1024 {
+		errs = append(errs, fmt.Errorf("--body-limit-mb=%d must be from 1 to 1024", c.BodyLimitMB))
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	return errors.Join(errs...)
+}
+
+// StoreURL is the database to open: Postgres when configured, else the SQLite file in the data dir.
+func (c Config) StoreURL() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "flowyard.db")
+}
+
+// LogValue describes the effective configuration with secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("dataDir", c.DataDir),
+		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
+		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen),
+		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
+		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies))
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "****"
+}
+
+// maskURL hides a password in a database URL.
+func maskURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	creds, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return u
+	}
+	user, _, hasPass := strings.Cut(creds, ":")
+	if hasPass {
+		return scheme + "://" + user + ":****@" + host
+	}
+	return u
+}
+
+// Logger builds the process logger: JSON unless stderr is a terminal.
+func (c Config) Logger(w *os.File) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	format := c.LogFormat
+	if format == "auto" {
+		format = "json"
+		if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level=%q must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// EnsureSecretKey returns the configured master key, or reads (creating on first use) a random one kept in
+// the data dir with owner-only permissions.
+func (c Config) EnsureSecretKey() (string, error) {
+	if c.SecretKey != "" {
+		return c.SecretKey, nil
+	}
+	path := filepath.Join(c.DataDir, "secret.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read secret key: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	key := domain.NewSecret(32)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write secret key: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		return "", fmt.Errorf("write secret key: %w", err)
+	}
+	return key, f.Sync()
+}

@@ -1,0 +1,141 @@
+// Package platform assembles Flowyard's parts (store, API, Temporal, worker, broker) for each subcommand of
+// the flowyard binary, so that cmd/ holds only flag parsing.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// shutdownGrace bounds how long in-flight requests may finish after SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+// Migrate applies pending migrations.
+func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := storage.Open(ctx, cfg.StoreURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("migrations applied", "count", len(applied), "names", applied)
+	return nil
+}
+
+// CreateUser adds a user from the command line.
+func CreateUser(ctx context.Context, cfg config.Config, email, name, password string, admin bool) error {
+	st, err := storage.Open(ctx, cfg.StoreURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := api.NewUser(email, name, password, admin)
+	if err != nil {
+		return describe(err)
+	}
+	return describe(st.InsertUser(ctx, u))
+}
+
+// describe turns a domain error into one line for a terminal.
+func describe(err error) error {
+	if de, ok := domain.AsError(err); ok {
+		msg := de.Message
+		for _, v := range de.Validations {
+			msg += fmt.Sprintf(" %s %s.", v.Field, v.Detail)
+		}
+		return errors.New(msg)
+	}
+	return err
+}
+
+// bootstrap seeds the default platform objects and the first admin.
+func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *slog.Logger) error {
+	if err := st.SeedDefaults(ctx); err != nil {
+		return fmt.Errorf("seed defaults: %w", err)
+	}
+	email, password, generated := cfg.AdminEmail, cfg.AdminPassword, false
+	if email == "" {
+		email, password, generated = "admin@localhost", domain.NewSecret(12), true
+	}
+	if _, err := st.GetUserByEmail(ctx, email); err == nil {
+		return nil
+	} else if !domain.IsKind(err, domain.KindNotFound) {
+		return err
+	}
+	u, err := api.NewUser(email, "Administrator", password, true)
+	if err != nil {
+		return describe(err)
+	}
+	if err := st.InsertUser(ctx, u); err != nil {
+		return err
+	}
+	if generated {
+		// Printed once: the password is not stored anywhere but as a hash.
+		log.Warn("created the platform admin; sign in and change the password", "email", email, "password", password)
+	} else {
+		log.Info("created the platform admin", "email", email)
+	}
+	return nil
+}
+
+// serveAPI runs the API until ctx ends, then drains it.
+func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
+	deps.Log = log
+	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version}
+	srv := api.New(deps)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Listen(cfg.Listen) }()
+	log.Info("API listening", "address", cfg.Listen, "url", cfg.PublicURL)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down the API")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// RunServe runs the API against an already-migrated database (production).
+func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := storage.Open(ctx, cfg.StoreURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return serveAPI(ctx, cfg, log, api.Deps{Store: st})
+}
+
+// RunDev runs everything in one process with embedded defaults: migrations, seeds, the first admin and the API.
+func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if _, err := cfg.EnsureSecretKey(); err != nil {
+		return err
+	}
+	st, err := storage.Open(ctx, cfg.StoreURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, cfg, st, log); err != nil {
+		return err
+	}
+	return serveAPI(ctx, cfg, log, api.Deps{Store: st})
+}
