@@ -381,7 +381,7 @@ func (s *DevServer) checkNamespace(ctx context.Context, c client.Client) error {
 	return err
 }
 
-// logTail returns the last lines this run wrote to the log file.
+// logTail returns the last lines (at most 25 and 4 KiB) this run wrote to the log file.
 func (s *DevServer) logTail() string {
 	const maxBytes = 4096
 	f, err := os.Open(s.logPath)
@@ -398,7 +398,12 @@ func (s *DevServer) logTail() string {
 	if err != nil {
 		return "(log unreadable: " + err.Error() + ")"
 	}
-	return strings.TrimSpace(string(data))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	const maxLines = 25
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (s *DevServer) reportUnexpectedExit() {

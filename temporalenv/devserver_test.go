@@ -312,15 +312,37 @@ func testEnsure(t *testing.T, ctx context.Context, srv *DevServer) {
 
 func TestDevServerPortTaken(t *testing.T) {
 	bin := temporalBin(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	occupy := func(port int) {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
 	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	_, err = StartDevServer(context.Background(), DevServerOptions{Bin: bin, DataDir: t.TempDir(), Port: port, Headless: true})
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d on 127.0.0.1 is already in use", port)) {
-		t.Fatalf("want an error naming port %d, got %v", port, err)
+
+	frontend := freePortPair(t)
+	occupy(frontend)
+	_, err := StartDevServer(context.Background(), DevServerOptions{Bin: bin, DataDir: t.TempDir(), Port: frontend})
+	if want := fmt.Sprintf("frontend port: port %d on 127.0.0.1 is already in use", frontend); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("want %q, got %v", want, err)
+	}
+
+	frontend = freePortPair(t)
+	occupy(frontend + 1000)
+	_, err = StartDevServer(context.Background(), DevServerOptions{Bin: bin, DataDir: t.TempDir(), Port: frontend})
+	if want := fmt.Sprintf("ui port: port %d on 127.0.0.1 is already in use", frontend+1000); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("want %q, got %v", want, err)
+	}
+}
+
+// TestDevServerExitDuringStartup checks that a server that dies while starting is reported at once,
+// with the end of its log.
+func TestDevServerExitDuringStartup(t *testing.T) {
+	_, err := StartDevServer(context.Background(), DevServerOptions{
+		Bin: temporalBin(t), DataDir: t.TempDir(), Headless: true, LogLevel: "loud", Logger: testLogger(t),
+	})
+	if err == nil || !strings.Contains(err.Error(), "temporal exited during start-up") || !strings.Contains(err.Error(), `invalid argument "loud" for "--log-level" flag`) {
+		t.Fatalf("want an exit error quoting the log, got %v", err)
 	}
 }
 
