@@ -111,6 +111,7 @@ type redProcess struct {
 	baseURL  string // http://127.0.0.1:port
 	adminURL string // baseURL + admin root, without the trailing slash
 	token    string // admin token with "*" permissions
+	userDir  string
 	output   *syncBuffer
 	exited   chan struct{}
 	exitErr  error
@@ -152,6 +153,7 @@ func startNodeRED(t *testing.T, rt Runtime, userDir string, opts redOptions) *re
 		t:       t,
 		baseURL: "http://127.0.0.1:" + strconv.Itoa(p.Port),
 		token:   token,
+		userDir: userDir,
 		output:  &syncBuffer{},
 		exited:  make(chan struct{}),
 	}

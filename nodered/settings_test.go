@@ -48,8 +48,8 @@ func TestRenderSettingsLoadsInNode(t *testing.T) {
 	adminToken, adminDigest := newToken(t)
 	viewerToken, viewerDigest := newToken(t)
 	hostileTitle := "Team \"A\" </script> `${process.exit(3)}` \u2028 'x'"
-	pluginPath := filepath.Join(t.TempDir(), "storage.js")
-	if err := os.WriteFile(pluginPath, []byte("module.exports = {init: async () => {}};\n"), 0o644); err != nil {
+	pluginPath, err := WriteStoragePlugin(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	js, err := RenderSettings(SettingsParams{

@@ -90,6 +90,7 @@ func TestEnsureStackRefusesNodeRedNewerThanNode(t *testing.T) {
 }
 
 func TestEnsureStackConcurrentCallersInstallOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	records := &recordingHandler{}
 	log := slog.New(records)
