@@ -141,7 +141,7 @@ func (s *Server) deleteApplication(c *fiber.Ctx) error {
 }
 
 // applicationContents are the tables whose rows keep an application from being deleted.
-var applicationContents = []string{}
+var applicationContents = []string{"instances"}
 
 func (s *Server) ensureApplicationEmpty(ctx context.Context, tx *storage.Store, appID string) error {
 	for _, table := range applicationContents {

@@ -114,10 +114,10 @@ func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.I
 
 // instanceTypeUsers, stackUsers, templateUsers and blueprintUsers grow as later tables refer to these objects.
 var (
-	instanceTypeUsers []usage
-	stackUsers        []usage
-	templateUsers     []usage
-	blueprintUsers    []usage
+	instanceTypeUsers = []usage{{"instances", "instance_type_id", "instances"}}
+	stackUsers        = []usage{{"instances", "stack_id", "instances"}}
+	templateUsers     = []usage{{"instances", "template_id", "instances"}}
+	blueprintUsers    = []usage{{"instances", "blueprint_id", "instances"}}
 )
 
 // --- stacks

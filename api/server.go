@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -34,6 +35,8 @@ type Deps struct {
 	Log    *slog.Logger
 	Ready  []Checker
 	Config Config
+	// Sealer opens secrets sealed with the platform's master key (instance tokens, credential secrets).
+	Sealer *domain.Sealer
 	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
 	WorkflowURL func(workflowID, runID string) string
 }
@@ -48,6 +51,7 @@ type Server struct {
 	routes  []routeDoc
 	limiter *loginLimiter
 	wfURL   func(workflowID, runID string) string
+	sealer  *domain.Sealer
 }
 
 // New builds the API with every route registered.
@@ -58,7 +62,7 @@ func New(d Deps) *Server {
 	if d.Config.SessionTTL == 0 {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
-	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL}
+	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
 		BodyLimit:             d.Config.BodyLimit,

@@ -202,3 +202,32 @@ func (t *Stamps) touch(created bool) {
 	}
 	t.UpdatedAt = n
 }
+
+// Instance is a hosted Node-RED instance. Secrets (credential secret, runtime tokens) are sealed with the
+// platform's master key; the runtime token is also in the tokens table as a hash, for authentication.
+type Instance struct {
+	bun.BaseModel    `bun:"table:instances,alias:inst"`
+	ID               string `bun:",pk"`
+	Name             string
+	ApplicationID    string
+	TeamID           string
+	InstanceTypeID   string
+	StackID          string
+	TemplateID       string
+	BlueprintID      *string
+	State            string
+	StateReason      string
+	DesiredState     string
+	Settings         map[string]any    `bun:",type:text"`
+	Env              []domain.EnvVar   `bun:",type:text"`
+	Modules          map[string]string `bun:",type:text"`
+	CredentialSecret string            // sealed
+	AdminToken       string            // sealed: full access to Node-RED's admin API
+	ReadToken        string            // sealed: read-only access (viewers' editor)
+	RuntimeToken     string            // sealed: the storage plugin's fyi_ token
+	RuntimeURL       string
+	CrashCount       int
+	LastCrashAt      *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
