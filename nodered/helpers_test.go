@@ -112,9 +112,11 @@ type redProcess struct {
 	adminURL string // baseURL + admin root, without the trailing slash
 	token    string // admin token with "*" permissions
 	userDir  string
-	output   *syncBuffer
-	exited   chan struct{}
-	exitErr  error
+	// tokenHeader is where the token goes ("" = Authorization: Bearer).
+	tokenHeader string
+	output      *syncBuffer
+	exited      chan struct{}
+	exitErr     error
 }
 
 type redOptions struct {
@@ -150,12 +152,13 @@ func startNodeRED(t *testing.T, rt Runtime, userDir string, opts redOptions) *re
 		t.Fatal(err)
 	}
 	proc := &redProcess{
-		t:       t,
-		baseURL: "http://127.0.0.1:" + strconv.Itoa(p.Port),
-		token:   token,
-		userDir: userDir,
-		output:  &syncBuffer{},
-		exited:  make(chan struct{}),
+		t:           t,
+		baseURL:     "http://127.0.0.1:" + strconv.Itoa(p.Port),
+		token:       token,
+		userDir:     userDir,
+		tokenHeader: strings.ToLower(p.TokenHeader),
+		output:      &syncBuffer{},
+		exited:      make(chan struct{}),
 	}
 	root := p.HTTPAdminRoot
 	if root == "" {
@@ -237,6 +240,9 @@ func (p *redProcess) admin(method, path string, body any, headers map[string]str
 
 func (p *redProcess) tryAdmin(method, path string, body any, headers map[string]string) (int, string) {
 	all := map[string]string{"Authorization": "Bearer " + p.token}
+	if p.tokenHeader != "" {
+		all = map[string]string{p.tokenHeader: p.token}
+	}
 	for k, v := range headers {
 		all[k] = v
 	}
