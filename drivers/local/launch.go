@@ -1,0 +1,286 @@
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/nodered"
+)
+
+const (
+	userDirName      = "userdir"
+	settingsFileName = "settings.js"
+	modulesFileName  = "modules.json"
+)
+
+func validateSpec(spec drivers.InstanceSpec) error {
+	if err := drivers.ValidateID(spec.InstanceID); err != nil {
+		return err
+	}
+	var missing []string
+	if spec.NodeRedVersion == "" {
+		missing = append(missing, "NodeRedVersion")
+	}
+	if spec.AdminToken == "" {
+		missing = append(missing, "AdminToken")
+	}
+	if spec.CredentialSecret == "" {
+		missing = append(missing, "CredentialSecret")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s required", drivers.ErrInvalidSpec, strings.Join(missing, ", "))
+	}
+	if spec.MemoryMB < 0 || spec.CPUPercent < 0 {
+		return fmt.Errorf("%w: negative limits", drivers.ErrInvalidSpec)
+	}
+	return nil
+}
+
+// specHash identifies a spec: a runtime started from another hash is restarted by Start. encoding/json
+// sorts map keys, so equal specs hash equally.
+func specHash(spec drivers.InstanceSpec) string {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// launch prepares the instance directory and starts Node-RED. inst.op and the instance's file lock are held.
+func (d *Driver) launch(ctx context.Context, inst *instance, spec drivers.InstanceSpec, hash string) (drivers.Status, error) {
+	rt, err := d.stack(ctx, spec.NodeRedVersion, spec.NodeVersion)
+	if err != nil {
+		return drivers.Status{}, err
+	}
+	userDir := filepath.Join(inst.dir, userDirName)
+	if err := os.MkdirAll(userDir, 0o755); err != nil {
+		return drivers.Status{}, err
+	}
+	if err := d.installModules(ctx, rt, inst.dir, userDir, spec.Modules); err != nil {
+		return drivers.Status{}, err
+	}
+	port, err := d.allocatePort(ctx, inst.dir)
+	if err != nil {
+		return drivers.Status{}, err
+	}
+	env, err := d.writeSettings(inst, spec, port, rt)
+	if err != nil {
+		return drivers.Status{}, err
+	}
+	cmd := exec.Command(rt.NodeBin, nodeArgs(rt, spec, userDir, filepath.Join(inst.dir, settingsFileName))...)
+	cmd.Dir, cmd.Env = userDir, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // own group: not hit by signals meant for the platform
+	p, err := d.spawn(inst, cmd, spec, port, hash)
+	if err != nil {
+		return drivers.Status{}, err
+	}
+	d.watchReady(inst, p)
+	return d.snapshot(inst), nil
+}
+
+// stack returns the installed stack for a Node-RED and Node.js version, installing it on first use.
+// EnsureStack runs `node --version` on every call, so a stack found once is remembered while its files exist.
+func (d *Driver) stack(ctx context.Context, nodeRedVersion, nodeVersion string) (nodered.Runtime, error) {
+	key := nodeRedVersion + "/" + nodeVersion
+	d.mu.Lock()
+	rt, ok := d.stacks[key]
+	d.mu.Unlock()
+	if ok && fileExists(rt.NodeBin) && fileExists(rt.RedJS) {
+		return rt, nil
+	}
+	rt, err := nodered.EnsureStack(ctx, d.cfg.StacksDir, nodeRedVersion, nodeVersion, d.log)
+	if errors.Is(err, nodered.ErrNodeMissing) {
+		return rt, fmt.Errorf("%w: %w", drivers.ErrNodeMissing, err)
+	}
+	if err != nil {
+		return rt, err
+	}
+	if !fileExists(rt.NodeBin) {
+		return rt, fmt.Errorf("%w: %s", drivers.ErrNodeMissing, rt.NodeBin)
+	}
+	d.mu.Lock()
+	d.stacks[key] = rt
+	d.mu.Unlock()
+	return rt, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// nodeArgs builds `[--max-old-space-size=N] red.js -u userDir -s settings.js [--safe]`. The heap cap is
+// about 75% of the memory limit, leaving room for code, buffers and native memory.
+func nodeArgs(rt nodered.Runtime, spec drivers.InstanceSpec, userDir, settings string) []string {
+	var args []string
+	if spec.MemoryMB > 0 {
+		args = append(args, fmt.Sprintf("--max-old-space-size=%d", max(spec.MemoryMB*3/4, 32)))
+	}
+	args = append(args, rt.RedJS, "-u", userDir, "-s", settings)
+	if spec.SafeMode {
+		args = append(args, "--safe")
+	}
+	return args
+}
+
+// spawn starts cmd with its output in the instance's log file, inside the instance's cgroup when limits
+// are enforced, and records it in the pidfile.
+func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec, port int, hash string) (*process, error) {
+	cgroup, err := d.cg.prepare(spec.InstanceID, spec.MemoryMB, spec.CPUPercent)
+	if err != nil {
+		return nil, err
+	}
+	if cgroup != nil {
+		defer cgroup.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgroup.Fd())
+	}
+	logFile, err := os.OpenFile(filepath.Join(inst.dir, logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer logFile.Close() // the child keeps its own copy
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+
+	p := &process{done: make(chan struct{}), port: port, specHash: hash, safe: spec.SafeMode, cmd: cmd,
+		limited: cgroup != nil && spec.MemoryMB > 0, token: spec.AdminToken}
+	inst.logs.setOnLine(func(l drivers.LogLine) { noteLogLine(p, l) })
+	inst.logs.system("starting node-red %s on port %d%s", spec.NodeRedVersion, port, map[bool]string{true: " in safe mode"}[spec.SafeMode])
+	if spec.MemoryMB > 0 && cgroup == nil {
+		inst.logs.system("memory limit of %d MB not enforced (no delegated cgroup v2); only the V8 heap is capped", spec.MemoryMB)
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %w", drivers.ErrNodeMissing, err)
+		}
+		return nil, fmt.Errorf("start node-red: %w", err)
+	}
+	p.pid, p.startedAt = cmd.Process.Pid, time.Now()
+	if st, err := readProcStat(p.pid); err == nil {
+		p.startTicks = st.startTicks
+	}
+	inst.mu.Lock()
+	inst.proc = p
+	inst.status = runningStatus(p, drivers.StateStarting)
+	inst.mu.Unlock()
+	go func() {
+		cmd.Wait()
+		code, reason := exitReason(cmd)
+		d.exited(inst, p, code, reason)
+	}()
+	pf := pidFile{PID: p.pid, Port: port, StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
+		SafeMode: spec.SafeMode, Limited: p.limited}
+	if err := writePidFile(inst.dir, pf); err != nil {
+		// Without a pidfile a later driver could not re-adopt it; do not leave it running.
+		p.stopping.Store(true)
+		signalGroup(p.pid, syscall.SIGKILL)
+		<-p.done
+		return nil, err
+	}
+	d.log.Info("node-red started", "instance", inst.id, "pid", p.pid, "port", port, "version", spec.NodeRedVersion)
+	return p, nil
+}
+
+// noteLogLine watches a run's output for the lines readiness depends on.
+func noteLogLine(p *process, l drivers.LogLine) {
+	switch {
+	case strings.HasPrefix(l.Msg, "Waiting for missing types"):
+		p.missingTypes.Store(true)
+	case l.Msg == "Started flows":
+		p.startedFlows.Store(true)
+	}
+}
+
+// writeSettings renders settings.js and returns the child's environment: a minimal base (never the
+// platform's own environment, which holds its secrets), the user's variables, then Flowyard's, which
+// flows cannot read (envVarExcludes).
+func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port int, rt nodered.Runtime) ([]string, error) {
+	userDir := filepath.Join(inst.dir, userDirName)
+	platform := map[string]string{envInstanceDir: inst.dir, nodered.EnvInstanceID: spec.InstanceID}
+	var storage string
+	if spec.ForgeURL != "" {
+		var err error
+		if storage, err = nodered.WriteStoragePlugin(inst.dir); err != nil {
+			return nil, err
+		}
+		platform[nodered.EnvForgeURL], platform[nodered.EnvInstanceToken] = spec.ForgeURL, spec.InstanceToken
+	}
+	tokens := map[string]string{tokenDigest(spec.AdminToken): "*"}
+	if spec.ReadToken != "" {
+		tokens[tokenDigest(spec.ReadToken)] = "read"
+	}
+	js, err := nodered.RenderSettings(nodered.SettingsParams{
+		Port: port, Host: "127.0.0.1", HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
+		CredentialSecret: spec.CredentialSecret, AdminTokens: tokens, StorageModule: storage,
+		EnvVarExcludes: slices.Sorted(maps.Keys(platform)), Settings: spec.Settings, Title: spec.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(inst.dir, settingsFileName), js, 0o600); err != nil {
+		return nil, err
+	}
+	return d.childEnv(inst.id, rt, userDir, spec.Env, platform), nil
+}
+
+func (d *Driver) childEnv(id string, rt nodered.Runtime, userDir string, user, platform map[string]string) []string {
+	env := map[string]string{
+		// The stack's node first, so npm (palette installs) and node-gyp use the same Node.js.
+		"PATH":     filepath.Dir(rt.NodeBin) + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME":     userDir,
+		"NODE_ENV": "production",
+	}
+	for k, v := range user {
+		if strings.HasPrefix(k, "FLOWYARD_") || k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			d.log.Warn("dropping user environment variable", "instance", id, "name", k)
+			continue
+		}
+		env[k] = v
+	}
+	maps.Copy(env, platform)
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+func tokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// installModules installs the spec's palette modules unless the same set (for the same Node.js) was
+// installed before and is still on disk. Modules dropped from the spec are not uninstalled.
+func (d *Driver) installModules(ctx context.Context, rt nodered.Runtime, dir, userDir string, modules map[string]string) error {
+	if len(modules) == 0 {
+		return nil
+	}
+	want, _ := json.Marshal(map[string]any{"node": rt.NodeVersion, "modules": modules})
+	if have, err := os.ReadFile(filepath.Join(dir, modulesFileName)); err == nil && string(have) == string(want) && modulesPresent(userDir, modules) {
+		return nil
+	}
+	if err := nodered.InstallModules(ctx, rt, userDir, modules); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, modulesFileName), want, 0o644)
+}
+
+func modulesPresent(userDir string, modules map[string]string) bool {
+	for name := range modules {
+		if _, err := os.Stat(filepath.Join(userDir, "node_modules", name, "package.json")); err != nil {
+			return false
+		}
+	}
+	return true
+}
