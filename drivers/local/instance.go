@@ -151,6 +151,9 @@ func (d *Driver) exited(inst *instance, p *process, code int, reason string) {
 	p.exitOnce.Do(func() {
 		p.exitCode = code
 		close(p.done)
+		if d.closed() {
+			return // a closed driver no longer speaks for the instance; its successor reports the exit
+		}
 		inst.logs.poll()
 		inst.mu.Lock()
 		if inst.proc == p {
@@ -167,7 +170,7 @@ func (d *Driver) exited(inst *instance, p *process, code int, reason string) {
 		}
 		inst.logs.system("node-red %s", reason)
 		d.log.Warn("node-red exited unexpectedly", "instance", inst.id, "pid", p.pid, "reason", reason)
-		if fn := d.cfg.OnExit; fn != nil && !d.closed() {
+		if fn := d.cfg.OnExit; fn != nil {
 			fn(inst.id, d.snapshot(inst))
 		}
 	})

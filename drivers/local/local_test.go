@@ -409,3 +409,35 @@ func TestForgeStorage(t *testing.T) {
 		t.Fatalf("forge requests: %v", requests)
 	}
 }
+
+// TestStrayWithoutPidfileIsReplaced covers a platform killed between starting Node-RED and writing its
+// pidfile: the next driver still finds the process by its environment marker, reports it, and replaces
+// it on Start, so the instance never runs twice.
+func TestStrayWithoutPidfileIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	d1 := newTestDriver(t, "", nil)
+	spec := testSpec("stray")
+	stray := startReady(t, d1, spec)
+	d1.Close()
+	if err := os.Remove(filepath.Join(d1.instanceDir(spec.InstanceID), pidFileName)); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := newTestDriver(t, d1.cfg.DataDir, nil)
+	if ids, _ := d2.Running(ctx); !slices.Equal(ids, []string{spec.InstanceID}) {
+		t.Fatalf("running = %v; a process without pidfile must still count", ids)
+	}
+	if st, _ := d2.Status(ctx, spec.InstanceID); st.PID != stray.PID || st.State != drivers.StateStarting {
+		t.Fatalf("status of the stray: %+v", st)
+	}
+	fresh := startReady(t, d2, spec)
+	if fresh.PID == stray.PID || !processGone(stray.PID) {
+		t.Fatalf("the stray (pid %d) should have been replaced, got pid %d", stray.PID, fresh.PID)
+	}
+	if pids := findInstanceProcesses(d2.instanceDir(spec.InstanceID)); !slices.Equal(pids, []int{fresh.PID}) {
+		t.Fatalf("processes of the instance: %v", pids)
+	}
+	if fresh.Port != stray.Port {
+		t.Fatalf("port moved: %d -> %d", stray.Port, fresh.Port)
+	}
+}
