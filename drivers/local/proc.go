@@ -77,6 +77,8 @@ func belongsTo(pid int, dir string) bool {
 
 // findInstanceProcesses lists live processes (not zombies) started for instance directory dir. It covers
 // the window in which a platform was killed after starting Node-RED but before writing the pidfile.
+// Only process-group leaders count: Node-RED leads its own group, while what its flows or palette
+// installs spawn inherits the marker but stays in Node-RED's group (and goes with it).
 func findInstanceProcesses(dir string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -89,7 +91,7 @@ func findInstanceProcesses(dir string) []int {
 		if err != nil || pid == self {
 			continue
 		}
-		if st, err := readProcStat(pid); err != nil || st.state == 'Z' || st.state == 'X' {
+		if st, err := readProcStat(pid); err != nil || st.state == 'Z' || st.state == 'X' || st.pgid != pid {
 			continue
 		}
 		if belongsTo(pid, dir) {

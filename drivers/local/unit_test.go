@@ -1,15 +1,18 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +237,27 @@ func TestRuntimeErrorCarriesLines(t *testing.T) {
 	if !strings.Contains(err.Error(), "b | c | d") {
 		t.Fatalf("message %q should end with the last lines", err)
 	}
+}
+
+// TestFindInstanceProcessesSkipsGroupMembers: what a flow spawns inherits the instance marker but is not
+// mistaken for a second Node-RED.
+func TestFindInstanceProcessesSkipsGroupMembers(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", "sleep 30 & echo started; wait")
+	cmd.Env = []string{envInstanceDir + "=" + dir, "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	bufio.NewReader(out).ReadString('\n') // the child sleep exists now
+	if pids := findInstanceProcesses(dir); !slices.Equal(pids, []int{cmd.Process.Pid}) {
+		t.Fatalf("found %v, want only the group leader %d", pids, cmd.Process.Pid)
+	}
+	if err := signalGroup(cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	eventually(t, "the group to die", func() bool { return len(findInstanceProcesses(dir)) == 0 })
 }
