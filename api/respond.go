@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -10,6 +11,15 @@ import (
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// mustJSON encodes a value that came from JSON, which cannot fail.
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("re-encode JSON: " + err.Error())
+	}
+	return string(b)
+}
 
 // listResponse is the shape of every list.
 type listResponse[T any] struct {

@@ -26,6 +26,7 @@ type Config struct {
 	BodyLimit     int           // bytes; larger bodies answer 413
 	SessionTTL    time.Duration // how long a sign-in lasts
 	SecureCookies bool          // mark cookies Secure even when TLS ends before Flowyard (behind a proxy)
+	PublicURL     string        // how browsers reach the platform, for editor links
 	Version       string
 }
 
@@ -37,21 +38,27 @@ type Deps struct {
 	Config Config
 	// Sealer opens secrets sealed with the platform's master key (instance tokens, credential secrets).
 	Sealer *domain.Sealer
+	// Instances runs instance lifecycle actions; nil makes those routes answer 503.
+	Instances InstanceRunner
+	// Logs reads runtime logs; nil answers an empty list.
+	Logs LogReader
 	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
 	WorkflowURL func(workflowID, runID string) string
 }
 
 // Server is the HTTP API.
 type Server struct {
-	app     *fiber.App
-	store   *storage.Store
-	log     *slog.Logger
-	cfg     Config
-	ready   []Checker
-	routes  []routeDoc
-	limiter *loginLimiter
-	wfURL   func(workflowID, runID string) string
-	sealer  *domain.Sealer
+	app       *fiber.App
+	store     *storage.Store
+	log       *slog.Logger
+	cfg       Config
+	ready     []Checker
+	routes    []routeDoc
+	limiter   *loginLimiter
+	wfURL     func(workflowID, runID string) string
+	sealer    *domain.Sealer
+	instances InstanceRunner
+	logs      LogReader
 }
 
 // New builds the API with every route registered.
@@ -62,7 +69,8 @@ func New(d Deps) *Server {
 	if d.Config.SessionTTL == 0 {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
-	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer}
+	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
+		instances: d.Instances, logs: d.Logs}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
 		BodyLimit:             d.Config.BodyLimit,
@@ -98,5 +106,6 @@ func (s *Server) registerRoutes() {
 	s.registerMembers()
 	s.registerApplications()
 	s.registerOperations()
+	s.registerInstances()
 	s.registerOpenAPI()
 }

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/temporalenv"
+	"github.com/flowyard/flowyard/workflows/instance"
 )
 
 // Version is set at build time.
@@ -95,7 +98,7 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 // serveAPI runs the API until ctx ends, then drains it.
 func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
 	deps.Log = log
-	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version}
+	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version, PublicURL: cfg.PublicURL}
 	srv := api.New(deps)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(cfg.Listen) }()
@@ -118,12 +121,38 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	return serveAPI(ctx, cfg, log, api.Deps{Store: st})
+	key, err := cfg.EnsureSecretKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := domain.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	tcfg, err := loadTemporalConfig(cfg, false)
+	if err != nil {
+		return err
+	}
+	c, err := temporalenv.Dial(ctx, tcfg, log)
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+	}
+	defer c.Close()
+	deps := api.Deps{Store: st, Sealer: sealer, WorkflowURL: tcfg.WorkflowURL,
+		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
+	return serveAPI(ctx, cfg, log, deps)
 }
 
-// RunDev runs everything in one process with embedded defaults: migrations, seeds, the first admin and the API.
+// RunDev runs everything in one process with embedded defaults: migrations, seeds, the first admin, the
+// Temporal dev server as a child process, the worker and the API.
 func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if _, err := cfg.EnsureSecretKey(); err != nil {
+	key, err := cfg.EnsureSecretKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := domain.NewSealer(key)
+	if err != nil {
 		return err
 	}
 	st, err := storage.Open(ctx, cfg.StoreURL())
@@ -137,5 +166,25 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := bootstrap(ctx, cfg, st, log); err != nil {
 		return err
 	}
-	return serveAPI(ctx, cfg, log, api.Deps{Store: st})
+	tcfg, err := loadTemporalConfig(cfg, true)
+	if err != nil {
+		return err
+	}
+	opts, err := tcfg.DevServerOptions(temporalBin(cfg), filepath.Join(cfg.DataDir, "temporal"), log.With("component", "temporal"))
+	if err != nil {
+		return err
+	}
+	srv, err := temporalenv.StartDevServer(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = srv.Stop(context.Background()) }()
+	log.Info("Temporal dev server running", "address", srv.Address(), "ui", srv.UIURL())
+	e, err := startEngine(ctx, cfg, tcfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	go e.reconcile(ctx)
+	return serveAPI(ctx, cfg, log, e.apiDeps(api.Deps{Store: st, Sealer: sealer}))
 }

@@ -1,0 +1,293 @@
+// Package activities holds the side effects of Flowyard's workflows: store projections, drivers, the broker.
+// Each activity is small and idempotent, so Temporal may retry it after any crash.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Instances are the activities of the instance lifecycle workflow.
+type Instances struct {
+	Store    *storage.Store
+	Driver   drivers.Driver
+	Sealer   *domain.Sealer
+	ForgeURL string // where the storage plugin reaches the platform
+}
+
+// Error types that workflows match on; they are non-retryable.
+const (
+	ErrTypeRuntime  = "RuntimeFailed"
+	ErrTypeNotFound = "NotFound"
+)
+
+// OperationUpdate moves an operation row.
+type OperationUpdate struct {
+	OperationID string
+	RunID       string
+	Status      string
+	Error       string
+	Step        string
+	Done, Total int
+}
+
+// UpdateOperation writes an operation's status and progress. A finished operation never moves again.
+func (a *Instances) UpdateOperation(ctx context.Context, u OperationUpdate) error {
+	op, err := a.Store.GetOperation(ctx, u.OperationID)
+	if err != nil {
+		return nonRetryableIfNotFound(err)
+	}
+	op.Status, op.Error = u.Status, u.Error
+	if u.RunID != "" {
+		op.RunID = u.RunID
+	}
+	op.Progress = map[string]any{"done": u.Done, "total": u.Total, "step": u.Step}
+	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	return err
+}
+
+// StateChange moves an instance's state, only from one of From (none = any).
+type StateChange struct {
+	InstanceID string
+	State      string
+	Reason     string
+	From       []string
+	Desired    string // when set, also records what the instance should be
+}
+
+// SetState writes the instance's state projection.
+func (a *Instances) SetState(ctx context.Context, c StateChange) error {
+	if c.Desired != "" {
+		in, err := a.Store.GetInstance(ctx, c.InstanceID)
+		if err != nil {
+			return nonRetryableIfNotFound(err)
+		}
+		in.DesiredState = c.Desired
+		if err := a.Store.UpdateInstance(ctx, in, "desired_state"); err != nil {
+			return err
+		}
+	}
+	_, err := a.Store.SetInstanceState(ctx, c.InstanceID, c.State, c.Reason, c.From...)
+	return err
+}
+
+// StartRuntime starts (or re-adopts) the instance's Node-RED and records where it runs.
+func (a *Instances) StartRuntime(ctx context.Context, instanceID string, safeMode bool) (string, error) {
+	spec, err := a.spec(ctx, instanceID, safeMode)
+	if err != nil {
+		return "", err
+	}
+	st, err := withHeartbeat(ctx, func(ctx context.Context) (drivers.Status, error) { return a.Driver.Start(ctx, spec) })
+	if err != nil {
+		return "", classifyDriverError(err)
+	}
+	in, err := a.Store.GetInstance(ctx, instanceID)
+	if err != nil {
+		return "", nonRetryableIfNotFound(err)
+	}
+	in.RuntimeURL = st.URL
+	return st.URL, a.Store.UpdateInstance(ctx, in, "runtime_url")
+}
+
+// WaitReady waits until the instance's flows run.
+func (a *Instances) WaitReady(ctx context.Context, instanceID string) error {
+	_, err := withHeartbeat(ctx, func(ctx context.Context) (drivers.Status, error) { return a.Driver.WaitReady(ctx, instanceID) })
+	return classifyDriverError(err)
+}
+
+// StopRuntime stops the instance's Node-RED, keeping its data.
+func (a *Instances) StopRuntime(ctx context.Context, instanceID string) error {
+	return classifyDriverError(a.Driver.Stop(ctx, instanceID))
+}
+
+// RemoveInstance removes the runtime, its data and tokens, and the instance row.
+func (a *Instances) RemoveInstance(ctx context.Context, instanceID string) error {
+	if err := a.Driver.Remove(ctx, instanceID); err != nil {
+		return classifyDriverError(err)
+	}
+	return a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.DeleteTokensOfOwner(ctx, "instance", instanceID); err != nil {
+			return err
+		}
+		return tx.DeleteInstance(ctx, instanceID)
+	})
+}
+
+// RecordCrash counts an unexpected exit and returns the number of crashes in a row, with the runtime's last
+// log lines as the reason to show.
+func (a *Instances) RecordCrash(ctx context.Context, instanceID string) (CrashInfo, error) {
+	n, err := a.Store.RecordInstanceCrash(ctx, instanceID, time.Now())
+	if err != nil {
+		return CrashInfo{}, nonRetryableIfNotFound(err)
+	}
+	st, err := a.Driver.Status(ctx, instanceID)
+	if err != nil {
+		return CrashInfo{}, err
+	}
+	return CrashInfo{Count: n, Reason: crashReason(st)}, nil
+}
+
+// CrashInfo describes a crash.
+type CrashInfo struct {
+	Count  int
+	Reason string
+}
+
+// ResetCrashes forgets past crashes once the instance is running on a user's request.
+func (a *Instances) ResetCrashes(ctx context.Context, instanceID string) error {
+	in, err := a.Store.GetInstance(ctx, instanceID)
+	if err != nil {
+		return nonRetryableIfNotFound(err)
+	}
+	in.CrashCount = 0
+	return a.Store.UpdateInstance(ctx, in, "crash_count")
+}
+
+func crashReason(st drivers.Status) string {
+	reason := st.Reason
+	if n := len(st.LastLines); n > 0 {
+		reason += "; last output: " + joinTail(st.LastLines, 5)
+	}
+	return reason
+}
+
+func joinTail(lines []string, n int) string {
+	out := ""
+	for i, l := range lines[max(0, len(lines)-n):] {
+		if i > 0 {
+			out += " | "
+		}
+		out += l
+	}
+	return out
+}
+
+// spec builds the driver's view of an instance: its stack, merged template settings and env, and opened secrets.
+func (a *Instances) spec(ctx context.Context, instanceID string, safeMode bool) (drivers.InstanceSpec, error) {
+	in, err := a.Store.GetInstance(ctx, instanceID)
+	if err != nil {
+		return drivers.InstanceSpec{}, nonRetryableIfNotFound(err)
+	}
+	stack, err := storage.GetObject[storage.Stack](ctx, a.Store, in.StackID)
+	if err != nil {
+		return drivers.InstanceSpec{}, nonRetryableIfNotFound(err)
+	}
+	tpl, err := storage.GetObject[storage.Template](ctx, a.Store, in.TemplateID)
+	if err != nil {
+		return drivers.InstanceSpec{}, nonRetryableIfNotFound(err)
+	}
+	settings, err := domain.MergeSettings(tpl.Settings, tpl.Policy, in.Settings)
+	if err != nil {
+		return drivers.InstanceSpec{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRuntime, err)
+	}
+	env, err := domain.MergeEnv(tpl.Env, in.Env)
+	if err != nil {
+		return drivers.InstanceSpec{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRuntime, err)
+	}
+	secrets, err := a.openAll(in.CredentialSecret, in.AdminToken, in.ReadToken, in.RuntimeToken)
+	if err != nil {
+		return drivers.InstanceSpec{}, err
+	}
+	envMap := make(map[string]string, len(env)+2)
+	for _, e := range env {
+		envMap[e.Name] = e.Value
+	}
+	envMap["FF_INSTANCE_ID"], envMap["FF_INSTANCE_NAME"] = in.ID, in.Name
+	return drivers.InstanceSpec{
+		InstanceID: in.ID, Name: in.Name, NodeRedVersion: stack.NodeRedVersion, NodeVersion: stack.NodeVersion,
+		MemoryMB: stack.MemoryMB, CPUPercent: stack.CPUPercent, Env: envMap, Settings: nodeRedSettings(settings),
+		CredentialSecret: secrets[0], AdminToken: secrets[1], ReadToken: secrets[2],
+		ForgeURL: a.ForgeURL, InstanceToken: secrets[3], Modules: in.Modules, SafeMode: safeMode,
+	}, nil
+}
+
+func (a *Instances) openAll(sealed ...string) ([]string, error) {
+	out := make([]string, len(sealed))
+	for i, s := range sealed {
+		v, err := a.Sealer.Open(s)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("a secret of the instance cannot be opened with this platform's key", ErrTypeRuntime, err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// nodeRedSettings maps template settings onto Node-RED's settings.js shape.
+func nodeRedSettings(s map[string]any) map[string]any {
+	out := map[string]any{}
+	editorTheme := map[string]any{}
+	for k, v := range s {
+		switch k {
+		case "pageTitle":
+			editorTheme["page"] = map[string]any{"title": v}
+		case "headerTitle":
+			editorTheme["header"] = map[string]any{"title": v}
+		case "codeEditor":
+			editorTheme["codeEditor"] = map[string]any{"lib": v}
+		case "theme":
+			editorTheme["theme"] = v
+		case "disableEditor", "debugMaxLength", "apiMaxLength", "functionExternalModules", "functionTimeout":
+			out[k] = v
+		case "timeZone":
+			// Node-RED has no time zone setting; the driver passes TZ through the environment.
+		}
+	}
+	if len(editorTheme) > 0 {
+		out["editorTheme"] = editorTheme
+	}
+	return out
+}
+
+// withHeartbeat runs fn while heartbeating, so that a worker crash is noticed in seconds, not at the
+// activity's full timeout.
+func withHeartbeat[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if activity.IsActivity(ctx) {
+					activity.RecordHeartbeat(ctx)
+				}
+			}
+		}
+	}()
+	return fn(ctx)
+}
+
+// classifyDriverError makes runtime failures (bad flows, missing Node.js, no port) final with a readable
+// message, and leaves the rest to Temporal's retry policy.
+func classifyDriverError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *drivers.RuntimeError
+	final := errors.As(err, &re) || errors.Is(err, drivers.ErrNoFreePort) || errors.Is(err, drivers.ErrNodeMissing) ||
+		errors.Is(err, drivers.ErrInvalidSpec) || errors.Is(err, drivers.ErrNeverReady) || errors.Is(err, drivers.ErrExited)
+	if final {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRuntime, err)
+	}
+	return fmt.Errorf("driver: %w", err)
+}
+
+func nonRetryableIfNotFound(err error) error {
+	if domain.IsKind(err, domain.KindNotFound) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	}
+	return err
+}

@@ -1,0 +1,212 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/drivers/local"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/temporalenv"
+	"github.com/flowyard/flowyard/worker"
+	"github.com/flowyard/flowyard/workflows/instance"
+)
+
+// loadTemporalConfig reads temporal.yaml (defaults when it is absent) and, in dev, points it at the embedded
+// dev server's port.
+func loadTemporalConfig(cfg config.Config, dev bool) (temporalenv.Config, error) {
+	path := cfg.TemporalFile
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		path = ""
+	}
+	tcfg, err := temporalenv.LoadConfig(path)
+	if err != nil {
+		return tcfg, err
+	}
+	if dev {
+		tcfg.Address = "127.0.0.1:" + strconv.Itoa(cfg.TemporalPort)
+		tcfg.UIURL = "http://127.0.0.1:" + strconv.Itoa(cfg.TemporalPort+tcfg.DevServer.UIPortOffset)
+	}
+	return tcfg, nil
+}
+
+// temporalBin finds the Temporal CLI: the flag, else beside the flowyard binary, else bin/temporal.
+func temporalBin(cfg config.Config) string {
+	if cfg.TemporalBin != "" {
+		return cfg.TemporalBin
+	}
+	if exe, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(exe), "temporal"); fileExists(p) {
+			return p
+		}
+	}
+	return filepath.Join("bin", "temporal")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// engine is a running worker with what it needs.
+type engine struct {
+	client    client.Client
+	tcfg      temporalenv.Config
+	driver    drivers.Driver
+	instances *instance.Client
+	worker    sdkworker.Worker
+	store     *storage.Store
+	log       *slog.Logger
+}
+
+// startEngine dials Temporal, builds the local driver and runs the worker.
+func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config, st *storage.Store, log *slog.Logger) (*engine, error) {
+	key, err := cfg.EnsureSecretKey()
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := domain.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := temporalenv.Dial(ctx, tcfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+	}
+	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
+		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}}
+	drv, err := local.New(local.Config{DataDir: cfg.DataDir, Logger: log.With("component", "driver"), OnExit: e.onRuntimeExit})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	e.driver = drv
+	e.worker = worker.New(c, e.instances.TaskQueue, worker.Activities{
+		Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.PublicURL},
+	})
+	if err := e.worker.Start(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return e, nil
+}
+
+func (e *engine) stop() {
+	e.worker.Stop()
+	e.client.Close()
+}
+
+// apiDeps gives the API its view of the engine.
+func (e *engine) apiDeps(d api.Deps) api.Deps {
+	d.Instances = e.instances
+	d.WorkflowURL = e.tcfg.WorkflowURL
+	d.Logs = func(ctx context.Context, id string, since time.Time, limit int) ([]api.LogLineJSON, error) {
+		lines, err := e.driver.Logs(ctx, id, since, limit)
+		out := make([]api.LogLineJSON, 0, len(lines))
+		for _, l := range lines {
+			out = append(out, api.LogLineJSON{Time: l.Time, Level: l.Level, Msg: l.Msg})
+		}
+		return out, err
+	}
+	d.Ready = append(d.Ready, api.Checker{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, e.client) }})
+	return d
+}
+
+// onRuntimeExit starts a recovery for an instance whose Node-RED exited unasked, if it should be running.
+func (e *engine) onRuntimeExit(instanceID string, st drivers.Status) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.log.Warn("instance runtime exited", "instance", instanceID, "reason", st.Reason)
+	e.recover(ctx, instanceID)
+}
+
+// recover records a recover operation and starts it, unless another action already runs on the instance.
+func (e *engine) recover(ctx context.Context, instanceID string) {
+	in, err := e.store.GetInstance(ctx, instanceID)
+	if err != nil || in.DesiredState != instance.StateRunning {
+		return
+	}
+	if busy, err := e.instances.Running(ctx, instanceID); err != nil || busy {
+		return
+	}
+	op := &storage.Operation{ID: domain.NewID(), Kind: "recover", SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
+		Status: storage.OperationPending, WorkflowID: instance.WorkflowID(in.ID)}
+	if _, _, err := e.store.InsertOperation(ctx, op); err != nil {
+		e.log.Error("record recover operation", "instance", instanceID, "err", err)
+		return
+	}
+	if _, err := e.instances.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op.ID, Action: instance.ActionRecover}); err != nil {
+		op.Status, op.Error = storage.OperationFailed, err.Error()
+		_, _ = e.store.UpdateOperation(ctx, op, storage.OperationPending)
+	}
+}
+
+// reconcile, at start, restarts instances that should run but whose runtime is gone (after a host reboot,
+// say) and that no workflow is already handling. Runtimes that survived a platform restart are re-adopted by
+// the driver instead.
+func (e *engine) reconcile(ctx context.Context) {
+	list, err := e.store.ListInstancesByDesiredState(ctx, instance.StateRunning)
+	if err != nil {
+		e.log.Error("reconcile instances", "err", err)
+		return
+	}
+	for _, in := range list {
+		st, err := e.driver.Status(ctx, in.ID)
+		if err != nil || st.State == drivers.StateRunning || st.State == drivers.StateStarting {
+			continue
+		}
+		e.log.Info("restarting an instance whose runtime is gone", "instance", in.ID, "state", st.State)
+		e.recover(ctx, in.ID)
+	}
+}
+
+// RunWorker runs a Temporal worker alone against the configured Temporal address (production).
+func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	tcfg, err := loadTemporalConfig(cfg, false)
+	if err != nil {
+		return err
+	}
+	st, err := storage.Open(ctx, cfg.StoreURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := ensureTemporalSetup(ctx, tcfg, log); err != nil {
+		return err
+	}
+	e, err := startEngine(ctx, cfg, tcfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	e.reconcile(ctx)
+	log.Info("worker running", "temporal", tcfg.Address, "namespace", tcfg.Namespace)
+	<-ctx.Done()
+	return nil
+}
+
+// ensureTemporalSetup registers the namespace and search attributes on any cluster.
+func ensureTemporalSetup(ctx context.Context, tcfg temporalenv.Config, log *slog.Logger) error {
+	c, err := temporalenv.Dial(ctx, tcfg, log)
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+	}
+	defer c.Close()
+	if err := temporalenv.EnsureNamespace(ctx, c, tcfg); err != nil {
+		return err
+	}
+	return temporalenv.EnsureSearchAttributes(ctx, c, tcfg)
+}

@@ -1,0 +1,25 @@
+// Package worker registers Flowyard's workflows and activities on their Temporal task queues.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/workflows/instance"
+)
+
+// Activities are every activity implementation the worker serves.
+type Activities struct {
+	Instances *activities.Instances
+}
+
+// New builds a worker for the instances task queue. Workflows are registered under fixed names, so renaming a
+// Go function never breaks a running history.
+func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(instance.Lifecycle, workflow.RegisterOptions{Name: instance.WorkflowName})
+	w.RegisterActivity(acts.Instances)
+	return w
+}

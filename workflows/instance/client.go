@@ -1,0 +1,67 @@
+package instance
+
+import (
+	"context"
+	"errors"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// Client is the typed facade the API uses to run instance actions; the API never touches Temporal otherwise.
+type Client struct {
+	Temporal  client.Client
+	TaskQueue string
+}
+
+// Search attribute keys an operator filters on in the Temporal UI.
+var (
+	attrTeamID     = temporal.NewSearchAttributeKeyKeyword("TeamId")
+	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
+)
+
+// Run starts an action. While another action runs on the instance it answers a conflict: actions on one
+// instance are never interleaved.
+func (c *Client) Run(ctx context.Context, p Params) (runID string, err error) {
+	opts := client.StartWorkflowOptions{
+		ID:                       WorkflowID(p.InstanceID),
+		TaskQueue:                c.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrTeamID.ValueSet(p.TeamID), attrInstanceID.ValueSet(p.InstanceID)),
+		StaticSummary:            string(p.Action) + " instance " + p.InstanceID,
+	}
+	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, p)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return "", domain.Conflict("instance_busy", "Another action is running on this instance; wait for it to finish.")
+	}
+	if err != nil {
+		return "", domain.Unavailable("temporal_unavailable", "The workflow engine did not accept the action; try again.")
+	}
+	return run.GetRunID(), nil
+}
+
+// Running reports whether an action runs on the instance now.
+func (c *Client) Running(ctx context.Context, instanceID string) (bool, error) {
+	d, err := c.Temporal.DescribeWorkflowExecution(ctx, WorkflowID(instanceID), "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
+// Wait blocks until the current run on the instance ends, and returns its result.
+func (c *Client) Wait(ctx context.Context, instanceID string) (Result, error) {
+	var r Result
+	err := c.Temporal.GetWorkflow(ctx, WorkflowID(instanceID), "").Get(ctx, &r)
+	return r, err
+}

@@ -1,0 +1,59 @@
+// Package instance is the lifecycle workflow of one hosted Node-RED instance. Every action on an instance
+// (provision, start, stop, restart, suspend, delete, recover after a crash) runs as one workflow execution with
+// the ID instance/<id>, so two actions on one instance never interleave: a second one is refused while the first
+// runs.
+package instance
+
+// WorkflowName is the registered name of Lifecycle; histories depend on it, so it never changes.
+const WorkflowName = "instance.lifecycle"
+
+// Action is what a lifecycle run does.
+type Action string
+
+// Actions.
+const (
+	ActionProvision Action = "provision"
+	ActionStart     Action = "start"
+	ActionStop      Action = "stop"
+	ActionRestart   Action = "restart"
+	ActionSuspend   Action = "suspend"
+	ActionDelete    Action = "delete"
+	ActionRecover   Action = "recover" // restart after an unexpected exit, with back-off
+)
+
+// UserActions are the actions a user may ask for through the API.
+var UserActions = map[string]Action{"start": ActionStart, "stop": ActionStop, "restart": ActionRestart, "suspend": ActionSuspend}
+
+// Params start a lifecycle run.
+type Params struct {
+	InstanceID  string
+	TeamID      string
+	OperationID string
+	Action      Action
+}
+
+// Result is the state a run left the instance in.
+type Result struct {
+	State string
+}
+
+// Instance states, as the API shows them.
+const (
+	StateProvisioning = "provisioning"
+	StateStarting     = "starting"
+	StateRunning      = "running"
+	StateStopping     = "stopping"
+	StateStopped      = "stopped"
+	StateSuspending   = "suspending"
+	StateSuspended    = "suspended"
+	StateRestarting   = "restarting"
+	StateDeleting     = "deleting"
+	StateCrashed      = "crashed"
+	StateError        = "error"
+)
+
+// WorkflowID derives the workflow ID from the instance ID.
+func WorkflowID(instanceID string) string { return "instance/" + instanceID }
+
+// SafeModeAfter is how many crashes in a row make the next start use Node-RED's safe mode (flows loaded, not run).
+const SafeModeAfter = 3

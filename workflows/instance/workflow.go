@@ -1,0 +1,218 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/flowyard/flowyard/activities"
+)
+
+var a *activities.Instances
+
+// Activity options. Starting may install a stack with npm, so it may take minutes, but it heartbeats so a dead
+// worker is noticed in seconds. Runtime failures come back non-retryable; other errors retry a few times.
+var (
+	shortOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
+	}
+	runtimeOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:    15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 3},
+	}
+)
+
+// crashBackoff is how long to wait before restarting after the n-th crash in a row.
+func crashBackoff(n int) time.Duration {
+	switch {
+	case n <= 1:
+		return time.Second
+	case n == 2:
+		return 5 * time.Second
+	case n == 3:
+		return 30 * time.Second
+	}
+	return 2 * time.Minute
+}
+
+// run carries one lifecycle execution.
+type run struct {
+	ctx   workflow.Context
+	p     Params
+	total int
+	done  int
+}
+
+// Lifecycle carries out one action on one instance, keeping its operation and state rows in step, and always
+// leaves a final state with a reason: an instance never stays in an in-between state after its run ends.
+func Lifecycle(ctx workflow.Context, p Params) (Result, error) {
+	r := &run{ctx: ctx, p: p, total: stepsOf(p.Action)}
+	r.progress(workflowStatusRunning, "", "started")
+	state, err := r.act()
+	if err != nil {
+		failed := StateError
+		if p.Action == ActionRecover {
+			failed = StateCrashed
+		}
+		r.setState(StateChangeAfterFailure(p.InstanceID, failed, err))
+		r.progress(workflowStatusFailed, message(err), "failed")
+		return Result{State: failed}, err
+	}
+	if p.Action != ActionDelete {
+		r.progress(workflowStatusSucceeded, "", "done")
+	} else {
+		r.progress(workflowStatusSucceeded, "", "deleted")
+	}
+	return Result{State: state}, nil
+}
+
+// Operation statuses (the storage package's values; workflows may not import it).
+const (
+	workflowStatusRunning   = "running"
+	workflowStatusSucceeded = "succeeded"
+	workflowStatusFailed    = "failed"
+)
+
+func stepsOf(action Action) int {
+	switch action {
+	case ActionRestart, ActionRecover:
+		return 4
+	case ActionProvision, ActionStart:
+		return 3
+	}
+	return 2
+}
+
+func (r *run) act() (string, error) {
+	switch r.p.Action {
+	case ActionProvision:
+		return r.start(StateProvisioning, false, true)
+	case ActionStart:
+		return r.start(StateStarting, false, true)
+	case ActionRestart:
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRestarting, Desired: StateRunning})
+		if err := r.exec(runtimeOptions, "stop", a.StopRuntime, r.p.InstanceID); err != nil {
+			return "", err
+		}
+		return r.start(StateRestarting, false, true)
+	case ActionStop:
+		return r.stop(StateStopping, StateStopped)
+	case ActionSuspend:
+		return r.stop(StateSuspending, StateSuspended)
+	case ActionDelete:
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateDeleting, Desired: "deleted"})
+		return "deleted", r.exec(runtimeOptions, "remove", a.RemoveInstance, r.p.InstanceID)
+	case ActionRecover:
+		return r.recoverFromCrash()
+	}
+	return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown action %q", r.p.Action), "InvalidArgument", nil)
+}
+
+// start runs the instance and waits until its flows run.
+func (r *run) start(during string, safeMode, resetCrashes bool) (string, error) {
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: during, Desired: StateRunning})
+	var url string
+	opts := workflow.WithActivityOptions(r.ctx, runtimeOptions)
+	if err := workflow.ExecuteActivity(opts, a.StartRuntime, r.p.InstanceID, safeMode).Get(r.ctx, &url); err != nil {
+		return "", err
+	}
+	r.step("runtime started")
+	if err := r.exec(runtimeOptions, "flows running", a.WaitReady, r.p.InstanceID); err != nil {
+		return "", err
+	}
+	reason := ""
+	if safeMode {
+		reason = "started in safe mode after repeated crashes: flows are loaded but not running; fix them and restart"
+	}
+	if resetCrashes {
+		if err := r.exec(shortOptions, "", a.ResetCrashes, r.p.InstanceID); err != nil {
+			return "", err
+		}
+	}
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning, Reason: reason})
+	return StateRunning, nil
+}
+
+func (r *run) stop(during, final string) (string, error) {
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: during, Desired: final})
+	if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
+		return "", err
+	}
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: final})
+	return final, nil
+}
+
+// recoverFromCrash marks the instance crashed with the runtime's last lines, waits a back-off that grows with
+// each crash in a row, and starts it again: in safe mode once it has crashed SafeModeAfter times in a row.
+func (r *run) recoverFromCrash() (string, error) {
+	var crash activities.CrashInfo
+	opts := workflow.WithActivityOptions(r.ctx, shortOptions)
+	if err := workflow.ExecuteActivity(opts, a.RecordCrash, r.p.InstanceID).Get(r.ctx, &crash); err != nil {
+		return "", err
+	}
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateCrashed, Reason: crash.Reason})
+	r.step("crash recorded")
+	if err := workflow.Sleep(r.ctx, crashBackoff(crash.Count)); err != nil {
+		return "", err
+	}
+	return r.start(StateStarting, crash.Count >= SafeModeAfter, false)
+}
+
+// StateChangeAfterFailure is the final state a failed run writes, with the error as the reason.
+func StateChangeAfterFailure(instanceID, state string, err error) activities.StateChange {
+	return activities.StateChange{InstanceID: instanceID, State: state, Reason: message(err)}
+}
+
+// message is the human-readable cause of a failed activity: the application error's own message, without
+// Temporal's wrapping.
+func message(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Error()
+	}
+	return err.Error()
+}
+
+func (r *run) exec(opts workflow.ActivityOptions, step string, fn any, args ...any) error {
+	ctx := workflow.WithActivityOptions(r.ctx, opts)
+	if err := workflow.ExecuteActivity(ctx, fn, args...).Get(r.ctx, nil); err != nil {
+		return err
+	}
+	if step != "" {
+		r.step(step)
+	}
+	return nil
+}
+
+func (r *run) step(name string) {
+	r.done++
+	r.progress(workflowStatusRunning, "", name)
+}
+
+// setState writes the state projection; a failure to write it is logged, and the run goes on.
+func (r *run) setState(c activities.StateChange) {
+	ctx := workflow.WithActivityOptions(r.ctx, shortOptions)
+	if err := workflow.ExecuteActivity(ctx, a.SetState, c).Get(r.ctx, nil); err != nil {
+		workflow.GetLogger(r.ctx).Error("set instance state", "state", c.State, "error", err)
+	}
+}
+
+func (r *run) progress(status, errMsg, step string) {
+	if r.p.OperationID == "" {
+		return
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, shortOptions)
+	u := activities.OperationUpdate{OperationID: r.p.OperationID, RunID: workflow.GetInfo(r.ctx).WorkflowExecution.RunID,
+		Status: status, Error: errMsg, Step: step, Done: min(r.done, r.total), Total: r.total}
+	if status == workflowStatusSucceeded {
+		u.Done = r.total
+	}
+	if err := workflow.ExecuteActivity(ctx, a.UpdateOperation, u).Get(r.ctx, nil); err != nil {
+		workflow.GetLogger(r.ctx).Error("update operation", "error", err)
+	}
+}
