@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -82,8 +81,7 @@ func newToken(t *testing.T) (token, digest string) {
 		t.Fatal(err)
 	}
 	token = "tok-" + hex.EncodeToString(b)
-	sum := sha256.Sum256([]byte(token))
-	return token, hex.EncodeToString(sum[:])
+	return token, TokenDigest(token)
 }
 
 // syncBuffer collects a child's output; the child writes while tests read.

@@ -2,6 +2,8 @@ package nodered
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +86,13 @@ var (
 	headerNamePattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	logLevels          = []string{"fatal", "error", "warn", "info", "debug", "trace"}
 )
+
+// TokenDigest returns the key under which SettingsParams.AdminTokens holds a
+// token: the lowercase hex SHA-256 of its UTF-8 bytes.
+func TokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
 
 // RenderSettings renders settings.js for one instance. Every value enters
 // the file as JSON, never by pasting strings into JavaScript. The file logs

@@ -347,6 +347,11 @@ func TestStoragePluginFailsAtOnceOn4xx(t *testing.T) {
 	t.Cleanup(srv.Close)
 	red := startWithPlatform(t, rt, srv.URL, "inst-denied", "a-wrong-token", SettingsParams{DisableEditor: true})
 	output := red.waitExit(30 * time.Second)
+	// red.js logs "Failed to start server" and exits with status 0 (doc.go
+	// tells supervisors so).
+	if red.exitErr != nil || !strings.Contains(output, "Failed to start server") {
+		t.Errorf("failed start: exit %v, want status 0 and \"Failed to start server\"", red.exitErr)
+	}
 	want := "flowyard storage: GET /api/v1/runtime/instances/inst-denied/settings answered 401"
 	if !strings.Contains(output, want) {
 		t.Fatalf("output lacks %q:\n%s", want, output)
