@@ -441,3 +441,29 @@ func TestStrayWithoutPidfileIsReplaced(t *testing.T) {
 		t.Fatalf("port moved: %d -> %d", stray.Port, fresh.Port)
 	}
 }
+
+// TestModulesInstalledOnce: palette modules of the spec are installed with npm before the first start and
+// loaded by Node-RED; a restart with the same modules does not run npm again.
+func TestModulesInstalledOnce(t *testing.T) {
+	ctx := context.Background()
+	d := newTestDriver(t, "", nil)
+	spec := testSpec("modules")
+	spec.Modules = map[string]string{"node-red-node-random": "0.4.1"}
+	st := startReady(t, d, spec)
+	if code, body := httpGet(t, st.URL+drivers.AdminRoot+"nodes/node-red-node-random", spec.AdminToken); code != 200 || !strings.Contains(body, `"version":"0.4.1"`) {
+		t.Fatalf("module not loaded: %d %s", code, body)
+	}
+	marker := filepath.Join(d.instanceDir(spec.InstanceID), modulesFileName)
+	before, err := os.Stat(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(ctx, spec.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	startReady(t, d, spec)
+	after, _ := os.Stat(marker)
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Fatal("modules were installed again for an unchanged spec")
+	}
+}
