@@ -162,7 +162,7 @@ func (d *Driver) loadInstances() error {
 			continue
 		}
 		inst := d.register(e.Name())
-		d.adopt(inst)
+		d.adopt(inst, true)
 	}
 	return nil
 }
@@ -197,7 +197,7 @@ func (d *Driver) lookup(id string) *instance {
 		return nil
 	}
 	inst = d.register(id)
-	d.adopt(inst)
+	d.adopt(inst, true)
 	return inst
 }
 

@@ -73,8 +73,10 @@ func (d *Driver) snapshot(inst *instance) drivers.Status {
 // adopt looks for a runtime of inst that no driver in this process watches: one named by a pidfile that
 // is still alive and really belongs to the instance (start time and environment match), or, without a
 // valid pidfile, any process carrying the instance's marker (a platform killed between starting Node-RED
-// and writing the pidfile). It also settles the status of an instance without a runtime.
-func (d *Driver) adopt(inst *instance) {
+// and writing the pidfile). With initial set (the instance is new to this driver) it also derives the
+// status of an instance without a runtime from its files: stopped, or crashed when a pidfile outlived
+// its process.
+func (d *Driver) adopt(inst *instance, initial bool) {
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
 	if inst.proc != nil {
@@ -113,7 +115,10 @@ func (d *Driver) adopt(inst *instance) {
 			return
 		}
 	}
-	inst.status = drivers.Status{State: drivers.StateStopped, Port: port, ExitCode: inst.status.ExitCode}
+	if !initial {
+		return
+	}
+	inst.status = drivers.Status{State: drivers.StateStopped, Port: port}
 	if havePF {
 		inst.status = drivers.Status{State: drivers.StateCrashed, Port: pf.Port, ExitCode: -1,
 			Reason: "exited while no driver was watching", StartedAt: pf.StartedAt}
@@ -129,7 +134,7 @@ func runningStatus(p *process, state drivers.State) drivers.Status {
 
 // reuse returns the status of inst's runtime when it already runs with spec (hash).
 func (d *Driver) reuse(inst *instance, spec drivers.InstanceSpec, hash string) (drivers.Status, bool) {
-	d.adopt(inst)
+	d.adopt(inst, false)
 	inst.mu.Lock()
 	p := inst.proc
 	if p == nil || p.specHash != hash {
@@ -191,7 +196,7 @@ func exitReason(cmd *exec.Cmd) (int, string) {
 // stopProcess stops inst's runtime, if any, and every stray process of the instance, and marks it
 // stopped with reason why. ctx only shortens the graceful period; the process is always gone on success.
 func (d *Driver) stopProcess(ctx context.Context, inst *instance, why string) error {
-	d.adopt(inst)
+	d.adopt(inst, false)
 	inst.mu.Lock()
 	p := inst.proc
 	if p != nil {
