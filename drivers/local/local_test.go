@@ -207,6 +207,16 @@ func TestCrashIsReported(t *testing.T) {
 	if _, err := d.WaitReady(ctx, spec.InstanceID); !errors.Is(err, drivers.ErrExited) {
 		t.Fatalf("wait ready of a crashed instance: %v", err)
 	}
+	// A driver created after the crash learns it from the pidfile the dead process left behind, and
+	// still serves its logs.
+	later := newTestDriver(t, d.cfg.DataDir, nil)
+	if got, _ := later.Status(ctx, spec.InstanceID); got.State != drivers.StateCrashed || got.ExitCode != -1 {
+		t.Fatalf("status seen by a later driver: %+v", got)
+	}
+	if lines, err := later.Logs(ctx, spec.InstanceID, time.Time{}, 5); err != nil || len(lines) != 5 {
+		t.Fatalf("logs seen by a later driver: %v %v", lines, err)
+	}
+	later.Close()
 	again := startReady(t, d, spec)
 	if again.Port != st.Port {
 		t.Fatalf("restart after a crash moved the port: %d -> %d", st.Port, again.Port)
