@@ -36,6 +36,10 @@ func (c *caller) domainCaller() domain.Caller {
 // authenticate resolves the session cookie or bearer token into a caller. A request without credentials
 // goes on anonymous (routes decide); a request with bad credentials answers 401 at once.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	if strings.HasPrefix(c.Path(), runtimePathPrefix) {
+		// Runtime routes accept only an instance's runtime token and check it themselves (runtime.go).
+		return c.Next()
+	}
 	ctx := c.UserContext()
 	if bearer, ok := bearerToken(c); ok {
 		who, err := s.callerFromToken(ctx, bearer)

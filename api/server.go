@@ -106,6 +106,8 @@ func (s *Server) registerRoutes() {
 	s.registerMembers()
 	s.registerApplications()
 	s.registerOperations()
+	s.registerRuntime()
+	s.registerEditor()
 	s.registerInstances()
 	s.registerOpenAPI()
 }

@@ -1,0 +1,327 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// debugFlow makes an inject node send marker to a debug node right after each deploy, so the comms
+// websocket carries something.
+func debugFlow(marker string) []map[string]any {
+	return []map[string]any{
+		{"id": "tabp", "type": "tab", "label": "Proxy"},
+		{"id": "injp", "type": "inject", "z": "tabp", "once": true, "onceDelay": "0.2", "repeat": "", "topic": "",
+			"payload": marker, "payloadType": "str", "props": []any{map[string]any{"p": "payload"}}, "wires": []any{[]any{"dbgp"}}},
+		{"id": "dbgp", "type": "debug", "z": "tabp", "active": true, "tosidebar": true, "console": false, "complete": "payload", "wires": []any{}},
+	}
+}
+
+var deployHeaders = map[string]string{"Node-RED-API-Version": "v2", "Node-RED-Deployment-Type": "full"}
+
+func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") }
+
+// dialEditorComms opens /comms through the proxy like a browser: the session cookie and the page's Origin.
+func dialEditorComms(t *testing.T, url string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, res, err := dialer.Dial(url, header)
+	if err == nil {
+		t.Cleanup(func() { conn.Close() })
+	}
+	return conn, res, err
+}
+
+// waitForComms reads comms frames until one has the topic and data containing want.
+func waitForComms(t *testing.T, conn *websocket.Conn, topic, want string) {
+	t.Helper()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+	for {
+		_, raw, err := conn.ReadMessage()
+		require.NoError(t, err, "waiting for %s %q on comms", topic, want)
+		var frames []struct {
+			Topic string          `json:"topic"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(raw, &frames) != nil {
+			continue
+		}
+		for _, f := range frames {
+			if f.Topic == topic && strings.Contains(string(f.Data), want) {
+				return
+			}
+		}
+	}
+}
+
+func subscribeComms(t *testing.T, conn *websocket.Conn, topics ...string) {
+	t.Helper()
+	for _, topic := range topics {
+		require.NoError(t, conn.WriteJSON(map[string]string{"subscribe": topic}))
+	}
+}
+
+// TestEditorProxyWithRealNodeRED serves a real Node-RED's editor through the proxy to each role.
+func TestEditorProxyWithRealNodeRED(t *testing.T) {
+	t.Parallel()
+	w := newInstanceWorld(t, "sqlite")
+	port := freeTCPPort(t)
+	in, sec := w.addInstance(t, "e2e-editor", "http://127.0.0.1:"+strconv.Itoa(port))
+	red := startNodeRED(t, w.env.URL, in, sec, port)
+	editor := "/editor/" + in.ID
+	member, viewer := w.browsers["member"], w.browsers["viewer"]
+
+	t.Run("who may open it", func(t *testing.T) {
+		assert.Equal(t, 401, w.browsers["anonymous"].do("GET", editor+"/", nil, nil).status)
+		for _, role := range []string{"outsider", "dashboard"} {
+			a := w.browsers[role].do("GET", editor+"/settings", nil, nil)
+			assert.Equal(t, 404, a.status, role)
+			assert.Contains(t, a.body, `"not_found"`, role)
+		}
+		assert.Equal(t, 404, member.do("GET", "/editor/no-such-instance/settings", nil, nil).status)
+		for role, perms := range map[string]string{"owner": `"*"`, "member": `"*"`, "admin": `"*"`, "viewer": `"read"`} {
+			a := w.browsers[role].do("GET", editor+"/settings", nil, nil)
+			assert.Equal(t, 200, a.status, role)
+			assert.Contains(t, a.body, `"permissions":`+perms, role)
+		}
+	})
+
+	t.Run("editor page and assets load under the prefix", func(t *testing.T) {
+		a := member.do("GET", editor, nil, nil)
+		require.Equal(t, 301, a.status)
+		assert.Equal(t, editor+"/", a.header.Get("Location"))
+		page := member.do("GET", editor+"/", nil, nil)
+		require.Equal(t, 200, page.status, page.body)
+		assert.Contains(t, page.body, "<title>e2e-editor</title>")
+		assets := regexp.MustCompile(`(?:href|src)="([^"]+)"`).FindAllStringSubmatch(page.body, -1)
+		require.NotEmpty(t, assets)
+		for _, asset := range assets {
+			require.False(t, strings.HasPrefix(asset[1], "/"), "root-relative asset %s bypasses the prefix", asset[1])
+			assert.Equal(t, 200, member.do("GET", editor+"/"+asset[1], nil, nil).status, asset[1])
+		}
+		for _, secret := range []string{sec.admin, sec.read, sec.runtime} {
+			assert.NotContains(t, page.body, secret)
+			assert.NotContains(t, member.do("GET", editor+"/settings", nil, nil).body, secret)
+		}
+	})
+
+	t.Run("members deploy, the flows reach the platform", func(t *testing.T) {
+		a := member.do("POST", editor+"/flows", map[string]any{"flows": debugFlow("first-deploy")}, deployHeaders)
+		require.Equal(t, 200, a.status, a.body)
+		assert.Contains(t, a.body, `"rev"`)
+		stored, err := w.env.Store.GetInstanceStorage(t.Context(), in.ID, "flows")
+		require.NoError(t, err)
+		assert.Contains(t, stored, "first-deploy")
+		a = member.do("GET", editor+"/flows", nil, nil)
+		assert.Equal(t, 200, a.status)
+		assert.Contains(t, a.body, "first-deploy")
+	})
+
+	t.Run("viewers read but cannot deploy", func(t *testing.T) {
+		a := viewer.do("GET", editor+"/flows", nil, nil)
+		require.Equal(t, 200, a.status, a.body)
+		assert.Contains(t, a.body, "first-deploy")
+		a = viewer.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, deployHeaders)
+		assert.Equal(t, 401, a.status, "Node-RED refuses a deploy with the read token: %s", a.body)
+		assert.Contains(t, member.do("GET", editor+"/flows", nil, nil).body, "first-deploy", "nothing was deployed")
+	})
+
+	t.Run("personal access tokens", func(t *testing.T) {
+		pat := newBrowser(t, w.env.URL)
+		pat.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "full"})["token"].(string)
+		assert.Contains(t, pat.do("GET", editor+"/settings", nil, nil).body, `"permissions":"*"`)
+		readOnly := newBrowser(t, w.env.URL)
+		readOnly.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "ro", "scopes": []string{"read"}})["token"].(string)
+		assert.Contains(t, readOnly.do("GET", editor+"/settings", nil, nil).body, `"permissions":"read"`, "a read-only token gets the read-only editor")
+		assert.Equal(t, 403, readOnly.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, deployHeaders).status)
+	})
+
+	t.Run("cross-site requests are refused", func(t *testing.T) {
+		evil := map[string]string{"Origin": "http://evil.example", "Node-RED-API-Version": "v2"}
+		a := member.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, evil)
+		assert.Equal(t, 403, a.status)
+		assert.Contains(t, a.body, "cross_origin")
+		a = member.do("POST", editor+"/flows/state", `{"state":"stop"}`, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		assert.Equal(t, 403, a.status)
+		same := map[string]string{"Origin": w.env.URL, "Node-RED-API-Version": "v2", "Sec-Fetch-Site": "same-origin"}
+		assert.Equal(t, 200, member.do("GET", editor+"/flows/state", nil, same).status)
+		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {member.cookieHeader()}, "Origin": {"http://evil.example"}})
+		require.Error(t, err)
+		require.NotNil(t, res)
+		assert.Equal(t, 403, res.StatusCode)
+	})
+
+	t.Run("comms websocket through the proxy", func(t *testing.T) {
+		header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}}
+		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", header)
+		require.NoError(t, err)
+		viewerConn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {viewer.cookieHeader()}})
+		require.NoError(t, err)
+		subscribeComms(t, conn, "notification/#", "debug")
+		subscribeComms(t, viewerConn, "debug")
+		// Subscriptions are processed in order with the deploy only if they arrived first: wait for Node-RED
+		// to have them by checking a frame it sends right after subscribing (the runtime state notification).
+		waitForComms(t, conn, "notification/runtime-state", `"state"`)
+
+		a := member.do("POST", editor+"/flows", map[string]any{"flows": debugFlow("hello-through-proxy")}, deployHeaders)
+		require.Equal(t, 200, a.status, a.body)
+		waitForComms(t, conn, "notification/runtime-deploy", `"revision"`)
+		waitForComms(t, conn, "debug", "hello-through-proxy")
+		waitForComms(t, viewerConn, "debug", "hello-through-proxy")
+
+		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", nil)
+		require.Error(t, err, "an anonymous websocket")
+		require.NotNil(t, res)
+		assert.Equal(t, 401, res.StatusCode)
+		_, res, err = dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {w.browsers["outsider"].cookieHeader()}})
+		require.Error(t, err)
+		assert.Equal(t, 404, res.StatusCode)
+	})
+
+	t.Run("a stopped runtime answers 503", func(t *testing.T) {
+		red.stop()
+		a := member.do("GET", editor+"/flows", nil, nil)
+		assert.Equal(t, 503, a.status)
+		assert.Contains(t, a.body, "runtime_unreachable")
+		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {member.cookieHeader()}})
+		require.Error(t, err)
+		assert.Equal(t, 503, res.StatusCode)
+		notStarted, _ := w.addInstance(t, "never-started", "")
+		assert.Equal(t, 503, member.do("GET", "/editor/"+notStarted.ID+"/flows", nil, nil).status)
+	})
+}
+
+// recordingBackend stands in for Node-RED where the test must see exactly what the proxy sends: it records
+// each request's headers and path, echoes websocket messages, and answers with a cookie and a redirect.
+type recordingBackend struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func newRecordingBackend(t *testing.T) *recordingBackend {
+	b := &recordingBackend{}
+	upgrader := websocket.Upgrader{}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.seen = append(b.seen, r.Clone(r.Context()))
+		b.mu.Unlock()
+		switch r.URL.Path {
+		case "/admin/comms":
+			conn, err := upgrader.Upgrade(rw, r, http.Header{"Set-Cookie": {"ws=1"}})
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			for {
+				kind, msg, err := conn.ReadMessage()
+				if err != nil || conn.WriteMessage(kind, append([]byte("echo:"), msg...)) != nil {
+					return
+				}
+			}
+		case "/admin/vendor":
+			http.Redirect(rw, r, "/admin/vendor/", http.StatusMovedPermanently)
+		default:
+			http.SetCookie(rw, &http.Cookie{Name: "flowyard_session", Value: "overwritten"})
+			rw.Header().Set("X-Backend", "yes")
+			rw.Write([]byte("path=" + r.URL.Path + " query=" + r.URL.RawQuery))
+		}
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *recordingBackend) last() *http.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.seen) == 0 {
+		return nil
+	}
+	return b.seen[len(b.seen)-1]
+}
+
+func (b *recordingBackend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seen)
+}
+
+// TestEditorProxyHeaders checks what reaches Node-RED and what comes back: the platform's token replaces
+// the user's credentials, cookies go neither way, paths cannot leave the admin root.
+func TestEditorProxyHeaders(t *testing.T) {
+	t.Parallel()
+	w := newInstanceWorld(t, "sqlite")
+	backend := newRecordingBackend(t)
+	in, sec := w.addInstance(t, "headers", backend.srv.URL)
+	other, otherSec := w.addInstance(t, "headers-other", backend.srv.URL)
+	editor := "/editor/" + in.ID
+	member := w.browsers["member"]
+
+	a := member.do("PATCH", editor+"/nodes/some%20module?x=1&y=%2F", `not json`, map[string]string{"X-Custom": "kept"})
+	require.Equal(t, 200, a.status, a.body)
+	assert.Equal(t, "path=/admin/nodes/some module query=x=1&y=%2F", a.body)
+	got := backend.last()
+	assert.Equal(t, "Bearer "+sec.admin, got.Header.Get("Authorization"))
+	assert.Empty(t, got.Header.Values("Cookie"), "the session cookie is not forwarded")
+	assert.Equal(t, "kept", got.Header.Get("X-Custom"))
+	assert.Equal(t, "text/plain", got.Header.Get("Content-Type"), "non-JSON bodies pass through")
+	assert.Equal(t, strings.TrimPrefix(backend.srv.URL, "http://"), got.Host)
+	assert.Empty(t, a.header.Values("Set-Cookie"), "Node-RED cannot set cookies on Flowyard's origin")
+	assert.Equal(t, "yes", a.header.Get("X-Backend"))
+	assert.NotEmpty(t, a.header.Get("X-Request-Id"))
+	assert.NotEmpty(t, member.cookieHeader())
+	assert.Equal(t, 200, member.do("GET", "/api/v1/user", nil, nil).status, "the session survived")
+
+	pat := newBrowser(t, w.env.URL)
+	pat.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "x"})["token"].(string)
+	require.Equal(t, 200, pat.do("GET", editor+"/flows", nil, nil).status)
+	assert.Equal(t, "Bearer "+sec.admin, backend.last().Header.Get("Authorization"), "the user's token is replaced")
+
+	a = member.do("GET", editor+"/vendor", nil, nil)
+	assert.Equal(t, 301, a.status)
+	assert.Equal(t, editor+"/vendor/", a.header.Get("Location"), "redirects stay under the prefix")
+
+	before := backend.count()
+	for _, escape := range []string{"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello"} {
+		a := member.do("GET", editor+escape, nil, nil)
+		assert.Equal(t, 404, a.status, escape)
+	}
+	a = member.do("GET", editor+"/../"+other.ID+"/flows", nil, nil)
+	assert.Equal(t, 404, a.status, "a path that resolves into another instance's editor")
+	assert.Equal(t, before, backend.count(), "no escaping path reached the backend")
+
+	header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}, "Sec-WebSocket-Protocol": {"chat"}}
+	conn, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms?v=2", header)
+	require.NoError(t, err)
+	assert.Empty(t, res.Header.Values("Set-Cookie"))
+	got = backend.last()
+	assert.Equal(t, "/admin/comms", got.URL.Path)
+	assert.Equal(t, "v=2", got.URL.RawQuery)
+	assert.Equal(t, "Bearer "+sec.admin, got.Header.Get("Authorization"))
+	assert.Empty(t, got.Header.Values("Cookie"))
+	assert.Empty(t, got.Header.Values("Origin"))
+	for i := range 3 {
+		msg := "ping-" + strconv.Itoa(i)
+		require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(msg)))
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, echo, err := conn.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, "echo:"+msg, string(echo))
+	}
+
+	viewerConn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {w.browsers["viewer"].cookieHeader()}})
+	require.NoError(t, err)
+	viewerConn.Close()
+	assert.Equal(t, "Bearer "+sec.read, backend.last().Header.Get("Authorization"), "viewers get the read-only token")
+	assert.NotEqual(t, otherSec.admin, sec.admin)
+}
