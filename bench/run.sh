@@ -61,6 +61,12 @@ bench_store() { # name database-url
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+# flowyard serve needs a Temporal frontend; a headless dev server in memory is enough for the API figures.
+TPORT=${BENCH_TEMPORAL_PORT:-18733}
+./bin/temporal server start-dev --headless --ip 127.0.0.1 --port "$TPORT" --namespace flowyard --log-level never >/dev/null 2>&1 &
+export FLOWYARD_TEMPORAL_ADDRESS="127.0.0.1:$TPORT"
+for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$TPORT) 2>/dev/null && break; sleep 0.2; done
+
 bench_store sqlite ""
 pgdb="fy_bench_$$"
 psql "$PG_ADMIN" -qc "CREATE DATABASE $pgdb" >/dev/null
