@@ -50,7 +50,9 @@ func under(prefix string) func(string) bool {
 	return func(p string) bool { return p == module+"/"+prefix || strings.HasPrefix(p, module+"/"+prefix+"/") }
 }
 
-func exactly(name string) func(string) bool { return func(p string) bool { return p == module+"/"+name } }
+func exactly(name string) func(string) bool {
+	return func(p string) bool { return p == module+"/"+name }
+}
 
 func anyOf(preds ...func(string) bool) func(string) bool {
 	return func(s string) bool {
@@ -83,7 +85,9 @@ var rules = []rule{
 		anyOf(under("activities"), under("drivers"), prefixed("go.temporal.io"))},
 	{"activities never import the API or workflow code", under("activities"), anyOf(under("api"), prefixed("go.temporal.io/sdk/workflow"))},
 	{"cmd holds wiring only: it imports config, platform and agent", under("cmd"),
-		func(imp string) bool { return ours(imp) && !anyOf(exactly("config"), exactly("platform"), under("agent"))(imp) }},
+		func(imp string) bool {
+			return ours(imp) && !anyOf(exactly("config"), exactly("platform"), under("agent"))(imp)
+		}},
 }
 
 func TestImportRules(t *testing.T) {
