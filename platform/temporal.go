@@ -19,6 +19,7 @@ import (
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/drivers/local"
+	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
@@ -96,6 +97,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	e.driver = drv
 	e.worker = worker.New(c, e.instances.TaskQueue, worker.Activities{
 		Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.PublicURL},
+		Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 	})
 	if err := e.worker.Start(); err != nil {
 		c.Close()

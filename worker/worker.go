@@ -13,6 +13,7 @@ import (
 // Activities are every activity implementation the worker serves.
 type Activities struct {
 	Instances *activities.Instances
+	Snapshots *activities.Snapshots
 }
 
 // New builds a worker for the instances task queue. Workflows are registered under fixed names, so renaming a
@@ -21,5 +22,6 @@ func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(instance.Lifecycle, workflow.RegisterOptions{Name: instance.WorkflowName})
 	w.RegisterActivity(acts.Instances)
+	w.RegisterActivity(acts.Snapshots)
 	return w
 }

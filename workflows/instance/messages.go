@@ -18,7 +18,8 @@ const (
 	ActionRestart   Action = "restart"
 	ActionSuspend   Action = "suspend"
 	ActionDelete    Action = "delete"
-	ActionRecover   Action = "recover" // restart after an unexpected exit, with back-off
+	ActionRecover   Action = "recover"  // restart after an unexpected exit, with back-off
+	ActionRollback  Action = "rollback" // restore a snapshot (Params.SnapshotID); see rollback.go
 )
 
 // UserActions are the actions a user may ask for through the API.
@@ -30,6 +31,7 @@ type Params struct {
 	TeamID      string
 	OperationID string
 	Action      Action
+	SnapshotID  string // the snapshot ActionRollback restores
 }
 
 // Result is the state a run left the instance in.
@@ -47,6 +49,7 @@ const (
 	StateSuspending   = "suspending"
 	StateSuspended    = "suspended"
 	StateRestarting   = "restarting"
+	StateRollback     = "rollback"
 	StateDeleting     = "deleting"
 	StateCrashed      = "crashed"
 	StateError        = "error"

@@ -46,6 +46,9 @@ type run struct {
 	p     Params
 	total int
 	done  int
+	// kept is set by an action that failed but put the instance back as it was (a rollback whose flows did not
+	// start): its state is already written and must not be overwritten with a failure state.
+	kept *string
 }
 
 // Lifecycle carries out one action on one instance, keeping its operation and state rows in step, and always
@@ -59,7 +62,11 @@ func Lifecycle(ctx workflow.Context, p Params) (Result, error) {
 		if p.Action == ActionRecover {
 			failed = StateCrashed
 		}
-		r.setState(StateChangeAfterFailure(p.InstanceID, failed, err))
+		if r.kept != nil {
+			failed = *r.kept
+		} else {
+			r.setState(StateChangeAfterFailure(p.InstanceID, failed, err))
+		}
 		r.progress(workflowStatusFailed, message(err), "failed")
 		return Result{State: failed}, err
 	}
@@ -84,6 +91,8 @@ func stepsOf(action Action) int {
 		return 4
 	case ActionProvision, ActionStart:
 		return 3
+	case ActionRollback:
+		return rollbackSteps
 	}
 	return 2
 }
@@ -109,6 +118,8 @@ func (r *run) act() (string, error) {
 		return "deleted", r.exec(runtimeOptions, "remove", a.RemoveInstance, r.p.InstanceID)
 	case ActionRecover:
 		return r.recoverFromCrash()
+	case ActionRollback:
+		return r.rollback()
 	}
 	return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown action %q", r.p.Action), "InvalidArgument", nil)
 }

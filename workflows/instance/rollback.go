@@ -1,0 +1,124 @@
+package instance
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+)
+
+var sa *activities.Snapshots
+
+// AutoSnapshotBeforeRollback names the automatic snapshot a rollback takes first.
+const AutoSnapshotBeforeRollback = "Auto snapshot before rollback"
+
+// rollbackSteps: automatic snapshot, stop, apply, runtime started, flows running.
+const rollbackSteps = 5
+
+// snapshotOptions: capturing or writing up to 20 MiB in one transaction takes seconds at most; the activities
+// heartbeat, so a worker that dies in the middle is noticed in seconds and the activity runs again elsewhere
+// (the transaction it was in never commits).
+var snapshotOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Minute,
+	HeartbeatTimeout:    10 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+}
+
+// rollback restores snapshot p.SnapshotID into the instance:
+//  1. check that the snapshot may go into the instance (it exists, same application);
+//  2. take an automatic snapshot of what the instance holds now (retention keeps the newest ten);
+//  3. stop the runtime, if the instance should run, so it cannot save its flows over the restored ones;
+//  4. write the snapshot's flows, credentials, settings, env and modules in one transaction;
+//  5. start the runtime and wait until the flows run.
+//
+// If the restored flows do not start, the automatic snapshot is written back and the runtime started again:
+// the operation fails with the runtime's error and the instance runs what it ran before. An instance that
+// should not run (stopped, suspended) only has its content replaced and keeps its state.
+func (r *run) rollback() (string, error) {
+	var target activities.RollbackTarget
+	check := workflow.WithActivityOptions(r.ctx, shortOptions)
+	if err := workflow.ExecuteActivity(check, sa.CheckRollback, r.p.InstanceID, r.p.SnapshotID).Get(r.ctx, &target); err != nil {
+		return r.keep("", err) // nothing was touched, not even the state
+	}
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRollback})
+	autoID := r.newID()
+	auto := activities.AutoSnapshot{InstanceID: r.p.InstanceID, SnapshotID: autoID, Name: AutoSnapshotBeforeRollback,
+		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID}}
+	if err := r.exec(snapshotOptions, "automatic snapshot taken", sa.TakeAutoSnapshot, auto); err != nil {
+		return r.putBack(target.State, err)
+	}
+	if target.ShouldRun {
+		if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
+			return "", err
+		}
+	}
+	if err := r.exec(snapshotOptions, "snapshot applied", sa.ApplySnapshot, r.p.InstanceID, r.p.SnapshotID); err != nil {
+		// The transaction committed nothing: the instance still holds its own content.
+		if !target.ShouldRun {
+			return r.putBack(target.State, err)
+		}
+		return r.startPrevious(err)
+	}
+	if !target.ShouldRun {
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: target.State})
+		return target.State, nil
+	}
+	state, err := r.start(StateRollback, false, true)
+	if err != nil {
+		return r.restore(autoID, err)
+	}
+	return state, nil
+}
+
+// restore writes the automatic snapshot back after the restored flows failed to start, and starts the runtime
+// on it again.
+func (r *run) restore(autoID string, cause error) (string, error) {
+	if err := r.exec(snapshotOptions, "", sa.ApplySnapshot, r.p.InstanceID, autoID); err != nil {
+		return "", alsoFailed(cause, "writing back the previous flows", err)
+	}
+	if err := r.exec(runtimeOptions, "", a.StopRuntime, r.p.InstanceID); err != nil {
+		return "", alsoFailed(cause, "stopping the runtime", err)
+	}
+	return r.startPrevious(cause)
+}
+
+// startPrevious starts the runtime on the content the instance held before the rollback, and fails the
+// operation with cause while leaving the instance running.
+func (r *run) startPrevious(cause error) (string, error) {
+	if _, err := r.start(StateRollback, false, true); err != nil {
+		return "", alsoFailed(cause, "starting the previous flows again", err)
+	}
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning,
+		Reason: "the rollback failed and the flows from before it run again: " + message(cause)})
+	return r.keep(StateRunning, cause)
+}
+
+// putBack writes the state the instance had before a rollback that changed nothing, with the reason.
+func (r *run) putBack(state string, cause error) (string, error) {
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state, Reason: "the rollback failed and changed nothing: " + message(cause)})
+	return r.keep(state, cause)
+}
+
+// keep fails the run without marking the instance failed: its state is already what it should be.
+func (r *run) keep(state string, cause error) (string, error) {
+	r.kept = &state
+	return state, cause
+}
+
+// alsoFailed reports that putting the instance back failed too; the instance then ends in the error state.
+func alsoFailed(cause error, what string, err error) error {
+	return temporal.NewNonRetryableApplicationError(message(cause)+"; "+what+" failed too: "+message(err), activities.ErrTypeRuntime, errors.Join(cause, err))
+}
+
+// newID draws a fresh ID once and records it in the history, so a replay sees the same one.
+func (r *run) newID() string {
+	var id string
+	if err := workflow.SideEffect(r.ctx, func(workflow.Context) any { return domain.NewID() }).Get(&id); err != nil {
+		panic(err) // a string recorded by this workflow always decodes
+	}
+	return id
+}
