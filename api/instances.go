@@ -32,6 +32,7 @@ type createInstanceRequest struct {
 	StackID        string          `json:"stackId"`
 	TemplateID     string          `json:"templateId"`
 	BlueprintID    *string         `json:"blueprintId,omitempty"`
+	SnapshotID     *string         `json:"snapshotId,omitempty"` // instead of a blueprint: copy a snapshot of the team
 	Settings       map[string]any  `json:"settings,omitempty"`
 	Env            []domain.EnvVar `json:"env,omitempty"`
 }
@@ -92,7 +93,7 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	in, flows, err := s.newInstance(c.UserContext(), app, &req)
+	in, docs, err := s.newInstance(c.UserContext(), app, &req)
 	if err != nil {
 		return err
 	}
@@ -110,10 +111,8 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 			OwnerType: "instance", OwnerID: in.ID, TeamID: &in.TeamID}); err != nil {
 			return err
 		}
-		if flows != "" {
-			if err := tx.PutInstanceStorage(ctx, in.ID, storage.StorageFlows, flows); err != nil {
-				return err
-			}
+		if err := docs.put(ctx, tx, in.ID); err != nil {
+			return err
 		}
 		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
 			return err
@@ -126,30 +125,31 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 	return s.startAction(c, in, op, instance.ActionProvision)
 }
 
-// newInstance validates a create request against the platform objects it names and builds the row.
-func (s *Server) newInstance(ctx context.Context, app *storage.Application, req *createInstanceRequest) (*storage.Instance, string, error) {
+// newInstance validates a create request against the platform objects it names and builds the row, with the
+// flows (and credentials) of the blueprint or snapshot it names.
+func (s *Server) newInstance(ctx context.Context, app *storage.Application, req *createInstanceRequest) (*storage.Instance, initialStorage, error) {
 	if err := domain.Collect(domain.ValidateInstanceName("name", req.Name), requiredField("instanceTypeId", req.InstanceTypeID),
 		requiredField("stackId", req.StackID), requiredField("templateId", req.TemplateID)); err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	if err := exists[storage.InstanceType](ctx, s.store, "instanceTypeId", req.InstanceTypeID); err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	if err := exists[storage.Stack](ctx, s.store, "stackId", req.StackID); err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	tpl, err := storage.GetObject[storage.Template](ctx, s.store, req.TemplateID)
 	if domain.IsKind(err, domain.KindNotFound) {
-		return nil, "", exists[storage.Template](ctx, s.store, "templateId", req.TemplateID)
+		return nil, initialStorage{}, exists[storage.Template](ctx, s.store, "templateId", req.TemplateID)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	if _, err := domain.MergeSettings(tpl.Settings, tpl.Policy, req.Settings); err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	if _, err := domain.MergeEnv(tpl.Env, req.Env); err != nil {
-		return nil, "", err
+		return nil, initialStorage{}, err
 	}
 	in := &storage.Instance{ID: domain.NewID(), Name: req.Name, ApplicationID: app.ID, TeamID: app.TeamID,
 		InstanceTypeID: req.InstanceTypeID, StackID: req.StackID, TemplateID: req.TemplateID, State: instance.StateProvisioning,
@@ -159,19 +159,23 @@ func (s *Server) newInstance(ctx context.Context, app *storage.Application, req 
 	if in.Env == nil {
 		in.Env = []domain.EnvVar{}
 	}
-	flows := ""
+	if req.SnapshotID != nil {
+		docs, err := s.seedFromSnapshot(ctx, in, tpl, req)
+		return in, docs, err
+	}
+	var docs initialStorage
 	if req.BlueprintID != nil {
 		bp, err := storage.GetObject[storage.Blueprint](ctx, s.store, *req.BlueprintID)
 		if domain.IsKind(err, domain.KindNotFound) {
-			return nil, "", exists[storage.Blueprint](ctx, s.store, "blueprintId", *req.BlueprintID)
+			return nil, initialStorage{}, exists[storage.Blueprint](ctx, s.store, "blueprintId", *req.BlueprintID)
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, initialStorage{}, err
 		}
 		in.BlueprintID, in.Modules = &bp.ID, bp.Modules
-		flows = mustJSON(bp.Flows)
+		docs.flows = mustJSON(bp.Flows)
 	}
-	return in, flows, nil
+	return in, docs, nil
 }
 
 func requiredField(field, v string) *domain.FieldError {

@@ -109,5 +109,6 @@ func (s *Server) registerRoutes() {
 	s.registerRuntime()
 	s.registerEditor()
 	s.registerInstances()
+	s.registerSnapshots()
 	s.registerOpenAPI()
 }

@@ -35,6 +35,7 @@ const (
 	ActionSnapshotFull         Action = "snapshot:full"
 	ActionSnapshotExport       Action = "snapshot:export"
 	ActionSnapshotImport       Action = "snapshot:import"
+	ActionSnapshotEdit         Action = "snapshot:edit"
 	ActionSnapshotDelete       Action = "snapshot:delete"
 	ActionSnapshotRollback     Action = "project:snapshot:rollback"
 	ActionOperationRead        Action = "operation:read"
@@ -74,6 +75,7 @@ var rolePermissions = map[Action]Role{
 	ActionSnapshotFull:         RoleMember,
 	ActionSnapshotExport:       RoleMember,
 	ActionSnapshotImport:       RoleOwner,
+	ActionSnapshotEdit:         RoleOwner,
 	ActionSnapshotDelete:       RoleOwner,
 	ActionSnapshotRollback:     RoleMember,
 	ActionOperationRead:        RoleViewer,
