@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -44,6 +45,7 @@ type Deps struct {
 	Logs LogReader
 	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
 	WorkflowURL func(workflowID, runID string) string
+	HTTPMetrics *metrics.HTTP // request counts and latencies; nil records nothing
 }
 
 // Server is the HTTP API.
@@ -82,6 +84,7 @@ func New(d Deps) *Server {
 		WriteTimeout: 60 * time.Second,
 		IdleTimeout:  120 * time.Second,
 	})
+	s.app.Use(observeRequests(d.HTTPMetrics))
 	s.app.Use(recover.New(), requestid.New(), s.requireJSONBody, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })

@@ -34,6 +34,21 @@ type Config struct {
 	AdminPassword string
 	SecureCookies bool
 	BodyLimitMB   int
+	Driver        string // where instances run: local or kubernetes
+	RuntimeAPIURL string // how Node-RED instances reach the API (storage plugin); default PublicURL
+	MetricsListen string // address of the Prometheus /metrics server; empty: none
+	Kubernetes    KubernetesConfig
+}
+
+// KubernetesConfig configures the kubernetes driver.
+type KubernetesConfig struct {
+	Kubeconfig       string   // empty: the pod's service account (in-cluster)
+	Namespace        string   // where instances run; empty: the namespace Flowyard runs in
+	Image            string   // image template; empty: the official Node-RED image with the stack's version
+	Domain           string   // instances get <name>.<domain> Ingresses; empty: no Ingress
+	IngressClass     string   // empty: the cluster's default
+	TLSSecret        string   // TLS secret for the instances' Ingresses; empty: plain HTTP
+	ImagePullSecrets []string // for a private registry
 }
 
 // Load parses args (without the subcommand) with defaults taken from the environment.
@@ -59,6 +74,17 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
 	str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "platform admin created on first start")
 	str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "its password")
+	str(&c.Driver, "driver", "FLOWYARD_DRIVER", "local", "where instances run: local (child processes) or kubernetes")
+	str(&c.RuntimeAPIURL, "runtime-api-url", "FLOWYARD_RUNTIME_API_URL", "", "URL Node-RED instances reach the API at (default: the public URL)")
+	str(&c.MetricsListen, "metrics-listen", "FLOWYARD_METRICS_LISTEN", "", "address of the Prometheus /metrics server (default: none)")
+	str(&c.Kubernetes.Kubeconfig, "k8s-kubeconfig", "FLOWYARD_K8S_KUBECONFIG", "", "kubeconfig file (default: in-cluster service account)")
+	str(&c.Kubernetes.Namespace, "k8s-namespace", "FLOWYARD_K8S_NAMESPACE", "", "namespace of the instances (default: Flowyard's own)")
+	str(&c.Kubernetes.Image, "k8s-image", "FLOWYARD_K8S_IMAGE", "", "Node-RED image template, e.g. nodered/node-red:{{.NodeRedVersion}}")
+	str(&c.Kubernetes.Domain, "k8s-domain", "FLOWYARD_K8S_DOMAIN", "", "instances get an Ingress at <name>.<domain> (default: none)")
+	str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "ingress class of the instances' Ingresses")
+	str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
+	var pullSecrets string
+	str(&pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "comma-separated image pull secrets")
 	port, err := intEnv(getenv, "FLOWYARD_TEMPORAL_PORT", 7233)
 	if err != nil {
 		return c, err
@@ -75,6 +101,11 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(pullSecrets, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Kubernetes.ImagePullSecrets = append(c.Kubernetes.ImagePullSecrets, s)
+		}
 	}
 	return c, c.validate()
 }
@@ -122,6 +153,12 @@ func (c *Config) validate() error {
 	if c.SecretKey != "" && len(c.SecretKey) < 32 {
 		errs = append(errs, errors.New("FLOWYARD_SECRET_KEY must be at least 32 characters"))
 	}
+	if c.Driver != "local" && c.Driver != "kubernetes" {
+		errs = append(errs, fmt.Errorf("--driver=%q must be local or kubernetes", c.Driver))
+	}
+	if _, port, err := net.SplitHostPort(c.MetricsListen); c.MetricsListen != "" && (err != nil || port == "") {
+		errs = append(errs, fmt.Errorf("--metrics-listen=%q is not host:port", c.MetricsListen))
+	}
 	if c.BodyLimitMB < 1 || c.BodyLimitMB > 1024 {
 		errs = append(errs, fmt.Errorf("--body-limit-mb=%d must be from 1 to 1024", c.BodyLimitMB))
 	}
@@ -129,6 +166,10 @@ func (c *Config) validate() error {
 		c.PublicURL = "http://" + c.Listen
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.RuntimeAPIURL == "" {
+		c.RuntimeAPIURL = c.PublicURL
+	}
+	c.RuntimeAPIURL = strings.TrimRight(c.RuntimeAPIURL, "/")
 	return errors.Join(errs...)
 }
 
@@ -147,7 +188,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
-		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies))
+		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
+		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen))
 }
 
 func mask(s string) string {

@@ -24,7 +24,8 @@ var Version = "dev"
 // shutdownGrace bounds how long in-flight requests may finish after SIGTERM.
 const shutdownGrace = 15 * time.Second
 
-// Migrate applies pending migrations.
+// Migrate applies pending migrations, seeds the default platform objects, and creates the configured admin
+// (FLOWYARD_ADMIN_EMAIL/PASSWORD) when it does not exist yet. It is safe to run on every deploy.
 func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	st, err := storage.Open(ctx, cfg.StoreURL())
 	if err != nil {
@@ -36,6 +37,14 @@ func Migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("migrations applied", "count", len(applied), "names", applied)
+	// A fresh production database gets the same defaults as `flowyard dev`; the admin only when configured,
+	// so that a migration job never prints a generated password into its log.
+	if cfg.AdminEmail != "" {
+		return bootstrap(ctx, cfg, st, log)
+	}
+	if err := st.SeedDefaults(ctx); err != nil {
+		return fmt.Errorf("seed defaults: %w", err)
+	}
 	return nil
 }
 
@@ -141,6 +150,16 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	deps := api.Deps{Store: st, Sealer: sealer, WorkflowURL: tcfg.WorkflowURL,
 		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
+	deps.HTTPMetrics = apiMetrics(serveMetrics(ctx, cfg, log), st)
+	if cfg.Driver == "kubernetes" {
+		// Pods' logs are readable from any replica; local processes' only from the worker beside them.
+		drv, err := newDriver(cfg, log, nil)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		deps.Logs = driverLogs(drv)
+	}
 	return serveAPI(ctx, cfg, log, deps)
 }
 
@@ -180,11 +199,12 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer func() { _ = srv.Stop(context.Background()) }()
 	log.Info("Temporal dev server running", "address", srv.Address(), "ui", srv.UIURL())
-	e, err := startEngine(ctx, cfg, tcfg, st, log)
+	reg := serveMetrics(ctx, cfg, log)
+	e, err := startEngine(ctx, cfg, tcfg, st, log, reg)
 	if err != nil {
 		return err
 	}
 	defer e.stop()
 	go e.reconcile(ctx)
-	return serveAPI(ctx, cfg, log, e.apiDeps(api.Deps{Store: st, Sealer: sealer}))
+	return serveAPI(ctx, cfg, log, e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)}))
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -18,7 +19,9 @@ import (
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/drivers/kubernetes"
 	"github.com/flowyard/flowyard/drivers/local"
+	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
@@ -64,17 +67,19 @@ func fileExists(p string) bool {
 
 // engine is a running worker with what it needs.
 type engine struct {
-	client    client.Client
-	tcfg      temporalenv.Config
-	driver    drivers.Driver
-	instances *instance.Client
-	worker    sdkworker.Worker
-	store     *storage.Store
-	log       *slog.Logger
+	client      client.Client
+	tcfg        temporalenv.Config
+	driver      drivers.Driver
+	closeDriver func() error
+	instances   *instance.Client
+	worker      sdkworker.Worker
+	store       *storage.Store
+	log         *slog.Logger
 }
 
-// startEngine dials Temporal, builds the local driver and runs the worker.
-func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config, st *storage.Store, log *slog.Logger) (*engine, error) {
+// startEngine dials Temporal (recording the SDK's metrics into reg when it is not nil), builds the
+// configured driver and runs the worker.
+func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config, st *storage.Store, log *slog.Logger, reg *prometheus.Registry) (*engine, error) {
 	key, err := cfg.EnsureSecretKey()
 	if err != nil {
 		return nil, err
@@ -83,23 +88,24 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	if err != nil {
 		return nil, err
 	}
-	c, err := temporalenv.Dial(ctx, tcfg, log)
+	c, err := dialTemporal(ctx, tcfg, log, reg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+		return nil, err
 	}
 	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
 		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}}
-	drv, err := local.New(local.Config{DataDir: cfg.DataDir, Logger: log.With("component", "driver"), OnExit: e.onRuntimeExit})
+	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	e.driver = drv
+	e.driver, e.closeDriver = drv, drv.Close
 	e.worker = worker.New(c, e.instances.TaskQueue, worker.Activities{
-		Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.PublicURL},
+		Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL},
 		Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 	})
 	if err := e.worker.Start(); err != nil {
+		_ = drv.Close()
 		c.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
@@ -108,21 +114,60 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 
 func (e *engine) stop() {
 	e.worker.Stop()
+	_ = e.closeDriver()
 	e.client.Close()
+}
+
+// dialTemporal is temporalenv.Dial with the SDK's metrics recorded into reg (when not nil).
+func dialTemporal(ctx context.Context, tcfg temporalenv.Config, log *slog.Logger, reg *prometheus.Registry) (client.Client, error) {
+	opts, err := temporalenv.ClientOptions(tcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		opts.MetricsHandler = metrics.NewTemporalHandler(reg)
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+	}
+	return c, nil
+}
+
+// closableDriver is a driver with background work to stop.
+type closableDriver interface {
+	drivers.Driver
+	Close() error
+}
+
+// newDriver builds the configured driver: local child processes, or pods through the Kubernetes API.
+// onExit may be nil (the API reads logs and status only).
+func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (closableDriver, error) {
+	log = log.With("component", "driver")
+	if cfg.Driver != "kubernetes" {
+		return local.New(local.Config{DataDir: cfg.DataDir, Logger: log, OnExit: onExit})
+	}
+	k := cfg.Kubernetes
+	cs, err := kubernetes.NewClient(k.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	ns := k.Namespace
+	if ns == "" {
+		ns = kubernetes.InClusterNamespace()
+	}
+	if ns == "" {
+		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
+	}
+	return kubernetes.New(kubernetes.Config{Client: cs, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
+		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, Logger: log, OnExit: onExit})
 }
 
 // apiDeps gives the API its view of the engine.
 func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
 	d.WorkflowURL = e.tcfg.WorkflowURL
-	d.Logs = func(ctx context.Context, id string, since time.Time, limit int) ([]api.LogLineJSON, error) {
-		lines, err := e.driver.Logs(ctx, id, since, limit)
-		out := make([]api.LogLineJSON, 0, len(lines))
-		for _, l := range lines {
-			out = append(out, api.LogLineJSON{Time: l.Time, Level: l.Level, Msg: l.Msg})
-		}
-		return out, err
-	}
+	d.Logs = driverLogs(e.driver)
 	d.Ready = append(d.Ready, api.Checker{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, e.client) }})
 	return d
 }
@@ -189,7 +234,8 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := ensureTemporalSetup(ctx, tcfg, log); err != nil {
 		return err
 	}
-	e, err := startEngine(ctx, cfg, tcfg, st, log)
+	reg := serveMetrics(ctx, cfg, log)
+	e, err := startEngine(ctx, cfg, tcfg, st, log, reg)
 	if err != nil {
 		return err
 	}

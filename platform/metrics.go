@@ -1,0 +1,59 @@
+package platform
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/metrics"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/workflows/instance"
+)
+
+// instanceStates are the states flowyard_instances reports, one series each.
+var instanceStates = []string{
+	instance.StateProvisioning, instance.StateStarting, instance.StateRunning, instance.StateStopping,
+	instance.StateStopped, instance.StateSuspending, instance.StateSuspended, instance.StateRestarting,
+	instance.StateDeleting, instance.StateCrashed, instance.StateError,
+}
+
+// serveMetrics builds the process's registry and, when cfg.MetricsListen is set, serves it at /metrics
+// until ctx ends. A metrics server that cannot listen is logged, not fatal: the platform itself still works.
+func serveMetrics(ctx context.Context, cfg config.Config, log *slog.Logger) *prometheus.Registry {
+	reg := metrics.NewRegistry()
+	if cfg.MetricsListen != "" {
+		go func() {
+			if err := metrics.Serve(ctx, cfg.MetricsListen, reg, log); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	return reg
+}
+
+// apiMetrics registers what an API process reports besides the runtime: its HTTP requests, and the
+// instances by state, counted in the database at each scrape.
+func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
+	reg.MustRegister(metrics.NewCountCollector("instances", "Instances by state, from the database.", "state", instanceStates,
+		func(ctx context.Context, state string) (int, error) {
+			return st.CountRows(ctx, "instances", "state", state)
+		}))
+	return metrics.NewHTTP(reg)
+}
+
+// driverLogs lets the API read runtime logs through a driver.
+func driverLogs(drv drivers.Driver) api.LogReader {
+	return func(ctx context.Context, id string, since time.Time, limit int) ([]api.LogLineJSON, error) {
+		lines, err := drv.Logs(ctx, id, since, limit)
+		out := make([]api.LogLineJSON, 0, len(lines))
+		for _, l := range lines {
+			out = append(out, api.LogLineJSON{Time: l.Time, Level: l.Level, Msg: l.Msg})
+		}
+		return out, err
+	}
+}
