@@ -98,9 +98,20 @@ func (a *Instances) StartRuntime(ctx context.Context, instanceID string, safeMod
 	return st.URL, a.Store.UpdateInstance(ctx, in, "runtime_url")
 }
 
-// WaitReady waits until the instance's flows run.
-func (a *Instances) WaitReady(ctx context.Context, instanceID string) error {
-	_, err := withHeartbeat(ctx, func(ctx context.Context) (drivers.Status, error) { return a.Driver.WaitReady(ctx, instanceID) })
+// WaitReady waits until the instance's flows run. It first hands the driver the instance's spec again
+// (Start is idempotent): after a platform restart the driver re-adopts the running Node-RED and needs the
+// spec's tokens to ask it whether its flows run.
+func (a *Instances) WaitReady(ctx context.Context, instanceID string, safeMode bool) error {
+	spec, err := a.spec(ctx, instanceID, safeMode)
+	if err != nil {
+		return err
+	}
+	_, err = withHeartbeat(ctx, func(ctx context.Context) (drivers.Status, error) {
+		if _, err := a.Driver.Start(ctx, spec); err != nil {
+			return drivers.Status{}, err
+		}
+		return a.Driver.WaitReady(ctx, instanceID)
+	})
 	return classifyDriverError(err)
 }
 

@@ -80,16 +80,12 @@ func (s *Server) callerFromToken(ctx context.Context, token string) (*caller, er
 	if !strings.HasPrefix(token, domain.TokenPrefixUser) {
 		return nil, domain.Unauthorized("The bearer token is not valid.")
 	}
-	tok, err := s.store.GetTokenByHash(ctx, domain.HashToken(token), time.Now(), tokenKindUser)
+	u, tok, err := s.store.GetUserByToken(ctx, domain.HashToken(token), tokenKindUser, time.Now())
 	if domain.IsKind(err, domain.KindNotFound) {
 		return nil, domain.Unauthorized("The bearer token is not valid, has expired or was revoked.")
 	}
 	if err != nil {
 		return nil, err
-	}
-	u, err := s.store.GetUserByID(ctx, tok.OwnerID)
-	if err != nil {
-		return nil, domain.Unauthorized("The bearer token is not valid.")
 	}
 	return &caller{user: u, tokenID: tok.ID, readOnly: slices.Contains(tok.Scopes, "read")}, nil
 }

@@ -113,5 +113,6 @@ func (s *Server) registerRoutes() {
 	s.registerEditor()
 	s.registerInstances()
 	s.registerSnapshots()
+	s.registerFlows()
 	s.registerOpenAPI()
 }

@@ -109,3 +109,25 @@ func (s *Store) DeleteTokensOfOwner(ctx context.Context, ownerType, ownerID stri
 	_, err := s.db.NewDelete().Model((*Token)(nil)).Where("owner_type = ? AND owner_id = ?", ownerType, ownerID).Exec(ctx)
 	return err
 }
+
+// TokenOwner is a user token joined with its user, read in one query on every bearer-authenticated request.
+type TokenOwner struct {
+	User  User  `bun:"embed:u_"`
+	Token Token `bun:"embed:t_"`
+}
+
+// GetUserByToken returns the user holding an unexpired token of the kind, and the token.
+func (s *Store) GetUserByToken(ctx context.Context, hash, kind string, at time.Time) (*User, *Token, error) {
+	var row TokenOwner
+	err := s.db.NewSelect().TableExpr("tokens AS t").
+		ColumnExpr("u.id AS u_id, u.email AS u_email, u.name AS u_name, u.password_hash AS u_password_hash, u.admin AS u_admin, u.created_at AS u_created_at, u.updated_at AS u_updated_at").
+		ColumnExpr("t.id AS t_id, t.kind AS t_kind, t.name AS t_name, t.owner_type AS t_owner_type, t.owner_id AS t_owner_id, t.scopes AS t_scopes, t.expires_at AS t_expires_at").
+		Join("JOIN users AS u ON u.id = t.owner_id").
+		Where("t.token_hash = ? AND t.kind = ? AND t.owner_type = 'user'", hash, kind).
+		Where("t.expires_at IS NULL OR t.expires_at > ?", at.UTC()).
+		Scan(ctx, &row)
+	if err != nil {
+		return nil, nil, classify(err, "token")
+	}
+	return &row.User, &row.Token, nil
+}

@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -24,24 +25,46 @@ var (
 	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
 )
 
+// finishingGrace is how long a new action waits for a run that is closing: a run marks its operation finished
+// a moment before the run itself ends, and a client acting on that should not see a conflict.
+const finishingGrace = 3 * time.Second
+
 // Run starts an action. While another action runs on the instance it answers a conflict: actions on one
 // instance are never interleaved.
 func (c *Client) Run(ctx context.Context, p Params) (runID string, err error) {
+	runID, err = c.start(ctx, p)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		wctx, cancel := context.WithTimeout(ctx, finishingGrace)
+		waitErr := c.Temporal.GetWorkflow(wctx, WorkflowID(p.InstanceID), "").Get(wctx, nil)
+		cancel()
+		if wctx.Err() == nil || waitErr == nil {
+			runID, err = c.start(ctx, p)
+		}
+	}
+	switch {
+	case errors.As(err, &started):
+		return "", domain.Conflict("instance_busy", "Another action is running on this instance; wait for it to finish.")
+	case err != nil:
+		return "", domain.Unavailable("temporal_unavailable", "The workflow engine did not accept the action; try again.")
+	}
+	return runID, nil
+}
+
+func (c *Client) start(ctx context.Context, p Params) (string, error) {
 	opts := client.StartWorkflowOptions{
 		ID:                       WorkflowID(p.InstanceID),
 		TaskQueue:                c.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrTeamID.ValueSet(p.TeamID), attrInstanceID.ValueSet(p.InstanceID)),
-		StaticSummary:            string(p.Action) + " instance " + p.InstanceID,
+		// Without this the SDK hands back the running execution as if ours had started.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrTeamID.ValueSet(p.TeamID), attrInstanceID.ValueSet(p.InstanceID)),
+		StaticSummary:                            string(p.Action) + " instance " + p.InstanceID,
 	}
 	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, p)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return "", domain.Conflict("instance_busy", "Another action is running on this instance; wait for it to finish.")
-	}
 	if err != nil {
-		return "", domain.Unavailable("temporal_unavailable", "The workflow engine did not accept the action; try again.")
+		return "", err
 	}
 	return run.GetRunID(), nil
 }

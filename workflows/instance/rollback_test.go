@@ -82,7 +82,7 @@ func newRollbackEnv(t *testing.T, target activities.RollbackTarget, sc script) (
 		return "http://127.0.0.1:12000", nil
 	}).Maybe()
 	waits := 0
-	env.OnActivity(a.WaitReady, mock.Anything, "i1").Return(func(context.Context, string) error {
+	env.OnActivity(a.WaitReady, mock.Anything, "i1", mock.Anything).Return(func(context.Context, string, bool) error {
 		rec.calls = append(rec.calls, "wait")
 		ok := waits >= len(flowsStart) || flowsStart[waits]
 		waits++

@@ -133,7 +133,7 @@ func (r *run) start(during string, safeMode, resetCrashes bool) (string, error) 
 		return "", err
 	}
 	r.step("runtime started")
-	if err := r.exec(runtimeOptions, "flows running", a.WaitReady, r.p.InstanceID); err != nil {
+	if err := r.exec(runtimeOptions, "flows running", a.WaitReady, r.p.InstanceID, safeMode); err != nil {
 		return "", err
 	}
 	reason := ""
@@ -184,7 +184,7 @@ func StateChangeAfterFailure(instanceID, state string, err error) activities.Sta
 func message(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return appErr.Error()
+		return appErr.Message()
 	}
 	return err.Error()
 }
