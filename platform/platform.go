@@ -142,15 +142,16 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c, err := temporalenv.Dial(ctx, tcfg, log)
+	reg := serveMetrics(ctx, cfg, log)
+	c, err := dialTemporal(ctx, tcfg, log, reg)
 	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", tcfg.Address, err)
+		return err
 	}
 	defer c.Close()
 	deps := api.Deps{Store: st, Sealer: sealer, WorkflowURL: tcfg.WorkflowURL,
 		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
-	deps.HTTPMetrics = apiMetrics(serveMetrics(ctx, cfg, log), st)
+	deps.HTTPMetrics = apiMetrics(reg, st)
 	if cfg.Driver == "kubernetes" {
 		// Pods' logs are readable from any replica; local processes' only from the worker beside them.
 		drv, err := newDriver(cfg, log, nil)
