@@ -28,6 +28,7 @@ type Config struct {
 	TemporalBin   string
 	TemporalFile  string // path of temporal.yaml
 	MQTTListen    string
+	InstancePorts string // local driver: the port range of Node-RED instances, "min-max"
 	LogLevel      string
 	LogFormat     string // json, text or auto
 	AdminEmail    string
@@ -70,6 +71,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "path of the temporal CLI (default: beside flowyard)")
 	str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "path of temporal.yaml")
 	str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "embedded MQTT broker address")
+	str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "port range of local Node-RED instances")
 	str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
 	str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "platform admin created on first start")
@@ -152,6 +154,9 @@ func (c *Config) validate() error {
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < 32 {
 		errs = append(errs, errors.New("FLOWYARD_SECRET_KEY must be at least 32 characters"))
+	}
+	if _, _, err := c.PortRange(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Driver != "local" && c.Driver != "kubernetes" {
 		errs = append(errs, fmt.Errorf("--driver=%q must be local or kubernetes", c.Driver))
@@ -266,4 +271,15 @@ func (c Config) EnsureSecretKey() (string, error) {
 		return "", fmt.Errorf("write secret key: %w", err)
 	}
 	return key, f.Sync()
+}
+
+// PortRange parses --instance-ports.
+func (c Config) PortRange() (int, int, error) {
+	lo, hi, ok := strings.Cut(c.InstancePorts, "-")
+	min, err1 := strconv.Atoi(lo)
+	max, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535 || min > max {
+		return 0, 0, fmt.Errorf("--instance-ports=%q must be a range such as 12000-12999 (ports 1024-65535)", c.InstancePorts)
+	}
+	return min, max, nil
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func freePort(t *testing.T) int {
 
 // startDev runs `flowyard dev` in-process on free ports with its own data dir, using the repository's
 // bin/temporal and the shared test stacks dir, and returns the API's URL.
-func startDev(t *testing.T) string {
+func startDev(t *testing.T) devEnv {
 	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -40,20 +42,11 @@ func startDev(t *testing.T) string {
 		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
 	}
 	dataDir := t.TempDir()
-	stacks := os.Getenv("FLOWYARD_TEST_STACKS_DIR")
-	if stacks == "" {
-		stacks = "/tmp/flowyard-test-stacks"
-	}
-	// Share installed Node-RED stacks between test runs: npm runs once per machine, not per test.
-	require.NoError(t, os.MkdirAll(stacks, 0o755))
-	require.NoError(t, os.Symlink(stacks, filepath.Join(dataDir, "stacks")))
+	linkStacks(t, dataDir)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	tport := freePort(t)
-	for tport+1000 > 65535 || !portFree(tport+1000) {
-		tport = freePort(t)
-	}
+	tport := temporalPort(t)
 	cfg, err := config.Load("dev", []string{"--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(tport),
-		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(),
 		"--admin-email", "admin@example.com", "--admin-password", "admin-password"}, func(string) string { return "" })
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,9 +64,42 @@ func startDev(t *testing.T) string {
 		case <-time.After(60 * time.Second):
 			t.Error("flowyard dev did not stop within 60 s")
 		}
+		// Node-RED processes outlive the platform by design (they are re-adopted on its next start).
+		killInstanceRuntimes(dataDir)
 	})
 	url := "http://" + listen
-	waitFor(t, 60*time.Second, "the API to be ready", func() bool {
+	waitReady(t, url)
+	return devEnv{URL: url, DataDir: dataDir}
+}
+
+// devEnv is a running `flowyard dev`.
+type devEnv struct {
+	URL, DataDir string
+}
+
+// linkStacks shares installed Node-RED stacks between test runs: npm runs once per machine, not per test.
+func linkStacks(t *testing.T, dataDir string) {
+	t.Helper()
+	stacks := os.Getenv("FLOWYARD_TEST_STACKS_DIR")
+	if stacks == "" {
+		stacks = "/tmp/flowyard-test-stacks"
+	}
+	require.NoError(t, os.MkdirAll(stacks, 0o755))
+	require.NoError(t, os.Symlink(stacks, filepath.Join(dataDir, "stacks")))
+}
+
+// temporalPort finds a free port whose UI port (+1000) is free too.
+func temporalPort(t *testing.T) int {
+	tport := freePort(t)
+	for tport+1000 > 65535 || !portFree(tport+1000) {
+		tport = freePort(t)
+	}
+	return tport
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	waitFor(t, 90*time.Second, "the API to be ready", func() bool {
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {
 			return false
@@ -81,7 +107,18 @@ func startDev(t *testing.T) string {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return url
+}
+
+// createInstance creates an instance from the seeded objects and returns its ID and operation ID.
+func createInstance(t *testing.T, c *apitest.Client, name string) (string, string) {
+	t.Helper()
+	team := c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Team " + name}).String("id")
+	app := c.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
+	created := c.Must(202, "POST", "/api/v1/applications/"+app+"/instances", map[string]any{"name": name,
+		"instanceTypeId": firstID(c.Must(200, "GET", "/api/v1/instance-types", nil)),
+		"stackId":        firstID(c.Must(200, "GET", "/api/v1/stacks", nil)),
+		"templateId":     firstID(c.Must(200, "GET", "/api/v1/templates", nil))})
+	return created.Body["instance"].(map[string]any)["id"].(string), created.Body["operation"].(map[string]any)["id"].(string)
 }
 
 func portFree(p int) bool {
@@ -112,19 +149,25 @@ func firstID(r *apitest.Response) string {
 func waitOperation(t *testing.T, c *apitest.Client, opID string) *apitest.Response {
 	t.Helper()
 	var op *apitest.Response
-	waitFor(t, 3*time.Minute, "operation "+opID, func() bool {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
 		op = c.Must(200, "GET", "/api/v1/operations/"+opID, nil)
-		s := op.String("status")
-		return s == "succeeded" || s == "failed" || s == "canceled"
-	})
-	return op
+		switch op.String("status") {
+		case "succeeded", "failed", "canceled":
+			return op
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operation did not finish in 3 minutes: %s", op.Raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestInstanceLifecycleEndToEnd drives a real instance through the HTTP API: create, run, stop, start,
 // restart, suspend, start, delete, against the real Temporal dev server and real Node-RED.
 func TestInstanceLifecycleEndToEnd(t *testing.T) {
-	url := startDev(t)
-	c := (&apitest.Env{URL: url}).Client(t)
+	dev := startDev(t)
+	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
 	team := c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "E2E"}).String("id")
 	app := c.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
@@ -139,18 +182,28 @@ func TestInstanceLifecycleEndToEnd(t *testing.T) {
 	opID := created.Body["operation"].(map[string]any)["id"].(string)
 	assert.Equal(t, "/api/v1/operations/"+opID, created.Header.Get("Location"))
 	assert.Equal(t, 409, c.Do("POST", "/api/v1/applications/"+app+"/instances", body).Status, "names are platform-unique")
-	busy := c.Do("POST", "/api/v1/instances/"+id+"/actions/restart", nil)
-	if busy.Status == 409 {
-		assert.Equal(t, "instance_busy", busy.String("code"), "a second action while one runs is refused")
-	}
-
+	// A second action right away is either refused (409) or, when the first is just finishing, runs after it;
+	// never both at once.
+	queued := c.Do("POST", "/api/v1/instances/"+id+"/actions/restart", nil)
 	op := waitOperation(t, c, opID)
 	require.Equal(t, "succeeded", op.String("status"), string(op.Raw))
+	switch queued.Status {
+	case 409:
+		assert.Equal(t, "instance_busy", queued.String("code"))
+	case 202:
+		restart := waitOperation(t, c, queued.Body["operation"].(map[string]any)["id"].(string))
+		require.Equal(t, "succeeded", restart.String("status"), string(restart.Raw))
+	default:
+		t.Fatalf("second action: %d %s", queued.Status, queued.Raw)
+	}
 	assert.Contains(t, op.String("temporalUrl"), "/workflows/instance%2F"+id)
 	got := c.Must(200, "GET", "/api/v1/instances/"+id, nil)
 	require.Equal(t, "running", got.String("state"), string(got.Raw))
 	logs := c.Must(200, "GET", "/api/v1/instances/"+id+"/logs", nil)
 	assert.Contains(t, string(logs.Raw), "Started flows")
+
+	deployAndCall(t, c, id, got.String("url"))
+	crashAndRecover(t, c, id, filepath.Join(dev.DataDir, "instances", id), got.String("url"))
 
 	for _, step := range []struct{ action, state string }{
 		{"stop", "stopped"}, {"start", "running"}, {"restart", "running"}, {"suspend", "suspended"}, {"start", "running"},
@@ -167,3 +220,74 @@ func TestInstanceLifecycleEndToEnd(t *testing.T) {
 	assert.Equal(t, 404, c.Do("GET", "/api/v1/instances/"+id, nil).Status)
 	assert.False(t, strings.Contains(string(c.Must(200, "GET", "/api/v1/applications/"+app+"/instances", nil).Raw), id))
 }
+
+// deployAndCall deploys an http-in flow through the platform with the current rev, calls it, and checks that a
+// stale rev is refused.
+func deployAndCall(t *testing.T, c *apitest.Client, id, instanceURL string) {
+	t.Helper()
+	flows := []any{
+		map[string]any{"id": "t1", "type": "tab", "label": "E2E"},
+		map[string]any{"id": "in1", "type": "http in", "z": "t1", "url": "/hello", "method": "get", "wires": []any{[]any{"fn1"}}},
+		map[string]any{"id": "fn1", "type": "function", "z": "t1", "func": "msg.payload = env.get('GREETING'); return msg;", "wires": []any{[]any{"out1"}}},
+		map[string]any{"id": "out1", "type": "http response", "z": "t1"},
+	}
+	cur := c.Must(200, "GET", "/api/v1/instances/"+id+"/flows", nil)
+	oldRev := cur.String("rev")
+	require.NotEmpty(t, oldRev, string(cur.Raw))
+	c.Must(200, "PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": oldRev})
+	waitFor(t, 30*time.Second, "the deployed flow to answer", func() bool {
+		resp, err := http.Get(instanceURL + "hello")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && string(b) == "hello"
+	})
+	stale := c.Do("PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": oldRev})
+	assert.Equal(t, 409, stale.Status)
+	assert.Equal(t, "stale_rev", stale.String("code"))
+}
+
+// crashAndRecover kills the instance's Node-RED and waits for the platform to notice, record a recover
+// operation and bring the instance back with its flows.
+func crashAndRecover(t *testing.T, c *apitest.Client, id, instanceDir, instanceURL string) {
+	t.Helper()
+	pids := nodeRedProcesses(t, instanceDir)
+	require.Len(t, pids, 1)
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
+	defer func() {
+		if t.Failed() {
+			t.Logf("operations: %s", c.Must(200, "GET", "/api/v1/instances/"+id+"/operations?limit=500", nil).Raw)
+			t.Logf("instance: %s", c.Must(200, "GET", "/api/v1/instances/"+id, nil).Raw)
+		}
+	}()
+	waitFor(t, 2*time.Minute, "a recover operation to succeed", func() bool {
+		ops := c.Must(200, "GET", "/api/v1/instances/"+id+"/operations?limit=500", nil)
+		for _, o := range ops.Body["items"].([]any) {
+			op := o.(map[string]any)
+			if op["kind"] == "recover" && op["status"] == "succeeded" {
+				return true
+			}
+		}
+		return false
+	})
+	assert.Equal(t, "running", c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("state"))
+	now := nodeRedProcesses(t, instanceDir)
+	require.Len(t, now, 1)
+	assert.NotEqual(t, pids[0], now[0], "a new Node-RED runs")
+	resp, err := http.Get(instanceURL + "hello")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode, "flows survive the crash (they live in the platform)")
+}
+
+// instancePorts gives each platform a test starts its own block of Node-RED ports, so platforms of
+// concurrently running tests (several packages run at once) never hand out the same port.
+func instancePorts() string {
+	n := portBlock.Add(1)
+	base := 20000 + int((uint64(os.Getpid())+uint64(n)*37)%300)*100
+	return fmt.Sprintf("%d-%d", base, base+99)
+}
+
+var portBlock atomic.Int64

@@ -145,7 +145,8 @@ type closableDriver interface {
 func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (closableDriver, error) {
 	log = log.With("component", "driver")
 	if cfg.Driver != "kubernetes" {
-		return local.New(local.Config{DataDir: cfg.DataDir, Logger: log, OnExit: onExit})
+		min, max, _ := cfg.PortRange() // validated with the config
+		return local.New(local.Config{DataDir: cfg.DataDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max})
 	}
 	k := cfg.Kubernetes
 	cs, err := kubernetes.NewClient(k.Kubeconfig)

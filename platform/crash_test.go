@@ -1,0 +1,163 @@
+package platform_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api/apitest"
+)
+
+// devProcess is `flowyard dev` run as a real child process, so a test can SIGKILL it.
+type devProcess struct {
+	t       *testing.T
+	bin     string
+	dataDir string
+	args    []string
+	cmd     *exec.Cmd
+	out     *bytes.Buffer
+	url     string
+}
+
+func buildFlowyard(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "flowyard")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/flowyard").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func newDevProcess(t *testing.T) *devProcess {
+	t.Helper()
+	repo, _ := filepath.Abs("..")
+	dataDir := t.TempDir()
+	linkStacks(t, dataDir)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := &devProcess{t: t, bin: buildFlowyard(t), dataDir: dataDir, url: "http://" + listen,
+		args: []string{"dev", "--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(temporalPort(t)),
+			"--temporal-bin", filepath.Join(repo, "bin", "temporal"), "--temporal-config", filepath.Join(repo, "temporal.yaml"),
+			"--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(), "--admin-email", "admin@example.com",
+			"--admin-password", "admin-password", "--log-format", "text"}}
+	t.Cleanup(func() {
+		if t.Failed() && d.out != nil {
+			t.Logf("flowyard output:\n%s", d.out.String())
+		}
+		d.kill(syscall.SIGTERM)
+		killInstanceRuntimes(dataDir)
+	})
+	return d
+}
+
+func (d *devProcess) start() {
+	d.t.Helper()
+	d.out = &bytes.Buffer{}
+	d.cmd = exec.Command(d.bin, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.Env = append(os.Environ(), "FLOWYARD_SECRET_KEY=")
+	require.NoError(d.t, d.cmd.Start())
+	waitReady(d.t, d.url)
+}
+
+func (d *devProcess) kill(sig syscall.Signal) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(sig)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+}
+
+// nodeRedProcesses lists the PIDs of Node-RED processes of one instance dir (group leaders carrying the
+// driver's environment marker), however they were started.
+func nodeRedProcesses(t *testing.T, instanceDir string) []int {
+	t.Helper()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil || !bytes.Contains(env, []byte("FLOWYARD_INSTANCE_DIR="+instanceDir+"\x00")) {
+			continue
+		}
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killInstanceRuntimes ends Node-RED processes a test left behind: they outlive the platform by design.
+func killInstanceRuntimes(dataDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err == nil && bytes.Contains(env, []byte("FLOWYARD_INSTANCE_DIR="+dataDir)) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// TestKillDuringProvisioning SIGKILLs the whole `flowyard dev` (API, worker and, through it, the Temporal dev
+// server) in the middle of provisioning, at two points, restarts it, and checks that the instance ends running
+// with exactly one Node-RED process and one port.
+func TestKillDuringProvisioning(t *testing.T) {
+	for _, point := range []string{"accepted", "runtime-started"} {
+		t.Run(point, func(t *testing.T) {
+			d := newDevProcess(t)
+			d.start()
+			c := (&apitest.Env{URL: d.url}).Client(t)
+			c.Login("admin@example.com", "admin-password")
+			id, opID := createInstance(t, c, "crash-"+point)
+			instanceDir := filepath.Join(d.dataDir, "instances", id)
+			if point == "runtime-started" {
+				waitFor(t, 2*time.Minute, "Node-RED to start", func() bool { return len(nodeRedProcesses(t, instanceDir)) > 0 })
+			}
+			d.kill(syscall.SIGKILL)
+
+			d.start()
+			c = (&apitest.Env{URL: d.url}).Client(t)
+			c.Login("admin@example.com", "admin-password")
+			op := waitOperation(t, c, opID)
+			require.Equal(t, "succeeded", op.String("status"), "%s\n%s", op.Raw, d.out.String())
+			assert.Equal(t, "running", c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("state"))
+			assert.Len(t, nodeRedProcesses(t, instanceDir), 1, "exactly one Node-RED for the instance")
+			port, err := os.ReadFile(filepath.Join(instanceDir, "port"))
+			require.NoError(t, err)
+			assert.Equal(t, 1, countListeners(t, strings.TrimSpace(string(port))), "one port, held once")
+		})
+	}
+}
+
+// countListeners counts listening TCP sockets on a port (from /proc/net/tcp, port in hex).
+func countListeners(t *testing.T, port string) int {
+	t.Helper()
+	p, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	data, err := os.ReadFile("/proc/net/tcp")
+	require.NoError(t, err)
+	n := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", p)) {
+			n++
+		}
+	}
+	return n
+}
