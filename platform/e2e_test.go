@@ -17,6 +17,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/config"
@@ -69,12 +73,12 @@ func startDev(t *testing.T) devEnv {
 	})
 	url := "http://" + listen
 	waitReady(t, url)
-	return devEnv{URL: url, DataDir: dataDir}
+	return devEnv{URL: url, DataDir: dataDir, TemporalAddress: fmt.Sprintf("127.0.0.1:%d", tport)}
 }
 
 // devEnv is a running `flowyard dev`.
 type devEnv struct {
-	URL, DataDir string
+	URL, DataDir, TemporalAddress string
 }
 
 // linkStacks shares installed Node-RED stacks between test runs: npm runs once per machine, not per test.
@@ -214,6 +218,7 @@ func TestInstanceLifecycleEndToEnd(t *testing.T) {
 		assert.Equal(t, step.state, c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("state"), step.action)
 	}
 
+	recordHistories(t, dev, c, id)
 	del := c.Must(202, "DELETE", "/api/v1/instances/"+id, nil)
 	op = waitOperation(t, c, del.Body["operation"].(map[string]any)["id"].(string))
 	require.Equal(t, "succeeded", op.String("status"), string(op.Raw))
@@ -291,3 +296,35 @@ func instancePorts() string {
 }
 
 var portBlock atomic.Int64
+
+// recordHistories writes the history of each lifecycle run of an instance into workflows/instance/testdata,
+// for the replay tests, when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate workflow change).
+func recordHistories(t *testing.T, dev devEnv, c *apitest.Client, id string) {
+	t.Helper()
+	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
+		return
+	}
+	tc, err := client.Dial(client.Options{HostPort: dev.TemporalAddress, Namespace: "flowyard"})
+	require.NoError(t, err)
+	defer tc.Close()
+	ops := c.Must(200, "GET", "/api/v1/instances/"+id+"/operations?limit=500", nil)
+	seen := map[string]bool{}
+	for _, o := range ops.Body["items"].([]any) {
+		op := o.(map[string]any)
+		kind, runID := op["kind"].(string), op["runId"].(string)
+		if seen[kind] || runID == "" || op["status"] != "succeeded" {
+			continue
+		}
+		seen[kind] = true
+		var events []*historypb.HistoryEvent
+		iter := tc.GetWorkflowHistory(context.Background(), "instance/"+id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			require.NoError(t, err)
+			events = append(events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "instance", "testdata", "replay_"+kind+".json"), b, 0o644))
+	}
+}
