@@ -170,13 +170,13 @@ func TestStartWithAChangedSpecRollsThePod(t *testing.T) {
 	spec := testSpec("inst1")
 	_, err := d.Start(ctx, spec)
 	require.NoError(t, err)
-	hash := getDeployment(t, c, "inst1").Spec.Template.Annotations[annotationConfigHash]
+	hash := getDeployment(t, c, "inst1").Spec.Template.Annotations[annotationSpecHash]
 
 	spec.Settings = map[string]any{"functionTimeout": 9}
 	_, err = d.Start(ctx, spec)
 	require.NoError(t, err)
 	dep := getDeployment(t, c, "inst1")
-	assert.NotEqual(t, hash, dep.Spec.Template.Annotations[annotationConfigHash], "a new settings.js changes the pod template")
+	assert.NotEqual(t, hash, dep.Spec.Template.Annotations[annotationSpecHash], "a new settings.js changes the pod template")
 
 	spec.SafeMode = true
 	spec.NodeVersion = "22.23.3"

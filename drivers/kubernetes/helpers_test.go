@@ -113,8 +113,8 @@ func (c *cluster) driver(mutate ...func(*Config)) *Driver {
 	return d
 }
 
-// pod creates (or replaces) the instance's pod as the Deployment controller and kubelet would, then lets
-// mutate set its status.
+// pod creates (or replaces) the instance's pod as the Deployment controller and kubelet would, from the
+// Deployment's current template, then lets mutate set its status.
 func (c *cluster) pod(id, name string, created time.Time, mutate func(*corev1.Pod)) *corev1.Pod {
 	c.t.Helper()
 	p := &corev1.Pod{
@@ -122,11 +122,14 @@ func (c *cluster) pod(id, name string, created time.Time, mutate func(*corev1.Po
 			UID: types.UID("uid-" + name), CreationTimestamp: metav1.NewTime(created)},
 		Status: corev1.PodStatus{Phase: corev1.PodPending},
 	}
+	ctx := context.Background()
+	if dep, err := c.cs.AppsV1().Deployments(testNamespace).Get(ctx, objectName(id), metav1.GetOptions{}); err == nil {
+		p.Annotations = dep.Spec.Template.Annotations // as the ReplicaSet controller copies them
+	}
 	if mutate != nil {
 		mutate(p)
 	}
 	pods := c.cs.CoreV1().Pods(testNamespace)
-	ctx := context.Background()
 	if _, err := pods.Get(ctx, name, metav1.GetOptions{}); err == nil {
 		_, err = pods.Update(ctx, p, metav1.UpdateOptions{})
 		require.NoError(c.t, err)

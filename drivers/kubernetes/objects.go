@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -34,9 +35,11 @@ const (
 	labelManagedBy  = "app.kubernetes.io/managed-by"
 	labelInstance   = "app.kubernetes.io/instance"
 
-	annotationName       = "flowyard.io/instance-name"
-	annotationConfigHash = "flowyard.io/config-hash" // on the pod template: a new settings.js rolls the pod
-	annotationSafeMode   = "flowyard.io/safe-mode"
+	annotationName = "flowyard.io/instance-name"
+	// annotationSpecHash identifies a pod template together with the files it mounts: a new settings.js
+	// rolls the pod, and a pod whose hash differs from its Deployment's is one being replaced.
+	annotationSpecHash = "flowyard.io/spec-hash"
+	annotationSafeMode = "flowyard.io/safe-mode"
 
 	managedBy = "flowyard"
 	component = "node-red-instance"
@@ -189,6 +192,14 @@ func hashConfig(secret map[string][]byte, plugin []byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// specHash hashes the pod spec (encoding/json sorts map keys, so equal specs hash equally) and the hash of
+// the mounted files.
+func specHash(pod *corev1ac.PodSpecApplyConfiguration, configHash string) string {
+	b, _ := json.Marshal(pod)
+	sum := sha256.Sum256(append(b, configHash...))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
 // ownerRef makes an object a dependent of the instance's Deployment, so that deleting the Deployment removes it.
 func ownerRef(name string, uid types.UID) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().WithAPIVersion("apps/v1").WithKind("Deployment").
@@ -264,7 +275,7 @@ func (d *Driver) podTemplate(p *plan) *corev1ac.PodTemplateSpecApplyConfiguratio
 		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(s))
 	}
 	return corev1ac.PodTemplateSpec().WithLabels(p.labels).
-		WithAnnotations(map[string]string{annotationConfigHash: p.configHash, annotationSafeMode: strconv.FormatBool(p.spec.SafeMode)}).
+		WithAnnotations(map[string]string{annotationSpecHash: specHash(pod, p.configHash), annotationSafeMode: strconv.FormatBool(p.spec.SafeMode)}).
 		WithSpec(pod)
 }
 

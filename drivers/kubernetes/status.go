@@ -56,6 +56,11 @@ func (d *Driver) Status(ctx context.Context, id string) (drivers.Status, error) 
 		st.State, st.Reason = deploymentState(dep)
 		return st, nil
 	}
+	if want := dep.Spec.Template.Annotations[annotationSpecHash]; want != "" && pod.Annotations[annotationSpecHash] != want {
+		// Until the Deployment controller deletes it, the old pod may still look ready: never report it.
+		st.State, st.Reason = drivers.StateStarting, "replacing the pod with the new spec"
+		return st, nil
+	}
 	describePod(pod, &st)
 	if st.State == drivers.StateCrashed {
 		st.LastLines = d.lastLines(ctx, pod)

@@ -185,6 +185,7 @@ func TestWaitReadyAcceptsSafeModeOnlyForASafeModeStart(t *testing.T) {
 	spec.SafeMode = true
 	_, err = d.Start(ctx, spec)
 	require.NoError(t, err)
+	c.pod("i1", "nr-i1-safe", time.Now().Add(time.Second), running(true, 0)) // the pod of the new spec
 	_, err = d.WaitReady(ctx, "i1")
 	assert.NoError(t, err)
 }
@@ -253,4 +254,32 @@ func TestWaitReadyEndsWithTheContext(t *testing.T) {
 	cancel()
 	_, err = d.WaitReady(cctx, "i1")
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestAPodOfTheOldSpecIsNeverReportedReady(t *testing.T) {
+	c := newCluster(t)
+	d := c.driver(func(cfg *Config) { cfg.ReadyTimeout = 100 * time.Millisecond })
+	c.nodeRed.set("admin-token-value", "start")
+	spec := testSpec("i1")
+	_, err := d.Start(ctx, spec)
+	require.NoError(t, err)
+	c.pod("i1", "nr-i1-old", time.Now(), running(true, 0))
+	st, err := d.Status(ctx, "i1")
+	require.NoError(t, err)
+	require.Equal(t, drivers.StateRunning, st.State)
+
+	// A new spec: the old pod still runs and answers until the Deployment controller replaces it.
+	spec.Env = map[string]string{"GREETING": "bonjour"}
+	_, err = d.Start(ctx, spec)
+	require.NoError(t, err)
+	st, err = d.Status(ctx, "i1")
+	require.NoError(t, err)
+	assert.Equal(t, drivers.StateStarting, st.State)
+	assert.Equal(t, "replacing the pod with the new spec", st.Reason)
+	_, err = d.WaitReady(ctx, "i1")
+	assert.ErrorIs(t, err, drivers.ErrNeverReady, "the old Node-RED's flows do not count")
+
+	c.pod("i1", "nr-i1-new", time.Now().Add(time.Second), running(true, 0))
+	_, err = d.WaitReady(ctx, "i1")
+	assert.NoError(t, err)
 }

@@ -69,7 +69,8 @@ func (k *kubelet) reconcile() {
 		k.mu.Lock()
 		crash := k.crash
 		k.mu.Unlock()
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace, Labels: dep.Spec.Template.Labels}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace, Labels: dep.Spec.Template.Labels,
+			Annotations: dep.Spec.Template.Annotations}}
 		if crash {
 			waiting("CrashLoopBackOff", "", 3, &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"})(p)
 		} else {

@@ -90,11 +90,9 @@ func TestWorkerRoleGrantsExactlyWhatTheDriverUses(t *testing.T) {
 	ctx := context.Background()
 	_, err = d.Start(ctx, spec())
 	require.NoError(t, err)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nr-i1-x", Namespace: "nodered", Labels: map[string]string{kubernetes.LabelInstanceID: "i1"}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "node-red", Ready: true,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
-	_, err = cs.CoreV1().Pods("nodered").Create(ctx, pod, metav1.CreateOptions{})
-	require.NoError(t, err)
+	created := len(cs.Actions())
+	podOf(t, cs, true)
+	mark := len(cs.Actions())
 	_, _ = d.WaitReady(ctx, "i1") // reads the Secret and the log; Node-RED itself is not reachable here
 	_, err = d.Status(ctx, "i1")
 	require.NoError(t, err)
@@ -105,14 +103,8 @@ func TestWorkerRoleGrantsExactlyWhatTheDriverUses(t *testing.T) {
 	require.NoError(t, d.Stop(ctx, "i1"))
 	require.NoError(t, d.Remove(ctx, "i1"))
 
-	var actions []k8stesting.Action
-	for _, a := range cs.Actions() {
-		if a.GetResource().Resource == "pods" && a.GetVerb() == "create" {
-			continue // the test's own stand-in for the Deployment controller
-		}
-		actions = append(actions, a)
-	}
-	need := used(actions)
+	// Everything but the test's own stand-in for the Deployment controller (between the two marks).
+	need := used(append(slices.Clone(cs.Actions()[:created]), cs.Actions()[mark:]...))
 	for _, p := range need {
 		assert.True(t, allows(role, p), "worker Role lacks %+v", p)
 	}
@@ -132,11 +124,7 @@ func TestAPIRoleCoversReadingLogs(t *testing.T) {
 	ctx := context.Background()
 	_, err = worker.Start(ctx, spec())
 	require.NoError(t, err)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nr-i1-x", Namespace: "nodered", Labels: map[string]string{kubernetes.LabelInstanceID: "i1"}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "node-red",
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
-	_, err = cs.CoreV1().Pods("nodered").Create(ctx, pod, metav1.CreateOptions{})
-	require.NoError(t, err)
+	podOf(t, cs, false)
 	mark := len(cs.Actions())
 
 	api, err := kubernetes.New(kubernetes.Config{Client: cs, Namespace: "nodered"})
@@ -152,4 +140,18 @@ func TestAPIRoleCoversReadingLogs(t *testing.T) {
 	for _, g := range granted(role) {
 		assert.True(t, slices.Contains(need, g), "API Role grants %+v beyond reading logs", g)
 	}
+}
+
+// podOf creates instance i1's pod from its Deployment's template, as the Deployment controller would.
+func podOf(t *testing.T, cs *fake.Clientset, ready bool) {
+	t.Helper()
+	ctx := context.Background()
+	dep, err := cs.AppsV1().Deployments("nodered").Get(ctx, "nr-i1", metav1.GetOptions{})
+	require.NoError(t, err)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nr-i1-x", Namespace: "nodered", Labels: dep.Spec.Template.Labels,
+		Annotations: dep.Spec.Template.Annotations},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "node-red", Ready: ready,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
+	_, err = cs.CoreV1().Pods("nodered").Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
 }
