@@ -74,3 +74,16 @@ bench_store postgres "${PG_ADMIN%/*}/$pgdb?sslmode=disable"
 psql "$PG_ADMIN" -qc "DROP DATABASE $pgdb WITH (FORCE)" >/dev/null
 
 cat "$report"
+
+# Instances: POST until running beside a bare node-red start (median of 10), RSS per instance, 10 at once.
+FLOWYARD_BENCH=1 go test ./platform -run TestMeasureInstances -count=1 -timeout 20m >/dev/null
+{
+  echo
+  echo "## Instances (go test ./platform -run TestMeasureInstances, FLOWYARD_BENCH=1; seconds and MiB)"
+  echo
+  echo '```json'
+  cat bench/instances.json
+  echo
+  echo '```'
+} >> "$report"
+cat "$report"
