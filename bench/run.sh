@@ -73,8 +73,6 @@ psql "$PG_ADMIN" -qc "CREATE DATABASE $pgdb" >/dev/null
 bench_store postgres "${PG_ADMIN%/*}/$pgdb?sslmode=disable"
 psql "$PG_ADMIN" -qc "DROP DATABASE $pgdb WITH (FORCE)" >/dev/null
 
-cat "$report"
-
 # Instances: POST until running beside a bare node-red start (median of 10), RSS per instance, 10 at once.
 FLOWYARD_BENCH=1 go test ./platform -run TestMeasureInstances -count=1 -timeout 20m >/dev/null
 {

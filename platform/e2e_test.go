@@ -37,7 +37,8 @@ func freePort(t *testing.T) int {
 
 // startDev runs `flowyard dev` in-process on free ports with its own data dir, using the repository's
 // bin/temporal and the shared test stacks dir, and returns the API's URL.
-func startDev(t *testing.T) devEnv {
+// startDev takes extra flags that override the defaults (the last of a flag wins).
+func startDev(t *testing.T, extra ...string) devEnv {
 	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -49,9 +50,9 @@ func startDev(t *testing.T) devEnv {
 	linkStacks(t, dataDir)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	tport := temporalPort(t)
-	cfg, err := config.Load("dev", []string{"--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(tport),
+	cfg, err := config.Load("dev", append([]string{"--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(tport),
 		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(),
-		"--admin-email", "admin@example.com", "--admin-password", "admin-password"}, func(string) string { return "" })
+		"--admin-email", "admin@example.com", "--admin-password", "admin-password"}, extra...), func(string) string { return "" })
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
