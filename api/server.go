@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
@@ -28,6 +29,7 @@ type Config struct {
 	SessionTTL    time.Duration // how long a sign-in lasts
 	SecureCookies bool          // mark cookies Secure even when TLS ends before Flowyard (behind a proxy)
 	PublicURL     string        // how browsers reach the platform, for editor links
+	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
 }
 
@@ -46,6 +48,8 @@ type Deps struct {
 	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
 	WorkflowURL func(workflowID, runID string) string
 	HTTPMetrics *metrics.HTTP // request counts and latencies; nil records nothing
+	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
+	Broker DeviceBroker
 }
 
 // Server is the HTTP API.
@@ -61,6 +65,8 @@ type Server struct {
 	sealer    *domain.Sealer
 	instances InstanceRunner
 	logs      LogReader
+	devices   *devices.Service
+	broker    DeviceBroker
 }
 
 // New builds the API with every route registered.
@@ -72,7 +78,8 @@ func New(d Deps) *Server {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
-		instances: d.Instances, logs: d.Logs}
+		instances: d.Instances, logs: d.Logs, broker: d.Broker}
+	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
 		BodyLimit:             d.Config.BodyLimit,
@@ -114,5 +121,7 @@ func (s *Server) registerRoutes() {
 	s.registerInstances()
 	s.registerSnapshots()
 	s.registerFlows()
+	s.registerDevices()
+	s.registerDeviceLive()
 	s.registerOpenAPI()
 }

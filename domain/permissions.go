@@ -40,6 +40,22 @@ const (
 	ActionSnapshotRollback     Action = "project:snapshot:rollback"
 	ActionOperationRead        Action = "operation:read"
 
+	// Devices, as in FlowFuse's table.
+	ActionDeviceList              Action = "team:device:list"
+	ActionDeviceCreate            Action = "device:create"
+	ActionDeviceRead              Action = "device:read"
+	ActionDeviceEdit              Action = "device:edit"
+	ActionDeviceEditEnv           Action = "device:edit-env"
+	ActionDeviceDelete            Action = "device:delete"
+	ActionDeviceChangeStatus      Action = "device:change-status"
+	ActionDeviceSnapshotCreate    Action = "device:snapshot:create"
+	ActionDeviceSnapshotList      Action = "device:snapshot:list"
+	ActionDeviceSnapshotSetTarget Action = "device:snapshot:set-target"
+	ActionDeviceAuditLog          Action = "device:audit-log"
+	ActionProvisioningTokenCreate Action = "team:device:provisioning-token:create"
+	ActionProvisioningTokenList   Action = "team:device:provisioning-token:list"
+	ActionProvisioningTokenDelete Action = "team:device:provisioning-token:delete"
+
 	// Platform objects: any signed-in user reads them; only platform admins write them.
 	ActionPlatformRead  Action = "platform:read"
 	ActionPlatformWrite Action = "platform:write"
@@ -79,6 +95,21 @@ var rolePermissions = map[Action]Role{
 	ActionSnapshotDelete:       RoleOwner,
 	ActionSnapshotRollback:     RoleMember,
 	ActionOperationRead:        RoleViewer,
+
+	ActionDeviceList:              RoleViewer,
+	ActionDeviceCreate:            RoleOwner,
+	ActionDeviceRead:              RoleViewer,
+	ActionDeviceEdit:              RoleOwner,
+	ActionDeviceEditEnv:           RoleMember,
+	ActionDeviceDelete:            RoleOwner,
+	ActionDeviceChangeStatus:      RoleOwner,
+	ActionDeviceSnapshotCreate:    RoleMember,
+	ActionDeviceSnapshotList:      RoleViewer,
+	ActionDeviceSnapshotSetTarget: RoleMember,
+	ActionDeviceAuditLog:          RoleViewer,
+	ActionProvisioningTokenCreate: RoleOwner,
+	ActionProvisioningTokenList:   RoleOwner,
+	ActionProvisioningTokenDelete: RoleOwner,
 }
 
 // anyUserActions need a signed-in user and no team role.

@@ -1,0 +1,685 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Devices, the user side: register (owners; or a provisioning token, as the FlowFuse agent does), list, read,
+// assign to an application or an instance, set the target snapshot, switch developer mode, rename, delete
+// (credentials revoked and the broker connection closed at once), provisioning tokens, and device snapshots.
+// The agent side of the protocol is in devicelive.go.
+
+// DeviceBroker is the embedded MQTT broker as the API sees it.
+type DeviceBroker interface {
+	// NotifyDevice sends a connected device the `update` command for its current target.
+	NotifyDevice(ctx context.Context, deviceID string)
+	// DisconnectDevice closes a device's broker connection (its credentials are gone).
+	DisconnectDevice(deviceID string)
+	// RequestUpload asks a connected device for its current flows (the `upload` command) and waits for them.
+	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
+}
+
+type registerDeviceRequest struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Team string `json:"team"`
+}
+
+type updateDeviceRequest struct {
+	Name             *string          `json:"name,omitempty"`
+	ApplicationID    *string          `json:"applicationId,omitempty"`
+	InstanceID       *string          `json:"instanceId,omitempty"`
+	DeviceGroupID    *string          `json:"deviceGroupId,omitempty"`
+	TargetSnapshotID *string          `json:"targetSnapshotId,omitempty"`
+	Mode             *string          `json:"mode,omitempty"`
+	Env              *[]domain.EnvVar `json:"env,omitempty"`
+}
+
+type provisioningTokenRequest struct {
+	Name          string     `json:"name"`
+	ApplicationID *string    `json:"applicationId,omitempty"`
+	InstanceID    *string    `json:"instanceId,omitempty"`
+	DeviceGroupID *string    `json:"deviceGroupId,omitempty"`
+	ExpiresAt     *time.Time `json:"expiresAt,omitempty"`
+}
+
+type deviceSnapshotRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+type teamRefJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type deviceJSON struct {
+	ID               string          `json:"id"`
+	Name             string          `json:"name"`
+	Type             string          `json:"type"`
+	TeamID           string          `json:"teamId"`
+	OwnerType        string          `json:"ownerType"`
+	ApplicationID    *string         `json:"applicationId"`
+	InstanceID       *string         `json:"instanceId"`
+	DeviceGroupID    *string         `json:"deviceGroupId"`
+	Mode             string          `json:"mode"`
+	Env              []domain.EnvVar `json:"env"`
+	State            string          `json:"state"`
+	StateDetail      string          `json:"stateDetail,omitempty"`
+	Status           string          `json:"status"`
+	LastSeenAt       *time.Time      `json:"lastSeenAt"`
+	TargetSnapshotID *string         `json:"targetSnapshotId"`
+	ActiveSnapshotID *string         `json:"activeSnapshotId"`
+	IsDeploying      bool            `json:"isDeploying"`
+	AgentVersion     string          `json:"agentVersion"`
+	NodeRedVersion   string          `json:"nodeRedVersion"`
+	NodejsVersion    string          `json:"nodejsVersion"`
+	CreatedAt        time.Time       `json:"createdAt"`
+	UpdatedAt        time.Time       `json:"updatedAt"`
+}
+
+// registeredDeviceJSON is the one answer that carries a device's credentials, with what a device.yml needs.
+type registeredDeviceJSON struct {
+	deviceJSON
+	Team        teamRefJSON          `json:"team"`
+	ForgeURL    string               `json:"forgeURL"`
+	Credentials *devices.Credentials `json:"credentials"`
+	Meta        map[string]string    `json:"meta"`
+}
+
+type provisioningTokenJSON struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	Token         string     `json:"token,omitempty"`
+	TeamID        string     `json:"teamId"`
+	ApplicationID string     `json:"applicationId,omitempty"`
+	InstanceID    string     `json:"instanceId,omitempty"`
+	DeviceGroupID string     `json:"deviceGroupId,omitempty"`
+	ExpiresAt     *time.Time `json:"expiresAt,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+}
+
+// compatibleFlowFuseVersion is the FlowFuse platform version whose device protocol Flowyard speaks; agents
+// read it from meta.ffVersion to decide what they may offer.
+const compatibleFlowFuseVersion = "2.33.2"
+
+func (s *Server) deviceView(d *storage.Device) deviceJSON {
+	env := d.Env
+	if env == nil {
+		env = []domain.EnvVar{}
+	}
+	return deviceJSON{ID: d.ID, Name: d.Name, Type: d.Type, TeamID: d.TeamID, OwnerType: devices.OwnerType(d),
+		ApplicationID: d.ApplicationID, InstanceID: d.InstanceID, DeviceGroupID: d.DeviceGroupID, Mode: d.Mode, Env: env,
+		State: d.State, StateDetail: d.StateDetail, Status: s.devices.Status(d, time.Now()), LastSeenAt: d.LastSeenAt,
+		TargetSnapshotID: d.TargetSnapshotID, ActiveSnapshotID: d.ActiveSnapshotID,
+		IsDeploying:  d.TargetSnapshotID != nil && (d.ActiveSnapshotID == nil || *d.ActiveSnapshotID != *d.TargetSnapshotID),
+		AgentVersion: d.AgentVersion, NodeRedVersion: d.NodeRedVersion, NodejsVersion: d.NodejsVersion,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+}
+
+func provisioningTokenView(t *storage.Token) provisioningTokenJSON {
+	v := provisioningTokenJSON{ID: t.ID, Name: t.Name, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt}
+	if t.TeamID != nil {
+		v.TeamID = *t.TeamID
+	}
+	v.ApplicationID, v.InstanceID, v.DeviceGroupID = scopeValue(t.Scopes, "application:"), scopeValue(t.Scopes, "instance:"), scopeValue(t.Scopes, "deviceGroup:")
+	return v
+}
+
+func scopeValue(scopes []string, prefix string) string {
+	for _, sc := range scopes {
+		if v, ok := strings.CutPrefix(sc, prefix); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (s *Server) registerDevices() {
+	// Device agents check that the root URL answers before they provision (§1.3). It is not part of the API,
+	// so it stays out of the OpenAPI document.
+	s.app.Get("/", s.root)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices", Tag: "devices", Body: registerDeviceRequest{},
+		Summary: "Register a device (team owners), or auto-provision one with a provisioning token as bearer; answers its credentials, once."}, s.registerDevice)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/devices", Tag: "devices", Summary: "The team's devices."}, s.listTeamDevices)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/devices", Tag: "devices", Summary: "The devices assigned to the application."}, s.listApplicationDevices)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId", Tag: "devices", Summary: "One device, with its state and connection status."}, s.getDevice)
+	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/devices/:deviceId", Tag: "devices", Body: updateDeviceRequest{},
+		Summary: "Assign to an application or instance (null unassigns), set the target snapshot, mode, name or env; the device is told at once."}, s.updateDevice)
+	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/devices/:deviceId", Tag: "devices", Status: 204,
+		Summary: "Delete a device: its credentials stop working and its broker connection closes at once."}, s.deleteDevice)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Body: deviceSnapshotRequest{}, Status: 201,
+		Summary: "Pull the device's current flows into a snapshot of its application (the device must be connected)."}, s.createDeviceSnapshot)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Summary: "The snapshots pulled from the device."}, s.listDeviceSnapshots)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Body: provisioningTokenRequest{}, Status: 201,
+		Summary: "A token that registers new devices of the team (optionally straight into an application or instance); shown once."}, s.createProvisioningToken)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Summary: "The team's provisioning tokens (without the tokens)."}, s.listProvisioningTokens)
+	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId/provisioning-tokens/:tokenId", Tag: "devices", Status: 204,
+		Summary: "Revoke a provisioning token."}, s.deleteProvisioningToken)
+}
+
+func (s *Server) root(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"name": "Flowyard", "version": s.cfg.Version, "api": "/api/v1"})
+}
+
+// registerDevice registers a device for a team owner, or for a provisioning token of the team.
+func (s *Server) registerDevice(c *fiber.Ctx) error {
+	var req registerDeviceRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if bearer, ok := bearerToken(c); ok && strings.HasPrefix(bearer, domain.TokenPrefixProvisioning) {
+		return s.provisionDevice(c, bearer, &req)
+	}
+	if err := domain.Collect(requiredField("team", req.Team)); err != nil {
+		return err
+	}
+	who, _, err := s.teamAccess(c, req.Team, domain.ActionDeviceCreate, "team")
+	if err != nil {
+		return err
+	}
+	return s.createDevice(c, who, &req, nil, "device.created")
+}
+
+// provisionDevice is the FlowFuse auto-provisioning flow (§1.3): a provisioning token of the team registers a
+// device, assigned to what the token names.
+func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDeviceRequest) error {
+	tok, err := s.store.GetTokenByHash(c.UserContext(), domain.HashToken(bearer), time.Now(), devices.TokenKindProvisioning)
+	if domain.IsKind(err, domain.KindNotFound) {
+		return domain.Unauthorized("The provisioning token is not valid, has expired or was revoked.")
+	}
+	if err != nil {
+		return err
+	}
+	if tok.TeamID == nil || *tok.TeamID != req.Team {
+		return domain.Unauthorized("The provisioning token is not valid for that team.")
+	}
+	return s.createDevice(c, nil, req, tok, "device.provisioned")
+}
+
+func (s *Server) createDevice(c *fiber.Ctx, who *caller, req *registerDeviceRequest, tok *storage.Token, event string) error {
+	ctx := c.UserContext()
+	d, err := s.devices.NewDevice(req.Team, req.Name, req.Type)
+	if err != nil {
+		return err
+	}
+	if tok != nil {
+		d.ApplicationID, d.InstanceID, d.DeviceGroupID = optional(scopeValue(tok.Scopes, "application:")), optional(scopeValue(tok.Scopes, "instance:")), optional(scopeValue(tok.Scopes, "deviceGroup:"))
+	}
+	var creds *devices.Credentials
+	var team *storage.Team
+	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if team, err = tx.GetTeam(ctx, d.TeamID); err != nil {
+			return err
+		}
+		if err := s.checkDeviceLimit(ctx, tx, team); err != nil {
+			return err
+		}
+		if creds, err = s.devices.Register(ctx, tx, d); err != nil {
+			return err
+		}
+		body := map[string]any{"name": d.Name}
+		if tok != nil {
+			body["provisioningTokenId"] = tok.ID
+		}
+		return audit(c, tx, who, d.TeamID, event, "device", d.ID, body)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(registeredDeviceJSON{deviceJSON: s.deviceView(d), Team: teamRefJSON{ID: team.ID, Name: team.Name},
+		ForgeURL: s.cfg.PublicURL, Credentials: creds, Meta: map[string]string{"ffVersion": compatibleFlowFuseVersion, "flowyardVersion": s.cfg.Version}})
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// checkDeviceLimit applies the team type's device limit, inside the registering transaction.
+func (s *Server) checkDeviceLimit(ctx context.Context, tx *storage.Store, team *storage.Team) error {
+	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
+	if err != nil {
+		return err
+	}
+	n, err := tx.CountTeamDevices(ctx, team.ID)
+	if err != nil {
+		return err
+	}
+	if domain.Exceeds(tt.Properties.Limits.Devices, n) {
+		return domain.LimitExceeded("devices", tt.Properties.Limits.Devices)
+	}
+	return nil
+}
+
+func (s *Server) listTeamDevices(c *fiber.Ctx) error {
+	teamID := c.Params("teamId")
+	if _, _, err := s.teamAccess(c, teamID, domain.ActionDeviceList, "team"); err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListTeamDevices(c.UserContext(), teamID, p)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, s.deviceView)
+}
+
+func (s *Server) listApplicationDevices(c *fiber.Ctx) error {
+	_, app, err := s.applicationFor(c, domain.ActionDeviceList)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListApplicationDevices(c.UserContext(), app.ID, p)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, s.deviceView)
+}
+
+// deviceFor loads the device in the path after checking the caller's access to its team.
+func (s *Server) deviceFor(c *fiber.Ctx, action domain.Action) (*caller, *storage.Device, error) {
+	d, err := s.store.GetDevice(c.UserContext(), c.Params("deviceId"))
+	if err != nil {
+		return nil, nil, err
+	}
+	who, _, err := s.teamAccess(c, d.TeamID, action, "device")
+	return who, d, err
+}
+
+func (s *Server) getDevice(c *fiber.Ctx) error {
+	_, d, err := s.deviceFor(c, domain.ActionDeviceRead)
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.deviceView(d))
+}
+
+// patchAction is the least action a device change needs: owners change what the device is and where it
+// belongs; members may change its env and what it runs.
+func patchAction(req *updateDeviceRequest, present map[string]bool) domain.Action {
+	switch {
+	case present["name"] || present["applicationId"] || present["instanceId"] || present["deviceGroupId"] || present["mode"]:
+		return domain.ActionDeviceEdit
+	case present["targetSnapshotId"]:
+		return domain.ActionDeviceSnapshotSetTarget
+	}
+	return domain.ActionDeviceEditEnv
+}
+
+func (s *Server) updateDevice(c *fiber.Ctx) error {
+	var req updateDeviceRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	present, err := presentKeys(c.Body())
+	if err != nil {
+		return err
+	}
+	who, d, err := s.deviceFor(c, patchAction(&req, present))
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var cols []string
+	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if cols, err = s.applyDevicePatch(ctx, tx, d, &req, present); err != nil || len(cols) == 0 {
+			return err
+		}
+		if err := s.devices.Rehash(ctx, tx, d); err != nil {
+			return err
+		}
+		if err := tx.UpdateDevice(ctx, d, append(cols, "settings_hash")...); err != nil {
+			return err
+		}
+		return audit(c, tx, who, d.TeamID, "device.updated", "device", d.ID, map[string]any{"fields": cols})
+	})
+	if err != nil {
+		return err
+	}
+	if len(cols) > 0 && s.broker != nil {
+		s.broker.NotifyDevice(ctx, d.ID)
+	}
+	return c.JSON(s.deviceView(d))
+}
+
+// presentKeys lists the top-level keys of a JSON object body, so that null ("unassign") and absent differ.
+func presentKeys(body []byte) (map[string]bool, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, domain.InvalidField("body", "must be a JSON object")
+	}
+	out := make(map[string]bool, len(raw))
+	for k := range raw {
+		out[k] = true
+	}
+	return out, nil
+}
+
+// applyDevicePatch validates a change against the store and applies it to d, returning the changed columns.
+func (s *Server) applyDevicePatch(ctx context.Context, tx *storage.Store, d *storage.Device, req *updateDeviceRequest, present map[string]bool) ([]string, error) {
+	var cols []string
+	if present["name"] {
+		if req.Name == nil {
+			return nil, domain.InvalidField("name", "is required")
+		}
+		if fe := domain.ValidateName("name", *req.Name); fe != nil {
+			return nil, domain.Invalid(*fe)
+		}
+		d.Name, cols = *req.Name, append(cols, "name")
+	}
+	if present["mode"] {
+		if req.Mode == nil || (*req.Mode != devices.ModeAutonomous && *req.Mode != devices.ModeDeveloper) {
+			return nil, domain.InvalidField("mode", "must be autonomous or developer")
+		}
+		d.Mode, cols = *req.Mode, append(cols, "mode")
+	}
+	if present["env"] {
+		env := []domain.EnvVar{}
+		if req.Env != nil {
+			env = *req.Env
+		}
+		if errs := domain.ValidateEnv("env", env); errs != nil {
+			return nil, domain.Invalid(errs...)
+		}
+		d.Env, cols = env, append(cols, "env")
+	}
+	if present["deviceGroupId"] {
+		d.DeviceGroupID, cols = req.DeviceGroupID, append(cols, "device_group_id")
+	}
+	ownerCols, err := s.assignOwner(ctx, tx, d, req, present)
+	if err != nil {
+		return nil, err
+	}
+	cols = append(cols, ownerCols...)
+	if present["targetSnapshotId"] {
+		if err := s.checkTarget(ctx, tx, d, req.TargetSnapshotID); err != nil {
+			return nil, err
+		}
+		d.TargetSnapshotID, cols = req.TargetSnapshotID, append(cols, "target_snapshot_id")
+	}
+	return cols, nil
+}
+
+// assignOwner moves a device to an application or an instance of its team (never both), or unassigns it. A
+// device that changes owner forgets its target snapshot, which belonged to the old owner.
+func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.Device, req *updateDeviceRequest, present map[string]bool) ([]string, error) {
+	if !present["applicationId"] && !present["instanceId"] {
+		return nil, nil
+	}
+	if req.ApplicationID != nil && req.InstanceID != nil {
+		return nil, domain.Invalid(domain.FieldError{Field: "instanceId", Detail: "a device belongs to an application or to an instance, not both"})
+	}
+	app, inst := d.ApplicationID, d.InstanceID
+	switch {
+	case req.ApplicationID != nil:
+		a, err := tx.GetApplication(ctx, *req.ApplicationID)
+		if domain.IsKind(err, domain.KindNotFound) || (err == nil && a.TeamID != d.TeamID) {
+			return nil, unknownReference("applicationId")
+		} else if err != nil {
+			return nil, err
+		}
+		app, inst = &a.ID, nil
+	case req.InstanceID != nil:
+		in, err := tx.GetInstance(ctx, *req.InstanceID)
+		if domain.IsKind(err, domain.KindNotFound) || (err == nil && in.TeamID != d.TeamID) {
+			return nil, unknownReference("instanceId")
+		} else if err != nil {
+			return nil, err
+		}
+		app, inst = nil, &in.ID
+	default:
+		if present["applicationId"] {
+			app = nil
+		}
+		if present["instanceId"] {
+			inst = nil
+		}
+	}
+	if sameRef(app, d.ApplicationID) && sameRef(inst, d.InstanceID) {
+		return nil, nil
+	}
+	d.ApplicationID, d.InstanceID, d.TargetSnapshotID = app, inst, nil
+	return []string{"application_id", "instance_id", "target_snapshot_id"}, nil
+}
+
+func sameRef(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func unknownReference(field string) error {
+	return domain.Unprocessable("unknown_reference", "The "+field+" names nothing that exists.", domain.FieldError{Field: field, Detail: "does not exist"})
+}
+
+// checkTarget allows as a device's target a snapshot of its own application (an instance's or a device's);
+// an instance-owned device runs only snapshots of its instance or pulled from itself.
+func (s *Server) checkTarget(ctx context.Context, tx *storage.Store, d *storage.Device, id *string) error {
+	if id == nil {
+		return nil
+	}
+	appID, err := s.devices.ApplicationOf(ctx, tx, d)
+	if err != nil {
+		return err
+	}
+	snap, err := tx.GetSnapshotMeta(ctx, *id)
+	if domain.IsKind(err, domain.KindNotFound) || (err == nil && snap.TeamID != d.TeamID) {
+		return unknownReference("targetSnapshotId")
+	} else if err != nil {
+		return err
+	}
+	if snap.ApplicationID != appID {
+		return domain.Unprocessable("snapshot_other_application", "The snapshot belongs to another application than the device's.",
+			domain.FieldError{Field: "targetSnapshotId", Detail: "belongs to another application"})
+	}
+	if d.InstanceID != nil && snap.InstanceID != *d.InstanceID {
+		from, err := tx.SnapshotDevice(ctx, snap.ID)
+		if err != nil {
+			return err
+		}
+		if from != d.ID {
+			return domain.Unprocessable("snapshot_other_instance", "An instance's device runs only snapshots of that instance or of itself.",
+				domain.FieldError{Field: "targetSnapshotId", Detail: "belongs to another instance"})
+		}
+	}
+	return nil
+}
+
+func (s *Server) deleteDevice(c *fiber.Ctx) error {
+	who, d, err := s.deviceFor(c, domain.ActionDeviceDelete)
+	if err != nil {
+		return err
+	}
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.DeleteDevice(ctx, d.ID); err != nil {
+			return err
+		}
+		return audit(c, tx, who, d.TeamID, "device.deleted", "device", d.ID, map[string]any{"name": d.Name})
+	})
+	if err != nil {
+		return err
+	}
+	if s.broker != nil {
+		s.broker.DisconnectDevice(d.ID)
+	}
+	return noContent(c)
+}
+
+func (s *Server) createDeviceSnapshot(c *fiber.Ctx) error {
+	var req deviceSnapshotRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	who, d, err := s.deviceFor(c, domain.ActionDeviceSnapshotCreate)
+	if err != nil {
+		return err
+	}
+	if err := domain.Collect(domain.ValidateName("name", req.Name), domain.ValidateDescription("description", req.Description)); err != nil {
+		return err
+	}
+	if _, err := s.devices.ApplicationOf(c.UserContext(), s.store, d); err != nil {
+		return err
+	}
+	if s.broker == nil {
+		return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 15*time.Second)
+	defer cancel()
+	up, err := s.broker.RequestUpload(ctx, d)
+	if err != nil {
+		return err
+	}
+	var snap *storage.Snapshot
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		snap, err = s.devices.CreateSnapshot(ctx, tx, d, up, "", devices.SnapshotMeta{Name: req.Name, Description: req.Description, CreatedBy: userIDOf(who)})
+		if err != nil {
+			return err
+		}
+		return audit(c, tx, who, d.TeamID, "device.snapshot.created", "snapshot", snap.ID, map[string]any{"deviceId": d.ID, "name": snap.Name})
+	})
+	if err != nil {
+		return err
+	}
+	return created(c, snapshotMetaView(snap))
+}
+
+func (s *Server) listDeviceSnapshots(c *fiber.Ctx) error {
+	_, d, err := s.deviceFor(c, domain.ActionDeviceSnapshotList)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListDeviceSnapshots(c.UserContext(), d.ID, p)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, snapshotMetaView)
+}
+
+func (s *Server) createProvisioningToken(c *fiber.Ctx) error {
+	teamID := c.Params("teamId")
+	var req provisioningTokenRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	who, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenCreate, "team")
+	if err != nil {
+		return err
+	}
+	scopes, err := s.provisioningScopes(c.UserContext(), teamID, &req)
+	if err != nil {
+		return err
+	}
+	token, hash := domain.NewToken(domain.TokenPrefixProvisioning)
+	t := &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: devices.TokenKindProvisioning, Name: req.Name,
+		OwnerType: "team", OwnerID: teamID, TeamID: &teamID, Scopes: scopes, ExpiresAt: req.ExpiresAt}
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.InsertToken(ctx, t); err != nil {
+			return err
+		}
+		return audit(c, tx, who, teamID, "team.device.provisioning-token.created", "team", teamID, map[string]any{"tokenId": t.ID, "name": t.Name})
+	})
+	if err != nil {
+		return err
+	}
+	v := provisioningTokenView(t)
+	v.Token = token
+	return created(c, v)
+}
+
+// provisioningScopes validates what a provisioning token pre-assigns and encodes it as token scopes.
+func (s *Server) provisioningScopes(ctx context.Context, teamID string, req *provisioningTokenRequest) ([]string, error) {
+	if err := domain.Collect(domain.ValidateName("name", req.Name)); err != nil {
+		return nil, err
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
+		return nil, domain.InvalidField("expiresAt", "must be in the future")
+	}
+	if req.ApplicationID != nil && req.InstanceID != nil {
+		return nil, domain.InvalidField("instanceId", "a device belongs to an application or to an instance, not both")
+	}
+	scopes := []string{"device:provision"}
+	if req.ApplicationID != nil {
+		a, err := s.store.GetApplication(ctx, *req.ApplicationID)
+		if domain.IsKind(err, domain.KindNotFound) || (err == nil && a.TeamID != teamID) {
+			return nil, unknownReference("applicationId")
+		} else if err != nil {
+			return nil, err
+		}
+		scopes = append(scopes, "application:"+a.ID)
+	}
+	if req.InstanceID != nil {
+		in, err := s.store.GetInstance(ctx, *req.InstanceID)
+		if domain.IsKind(err, domain.KindNotFound) || (err == nil && in.TeamID != teamID) {
+			return nil, unknownReference("instanceId")
+		} else if err != nil {
+			return nil, err
+		}
+		scopes = append(scopes, "instance:"+in.ID)
+	}
+	if req.DeviceGroupID != nil && *req.DeviceGroupID != "" {
+		scopes = append(scopes, "deviceGroup:"+*req.DeviceGroupID)
+	}
+	return scopes, nil
+}
+
+func (s *Server) listProvisioningTokens(c *fiber.Ctx) error {
+	teamID := c.Params("teamId")
+	if _, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenList, "team"); err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListTokensByOwner(c.UserContext(), devices.TokenKindProvisioning, "team", teamID, p)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, provisioningTokenView)
+}
+
+func (s *Server) deleteProvisioningToken(c *fiber.Ctx) error {
+	teamID := c.Params("teamId")
+	who, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenDelete, "team")
+	if err != nil {
+		return err
+	}
+	id := c.Params("tokenId")
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if _, err := tx.GetTeamToken(ctx, id, devices.TokenKindProvisioning, teamID); err != nil {
+			return err
+		}
+		if err := tx.DeleteTokenOfOwner(ctx, id, "team", teamID); err != nil {
+			return err
+		}
+		return audit(c, tx, who, teamID, "team.device.provisioning-token.deleted", "team", teamID, map[string]any{"tokenId": id})
+	})
+	if err != nil {
+		return err
+	}
+	return noContent(c)
+}

@@ -1,0 +1,170 @@
+package devices
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/nodered"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// DefaultNodeRedVersion is what a device installs when its snapshot names no Node-RED version: the line that
+// runs on Node 20 (the reference's default for agents that report no Node.js version).
+const DefaultNodeRedVersion = "~4.1.0"
+
+// LiveSnapshot is the `GET live/snapshot` document (§2.3): the target snapshot with the platform's variables
+// in env, node-red among the modules, and the credentials re-encrypted to the device's own secret. A device
+// without a target gets an empty object, which tells the agent to run nothing.
+func (s *Service) LiveSnapshot(ctx context.Context, d *storage.Device) (map[string]any, error) {
+	if d.TargetSnapshotID == nil {
+		return map[string]any{}, nil
+	}
+	snap, err := s.Store.GetSnapshot(ctx, *d.TargetSnapshotID)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := s.reencrypt(snap.Credentials, snap.CredentialSecret, d.CredentialSecret)
+	if err != nil {
+		return nil, err
+	}
+	platformEnv, err := s.platformEnv(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	modules := map[string]string{}
+	for name, version := range snap.Modules {
+		modules[name] = version
+	}
+	if _, ok := modules["node-red"]; !ok {
+		modules["node-red"] = DefaultNodeRedVersion
+		if snap.NodeRedVersion != "" {
+			modules["node-red"] = snap.NodeRedVersion
+		}
+	}
+	settings := snap.Settings
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	return map[string]any{"id": snap.ID, "name": snap.Name, "description": snap.Description, "settings": settings,
+		"env": mergeEnv(platformEnv, snap.Env), "modules": modules, "flows": json.RawMessage(snap.Flows),
+		"credentials": creds}, nil
+}
+
+// reencrypt moves a credentials blob from one sealed secret to another.
+func (s *Service) reencrypt(blob, fromSealed, toSealed string) (json.RawMessage, error) {
+	from, err := s.Sealer.Open(fromSealed)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot credential secret: %w", err)
+	}
+	to, err := s.Sealer.Open(toSealed)
+	if err != nil {
+		return nil, fmt.Errorf("open device credential secret: %w", err)
+	}
+	if strings.TrimSpace(blob) == "" {
+		blob = "{}"
+	}
+	out, err := nodered.ReencryptCredentials(from, to, json.RawMessage(blob))
+	if err != nil {
+		return nil, fmt.Errorf("re-encrypt snapshot credentials for the device: %w", err)
+	}
+	return out, nil
+}
+
+// platformEnv is what the platform tells the flows about where they run (§2.3): owner, device, snapshot.
+func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]string, error) {
+	var env [][2]string
+	switch {
+	case d.ApplicationID != nil:
+		app, err := s.Store.GetApplication(ctx, *d.ApplicationID)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, [2]string{"FF_APPLICATION_ID", app.ID}, [2]string{"FF_APPLICATION_NAME", app.Name})
+	case d.InstanceID != nil:
+		in, err := s.Store.GetInstance(ctx, *d.InstanceID)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, [2]string{"FF_PROJECT_ID", in.ID}, [2]string{"FF_PROJECT_NAME", in.Name},
+			[2]string{"FF_INSTANCE_ID", in.ID}, [2]string{"FF_INSTANCE_NAME", in.Name})
+	}
+	env = append(env, [2]string{"FF_DEVICE_ID", d.ID}, [2]string{"FF_DEVICE_NAME", d.Name}, [2]string{"FF_DEVICE_TYPE", d.Type})
+	snapID, snapName := "0", "None"
+	if d.TargetSnapshotID != nil {
+		snap, err := s.Store.GetSnapshotMeta(ctx, *d.TargetSnapshotID)
+		if err != nil {
+			return nil, err
+		}
+		snapID, snapName = snap.ID, snap.Name
+	}
+	return append(env, [2]string{"FF_SNAPSHOT_ID", snapID}, [2]string{"FF_SNAPSHOT_NAME", snapName}), nil
+}
+
+// mergeEnv flattens the platform's variables and then the user's, leaving out user variables named FF_*:
+// those are the platform's.
+func mergeEnv(platform [][2]string, user []domain.EnvVar) map[string]string {
+	out := make(map[string]string, len(platform)+len(user))
+	for _, kv := range platform {
+		out[kv[0]] = kv[1]
+	}
+	for _, e := range user {
+		if !strings.HasPrefix(e.Name, "FF_") {
+			out[e.Name] = e.Value
+		}
+	}
+	return out
+}
+
+// settingsDocument is the `GET live/settings` document without its hash (§2.4). Flowyard offers none of
+// FlowFuse's licensed features to devices, so they are all off.
+func (s *Service) settingsDocument(ctx context.Context, d *storage.Device) (map[string]any, error) {
+	platformEnv, err := s.platformEnv(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"env":          mergeEnv(platformEnv, d.Env),
+		"autoSnapshot": false,
+		"editor":       map[string]any{},
+		"palette":      map[string]any{},
+		"features":     map[string]bool{"shared-library": false, "projectComms": false, "teamBroker": false, "tables": false},
+		"assistant": map[string]any{"enabled": false, "requestTimeout": 60000, "mcp": map[string]bool{"enabled": false},
+			"completions": map[string]bool{"enabled": false, "inlineEnabled": false}},
+		"mqttNodes": map[string]any{"enabled": false, "username": "", "linked": false},
+		"mode":      TargetOf(d).Mode,
+	}, nil
+}
+
+// LiveSettings is the `GET live/settings` document with the device's settings hash.
+func (s *Service) LiveSettings(ctx context.Context, d *storage.Device) (map[string]any, error) {
+	doc, err := s.settingsDocument(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	doc["hash"] = d.SettingsHash
+	return doc, nil
+}
+
+// Rehash recomputes a device's settings hash from its settings document; the caller stores the column
+// "settings_hash". It must run after every change to what the document holds (name, type, env, owner, target
+// snapshot, mode), so the agent refreshes its settings.
+func (s *Service) Rehash(ctx context.Context, st *storage.Store, d *storage.Device) error {
+	svc := *s
+	svc.Store = st
+	doc, err := svc.settingsDocument(ctx, d)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(doc) // maps marshal with sorted keys, so equal documents hash equally
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	d.SettingsHash = hex.EncodeToString(sum[:])
+	return nil
+}

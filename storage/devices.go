@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// Device is Node-RED running outside the platform under an agent. It belongs to a team and to at most one of
+// an application or an instance. What the agent reports (state, versions, the snapshot it runs) is written by
+// RecordDeviceReport; what the platform wants (owner, target snapshot, mode, env) by UpdateDevice.
+type Device struct {
+	bun.BaseModel    `bun:"table:devices,alias:dev"`
+	ID               string `bun:",pk"`
+	TeamID           string
+	ApplicationID    *string
+	InstanceID       *string
+	DeviceGroupID    *string
+	Name             string
+	Type             string
+	CredentialSecret string // sealed
+	Mode             string
+	Env              []domain.EnvVar `bun:",type:text"`
+	SettingsHash     string
+	TargetSnapshotID *string
+	ActiveSnapshotID *string
+	State            string
+	StateDetail      string
+	AgentVersion     string
+	NodeRedVersion   string
+	NodejsVersion    string
+	LastSeenAt       *time.Time
+	Connected        bool
+	DisconnectedAt   *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// DeviceReport is what an agent's check-in changes on its device.
+type DeviceReport struct {
+	State            string
+	StateDetail      string
+	AgentVersion     string
+	NodeRedVersion   string
+	NodejsVersion    string
+	ActiveSnapshotID *string
+	At               time.Time
+}
+
+// InsertDevice adds a device.
+func (s *Store) InsertDevice(ctx context.Context, d *Device) error {
+	d.CreatedAt, d.UpdatedAt = now(), now()
+	if d.Env == nil {
+		d.Env = []domain.EnvVar{}
+	}
+	_, err := s.db.NewInsert().Model(d).Exec(ctx)
+	return classify(err, "device")
+}
+
+// GetDevice returns one device.
+func (s *Store) GetDevice(ctx context.Context, id string) (*Device, error) {
+	d := new(Device)
+	err := s.db.NewSelect().Model(d).Where("id = ?", id).Scan(ctx)
+	return d, classify(err, "device")
+}
+
+// ListTeamDevices returns a page of a team's devices.
+func (s *Store) ListTeamDevices(ctx context.Context, teamID string, p Page) ([]Device, string, error) {
+	q := s.db.NewSelect().Model((*Device)(nil)).Where("team_id = ?", teamID)
+	return listPage(ctx, q, "id", p, func(d *Device) string { return d.ID })
+}
+
+// ListApplicationDevices returns a page of the devices assigned to an application.
+func (s *Store) ListApplicationDevices(ctx context.Context, applicationID string, p Page) ([]Device, string, error) {
+	q := s.db.NewSelect().Model((*Device)(nil)).Where("application_id = ?", applicationID)
+	return listPage(ctx, q, "id", p, func(d *Device) string { return d.ID })
+}
+
+// CountTeamDevices counts a team's devices, for the team type's limit.
+func (s *Store) CountTeamDevices(ctx context.Context, teamID string) (int, error) {
+	return count(s.db.NewSelect().Model((*Device)(nil)).Where("team_id = ?", teamID).Count(ctx))
+}
+
+// UpdateDevice writes the given columns and the update time.
+func (s *Store) UpdateDevice(ctx context.Context, d *Device, columns ...string) error {
+	d.UpdatedAt = now()
+	res, err := s.db.NewUpdate().Model(d).Column(append(columns, "updated_at")...).WherePK().Exec(ctx)
+	return mustAffect(res, err, "device")
+}
+
+// RecordDeviceReport stores an agent's check-in: its state, versions, the snapshot it runs (nil when it runs
+// none or one the platform does not know) and when it was seen.
+func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceReport) error {
+	res, err := s.db.NewUpdate().Model((*Device)(nil)).
+		Set("state = ?", r.State).Set("state_detail = ?", r.StateDetail).
+		Set("agent_version = ?", r.AgentVersion).Set("node_red_version = ?", r.NodeRedVersion).
+		Set("nodejs_version = ?", r.NodejsVersion).Set("active_snapshot_id = ?", r.ActiveSnapshotID).
+		Set("last_seen_at = ?", r.At.UTC()).
+		Where("id = ?", id).Exec(ctx)
+	return mustAffect(res, err, "device")
+}
+
+// SetDeviceState changes only the reported state and its detail (an audit event from the agent, say).
+func (s *Store) SetDeviceState(ctx context.Context, id, state, detail string) error {
+	res, err := s.db.NewUpdate().Model((*Device)(nil)).Set("state = ?", state).Set("state_detail = ?", detail).
+		Where("id = ?", id).Exec(ctx)
+	return mustAffect(res, err, "device")
+}
+
+// SetDeviceConnected records that a device's broker connection opened or closed at a time.
+func (s *Store) SetDeviceConnected(ctx context.Context, id string, connected bool, at time.Time) error {
+	q := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", connected).Where("id = ?", id)
+	if connected {
+		q = q.Set("last_seen_at = ?", at.UTC())
+	} else {
+		q = q.Set("disconnected_at = ?", at.UTC())
+	}
+	_, err := q.Exec(ctx)
+	return err
+}
+
+// ResetDeviceConnections marks every device disconnected: a broker that starts holds no connection yet.
+func (s *Store) ResetDeviceConnections(ctx context.Context, at time.Time) error {
+	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", false).Set("disconnected_at = ?", at.UTC()).
+		Where("connected = ?", true).Exec(ctx)
+	return err
+}
+
+// DeleteDevice removes a device and every token it holds, in one transaction.
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	return s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		if err := tx.DeleteTokensOfOwner(ctx, "device", id); err != nil {
+			return err
+		}
+		res, err := tx.db.NewDelete().Model((*Device)(nil)).Where("id = ?", id).Exec(ctx)
+		return mustAffect(res, err, "device")
+	})
+}
+
+// LinkDeviceSnapshot records that a snapshot was pulled from a device.
+func (s *Store) LinkDeviceSnapshot(ctx context.Context, snapshotID, deviceID string) error {
+	_, err := s.db.NewInsert().TableExpr("device_snapshots").
+		Value("snapshot_id", "?", snapshotID).Value("device_id", "?", deviceID).Exec(ctx)
+	return err
+}
+
+// SnapshotDevice returns the device a snapshot was pulled from, or "" for an instance's snapshot.
+func (s *Store) SnapshotDevice(ctx context.Context, snapshotID string) (string, error) {
+	var ids []string
+	err := s.db.NewSelect().TableExpr("device_snapshots").Column("device_id").Where("snapshot_id = ?", snapshotID).Scan(ctx, &ids)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// ListDeviceSnapshots returns a page of the snapshots pulled from a device, without their content.
+func (s *Store) ListDeviceSnapshots(ctx context.Context, deviceID string, p Page) ([]Snapshot, string, error) {
+	q := s.db.NewSelect().Model((*Snapshot)(nil)).ExcludeColumn(snapshotHeavyColumns...).
+		Where("snap.id IN (?)", s.db.NewSelect().TableExpr("device_snapshots").Column("snapshot_id").Where("device_id = ?", deviceID))
+	return listPage(ctx, q, "snap.id", p, func(snap *Snapshot) string { return snap.ID })
+}
+
+// DeviceToken is a device's credential as authentication sees it.
+type DeviceToken struct {
+	DeviceID string
+	TeamID   string
+}
+
+// GetDeviceByToken returns the device holding an unexpired token of the kind ("device" or "broker").
+func (s *Store) GetDeviceByToken(ctx context.Context, hash, kind string, at time.Time) (*Device, error) {
+	d := new(Device)
+	err := s.db.NewSelect().Model(d).
+		Join("JOIN tokens AS t ON t.owner_id = dev.id AND t.owner_type = 'device'").
+		Where("t.token_hash = ? AND t.kind = ?", hash, kind).
+		Where("t.expires_at IS NULL OR t.expires_at > ?", at.UTC()).
+		Scan(ctx)
+	return d, classify(err, "device")
+}
+
+// DeleteTokensOfOwnerKind revokes an owner's tokens of one kind (a device's old credentials when new ones are issued).
+func (s *Store) DeleteTokensOfOwnerKind(ctx context.Context, ownerType, ownerID, kind string) error {
+	_, err := s.db.NewDelete().Model((*Token)(nil)).Where("owner_type = ? AND owner_id = ? AND kind = ?", ownerType, ownerID, kind).Exec(ctx)
+	return err
+}
+
+// GetTeamToken returns one token a team holds, of a kind.
+func (s *Store) GetTeamToken(ctx context.Context, id, kind, teamID string) (*Token, error) {
+	t := new(Token)
+	err := s.db.NewSelect().Model(t).Where("id = ? AND kind = ? AND owner_type = 'team' AND owner_id = ?", id, kind, teamID).Scan(ctx)
+	return t, classify(err, "token")
+}

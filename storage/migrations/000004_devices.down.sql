@@ -1,0 +1,3 @@
+DROP TABLE device_snapshots;
+--bun:split
+DROP TABLE devices;
