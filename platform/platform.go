@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"path/filepath"
 	"time"
 
@@ -112,6 +114,10 @@ func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(cfg.Listen) }()
 	log.Info("API listening", "address", cfg.Listen, "url", cfg.PublicURL)
+	// Start-up (migrations, scheme registration of the Kubernetes client, Temporal dial) leaves garbage the
+	// heap would keep mapped for minutes; hand it back now, so an idle platform holds only what it uses.
+	runtime.GC()
+	debug.FreeOSMemory()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve API: %w", err)
