@@ -28,6 +28,8 @@ type Config struct {
 	TemporalBin   string
 	TemporalFile  string // path of temporal.yaml
 	MQTTListen    string
+	MQTTWSListen  string // MQTT over WebSocket for devices; "" for none
+	MQTTPublicURL string // the broker URL handed to devices; default mqtt://<MQTTListen>
 	InstancePorts string // local driver: the port range of Node-RED instances, "min-max"
 	LogLevel      string
 	LogFormat     string // json, text or auto
@@ -71,6 +73,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "path of the temporal CLI (default: beside flowyard)")
 	str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "path of temporal.yaml")
 	str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "embedded MQTT broker address")
+	str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "embedded MQTT broker's WebSocket address (empty: none)")
+	str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "broker URL handed to devices (default mqtt://<mqtt-listen>)")
 	str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "port range of local Node-RED instances")
 	str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
@@ -137,6 +141,12 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("--%s=%q is not host:port", name, addr))
 		}
 	}
+	if _, port, err := net.SplitHostPort(c.MQTTWSListen); c.MQTTWSListen != "" && (err != nil || port == "") {
+		errs = append(errs, fmt.Errorf("--mqtt-ws-listen=%q is not host:port", c.MQTTWSListen))
+	}
+	if c.MQTTPublicURL == "" {
+		c.MQTTPublicURL = "mqtt://" + c.MQTTListen
+	}
 	if c.TemporalPort < 1 || c.TemporalPort > 64535 {
 		errs = append(errs, fmt.Errorf("--temporal-port=%d must be from 1 to 64535 (its UI uses port+1000)", c.TemporalPort))
 	}
@@ -191,7 +201,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("dataDir", c.DataDir),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
-		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen),
+		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
 		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen))

@@ -51,7 +51,7 @@ func startDev(t *testing.T, extra ...string) devEnv {
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	tport := temporalPort(t)
 	cfg, err := config.Load("dev", append([]string{"--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(tport),
-		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(),
+		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(),
 		"--admin-email", "admin@example.com", "--admin-password", "admin-password"}, extra...), func(string) string { return "" })
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"path/filepath"
 	"time"
 
 	"github.com/flowyard/flowyard/api"
@@ -109,7 +109,8 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 // serveAPI runs the API until ctx ends, then drains it.
 func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
 	deps.Log = log
-	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version, PublicURL: cfg.PublicURL}
+	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version, PublicURL: cfg.PublicURL,
+		BrokerURL: cfg.MQTTPublicURL}
 	srv := api.New(deps)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(cfg.Listen) }()
@@ -158,6 +159,11 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
 	deps.HTTPMetrics = apiMetrics(reg, st)
+	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
 	if cfg.Driver == "kubernetes" {
 		// Pods' logs are readable from any replica; local processes' only from the worker beside them.
 		drv, err := newDriver(cfg, log, nil)
@@ -213,5 +219,11 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer e.stop()
 	go e.reconcile(ctx)
-	return serveAPI(ctx, cfg, log, e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)}))
+	deps := e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)})
+	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	return serveAPI(ctx, cfg, log, deps)
 }

@@ -1,0 +1,258 @@
+// Package comms is Flowyard's embedded MQTT broker for devices (mochi-mqtt): MQTT 3.1.1 over TCP and over
+// WebSocket, each device signing in with the username and password it got at registration, topic ACLs exactly
+// as FlowFuse's (../shared/reference/flowfuse-device-protocol.md §3.7), and the platform's side of the
+// conversation: it consumes devices' status messages, records them, answers with `update` commands when a
+// device runs something other than its target, tells devices at once when their target changes, and asks
+// them for their flows (`upload`).
+package comms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Defaults.
+const (
+	// DefaultMaxPacketBytes caps one MQTT packet; a larger one closes the connection. Status messages are a
+	// few hundred bytes; a log burst of the agent's whole buffer stays well under it.
+	DefaultMaxPacketBytes = 1 << 20
+	// writesPending bounds the packets queued to one client; devices receive few.
+	writesPending = 64
+)
+
+// Config configures the broker.
+type Config struct {
+	Listen   string // MQTT over TCP, host:port; "" for none
+	WSListen string // MQTT over WebSocket, host:port; "" for none
+	Devices  *devices.Service
+	Log      *slog.Logger
+	// MaxPacketBytes overrides DefaultMaxPacketBytes.
+	MaxPacketBytes int
+}
+
+// Broker is the running broker.
+type Broker struct {
+	srv        *mqtt.Server
+	devices    *devices.Service
+	store      *storage.Store
+	log        *slog.Logger
+	platformID string
+	tcpAddr    string
+	wsAddr     string
+
+	mu      sync.Mutex
+	clients map[string]*connection // by device ID
+
+	replies sync.Map // correlation ID -> chan json.RawMessage
+	closed  atomic.Bool
+}
+
+// connection is one signed-in device.
+type connection struct {
+	client *mqtt.Client
+	grant  grant
+}
+
+// Start binds the listeners and serves until Close.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	max := cfg.MaxPacketBytes
+	if max <= 0 {
+		max = DefaultMaxPacketBytes
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(max)
+	caps.MaximumClientWritesPending = writesPending
+	caps.MaximumQos = 1
+	caps.RetainAvailable = 0
+	caps.SharedSubAvailable = 0
+	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
+		platformID: domain.NewID(), clients: map[string]*connection{}}
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler),
+		ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024, SysTopicResendInterval: 3600})
+	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
+		return nil, err
+	}
+	if err := b.listen(cfg); err != nil {
+		_ = b.srv.Close()
+		return nil, err
+	}
+	if err := b.store.ResetDeviceConnections(ctx, time.Now()); err != nil {
+		_ = b.srv.Close()
+		return nil, fmt.Errorf("reset device connections: %w", err)
+	}
+	for i, filter := range []string{deviceTopic("+", "+", "status"), deviceTopic("+", "+", "response/"+b.platformID)} {
+		handler := b.onStatus
+		if i == 1 {
+			handler = b.onResponse
+		}
+		if err := b.srv.Subscribe(filter, i+1, handler); err != nil {
+			_ = b.srv.Close()
+			return nil, fmt.Errorf("subscribe %s: %w", filter, err)
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		_ = b.srv.Close()
+		return nil, fmt.Errorf("serve MQTT: %w", err)
+	}
+	b.log.Info("MQTT broker listening", "tcp", b.tcpAddr, "websocket", b.wsAddr)
+	return b, nil
+}
+
+func (b *Broker) listen(cfg Config) error {
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("MQTT listen on %s: %w", cfg.Listen, err)
+		}
+		b.tcpAddr = ln.Addr().String()
+		if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	if cfg.WSListen != "" {
+		ln, err := net.Listen("tcp", cfg.WSListen)
+		if err != nil {
+			return fmt.Errorf("MQTT websocket listen on %s: %w", cfg.WSListen, err)
+		}
+		b.wsAddr = ln.Addr().String()
+		if err := b.srv.AddListener(newWSListener("ws", ln)); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// Addr is the TCP listener's address; WSAddr the WebSocket listener's.
+func (b *Broker) Addr() string   { return b.tcpAddr }
+func (b *Broker) WSAddr() string { return b.wsAddr }
+
+// Close disconnects every client and stops the listeners.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	return b.srv.Close()
+}
+
+// Check answers readiness probes: the broker is serving.
+func (b *Broker) Check(context.Context) error {
+	if b.closed.Load() {
+		return errors.New("the MQTT broker is closed")
+	}
+	return nil
+}
+
+// Connected counts the devices connected now.
+func (b *Broker) Connected() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.clients)
+}
+
+func (b *Broker) connection(deviceID string) *connection {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.clients[deviceID]
+}
+
+// NotifyDevice refreshes what a connected device may subscribe to and sends it the `update` command for its
+// current target (§3.3). A device that is not connected learns it at its next check-in.
+func (b *Broker) NotifyDevice(ctx context.Context, deviceID string) {
+	conn := b.connection(deviceID)
+	if conn == nil {
+		return
+	}
+	d, err := b.store.GetDevice(ctx, deviceID)
+	if err != nil {
+		b.log.Warn("notify device", "device", deviceID, "err", err)
+		return
+	}
+	b.mu.Lock()
+	if cur := b.clients[deviceID]; cur != nil {
+		cur.grant = grantOf(d)
+	}
+	b.mu.Unlock()
+	b.sendUpdate(d)
+}
+
+func (b *Broker) sendUpdate(d *storage.Device) {
+	payload, err := json.Marshal(devices.UpdateCommand(d))
+	if err == nil {
+		err = b.srv.Publish(deviceTopic(d.TeamID, d.ID, "command"), payload, false, 0)
+	}
+	if err != nil {
+		b.log.Warn("publish update", "device", d.ID, "err", err)
+	}
+}
+
+// DisconnectDevice closes a device's connection at once (its credentials were revoked).
+func (b *Broker) DisconnectDevice(deviceID string) {
+	b.mu.Lock()
+	conn := b.clients[deviceID]
+	delete(b.clients, deviceID)
+	b.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	b.log.Info("disconnecting a device whose credentials were revoked", "device", deviceID)
+	_ = b.srv.DisconnectClient(conn.client, packets.ErrNotAuthorized)
+}
+
+func grantOf(d *storage.Device) grant {
+	g := grant{teamID: d.TeamID, deviceID: d.ID}
+	if d.ApplicationID != nil {
+		g.applicationID = *d.ApplicationID
+	}
+	if d.InstanceID != nil {
+		g.instanceID = *d.InstanceID
+	}
+	return g
+}
+
+// onStatus consumes a device's status message: record it and, when the device does not run what it should,
+// answer with an `update` command (§4.4). Only the device itself may publish on its status topic (ACL).
+func (b *Broker) onStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	teamID, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := devices.ParseReport(pk.Payload)
+	if err != nil {
+		b.log.Warn("refused a malformed status message", "device", deviceID, "err", err)
+		return
+	}
+	d, err := b.store.GetDevice(ctx, deviceID)
+	if err != nil || d.TeamID != teamID {
+		b.log.Warn("status from an unknown device", "device", deviceID, "err", err)
+		return
+	}
+	if err := b.devices.Record(ctx, d, r, time.Now()); err != nil {
+		b.log.Error("record device status", "device", deviceID, "err", err)
+		return
+	}
+	if devices.NeedsUpdate(d, r) {
+		b.sendUpdate(d)
+	}
+}

@@ -1,0 +1,118 @@
+package comms
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/flowyard/flowyard/devices"
+)
+
+// hook authenticates devices, enforces the topic ACLs and keeps the connected flag of each device.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "flowyard-devices" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+}
+
+// OnConnectAuthenticate accepts device:<team>:<device> with the device's broker password, and only with the
+// client ID equal to the username, so no device can take over another's session.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	username := string(pk.Connect.Username)
+	teamID, deviceID, ok := devices.ParseBrokerUsername(username)
+	if !ok {
+		h.b.log.Warn("refused an MQTT client that is not a device", "username", username, "remote", cl.Net.Remote)
+		return false
+	}
+	if cl.ID != username {
+		h.b.log.Warn("refused a device whose client ID is not its username", "device", deviceID, "clientId", cl.ID)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := h.b.devices.DeviceByBrokerPassword(ctx, string(pk.Connect.Password))
+	if err != nil || d.ID != deviceID || d.TeamID != teamID {
+		h.b.log.Warn("refused a device with bad broker credentials", "device", deviceID, "remote", cl.Net.Remote, "err", err)
+		return false
+	}
+	h.b.mu.Lock()
+	if old := h.b.clients[deviceID]; old != nil && old.client != cl {
+		h.b.log.Info("a second connection of the device takes over its session", "device", deviceID, "remote", cl.Net.Remote)
+	}
+	h.b.clients[deviceID] = &connection{client: cl, grant: grantOf(d)}
+	h.b.mu.Unlock()
+	return true
+}
+
+func (h *hook) grantOf(cl *mqtt.Client) (grant, bool) {
+	_, deviceID, ok := devices.ParseBrokerUsername(string(cl.Properties.Username))
+	if !ok {
+		return grant{}, false
+	}
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	conn := h.b.clients[deviceID]
+	if conn == nil || conn.client != cl {
+		return grant{}, false
+	}
+	return conn.grant, true
+}
+
+// OnACLCheck applies §3.7. A refused subscription gets a failure code in its SUBACK; a refused publish is
+// dropped. Both are logged.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	g, ok := h.grantOf(cl)
+	allowed := ok && ((write && g.canPublish(topic)) || (!write && g.canSubscribe(topic)))
+	if !allowed {
+		verb := "subscribe to"
+		if write {
+			verb = "publish on"
+		}
+		h.b.log.Warn("refused a device to "+verb+" a topic outside its ACL", "client", cl.ID, "topic", topic)
+	}
+	return allowed
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	_, deviceID, _ := devices.ParseBrokerUsername(string(cl.Properties.Username))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.b.store.SetDeviceConnected(ctx, deviceID, true, time.Now()); err != nil {
+		h.b.log.Warn("mark device connected", "device", deviceID, "err", err)
+	}
+}
+
+// OnDisconnect marks the device disconnected, unless a newer connection of it took over.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	_, deviceID, ok := devices.ParseBrokerUsername(string(cl.Properties.Username))
+	if !ok {
+		return
+	}
+	h.b.mu.Lock()
+	conn := h.b.clients[deviceID]
+	current := conn != nil && conn.client == cl
+	if current {
+		delete(h.b.clients, deviceID)
+	}
+	h.b.mu.Unlock()
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.b.log.Warn("disconnected a device that sent an oversized packet", "device", deviceID)
+	}
+	if !current || cl.IsTakenOver() || h.b.closed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.b.store.SetDeviceConnected(ctx, deviceID, false, time.Now()); err != nil {
+		h.b.log.Warn("mark device disconnected", "device", deviceID, "err", err)
+	}
+}

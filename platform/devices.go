@@ -1,0 +1,26 @@
+package platform
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/comms"
+	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// startBroker runs the embedded MQTT broker for devices and gives the API its view of it: the broker to
+// notify, the URL handed to devices, and a readiness check.
+func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps) (*comms.Broker, error) {
+	svc := &devices.Service{Store: st, Sealer: sealer, ForgeURL: cfg.PublicURL, BrokerURL: cfg.MQTTPublicURL}
+	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	deps.Broker = b
+	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
+	return b, nil
+}
