@@ -101,13 +101,14 @@ type snapshotFixture struct {
 	id  string
 }
 
-// newRunningInstance creates an instance in a new team and application and waits until it runs.
-func newRunningInstance(t testing.TB, c *apitest.Client, name string) *snapshotFixture {
+// newRunningInstance creates an instance (with the extra create fields) in a new team and application and
+// waits until it runs.
+func newRunningInstance(t testing.TB, c *apitest.Client, name string, extra map[string]any) *snapshotFixture {
 	t.Helper()
 	team := c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Team " + name}).String("id")
 	app := c.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
 	f := &snapshotFixture{t: t, c: c, app: app}
-	f.id = f.create(name, nil)
+	f.id = f.create(name, extra)
 	return f
 }
 
@@ -226,7 +227,7 @@ func basicAuth(user, password string) string {
 // the changed flows back, and a copy of the instance made from a snapshot runs them with their password.
 func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	c := runDev(t)
-	f := newRunningInstance(t, c, "snap-e2e")
+	f := newRunningInstance(t, c, "snap-e2e", nil)
 	base := "/api/v1/instances/" + f.id
 
 	f.deploy(f.id, credentialFlows("v1", "old-pw"))

@@ -18,7 +18,7 @@ import (
 
 // fixture is a store with a team, two applications and a sealer; instances are added per test.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	st     *storage.Store
 	svc    *snapshots.Service
 	sealer *domain.Sealer
@@ -29,7 +29,7 @@ type fixture struct {
 	itype  string
 }
 
-func newFixture(t *testing.T, st *storage.Store) *fixture {
+func newFixture(t testing.TB, st *storage.Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")

@@ -1,0 +1,281 @@
+package worker_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/drivers/fake"
+	"github.com/flowyard/flowyard/nodered"
+	"github.com/flowyard/flowyard/snapshots"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+	"github.com/flowyard/flowyard/temporalenv"
+	"github.com/flowyard/flowyard/worker"
+	"github.com/flowyard/flowyard/workflows/instance"
+)
+
+// The test binary doubles as a worker process: with workerModeEnv set it runs a worker until it is killed.
+const (
+	workerModeEnv  = "FLOWYARD_TEST_WORKER_PROCESS"
+	workerDBEnv    = "FLOWYARD_TEST_WORKER_DB"
+	workerAddrEnv  = "FLOWYARD_TEST_WORKER_TEMPORAL"
+	workerReady    = "worker ready"
+	testMasterKey  = "a-test-master-key-that-is-long-enough-1234"
+	testNamespace  = "flowyard"
+	testTaskQueue  = "instances"
+	killTestSecret = "instance-secret"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(workerModeEnv) == "1" {
+		if err := runWorkerProcess(); err != nil {
+			fmt.Fprintln(os.Stderr, "worker process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runWorkerProcess serves the instance task queue with the real activities on the store, a fake driver (no
+// Node-RED: this is about the store) and the platform's registration, until the process is killed.
+func runWorkerProcess() error {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, os.Getenv(workerDBEnv))
+	if err != nil {
+		return err
+	}
+	sealer, err := domain.NewSealer(testMasterKey)
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(client.Options{HostPort: os.Getenv(workerAddrEnv), Namespace: testNamespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	if err != nil {
+		return err
+	}
+	w := worker.New(c, testTaskQueue, worker.Activities{
+		Instances: &activities.Instances{Store: st, Driver: fake.New(nil), Sealer: sealer},
+		Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
+	})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	fmt.Println(workerReady)
+	select {} // until killed
+}
+
+// workerProcess starts the test binary as a worker process and waits until it serves.
+func workerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerModeEnv+"=1", workerDBEnv+"="+dbURL, workerAddrEnv+"="+temporalAddr)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == workerReady {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		require.True(t, ok, "the worker process exited before serving")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker process did not start within 30 s")
+	}
+	return cmd
+}
+
+// content is what a rollback must move as one: flows, credentials and env.
+type content struct {
+	flows string
+	creds map[string]any
+	env   []domain.EnvVar
+}
+
+func versioned(v string, size int) content {
+	flows := fmt.Sprintf(`[{"id":"tab1","type":"tab","label":"%s"},{"id":"c1","type":"comment","z":"tab1","info":"%s"}]`, v, strings.Repeat(v, size/len(v)))
+	return content{flows: flows, creds: map[string]any{"req1": map[string]any{"password": "password-" + v}},
+		env: []domain.EnvVar{{Name: "VERSION", Value: v}}}
+}
+
+// read returns the instance's content as the store holds it.
+func read(t *testing.T, st *storage.Store, sealer *domain.Sealer, id string) content {
+	t.Helper()
+	ctx := context.Background()
+	in, err := st.GetInstance(ctx, id)
+	require.NoError(t, err)
+	secret, err := sealer.Open(in.CredentialSecret)
+	require.NoError(t, err)
+	flows, err := st.GetInstanceStorage(ctx, id, storage.StorageFlows)
+	require.NoError(t, err)
+	blob, err := st.GetInstanceStorage(ctx, id, storage.StorageCredentials)
+	require.NoError(t, err)
+	creds, err := nodered.DecryptCredentials(secret, json.RawMessage(blob))
+	require.NoError(t, err)
+	return content{flows: flows, creds: creds, env: in.Env}
+}
+
+func label(c content) string {
+	var flows []map[string]any
+	if err := json.Unmarshal([]byte(c.flows), &flows); err != nil || len(flows) == 0 {
+		return "unreadable flows"
+	}
+	pw, _ := c.creds["req1"].(map[string]any)["password"].(string)
+	env := ""
+	if len(c.env) > 0 {
+		env = c.env[0].Value
+	}
+	return fmt.Sprintf("flows %v, credentials %s, env %s", flows[0]["label"], pw, env)
+}
+
+// TestWorkerKilledInTheMiddleOfARollback SIGKILLs the worker process while the rollback's write transaction
+// is open on Postgres (10 MB of flows), checks that the store then holds the complete old content, starts a
+// new worker, and checks that the rollback finishes with the complete new content: never a mix.
+func TestWorkerKilledInTheMiddleOfARollback(t *testing.T) {
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+	bin := filepath.Join(repo, "bin", "temporal")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
+	require.NoError(t, err)
+	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
+		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+
+	dbURL := storagetest.NewDatabase(t, "postgres")
+	st, err := storage.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	sealer, err := domain.NewSealer(testMasterKey)
+	require.NoError(t, err)
+	in := seedInstance(t, st, sealer)
+	old, target := versioned("old", 10<<20), versioned("new", 10<<20)
+	svc := &snapshots.Service{Store: st, Sealer: sealer}
+	write(t, st, sealer, in, target)
+	snap, err := svc.Capture(ctx, in.ID, snapshots.Meta{Name: "new"})
+	require.NoError(t, err)
+	write(t, st, sealer, in, old)
+
+	first := workerProcess(t, dbURL, srv.Address())
+	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	require.NoError(t, err)
+	defer c.Close()
+	facade := &instance.Client{Temporal: c, TaskQueue: testTaskQueue}
+	_, err = facade.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, Action: instance.ActionRollback, SnapshotID: snap.ID})
+	require.NoError(t, err)
+
+	waitForApplyTransaction(t, dbURL)
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	assert.Equal(t, label(old), label(read(t, st, sealer, in.ID)), "right after the kill the store holds the complete old content")
+	list, _, err := st.ListSnapshots(ctx, in.ID, storage.Page{})
+	require.NoError(t, err)
+	require.Len(t, list, 2, "the kill came after the automatic snapshot, in the write")
+	assert.True(t, list[1].Auto)
+
+	workerProcess(t, dbURL, srv.Address())
+	res, err := facade.Wait(ctx, in.ID)
+	require.NoError(t, err, "the rollback finishes on the new worker")
+	assert.Equal(t, instance.StateRunning, res.State)
+	got := read(t, st, sealer, in.ID)
+	assert.Equal(t, label(target), label(got), "the complete new content")
+	assert.Equal(t, target.flows, got.flows)
+	reread, err := st.GetInstance(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, instance.StateRunning, reread.State)
+}
+
+// waitForApplyTransaction waits until a transaction writes the instance's flows: the rollback's apply step.
+func waitForApplyTransaction(t *testing.T, dbURL string) {
+	t.Helper()
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL)))
+	defer db.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND xact_start IS NOT NULL AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
+		require.NoError(t, err)
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the rollback never started writing the instance's content")
+}
+
+func seedInstance(t *testing.T, st *storage.Store, sealer *domain.Sealer) *storage.Instance {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, st.SeedDefaults(ctx))
+	types, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	team := &storage.Team{ID: domain.NewID(), Name: "T", Slug: "t", TeamTypeID: types[0].ID}
+	require.NoError(t, st.InsertTeam(ctx, team))
+	app := &storage.Application{ID: domain.NewID(), TeamID: team.ID, Name: "app"}
+	require.NoError(t, st.InsertApplication(ctx, app))
+	itypes, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	in := &storage.Instance{ID: domain.NewID(), Name: "killed", ApplicationID: app.ID, TeamID: team.ID,
+		InstanceTypeID: itypes[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "running", DesiredState: "running",
+		Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{}, CredentialSecret: sealer.Seal(killTestSecret),
+		AdminToken: sealer.Seal("admin"), ReadToken: sealer.Seal("read"), RuntimeToken: sealer.Seal("runtime")}
+	require.NoError(t, st.InsertInstance(ctx, in))
+	return in
+}
+
+// write puts content into the instance as a deploy would.
+func write(t *testing.T, st *storage.Store, sealer *domain.Sealer, in *storage.Instance, c content) {
+	t.Helper()
+	ctx := context.Background()
+	blob, err := nodered.EncryptCredentials(killTestSecret, c.creds)
+	require.NoError(t, err)
+	require.NoError(t, st.PutInstanceStorage(ctx, in.ID, storage.StorageFlows, c.flows))
+	require.NoError(t, st.PutInstanceStorage(ctx, in.ID, storage.StorageCredentials, string(blob)))
+	in.Env = c.env
+	require.NoError(t, st.UpdateInstance(ctx, in, "env"))
+}
