@@ -22,7 +22,7 @@ import (
 //
 //	go test ./platform -run '^$' -bench BenchmarkSnapshots -benchtime 10x -timeout 60m
 func BenchmarkSnapshots(b *testing.B) {
-	c := runDev(b)
+	c, _ := runDev(b)
 	// Flows of 10 MB need more than the default stack's 256 MB; Node-RED refuses admin API bodies over 5 MB
 	// unless told otherwise.
 	stack := c.Must(201, "POST", "/api/v1/stacks", map[string]any{"name": "bench", "nodeRedVersion": storage.DefaultNodeRedVersion,

@@ -15,6 +15,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/config"
@@ -31,8 +35,8 @@ func openPort(t testing.TB) int {
 }
 
 // runDev runs `flowyard dev` in-process on free ports with its own data dir (the repository's bin/temporal,
-// the shared test stacks dir) and returns a signed-in admin client.
-func runDev(t testing.TB) *apitest.Client {
+// the shared test stacks dir) and returns a signed-in admin client and the Temporal frontend's address.
+func runDev(t testing.TB) (*apitest.Client, string) {
 	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -90,7 +94,7 @@ func runDev(t testing.TB) *apitest.Client {
 	}
 	c := (&apitest.Env{URL: url}).Client(t)
 	c.Login("admin@example.com", "admin-password")
-	return c
+	return c, fmt.Sprintf("127.0.0.1:%d", tport)
 }
 
 // snapshotFixture is an instance running in `flowyard dev`, with helpers to drive it through the API.
@@ -226,7 +230,7 @@ func basicAuth(user, password string) string {
 // instance runs the flows it ran before. Last, the automatic snapshot taken before the first rollback brings
 // the changed flows back, and a copy of the instance made from a snapshot runs them with their password.
 func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
-	c := runDev(t)
+	c, temporalAddr := runDev(t)
 	f := newRunningInstance(t, c, "snap-e2e", nil)
 	base := "/api/v1/instances/" + f.id
 
@@ -240,7 +244,8 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	require.Equal(t, "v2", f.call(f.id, "version"))
 	require.Equal(t, basicAuth("alice", "new-pw"), f.call(f.id, "probe"))
 
-	f.mustSucceed(c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": v1.String("id")}))
+	rolledBack := f.mustSucceed(c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": v1.String("id")}))
+	recordHistory(t, temporalAddr, f.id, rolledBack.String("runId"), "replay_rollback.json")
 	got := c.Must(200, "GET", base, nil)
 	assert.Equal(t, "running", got.String("state"), string(got.Raw))
 	assert.Equal(t, "v1", f.call(f.id, "version"), "the old flows run")
@@ -262,6 +267,7 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	op := f.wait(c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": brokenID}))
 	assert.Equal(t, "failed", op.String("status"), string(op.Raw))
 	assert.Contains(t, op.String("error"), "missing node types", "the operation carries the runtime's error")
+	recordHistory(t, temporalAddr, f.id, op.String("runId"), "replay_rollback_restored.json")
 	got = c.Must(200, "GET", base, nil)
 	assert.Equal(t, "running", got.String("state"), "the instance is not left broken: %s", got.Raw)
 	assert.Contains(t, got.String("stateReason"), "flows from before it run again")
@@ -275,4 +281,26 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	copyID := f.create("snap-e2e-copy", map[string]any{"snapshotId": v1.String("id")})
 	assert.Equal(t, "v1", f.call(copyID, "version"), "the copy runs the snapshot's flows")
 	assert.Equal(t, basicAuth("alice", "old-pw"), f.call(copyID, "probe"), "with the credentials re-encrypted to its own secret")
+}
+
+// recordHistory writes the history of one lifecycle run into workflows/instance/testdata for the replay tests,
+// when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate change to the rollback).
+func recordHistory(t *testing.T, temporalAddr, instanceID, runID, file string) {
+	t.Helper()
+	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
+		return
+	}
+	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: "flowyard"})
+	require.NoError(t, err)
+	defer tc.Close()
+	var events []*historypb.HistoryEvent
+	iter := tc.GetWorkflowHistory(context.Background(), "instance/"+instanceID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		events = append(events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "instance", "testdata", file), b, 0o644))
 }
