@@ -1,0 +1,390 @@
+package storage
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// DeviceGroup organises an application's devices; its target snapshot is what its devices should run.
+type DeviceGroup struct {
+	bun.BaseModel    `bun:"table:device_groups,alias:grp"`
+	ID               string `bun:",pk"`
+	ApplicationID    string
+	TeamID           string
+	Name             string
+	Description      string
+	TargetSnapshotID *string
+	Env              []domain.EnvVar `bun:",type:text"`
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// Rollout is one deployment of a snapshot to a group, with the counters its workflow writes.
+type Rollout struct {
+	bun.BaseModel      `bun:"table:rollouts,alias:ro"`
+	ID                 string `bun:",pk"`
+	GroupID            string
+	TeamID             string
+	ApplicationID      string
+	SnapshotID         string
+	PreviousSnapshotID *string
+	Strategy           map[string]any `bun:",type:text"`
+	Status             string
+	Wave               int
+	Waves              int
+	Total              int
+	Updated            int
+	Failed             int
+	Pending            int
+	RolledBack         int
+	Reason             string
+	OperationID        *string
+	CreatedBy          *string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	FinishedAt         *time.Time
+}
+
+// RolloutDevice is one device's part in a rollout.
+type RolloutDevice struct {
+	bun.BaseModel      `bun:"table:rollout_devices,alias:rd"`
+	RolloutID          string `bun:",pk"`
+	DeviceID           string `bun:",pk"`
+	Wave               int
+	Status             string
+	PreviousSnapshotID *string
+	Error              string
+	DispatchedAt       *time.Time
+}
+
+// Statuses of a device in a rollout.
+const (
+	RolloutDevicePending     = "pending"
+	RolloutDeviceUpdating    = "updating"
+	RolloutDeviceUpdated     = "updated"
+	RolloutDeviceFailed      = "failed"
+	RolloutDeviceRollingBack = "rolling_back"
+	RolloutDeviceRolledBack  = "rolled_back"
+)
+
+// ActiveRolloutStatuses are the statuses of a rollout that still runs; a group has at most one such rollout.
+var ActiveRolloutStatuses = []string{"running", "paused", "awaiting_approval", "rolling_back"}
+
+// InsertDeviceGroup adds a group. A name taken in the application is a conflict.
+func (s *Store) InsertDeviceGroup(ctx context.Context, g *DeviceGroup) error {
+	g.CreatedAt, g.UpdatedAt = now(), now()
+	if g.Env == nil {
+		g.Env = []domain.EnvVar{}
+	}
+	_, err := s.db.NewInsert().Model(g).Exec(ctx)
+	return classify(err, "device group")
+}
+
+// GetDeviceGroup returns one group.
+func (s *Store) GetDeviceGroup(ctx context.Context, id string) (*DeviceGroup, error) {
+	g := new(DeviceGroup)
+	err := s.db.NewSelect().Model(g).Where("id = ?", id).Scan(ctx)
+	return g, classify(err, "device group")
+}
+
+// ListDeviceGroups returns a page of an application's groups.
+func (s *Store) ListDeviceGroups(ctx context.Context, applicationID string, p Page) ([]DeviceGroup, string, error) {
+	q := s.db.NewSelect().Model((*DeviceGroup)(nil)).Where("application_id = ?", applicationID)
+	return listPage(ctx, q, "id", p, func(g *DeviceGroup) string { return g.ID })
+}
+
+// UpdateDeviceGroup writes the given columns.
+func (s *Store) UpdateDeviceGroup(ctx context.Context, g *DeviceGroup, columns ...string) error {
+	g.UpdatedAt = now()
+	res, err := s.db.NewUpdate().Model(g).Column(append(columns, "updated_at")...).WherePK().Exec(ctx)
+	return mustAffect(res, err, "device group")
+}
+
+// DeleteDeviceGroup removes a group; its devices leave it and keep their targets.
+func (s *Store) DeleteDeviceGroup(ctx context.Context, id string) error {
+	if _, err := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL").Where("device_group_id = ?", id).Exec(ctx); err != nil {
+		return err
+	}
+	res, err := s.db.NewDelete().Model((*DeviceGroup)(nil)).Where("id = ?", id).Exec(ctx)
+	return mustAffect(res, err, "device group")
+}
+
+// CountGroupDevices counts a group's devices.
+func (s *Store) CountGroupDevices(ctx context.Context, groupID string) (int, error) {
+	return count(s.db.NewSelect().Model((*Device)(nil)).Where("device_group_id = ?", groupID).Count(ctx))
+}
+
+// InsertRollout records a rollout. A group with a rollout still running answers a conflict.
+func (s *Store) InsertRollout(ctx context.Context, r *Rollout) error {
+	r.CreatedAt, r.UpdatedAt = now(), now()
+	_, err := s.db.NewInsert().Model(r).Exec(ctx)
+	if isUniqueViolation(err) {
+		return domain.Conflict("rollout_active", "The group already has a rollout running; wait for it, or abort it.")
+	}
+	return err
+}
+
+// GetRollout returns one rollout.
+func (s *Store) GetRollout(ctx context.Context, id string) (*Rollout, error) {
+	r := new(Rollout)
+	err := s.db.NewSelect().Model(r).Where("id = ?", id).Scan(ctx)
+	return r, classify(err, "rollout")
+}
+
+// SaveRolloutProgress writes a rollout's status and counters. A finished rollout is never changed again.
+func (s *Store) SaveRolloutProgress(ctx context.Context, r *Rollout) error {
+	r.UpdatedAt = now()
+	if !isActiveRollout(r.Status) {
+		t := r.UpdatedAt
+		r.FinishedAt = &t
+	}
+	_, err := s.db.NewUpdate().Model(r).
+		Column("status", "wave", "waves", "total", "updated", "failed", "pending", "rolled_back", "reason", "updated_at", "finished_at").
+		WherePK().Where("status IN (?)", bun.In(ActiveRolloutStatuses)).Exec(ctx)
+	return err
+}
+
+func isActiveRollout(status string) bool {
+	for _, s := range ActiveRolloutStatuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// ListRolloutFailures returns up to limit failed devices of a rollout with their errors.
+func (s *Store) ListRolloutFailures(ctx context.Context, rolloutID string, limit int) ([]RolloutDevice, error) {
+	var out []RolloutDevice
+	err := s.db.NewSelect().Model(&out).Where("rollout_id = ? AND error <> ''", rolloutID).Order("device_id").Limit(int64(limit)).Scan(ctx)
+	return out, err
+}
+
+// WaveSizes splits n devices into cumulative percentage waves, each holding at least one device while any
+// remain: 1% of 50 devices is still one canary.
+func WaveSizes(n int, waves []int) []int {
+	sizes := make([]int, len(waves))
+	done := 0
+	for i, pct := range waves {
+		upTo := int(math.Ceil(float64(n) * float64(pct) / 100))
+		upTo = min(max(upTo, done+1), n)
+		sizes[i] = upTo - done
+		done = upTo
+	}
+	return sizes
+}
+
+// PlanRollout assigns the group's devices to waves, once: a second call (a retried activity) returns the
+// plan made by the first.
+func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, waves []int) ([]int, error) {
+	var sizes []int
+	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		existing, err := tx.waveSizesOf(ctx, rolloutID, len(waves))
+		if err != nil || existing != nil {
+			sizes = existing
+			return err
+		}
+		var ids []string
+		if err := tx.db.NewSelect().Model((*Device)(nil)).Column("id").Where("device_group_id = ?", groupID).Order("id").Scan(ctx, &ids); err != nil {
+			return err
+		}
+		sizes = WaveSizes(len(ids), waves)
+		rows := make([]RolloutDevice, 0, len(ids))
+		i := 0
+		for wave, n := range sizes {
+			for ; n > 0; n-- {
+				rows = append(rows, RolloutDevice{RolloutID: rolloutID, DeviceID: ids[i], Wave: wave, Status: RolloutDevicePending})
+				i++
+			}
+		}
+		for start := 0; start < len(rows); start += 500 {
+			chunk := rows[start:min(start+500, len(rows))]
+			if _, err := tx.db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return sizes, err
+}
+
+func (s *Store) waveSizesOf(ctx context.Context, rolloutID string, waves int) ([]int, error) {
+	var rows []struct {
+		Wave int
+		N    int
+	}
+	err := s.db.NewSelect().Model((*RolloutDevice)(nil)).ColumnExpr("wave, COUNT(*) AS n").
+		Where("rollout_id = ?", rolloutID).Group("wave").Scan(ctx, &rows)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	sizes := make([]int, waves)
+	for _, r := range rows {
+		sizes[r.Wave] = r.N
+	}
+	return sizes, nil
+}
+
+// DispatchRolloutBatch moves up to batch pending devices of a wave to the snapshot: it records each device's
+// previous target, sets the new one, and returns the devices to notify. An empty answer means the wave is
+// fully dispatched; a device is never dispatched twice for a wave.
+func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave int, snapshotID string, batch int) ([]string, error) {
+	var ids []string
+	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		err := tx.db.NewSelect().Model((*RolloutDevice)(nil)).Column("device_id").
+			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDevicePending).
+			Order("device_id").Limit(int64(batch)).Scan(ctx, &ids)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		_, err = tx.db.NewUpdate().Model((*RolloutDevice)(nil)).
+			Set("status = ?", RolloutDeviceUpdating).Set("dispatched_at = ?", now()).
+			Set("previous_snapshot_id = (SELECT target_snapshot_id FROM devices WHERE devices.id = rd.device_id)").
+			Where("rollout_id = ? AND device_id IN (?)", rolloutID, bun.In(ids)).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Set("updated_at = ?", now()).
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	return ids, err
+}
+
+// SyncRolloutDevices reads the devices' reports into the rollout: a device running the snapshot is updated, a
+// device that reported an error or crash since it was told is failed with its detail, and a device being
+// rolled back that runs its previous snapshot again is rolled back.
+func (s *Store) SyncRolloutDevices(ctx context.Context, rolloutID, snapshotID string) error {
+	_, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceUpdated).
+		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceUpdating).
+		Where("device_id IN (SELECT id FROM devices WHERE active_snapshot_id = ? AND state = 'running')", snapshotID).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+		Set("error = (SELECT CASE WHEN state_detail = '' THEN state ELSE state_detail END FROM devices WHERE devices.id = rd.device_id)").
+		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceUpdating).
+		Where("device_id IN (SELECT id FROM devices WHERE state IN ('error', 'crashed') AND last_seen_at > rd.dispatched_at)").Exec(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceRolledBack).
+		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceRollingBack).
+		Where("device_id IN (SELECT id FROM devices WHERE active_snapshot_id = rd.previous_snapshot_id AND state = 'running')").Exec(ctx)
+	return err
+}
+
+// RolloutCounts are a rollout's devices by status, overall and in one wave.
+type RolloutCounts struct {
+	Total, Pending, Updating, Updated, Failed, RollingBack, RolledBack int
+	WaveUpdating                                                       int
+}
+
+// CountRolloutDevices counts a rollout's devices by status.
+func (s *Store) CountRolloutDevices(ctx context.Context, rolloutID string, wave int) (RolloutCounts, error) {
+	var rows []struct {
+		Wave   int
+		Status string
+		N      int
+	}
+	err := s.db.NewSelect().Model((*RolloutDevice)(nil)).ColumnExpr("wave, status, COUNT(*) AS n").
+		Where("rollout_id = ?", rolloutID).Group("wave", "status").Scan(ctx, &rows)
+	var c RolloutCounts
+	for _, r := range rows {
+		c.Total += r.N
+		switch r.Status {
+		case RolloutDevicePending:
+			c.Pending += r.N
+		case RolloutDeviceUpdating:
+			c.Updating += r.N
+			if r.Wave == wave {
+				c.WaveUpdating += r.N
+			}
+		case RolloutDeviceUpdated:
+			c.Updated += r.N
+		case RolloutDeviceFailed:
+			c.Failed += r.N
+		case RolloutDeviceRollingBack:
+			c.RollingBack += r.N
+		case RolloutDeviceRolledBack:
+			c.RolledBack += r.N
+		}
+	}
+	return c, err
+}
+
+// ExpireRolloutWave fails the devices of a wave that have not reported the snapshot by its deadline.
+func (s *Store) ExpireRolloutWave(ctx context.Context, rolloutID string, wave int) (int64, error) {
+	res, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+		Set("error = ?", "did not report running the snapshot before the wave deadline").
+		Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDeviceUpdating).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// RollBackRolloutBatch returns up to batch devices the rollout changed to their previous target and returns
+// them to notify. A device without a previous target gets none and counts as rolled back at once. An empty
+// answer means every changed device has been told.
+func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batch int) ([]string, error) {
+	var rows []RolloutDevice
+	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		err := tx.db.NewSelect().Model(&rows).
+			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.In([]string{RolloutDeviceUpdating, RolloutDeviceUpdated, RolloutDeviceFailed})).
+			Order("device_id").Limit(int64(batch)).Scan(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			status := RolloutDeviceRollingBack
+			if r.PreviousSnapshotID == nil {
+				status = RolloutDeviceRolledBack
+			}
+			if _, err := tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", r.PreviousSnapshotID).
+				Set("updated_at = ?", now()).Where("id = ?", r.DeviceID).Exec(ctx); err != nil {
+				return err
+			}
+			if _, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", status).
+				Where("rollout_id = ? AND device_id = ?", rolloutID, r.DeviceID).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.DeviceID
+	}
+	return ids, err
+}
+
+// SettleGroupTarget makes snapshotID the group's target and moves every device of the group that targets
+// something else (devices that joined during the rollout, or came back later) onto it; it returns them.
+func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotID *string) ([]string, error) {
+	var ids []string
+	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		if _, err := tx.db.NewUpdate().Model((*DeviceGroup)(nil)).Set("target_snapshot_id = ?", snapshotID).
+			Set("updated_at = ?", now()).Where("id = ?", groupID).Exec(ctx); err != nil {
+			return err
+		}
+		q := tx.db.NewSelect().Model((*Device)(nil)).Column("id").Where("device_group_id = ?", groupID)
+		if snapshotID == nil {
+			q = q.Where("target_snapshot_id IS NOT NULL")
+		} else {
+			q = q.Where("target_snapshot_id IS NULL OR target_snapshot_id <> ?", *snapshotID)
+		}
+		if err := q.Scan(ctx, &ids); err != nil || len(ids) == 0 {
+			return err
+		}
+		_, err := tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Set("updated_at = ?", now()).
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	return ids, err
+}
