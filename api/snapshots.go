@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -220,6 +221,9 @@ func (s *Server) deleteSnapshot(c *fiber.Ctx) error {
 		return err
 	}
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if err := snapshotNotTargeted(ctx, tx, snap.ID); err != nil {
+			return err
+		}
 		if err := tx.DeleteSnapshot(ctx, snap.ID); err != nil {
 			return err
 		}
@@ -229,6 +233,20 @@ func (s *Server) deleteSnapshot(c *fiber.Ctx) error {
 		return err
 	}
 	return noContent(c)
+}
+
+// snapshotNotTargeted refuses to delete a snapshot that devices are told to run, naming a few of them.
+func snapshotNotTargeted(ctx context.Context, tx *storage.Store, id string) error {
+	const named = 3
+	names, err := tx.SnapshotTargetOf(ctx, id, named+1)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	who := strings.Join(names[:min(len(names), named)], ", ")
+	if len(names) > named {
+		who += " and more"
+	}
+	return domain.Conflict("snapshot_in_use", "The snapshot is the target of device "+who+"; give them another target first.")
 }
 
 func (s *Server) exportSnapshot(c *fiber.Ctx) error {

@@ -436,3 +436,20 @@ func TestCreateInstanceFromSnapshot(t *testing.T) {
 		assert.Equal(t, instance.ActionProvision, w.runner.runs[0].Action)
 	})
 }
+
+func TestDeletingASnapshotDevicesTargetIsRefused(t *testing.T) {
+	w := newSnapWorld(t, "sqlite")
+	owner := w.as["owner"]
+	in := w.mine(t, 0, "targeted", "s")
+	id := owner.Must(201, "POST", "/api/v1/instances/"+in.ID+"/snapshots", map[string]any{"name": "fleet"}).String("id")
+	ctx := context.Background()
+	for _, name := range []string{"pump-1", "pump-2"} {
+		require.NoError(t, w.env.Store.InsertDevice(ctx, &storage.Device{ID: domain.NewID(), TeamID: w.teamID, Name: name,
+			CredentialSecret: w.sealer.Seal("d"), Mode: "autonomous", SettingsHash: "h", TargetSnapshotID: &id}))
+	}
+	r := owner.Do("DELETE", "/api/v1/snapshots/"+id, nil)
+	assert.Equal(t, 409, r.Status, string(r.Raw))
+	assert.Equal(t, "snapshot_in_use", r.String("code"))
+	assert.Contains(t, r.String("message"), "pump-1, pump-2")
+	owner.Must(200, "GET", "/api/v1/snapshots/"+id, nil)
+}

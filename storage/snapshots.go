@@ -89,9 +89,17 @@ func (s *Store) DeleteSnapshot(ctx context.Context, id string) error {
 	return mustAffect(res, err, "snapshot")
 }
 
-// PruneAutoSnapshots deletes an instance's automatic snapshots beyond the newest keep, sparing the IDs in
-// except (a snapshot being restored, say), and returns the IDs it deleted. Snapshots taken by hand are never
-// pruned.
+// SnapshotTargetOf names the devices whose target is the snapshot, at most limit of them, by name.
+func (s *Store) SnapshotTargetOf(ctx context.Context, snapshotID string, limit int) ([]string, error) {
+	var names []string
+	err := s.db.NewSelect().Model((*Device)(nil)).Column("name").Where("target_snapshot_id = ?", snapshotID).
+		OrderExpr("name ASC").Limit(int64(limit)).Scan(ctx, &names)
+	return names, err
+}
+
+// PruneAutoSnapshots deletes an instance's automatic snapshots beyond the newest keep, and returns the IDs it
+// deleted. It spares the IDs in except (a snapshot being restored, say) and snapshots a device targets or
+// runs. Snapshots taken by hand are never pruned.
 func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep int, except ...string) ([]string, error) {
 	var ids []string
 	err := s.db.NewSelect().Model((*Snapshot)(nil)).Column("id").Where("instance_id = ? AND auto = ?", instanceID, true).
@@ -99,12 +107,20 @@ func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep 
 	if err != nil || len(ids) <= keep {
 		return nil, err
 	}
-	spared := make(map[string]bool, len(except))
-	for _, id := range except {
+	candidates := ids[keep:]
+	var used []string
+	err = s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.In(candidates)).
+		UnionAll(s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("active_snapshot_id").Where("active_snapshot_id IN (?)", bun.In(candidates))).
+		Scan(ctx, &used)
+	if err != nil {
+		return nil, err
+	}
+	spared := make(map[string]bool, len(except)+len(used))
+	for _, id := range append(except, used...) {
 		spared[id] = true
 	}
 	var doomed []string
-	for _, id := range ids[keep:] {
+	for _, id := range candidates {
 		if !spared[id] {
 			doomed = append(doomed, id)
 		}

@@ -164,3 +164,32 @@ func TestSnapshotsGoWithTheirInstance(t *testing.T) {
 		assert.True(t, domain.IsKind(err, domain.KindNotFound))
 	})
 }
+
+func TestSnapshotsDevicesUseAreSparedAndNamed(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		in := newInstance(t, st, "snap-devices")
+		var autos []string
+		for i := 0; i < 4; i++ {
+			s := snapshotOf(in, fmt.Sprintf("auto %d", i), true)
+			_, err := st.InsertSnapshot(ctx, s)
+			require.NoError(t, err)
+			autos = append(autos, s.ID)
+		}
+		for i, use := range []struct{ target, active *string }{{target: &autos[0]}, {active: &autos[1]}, {target: &autos[0]}} {
+			d := &storage.Device{ID: domain.NewID(), TeamID: in.TeamID, Name: fmt.Sprintf("device-%d", i), CredentialSecret: "sealed",
+				Mode: "autonomous", SettingsHash: "h", TargetSnapshotID: use.target, ActiveSnapshotID: use.active}
+			require.NoError(t, st.InsertDevice(ctx, d))
+		}
+		names, err := st.SnapshotTargetOf(ctx, autos[0], 10)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"device-0", "device-2"}, names)
+		names, err = st.SnapshotTargetOf(ctx, autos[1], 10)
+		require.NoError(t, err)
+		assert.Empty(t, names, "running a snapshot is not targeting it")
+
+		deleted, err := st.PruneAutoSnapshots(ctx, in.ID, 1)
+		require.NoError(t, err)
+		assert.Equal(t, []string{autos[2]}, deleted, "snapshots a device targets or runs are kept")
+	})
+}
