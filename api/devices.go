@@ -200,6 +200,9 @@ func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDevic
 	if err != nil {
 		return err
 	}
+	if req.Team == "" && tok.TeamID != nil {
+		req.Team = *tok.TeamID // the token names its team; FlowFuse's agent sends it anyway
+	}
 	if tok.TeamID == nil || *tok.TeamID != req.Team {
 		return domain.Unauthorized("The provisioning token is not valid for that team.")
 	}
