@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/comms"
@@ -23,4 +24,20 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	deps.Broker = b
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
 	return b, nil
+}
+
+// lateNotifier tells devices their target changed through the broker once it runs (the worker starts
+// first); until then, and in a worker without a broker, devices learn it on their next check-in.
+type lateNotifier struct{ broker atomic.Pointer[comms.Broker] }
+
+// NotifyDevices implements activities.DeviceNotifier.
+func (n *lateNotifier) NotifyDevices(ctx context.Context, ids []string) error {
+	b := n.broker.Load()
+	if b == nil {
+		return nil
+	}
+	for _, id := range ids {
+		b.NotifyDevice(ctx, id)
+	}
+	return nil
 }

@@ -225,5 +225,6 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer broker.Close()
+	e.notifier.broker.Store(broker)
 	return serveAPI(ctx, cfg, log, deps)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/instance"
+	"github.com/flowyard/flowyard/workflows/rollout"
 )
 
 // loadTemporalConfig reads temporal.yaml (defaults when it is absent) and, in dev, points it at the embedded
@@ -72,7 +73,9 @@ type engine struct {
 	driver      drivers.Driver
 	closeDriver func() error
 	instances   *instance.Client
-	worker      sdkworker.Worker
+	rollouts    *rollout.Client
+	workers     []sdkworker.Worker
+	notifier    *lateNotifier
 	store       *storage.Store
 	log         *slog.Logger
 }
@@ -93,27 +96,35 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		return nil, err
 	}
 	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
-		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}}
+		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		notifier:  &lateNotifier{}}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	e.driver, e.closeDriver = drv, drv.Close
-	e.worker = worker.New(c, e.instances.TaskQueue, worker.Activities{
-		Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL},
-		Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
-	})
-	if err := e.worker.Start(); err != nil {
-		_ = drv.Close()
-		c.Close()
-		return nil, fmt.Errorf("start worker: %w", err)
+	e.workers = []sdkworker.Worker{
+		worker.New(c, e.instances.TaskQueue, worker.Activities{
+			Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL},
+			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
+		}),
+		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
+	}
+	for _, w := range e.workers {
+		if err := w.Start(); err != nil {
+			e.stop()
+			return nil, fmt.Errorf("start worker: %w", err)
+		}
 	}
 	return e, nil
 }
 
 func (e *engine) stop() {
-	e.worker.Stop()
+	for _, w := range e.workers {
+		w.Stop()
+	}
 	_ = e.closeDriver()
 	e.client.Close()
 }

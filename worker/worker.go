@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/workflows/instance"
+	"github.com/flowyard/flowyard/workflows/rollout"
 )
 
 // Activities are every activity implementation the worker serves.
@@ -23,5 +24,14 @@ func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
 	w.RegisterWorkflowWithOptions(instance.Lifecycle, workflow.RegisterOptions{Name: instance.WorkflowName})
 	w.RegisterActivity(acts.Instances)
 	w.RegisterActivity(acts.Snapshots)
+	return w
+}
+
+// NewRollouts builds a worker for the rollouts task queue: fleet rollouts run apart from instance work, so
+// a large rollout never delays an instance's start.
+func NewRollouts(c client.Client, taskQueue string, acts *activities.Rollouts) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(rollout.Rollout, workflow.RegisterOptions{Name: rollout.WorkflowName})
+	w.RegisterActivity(acts)
 	return w
 }

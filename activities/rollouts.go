@@ -1,0 +1,172 @@
+package activities
+
+import (
+	"context"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/flowyard/flowyard/storage"
+)
+
+// DeviceNotifier tells devices that their target changed (FlowFuse's MQTT `update` command). A device that is
+// not connected learns it on its next check-in, so a failed notification loses nothing.
+type DeviceNotifier interface {
+	NotifyDevices(ctx context.Context, deviceIDs []string) error
+}
+
+// Rollouts are the activities of the rollout workflow. Every per-device step is a row in the store, so each
+// activity is safe to retry and the workflow carries only counters.
+type Rollouts struct {
+	Store    *storage.Store
+	Notifier DeviceNotifier // nil: devices learn their target on their next check-in
+}
+
+// PlanRollout asks to assign a group's devices to waves.
+type PlanRollout struct {
+	RolloutID, GroupID, SnapshotID string
+	Waves                          []int
+}
+
+// DispatchWave asks to send a wave's devices the snapshot.
+type DispatchWave struct {
+	RolloutID  string
+	Wave       int
+	SnapshotID string
+	BatchSize  int
+}
+
+// RolloutCounts are the counters the workflow decides on.
+type RolloutCounts struct {
+	Total, Pending, Updated, Failed, RolledBack, RollbackPending, WaveUpdating int
+}
+
+// RolloutProgress is the projection of a rollout the API reads.
+type RolloutProgress struct {
+	RolloutID, OperationID, Status, Reason                   string
+	Wave, Waves, Total, Updated, Failed, Pending, RolledBack int
+}
+
+// PlanRollout assigns the group's devices to waves (once) and returns the wave sizes.
+func (a *Rollouts) PlanRollout(ctx context.Context, p PlanRollout) ([]int, error) {
+	return a.Store.PlanRollout(ctx, p.RolloutID, p.GroupID, p.Waves)
+}
+
+// DispatchWave sends every not yet dispatched device of the wave the snapshot, batch by batch, heartbeating
+// between batches. A device is dispatched once however often this is retried.
+func (a *Rollouts) DispatchWave(ctx context.Context, p DispatchWave) error {
+	for {
+		ids, err := a.Store.DispatchRolloutBatch(ctx, p.RolloutID, p.Wave, p.SnapshotID, p.BatchSize)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		a.notify(ctx, ids)
+		heartbeat(ctx, len(ids))
+	}
+}
+
+// RolloutCounts folds device reports into the rollout and counts its devices.
+func (a *Rollouts) RolloutCounts(ctx context.Context, rolloutID string, wave int) (RolloutCounts, error) {
+	r, err := a.Store.GetRollout(ctx, rolloutID)
+	if err != nil {
+		return RolloutCounts{}, nonRetryableIfNotFound(err)
+	}
+	if err := a.Store.SyncRolloutDevices(ctx, rolloutID, r.SnapshotID); err != nil {
+		return RolloutCounts{}, err
+	}
+	c, err := a.Store.CountRolloutDevices(ctx, rolloutID, wave)
+	return RolloutCounts{Total: c.Total, Pending: c.Pending, Updated: c.Updated, Failed: c.Failed, RolledBack: c.RolledBack,
+		RollbackPending: c.RollingBack, WaveUpdating: c.WaveUpdating}, err
+}
+
+// ExpireWave fails the wave's devices that missed its deadline.
+func (a *Rollouts) ExpireWave(ctx context.Context, rolloutID string, wave int) error {
+	_, err := a.Store.ExpireRolloutWave(ctx, rolloutID, wave)
+	return err
+}
+
+// RollBackDevices returns every device the rollout changed to its previous target and tells them; it returns
+// how many were changed.
+func (a *Rollouts) RollBackDevices(ctx context.Context, rolloutID string, batchSize int) (int, error) {
+	total := 0
+	for {
+		ids, err := a.Store.RollBackRolloutBatch(ctx, rolloutID, batchSize)
+		if err != nil || len(ids) == 0 {
+			return total, err
+		}
+		total += len(ids)
+		a.notify(ctx, ids)
+		heartbeat(ctx, total)
+	}
+}
+
+// SaveRolloutProgress writes the rollout row; when the rollout ends it settles the group's target (the new
+// snapshot after success, the previous one after a rollback) for every device of the group, including those
+// that joined during the rollout.
+func (a *Rollouts) SaveRolloutProgress(ctx context.Context, p RolloutProgress) error {
+	r, err := a.Store.GetRollout(ctx, p.RolloutID)
+	if err != nil {
+		return nonRetryableIfNotFound(err)
+	}
+	r.Status, r.Wave, r.Waves, r.Total, r.Updated, r.Failed, r.Pending, r.RolledBack, r.Reason =
+		p.Status, p.Wave, p.Waves, p.Total, p.Updated, p.Failed, p.Pending, p.RolledBack, p.Reason
+	if err := a.settle(ctx, r); err != nil {
+		return err
+	}
+	if err := a.Store.SaveRolloutProgress(ctx, r); err != nil {
+		return err
+	}
+	return a.finishOperation(ctx, p)
+}
+
+func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
+	var target *string
+	switch r.Status {
+	case "succeeded":
+		target = &r.SnapshotID
+	case "rolled_back":
+		target = r.PreviousSnapshotID
+	default:
+		return nil
+	}
+	ids, err := a.Store.SettleGroupTarget(ctx, r.GroupID, target)
+	if err == nil {
+		a.notify(ctx, ids)
+	}
+	return err
+}
+
+func (a *Rollouts) finishOperation(ctx context.Context, p RolloutProgress) error {
+	if p.OperationID == "" {
+		return nil
+	}
+	op, err := a.Store.GetOperation(ctx, p.OperationID)
+	if err != nil {
+		return nonRetryableIfNotFound(err)
+	}
+	op.Status = storage.OperationRunning
+	switch p.Status {
+	case "succeeded":
+		op.Status = storage.OperationSucceeded
+	case "failed", "rolled_back", "aborted":
+		op.Status, op.Error = storage.OperationFailed, p.Status+": "+p.Reason
+	}
+	op.Progress = map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
+		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
+	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	return err
+}
+
+func (a *Rollouts) notify(ctx context.Context, ids []string) {
+	if a.Notifier == nil || len(ids) == 0 {
+		return
+	}
+	if err := a.Notifier.NotifyDevices(ctx, ids); err != nil && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("notify devices; they will learn on their next check-in", "devices", len(ids), "error", err)
+	}
+}
+
+func heartbeat(ctx context.Context, details ...any) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, details...)
+	}
+}

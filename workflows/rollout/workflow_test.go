@@ -1,0 +1,221 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/flowyard/flowyard/activities"
+)
+
+// fleet plays the store and the devices: dispatched waves report back as scripted.
+type fleet struct {
+	sizes      []int
+	failWave   map[int]int // wave → devices of it that fail
+	silentWave map[int]bool
+	dispatched []int
+	expired    []int
+	rolledBack bool
+	saved      []activities.RolloutProgress
+}
+
+func (f *fleet) counts(_ context.Context, _ string, wave int) (activities.RolloutCounts, error) {
+	c := activities.RolloutCounts{}
+	for w, n := range f.sizes {
+		c.Total += n
+		switch {
+		case !contains(f.dispatched, w):
+			c.Pending += n
+		case f.silentWave[w] && !contains(f.expired, w):
+			if w == wave {
+				c.WaveUpdating += n
+			}
+		case f.silentWave[w]:
+			c.Failed += n
+		default:
+			c.Failed += f.failWave[w]
+			c.Updated += n - f.failWave[w]
+		}
+	}
+	if f.rolledBack {
+		c.RolledBack = c.Updated + c.Failed
+	}
+	return c, nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func newEnv(t *testing.T, f *fleet) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowName})
+	env.RegisterActivity(&activities.Rollouts{})
+	env.OnActivity(a.PlanRollout, mock.Anything, mock.Anything).Return(f.sizes, nil)
+	env.OnActivity(a.DispatchWave, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.DispatchWave) error {
+		f.dispatched = append(f.dispatched, p.Wave)
+		return nil
+	})
+	env.OnActivity(activityCounts, mock.Anything, mock.Anything, mock.Anything).Return(f.counts)
+	env.OnActivity(a.ExpireWave, mock.Anything, mock.Anything, mock.Anything).Return(func(_ context.Context, _ string, w int) error {
+		f.expired = append(f.expired, w)
+		return nil
+	})
+	env.OnActivity(a.RollBackDevices, mock.Anything, mock.Anything, mock.Anything).Return(func(context.Context, string, int) (int, error) {
+		f.rolledBack = true
+		return 0, nil
+	})
+	env.OnActivity(activitySaveProgress, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.RolloutProgress) error {
+		f.saved = append(f.saved, p)
+		return nil
+	})
+	return env
+}
+
+func params() Params {
+	return Params{RolloutID: "r1", GroupID: "g1", SnapshotID: "s2", Strategy: DefaultStrategy()}
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) Progress {
+	var p Progress
+	require.True(t, env.IsWorkflowCompleted())
+	_ = env.GetWorkflowResult(&p)
+	return p
+}
+
+func TestAllWavesSucceed(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9, 40, 50}}
+	env := newEnv(t, f)
+	env.ExecuteWorkflow(Rollout, params())
+	require.NoError(t, env.GetWorkflowError())
+	p := result(t, env)
+	assert.Equal(t, StatusSucceeded, p.Status)
+	assert.Equal(t, 100, p.Updated)
+	assert.Equal(t, []int{0, 1, 2, 3}, f.dispatched, "each wave dispatched once, in order")
+	assert.Equal(t, StatusSucceeded, f.saved[len(f.saved)-1].Status)
+}
+
+func TestCanaryFailureStopsAndRollsBack(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9, 40, 50}, failWave: map[int]int{0: 1}}
+	env := newEnv(t, f)
+	env.ExecuteWorkflow(Rollout, params())
+	require.NoError(t, env.GetWorkflowError())
+	p := result(t, env)
+	assert.Equal(t, StatusRolledBack, p.Status)
+	assert.Equal(t, []int{0}, f.dispatched, "no wave after the canary")
+	assert.True(t, f.rolledBack)
+	assert.Contains(t, p.Reason, "1 of 1 devices failed")
+}
+
+func TestFailuresWithoutAutoRollbackFail(t *testing.T) {
+	f := &fleet{sizes: []int{10, 90}, failWave: map[int]int{1: 30}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves, pr.Strategy.AutoRollback = []int{10, 100}, false
+	env.ExecuteWorkflow(Rollout, pr)
+	assert.True(t, IsThresholdExceeded(env.GetWorkflowError()))
+	assert.False(t, f.rolledBack)
+	assert.Equal(t, StatusFailed, f.saved[len(f.saved)-1].Status)
+}
+
+func TestSilentDevicesMissTheWaveDeadline(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9}, silentWave: map[int]bool{0: true}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves, pr.Strategy.WaveTimeout = []int{10, 100}, 5*time.Minute
+	start := env.Now()
+	env.ExecuteWorkflow(Rollout, pr)
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, []int{0}, f.expired)
+	assert.Equal(t, StatusRolledBack, result(t, env).Status)
+	assert.GreaterOrEqual(t, env.Now().Sub(start), 5*time.Minute, "the wave waited for its deadline (in virtual time)")
+}
+
+func TestApprovalBetweenWavesAndOperatorUpdates(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves, pr.Strategy.Approval = []int{10, 100}, ApprovalBetweenWaves
+	var refused, approveWhilePaused error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateResume, "u1", &testUpdateCallback{onReject: func(err error) { refused = err }}, "alice")
+	}, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		var q Progress
+		v, err := env.QueryWorkflow(QueryProgress)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&q))
+		assert.Equal(t, StatusAwaitingApprove, q.Status)
+		assert.Equal(t, []int{0}, f.dispatched, "the second wave waits for approval")
+		env.UpdateWorkflow(UpdatePause, "u2", &testUpdateCallback{}, "alice")
+	}, 2*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApprove, "u3", &testUpdateCallback{onReject: func(err error) { approveWhilePaused = err }}, "alice")
+		env.UpdateWorkflow(UpdateResume, "u4", &testUpdateCallback{}, "alice")
+	}, 3*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApprove, "u5", &testUpdateCallback{}, "alice")
+	}, 4*time.Minute)
+	env.ExecuteWorkflow(Rollout, pr)
+	require.NoError(t, env.GetWorkflowError())
+	assert.Error(t, refused, "resume is refused while the rollout is not paused")
+	assert.Error(t, approveWhilePaused, "approve is refused while paused")
+	assert.Equal(t, StatusSucceeded, result(t, env).Status)
+	assert.Equal(t, []int{0, 1}, f.dispatched)
+}
+
+func TestAbortStopsBeforeTheNextWave(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves, pr.Strategy.Approval = []int{10, 100}, ApprovalBetweenWaves
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAbort, "u1", &testUpdateCallback{}, "alice") }, time.Minute)
+	env.ExecuteWorkflow(Rollout, pr)
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, StatusAborted, result(t, env).Status)
+	assert.Equal(t, []int{0}, f.dispatched)
+}
+
+func TestContinueAsNewCarriesTheState(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9, 40, 50}}
+	env := newEnv(t, f)
+	env.SetContinueAsNewSuggested(true)
+	env.ExecuteWorkflow(Rollout, params())
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(env.GetWorkflowError(), &can))
+	assert.Equal(t, []int{0}, f.dispatched, "one wave per run when the server suggests a new run")
+}
+
+func TestInvalidStrategyIsRefused(t *testing.T) {
+	env := newEnv(t, &fleet{sizes: []int{1}})
+	pr := params()
+	pr.Strategy.FailureThreshold = 1.5
+	env.ExecuteWorkflow(Rollout, pr)
+	require.Error(t, env.GetWorkflowError())
+}
+
+// testUpdateCallback records an update's outcome.
+type testUpdateCallback struct {
+	onReject func(error)
+}
+
+func (c *testUpdateCallback) Accept() {}
+func (c *testUpdateCallback) Reject(err error) {
+	if c.onReject != nil {
+		c.onReject(err)
+	}
+}
+func (c *testUpdateCallback) Complete(any, error) {}
