@@ -48,6 +48,8 @@ type Deps struct {
 	// WorkflowURL links a workflow run into the Temporal UI; nil leaves temporalUrl empty.
 	WorkflowURL func(workflowID, runID string) string
 	HTTPMetrics *metrics.HTTP // request counts and latencies; nil records nothing
+	// Rollouts runs fleet rollouts; nil makes those routes answer 503.
+	Rollouts RolloutRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
 }
@@ -67,6 +69,7 @@ type Server struct {
 	logs      LogReader
 	devices   *devices.Service
 	broker    DeviceBroker
+	rollouts  RolloutRunner
 }
 
 // New builds the API with every route registered.
@@ -78,7 +81,7 @@ func New(d Deps) *Server {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
-		instances: d.Instances, logs: d.Logs, broker: d.Broker}
+		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
@@ -123,5 +126,7 @@ func (s *Server) registerRoutes() {
 	s.registerFlows()
 	s.registerDevices()
 	s.registerDeviceLive()
+	s.registerGroups()
+	s.registerRollouts()
 	s.registerOpenAPI()
 }

@@ -39,8 +39,18 @@ const (
 	ActionSnapshotDelete       Action = "snapshot:delete"
 	ActionSnapshotRollback     Action = "project:snapshot:rollback"
 	ActionOperationRead        Action = "operation:read"
+	ActionTeamBillingRead      Action = "team:billing:read"
+	ActionTeamBillingManage    Action = "team:billing:manage"
 
 	// Devices, as in FlowFuse's table.
+	ActionDeviceGroupCreate       Action = "application:device-group:create"
+	ActionDeviceGroupList         Action = "application:device-group:list"
+	ActionDeviceGroupRead         Action = "application:device-group:read"
+	ActionDeviceGroupUpdate       Action = "application:device-group:update"
+	ActionDeviceGroupDelete       Action = "application:device-group:delete"
+	ActionDeviceGroupMembership   Action = "application:device-group:membership:update"
+	ActionRolloutRead             Action = "rollout:read"
+	ActionRolloutControl          Action = "rollout:control"
 	ActionDeviceList              Action = "team:device:list"
 	ActionDeviceCreate            Action = "device:create"
 	ActionDeviceRead              Action = "device:read"
@@ -95,7 +105,17 @@ var rolePermissions = map[Action]Role{
 	ActionSnapshotDelete:       RoleOwner,
 	ActionSnapshotRollback:     RoleMember,
 	ActionOperationRead:        RoleViewer,
+	ActionTeamBillingRead:      RoleOwner,
+	ActionTeamBillingManage:    RoleOwner,
 
+	ActionDeviceGroupCreate:       RoleOwner,
+	ActionDeviceGroupList:         RoleMember,
+	ActionDeviceGroupRead:         RoleMember,
+	ActionDeviceGroupUpdate:       RoleOwner,
+	ActionDeviceGroupDelete:       RoleOwner,
+	ActionDeviceGroupMembership:   RoleOwner,
+	ActionRolloutRead:             RoleMember,
+	ActionRolloutControl:          RoleOwner,
 	ActionDeviceList:              RoleViewer,
 	ActionDeviceCreate:            RoleOwner,
 	ActionDeviceRead:              RoleViewer,

@@ -178,6 +178,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 // apiDeps gives the API its view of the engine.
 func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
+	d.Rollouts = e.rollouts
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
 	d.Ready = append(d.Ready, api.Checker{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, e.client) }})

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -388,3 +389,69 @@ func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotI
 	})
 	return ids, err
 }
+
+// ListGroupDeviceIDs lists the IDs of a group's devices.
+func (s *Store) ListGroupDeviceIDs(ctx context.Context, groupID string) ([]string, error) {
+	var ids []string
+	err := s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("device_group_id = ?", groupID).Order("id").Scan(ctx, &ids)
+	return ids, err
+}
+
+// ActiveRolloutOfGroup returns the ID of the group's running rollout, or "".
+func (s *Store) ActiveRolloutOfGroup(ctx context.Context, groupID string) (string, error) {
+	var ids []string
+	err := s.db.NewSelect().Model((*Rollout)(nil)).Column("id").
+		Where("group_id = ? AND status IN (?)", groupID, bun.In(ActiveRolloutStatuses)).Limit(1).Scan(ctx, &ids)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// AddGroupDevices puts devices of the group's application into it and gives each the group's target (when the
+// group has one). A device of another application, another group or unknown is refused, naming it; nothing
+// is changed then. It returns the devices whose target changed.
+func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var devs []Device
+	if err := s.db.NewSelect().Model(&devs).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, err
+	}
+	found := make(map[string]*Device, len(devs))
+	for i := range devs {
+		found[devs[i].ID] = &devs[i]
+	}
+	for i, id := range ids {
+		d := found[id]
+		switch {
+		case d == nil || d.TeamID != g.TeamID:
+			return nil, domain.Unprocessable("unknown_device", "Device "+id+" does not exist.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of this team"})
+		case d.ApplicationID == nil || *d.ApplicationID != g.ApplicationID:
+			return nil, domain.Unprocessable("device_in_other_application", "Device "+id+" belongs to another application.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of the group's application"})
+		case d.DeviceGroupID != nil && *d.DeviceGroupID != g.ID:
+			return nil, domain.Conflict("device_in_other_group", "Device "+id+" is in another group; remove it from there first.")
+		}
+	}
+	q := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = ?", g.ID).Set("updated_at = ?", now()).Where("id IN (?)", bun.In(ids))
+	if g.TargetSnapshotID != nil {
+		q = q.Set("target_snapshot_id = ?", *g.TargetSnapshotID)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// RemoveGroupDevices takes devices out of a group; they keep their target.
+func (s *Store) RemoveGroupDevices(ctx context.Context, groupID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL").Set("updated_at = ?", now()).
+		Where("device_group_id = ? AND id IN (?)", groupID, bun.In(ids)).Exec(ctx)
+	return err
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,91 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/workflows/rollout"
+)
+
+// startedRollouts records the rollouts the API asked to start, standing in for the workflow facade (the
+// workflow itself is tested with the Temporal test suite, and end to end).
+type startedRollouts struct{ params []rollout.Params }
+
+func (s *startedRollouts) Start(_ context.Context, p rollout.Params) (string, error) {
+	s.params = append(s.params, p)
+	return "run-1", nil
+}
+
+func (s *startedRollouts) Act(context.Context, string, string, string) (rollout.Progress, error) {
+	return rollout.Progress{}, nil
+}
+
+func TestDeviceGroupsMembershipAndRolloutValidation(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		w := newDeviceWorld(t, dialect)
+		owner := w.as["owner"]
+		app := w.appIDs[0]
+		a, b, other := w.register(t, "a"), w.register(t, "b"), w.register(t, "other")
+		w.assign(t, a, map[string]any{"applicationId": app})
+		w.assign(t, b, map[string]any{"applicationId": app})
+		w.assign(t, other, map[string]any{"applicationId": w.appIDs[1]})
+
+		g := owner.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "line-1"})
+		gid := g.String("id")
+		assert.Equal(t, 409, owner.Do("POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "line-1"}).Status)
+		assert.Equal(t, 403, w.as["member"].Do("POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "x"}).Status)
+		assert.Equal(t, 404, w.as["outsider"].Do("GET", "/api/v1/device-groups/"+gid, nil).Status)
+		w.as["member"].Must(200, "GET", "/api/v1/device-groups/"+gid, nil)
+
+		empty := owner.Do("POST", "/api/v1/device-groups/"+gid+"/rollouts", map[string]any{"snapshotId": w.snapID})
+		assert.Equal(t, 422, empty.Status)
+		assert.Equal(t, "group_empty", empty.String("code"))
+
+		wrongApp := owner.Do("PUT", "/api/v1/device-groups/"+gid+"/devices", map[string]any{"add": []string{a.id, other.id}})
+		assert.Equal(t, 422, wrongApp.Status)
+		assert.Equal(t, "device_in_other_application", wrongApp.String("code"))
+		assert.EqualValues(t, 0, owner.Must(200, "GET", "/api/v1/device-groups/"+gid, nil).Body["deviceCount"], "nothing changed")
+
+		joined := owner.Must(200, "PUT", "/api/v1/device-groups/"+gid+"/devices", map[string]any{"add": []string{a.id, b.id}})
+		assert.EqualValues(t, 2, joined.Body["deviceCount"])
+
+		badStrategy := owner.Do("POST", "/api/v1/device-groups/"+gid+"/rollouts", map[string]any{"snapshotId": w.snapID,
+			"strategy": map[string]any{"failureThreshold": 1.5, "waves": []int{50, 10}, "waveTimeout": "soon"}})
+		assert.Equal(t, 400, badStrategy.Status)
+		assert.Len(t, badStrategy.Body["validations"], 3)
+		foreign := owner.Do("POST", "/api/v1/device-groups/"+gid+"/rollouts", map[string]any{"snapshotId": "nope"})
+		assert.Equal(t, 422, foreign.Status)
+		assert.Equal(t, "snapshot_of_other_application", foreign.String("code"))
+	})
+}
+
+func TestRolloutStartsOncePerGroup(t *testing.T) {
+	runner := &startedRollouts{}
+	w := newDeviceWorldWith(t, "sqlite", runner)
+	owner := w.as["owner"]
+	d := w.register(t, "a")
+	w.assign(t, d, map[string]any{"applicationId": w.appIDs[0]})
+	gid := owner.Must(201, "POST", "/api/v1/applications/"+w.appIDs[0]+"/device-groups", map[string]any{"name": "g"}).String("id")
+	owner.Must(200, "PUT", "/api/v1/device-groups/"+gid+"/devices", map[string]any{"add": []string{d.id}})
+
+	r := owner.Must(202, "POST", "/api/v1/device-groups/"+gid+"/rollouts", map[string]any{"snapshotId": w.snapID,
+		"strategy": map[string]any{"waves": []int{100}, "approval": "between-waves"}})
+	ro := r.Body["rollout"].(map[string]any)
+	assert.Equal(t, "running", ro["status"])
+	assert.Equal(t, "/api/v1/operations/"+r.Body["operation"].(map[string]any)["id"].(string), r.Header.Get("Location"))
+	require.Len(t, runner.params, 1)
+	assert.Equal(t, []int{100}, runner.params[0].Strategy.Waves)
+	assert.Equal(t, rollout.ApprovalBetweenWaves, runner.params[0].Strategy.Approval)
+
+	second := owner.Do("POST", "/api/v1/device-groups/"+gid+"/rollouts", map[string]any{"snapshotId": w.snapID})
+	assert.Equal(t, 409, second.Status)
+	assert.Equal(t, "rollout_active", second.String("code"))
+	assert.Equal(t, 409, owner.Do("DELETE", "/api/v1/device-groups/"+gid, nil).Status, "a group with a running rollout stays")
+	assert.Equal(t, 404, w.as["outsider"].Do("GET", "/api/v1/rollouts/"+ro["id"].(string), nil).Status)
+	w.as["member"].Must(200, "GET", "/api/v1/rollouts/"+ro["id"].(string), nil)
+	assert.Equal(t, 403, w.as["member"].Do("POST", "/api/v1/rollouts/"+ro["id"].(string)+"/actions/abort", nil).Status)
+	assert.Equal(t, 400, owner.Do("POST", "/api/v1/rollouts/"+ro["id"].(string)+"/actions/explode", nil).Status)
+}

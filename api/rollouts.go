@@ -1,0 +1,272 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/workflows/rollout"
+)
+
+// RolloutRunner starts rollouts and passes operator actions to them; the workflow facade implements it.
+type RolloutRunner interface {
+	Start(ctx context.Context, p rollout.Params) (string, error)
+	Act(ctx context.Context, rolloutID, action, by string) (rollout.Progress, error)
+}
+
+type strategyRequest struct {
+	Waves            []int    `json:"waves,omitempty"`
+	BatchSize        *int     `json:"batchSize,omitempty"`
+	FailureThreshold *float64 `json:"failureThreshold,omitempty"`
+	WaveTimeout      *string  `json:"waveTimeout,omitempty"`
+	Approval         *string  `json:"approval,omitempty"`
+	AutoRollback     *bool    `json:"autoRollback,omitempty"`
+}
+
+type createRolloutRequest struct {
+	SnapshotID string           `json:"snapshotId"`
+	Strategy   *strategyRequest `json:"strategy,omitempty"`
+}
+
+type rolloutJSON struct {
+	ID                 string         `json:"id"`
+	GroupID            string         `json:"groupId"`
+	SnapshotID         string         `json:"snapshotId"`
+	PreviousSnapshotID *string        `json:"previousSnapshotId,omitempty"`
+	Status             string         `json:"status"`
+	Wave               int            `json:"wave"`
+	Waves              int            `json:"waves"`
+	Counts             map[string]int `json:"counts"`
+	Reason             string         `json:"reason,omitempty"`
+	Strategy           map[string]any `json:"strategy"`
+	FailedDevices      []failedDevice `json:"failedDevices"`
+	OperationID        *string        `json:"operationId,omitempty"`
+	TemporalURL        string         `json:"temporalUrl,omitempty"`
+	CreatedAt          time.Time      `json:"createdAt"`
+	FinishedAt         *time.Time     `json:"finishedAt,omitempty"`
+}
+
+type failedDevice struct {
+	DeviceID string `json:"deviceId"`
+	Error    string `json:"error"`
+}
+
+// maxListedFailures bounds the failed devices a rollout's answer lists.
+const maxListedFailures = 100
+
+func (s *Server) rolloutView(ctx context.Context, r *storage.Rollout) (rolloutJSON, error) {
+	v := rolloutJSON{ID: r.ID, GroupID: r.GroupID, SnapshotID: r.SnapshotID, PreviousSnapshotID: r.PreviousSnapshotID, Status: r.Status,
+		Wave: r.Wave, Waves: r.Waves, Reason: r.Reason, Strategy: r.Strategy, OperationID: r.OperationID, CreatedAt: r.CreatedAt,
+		FinishedAt: r.FinishedAt, FailedDevices: []failedDevice{},
+		Counts: map[string]int{"total": r.Total, "updated": r.Updated, "failed": r.Failed, "pending": r.Total - r.Updated - r.Failed, "rolledBack": r.RolledBack}}
+	if s.wfURL != nil {
+		v.TemporalURL = s.wfURL(rollout.WorkflowID(r.ID), "")
+	}
+	failures, err := s.store.ListRolloutFailures(ctx, r.ID, maxListedFailures)
+	for _, f := range failures {
+		v.FailedDevices = append(v.FailedDevices, failedDevice{DeviceID: f.DeviceID, Error: f.Error})
+	}
+	return v, err
+}
+
+func (s *Server) registerRollouts() {
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/device-groups/:groupId/rollouts", Summary: "Deploy a snapshot to the group in waves (202).", Tag: "rollouts", Body: createRolloutRequest{}, Status: 202}, s.createRollout)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/rollouts/:rolloutId", Summary: "A rollout's status, counts and failed devices.", Tag: "rollouts"}, s.getRollout)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/rollouts/:rolloutId/actions/:action", Summary: "pause, resume, abort or approve (409 when not allowed now).", Tag: "rollouts"}, s.rolloutAction)
+}
+
+func (s *Server) createRollout(c *fiber.Ctx) error {
+	who, g, err := s.groupFor(c, domain.ActionRolloutControl)
+	if err != nil {
+		return err
+	}
+	var req createRolloutRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	strategy, err := parseStrategy(req.Strategy)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	if err := s.checkRolloutSnapshot(ctx, g, req.SnapshotID); err != nil {
+		return err
+	}
+	n, err := s.store.CountGroupDevices(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return domain.Unprocessable("group_empty", "The group has no devices to roll out to.")
+	}
+	r := &storage.Rollout{ID: domain.NewID(), GroupID: g.ID, TeamID: g.TeamID, ApplicationID: g.ApplicationID, SnapshotID: req.SnapshotID,
+		PreviousSnapshotID: g.TargetSnapshotID, Strategy: strategyView(strategy), Status: rollout.StatusRunning, Waves: len(strategy.Waves), Total: n}
+	op := newOperation("rollout", "rollout", r.ID, g.TeamID, rollout.WorkflowID(r.ID), who)
+	r.OperationID = &op.ID
+	if who.user != nil {
+		r.CreatedBy = &who.user.ID
+	}
+	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.InsertRollout(ctx, r); err != nil {
+			return err
+		}
+		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+			return err
+		}
+		return audit(c, tx, who, g.TeamID, "application.device-group.rollout-started", "device-group", g.ID,
+			map[string]any{"rollout": r.ID, "snapshot": r.SnapshotID})
+	})
+	if err != nil {
+		return err
+	}
+	if s.rollouts == nil {
+		return s.failRollout(ctx, r, op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
+	}
+	runID, err := s.rollouts.Start(ctx, rollout.Params{RolloutID: r.ID, GroupID: g.ID, TeamID: g.TeamID, SnapshotID: r.SnapshotID,
+		OperationID: op.ID, Strategy: strategy})
+	if err != nil {
+		return s.failRollout(ctx, r, op, err)
+	}
+	op.RunID = runID
+	view, err := s.rolloutView(ctx, r)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"rollout": view, "operation": s.operationView(op)})
+}
+
+// failRollout ends a rollout the engine would not start, so the group is free for the next one.
+func (s *Server) failRollout(ctx context.Context, r *storage.Rollout, op *storage.Operation, cause error) error {
+	r.Status, r.Reason = rollout.StatusFailed, cause.Error()
+	if err := s.store.SaveRolloutProgress(ctx, r); err != nil {
+		s.log.Error("mark rollout failed", "rollout", r.ID, "err", err)
+	}
+	return s.failOperation(ctx, op, cause)
+}
+
+// checkRolloutSnapshot accepts only a snapshot of the group's own application.
+func (s *Server) checkRolloutSnapshot(ctx context.Context, g *storage.DeviceGroup, snapshotID string) error {
+	if snapshotID == "" {
+		return domain.InvalidField("snapshotId", "is required")
+	}
+	snap, err := s.store.GetSnapshotMeta(ctx, snapshotID)
+	if domain.IsKind(err, domain.KindNotFound) || err == nil && snap.ApplicationID != g.ApplicationID {
+		return domain.Unprocessable("snapshot_of_other_application", "The snapshot must belong to the group's application.",
+			domain.FieldError{Field: "snapshotId", Detail: "is not a snapshot of this application"})
+	}
+	return err
+}
+
+// parseStrategy fills the defaults and checks every field.
+func parseStrategy(req *strategyRequest) (rollout.Strategy, error) {
+	st := rollout.DefaultStrategy()
+	if req == nil {
+		return st, nil
+	}
+	var errs []domain.FieldError
+	bad := func(field, detail string) {
+		errs = append(errs, domain.FieldError{Field: "strategy." + field, Detail: detail})
+	}
+	if req.Waves != nil {
+		st.Waves = req.Waves
+		if !validWaves(req.Waves) {
+			bad("waves", "must be increasing percentages from 1 to 100, ending at 100")
+		}
+	}
+	if req.BatchSize != nil {
+		if st.BatchSize = *req.BatchSize; st.BatchSize < 1 || st.BatchSize > 5000 {
+			bad("batchSize", "must be from 1 to 5000")
+		}
+	}
+	if req.FailureThreshold != nil {
+		if st.FailureThreshold = *req.FailureThreshold; st.FailureThreshold < 0 || st.FailureThreshold > 1 {
+			bad("failureThreshold", "must be within 0..1")
+		}
+	}
+	if req.WaveTimeout != nil {
+		d, err := time.ParseDuration(*req.WaveTimeout)
+		if st.WaveTimeout = d; err != nil || d < time.Second || d > 7*24*time.Hour {
+			bad("waveTimeout", `must be a duration such as "10m", from 1s to 168h`)
+		}
+	}
+	if req.Approval != nil {
+		if st.Approval = *req.Approval; st.Approval != rollout.ApprovalNone && st.Approval != rollout.ApprovalBetweenWaves {
+			bad("approval", "must be none or between-waves")
+		}
+	}
+	if req.AutoRollback != nil {
+		st.AutoRollback = *req.AutoRollback
+	}
+	if errs != nil {
+		return st, domain.Invalid(errs...)
+	}
+	return st, nil
+}
+
+func validWaves(w []int) bool {
+	if len(w) == 0 || len(w) > 20 || w[len(w)-1] != 100 {
+		return false
+	}
+	prev := 0
+	for _, p := range w {
+		if p <= prev || p > 100 {
+			return false
+		}
+		prev = p
+	}
+	return true
+}
+
+func strategyView(s rollout.Strategy) map[string]any {
+	return map[string]any{"waves": s.Waves, "batchSize": s.BatchSize, "failureThreshold": s.FailureThreshold,
+		"waveTimeout": s.WaveTimeout.String(), "approval": s.Approval, "autoRollback": s.AutoRollback}
+}
+
+// rolloutFor loads the rollout in the path after checking the caller's access to its team.
+func (s *Server) rolloutFor(c *fiber.Ctx, action domain.Action) (*caller, *storage.Rollout, error) {
+	r, err := s.store.GetRollout(c.UserContext(), c.Params("rolloutId"))
+	if err != nil {
+		return nil, nil, err
+	}
+	who, _, err := s.teamAccess(c, r.TeamID, action, "rollout")
+	return who, r, err
+}
+
+func (s *Server) getRollout(c *fiber.Ctx) error {
+	_, r, err := s.rolloutFor(c, domain.ActionRolloutRead)
+	if err != nil {
+		return err
+	}
+	v, err := s.rolloutView(c.UserContext(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) rolloutAction(c *fiber.Ctx) error {
+	action := c.Params("action")
+	switch action {
+	case rollout.UpdatePause, rollout.UpdateResume, rollout.UpdateAbort, rollout.UpdateApprove:
+	default:
+		return domain.InvalidField("action", "must be pause, resume, abort or approve")
+	}
+	who, r, err := s.rolloutFor(c, domain.ActionRolloutControl)
+	if err != nil {
+		return err
+	}
+	if s.rollouts == nil {
+		return domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine.")
+	}
+	if _, err := s.rollouts.Act(c.UserContext(), r.ID, action, who.user.ID); err != nil {
+		return err
+	}
+	if err := audit(c, s.store, who, r.TeamID, "application.device-group.rollout-"+action, "rollout", r.ID, nil); err != nil {
+		return err
+	}
+	return s.getRollout(c)
+}
