@@ -23,6 +23,8 @@ type wsListener struct {
 	srv      *http.Server
 	upgrader websocket.Upgrader
 	log      *slog.Logger
+	// establish carries the broker's handler from Serve to the requests (a one-slot mailbox).
+	establish chan listeners.EstablishFn
 }
 
 func newWSListener(id string, ln net.Listener) *wsListener {
@@ -35,35 +37,39 @@ func (l *wsListener) ID() string       { return l.id }
 func (l *wsListener) Address() string  { return l.ln.Addr().String() }
 func (l *wsListener) Protocol() string { return "ws" }
 
+// Init builds the HTTP server; Serve hands it the broker's connection handler.
 func (l *wsListener) Init(log *slog.Logger) error {
 	l.log = log
+	l.establish = make(chan listeners.EstablishFn, 1)
+	l.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(l.handle)}
 	return nil
 }
 
+func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	establish := <-l.establish
+	l.establish <- establish
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if err := establish(l.id, &wsConn{Conn: c.NetConn(), ws: c}); err != nil && l.log != nil {
+		l.log.Debug("websocket client ended", "err", err)
+	}
+}
+
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
-	l.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := l.upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if err := establish(l.id, &wsConn{Conn: c.NetConn(), ws: c}); err != nil && l.log != nil {
-			l.log.Debug("websocket client ended", "err", err)
-		}
-	})}
+	l.establish <- establish
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && l.log != nil {
 		l.log.Error("MQTT websocket listener stopped", "err", err)
 	}
 }
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
-	if l.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = l.srv.Shutdown(ctx)
-	} else {
-		_ = l.ln.Close()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = l.srv.Shutdown(ctx)
+	_ = l.ln.Close()
 	closeClients(l.id)
 }
 
