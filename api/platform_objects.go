@@ -52,6 +52,7 @@ func applyTeamType(t *storage.TeamType, req *teamTypeRequest, creating bool) ([]
 	f.set(req.Properties != nil, "properties", func() {
 		t.Properties = *req.Properties
 		f.check(validateLimits(t.Properties.Limits))
+		f.check(domain.ValidateBillingAndTrial(t.Properties))
 	})
 	return f.result()
 }

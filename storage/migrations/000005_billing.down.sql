@@ -1,0 +1,3 @@
+DROP TABLE stripe_events;
+--bun:split
+DROP TABLE subscriptions;
