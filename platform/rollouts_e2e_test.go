@@ -1,0 +1,112 @@
+package platform_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/agent"
+	"github.com/flowyard/flowyard/api/apitest"
+)
+
+// fleetWorld is a running platform with an instance, two snapshots of it and a helper to start fleets of
+// simulated agents in an application.
+type fleetWorld struct {
+	dev          devEnv
+	c            *apitest.Client
+	team, app    string
+	snapV1, snap string
+}
+
+func newFleetWorld(t *testing.T) *fleetWorld {
+	dev := startDev(t)
+	c := (&apitest.Env{URL: dev.URL}).Client(t)
+	c.Login("admin@example.com", "admin-password")
+	w := &fleetWorld{dev: dev, c: c}
+	objects := seededObjects(c)
+	w.team = c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet"}).String("id")
+	w.app = c.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "plant"}).String("id")
+	id, op := postInstance(t, c, w.app, "fleet-source", objects)
+	require.Equal(t, "succeeded", waitOperation(t, c, op).String("status"))
+	w.snapV1 = c.Must(201, "POST", "/api/v1/instances/"+id+"/snapshots", map[string]any{"name": "v1"}).String("id")
+	return w
+}
+
+// fleet provisions n simulated agents into a new group and returns the group's ID once all have joined it.
+func (w *fleetWorld) fleet(t *testing.T, name string, n int, failureRate float64) string {
+	t.Helper()
+	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": name}).String("id")
+	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": name, "applicationId": w.app,
+		"deviceGroupId": group}).String("token")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = agent.Simulate(ctx, agent.SimulateOptions{ForgeURL: w.dev.URL, ProvisioningToken: tok, Count: n, FailureRate: failureRate,
+			Delay: 20 * time.Millisecond, Dir: t.TempDir(), Interval: time.Minute})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 2*time.Minute, fmt.Sprintf("%d devices in group %s", n, name), func() bool {
+		g := w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil)
+		return int(g.Body["deviceCount"].(float64)) == n
+	})
+	return group
+}
+
+func (w *fleetWorld) rollout(t *testing.T, group, snapshot string, strategy map[string]any) map[string]any {
+	t.Helper()
+	r := w.c.Must(202, "POST", "/api/v1/device-groups/"+group+"/rollouts", map[string]any{"snapshotId": snapshot, "strategy": strategy})
+	id := r.Body["rollout"].(map[string]any)["id"].(string)
+	var ro *apitest.Response
+	waitFor(t, 3*time.Minute, "rollout "+id+" to finish", func() bool {
+		ro = w.c.Must(200, "GET", "/api/v1/rollouts/"+id, nil)
+		switch ro.String("status") {
+		case "succeeded", "failed", "rolled_back", "aborted":
+			return true
+		}
+		return false
+	})
+	return ro.Body
+}
+
+func (w *fleetWorld) devicesOf(t *testing.T, group string) []map[string]any {
+	var out []map[string]any
+	for _, d := range w.c.Must(200, "GET", "/api/v1/applications/"+w.app+"/devices?limit=500", nil).Body["items"].([]any) {
+		dev := d.(map[string]any)
+		if dev["deviceGroupId"] == group {
+			out = append(out, dev)
+		}
+	}
+	return out
+}
+
+// TestRolloutToSimulatedFleets runs two rollouts against simulated agents: one where every device succeeds,
+// and one to a fleet whose installs all fail, which stops at the canary and rolls back exactly that device.
+func TestRolloutToSimulatedFleets(t *testing.T) {
+	w := newFleetWorld(t)
+
+	good := w.fleet(t, "good", 30, 0)
+	ro := w.rollout(t, good, w.snapV1, map[string]any{"waves": []int{10, 50, 100}, "waveTimeout": "2m"})
+	require.Equal(t, "succeeded", ro["status"], "%v", ro)
+	counts := ro["counts"].(map[string]any)
+	assert.EqualValues(t, 30, counts["updated"])
+	assert.EqualValues(t, 0, counts["failed"])
+	for _, d := range w.devicesOf(t, good) {
+		assert.Equal(t, w.snapV1, d["targetSnapshotId"])
+		assert.Equal(t, w.snapV1, d["activeSnapshotId"], "every device reports running the snapshot")
+	}
+
+	bad := w.fleet(t, "bad", 10, 1)
+	ro = w.rollout(t, bad, w.snapV1, map[string]any{"waves": []int{10, 100}, "waveTimeout": "2m", "autoRollback": true})
+	require.Equal(t, "rolled_back", ro["status"], "%v", ro)
+	failed := ro["failedDevices"].([]any)
+	require.Len(t, failed, 1, "only the canary was changed")
+	assert.NotEmpty(t, failed[0].(map[string]any)["error"])
+	for _, d := range w.devicesOf(t, bad) {
+		assert.Nil(t, d["targetSnapshotId"], "every device ends on its previous target (none)")
+	}
+}
