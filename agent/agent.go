@@ -276,6 +276,9 @@ func (a *Agent) checkIn(ctx context.Context) {
 	switch {
 	case errors.Is(err, ErrRevoked):
 		a.log.Error("the platform no longer knows this device; stopping Node-RED and forgetting the snapshot")
+		if a.mq != nil {
+			a.mq.close() // its broker password is gone too; reconnecting would only be refused
+		}
 		a.enqueue(map[string]json.RawMessage{"revoked": json.RawMessage("true")})
 	case err != nil:
 		a.log.Warn("check-in failed; running what the device has", "err", err)

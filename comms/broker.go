@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"sync"
@@ -58,9 +59,19 @@ type Broker struct {
 	mu      sync.Mutex
 	clients map[string]*connection // by device ID
 
-	replies sync.Map // correlation ID -> chan json.RawMessage
+	replies sync.Map // correlation ID -> waiter
 	closed  atomic.Bool
+	// statuses carries status messages from the clients' read loops to a few workers, so the store's work
+	// (and its deep stacks) stays off the thousands of connection goroutines.
+	statuses [statusWorkers]chan packets.Packet
+	stop     chan struct{}
 }
+
+// statusWorkers is how many status messages are recorded at once; statusQueue how many may wait.
+const (
+	statusWorkers = 8
+	statusQueue   = 4096
+)
 
 // connection is one signed-in device.
 type connection struct {
@@ -84,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	caps.RetainAvailable = 0
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}}
+		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{})}
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler),
 		ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024, SysTopicResendInterval: 3600})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
@@ -98,8 +109,12 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.srv.Close()
 		return nil, fmt.Errorf("reset device connections: %w", err)
 	}
+	for i := range b.statuses {
+		b.statuses[i] = make(chan packets.Packet, statusQueue/statusWorkers)
+		go b.recordStatuses(b.statuses[i])
+	}
 	for i, filter := range []string{deviceTopic("+", "+", "status"), deviceTopic("+", "+", "response/"+b.platformID)} {
-		handler := b.onStatus
+		handler := b.queueStatus
 		if i == 1 {
 			handler = b.onResponse
 		}
@@ -151,7 +166,9 @@ func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	return b.srv.Close()
+	err := b.srv.Close()
+	close(b.stop)
+	return err
 }
 
 // Check answers readiness probes: the broker is serving.
@@ -229,9 +246,32 @@ func grantOf(d *storage.Device) grant {
 	return g
 }
 
+// queueStatus hands a status message to the worker of its device (one device's messages stay in order); when
+// the workers fall far behind, the message is dropped (the device repeats its status at its next heartbeat).
+func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(pk.TopicName))
+	select {
+	case b.statuses[h.Sum32()%statusWorkers] <- pk:
+	default:
+		b.log.Warn("dropped a status message: the broker is behind", "topic", pk.TopicName)
+	}
+}
+
+func (b *Broker) recordStatuses(queue chan packets.Packet) {
+	for {
+		select {
+		case <-b.stop:
+			return
+		case pk := <-queue:
+			b.onStatus(pk)
+		}
+	}
+}
+
 // onStatus consumes a device's status message: record it and, when the device does not run what it should,
 // answer with an `update` command (§4.4). Only the device itself may publish on its status topic (ACL).
-func (b *Broker) onStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+func (b *Broker) onStatus(pk packets.Packet) {
 	teamID, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
 	if !ok {
 		return
