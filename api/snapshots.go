@@ -325,7 +325,6 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 		return err
 	}
 	op := newOperation("rollback", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
-	op.Progress = map[string]any{"snapshotId": snap.ID}
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
 		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
 			return err
