@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_VERSION := v1.5.1
+STRIPE_MOCK_VERSION := v0.203.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
@@ -22,14 +23,18 @@ bin/flowyard-agent: FORCE
 bin/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
 
-tools: bin/temporal
+# Stripe's mock API server, which the billing tests start (seconds to build).
+bin/stripe-mock:
+	GOBIN=$(BIN) $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+tools: bin/temporal bin/stripe-mock
 
 run: build
 	./bin/flowyard dev
 
 # Runs every test: SQLite and Postgres stores (Postgres where reachable; FLOWYARD_REQUIRE_POSTGRES=1 makes it
 # mandatory), the Temporal dev server, real Node-RED (installed with npm on first use).
-test: tools
+test: tools bin/stripe-mock
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 

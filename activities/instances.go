@@ -22,6 +22,24 @@ type Instances struct {
 	Driver   drivers.Driver
 	Sealer   *domain.Sealer
 	ForgeURL string // where the storage plugin reaches the platform
+	// Usage hears of state changes that may change what the team is billed for; nil when billing is off.
+	Usage UsageNotifier
+}
+
+// UsageNotifier hears that a team's billable usage may have changed (billing.Service implements it).
+type UsageNotifier interface {
+	UsageChanged(ctx context.Context, teamID string)
+}
+
+// billingStates are the states entered when an instance stops or starts costing: suspended and deleting
+// instances are free, and starting is how a suspended one comes back.
+var billingStates = map[string]bool{"suspended": true, "deleting": true, "starting": true}
+
+// usageMayHaveChanged tells billing about an instance's team, when billing listens.
+func (a *Instances) usageMayHaveChanged(ctx context.Context, teamID string) {
+	if a.Usage != nil && teamID != "" {
+		a.Usage.UsageChanged(ctx, teamID)
+	}
 }
 
 // Error types that workflows match on; they are non-retryable.
@@ -76,7 +94,12 @@ func (a *Instances) SetState(ctx context.Context, c StateChange) error {
 			return err
 		}
 	}
-	_, err := a.Store.SetInstanceState(ctx, c.InstanceID, c.State, c.Reason, c.From...)
+	moved, err := a.Store.SetInstanceState(ctx, c.InstanceID, c.State, c.Reason, c.From...)
+	if err == nil && moved && a.Usage != nil && billingStates[c.State] {
+		if in, err := a.Store.GetInstance(ctx, c.InstanceID); err == nil {
+			a.usageMayHaveChanged(ctx, in.TeamID)
+		}
+	}
 	return err
 }
 
@@ -125,12 +148,20 @@ func (a *Instances) RemoveInstance(ctx context.Context, instanceID string) error
 	if err := a.Driver.Remove(ctx, instanceID); err != nil {
 		return classifyDriverError(err)
 	}
-	return a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+	var teamID string
+	if in, err := a.Store.GetInstance(ctx, instanceID); err == nil {
+		teamID = in.TeamID
+	}
+	err := a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if err := tx.DeleteTokensOfOwner(ctx, "instance", instanceID); err != nil {
 			return err
 		}
 		return tx.DeleteInstance(ctx, instanceID)
 	})
+	if err == nil {
+		a.usageMayHaveChanged(ctx, teamID)
+	}
+	return err
 }
 
 // RecordCrash counts an unexpected exit and returns the number of crashes in a row, with the runtime's last

@@ -104,6 +104,9 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 		if err := s.checkInstanceLimits(ctx, tx, in); err != nil {
 			return err
 		}
+		if err := s.checkBilling(ctx, tx, in, true); err != nil {
+			return err
+		}
 		if err := tx.InsertInstance(ctx, in); err != nil {
 			return err
 		}
@@ -122,7 +125,18 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.billing != nil {
+		s.billing.UsageChanged(c.UserContext(), in.TeamID)
+	}
 	return s.startAction(c, in, op, instance.ActionProvision)
+}
+
+// checkBilling refuses with a 402 to create or start an instance in a team whose billing does not allow it.
+func (s *Server) checkBilling(ctx context.Context, st *storage.Store, in *storage.Instance, creating bool) error {
+	if s.billing == nil {
+		return nil
+	}
+	return s.billing.CheckCanRun(ctx, st, in.TeamID, in.InstanceTypeID, creating)
 }
 
 // newInstance validates a create request against the platform objects it names and builds the row, with the
@@ -296,6 +310,11 @@ func (s *Server) instanceAction(c *fiber.Ctx) error {
 	who, in, err := s.instanceFor(c, domain.ActionInstanceChangeStatus)
 	if err != nil {
 		return err
+	}
+	if action == instance.ActionStart || action == instance.ActionRestart {
+		if err := s.checkBilling(c.UserContext(), s.store, in, false); err != nil {
+			return err
+		}
 	}
 	return s.recordAndStart(c, who, in, string(action), action)
 }

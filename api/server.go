@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/metrics"
@@ -52,6 +53,8 @@ type Deps struct {
 	Rollouts RolloutRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
+	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
+	Billing *billing.Service
 }
 
 // Server is the HTTP API.
@@ -70,6 +73,7 @@ type Server struct {
 	devices   *devices.Service
 	broker    DeviceBroker
 	rollouts  RolloutRunner
+	billing   *billing.Service
 }
 
 // New builds the API with every route registered.
@@ -82,6 +86,7 @@ func New(d Deps) *Server {
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
+	s.billing = d.Billing
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
@@ -128,5 +133,6 @@ func (s *Server) registerRoutes() {
 	s.registerDeviceLive()
 	s.registerGroups()
 	s.registerRollouts()
+	s.registerBilling()
 	s.registerOpenAPI()
 }

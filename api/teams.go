@@ -58,10 +58,18 @@ func (s *Server) createTeam(c *fiber.Ctx) error {
 		if err := tx.InsertMembership(ctx, &storage.Membership{TeamID: team.ID, UserID: who.user.ID, Role: domain.RoleOwner}); err != nil {
 			return err
 		}
+		if s.billing != nil {
+			if err := s.billing.TeamCreated(ctx, tx, team); err != nil {
+				return err
+			}
+		}
 		return audit(c, tx, who, team.ID, "team.created", "team", team.ID, map[string]any{"name": team.Name, "slug": team.Slug})
 	})
 	if err != nil {
 		return err
+	}
+	if s.billing != nil {
+		s.billing.StatusChanged(ctx, team.ID) // arms the trial's timer
 	}
 	return created(c, teamView(team, domain.RoleOwner))
 }
@@ -162,6 +170,9 @@ func (s *Server) updateTeam(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.billing != nil && req.TeamTypeID != nil {
+		s.billing.UsageChanged(ctx, team.ID) // the new type's prices
+	}
 	return c.JSON(teamView(team, role))
 }
 
@@ -195,7 +206,13 @@ func (s *Server) deleteTeam(c *fiber.Ctx) error {
 			return err
 		}
 		// The audit entry outlives the team, so an admin can still see who deleted it.
-		return audit(c, tx, who, team.ID, "team.deleted", "team", team.ID, map[string]any{"slug": team.Slug})
+		if err := audit(c, tx, who, team.ID, "team.deleted", "team", team.ID, map[string]any{"slug": team.Slug}); err != nil {
+			return err
+		}
+		if s.billing != nil {
+			return s.billing.CancelForTeam(ctx, tx, team.ID)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -169,6 +169,9 @@ func (s *Service) StatusChanged(ctx context.Context, teamID string) {
 	if s.Notify == nil {
 		return
 	}
+	if _, err := s.Store.GetSubscription(ctx, teamID); err != nil {
+		return // not a billed team
+	}
 	if err := s.Notify.StatusChanged(ctx, teamID); err != nil {
 		s.log().Warn("signal billing status change", "team", teamID, "err", err)
 	}
@@ -411,9 +414,10 @@ func stripeUnavailable(err error) error {
 	return domain.Unavailable("stripe_unavailable", "Stripe did not answer; try again in a moment.")
 }
 
-// CancelForTeam cancels a team's Stripe subscription (when the team is deleted).
-func (s *Service) CancelForTeam(ctx context.Context, teamID string) error {
-	sub, err := s.Store.GetSubscription(ctx, teamID)
+// CancelForTeam cancels a team's Stripe subscription when the team is deleted. Run it last in the
+// transaction that deletes the team: if Stripe fails, the team stays.
+func (s *Service) CancelForTeam(ctx context.Context, tx *storage.Store, teamID string) error {
+	sub, err := tx.GetSubscription(ctx, teamID)
 	if domain.IsKind(err, domain.KindNotFound) || err == nil && (sub.SubscriptionID == "" || sub.Status == StatusCanceled) {
 		return nil
 	}
@@ -429,4 +433,43 @@ func (s *Service) CancelForTeam(ctx context.Context, teamID string) error {
 
 func audit(ctx context.Context, tx *storage.Store, teamID, event string, body map[string]any) error {
 	return tx.InsertAudit(ctx, &storage.AuditEntry{TeamID: &teamID, Event: event, EntityType: "team", EntityID: teamID, Body: body})
+}
+
+// View is a team's billing as its owners see it.
+type View struct {
+	Enabled        bool                 `json:"enabled"`
+	Billed         bool                 `json:"billed"` // the team's type is billed
+	Status         string               `json:"status"`
+	TrialEndsAt    *time.Time           `json:"trialEndsAt,omitempty"`
+	CustomerID     string               `json:"customerId,omitempty"`
+	SubscriptionID string               `json:"subscriptionId,omitempty"`
+	NextInvoiceAt  *time.Time           `json:"nextInvoiceAt,omitempty"`
+	SyncedAt       *time.Time           `json:"syncedAt,omitempty"`
+	Lines          []Line               `json:"lines"` // what the team is billed for now
+	Items          []storage.BilledItem `json:"items"` // the subscription's items as last written to or read from Stripe
+}
+
+// TeamView reads a team's billing for its owners, from the store (no Stripe call).
+func (s *Service) TeamView(ctx context.Context, teamID string) (View, error) {
+	props, sub, err := s.teamBilling(ctx, s.Store, teamID)
+	if err != nil {
+		return View{}, err
+	}
+	usage, err := s.Store.TeamUsage(ctx, teamID)
+	if err != nil {
+		return View{}, err
+	}
+	v := View{Enabled: true, Billed: props.Billing.Billed(), Status: sub.Status, TrialEndsAt: sub.TrialEndsAt, CustomerID: sub.CustomerID,
+		SubscriptionID: sub.SubscriptionID, NextInvoiceAt: sub.CurrentPeriodEnd, SyncedAt: sub.SyncedAt,
+		Lines: Lines(props.Billing, usage), Items: sub.Items}
+	if !v.Billed {
+		v.Status = "not_billed"
+	}
+	if v.Lines == nil {
+		v.Lines = []Line{}
+	}
+	if v.Items == nil {
+		v.Items = []storage.BilledItem{}
+	}
+	return v, nil
 }

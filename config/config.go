@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowyard/flowyard/domain"
 )
@@ -41,7 +42,19 @@ type Config struct {
 	RuntimeAPIURL string // how Node-RED instances reach the API (storage plugin); default PublicURL
 	MetricsListen string // address of the Prometheus /metrics server; empty: none
 	Kubernetes    KubernetesConfig
+	Stripe        StripeConfig
 }
+
+// StripeConfig turns billing on: without a key the platform bills nobody and works fully.
+type StripeConfig struct {
+	Key           string        // secret API key; empty: billing off
+	WebhookSecret string        // signing secret of the webhook endpoint (whsec_…)
+	APIURL        string        // Stripe's API base URL; empty: Stripe itself (tests and dev point it at stripe-mock)
+	Reconcile     time.Duration // how often every team's bill is compared with Stripe
+}
+
+// BillingEnabled reports whether a Stripe key is configured.
+func (c Config) BillingEnabled() bool { return c.Stripe.Key != "" }
 
 // KubernetesConfig configures the kubernetes driver.
 type KubernetesConfig struct {
@@ -89,6 +102,11 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.Kubernetes.Domain, "k8s-domain", "FLOWYARD_K8S_DOMAIN", "", "instances get an Ingress at <name>.<domain> (default: none)")
 	str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "ingress class of the instances' Ingresses")
 	str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
+	str(&c.Stripe.Key, "stripe-key", "FLOWYARD_STRIPE_KEY", "", "Stripe secret key; billing is off without it")
+	str(&c.Stripe.WebhookSecret, "stripe-webhook-secret", "FLOWYARD_STRIPE_WEBHOOK_SECRET", "", "signing secret of the Stripe webhook endpoint")
+	str(&c.Stripe.APIURL, "stripe-api-url", "FLOWYARD_STRIPE_API_URL", "", "Stripe API base URL (default Stripe's; e.g. a stripe-mock)")
+	reconcile := "1h"
+	str(&reconcile, "stripe-reconcile-every", "FLOWYARD_STRIPE_RECONCILE_EVERY", reconcile, "how often billing is reconciled with Stripe")
 	var pullSecrets string
 	str(&pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "comma-separated image pull secrets")
 	port, err := intEnv(getenv, "FLOWYARD_TEMPORAL_PORT", 7233)
@@ -107,6 +125,9 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.Stripe.Reconcile, err = time.ParseDuration(reconcile); err != nil || c.Stripe.Reconcile < time.Minute {
+		return c, fmt.Errorf("--stripe-reconcile-every=%q must be a duration of at least 1m", reconcile)
 	}
 	for _, s := range strings.Split(pullSecrets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -177,6 +198,9 @@ func (c *Config) validate() error {
 	if c.BodyLimitMB < 1 || c.BodyLimitMB > 1024 {
 		errs = append(errs, fmt.Errorf("--body-limit-mb=%d must be from 1 to 1024", c.BodyLimitMB))
 	}
+	if c.Stripe.Key != "" && c.Stripe.WebhookSecret == "" {
+		errs = append(errs, errors.New("FLOWYARD_STRIPE_WEBHOOK_SECRET is needed with FLOWYARD_STRIPE_KEY: webhooks cannot be verified without it"))
+	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
 	}
@@ -204,7 +228,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
-		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen))
+		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
+		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
+		slog.String("stripeApiUrl", c.Stripe.APIURL))
 }
 
 func mask(s string) string {

@@ -164,6 +164,7 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
 	deps.HTTPMetrics = apiMetrics(reg, st)
+	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
 	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
 	if err != nil {
 		return err

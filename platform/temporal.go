@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
@@ -76,6 +77,7 @@ type engine struct {
 	rollouts    *rollout.Client
 	workers     []sdkworker.Worker
 	notifier    *lateNotifier
+	billing     *billing.Service // nil when billing is off
 	store       *storage.Store
 	log         *slog.Logger
 }
@@ -105,18 +107,31 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		return nil, err
 	}
 	e.driver, e.closeDriver = drv, drv.Close
+	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL}
 	e.workers = []sdkworker.Worker{
 		worker.New(c, e.instances.TaskQueue, worker.Activities{
-			Instances: &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL},
+			Instances: instanceActs,
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
 		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
+	}
+	svc, billingClient := newBilling(cfg, st, c, tcfg, log, e.instances)
+	if svc != nil {
+		e.billing, instanceActs.Usage = svc, svc
+		e.workers = append(e.workers, worker.NewBilling(c, billingClient.TaskQueue, &activities.Billing{Service: svc, Teams: billingClient}))
 	}
 	for _, w := range e.workers {
 		if err := w.Start(); err != nil {
 			e.stop()
 			return nil, fmt.Errorf("start worker: %w", err)
 		}
+	}
+	if billingClient != nil {
+		if err := billingClient.EnsureSchedule(ctx, cfg.Stripe.Reconcile); err != nil {
+			e.stop()
+			return nil, err
+		}
+		log.Info("billing on: Stripe reconciled on a schedule", "every", cfg.Stripe.Reconcile, "stripe", cfg.Stripe.APIURL)
 	}
 	return e, nil
 }
@@ -179,6 +194,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
 	d.Rollouts = e.rollouts
+	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
 	d.Ready = append(d.Ready, api.Checker{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, e.client) }})

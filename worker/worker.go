@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	billingwf "github.com/flowyard/flowyard/workflows/billing"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -32,6 +33,16 @@ func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
 func NewRollouts(c client.Client, taskQueue string, acts *activities.Rollouts) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(rollout.Rollout, workflow.RegisterOptions{Name: rollout.WorkflowName})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// NewBilling builds a worker for the billing task queue: the per-team billing workflow, the reconciliation
+// the Schedule runs, and their activities.
+func NewBilling(c client.Client, taskQueue string, acts *activities.Billing) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(billingwf.Team, workflow.RegisterOptions{Name: billingwf.WorkflowName})
+	w.RegisterWorkflowWithOptions(billingwf.Reconcile, workflow.RegisterOptions{Name: billingwf.ReconcileWorkflowName})
 	w.RegisterActivity(acts)
 	return w
 }
