@@ -235,7 +235,7 @@ func (s *Server) deleteSnapshot(c *fiber.Ctx) error {
 	return noContent(c)
 }
 
-// snapshotNotTargeted refuses to delete a snapshot that devices are told to run, naming a few of them.
+// snapshotNotTargeted refuses to delete a snapshot that devices or device groups are told to run, naming a few.
 func snapshotNotTargeted(ctx context.Context, tx *storage.Store, id string) error {
 	const named = 3
 	names, err := tx.SnapshotTargetOf(ctx, id, named+1)
@@ -246,7 +246,7 @@ func snapshotNotTargeted(ctx context.Context, tx *storage.Store, id string) erro
 	if len(names) > named {
 		who += " and more"
 	}
-	return domain.Conflict("snapshot_in_use", "The snapshot is the target of device "+who+"; give them another target first.")
+	return domain.Conflict("snapshot_in_use", "The snapshot is the target of "+who+"; give them another target first.")
 }
 
 func (s *Server) exportSnapshot(c *fiber.Ctx) error {

@@ -450,6 +450,6 @@ func TestDeletingASnapshotDevicesTargetIsRefused(t *testing.T) {
 	r := owner.Do("DELETE", "/api/v1/snapshots/"+id, nil)
 	assert.Equal(t, 409, r.Status, string(r.Raw))
 	assert.Equal(t, "snapshot_in_use", r.String("code"))
-	assert.Contains(t, r.String("message"), "pump-1, pump-2")
+	assert.Contains(t, r.String("message"), "device pump-1, device pump-2")
 	owner.Must(200, "GET", "/api/v1/snapshots/"+id, nil)
 }

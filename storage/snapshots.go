@@ -89,17 +89,20 @@ func (s *Store) DeleteSnapshot(ctx context.Context, id string) error {
 	return mustAffect(res, err, "snapshot")
 }
 
-// SnapshotTargetOf names the devices whose target is the snapshot, at most limit of them, by name.
+// SnapshotTargetOf names what has the snapshot as its target ("device pump-1", "device group line-2"), at most
+// limit of them, sorted.
 func (s *Store) SnapshotTargetOf(ctx context.Context, snapshotID string, limit int) ([]string, error) {
 	var names []string
-	err := s.db.NewSelect().Model((*Device)(nil)).Column("name").Where("target_snapshot_id = ?", snapshotID).
-		OrderExpr("name ASC").Limit(int64(limit)).Scan(ctx, &names)
+	devices := s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("'device ' || name AS label").Where("target_snapshot_id = ?", snapshotID)
+	groups := s.db.NewSelect().Model((*DeviceGroup)(nil)).ColumnExpr("'device group ' || name AS label").Where("target_snapshot_id = ?", snapshotID)
+	err := s.db.NewSelect().TableExpr("(?) AS targets", devices.UnionAll(groups)).Column("label").
+		OrderExpr("label ASC").Limit(int64(limit)).Scan(ctx, &names)
 	return names, err
 }
 
 // PruneAutoSnapshots deletes an instance's automatic snapshots beyond the newest keep, and returns the IDs it
-// deleted. It spares the IDs in except (a snapshot being restored, say) and snapshots a device targets or
-// runs. Snapshots taken by hand are never pruned.
+// deleted. It spares the IDs in except (a snapshot being restored, say) and snapshots that a device or device
+// group targets or a device runs. Snapshots taken by hand are never pruned.
 func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep int, except ...string) ([]string, error) {
 	var ids []string
 	err := s.db.NewSelect().Model((*Snapshot)(nil)).Column("id").Where("instance_id = ? AND auto = ?", instanceID, true).
@@ -111,6 +114,7 @@ func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep 
 	var used []string
 	err = s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.In(candidates)).
 		UnionAll(s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("active_snapshot_id").Where("active_snapshot_id IN (?)", bun.In(candidates))).
+		UnionAll(s.db.NewSelect().Model((*DeviceGroup)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.In(candidates))).
 		Scan(ctx, &used)
 	if err != nil {
 		return nil, err

@@ -181,15 +181,25 @@ func TestSnapshotsDevicesUseAreSparedAndNamed(t *testing.T) {
 				Mode: "autonomous", SettingsHash: "h", TargetSnapshotID: use.target, ActiveSnapshotID: use.active}
 			require.NoError(t, st.InsertDevice(ctx, d))
 		}
+		group := &storage.DeviceGroup{ID: domain.NewID(), ApplicationID: in.ApplicationID, TeamID: in.TeamID, Name: "line-1", TargetSnapshotID: &autos[0]}
+		require.NoError(t, st.InsertDeviceGroup(ctx, group))
 		names, err := st.SnapshotTargetOf(ctx, autos[0], 10)
 		require.NoError(t, err)
-		assert.Equal(t, []string{"device-0", "device-2"}, names)
+		assert.Equal(t, []string{"device device-0", "device device-2", "device group line-1"}, names)
+		names, err = st.SnapshotTargetOf(ctx, autos[0], 2)
+		require.NoError(t, err)
+		assert.Len(t, names, 2)
 		names, err = st.SnapshotTargetOf(ctx, autos[1], 10)
 		require.NoError(t, err)
 		assert.Empty(t, names, "running a snapshot is not targeting it")
 
+		groupTarget := &storage.DeviceGroup{ID: domain.NewID(), ApplicationID: in.ApplicationID, TeamID: in.TeamID, Name: "line-2", TargetSnapshotID: &autos[2]}
+		require.NoError(t, st.InsertDeviceGroup(ctx, groupTarget))
+		extra := snapshotOf(in, "auto 4", true)
+		_, err = st.InsertSnapshot(ctx, extra)
+		require.NoError(t, err)
 		deleted, err := st.PruneAutoSnapshots(ctx, in.ID, 1)
 		require.NoError(t, err)
-		assert.Equal(t, []string{autos[2]}, deleted, "snapshots a device targets or runs are kept")
+		assert.Equal(t, []string{autos[3]}, deleted, "snapshots a device or group targets or a device runs are kept")
 	})
 }
