@@ -239,6 +239,9 @@ func (s *Server) createDevice(c *fiber.Ctx, who *caller, req *registerDeviceRequ
 	if err != nil {
 		return err
 	}
+	if s.billing != nil {
+		s.billing.UsageChanged(ctx, d.TeamID)
+	}
 	return c.JSON(registeredDeviceJSON{deviceJSON: s.deviceView(d), Team: teamRefJSON{ID: team.ID, Name: team.Name},
 		ForgeURL: s.cfg.PublicURL, Credentials: creds, Meta: map[string]string{"ffVersion": compatibleFlowFuseVersion, "flowyardVersion": s.cfg.Version}})
 }
@@ -524,6 +527,9 @@ func (s *Server) deleteDevice(c *fiber.Ctx) error {
 	}
 	if s.broker != nil {
 		s.broker.DisconnectDevice(d.ID)
+	}
+	if s.billing != nil {
+		s.billing.UsageChanged(c.UserContext(), d.TeamID)
 	}
 	return noContent(c)
 }
