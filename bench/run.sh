@@ -84,4 +84,17 @@ FLOWYARD_BENCH=1 go test ./platform -run TestMeasureInstances -count=1 -timeout 
   echo
   echo '```'
 } >> "$report"
+
+# Devices: 1,000 simulated agents (MQTT + HTTP) against `flowyard dev` in its own process: platform RSS per
+# connected device, time for all to report running after a target change, idle CPU.
+FLOWYARD_BENCH=1 go test ./platform -run TestMeasureDevices -count=1 -timeout 20m >/dev/null
+{
+  echo
+  echo "## Devices (go test ./platform -run TestMeasureDevices, FLOWYARD_BENCH=1; 1,000 simulated agents)"
+  echo
+  echo '```json'
+  cat bench/devices.json
+  echo
+  echo '```'
+} >> "$report"
 cat "$report"

@@ -61,10 +61,11 @@ type Broker struct {
 
 	replies sync.Map // correlation ID -> waiter
 	closed  atomic.Bool
-	// statuses carries status messages from the clients' read loops to a few workers, so the store's work
-	// (and its deep stacks) stays off the thousands of connection goroutines.
-	statuses [statusWorkers]chan packets.Packet
-	stop     chan struct{}
+	// work carries the store's work for devices (authentication, connection flags, status messages) from the
+	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
+	// device's events stay in order and the store's deep stacks stay off the thousands of connection goroutines.
+	work [statusWorkers]chan func()
+	stop chan struct{}
 }
 
 // statusWorkers is how many status messages are recorded at once; statusQueue how many may wait.
@@ -109,9 +110,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.srv.Close()
 		return nil, fmt.Errorf("reset device connections: %w", err)
 	}
-	for i := range b.statuses {
-		b.statuses[i] = make(chan packets.Packet, statusQueue/statusWorkers)
-		go b.recordStatuses(b.statuses[i])
+	for i := range b.work {
+		b.work[i] = make(chan func(), statusQueue/statusWorkers)
+		go b.worker(b.work[i])
 	}
 	for i, filter := range []string{deviceTopic("+", "+", "status"), deviceTopic("+", "+", "response/"+b.platformID)} {
 		handler := b.queueStatus
@@ -246,25 +247,49 @@ func grantOf(d *storage.Device) grant {
 	return g
 }
 
-// queueStatus hands a status message to the worker of its device (one device's messages stay in order); when
-// the workers fall far behind, the message is dropped (the device repeats its status at its next heartbeat).
+// queueStatus hands a status message to its device's worker; when the workers fall far behind, the message is
+// dropped (the device repeats its status at its next heartbeat).
 func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(pk.TopicName))
+	_, deviceID, _, _ := parseDeviceTopic(pk.TopicName)
 	select {
-	case b.statuses[h.Sum32()%statusWorkers] <- pk:
+	case b.queue(deviceID) <- func() { b.onStatus(pk) }:
 	default:
 		b.log.Warn("dropped a status message: the broker is behind", "topic", pk.TopicName)
 	}
 }
 
-func (b *Broker) recordStatuses(queue chan packets.Packet) {
+// queue is the work queue of a device.
+func (b *Broker) queue(deviceID string) chan func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(deviceID))
+	return b.work[h.Sum32()%statusWorkers]
+}
+
+// onWorker runs fn on the device's worker and waits for it.
+func (b *Broker) onWorker(deviceID string, fn func()) {
+	done := make(chan struct{})
+	select {
+	case b.queue(deviceID) <- func() { defer close(done); fn() }:
+		<-done
+	case <-b.stop:
+	}
+}
+
+// later runs fn on the device's worker after what is queued before it.
+func (b *Broker) later(deviceID string, fn func()) {
+	select {
+	case b.queue(deviceID) <- fn:
+	case <-b.stop:
+	}
+}
+
+func (b *Broker) worker(queue chan func()) {
 	for {
 		select {
 		case <-b.stop:
 			return
-		case pk := <-queue:
-			b.onStatus(pk)
+		case fn := <-queue:
+			fn()
 		}
 	}
 }

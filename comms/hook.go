@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/storage"
 )
 
 // hook authenticates devices, enforces the topic ACLs and keeps the connected flag of each device.
@@ -37,9 +38,16 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Warn("refused a device whose client ID is not its username", "device", deviceID, "clientId", cl.ID)
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := h.b.devices.DeviceByBrokerPassword(ctx, string(pk.Connect.Password))
+	var d *storage.Device
+	var err error
+	h.b.onWorker(deviceID, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d, err = h.b.devices.DeviceByBrokerPassword(ctx, string(pk.Connect.Password))
+	})
+	if d == nil && err == nil {
+		return false // the broker is closing
+	}
 	if err != nil || d.ID != deviceID || d.TeamID != teamID {
 		h.b.log.Warn("refused a device with bad broker credentials", "device", deviceID, "remote", cl.Net.Remote, "err", err)
 		return false
@@ -84,11 +92,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	_, deviceID, _ := devices.ParseBrokerUsername(string(cl.Properties.Username))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.b.store.SetDeviceConnected(ctx, deviceID, true, time.Now()); err != nil {
-		h.b.log.Warn("mark device connected", "device", deviceID, "err", err)
-	}
+	h.b.setConnected(deviceID, true)
 }
 
 // OnDisconnect marks the device disconnected, unless a newer connection of it took over.
@@ -110,9 +114,17 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if !current || cl.IsTakenOver() || h.b.closed.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.b.store.SetDeviceConnected(ctx, deviceID, false, time.Now()); err != nil {
-		h.b.log.Warn("mark device disconnected", "device", deviceID, "err", err)
-	}
+	h.b.setConnected(deviceID, false)
+}
+
+// setConnected records a connection opening or closing, in order with the device's status messages.
+func (b *Broker) setConnected(deviceID string, connected bool) {
+	at := time.Now()
+	b.later(deviceID, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.store.SetDeviceConnected(ctx, deviceID, connected, at); err != nil {
+			b.log.Warn("record device connection", "device", deviceID, "connected", connected, "err", err)
+		}
+	})
 }

@@ -76,6 +76,30 @@ func TestDeviceEndToEnd(t *testing.T) {
 	waitDevice(t, c, deviceID, snap, 4*time.Minute)
 	assert.Equal(t, "hello from the device", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
 
+	// Developer mode: the device's flows are pulled into a device snapshot, and pushed targets are ignored.
+	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "developer"})
+	pulled := c.Must(201, "POST", "/api/v1/devices/"+deviceID+"/snapshots", map[string]any{"name": "from the device"})
+	full := c.Must(200, "GET", "/api/v1/snapshots/"+pulled.String("id")+"/full", nil)
+	assert.Contains(t, string(full.Raw), "hello from the device", "the snapshot holds the device's flows")
+	assert.Len(t, c.Must(200, "GET", "/api/v1/devices/"+deviceID+"/snapshots", nil).Body["items"], 1)
+	v2 := c.Must(201, "POST", "/api/v1/instances/"+instID+"/snapshots/import", map[string]any{
+		"snapshot": map[string]any{"name": "v2", "flows": helloFlows("hello v2"), "nodeRedVersion": "4.1.15"},
+	}).String("id")
+	changed := time.Now()
+	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"targetSnapshotId": v2})
+	waitFor(t, 30*time.Second, "a check-in after the change", func() bool {
+		seen, err := time.Parse(time.RFC3339Nano, c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil).String("lastSeenAt"))
+		return err == nil && seen.After(changed.Add(time.Second))
+	})
+	got = c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil)
+	assert.Equal(t, snap, got.String("activeSnapshotId"), "a developer-mode device keeps its flows")
+	assert.Equal(t, true, got.Body["isDeploying"])
+	assert.Equal(t, "hello from the device", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
+	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "autonomous"})
+	waitDevice(t, c, deviceID, v2, 2*time.Minute)
+	assert.Equal(t, "hello v2", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
+	snap = v2
+
 	// The agent restarts: Node-RED runs the same snapshot again from disk, without a new install.
 	stopAgent()
 	marker := filepath.Join(dir, "project", "node_modules", ".flowyard-marker")

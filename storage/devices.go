@@ -142,8 +142,7 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 
 // LinkDeviceSnapshot records that a snapshot was pulled from a device.
 func (s *Store) LinkDeviceSnapshot(ctx context.Context, snapshotID, deviceID string) error {
-	_, err := s.db.NewInsert().TableExpr("device_snapshots").
-		Value("snapshot_id", "?", snapshotID).Value("device_id", "?", deviceID).Exec(ctx)
+	_, err := s.db.NewRaw("INSERT INTO device_snapshots (snapshot_id, device_id) VALUES (?, ?)", snapshotID, deviceID).Exec(ctx)
 	return err
 }
 
