@@ -28,7 +28,9 @@ func newFleetWorld(t *testing.T) *fleetWorld {
 	c.Login("admin@example.com", "admin-password")
 	w := &fleetWorld{dev: dev, c: c}
 	objects := seededObjects(c)
-	w.team = c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet"}).String("id")
+	// Fleets outgrow the seeded Starter type's device limit.
+	unlimited := c.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Unlimited fleet"}).String("id")
+	w.team = c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet", "teamTypeId": unlimited}).String("id")
 	w.app = c.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "plant"}).String("id")
 	id, op := postInstance(t, c, w.app, "fleet-source", objects)
 	require.Equal(t, "succeeded", waitOperation(t, c, op).String("status"))

@@ -1,0 +1,97 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/flowyard/flowyard/workflows/rollout"
+)
+
+// TestMeasureRollout rolls a snapshot out to FLOWYARD_BENCH_DEVICES (default 10,000) simulated devices run by
+// a separate flowyard-agent process, and reports the time from POST …/rollouts to succeeded, the platform's
+// peak RSS (this test process holds the platform; the fleet runs elsewhere) and the largest history length
+// of any run of the rollout workflow. Only under make bench (FLOWYARD_BENCH=1); writes bench/rollout.json.
+func TestMeasureRollout(t *testing.T) {
+	if os.Getenv("FLOWYARD_BENCH") != "1" {
+		t.Skip("a measurement, not a test: run it with make bench")
+	}
+	n := 10000
+	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	w := newFleetWorld(t)
+	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "bench"}).String("id")
+	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
+		"deviceGroupId": group}).String("token")
+
+	agentBin := filepath.Join(t.TempDir(), "flowyard-agent")
+	out, err := exec.Command("go", "build", "-o", agentBin, "../cmd/flowyard-agent").CombinedOutput()
+	require.NoError(t, err, string(out))
+	sim := exec.Command(agentBin, "simulate", "--forge-url", w.dev.URL, "--provisioning-token", tok, "--count", strconv.Itoa(n),
+		"--delay", "100ms", "--interval", "10m", "--dir", t.TempDir())
+	sim.Stderr = os.Stderr
+	require.NoError(t, sim.Start())
+	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
+
+	provisionStart := time.Now()
+	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool {
+		g := w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil)
+		return int(g.Body["deviceCount"].(float64)) == n
+	})
+	provision := time.Since(provisionStart)
+	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
+
+	start := time.Now()
+	ro := w.rollout(t, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
+	took := time.Since(start)
+	require.Equal(t, "succeeded", ro["status"], "%v", ro)
+
+	longest := longestHistory(t, w.dev.TemporalAddress, ro["id"].(string))
+	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "rolloutSeconds": took.Seconds(),
+		"peakRSSMiB": peakRSSMiB(), "longestHistoryEvents": longest, "counts": ro["counts"]}
+	b, _ := json.MarshalIndent(report, "", "  ")
+	t.Logf("rollout: %s", b)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", "rollout.json"), b, 0o644))
+}
+
+// longestHistory is the largest history of any run of the rollout's workflow (continue-as-new makes runs).
+func longestHistory(t *testing.T, address, rolloutID string) int64 {
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: "flowyard"})
+	require.NoError(t, err)
+	defer c.Close()
+	resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: "flowyard", Query: fmt.Sprintf("WorkflowId = %q", rollout.WorkflowID(rolloutID))})
+	require.NoError(t, err)
+	var longest int64
+	for _, e := range resp.Executions {
+		if e.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && e.HistoryLength > longest {
+			longest = e.HistoryLength
+		}
+	}
+	return longest
+}
+
+// peakRSSMiB reads this process's high-water RSS.
+func peakRSSMiB() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		var kb float64
+		if _, err := fmt.Sscanf(line, "VmHWM: %f kB", &kb); err == nil {
+			return kb / 1024
+		}
+	}
+	return 0
+}
