@@ -46,7 +46,7 @@ func newDevProcess(t *testing.T) *devProcess {
 	d := &devProcess{t: t, bin: buildFlowyard(t), dataDir: dataDir, url: "http://" + listen,
 		args: []string{"dev", "--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(temporalPort(t)),
 			"--temporal-bin", filepath.Join(repo, "bin", "temporal"), "--temporal-config", filepath.Join(repo, "temporal.yaml"),
-			"--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(), "--admin-email", "admin@example.com",
+			"--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(), "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--admin-email", "admin@example.com",
 			"--admin-password", "admin-password", "--log-format", "text"}}
 	t.Cleanup(func() {
 		if t.Failed() && d.out != nil {

@@ -43,6 +43,15 @@ func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
 		func(ctx context.Context, state string) (int, error) {
 			return st.CountRows(ctx, "instances", "state", state)
 		}))
+	reg.MustRegister(metrics.NewCountCollector("devices", "Devices by connection to the broker, from the database.", "connected", []string{"true", "false"},
+		func(ctx context.Context, connected string) (int, error) {
+			return st.CountDevicesConnected(ctx, connected == "true")
+		}))
+	reg.MustRegister(metrics.NewCountCollector("rollouts", "Rollouts by status (running, paused, awaiting_approval and rolling_back are in flight).", "status",
+		[]string{"running", "paused", "awaiting_approval", "rolling_back"},
+		func(ctx context.Context, status string) (int, error) {
+			return st.CountRows(ctx, "rollouts", "status", status)
+		}))
 	return metrics.NewHTTP(reg)
 }
 

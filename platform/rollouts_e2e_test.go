@@ -23,7 +23,12 @@ type fleetWorld struct {
 }
 
 func newFleetWorld(t *testing.T) *fleetWorld {
-	dev := startDev(t)
+	return prepareFleet(t, startDev(t))
+}
+
+// prepareFleet gives a running platform a team without a device limit, an application, a running instance
+// and a snapshot of it.
+func prepareFleet(t *testing.T, dev devEnv) *fleetWorld {
 	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
 	w := &fleetWorld{dev: dev, c: c}

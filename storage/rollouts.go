@@ -455,3 +455,8 @@ func (s *Store) RemoveGroupDevices(ctx context.Context, groupID string, ids []st
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// CountDevicesConnected counts the devices that are (or are not) connected to the broker.
+func (s *Store) CountDevicesConnected(ctx context.Context, connected bool) (int, error) {
+	return count(s.db.NewSelect().Model((*Device)(nil)).Where("connected = ?", connected).Count(ctx))
+}
