@@ -1,0 +1,3 @@
+DROP INDEX snapshot_schedules_team;
+--bun:split
+DROP TABLE snapshot_schedules;
