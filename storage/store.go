@@ -72,8 +72,10 @@ func openSQLite(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	sqldb.SetMaxOpenConns(8)
-	sqldb.SetMaxIdleConns(8)
+	// Writers queue on SQLite's lock while holding a connection; enough connections keep readers (which WAL
+	// lets run beside the writer) from starving behind them under a burst of writes.
+	sqldb.SetMaxOpenConns(32)
+	sqldb.SetMaxIdleConns(32)
 	return sqldb, nil
 }
 
