@@ -27,7 +27,7 @@ import (
 	"github.com/flowyard/flowyard/platform"
 )
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -38,7 +38,7 @@ func freePort(t *testing.T) int {
 // startDev runs `flowyard dev` in-process on free ports with its own data dir, using the repository's
 // bin/temporal and the shared test stacks dir, and returns the API's URL.
 // startDev takes extra flags that override the defaults (the last of a flag wins).
-func startDev(t *testing.T, extra ...string) devEnv {
+func startDev(t testing.TB, extra ...string) devEnv {
 	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ type devEnv struct {
 }
 
 // linkStacks shares installed Node-RED stacks between test runs: npm runs once per machine, not per test.
-func linkStacks(t *testing.T, dataDir string) {
+func linkStacks(t testing.TB, dataDir string) {
 	t.Helper()
 	stacks := os.Getenv("FLOWYARD_TEST_STACKS_DIR")
 	if stacks == "" {
@@ -94,7 +94,7 @@ func linkStacks(t *testing.T, dataDir string) {
 }
 
 // temporalPort finds a free port whose UI port (+1000) is free too.
-func temporalPort(t *testing.T) int {
+func temporalPort(t testing.TB) int {
 	tport := freePort(t)
 	for tport+1000 > 65535 || !portFree(tport+1000) {
 		tport = freePort(t)
@@ -102,7 +102,7 @@ func temporalPort(t *testing.T) int {
 	return tport
 }
 
-func waitReady(t *testing.T, url string) {
+func waitReady(t testing.TB, url string) {
 	t.Helper()
 	waitFor(t, 90*time.Second, "the API to be ready", func() bool {
 		resp, err := http.Get(url + "/readyz")
@@ -135,7 +135,7 @@ func portFree(p int) bool {
 	return true
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
@@ -151,7 +151,7 @@ func firstID(r *apitest.Response) string {
 }
 
 // waitOperation waits until an operation finishes and returns its final status.
-func waitOperation(t *testing.T, c *apitest.Client, opID string) *apitest.Response {
+func waitOperation(t testing.TB, c *apitest.Client, opID string) *apitest.Response {
 	t.Helper()
 	var op *apitest.Response
 	deadline := time.Now().Add(3 * time.Minute)

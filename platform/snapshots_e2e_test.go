@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,80 +19,16 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
-	"github.com/flowyard/flowyard/config"
-	"github.com/flowyard/flowyard/platform"
 )
 
-// openPort finds a free TCP port on 127.0.0.1 (for tests and benchmarks alike).
-func openPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// runDev runs `flowyard dev` in-process on free ports with its own data dir (the repository's bin/temporal,
-// the shared test stacks dir) and returns a signed-in admin client and the Temporal frontend's address.
+// runDev runs `flowyard dev` in-process (see startDev) and returns a signed-in admin client and the Temporal
+// frontend's address.
 func runDev(t testing.TB) (*apitest.Client, string) {
 	t.Helper()
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
-	dataDir := t.TempDir()
-	stacks := os.Getenv("FLOWYARD_TEST_STACKS_DIR")
-	if stacks == "" {
-		stacks = "/tmp/flowyard-test-stacks"
-	}
-	// Share installed Node-RED stacks between test runs: npm runs once per machine, not per test.
-	require.NoError(t, os.MkdirAll(stacks, 0o755))
-	require.NoError(t, os.Symlink(stacks, filepath.Join(dataDir, "stacks")))
-	listen := fmt.Sprintf("127.0.0.1:%d", openPort(t))
-	tport := openPort(t)
-	for tport+1000 > 65535 || !portFree(tport+1000) {
-		tport = openPort(t)
-	}
-	cfg, err := config.Load("dev", []string{"--data-dir", dataDir, "--listen", listen, "--temporal-port", fmt.Sprint(tport),
-		"--temporal-bin", bin, "--temporal-config", filepath.Join(repo, "temporal.yaml"), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", openPort(t)),
-		"--admin-email", "admin@example.com", "--admin-password", "admin-password"}, func(string) string { return "" })
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	go func() { done <- platform.RunDev(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(60 * time.Second):
-			t.Error("flowyard dev did not stop within 60 s")
-		}
-	})
-	url := "http://" + listen
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("flowyard dev not ready after 90 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c := (&apitest.Env{URL: url}).Client(t)
+	dev := startDev(t)
+	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
-	return c, fmt.Sprintf("127.0.0.1:%d", tport)
+	return c, dev.TemporalAddress
 }
 
 // snapshotFixture is an instance running in `flowyard dev`, with helpers to drive it through the API.
