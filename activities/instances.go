@@ -24,6 +24,14 @@ type Instances struct {
 	ForgeURL string // where the storage plugin reaches the platform
 	// Usage hears of state changes that may change what the team is billed for; nil when billing is off.
 	Usage UsageNotifier
+	// Schedules removes a deleted instance's snapshot Schedule; nil leaves it to find no schedule row and idle.
+	Schedules ScheduleRemover
+}
+
+// ScheduleRemover deletes an instance's snapshot Schedule, succeeding when there is none (snapshot.Client
+// implements it).
+type ScheduleRemover interface {
+	DeleteSchedule(ctx context.Context, instanceID string) error
 }
 
 // UsageNotifier hears that a team's billable usage may have changed (billing.Service implements it).
@@ -143,10 +151,15 @@ func (a *Instances) StopRuntime(ctx context.Context, instanceID string) error {
 	return classifyDriverError(a.Driver.Stop(ctx, instanceID))
 }
 
-// RemoveInstance removes the runtime, its data and tokens, and the instance row.
+// RemoveInstance removes the runtime, its data and tokens, its snapshot Schedule, and the instance row.
 func (a *Instances) RemoveInstance(ctx context.Context, instanceID string) error {
 	if err := a.Driver.Remove(ctx, instanceID); err != nil {
 		return classifyDriverError(err)
+	}
+	if a.Schedules != nil {
+		if err := a.Schedules.DeleteSchedule(ctx, instanceID); err != nil {
+			return err
+		}
 	}
 	var teamID string
 	if in, err := a.Store.GetInstance(ctx, instanceID); err == nil {

@@ -53,7 +53,8 @@ type AutoSnapshot struct {
 	Spare       []string // snapshots that retention must not delete (the one being restored)
 }
 
-// TakeAutoSnapshot captures an automatic snapshot and prunes automatic snapshots beyond the retention.
+// TakeAutoSnapshot captures an automatic snapshot and prunes automatic snapshots beyond the instance's retention
+// (its snapshot schedule's keep, else snapshots.AutoRetention).
 func (a *Snapshots) TakeAutoSnapshot(ctx context.Context, req AutoSnapshot) error {
 	_, err := withHeartbeat(ctx, func(ctx context.Context) (struct{}, error) {
 		m := snapshots.Meta{ID: req.SnapshotID, Name: req.Name, Description: req.Description, Auto: true}
@@ -63,8 +64,7 @@ func (a *Snapshots) TakeAutoSnapshot(ctx context.Context, req AutoSnapshot) erro
 	if err != nil {
 		return rejected(err)
 	}
-	_, err = a.Service.Prune(ctx, req.InstanceID, append([]string{req.SnapshotID}, req.Spare...)...)
-	return err
+	return a.pruneAuto(ctx, req.InstanceID, append([]string{req.SnapshotID}, req.Spare...)...)
 }
 
 // ApplySnapshot writes a snapshot into an instance's store in one transaction; the runtime loads it on its next

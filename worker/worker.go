@@ -10,6 +10,7 @@ import (
 	billingwf "github.com/flowyard/flowyard/workflows/billing"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/rollout"
+	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
 )
 
 // Activities are every activity implementation the worker serves.
@@ -18,11 +19,12 @@ type Activities struct {
 	Snapshots *activities.Snapshots
 }
 
-// New builds a worker for the instances task queue. Workflows are registered under fixed names, so renaming a
-// Go function never breaks a running history.
+// New builds a worker for the instances task queue: instance lifecycles and scheduled snapshots. Workflows
+// are registered under fixed names, so renaming a Go function never breaks a running history.
 func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(instance.Lifecycle, workflow.RegisterOptions{Name: instance.WorkflowName})
+	w.RegisterWorkflowWithOptions(snapshotwf.Scheduled, workflow.RegisterOptions{Name: snapshotwf.WorkflowName})
 	w.RegisterActivity(acts.Instances)
 	w.RegisterActivity(acts.Snapshots)
 	return w
