@@ -119,11 +119,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 
 // setConnected records a connection opening or closing, in order with the device's status messages.
 func (b *Broker) setConnected(deviceID string, connected bool) {
-	at := time.Now()
 	b.later(deviceID, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := b.store.SetDeviceConnected(ctx, deviceID, connected, at); err != nil {
+		// Stamped when recorded, after the statuses queued before it: a disconnection is never older than
+		// the last status recorded.
+		if err := b.store.SetDeviceConnected(ctx, deviceID, connected, time.Now()); err != nil {
 			b.log.Warn("record device connection", "device", deviceID, "connected", connected, "err", err)
 		}
 	})
