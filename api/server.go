@@ -133,6 +133,7 @@ func (s *Server) registerRoutes() {
 	s.registerDeviceLive()
 	s.registerGroups()
 	s.registerRollouts()
+	s.registerPipelines()
 	s.registerBilling()
 	s.registerOpenAPI()
 }

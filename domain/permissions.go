@@ -65,6 +65,11 @@ const (
 	ActionProvisioningTokenCreate Action = "team:device:provisioning-token:create"
 	ActionProvisioningTokenList   Action = "team:device:provisioning-token:list"
 	ActionProvisioningTokenDelete Action = "team:device:provisioning-token:delete"
+	ActionPipelineRead            Action = "pipeline:read"
+	ActionPipelineCreate          Action = "pipeline:create"
+	ActionPipelineEdit            Action = "pipeline:edit"
+	ActionPipelineDelete          Action = "pipeline:delete"
+	ActionPipelinePromote         Action = "pipeline:promote" // protected stages and approvals ask for more
 
 	// Platform objects: any signed-in user reads them; only platform admins write them.
 	ActionPlatformRead  Action = "platform:read"
@@ -130,6 +135,11 @@ var rolePermissions = map[Action]Role{
 	ActionProvisioningTokenCreate: RoleOwner,
 	ActionProvisioningTokenList:   RoleOwner,
 	ActionProvisioningTokenDelete: RoleOwner,
+	ActionPipelineRead:            RoleMember,
+	ActionPipelineCreate:          RoleOwner,
+	ActionPipelineEdit:            RoleOwner,
+	ActionPipelineDelete:          RoleOwner,
+	ActionPipelinePromote:         RoleMember,
 }
 
 // anyUserActions need a signed-in user and no team role.

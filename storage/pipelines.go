@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
+)
+
+// Pipeline is an application's ordered list of stages.
+type Pipeline struct {
+	bun.BaseModel `bun:"table:pipelines,alias:pl"`
+	ID            string `bun:",pk"`
+	ApplicationID string
+	TeamID        string
+	Name          string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// PipelineStage is one stage: its targets, the action that obtains the snapshot it promotes onwards, and the
+// gates promotions into it pass.
+type PipelineStage struct {
+	bun.BaseModel      `bun:"table:pipeline_stages,alias:ps"`
+	ID                 string `bun:",pk"`
+	PipelineID         string
+	Position           int
+	Name               string
+	Action             string
+	Targets            []domain.StageTarget `bun:",type:text"`
+	DeployToDevices    bool
+	RequiresApproval   bool
+	ApproverRole       string
+	ForbidSelfApproval bool
+	Protected          bool
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Spec is the stage as the pipeline validator sees it.
+func (s *PipelineStage) Spec() domain.StageSpec {
+	return domain.StageSpec{Name: s.Name, Action: s.Action, Targets: s.Targets}
+}
+
+// Promotion moves a snapshot from one stage into the next; its workflow writes status and per-target results.
+type Promotion struct {
+	bun.BaseModel `bun:"table:promotions,alias:pr"`
+	ID            string `bun:",pk"`
+	PipelineID    string
+	TeamID        string
+	SourceStageID string
+	TargetStageID string
+	SnapshotID    *string
+	Status        string
+	RequestedBy   *string
+	DecidedBy     *string
+	ScheduledAt   *time.Time
+	Results       []PromotionResult `bun:",type:text"`
+	Reason        string
+	OperationID   *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	FinishedAt    *time.Time
+}
+
+// PromotionResult is one target's outcome in a promotion.
+type PromotionResult struct {
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Promotion statuses. Scheduled, awaiting_approval and running are the active ones.
+const (
+	PromotionScheduled        = "scheduled"
+	PromotionAwaitingApproval = "awaiting_approval"
+	PromotionRunning          = "running"
+	PromotionSucceeded        = "succeeded"
+	PromotionFailed           = "failed"
+	PromotionRejected         = "rejected"
+	PromotionCanceled         = "canceled"
+)
+
+// InsertPipeline adds a pipeline; a name taken in the application is a conflict.
+func (s *Store) InsertPipeline(ctx context.Context, p *Pipeline) error {
+	p.CreatedAt, p.UpdatedAt = now(), now()
+	_, err := s.db.NewInsert().Model(p).Exec(ctx)
+	return classify(err, "pipeline")
+}
+
+// GetPipeline returns one pipeline.
+func (s *Store) GetPipeline(ctx context.Context, id string) (*Pipeline, error) {
+	p := new(Pipeline)
+	err := s.db.NewSelect().Model(p).Where("id = ?", id).Scan(ctx)
+	return p, classify(err, "pipeline")
+}
+
+// ListPipelines returns a page of an application's pipelines.
+func (s *Store) ListPipelines(ctx context.Context, applicationID string, pg Page) ([]Pipeline, string, error) {
+	q := s.db.NewSelect().Model((*Pipeline)(nil)).Where("application_id = ?", applicationID)
+	return listPage(ctx, q, "id", pg, func(p *Pipeline) string { return p.ID })
+}
+
+// RenamePipeline writes a pipeline's name.
+func (s *Store) RenamePipeline(ctx context.Context, p *Pipeline) error {
+	p.UpdatedAt = now()
+	res, err := s.db.NewUpdate().Model(p).Column("name", "updated_at").WherePK().Exec(ctx)
+	if isUniqueViolation(err) {
+		return classify(err, "pipeline")
+	}
+	return mustAffect(res, err, "pipeline")
+}
+
+// DeletePipeline removes a pipeline with its stages and promotion history.
+func (s *Store) DeletePipeline(ctx context.Context, id string) error {
+	res, err := s.db.NewDelete().Model((*Pipeline)(nil)).Where("id = ?", id).Exec(ctx)
+	return mustAffect(res, err, "pipeline")
+}
+
+// ListStages returns a pipeline's stages in order.
+func (s *Store) ListStages(ctx context.Context, pipelineID string) ([]PipelineStage, error) {
+	var out []PipelineStage
+	err := s.db.NewSelect().Model(&out).Where("pipeline_id = ?", pipelineID).Order("position", "id").Scan(ctx)
+	return out, err
+}
+
+// ReplaceStages writes a pipeline's stages as given, in that order: the rows not in the list are deleted,
+// the others inserted or updated with their new positions. Run it in a transaction after validating the list.
+func (s *Store) ReplaceStages(ctx context.Context, pipelineID string, stages []PipelineStage) error {
+	ids := make([]string, 0, len(stages))
+	for _, st := range stages {
+		ids = append(ids, st.ID)
+	}
+	del := s.db.NewDelete().Model((*PipelineStage)(nil)).Where("pipeline_id = ?", pipelineID)
+	if len(ids) > 0 {
+		del = del.Where("id NOT IN (?)", bun.In(ids))
+	}
+	if _, err := del.Exec(ctx); err != nil {
+		return err
+	}
+	t := now()
+	for i := range stages {
+		st := &stages[i]
+		st.PipelineID, st.Position, st.UpdatedAt = pipelineID, i, t
+		if st.CreatedAt.IsZero() {
+			st.CreatedAt = t
+		}
+		if st.Targets == nil {
+			st.Targets = []domain.StageTarget{}
+		}
+		_, err := s.db.NewInsert().Model(st).On("CONFLICT (id) DO UPDATE").
+			Set("position = EXCLUDED.position, name = EXCLUDED.name, action = EXCLUDED.action, targets = EXCLUDED.targets").
+			Set("deploy_to_devices = EXCLUDED.deploy_to_devices, requires_approval = EXCLUDED.requires_approval").
+			Set("approver_role = EXCLUDED.approver_role, forbid_self_approval = EXCLUDED.forbid_self_approval").
+			Set("protected = EXCLUDED.protected, updated_at = EXCLUDED.updated_at").Exec(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	return s.touchPipeline(ctx, pipelineID)
+}
+
+func (s *Store) touchPipeline(ctx context.Context, id string) error {
+	_, err := s.db.NewUpdate().Model((*Pipeline)(nil)).Set("updated_at = ?", now()).Where("id = ?", id).Exec(ctx)
+	return err
+}
+
+// InsertPromotion records a promotion before its workflow starts.
+func (s *Store) InsertPromotion(ctx context.Context, p *Promotion) error {
+	p.CreatedAt, p.UpdatedAt = now(), now()
+	if p.Results == nil {
+		p.Results = []PromotionResult{}
+	}
+	_, err := s.db.NewInsert().Model(p).Exec(ctx)
+	return classify(err, "promotion")
+}
+
+// GetPromotion returns one promotion.
+func (s *Store) GetPromotion(ctx context.Context, id string) (*Promotion, error) {
+	p := new(Promotion)
+	err := s.db.NewSelect().Model(p).Where("id = ?", id).Scan(ctx)
+	return p, classify(err, "promotion")
+}
+
+// ListPromotions returns a page of a pipeline's promotions, oldest first.
+func (s *Store) ListPromotions(ctx context.Context, pipelineID string, pg Page) ([]Promotion, string, error) {
+	q := s.db.NewSelect().Model((*Promotion)(nil)).Where("pipeline_id = ?", pipelineID)
+	return listPage(ctx, q, "id", pg, func(p *Promotion) string { return p.ID })
+}
+
+// UpdatePromotion writes a promotion's progress; a finished promotion is never changed again, so a retried
+// activity cannot move it back.
+func (s *Store) UpdatePromotion(ctx context.Context, p *Promotion) error {
+	p.UpdatedAt = now()
+	if p.Status == PromotionSucceeded || p.Status == PromotionFailed || p.Status == PromotionRejected || p.Status == PromotionCanceled {
+		t := p.UpdatedAt
+		p.FinishedAt = &t
+	}
+	_, err := s.db.NewUpdate().Model(p).Column("snapshot_id", "status", "decided_by", "results", "reason", "updated_at", "finished_at").
+		WherePK().Where("status IN (?)", bun.In([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Exec(ctx)
+	return err
+}
+
+// LastPromotionInto returns the newest succeeded promotion into a stage: what the stage runs, who put it
+// there, when and from where. A stage nothing was promoted into yet answers not found.
+func (s *Store) LastPromotionInto(ctx context.Context, stageID string) (*Promotion, error) {
+	p := new(Promotion)
+	err := s.db.NewSelect().Model(p).Where("target_stage_id = ? AND status = ?", stageID, PromotionSucceeded).
+		Order("finished_at DESC", "id DESC").Limit(1).Scan(ctx)
+	return p, classify(err, "promotion")
+}
+
+// LatestSnapshotOf returns the newest snapshot of an instance or device (by its owner column).
+func (s *Store) LatestSnapshotOf(ctx context.Context, kind, ownerID string) (*Snapshot, error) {
+	snap := new(Snapshot)
+	q := s.db.NewSelect().Model(snap).ExcludeColumn(snapshotHeavyColumns...)
+	if kind == domain.TargetDevice {
+		q = q.Where("id IN (SELECT snapshot_id FROM device_snapshots WHERE device_id = ?)", ownerID)
+	} else {
+		q = q.Where("instance_id = ?", ownerID)
+	}
+	err := q.Order("created_at DESC", "id DESC").Limit(1).Scan(ctx)
+	return snap, classify(err, "snapshot")
+}
