@@ -55,6 +55,8 @@ type Deps struct {
 	Broker DeviceBroker
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
 	Billing *billing.Service
+	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
+	SnapshotSchedules SnapshotScheduler
 }
 
 // Server is the HTTP API.
@@ -74,6 +76,7 @@ type Server struct {
 	broker    DeviceBroker
 	rollouts  RolloutRunner
 	billing   *billing.Service
+	schedules SnapshotScheduler
 }
 
 // New builds the API with every route registered.
@@ -87,6 +90,7 @@ func New(d Deps) *Server {
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.billing = d.Billing
+	s.schedules = d.SnapshotSchedules
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
@@ -128,6 +132,7 @@ func (s *Server) registerRoutes() {
 	s.registerEditor()
 	s.registerInstances()
 	s.registerSnapshots()
+	s.registerSnapshotSchedules()
 	s.registerFlows()
 	s.registerDevices()
 	s.registerDeviceLive()

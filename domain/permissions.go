@@ -38,6 +38,7 @@ const (
 	ActionSnapshotEdit         Action = "snapshot:edit"
 	ActionSnapshotDelete       Action = "snapshot:delete"
 	ActionSnapshotRollback     Action = "project:snapshot:rollback"
+	ActionSnapshotSchedule     Action = "project:snapshot:schedule"
 	ActionOperationRead        Action = "operation:read"
 	ActionTeamBillingRead      Action = "team:billing:read"
 	ActionTeamBillingManage    Action = "team:billing:manage"
@@ -109,6 +110,7 @@ var rolePermissions = map[Action]Role{
 	ActionSnapshotEdit:         RoleOwner,
 	ActionSnapshotDelete:       RoleOwner,
 	ActionSnapshotRollback:     RoleMember,
+	ActionSnapshotSchedule:     RoleMember,
 	ActionOperationRead:        RoleViewer,
 	ActionTeamBillingRead:      RoleOwner,
 	ActionTeamBillingManage:    RoleOwner,

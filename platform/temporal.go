@@ -29,6 +29,7 @@ import (
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/rollout"
+	"github.com/flowyard/flowyard/workflows/snapshot"
 )
 
 // loadTemporalConfig reads temporal.yaml (defaults when it is absent) and, in dev, points it at the embedded
@@ -75,6 +76,7 @@ type engine struct {
 	closeDriver func() error
 	instances   *instance.Client
 	rollouts    *rollout.Client
+	schedules   *snapshot.Client
 	workers     []sdkworker.Worker
 	notifier    *lateNotifier
 	billing     *billing.Service // nil when billing is off
@@ -100,6 +102,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
 		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		schedules: &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		notifier:  &lateNotifier{}}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
@@ -107,7 +110,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		return nil, err
 	}
 	e.driver, e.closeDriver = drv, drv.Close
-	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL}
+	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL, Schedules: e.schedules}
 	e.workers = []sdkworker.Worker{
 		worker.New(c, e.instances.TaskQueue, worker.Activities{
 			Instances: instanceActs,
@@ -194,6 +197,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
 	d.Rollouts = e.rollouts
+	d.SnapshotSchedules = e.schedules
 	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
