@@ -18,6 +18,7 @@ import (
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/workflows/instance"
+	"github.com/flowyard/flowyard/workflows/snapshot"
 )
 
 // Version is set at build time.
@@ -164,6 +165,7 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
 	deps.HTTPMetrics = apiMetrics(reg, st)
+	deps.SnapshotSchedules = &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
 	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
 	if err != nil {
