@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestMeasureDevices(t *testing.T) {
 	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	dev := startDevProcess(t)
+	dev, metricsURL := startDevProcess(t)
 	url := dev.url
 	c := (&apitest.Env{URL: url}).Client(t)
 	c.Login("admin@example.com", "admin-password")
@@ -48,8 +49,8 @@ func TestMeasureDevices(t *testing.T) {
 		}).String("id")
 	}
 	tok := c.Must(201, "POST", "/api/v1/teams/"+team+"/provisioning-tokens", map[string]any{"name": "fleet", "applicationId": app}).String("token")
-	// Provision the fleet once, then restart the platform: the baseline is a fresh process that holds the
-	// devices' rows, so the difference with the fleet connected is what the connections cost.
+	// Provision the fleet and disconnect it: the baseline holds the devices' rows and warm store caches, so the
+	// difference with the fleet connected again is what the connections cost.
 	simDir := t.TempDir()
 	simulate := func() func() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -71,18 +72,17 @@ func TestMeasureDevices(t *testing.T) {
 	stop := simulate()
 	waitFleet(t, c, team, n, func(d map[string]any) bool { return d["status"] == "online" }, 5*time.Minute)
 	stop()
-	dev.kill(syscall.SIGTERM)
-	dev.start()
-	c.Login("admin@example.com", "admin-password")
-	time.Sleep(20 * time.Second)
-	baseline := rssKiB(t, dev.pid())
+	waitFleet(t, c, team, n, func(d map[string]any) bool { return d["status"] == "offline" }, time.Minute)
+	// Settled: the Go runtime returns a burst's garbage to the OS within minutes (forced GC every 2 min,
+	// then the scavenger), so memory is sampled over three idle minutes and the lowest value taken.
+	baseline, _ := settle(t, dev.pid(), 3*time.Minute)
+	goBaseline := goMemory(t, metricsURL)
 
 	simulate()
 	ids := waitFleet(t, c, team, n, func(d map[string]any) bool { return d["status"] == "online" }, 3*time.Minute)
-	// Idle with every device connected: the Go runtime returns the garbage of the connection burst to the OS
-	// within a few minutes (forced GC every 2 min, then the scavenger), so memory is sampled until it settles.
 	connectedPeak := rssKiB(t, dev.pid())
 	connected, idleCPU := settle(t, dev.pid(), 3*time.Minute)
+	goConnected := goMemory(t, metricsURL)
 
 	start := time.Now()
 	patchAll(t, c, ids, map[string]any{"targetSnapshotId": snaps[0]})
@@ -96,6 +96,9 @@ func TestMeasureDevices(t *testing.T) {
 		"platformRssConnectedMiB":   float64(connected) / 1024,
 		"platformRssConnectPeakMiB": float64(connectedPeak) / 1024,
 		"idleSeconds":               180,
+		"goroutinesPerDevice":       (goConnected["go_goroutines"] - goBaseline["go_goroutines"]) / float64(n),
+		"goStackKiBPerDevice":       (goConnected["go_memstats_stack_inuse_bytes"] - goBaseline["go_memstats_stack_inuse_bytes"]) / 1024 / float64(n),
+		"goHeapKiBPerDevice":        (goConnected["go_memstats_heap_alloc_bytes"] - goBaseline["go_memstats_heap_alloc_bytes"]) / 1024 / float64(n),
 		"platformKiBPerDevice":      float64(connected-baseline) / float64(n),
 		"targetChangeToAllRunningS": allRunning.Seconds(),
 		"targetChangePatchesS":      patched.Seconds(),
@@ -109,12 +112,30 @@ func TestMeasureDevices(t *testing.T) {
 }
 
 // startDevProcess runs `flowyard dev` as a child process (crash_test.go's), so its memory and CPU are its own.
-func startDevProcess(t *testing.T) *devProcess {
+func startDevProcess(t *testing.T) (*devProcess, string) {
 	t.Helper()
 	d := newDevProcess(t)
-	d.args = append(d.args, "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-level", "warn")
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d.args = append(d.args, "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--metrics-listen", metrics, "--log-level", "warn")
 	d.start()
-	return d
+	return d, "http://" + metrics + "/metrics"
+}
+
+// goMemory reads the Go runtime's gauges from the platform's /metrics.
+func goMemory(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && (f[0] == "go_goroutines" || strings.HasPrefix(f[0], "go_memstats_")) {
+			out[f[0]], _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return out
 }
 
 func (d *devProcess) pid() int { return d.cmd.Process.Pid }
