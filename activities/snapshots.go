@@ -76,6 +76,15 @@ func (a *Snapshots) ApplySnapshot(ctx context.Context, instanceID, snapshotID st
 	return rejected(err)
 }
 
+// PromoteSnapshot is ApplySnapshot for a pipeline promotion: the instance keeps its env values, gains the
+// snapshot's new keys, and never takes the platform's FF_* variables from it.
+func (a *Snapshots) PromoteSnapshot(ctx context.Context, instanceID, snapshotID string) error {
+	_, err := withHeartbeat(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, a.Service.Promote(ctx, snapshotID, instanceID)
+	})
+	return rejected(err)
+}
+
 // rejected makes refusals of the input final, with the API's sentence as the message; other errors are left to
 // the retry policy.
 func rejected(err error) error {

@@ -78,6 +78,7 @@ func (s *Server) registerPipelines() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/pipelines/:pipelineId/stages", Summary: "Append a stage (or insert it at position).", Tag: "pipelines", Body: stageRequest{}, Status: 201}, s.addStage)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/pipelines/:pipelineId/stages/:stageId", Summary: "Edit or move a stage.", Tag: "pipelines", Body: stageRequest{}}, s.editStage)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/pipelines/:pipelineId/stages/:stageId", Summary: "Remove a stage.", Tag: "pipelines", Status: 204}, s.removeStage)
+	s.registerPromotions()
 }
 
 func (s *Server) createPipeline(c *fiber.Ctx) error {

@@ -51,6 +51,8 @@ type Deps struct {
 	HTTPMetrics *metrics.HTTP // request counts and latencies; nil records nothing
 	// Rollouts runs fleet rollouts; nil makes those routes answer 503.
 	Rollouts RolloutRunner
+	// Pipelines runs promotions; nil makes promote answer 503.
+	Pipelines PipelineRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
@@ -75,6 +77,7 @@ type Server struct {
 	devices   *devices.Service
 	broker    DeviceBroker
 	rollouts  RolloutRunner
+	pipelines PipelineRunner
 	billing   *billing.Service
 	schedules SnapshotScheduler
 }
@@ -90,6 +93,7 @@ func New(d Deps) *Server {
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.billing = d.Billing
+	s.pipelines = d.Pipelines
 	s.schedules = d.SnapshotSchedules
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{

@@ -28,6 +28,7 @@ import (
 	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/instance"
+	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
 	"github.com/flowyard/flowyard/workflows/snapshot"
 )
@@ -76,6 +77,7 @@ type engine struct {
 	closeDriver func() error
 	instances   *instance.Client
 	rollouts    *rollout.Client
+	pipelines   *pipeline.Client
 	schedules   *snapshot.Client
 	workers     []sdkworker.Worker
 	notifier    *lateNotifier
@@ -102,6 +104,8 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
 		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
+			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
 		schedules: &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
 		notifier:  &lateNotifier{}}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
@@ -117,6 +121,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
 		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
+		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
 	}
 	svc, billingClient := newBilling(cfg, st, c, tcfg, log, e.instances)
 	if svc != nil {
@@ -197,6 +202,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
 	d.Rollouts = e.rollouts
+	d.Pipelines = e.pipelines
 	d.SnapshotSchedules = e.schedules
 	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL

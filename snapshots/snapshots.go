@@ -185,6 +185,10 @@ func installedModules(requested map[string]string, runtimeSettings string) map[s
 // settings, env and modules as the instance's own values over its template. Applying the same snapshot twice
 // gives the same result, so a retried activity is harmless. The runtime picks the content up on its next start.
 func (s *Service) Apply(ctx context.Context, snapshotID, instanceID string) error {
+	return s.apply(ctx, snapshotID, instanceID, false)
+}
+
+func (s *Service) apply(ctx context.Context, snapshotID, instanceID string, promote bool) error {
 	return s.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		snap, err := tx.GetSnapshot(ctx, snapshotID)
 		if err != nil {
@@ -205,7 +209,11 @@ func (s *Service) Apply(ctx context.Context, snapshotID, instanceID string) erro
 		if err != nil {
 			return err
 		}
-		if in.Settings, in.Env, err = Overrides(tpl, snap.Settings, snap.Env); err != nil {
+		env := snap.Env
+		if promote {
+			env = PromotedEnv(in.Env, tpl.Env, snap.Env)
+		}
+		if in.Settings, in.Env, err = Overrides(tpl, snap.Settings, env); err != nil {
 			return err
 		}
 		in.Modules = snap.Modules

@@ -9,6 +9,7 @@ import (
 	"github.com/flowyard/flowyard/activities"
 	billingwf "github.com/flowyard/flowyard/workflows/billing"
 	"github.com/flowyard/flowyard/workflows/instance"
+	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
 	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
 )
@@ -45,6 +46,15 @@ func NewBilling(c client.Client, taskQueue string, acts *activities.Billing) sdk
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(billingwf.Team, workflow.RegisterOptions{Name: billingwf.WorkflowName})
 	w.RegisterWorkflowWithOptions(billingwf.Reconcile, workflow.RegisterOptions{Name: billingwf.ReconcileWorkflowName})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// NewPipelines builds a worker for the pipelines task queue: promotions, which wait for approvals and
+// schedules and run instance lifecycles and rollouts as children on their own queues.
+func NewPipelines(c client.Client, taskQueue string, acts *activities.Pipelines) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(pipeline.Promote, workflow.RegisterOptions{Name: pipeline.WorkflowName})
 	w.RegisterActivity(acts)
 	return w
 }

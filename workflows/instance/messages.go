@@ -32,6 +32,9 @@ type Params struct {
 	OperationID string
 	Action      Action
 	SnapshotID  string // the snapshot ActionRollback restores
+	// Promote makes ActionRollback a pipeline promotion: env merges instead of being replaced (see
+	// snapshots.PromotedEnv). Runs started before the field existed decode it as false and replay unchanged.
+	Promote bool
 }
 
 // Result is the state a run left the instance in.

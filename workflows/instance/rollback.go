@@ -56,7 +56,11 @@ func (r *run) rollback() (string, error) {
 			return "", err
 		}
 	}
-	if err := r.exec(snapshotOptions, "snapshot applied", sa.ApplySnapshot, r.p.InstanceID, r.p.SnapshotID); err != nil {
+	apply := sa.ApplySnapshot
+	if r.p.Promote {
+		apply = sa.PromoteSnapshot
+	}
+	if err := r.exec(snapshotOptions, "snapshot applied", apply, r.p.InstanceID, r.p.SnapshotID); err != nil {
 		// The transaction committed nothing: the instance still holds its own content.
 		if !target.ShouldRun {
 			return r.putBack(target.State, err)

@@ -1,0 +1,281 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/snapshots"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Pipelines are the activities of the promotion workflow. Each is idempotent: IDs come from the workflow,
+// and the promotion row only moves forward.
+type Pipelines struct {
+	Store     *storage.Store
+	Snapshots *snapshots.Service
+	Notifier  DeviceNotifier // nil: devices learn their new target on their next check-in
+}
+
+// PromotionPlan is what a promotion deploys and where.
+type PromotionPlan struct {
+	SnapshotID    string
+	SnapshotName  string
+	ApplicationID string
+	Targets       []domain.StageTarget
+}
+
+// PlanRequest asks to resolve a promotion's snapshot by its source stage's action.
+type PlanRequest struct {
+	PromotionID   string
+	SnapshotID    string // named by the caller (prompt)
+	NewSnapshotID string // the ID a create_snapshot capture takes, chosen by the workflow so a retry stores one
+}
+
+// PlanPromotion resolves the snapshot to promote, at the time the promotion runs (a scheduled promotion whose
+// source was deleted since fails here, with the reason), and lists the next stage's targets.
+func (a *Pipelines) PlanPromotion(ctx context.Context, req PlanRequest) (PromotionPlan, error) {
+	pr, err := a.Store.GetPromotion(ctx, req.PromotionID)
+	if err != nil {
+		return PromotionPlan{}, rejected(err)
+	}
+	p, err := a.Store.GetPipeline(ctx, pr.PipelineID)
+	if err != nil {
+		return PromotionPlan{}, rejected(err)
+	}
+	stages, err := a.Store.ListStages(ctx, p.ID)
+	if err != nil {
+		return PromotionPlan{}, err
+	}
+	source, target := findStage(stages, pr.SourceStageID), findStage(stages, pr.TargetStageID)
+	if source == nil || target == nil {
+		return PromotionPlan{}, rejected(domain.Conflict("stage_gone", "A stage of this promotion was removed from the pipeline."))
+	}
+	snap, err := a.resolveSnapshot(ctx, p, source, pr, req)
+	if err != nil {
+		return PromotionPlan{}, rejected(err)
+	}
+	if snap.ApplicationID != p.ApplicationID {
+		return PromotionPlan{}, rejected(domain.Unprocessable("snapshot_other_application", "The snapshot belongs to another application."))
+	}
+	return PromotionPlan{SnapshotID: snap.ID, SnapshotName: snap.Name, ApplicationID: p.ApplicationID, Targets: target.Targets}, nil
+}
+
+func findStage(stages []storage.PipelineStage, id string) *storage.PipelineStage {
+	for i := range stages {
+		if stages[i].ID == id {
+			return &stages[i]
+		}
+	}
+	return nil
+}
+
+func (a *Pipelines) resolveSnapshot(ctx context.Context, p *storage.Pipeline, source *storage.PipelineStage, pr *storage.Promotion, req PlanRequest) (*storage.Snapshot, error) {
+	if req.SnapshotID != "" {
+		return a.Store.GetSnapshotMeta(ctx, req.SnapshotID)
+	}
+	if source.Spec().KindOf() == domain.TargetDeviceGroup {
+		g, err := a.Store.GetDeviceGroup(ctx, source.Targets[0].ID)
+		if err != nil {
+			return nil, sourceGone(err, "device group")
+		}
+		if g.TargetSnapshotID == nil {
+			return nil, domain.Conflict("no_snapshot", "The source device group has no target snapshot to promote.")
+		}
+		return a.Store.GetSnapshotMeta(ctx, *g.TargetSnapshotID)
+	}
+	if len(source.Targets) != 1 {
+		return nil, domain.Unprocessable("snapshot_required", "The source stage has several targets; name the snapshot to promote (snapshotId).")
+	}
+	t := source.Targets[0]
+	switch source.Action {
+	case domain.StagePrompt:
+		return nil, domain.Unprocessable("snapshot_required", "The source stage's action is prompt; name the snapshot to promote (snapshotId).")
+	case domain.StageCreateSnapshot:
+		m := snapshots.Meta{ID: req.NewSnapshotID, Name: "Deploy Snapshot - " + time.Now().UTC().Format("2006-01-02 15:04:05"),
+			Description: fmt.Sprintf("Taken for a promotion from stage %q of pipeline %q.", source.Name, p.Name), CreatedBy: pr.RequestedBy}
+		snap, err := a.Snapshots.Capture(ctx, t.ID, m)
+		return snap, sourceGone(err, "instance")
+	case domain.StageUseLatestSnapshot:
+		snap, err := a.Store.LatestSnapshotOf(ctx, t.Kind, t.ID)
+		if domain.IsKind(err, domain.KindNotFound) {
+			return nil, domain.Conflict("no_snapshot", "The source "+t.Kind+" has no snapshot to promote.")
+		}
+		return snap, err
+	case domain.StageUseActiveSnapshot:
+		d, err := a.Store.GetDevice(ctx, t.ID)
+		if err != nil {
+			return nil, sourceGone(err, "device")
+		}
+		if d.ActiveSnapshotID == nil {
+			return nil, domain.Conflict("no_snapshot", "The source device runs no snapshot to promote.")
+		}
+		return a.Store.GetSnapshotMeta(ctx, *d.ActiveSnapshotID)
+	}
+	return nil, domain.Unprocessable("bad_action", "The source stage's action "+source.Action+" is not known.")
+}
+
+// sourceGone turns "not found" into a sentence that says what is missing.
+func sourceGone(err error, what string) error {
+	if domain.IsKind(err, domain.KindNotFound) {
+		return domain.Conflict("source_gone", "The source "+what+" of this promotion no longer exists.")
+	}
+	return err
+}
+
+// PromotionProgress is the promotion's state as the workflow last saw it.
+type PromotionProgress struct {
+	PromotionID string
+	OperationID string
+	Status      string // a storage.Promotion* status
+	SnapshotID  string
+	DecidedBy   string
+	Results     []TargetResult
+	Reason      string
+}
+
+// TargetResult is one target's outcome in a promotion: pending, running, succeeded or failed.
+type TargetResult struct {
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// SavePromotionProgress writes the promotion row and its operation's progress (one entry per target).
+func (a *Pipelines) SavePromotionProgress(ctx context.Context, pp PromotionProgress) error {
+	return a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		pr, err := tx.GetPromotion(ctx, pp.PromotionID)
+		if err != nil {
+			return err
+		}
+		pr.Status, pr.Reason = pp.Status, pp.Reason
+		pr.Results = make([]storage.PromotionResult, 0, len(pp.Results))
+		for _, r := range pp.Results {
+			pr.Results = append(pr.Results, storage.PromotionResult(r))
+		}
+		if pp.SnapshotID != "" {
+			pr.SnapshotID = &pp.SnapshotID
+		}
+		if pp.DecidedBy != "" {
+			pr.DecidedBy = &pp.DecidedBy
+		}
+		if err := tx.UpdatePromotion(ctx, pr); err != nil {
+			return err
+		}
+		return savePromotionOperation(ctx, tx, pp)
+	})
+}
+
+func savePromotionOperation(ctx context.Context, tx *storage.Store, pp PromotionProgress) error {
+	if pp.OperationID == "" {
+		return nil
+	}
+	op, err := tx.GetOperation(ctx, pp.OperationID)
+	if err != nil {
+		return err
+	}
+	done := 0
+	for _, r := range pp.Results {
+		if r.Status != "pending" && r.Status != "running" {
+			done++
+		}
+	}
+	op.Progress = map[string]any{"done": done, "total": len(pp.Results), "status": pp.Status, "targets": pp.Results}
+	if pp.SnapshotID != "" {
+		op.Progress["snapshotId"] = pp.SnapshotID
+	}
+	op.Error = pp.Reason
+	switch pp.Status {
+	case storage.PromotionSucceeded:
+		op.Status = storage.OperationSucceeded
+	case storage.PromotionFailed, storage.PromotionRejected:
+		op.Status = storage.OperationFailed
+	case storage.PromotionCanceled:
+		op.Status = storage.OperationCanceled
+	default:
+		op.Status = storage.OperationRunning
+	}
+	_, err = tx.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	return err
+}
+
+// TargetOperation records the operation of one target's part (an instance's rollback run, a group's rollout).
+type TargetOperation struct {
+	OperationID, Kind, SubjectType, SubjectID, TeamID, WorkflowID string
+	CreatedBy                                                     string
+}
+
+// RecordTargetOperation inserts the operation once; a retry finds it by its request key.
+func (a *Pipelines) RecordTargetOperation(ctx context.Context, t TargetOperation) error {
+	key := "promotion-target/" + t.OperationID
+	op := &storage.Operation{ID: t.OperationID, Kind: t.Kind, SubjectType: t.SubjectType, SubjectID: t.SubjectID, TeamID: &t.TeamID,
+		Status: storage.OperationPending, WorkflowID: t.WorkflowID, RequestKey: &key}
+	if t.CreatedBy != "" {
+		op.CreatedBy = &t.CreatedBy
+	}
+	_, _, err := a.Store.InsertOperation(ctx, op)
+	return err
+}
+
+// SetDeviceTarget makes the snapshot a device's target (it stays owned by its source) and tells the device.
+func (a *Pipelines) SetDeviceTarget(ctx context.Context, deviceID, snapshotID string) error {
+	d, err := a.Store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return rejected(err)
+	}
+	if d.Mode == "developer" {
+		return rejected(domain.Conflict("device_in_developer_mode", "The device is in developer mode; it does not take pipeline deployments."))
+	}
+	d.TargetSnapshotID = &snapshotID
+	if err := a.Store.UpdateDevice(ctx, d, "target_snapshot_id"); err != nil {
+		return err
+	}
+	if a.Notifier != nil {
+		_ = a.Notifier.NotifyDevices(ctx, []string{deviceID}) // a device not reached learns on its next check-in
+	}
+	return nil
+}
+
+// GroupRollout asks to record a rollout of a snapshot to a group, started by a promotion.
+type GroupRollout struct {
+	RolloutID, OperationID, GroupID, SnapshotID, CreatedBy string
+	Waves                                                  []int
+	Strategy                                               map[string]any
+}
+
+// RecordGroupRollout inserts the rollout row and its operation (once); a group that has a rollout running
+// already, or no devices, refuses.
+func (a *Pipelines) RecordGroupRollout(ctx context.Context, req GroupRollout) (teamID string, err error) {
+	if r, err := a.Store.GetRollout(ctx, req.RolloutID); err == nil {
+		return r.TeamID, nil
+	}
+	g, err := a.Store.GetDeviceGroup(ctx, req.GroupID)
+	if err != nil {
+		return "", rejected(err)
+	}
+	n, err := a.Store.CountGroupDevices(ctx, g.ID)
+	if err != nil {
+		return "", err
+	}
+	if n == 0 {
+		return "", rejected(domain.Unprocessable("group_empty", "The group has no devices to roll out to."))
+	}
+	r := &storage.Rollout{ID: req.RolloutID, GroupID: g.ID, TeamID: g.TeamID, ApplicationID: g.ApplicationID, SnapshotID: req.SnapshotID,
+		PreviousSnapshotID: g.TargetSnapshotID, Strategy: req.Strategy, Status: "running", Waves: len(req.Waves), Total: n, OperationID: &req.OperationID}
+	if req.CreatedBy != "" {
+		r.CreatedBy = &req.CreatedBy
+	}
+	err = a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.InsertRollout(ctx, r); err != nil {
+			return err
+		}
+		key := "promotion-target/" + req.OperationID
+		op := &storage.Operation{ID: req.OperationID, Kind: "rollout", SubjectType: "rollout", SubjectID: r.ID, TeamID: &g.TeamID,
+			Status: storage.OperationPending, WorkflowID: "rollout/" + r.ID, RequestKey: &key, CreatedBy: r.CreatedBy}
+		_, _, err := tx.InsertOperation(ctx, op)
+		return err
+	})
+	return g.TeamID, rejected(err)
+}
