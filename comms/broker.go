@@ -247,18 +247,14 @@ func grantOf(d *storage.Device) grant {
 	return g
 }
 
-// queueStatus hands a status message to its device's worker; when the workers fall far behind, the message is
-// dropped (the device repeats its status at its next heartbeat).
+// queueStatus hands a status message to its device's worker. When the workers are behind it waits, which slows
+// only the publishing device's connection: a dropped status would leave a rollout waiting for a report that
+// comes again only at the device's next heartbeat.
 func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 	_, deviceID, _, _ := parseDeviceTopic(pk.TopicName)
-	select {
-	case b.queue(deviceID) <- func() { b.onStatus(pk) }:
-	default:
-		b.log.Warn("dropped a status message: the broker is behind", "topic", pk.TopicName)
-	}
+	b.later(deviceID, func() { b.onStatus(pk) })
 }
 
-// queue is the work queue of a device.
 func (b *Broker) queue(deviceID string) chan func() {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(deviceID))
