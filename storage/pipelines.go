@@ -213,7 +213,9 @@ func (s *Store) LastPromotionInto(ctx context.Context, stageID string) (*Promoti
 	return p, classify(err, "promotion")
 }
 
-// LatestSnapshotOf returns the newest snapshot of an instance or device (by its owner column).
+// LatestSnapshotOf returns the newest snapshot of an instance or device that a user or a promotion took.
+// Automatic snapshots are left out: the one a promotion takes before it writes holds what the instance ran
+// before, not what it runs.
 func (s *Store) LatestSnapshotOf(ctx context.Context, kind, ownerID string) (*Snapshot, error) {
 	snap := new(Snapshot)
 	q := s.db.NewSelect().Model(snap).ExcludeColumn(snapshotHeavyColumns...)
@@ -222,6 +224,6 @@ func (s *Store) LatestSnapshotOf(ctx context.Context, kind, ownerID string) (*Sn
 	} else {
 		q = q.Where("instance_id = ?", ownerID)
 	}
-	err := q.Order("created_at DESC", "id DESC").Limit(1).Scan(ctx)
+	err := q.Where("auto = ?", false).Order("created_at DESC", "id DESC").Limit(1).Scan(ctx)
 	return snap, classify(err, "snapshot")
 }

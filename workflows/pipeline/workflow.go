@@ -51,7 +51,7 @@ type promotion struct {
 // Promote runs one promotion: the approval gate, the schedule, the snapshot resolved by the source stage's
 // action, then each target of the next stage in turn, recording each target's result as it goes.
 func Promote(ctx workflow.Context, p Params) (Progress, error) {
-	pr := &promotion{ctx: ctx, p: p, st: Progress{Status: StatusRunning, Results: []activities.TargetResult{}}}
+	pr := &promotion{ctx: ctx, p: p, st: Progress{Status: initialStatus(p), Results: []activities.TargetResult{}}}
 	if err := pr.registerHandlers(); err != nil {
 		return pr.st, err
 	}
@@ -89,6 +89,18 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 		return pr.finish(StatusFailed, fmt.Sprintf("%d of %d targets failed: %s", len(failed), len(pr.st.Results), strings.Join(failed, "; ")))
 	}
 	return pr.finish(StatusSucceeded, "")
+}
+
+// initialStatus is the status the API recorded: the validators must see it from the first workflow task on,
+// since an approve may arrive with it.
+func initialStatus(p Params) string {
+	switch {
+	case p.RequiresApproval:
+		return StatusAwaitingApproval
+	case !p.At.IsZero():
+		return StatusScheduled
+	}
+	return StatusRunning
 }
 
 func (pr *promotion) registerHandlers() error {
