@@ -187,3 +187,81 @@ func TestFailedInstallReportsError(t *testing.T) {
 	assert.Equal(t, "s1", r["snapshot"], "the new snapshot is reported with the error, as FlowFuse's agent does")
 	assert.Contains(t, r["stateDetail"], "ETARGET")
 }
+
+// TestOfflineRestartRunsTheLastSnapshot: an agent that restarts while the platform is unreachable starts the
+// snapshot it ran before, without downloading or installing anything.
+func TestOfflineRestartRunsTheLastSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "device.yml")
+	require.NoError(t, SaveConfig(cfgPath, &DeviceConfig{DeviceID: "d1", Token: "fyd_x", CredentialSecret: "s", ForgeURL: "http://127.0.0.1:1"}))
+	st, _ := json.Marshal(persisted{Application: strPtr("app1"), Snapshot: &Snapshot{ID: "s1"}, Settings: &Settings{Hash: "h1"}})
+	require.NoError(t, os.WriteFile(filepath.Join(dir, stateFile), st, 0o600))
+	runner := &fakeRunner{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond}) }()
+	waitUntil(t, "Node-RED started from disk", func() bool {
+		runner.mu.Lock()
+		defer runner.mu.Unlock()
+		return runner.running
+	})
+	assert.Empty(t, runner.prepared, "nothing was installed")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func strPtr(s string) *string { return &s }
+
+// provisioningPlatform adds registration to the fake platform: every device provisioned is "d1" (the fake
+// serves one device's documents).
+func (p *platform) provisioningHandler(t *testing.T) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/devices/", p.handler(t))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "Bearer fyp_x", r.Header.Get("Authorization"))
+	})
+	mux.HandleFunc("POST /api/v1/devices", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		assert.Equal(t, "Auto Provisioned", body["type"])
+		w.Write([]byte(`{"id":"d1","credentials":{"token":"fyd_x","credentialSecret":"s"}}`))
+	})
+	return mux
+}
+
+// TestSimulate runs a small simulated fleet: each device provisions, deploys its target and reports running,
+// or error at the failure rate.
+func TestSimulate(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		state string
+	}{{0, "running"}, {1, "error"}} {
+		p := &platform{}
+		srv := httptest.NewServer(p.provisioningHandler(t))
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- Simulate(ctx, SimulateOptions{ForgeURL: srv.URL, ProvisioningToken: "fyp_x", Count: 5, FailureRate: tc.rate,
+				Delay: 10 * time.Millisecond, Dir: dir, Interval: time.Hour})
+		}()
+		waitUntil(t, "every simulated device to report "+tc.state, func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			n := 0
+			for _, r := range p.reports {
+				if r["state"] == tc.state && r["snapshot"] == "s1" {
+					n++
+				}
+			}
+			return n >= 5
+		})
+		cancel()
+		require.NoError(t, <-done)
+		srv.Close()
+		cfg, err := LoadConfig(filepath.Join(dir, "device-00003", "device.yml"))
+		require.NoError(t, err)
+		assert.Equal(t, "d1", cfg.DeviceID, "provisioned once and kept in --dir")
+		assert.True(t, cfg.AutoProvisioned)
+	}
+}
