@@ -55,7 +55,7 @@ func TestMeasureRollout(t *testing.T) {
 	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
 
 	start := time.Now()
-	ro := w.rollout(t, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
+	ro := w.rolloutWithin(t, 15*time.Minute, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
 	took := time.Since(start)
 	require.Equal(t, "succeeded", ro["status"], "%v", ro)
 

@@ -66,10 +66,16 @@ func (w *fleetWorld) fleet(t *testing.T, name string, n int, failureRate float64
 
 func (w *fleetWorld) rollout(t *testing.T, group, snapshot string, strategy map[string]any) map[string]any {
 	t.Helper()
+	return w.rolloutWithin(t, 3*time.Minute, group, snapshot, strategy)
+}
+
+// rolloutWithin starts a rollout and waits up to d for it to end.
+func (w *fleetWorld) rolloutWithin(t *testing.T, d time.Duration, group, snapshot string, strategy map[string]any) map[string]any {
+	t.Helper()
 	r := w.c.Must(202, "POST", "/api/v1/device-groups/"+group+"/rollouts", map[string]any{"snapshotId": snapshot, "strategy": strategy})
 	id := r.Body["rollout"].(map[string]any)["id"].(string)
 	var ro *apitest.Response
-	waitFor(t, 3*time.Minute, "rollout "+id+" to finish", func() bool {
+	waitFor(t, d, "rollout "+id+" to finish", func() bool {
 		ro = w.c.Must(200, "GET", "/api/v1/rollouts/"+id, nil)
 		switch ro.String("status") {
 		case "succeeded", "failed", "rolled_back", "aborted":
