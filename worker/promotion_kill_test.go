@@ -1,0 +1,174 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/drivers/fake"
+	"github.com/flowyard/flowyard/snapshots"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+	"github.com/flowyard/flowyard/temporalenv"
+	"github.com/flowyard/flowyard/worker"
+	"github.com/flowyard/flowyard/workflows/pipeline"
+)
+
+// With pipelineWorkerEnv set, the test binary serves the instances and pipelines task queues until killed.
+const (
+	pipelineWorkerEnv = "FLOWYARD_TEST_PIPELINE_WORKER_PROCESS"
+	pipelinesQueue    = "pipelines"
+)
+
+// init runs before TestMain, so a pipeline worker process never reaches the tests.
+func init() {
+	if os.Getenv(pipelineWorkerEnv) != "1" {
+		return
+	}
+	if err := runPipelineWorkerProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, "pipeline worker process:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runPipelineWorkerProcess() error {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, os.Getenv(workerDBEnv))
+	if err != nil {
+		return err
+	}
+	sealer, err := domain.NewSealer(testMasterKey)
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(client.Options{HostPort: os.Getenv(workerAddrEnv), Namespace: testNamespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	if err != nil {
+		return err
+	}
+	svc := &snapshots.Service{Store: st, Sealer: sealer}
+	instances := worker.New(c, testTaskQueue, worker.Activities{
+		Instances: &activities.Instances{Store: st, Driver: fake.New(nil), Sealer: sealer},
+		Snapshots: &activities.Snapshots{Service: svc},
+	})
+	pipelines := worker.NewPipelines(c, pipelinesQueue, &activities.Pipelines{Store: st, Snapshots: svc})
+	for _, w := range []interface{ Start() error }{instances, pipelines} {
+		if err := w.Start(); err != nil {
+			return err
+		}
+	}
+	fmt.Println(workerReady)
+	select {} // until killed
+}
+
+func pipelineWorkerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
+	require.NoError(t, os.Setenv(pipelineWorkerEnv, "1"))
+	defer os.Unsetenv(pipelineWorkerEnv)
+	return workerProcess(t, dbURL, temporalAddr)
+}
+
+// TestWorkerKilledInTheMiddleOfAPromotion promotes 10 MB of flows from a source instance into two target
+// instances, SIGKILLs the worker while the first target's write is open on Postgres, starts a new worker, and
+// checks that the promotion finishes with every target promoted exactly once: one automatic snapshot and one
+// lifecycle operation per target, the source's flows, and each target's own env values kept.
+func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+	bin := filepath.Join(repo, "bin", "temporal")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
+	require.NoError(t, err)
+	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
+		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+
+	dbURL := storagetest.NewDatabase(t, "postgres")
+	st, err := storage.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	sealer, err := domain.NewSealer(testMasterKey)
+	require.NoError(t, err)
+	source := seedInstance(t, st, sealer)
+	newer, older := versioned("new", 10<<20), versioned("old", 10<<20)
+	write(t, st, sealer, source, newer)
+	var targets []*storage.Instance
+	for _, name := range []string{"target-a", "target-b"} {
+		in := *source
+		in.ID, in.Name = domain.NewID(), name
+		require.NoError(t, st.InsertInstance(ctx, &in))
+		write(t, st, sealer, &in, older)
+		targets = append(targets, &in)
+	}
+	promotionID := seedPromotion(t, st, source, targets)
+
+	first := pipelineWorkerProcess(t, dbURL, srv.Address())
+	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	require.NoError(t, err)
+	defer c.Close()
+	facade := &pipeline.Client{Temporal: c, TaskQueue: pipelinesQueue, InstanceQueue: testTaskQueue, RolloutQueue: "rollouts"}
+	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID})
+	require.NoError(t, err)
+
+	waitForApplyTransaction(t, dbURL)
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
+
+	pipelineWorkerProcess(t, dbURL, srv.Address())
+	got, err := facade.Wait(ctx, promotionID)
+	require.NoError(t, err, "the promotion finishes on the new worker")
+	assert.Equal(t, pipeline.StatusSucceeded, got.Status)
+	for _, in := range targets {
+		content := read(t, st, sealer, in.ID)
+		assert.Equal(t, newer.flows, content.flows, in.Name+" runs the source's flows")
+		assert.Equal(t, "flows new, credentials password-new, env old", label(content), in.Name+": the target keeps its env value")
+		snaps, _, err := st.ListSnapshots(ctx, in.ID, storage.Page{})
+		require.NoError(t, err)
+		assert.Len(t, snaps, 1, in.Name+" was promoted once: one automatic snapshot")
+		ops, _, err := st.ListOperationsBySubject(ctx, "instance", in.ID, storage.Page{})
+		require.NoError(t, err)
+		assert.Len(t, ops, 1, in.Name+" was promoted once: one lifecycle operation")
+	}
+}
+
+// seedPromotion records a two-stage pipeline (source → both targets) and a promotion along it.
+func seedPromotion(t *testing.T, st *storage.Store, source *storage.Instance, targets []*storage.Instance) string {
+	t.Helper()
+	ctx := context.Background()
+	p := &storage.Pipeline{ID: domain.NewID(), ApplicationID: source.ApplicationID, TeamID: source.TeamID, Name: "release"}
+	require.NoError(t, st.InsertPipeline(ctx, p))
+	from := storage.PipelineStage{ID: domain.NewID(), Name: "dev", Action: domain.StageCreateSnapshot, ApproverRole: "owner",
+		Targets: []domain.StageTarget{{Kind: domain.TargetInstance, ID: source.ID}}}
+	to := storage.PipelineStage{ID: domain.NewID(), Name: "prod", Action: domain.StageCreateSnapshot, ApproverRole: "owner"}
+	for _, in := range targets {
+		to.Targets = append(to.Targets, domain.StageTarget{Kind: domain.TargetInstance, ID: in.ID})
+	}
+	require.NoError(t, st.ReplaceStages(ctx, p.ID, []storage.PipelineStage{from, to}))
+	pr := &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: from.ID, TargetStageID: to.ID,
+		Status: storage.PromotionRunning}
+	require.NoError(t, st.InsertPromotion(ctx, pr))
+	return pr.ID
+}
