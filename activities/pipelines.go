@@ -20,10 +20,11 @@ type Pipelines struct {
 
 // PromotionPlan is what a promotion deploys and where.
 type PromotionPlan struct {
-	SnapshotID    string
-	SnapshotName  string
-	ApplicationID string
-	Targets       []domain.StageTarget
+	SnapshotID      string
+	SnapshotName    string
+	ApplicationID   string
+	Targets         []domain.StageTarget
+	DeployToDevices bool // instance targets pass the snapshot on to their devices
 }
 
 // PlanRequest asks to resolve a promotion's snapshot by its source stage's action.
@@ -59,7 +60,8 @@ func (a *Pipelines) PlanPromotion(ctx context.Context, req PlanRequest) (Promoti
 	if snap.ApplicationID != p.ApplicationID {
 		return PromotionPlan{}, rejected(domain.Unprocessable("snapshot_other_application", "The snapshot belongs to another application."))
 	}
-	return PromotionPlan{SnapshotID: snap.ID, SnapshotName: snap.Name, ApplicationID: p.ApplicationID, Targets: target.Targets}, nil
+	return PromotionPlan{SnapshotID: snap.ID, SnapshotName: snap.Name, ApplicationID: p.ApplicationID, Targets: target.Targets,
+		DeployToDevices: target.DeployToDevices}, nil
 }
 
 func findStage(stages []storage.PipelineStage, id string) *storage.PipelineStage {
@@ -236,6 +238,19 @@ func (a *Pipelines) SetDeviceTarget(ctx context.Context, deviceID, snapshotID st
 		_ = a.Notifier.NotifyDevices(ctx, []string{deviceID}) // a device not reached learns on its next check-in
 	}
 	return nil
+}
+
+// SetInstanceDevicesTarget makes the snapshot the target of the instance's devices and tells them; it
+// reports how many there are.
+func (a *Pipelines) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapshotID string) (int, error) {
+	ids, err := a.Store.SetInstanceDevicesTarget(ctx, instanceID, snapshotID)
+	if err != nil {
+		return 0, err
+	}
+	if a.Notifier != nil && len(ids) > 0 {
+		_ = a.Notifier.NotifyDevices(ctx, ids) // a device not reached learns on its next check-in
+	}
+	return len(ids), nil
 }
 
 // GroupRollout asks to record a rollout of a snapshot to a group, started by a promotion.

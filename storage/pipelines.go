@@ -227,3 +227,15 @@ func (s *Store) LatestSnapshotOf(ctx context.Context, kind, ownerID string) (*Sn
 	err := q.Where("auto = ?", false).Order("created_at DESC", "id DESC").Limit(1).Scan(ctx)
 	return snap, classify(err, "snapshot")
 }
+
+// SetInstanceDevicesTarget makes snapshotID the target of every device assigned to the instance, and returns
+// their IDs (a stage's deployToDevices).
+func (s *Store) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapshotID string) ([]string, error) {
+	var ids []string
+	err := s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("instance_id = ?", instanceID).Scan(ctx, &ids)
+	if err != nil || len(ids) == 0 {
+		return ids, err
+	}
+	_, err = s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Where("instance_id = ?", instanceID).Exec(ctx)
+	return ids, err
+}

@@ -67,3 +67,24 @@ func TestPipelinesStagesAndHistory(t *testing.T) {
 		assert.True(t, domain.IsKind(err, domain.KindNotFound), "history goes with the pipeline")
 	})
 }
+
+func TestInstanceDevicesTakeAPromotedSnapshot(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		in := newInstance(t, st, "with-devices").ID // first: seeding defaults needs an empty store
+		f := newRolloutFixture(t, st, 2)
+		d, err := st.GetDevice(ctx, f.devices[0])
+		require.NoError(t, err)
+		d.InstanceID = &in
+		require.NoError(t, st.UpdateDevice(ctx, d, "instance_id"))
+		ids, err := st.SetInstanceDevicesTarget(ctx, in, f.newS)
+		require.NoError(t, err)
+		assert.Equal(t, []string{f.devices[0]}, ids)
+		for i, id := range f.devices {
+			got, err := st.GetDevice(ctx, id)
+			require.NoError(t, err)
+			want := map[int]string{0: f.newS, 1: f.oldS}[i]
+			assert.Equal(t, want, *got.TargetSnapshotID)
+		}
+	})
+}

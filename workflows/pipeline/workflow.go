@@ -46,6 +46,8 @@ type promotion struct {
 	decision *Decision // approve or reject, once given
 	approved bool
 	canceled bool
+	// deployToDevices: an instance target passes the snapshot on to its devices.
+	deployToDevices bool
 }
 
 // Promote runs one promotion: the approval gate, the schedule, the snapshot resolved by the source stage's
@@ -72,6 +74,7 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 		return pr.finish(StatusFailed, message(err))
 	}
 	pr.st.SnapshotID = plan.SnapshotID
+	pr.deployToDevices = plan.DeployToDevices
 	for _, t := range plan.Targets {
 		pr.st.Results = append(pr.st.Results, activities.TargetResult{Kind: t.Kind, ID: t.ID, Status: resultPending})
 	}
@@ -221,7 +224,9 @@ func (pr *promotion) promoteTarget(i int) {
 	var err error
 	switch r.Kind {
 	case domain.TargetInstance:
-		err = pr.promoteInstance(r.ID)
+		if err = pr.promoteInstance(r.ID); err == nil && pr.deployToDevices {
+			err = pr.deployToInstanceDevices(r)
+		}
 	case domain.TargetDevice:
 		err = workflow.ExecuteActivity(workflow.WithActivityOptions(pr.ctx, shortOptions), a.SetDeviceTarget, r.ID, pr.st.SnapshotID).Get(pr.ctx, nil)
 	case domain.TargetDeviceGroup:
@@ -261,6 +266,21 @@ func (pr *promotion) promoteInstance(instanceID string) error {
 		return errors.New("another action is running on the instance; promote again when it has finished")
 	}
 	return err
+}
+
+// deployToInstanceDevices makes the promoted snapshot the target of the instance's devices (added after
+// promotions were first recorded, hence the version marker).
+func (pr *promotion) deployToInstanceDevices(r *activities.TargetResult) error {
+	if workflow.GetVersion(pr.ctx, "deploy-to-devices", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	var n int
+	ctx := workflow.WithActivityOptions(pr.ctx, shortOptions)
+	if err := workflow.ExecuteActivity(ctx, a.SetInstanceDevicesTarget, r.ID, pr.st.SnapshotID).Get(pr.ctx, &n); err != nil {
+		return err
+	}
+	r.Detail = fmt.Sprintf("and its %d devices", n)
+	return nil
 }
 
 // promoteGroup records a rollout of the snapshot to the group and runs the rollout workflow as a child,

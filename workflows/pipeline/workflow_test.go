@@ -28,6 +28,7 @@ type world struct {
 	rollouts    []rollout.Params
 	rolloutEnds string
 	planErr     error
+	toDevices   bool
 }
 
 var start = time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
@@ -51,7 +52,7 @@ func newEnv(t *testing.T, w *world, targets []domain.StageTarget) *testsuite.Tes
 		if w.planErr != nil {
 			return activities.PromotionPlan{}, w.planErr
 		}
-		return activities.PromotionPlan{SnapshotID: "snap-1", Targets: targets}, nil
+		return activities.PromotionPlan{SnapshotID: "snap-1", Targets: targets, DeployToDevices: w.toDevices}, nil
 	})
 	env.OnActivity(a.SavePromotionProgress, mock.Anything, mock.Anything).Return(func(_ context.Context, pp activities.PromotionProgress) error {
 		w.saved = append(w.saved, pp)
@@ -63,6 +64,7 @@ func newEnv(t *testing.T, w *world, targets []domain.StageTarget) *testsuite.Tes
 		return nil
 	})
 	env.OnActivity(a.RecordGroupRollout, mock.Anything, mock.Anything).Return("team-1", nil)
+	env.OnActivity(a.SetInstanceDevicesTarget, mock.Anything, mock.Anything, mock.Anything).Return(3, nil)
 	return env
 }
 
@@ -182,4 +184,15 @@ func TestAFailedTargetDoesNotStopTheOthers(t *testing.T) {
 	assert.Equal(t, "failed", last.Results[0].Status)
 	assert.Contains(t, last.Results[0].Detail, "rolled_back")
 	assert.Equal(t, "succeeded", last.Results[1].Status)
+}
+
+func TestDeployToDevicesPassesTheSnapshotOnFromEachInstance(t *testing.T) {
+	w := &world{toDevices: true}
+	env := newEnv(t, w, everyKind[:1])
+	env.ExecuteWorkflow(WorkflowName, Params{PromotionID: "p1"})
+	require.NoError(t, env.GetWorkflowError())
+	var got Progress
+	require.NoError(t, env.GetWorkflowResult(&got))
+	assert.Equal(t, "succeeded", got.Results[0].Status)
+	assert.Equal(t, "and its 3 devices", got.Results[0].Detail)
 }
