@@ -41,7 +41,7 @@ func TestMeasureRollout(t *testing.T) {
 	out, err := exec.Command("go", "build", "-o", agentBin, "../cmd/flowyard-agent").CombinedOutput()
 	require.NoError(t, err, string(out))
 	sim := exec.Command(agentBin, "simulate", "--forge-url", w.dev.URL, "--provisioning-token", tok, "--count", strconv.Itoa(n),
-		"--delay", "100ms", "--interval", "10m", "--dir", t.TempDir())
+		"--delay", "100ms", "--interval", "60s", "--dir", t.TempDir())
 	sim.Stderr = os.Stderr
 	require.NoError(t, sim.Start())
 	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
