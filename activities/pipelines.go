@@ -149,6 +149,9 @@ type TargetResult struct {
 func (a *Pipelines) SavePromotionProgress(ctx context.Context, pp PromotionProgress) error {
 	return a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		pr, err := tx.GetPromotion(ctx, pp.PromotionID)
+		if domain.IsKind(err, domain.KindNotFound) {
+			return nil // its pipeline was deleted: nothing left to project into
+		}
 		if err != nil {
 			return err
 		}

@@ -226,6 +226,13 @@ func (s *Server) deletePipeline(c *fiber.Ctx) error {
 		return err
 	}
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		n, err := tx.CountActivePromotions(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return domain.Conflict("promotion_active", "The pipeline has promotions scheduled, awaiting approval or running; cancel them or let them finish first.")
+		}
 		if err := tx.DeletePipeline(ctx, p.ID); err != nil {
 			return err
 		}
@@ -323,7 +330,7 @@ func (s *Server) changeStages(c *fiber.Ctx, event string, change func([]storage.
 		if next, changed, err = change(stages); err != nil {
 			return err
 		}
-		if err := validateStages(ctx, tx, p, next); err != nil {
+		if err := validateStages(ctx, tx, p, stages, next); err != nil {
 			return err
 		}
 		if err := tx.ReplaceStages(ctx, p.ID, next); err != nil {
@@ -412,9 +419,16 @@ func (t targetRequest) target() (domain.StageTarget, bool) {
 	return out[0], true
 }
 
-// validateStages runs the shared validator on the whole pipeline, then checks that every target exists in the
-// pipeline's application.
-func validateStages(ctx context.Context, tx *storage.Store, p *storage.Pipeline, stages []storage.PipelineStage) error {
+// validateStages runs the shared validator on the whole pipeline, then checks that every target new to it
+// exists in the pipeline's application. Targets it had already were checked when they were added; one deleted
+// since must not block editing the rest (its promotion fails with the reason instead).
+func validateStages(ctx context.Context, tx *storage.Store, p *storage.Pipeline, before, stages []storage.PipelineStage) error {
+	known := map[domain.StageTarget]bool{}
+	for i := range before {
+		for _, t := range before[i].Targets {
+			known[t] = true
+		}
+	}
 	specs := make([]domain.StageSpec, 0, len(stages))
 	for i := range stages {
 		specs = append(specs, stages[i].Spec())
@@ -424,6 +438,9 @@ func validateStages(ctx context.Context, tx *storage.Store, p *storage.Pipeline,
 	}
 	for i := range stages {
 		for _, t := range stages[i].Targets {
+			if known[t] {
+				continue
+			}
 			app, err := targetApplication(ctx, tx, t)
 			if err != nil && !domain.IsKind(err, domain.KindNotFound) {
 				return err

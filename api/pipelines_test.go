@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -62,6 +63,8 @@ func TestPipelineStagesAreValidatedAsAWhole(t *testing.T) {
 		assert.Equal(t, 403, w.as["member"].Do("DELETE", stages+"/"+dev.String("id"), nil).Status)
 		owner.Must(204, "DELETE", stages+"/"+dev.String("id"), nil)
 		assert.Len(t, owner.Must(200, "GET", "/api/v1/pipelines/"+pid, nil).Body["stages"], 3)
+		require.NoError(t, w.env.Store.DeleteInstance(context.Background(), staging.ID))
+		owner.Must(200, "PATCH", stages+"/"+fleet.String("id"), map[string]any{"name": "fleet-1"}) // a target deleted since blocks nothing
 		assert.Equal(t, "renamed", owner.Must(200, "PATCH", "/api/v1/pipelines/"+pid, map[string]any{"name": "renamed"}).String("name"))
 		assert.Len(t, owner.Must(200, "GET", "/api/v1/applications/"+app+"/pipelines", nil).Body["items"], 1)
 		owner.Must(204, "DELETE", "/api/v1/pipelines/"+pid, nil)

@@ -102,6 +102,10 @@ func TestPromoteChecksStagesSnapshotsAndApprovers(t *testing.T) {
 	assert.Equal(t, []string{"approve by owner", "cancel by member"}, runner.decisions)
 	assert.Equal(t, 404, owner.Do("POST", "/api/v1/promotions/"+prID+"/explode", nil).Status)
 
+	busy := owner.Do("DELETE", "/api/v1/pipelines/"+pid, nil)
+	assert.Equal(t, 409, busy.Status, "promotions are active (the stand-in runner never finishes them)")
+	assert.Equal(t, "promotion_active", busy.String("code"))
+
 	list := member.Must(200, "GET", "/api/v1/pipelines/"+pid+"/promotions", nil)
 	assert.Len(t, list.Body["items"], 2)
 	got := member.Must(200, "GET", "/api/v1/promotions/"+prID, nil)

@@ -114,6 +114,12 @@ func (s *Store) RenamePipeline(ctx context.Context, p *Pipeline) error {
 	return mustAffect(res, err, "pipeline")
 }
 
+// CountActivePromotions counts a pipeline's promotions that are scheduled, awaiting approval or running.
+func (s *Store) CountActivePromotions(ctx context.Context, pipelineID string) (int, error) {
+	return count(s.db.NewSelect().Model((*Promotion)(nil)).Where("pipeline_id = ?", pipelineID).
+		Where("status IN (?)", bun.In([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Count(ctx))
+}
+
 // DeletePipeline removes a pipeline with its stages and promotion history.
 func (s *Store) DeletePipeline(ctx context.Context, id string) error {
 	res, err := s.db.NewDelete().Model((*Pipeline)(nil)).Where("id = ?", id).Exec(ctx)
