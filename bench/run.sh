@@ -97,4 +97,17 @@ FLOWYARD_BENCH=1 go test ./platform -run TestMeasureDevices -count=1 -timeout 20
   echo
   echo '```'
 } >> "$report"
+
+# Rollouts: 10,000 simulated devices (a separate agent process) from POST …/rollouts to succeeded, peak RSS of the
+# process holding the platform, and the longest history of any run of the rollout workflow.
+FLOWYARD_BENCH=1 go test ./platform -run TestMeasureRollout -count=1 -timeout 30m >/dev/null
+{
+  echo
+  echo "## Rollout (go test ./platform -run TestMeasureRollout, FLOWYARD_BENCH=1; 10,000 simulated devices)"
+  echo
+  echo '```json'
+  cat bench/rollout.json
+  echo
+  echo '```'
+} >> "$report"
 cat "$report"
