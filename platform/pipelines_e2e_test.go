@@ -18,8 +18,8 @@ import (
 )
 
 // TestPipelineEndToEnd promotes through `flowyard dev` with real Temporal, real Node-RED and simulated agents:
-// a dev instance, then (after another owner's approval) a staging instance, then, at a scheduled time a few
-// seconds ahead, a production device group.
+// a dev instance, then (after another owner's approval) a staging instance, then a lone device, then, at a
+// scheduled time a few seconds ahead, a production device group.
 func TestPipelineEndToEnd(t *testing.T) {
 	w := newFleetWorld(t)
 	c := w.c
@@ -34,6 +34,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	f.deploy(devID, credentialFlows("v2", "dev-pw"))
 	require.Equal(t, "v2", f.call(devID, "version"))
 	group := w.fleet(t, "production", 5, 0)
+	edgeGroup := w.fleet(t, "edge", 1, 0)
+	edge := w.devicesOf(t, edgeGroup)[0]["id"].(string)
+	c.Must(200, "PUT", "/api/v1/device-groups/"+edgeGroup+"/devices", map[string]any{"remove": []string{edge}}) // a lone device
 
 	approver := secondOwner(t, w)
 	pid := c.Must(201, "POST", "/api/v1/applications/"+w.app+"/pipelines", map[string]any{"name": "release"}).String("id")
@@ -41,6 +44,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	sDev := c.Must(201, "POST", stages, map[string]any{"name": "dev", "target": map[string]any{"instanceId": devID}, "action": "create_snapshot"}).String("id")
 	sStg := c.Must(201, "POST", stages, map[string]any{"name": "staging", "target": map[string]any{"instanceId": stgID}, "action": "create_snapshot",
 		"requiresApproval": true, "forbidSelfApproval": true}).String("id")
+	sEdge := c.Must(201, "POST", stages, map[string]any{"name": "edge", "target": map[string]any{"deviceId": edge}, "action": "use_active_snapshot"}).String("id")
 	sProd := c.Must(201, "POST", stages, map[string]any{"name": "production", "target": map[string]any{"deviceGroupId": group}}).String("id")
 
 	// dev → staging waits for an owner other than the requester.
@@ -65,8 +69,17 @@ func TestPipelineEndToEnd(t *testing.T) {
 	assert.Equal(t, "succeeded", op.String("status"))
 	assert.Len(t, op.Body["progress"].(map[string]any)["targets"], 1)
 
-	// A promotion scheduled far ahead is cancelled; one scheduled a few seconds ahead runs then.
-	far := c.Must(202, "POST", stages+"/"+sStg+"/promote", map[string]any{"at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	// staging → a lone device: it gets the snapshot as its target and runs it.
+	toEdge := c.Must(202, "POST", stages+"/"+sStg+"/promote", nil).Body["promotion"].(map[string]any)["id"].(string)
+	done = waitPromotion(t, c, toEdge, "succeeded", "failed")
+	require.Equal(t, "succeeded", done.String("status"), string(done.Raw))
+	waitFor(t, 2*time.Minute, "the edge device to run the promoted snapshot", func() bool {
+		return c.Must(200, "GET", "/api/v1/devices/"+edge, nil).String("activeSnapshotId") == done.String("snapshotId")
+	})
+
+	// A promotion scheduled far ahead is cancelled; one scheduled a few seconds ahead runs then, taking what
+	// the device runs.
+	far := c.Must(202, "POST", stages+"/"+sEdge+"/promote", map[string]any{"at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 	farID := far.Body["promotion"].(map[string]any)["id"].(string)
 	waitPromotion(t, c, farID, "scheduled")
 	c.Must(200, "POST", "/api/v1/promotions/"+farID+"/cancel", nil)
@@ -74,11 +87,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 	recordRun(t, w.dev.TemporalAddress, "promotion/"+farID, filepath.Join("pipeline", "testdata", "replay_canceled.json"))
 
 	at := time.Now().Add(5 * time.Second).UTC().Truncate(time.Second)
-	soon := c.Must(202, "POST", stages+"/"+sStg+"/promote", map[string]any{"at": at.Format(time.RFC3339)})
+	edgeSnap := done.String("snapshotId")
+	soon := c.Must(202, "POST", stages+"/"+sEdge+"/promote", map[string]any{"at": at.Format(time.RFC3339)})
 	soonID := soon.Body["promotion"].(map[string]any)["id"].(string)
 	done = waitPromotion(t, c, soonID, "succeeded", "failed")
 	require.Equal(t, "succeeded", done.String("status"), string(done.Raw))
 	snap := done.String("snapshotId")
+	assert.Equal(t, edgeSnap, snap, "use_active_snapshot took the device's running snapshot")
 	recordRun(t, w.dev.TemporalAddress, "promotion/"+soonID, filepath.Join("pipeline", "testdata", "replay_scheduled_into_group.json"))
 	for _, d := range w.devicesOf(t, group) {
 		assert.Equal(t, snap, d["targetSnapshotId"])
@@ -93,7 +108,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	prod := byID[sProd]["current"].(map[string]any)
 	assert.Equal(t, snap, prod["snapshotId"])
-	assert.Equal(t, sStg, prod["fromStageId"])
+	assert.Equal(t, sEdge, prod["fromStageId"])
+	assert.Equal(t, sStg, byID[sEdge]["current"].(map[string]any)["fromStageId"])
 	assert.NotNil(t, prod["promotedBy"])
 	stg := byID[sStg]["current"].(map[string]any)
 	assert.Equal(t, sDev, stg["fromStageId"])
