@@ -116,16 +116,37 @@ func (c *client) url(path string) string {
 }
 
 func (c *client) get(ctx context.Context, path string, out any) error {
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		transient, err := c.getOnce(ctx, path, out)
+		if err == nil || !transient || attempt == getAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 8*time.Second)
+	}
+}
+
+// getAttempts bounds the retries of a download: about 25 s of waiting covers a platform restart, so an outage
+// of the platform is not reported as a failed install (which a rollout would count against the snapshot).
+const getAttempts = 6
+
+// getOnce reads a document once and says whether a failure is worth retrying (unreachable, or a 5xx).
+func (c *client) getOnce(ctx context.Context, path string, out any) (bool, error) {
 	status, raw, err := doJSON(ctx, c.http, "GET", c.url(path), c.token, nil, out)
 	switch {
 	case err != nil:
-		return err
+		return true, err
 	case status == 401 || status == 404:
-		return ErrRevoked
+		return false, ErrRevoked
 	case status != 200:
-		return fmt.Errorf("the platform answered %d: %s", status, truncate(raw))
+		return status >= 500, fmt.Errorf("the platform answered %d: %s", status, truncate(raw))
 	}
-	return nil
+	return false, nil
 }
 
 // doJSON sends a JSON request and decodes a JSON answer into out when the status is 2xx or 409.
