@@ -67,11 +67,21 @@ func (r *fakeRunner) Prepare(_ context.Context, snap *Snapshot, _ *Settings, ins
 	}
 	return r.failWith
 }
-func (r *fakeRunner) Start(context.Context) error { r.mu.Lock(); r.running = true; r.mu.Unlock(); return nil }
-func (r *fakeRunner) Stop(context.Context) error  { r.mu.Lock(); r.running = false; r.mu.Unlock(); return nil }
-func (r *fakeRunner) Clean() error                { return nil }
-func (r *fakeRunner) Prepared() bool              { return true }
-func (r *fakeRunner) NodeRedVersion() string      { return "4.1.15" }
+func (r *fakeRunner) Start(context.Context) error {
+	r.mu.Lock()
+	r.running = true
+	r.mu.Unlock()
+	return nil
+}
+func (r *fakeRunner) Stop(context.Context) error {
+	r.mu.Lock()
+	r.running = false
+	r.mu.Unlock()
+	return nil
+}
+func (r *fakeRunner) Clean() error           { return nil }
+func (r *fakeRunner) Prepared() bool         { return true }
+func (r *fakeRunner) NodeRedVersion() string { return "4.1.15" }
 
 // platform is a minimal HTTP side of the protocol: it wants snapshot "s1" with settings "h1".
 type platform struct {
@@ -142,7 +152,9 @@ func TestHTTPModeDeploysTheTarget(t *testing.T) {
 	runner := &fakeRunner{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond}) }()
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond})
+	}()
 	waitUntil(t, "running s1", func() bool {
 		r := p.last()
 		return r != nil && r["state"] == "running" && r["snapshot"] == "s1" && r["settings"] == "h1"
@@ -178,7 +190,9 @@ func TestFailedInstallReportsError(t *testing.T) {
 	runner := &fakeRunner{failWith: errors.New("npm ERR! ETARGET")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond}) }()
+	go func() {
+		_ = Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond})
+	}()
 	waitUntil(t, "an error report", func() bool {
 		r := p.last()
 		return r != nil && r["state"] == "error"
@@ -199,7 +213,9 @@ func TestOfflineRestartRunsTheLastSnapshot(t *testing.T) {
 	runner := &fakeRunner{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond}) }()
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: 50 * time.Millisecond})
+	}()
 	waitUntil(t, "Node-RED started from disk", func() bool {
 		runner.mu.Lock()
 		defer runner.mu.Unlock()
