@@ -47,6 +47,14 @@ func prepareFleet(t *testing.T, dev devEnv) *fleetWorld {
 func (w *fleetWorld) fleet(t *testing.T, name string, n int, failureRate float64) string {
 	t.Helper()
 	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": name}).String("id")
+	w.join(t, group, name, n, failureRate)
+	return group
+}
+
+// join provisions n more simulated agents into a group and waits until they are in it.
+func (w *fleetWorld) join(t *testing.T, group, name string, n int, failureRate float64) {
+	t.Helper()
+	before := int(w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil).Body["deviceCount"].(float64))
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": name, "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,11 +65,10 @@ func (w *fleetWorld) fleet(t *testing.T, name string, n int, failureRate float64
 			Delay: 20 * time.Millisecond, Dir: t.TempDir(), Interval: time.Minute})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 2*time.Minute, fmt.Sprintf("%d devices in group %s", n, name), func() bool {
+	waitFor(t, 2*time.Minute, fmt.Sprintf("%d devices to join %s", n, name), func() bool {
 		g := w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil)
-		return int(g.Body["deviceCount"].(float64)) == n
+		return int(g.Body["deviceCount"].(float64)) == before+n
 	})
-	return group
 }
 
 func (w *fleetWorld) rollout(t *testing.T, group, snapshot string, strategy map[string]any) map[string]any {
@@ -98,7 +105,8 @@ func (w *fleetWorld) devicesOf(t *testing.T, group string) []map[string]any {
 }
 
 // TestRolloutToSimulatedFleets runs two rollouts against simulated agents: one where every device succeeds,
-// and one to a fleet whose installs all fail, which stops at the canary and rolls back exactly that device.
+// and one to a 100-device group where 3 % of the devices fail, which stops at the canary wave (default strategy:
+// 1 %, 10 %, 50 %, 100 %) and rolls back exactly the device it changed.
 func TestRolloutToSimulatedFleets(t *testing.T) {
 	w := newFleetWorld(t)
 
@@ -113,11 +121,15 @@ func TestRolloutToSimulatedFleets(t *testing.T) {
 		assert.Equal(t, w.snapV1, d["activeSnapshotId"], "every device reports running the snapshot")
 	}
 
-	bad := w.fleet(t, "bad", 10, 1)
-	ro = w.rollout(t, bad, w.snapV1, map[string]any{"waves": []int{10, 100}, "waveTimeout": "2m", "autoRollback": true})
+	// 3 % of a 100-device group fail every install; they registered first, so the 1 % canary is one of them.
+	bad := w.fleet(t, "mixed", 3, 1)
+	w.join(t, bad, "mixed-good", 97, 0)
+	ro = w.rollout(t, bad, w.snapV1, map[string]any{"waveTimeout": "2m"})
 	require.Equal(t, "rolled_back", ro["status"], "%v", ro)
 	failed := ro["failedDevices"].([]any)
 	require.Len(t, failed, 1, "only the canary was changed")
+	assert.EqualValues(t, 1, ro["counts"].(map[string]any)["rolledBack"], "exactly the changed device was rolled back")
+	assert.EqualValues(t, 0, ro["wave"], "stopped in the canary wave")
 	assert.NotEmpty(t, failed[0].(map[string]any)["error"])
 	for _, d := range w.devicesOf(t, bad) {
 		assert.Nil(t, d["targetSnapshotId"], "every device ends on its previous target (none)")
