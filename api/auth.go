@@ -36,6 +36,9 @@ func (c *caller) domainCaller() domain.Caller {
 // authenticate resolves the session cookie or bearer token into a caller. A request without credentials
 // goes on anonymous (routes decide); a request with bad credentials answers 401 at once.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		return c.Next() // probes need no caller, and must answer even when the store cannot check one
+	}
 	if strings.HasPrefix(c.Path(), runtimePathPrefix) {
 		// Runtime routes accept only an instance's runtime token and check it themselves (runtime.go).
 		return c.Next()

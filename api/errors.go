@@ -1,7 +1,11 @@
 package api
 
 import (
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
+	"syscall"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -60,7 +64,18 @@ func (s *Server) toEnvelope(err error) (int, envelope) {
 	if errors.As(err, &fe) {
 		return fe.Code, fiberEnvelope(fe)
 	}
+	if unreachable(err) {
+		return fiber.StatusServiceUnavailable, envelope{Code: "store_unavailable", Message: "The database does not answer; try again shortly."}
+	}
 	return fiber.StatusInternalServerError, internalEnvelope()
+}
+
+// unreachable tells errors of a database (or other dependency) that cannot be reached, which a client may retry,
+// from real failures.
+func unreachable(err error) bool {
+	var netErr *net.OpError
+	return errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 func fiberEnvelope(fe *fiber.Error) envelope {
