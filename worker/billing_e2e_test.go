@@ -26,7 +26,6 @@ import (
 	"github.com/flowyard/flowyard/billing/stripetest"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	billingwf "github.com/flowyard/flowyard/workflows/billing"
 )
@@ -66,21 +65,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // usage signals becomes one sync, the Schedule's reconciliation repairs drift made behind the platform's
 // back (and audits it), and a cancelled subscription suspends the team's instances.
 func TestBillingOnTheTemporalDevServer(t *testing.T) {
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
-	require.NoError(t, err)
-	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
-		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: quiet})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	srv := startDevServer(t)
 	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
 	require.NoError(t, err)
 	defer c.Close()

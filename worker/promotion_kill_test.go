@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 )
@@ -87,20 +85,9 @@ func pipelineWorkerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
 // checks that the promotion finishes with every target promoted exactly once: one automatic snapshot and one
 // lifecycle operation per target, the source's flows, and each target's own env values kept.
 func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
-	require.NoError(t, err)
-	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
-		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	srv := startDevServer(t)
 
 	dbURL := storagetest.NewDatabase(t, "postgres")
 	st, err := storage.Open(ctx, dbURL)

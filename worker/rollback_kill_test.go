@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +28,6 @@ import (
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/instance"
 )
@@ -164,20 +162,9 @@ func label(c content) string {
 // is open on Postgres (10 MB of flows), checks that the store then holds the complete old content, starts a
 // new worker, and checks that the rollback finishes with the complete new content: never a mix.
 func TestWorkerKilledInTheMiddleOfARollback(t *testing.T) {
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
-	require.NoError(t, err)
-	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
-		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	srv := startDevServer(t)
 
 	dbURL := storagetest.NewDatabase(t, "postgres")
 	st, err := storage.Open(ctx, dbURL)

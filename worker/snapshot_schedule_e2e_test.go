@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +22,6 @@ import (
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
 )
@@ -34,21 +31,10 @@ import (
 // schedule's retention applied; deleting the Schedule removes it, and deleting the instance removes a
 // Schedule it still had.
 func TestSnapshotScheduleOnTheTemporalDevServer(t *testing.T) {
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
-	require.NoError(t, err)
-	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
-		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: quiet})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	srv := startDevServer(t)
 	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
 	require.NoError(t, err)
 	defer c.Close()
