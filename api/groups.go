@@ -97,10 +97,15 @@ func (s *Server) listGroups(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return list(c, rows, next, func(g *storage.DeviceGroup) groupJSON {
-		n, _ := s.store.CountGroupDevices(c.UserContext(), g.ID)
-		return groupView(g, n)
-	})
+	ids := make([]string, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	counts, err := s.store.CountDevicesByGroup(c.UserContext(), ids)
+	if err != nil {
+		return err
+	}
+	return list(c, rows, next, func(g *storage.DeviceGroup) groupJSON { return groupView(g, counts[g.ID]) })
 }
 
 // groupFor loads the group in the path after checking the caller's access to its team.

@@ -89,3 +89,19 @@ func TestRolloutStartsOncePerGroup(t *testing.T) {
 	assert.Equal(t, 403, w.as["member"].Do("POST", "/api/v1/rollouts/"+ro["id"].(string)+"/actions/abort", nil).Status)
 	assert.Equal(t, 400, owner.Do("POST", "/api/v1/rollouts/"+ro["id"].(string)+"/actions/explode", nil).Status)
 }
+
+func TestGroupListCountsDevices(t *testing.T) {
+	w := newDeviceWorld(t, "sqlite")
+	owner := w.as["owner"]
+	d := w.register(t, "a")
+	w.assign(t, d, map[string]any{"applicationId": w.appIDs[0]})
+	full := owner.Must(201, "POST", "/api/v1/applications/"+w.appIDs[0]+"/device-groups", map[string]any{"name": "full"}).String("id")
+	owner.Must(201, "POST", "/api/v1/applications/"+w.appIDs[0]+"/device-groups", map[string]any{"name": "empty"})
+	owner.Must(200, "PUT", "/api/v1/device-groups/"+full+"/devices", map[string]any{"add": []string{d.id}})
+	counts := map[string]float64{}
+	for _, it := range w.as["member"].Must(200, "GET", "/api/v1/applications/"+w.appIDs[0]+"/device-groups", nil).Body["items"].([]any) {
+		g := it.(map[string]any)
+		counts[g["name"].(string)] = g["deviceCount"].(float64)
+	}
+	assert.Equal(t, map[string]float64{"full": 1, "empty": 0}, counts)
+}

@@ -460,3 +460,21 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func (s *Store) CountDevicesConnected(ctx context.Context, connected bool) (int, error) {
 	return count(s.db.NewSelect().Model((*Device)(nil)).Where("connected = ?", connected).Count(ctx))
 }
+
+// CountDevicesByGroup counts the devices of each of the groups in one query.
+func (s *Store) CountDevicesByGroup(ctx context.Context, groupIDs []string) (map[string]int, error) {
+	counts := make(map[string]int, len(groupIDs))
+	if len(groupIDs) == 0 {
+		return counts, nil
+	}
+	var rows []struct {
+		DeviceGroupID string
+		N             int
+	}
+	err := s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("device_group_id, COUNT(*) AS n").
+		Where("device_group_id IN (?)", bun.In(groupIDs)).Group("device_group_id").Scan(ctx, &rows)
+	for _, r := range rows {
+		counts[r.DeviceGroupID] = r.N
+	}
+	return counts, err
+}
