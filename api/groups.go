@@ -144,8 +144,11 @@ func (s *Server) updateGroup(c *fiber.Ctx) error {
 	f.description(req.Description, &g.Description)
 	f.set(req.Env != nil, "env", func() { g.Env = *req.Env; f.errs = append(f.errs, domain.ValidateEnv("env", g.Env)...) })
 	cols, err := f.result()
-	if err != nil || len(cols) == 0 {
-		return orView(c, err, groupView(g, 0))
+	if err != nil {
+		return err
+	}
+	if len(cols) == 0 {
+		return s.getGroup(c)
 	}
 	var moved []string
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
