@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
 )
 
 // envelope is the body of every non-2xx answer.
@@ -75,7 +76,7 @@ func (s *Server) toEnvelope(err error) (int, envelope) {
 func unreachable(err error) bool {
 	var netErr *net.OpError
 	return errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || storage.Unavailable(err)
 }
 
 func fiberEnvelope(fe *fiber.Error) envelope {

@@ -64,10 +64,10 @@ func (c *pgCluster) url() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
 
-// TestPostgresRestartWhileServing stops Postgres under a running API: /readyz answers 503 naming the store and
-// writes fail with the envelope; when Postgres is back the API recovers by itself, with nothing lost.
-func TestPostgresRestartWhileServing(t *testing.T) {
-	pg := newPGCluster(t)
+// serveOnCluster migrates and seeds the cluster's database, adds the user owner@example.com, and serves the API
+// on it.
+func serveOnCluster(t *testing.T, pg *pgCluster) *apitest.Env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := storage.Open(ctx, pg.url())
 	require.NoError(t, err)
@@ -84,7 +84,14 @@ func TestPostgresRestartWhileServing(t *testing.T) {
 	require.NoError(t, err)
 	go func() { _ = srv.App().Listener(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	env := &apitest.Env{URL: "http://" + ln.Addr().String()}
+	return &apitest.Env{URL: "http://" + ln.Addr().String(), Store: st}
+}
+
+// TestCrashPostgresRestartWhileServing stops Postgres under a running API: /readyz answers 503 naming the store and
+// writes fail with the envelope; when Postgres is back the API recovers by itself, with nothing lost.
+func TestCrashPostgresRestartWhileServing(t *testing.T) {
+	pg := newPGCluster(t)
+	env := serveOnCluster(t, pg)
 	c := env.Client(t)
 	c.Login("owner@example.com", testPassword)
 	c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Before"})

@@ -1,0 +1,21 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// Unavailable tells whether err is Postgres saying it cannot serve now: it is starting up, shutting down or
+// recovering from a crash (SQLSTATE 57P01-57P03), or the connection failed (class 08). Such an error is
+// passing, and a client may retry; the network errors of a database that does not answer at all are told
+// apart by their Go types.
+func Unavailable(err error) bool {
+	var pgErr pgdriver.Error
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	code := pgErr.Field('C')
+	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+}
