@@ -37,6 +37,7 @@ type Device struct {
 	DisconnectedAt   *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	ChangedAt        time.Time // moves on every change the live event stream shows (see touchDevice)
 }
 
 // DeviceReport is what an agent's check-in changes on its device.
@@ -53,6 +54,7 @@ type DeviceReport struct {
 // InsertDevice adds a device.
 func (s *Store) InsertDevice(ctx context.Context, d *Device) error {
 	d.CreatedAt, d.UpdatedAt = now(), now()
+	d.ChangedAt = d.UpdatedAt
 	if d.Env == nil {
 		d.Env = []domain.EnvVar{}
 	}
@@ -87,9 +89,24 @@ func (s *Store) CountTeamDevices(ctx context.Context, teamID string) (int, error
 // UpdateDevice writes the given columns and the update time.
 func (s *Store) UpdateDevice(ctx context.Context, d *Device, columns ...string) error {
 	d.UpdatedAt = now()
-	res, err := s.db.NewUpdate().Model(d).Column(append(columns, "updated_at")...).WherePK().Exec(ctx)
+	d.ChangedAt = d.UpdatedAt
+	res, err := s.db.NewUpdate().Model(d).Column(append(columns, "updated_at", "changed_at")...).WherePK().Exec(ctx)
 	return mustAffect(res, err, "device")
 }
+
+// touchDevice stamps a bulk device update as a change of the devices' own settings, which the live event
+// stream shows.
+func touchDevice(q *bun.UpdateQuery) *bun.UpdateQuery {
+	t := now()
+	return q.Set("updated_at = ?", t).Set("changed_at = ?", t)
+}
+
+// reportChanged moves changed_at only when a check-in changes something a dashboard shows: a routine
+// heartbeat that only moves last_seen_at is not an event. SET expressions read the row as it was before the
+// update, in SQLite and Postgres alike.
+const reportChanged = "changed_at = CASE WHEN last_seen_at IS NULL OR state IS DISTINCT FROM ? OR state_detail IS DISTINCT FROM ?" +
+	" OR agent_version IS DISTINCT FROM ? OR node_red_version IS DISTINCT FROM ? OR nodejs_version IS DISTINCT FROM ?" +
+	" OR active_snapshot_id IS DISTINCT FROM ? THEN ? ELSE changed_at END"
 
 // RecordDeviceReport stores an agent's check-in: its state, versions, the snapshot it runs (nil when it runs
 // none or one the platform does not know) and when it was seen.
@@ -99,6 +116,7 @@ func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceRepor
 		Set("agent_version = ?", r.AgentVersion).Set("node_red_version = ?", r.NodeRedVersion).
 		Set("nodejs_version = ?", r.NodejsVersion).Set("active_snapshot_id = ?", r.ActiveSnapshotID).
 		Set("last_seen_at = ?", r.At.UTC()).
+		Set(reportChanged, r.State, r.StateDetail, r.AgentVersion, r.NodeRedVersion, r.NodejsVersion, r.ActiveSnapshotID, now()).
 		Where("id = ?", id).Exec(ctx)
 	return mustAffect(res, err, "device")
 }
@@ -106,13 +124,13 @@ func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceRepor
 // SetDeviceState changes only the reported state and its detail (an audit event from the agent, say).
 func (s *Store) SetDeviceState(ctx context.Context, id, state, detail string) error {
 	res, err := s.db.NewUpdate().Model((*Device)(nil)).Set("state = ?", state).Set("state_detail = ?", detail).
-		Where("id = ?", id).Exec(ctx)
+		Set("changed_at = ?", now()).Where("id = ?", id).Exec(ctx)
 	return mustAffect(res, err, "device")
 }
 
 // SetDeviceConnected records that a device's broker connection opened or closed at a time.
 func (s *Store) SetDeviceConnected(ctx context.Context, id string, connected bool, at time.Time) error {
-	q := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", connected).Where("id = ?", id)
+	q := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", connected).Set("changed_at = ?", now()).Where("id = ?", id)
 	if connected {
 		q = q.Set("last_seen_at = ?", at.UTC())
 	} else {
@@ -125,7 +143,7 @@ func (s *Store) SetDeviceConnected(ctx context.Context, id string, connected boo
 // ResetDeviceConnections marks every device disconnected: a broker that starts holds no connection yet.
 func (s *Store) ResetDeviceConnections(ctx context.Context, at time.Time) error {
 	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", false).Set("disconnected_at = ?", at.UTC()).
-		Where("connected = ?", true).Exec(ctx)
+		Set("changed_at = ?", now()).Where("connected = ?", true).Exec(ctx)
 	return err
 }
 

@@ -242,6 +242,6 @@ func (s *Store) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapsh
 	if err != nil || len(ids) == 0 {
 		return ids, err
 	}
-	_, err = s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Where("instance_id = ?", instanceID).Exec(ctx)
+	_, err = touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).Where("instance_id = ?", instanceID).Exec(ctx)
 	return ids, err
 }

@@ -108,7 +108,7 @@ func (s *Store) UpdateDeviceGroup(ctx context.Context, g *DeviceGroup, columns .
 
 // DeleteDeviceGroup removes a group; its devices leave it and keep their targets.
 func (s *Store) DeleteDeviceGroup(ctx context.Context, id string) error {
-	if _, err := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL").Where("device_group_id = ?", id).Exec(ctx); err != nil {
+	if _, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL")).Where("device_group_id = ?", id).Exec(ctx); err != nil {
 		return err
 	}
 	res, err := s.db.NewDelete().Model((*DeviceGroup)(nil)).Where("id = ?", id).Exec(ctx)
@@ -250,7 +250,7 @@ func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave
 		if err != nil {
 			return err
 		}
-		_, err = tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Set("updated_at = ?", now()).
+		_, err = touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).
 			Where("id IN (?)", bun.In(ids)).Exec(ctx)
 		return err
 	})
@@ -347,8 +347,8 @@ func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batc
 			if r.PreviousSnapshotID == nil {
 				status = RolloutDeviceRolledBack
 			}
-			if _, err := tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", r.PreviousSnapshotID).
-				Set("updated_at = ?", now()).Where("id = ?", r.DeviceID).Exec(ctx); err != nil {
+			if _, err := touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", r.PreviousSnapshotID)).
+				Where("id = ?", r.DeviceID).Exec(ctx); err != nil {
 				return err
 			}
 			if _, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", status).
@@ -383,7 +383,7 @@ func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotI
 		if err := q.Scan(ctx, &ids); err != nil || len(ids) == 0 {
 			return err
 		}
-		_, err := tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID).Set("updated_at = ?", now()).
+		_, err := touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).
 			Where("id IN (?)", bun.In(ids)).Exec(ctx)
 		return err
 	})
@@ -434,7 +434,7 @@ func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []strin
 			return nil, domain.Conflict("device_in_other_group", "Device "+id+" is in another group; remove it from there first.")
 		}
 	}
-	q := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = ?", g.ID).Set("updated_at = ?", now()).Where("id IN (?)", bun.In(ids))
+	q := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = ?", g.ID)).Where("id IN (?)", bun.In(ids))
 	if g.TargetSnapshotID != nil {
 		q = q.Set("target_snapshot_id = ?", *g.TargetSnapshotID)
 	}
@@ -449,7 +449,7 @@ func (s *Store) RemoveGroupDevices(ctx context.Context, groupID string, ids []st
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL").Set("updated_at = ?", now()).
+	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL")).
 		Where("device_group_id = ? AND id IN (?)", groupID, bun.In(ids)).Exec(ctx)
 	return err
 }

@@ -1,0 +1,68 @@
+package storage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+)
+
+func deviceIDs(ds []storage.Device) []string {
+	ids := []string{}
+	for _, d := range ds {
+		ids = append(ids, d.ID)
+	}
+	return ids
+}
+
+// TestTeamChangesSince: the live event stream's change source reads one team's rows only, oldest first, and
+// a device check-in that changes nothing but last_seen_at is not a change.
+func TestTeamChangesSince(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		start := time.Now().Add(-time.Second)
+		f := newRolloutFixture(t, st, 2)
+		other := newTeam(t, st, "other-team")
+		require.NoError(t, st.InsertDevice(ctx, &storage.Device{ID: domain.NewID(), TeamID: other.ID, Name: "theirs",
+			CredentialSecret: "x", Mode: "autonomous", State: "running"}))
+
+		c, err := st.TeamChangesSince(ctx, f.teamID, start, 100)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, f.devices, deviceIDs(c.Devices), "the team's devices and no other team's")
+		require.Len(t, c.Rollouts, 1)
+		assert.False(t, c.Truncated(100))
+		assert.True(t, c.Truncated(1), "a read that hits the limit says so")
+
+		report := storage.DeviceReport{State: "running", ActiveSnapshotID: &f.oldS, AgentVersion: "3.0.0", At: time.Now()}
+		require.NoError(t, st.RecordDeviceReport(ctx, f.devices[0], report), "the first check-in is a change")
+		first, err := st.GetDevice(ctx, f.devices[0])
+		require.NoError(t, err)
+
+		report.At = time.Now()
+		require.NoError(t, st.RecordDeviceReport(ctx, f.devices[0], report))
+		c, err = st.TeamChangesSince(ctx, f.teamID, first.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.Empty(t, c.Devices, "a heartbeat that reports the same state is not a change")
+
+		report.State, report.At = "error", time.Now()
+		require.NoError(t, st.RecordDeviceReport(ctx, f.devices[0], report))
+		c, err = st.TeamChangesSince(ctx, f.teamID, first.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.Equal(t, []string{f.devices[0]}, deviceIDs(c.Devices), "a new state is")
+
+		_, err = st.PlanRollout(ctx, f.rID, f.group, []int{100})
+		require.NoError(t, err)
+		dispatched, err := st.DispatchRolloutBatch(ctx, f.rID, 0, f.newS, 10)
+		require.NoError(t, err)
+		require.Len(t, dispatched, 2)
+		c, err = st.TeamChangesSince(ctx, f.teamID, first.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, f.devices, deviceIDs(c.Devices), "a rollout moving the devices' target changes them")
+	})
+}
