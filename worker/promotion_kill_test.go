@@ -80,11 +80,11 @@ func pipelineWorkerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
 	return workerProcess(t, dbURL, temporalAddr)
 }
 
-// TestWorkerKilledInTheMiddleOfAPromotion promotes 10 MB of flows from a source instance into two target
+// TestCrashWorkerDuringPromotion promotes 10 MB of flows from a source instance into two target
 // instances, SIGKILLs the worker while the first target's write is open on Postgres, starts a new worker, and
 // checks that the promotion finishes with every target promoted exactly once: one automatic snapshot and one
 // lifecycle operation per target, the source's flows, and each target's own env values kept.
-func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
+func TestCrashWorkerDuringPromotion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := startDevServer(t)
@@ -108,7 +108,7 @@ func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
 		write(t, st, sealer, &in, older)
 		targets = append(targets, &in)
 	}
-	promotionID := seedPromotion(t, st, source, targets)
+	promotionID, opID := seedPromotion(t, st, source, targets)
 
 	first := pipelineWorkerProcess(t, dbURL, srv.Address())
 	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace,
@@ -116,10 +116,10 @@ func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	facade := &pipeline.Client{Temporal: c, TaskQueue: pipelinesQueue, InstanceQueue: testTaskQueue, RolloutQueue: "rollouts"}
-	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID})
+	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID, OperationID: opID})
 	require.NoError(t, err)
 
-	waitForApplyTransaction(t, dbURL)
+	storagetest.WaitForInstanceWrite(t, dbURL)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
@@ -134,15 +134,34 @@ func TestWorkerKilledInTheMiddleOfAPromotion(t *testing.T) {
 		assert.Equal(t, "flows new, credentials password-new, env old", label(content), in.Name+": the target keeps its env value")
 		snaps, _, err := st.ListSnapshots(ctx, in.ID, storage.Page{})
 		require.NoError(t, err)
-		assert.Len(t, snaps, 1, in.Name+" was promoted once: one automatic snapshot")
+		assert.Len(t, snaps, 1, in.Name+" was promoted once: one snapshot")
+		assert.Equal(t, 1, countAuto(snaps), in.Name+": the one snapshot is the automatic one taken before the deploy")
 		ops, _, err := st.ListOperationsBySubject(ctx, "instance", in.ID, storage.Page{})
 		require.NoError(t, err)
-		assert.Len(t, ops, 1, in.Name+" was promoted once: one lifecycle operation")
+		require.Len(t, ops, 1, in.Name+" was promoted once: one lifecycle operation")
+		assertOperationFinal(t, st, ops[0].ID, storage.OperationSucceeded)
+		reread, err := st.GetInstance(ctx, in.ID)
+		require.NoError(t, err)
+		assert.Equal(t, "running", reread.State, in.Name+" is left running, not in an in-between state")
 	}
+	sourceSnaps, _, err := st.ListSnapshots(ctx, source.ID, storage.Page{})
+	require.NoError(t, err)
+	require.Len(t, sourceSnaps, 1, "the source's deploy snapshot was captured once")
+	pr, err := st.GetPromotion(ctx, promotionID)
+	require.NoError(t, err)
+	assert.Equal(t, storage.PromotionSucceeded, pr.Status)
+	require.NotNil(t, pr.SnapshotID)
+	assert.Equal(t, sourceSnaps[0].ID, *pr.SnapshotID, "the promotion names the snapshot it deployed")
+	assert.Len(t, pr.Results, len(targets), "one result per target")
+	for _, r := range pr.Results {
+		assert.Equal(t, "succeeded", r.Status, r.ID)
+	}
+	assertOperationFinal(t, st, opID, storage.OperationSucceeded)
 }
 
-// seedPromotion records a two-stage pipeline (source → both targets) and a promotion along it.
-func seedPromotion(t *testing.T, st *storage.Store, source *storage.Instance, targets []*storage.Instance) string {
+// seedPromotion records a two-stage pipeline (source → both targets) and a promotion along it with its
+// operation, and returns their IDs.
+func seedPromotion(t *testing.T, st *storage.Store, source *storage.Instance, targets []*storage.Instance) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	p := &storage.Pipeline{ID: domain.NewID(), ApplicationID: source.ApplicationID, TeamID: source.TeamID, Name: "release"}
@@ -156,6 +175,11 @@ func seedPromotion(t *testing.T, st *storage.Store, source *storage.Instance, ta
 	require.NoError(t, st.ReplaceStages(ctx, p.ID, []storage.PipelineStage{from, to}))
 	pr := &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: from.ID, TargetStageID: to.ID,
 		Status: storage.PromotionRunning}
+	op := &storage.Operation{ID: domain.NewID(), Kind: "promotion", SubjectType: "promotion", SubjectID: pr.ID, TeamID: &p.TeamID,
+		Status: storage.OperationPending, WorkflowID: pipeline.WorkflowID(pr.ID)}
+	pr.OperationID = &op.ID
+	_, _, err := st.InsertOperation(ctx, op)
+	require.NoError(t, err)
 	require.NoError(t, st.InsertPromotion(ctx, pr))
-	return pr.ID
+	return pr.ID, op.ID
 }

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun/driver/pgdriver"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -158,10 +156,12 @@ func label(c content) string {
 	return fmt.Sprintf("flows %v, credentials %s, env %s", flows[0]["label"], pw, env)
 }
 
-// TestWorkerKilledInTheMiddleOfARollback SIGKILLs the worker process while the rollback's write transaction
-// is open on Postgres (10 MB of flows), checks that the store then holds the complete old content, starts a
-// new worker, and checks that the rollback finishes with the complete new content: never a mix.
-func TestWorkerKilledInTheMiddleOfARollback(t *testing.T) {
+// TestCrashWorkerDuringRollback SIGKILLs the worker process (the platform's worker registration with the
+// real activities, in a process of its own) while the rollback's write transaction is open on Postgres (10 MB of
+// flows), checks that the store then holds the complete old content, starts a new worker, and checks that the
+// rollback finishes with the complete new content (never a mix), one automatic snapshot (the retried step did
+// not take a second one) and a final operation.
+func TestCrashWorkerDuringRollback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := startDevServer(t)
@@ -188,10 +188,11 @@ func TestWorkerKilledInTheMiddleOfARollback(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	facade := &instance.Client{Temporal: c, TaskQueue: testTaskQueue}
-	_, err = facade.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, Action: instance.ActionRollback, SnapshotID: snap.ID})
+	op := insertOperation(t, st, in, "rollback")
+	_, err = facade.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op, Action: instance.ActionRollback, SnapshotID: snap.ID})
 	require.NoError(t, err)
 
-	waitForApplyTransaction(t, dbURL)
+	storagetest.WaitForInstanceWrite(t, dbURL)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	assert.Equal(t, label(old), label(read(t, st, sealer, in.ID)), "right after the kill the store holds the complete old content")
@@ -210,25 +211,41 @@ func TestWorkerKilledInTheMiddleOfARollback(t *testing.T) {
 	reread, err := st.GetInstance(ctx, in.ID)
 	require.NoError(t, err)
 	assert.Equal(t, instance.StateRunning, reread.State)
+	list, _, err = st.ListSnapshots(ctx, in.ID, storage.Page{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, countAuto(list), "one automatic snapshot: the retried rollback did not take another")
+	assert.Len(t, list, 2, "the rolled-back snapshot and the automatic one, nothing else")
+	assertOperationFinal(t, st, op, storage.OperationSucceeded)
 }
 
-// waitForApplyTransaction waits until a transaction writes the instance's flows: the rollback's apply step.
-func waitForApplyTransaction(t *testing.T, dbURL string) {
+// insertOperation records a pending operation on the instance, as the API does before it starts a run.
+func insertOperation(t *testing.T, st *storage.Store, in *storage.Instance, kind string) string {
 	t.Helper()
-	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL)))
-	defer db.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		var n int
-		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND xact_start IS NOT NULL AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
-		require.NoError(t, err)
-		if n > 0 {
-			return
+	op := &storage.Operation{ID: domain.NewID(), Kind: kind, SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
+		Status: storage.OperationPending, WorkflowID: instance.WorkflowID(in.ID)}
+	_, _, err := st.InsertOperation(context.Background(), op)
+	require.NoError(t, err)
+	return op.ID
+}
+
+// assertOperationFinal checks that an operation ended with the status and a finish time: never left pending or
+// running after the crash.
+func assertOperationFinal(t *testing.T, st *storage.Store, id, status string) {
+	t.Helper()
+	op, err := st.GetOperation(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, status, op.Status, "operation %s (%s): %s", op.ID, op.Kind, op.Error)
+	assert.NotNil(t, op.FinishedAt, "operation %s (%s) has a finish time", op.ID, op.Kind)
+}
+
+func countAuto(list []storage.Snapshot) int {
+	n := 0
+	for _, s := range list {
+		if s.Auto {
+			n++
 		}
-		time.Sleep(time.Millisecond)
 	}
-	t.Fatal("the rollback never started writing the instance's content")
+	return n
 }
 
 func seedInstance(t *testing.T, st *storage.Store, sealer *domain.Sealer) *storage.Instance {

@@ -87,3 +87,26 @@ func Each(t *testing.T, fn func(t *testing.T, st *storage.Store)) {
 		})
 	}
 }
+
+// WaitForInstanceWrite waits (up to 30 s) until a transaction on the Postgres database at dbURL is writing an
+// instance's content (flows, credentials): the apply step of a rollback or a promotion. A crash test kills the
+// platform at that moment, in the middle of the write.
+func WaitForInstanceWrite(t testing.TB, dbURL string) {
+	t.Helper()
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL)))
+	defer db.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND xact_start IS NOT NULL AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
+		if err != nil {
+			t.Fatalf("watch the database's activity: %v", err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no write of an instance's content started within 30 s")
+}
