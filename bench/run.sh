@@ -1,40 +1,58 @@
 #!/usr/bin/env bash
-# make bench: measures the API on SQLite and Postgres with wrk (20 connections, 10 s) on
-# GET /api/v1/teams/{id}/applications, and the idle RSS of `flowyard serve`. Writes bench/report.md.
+# make bench: runs every benchmark of the project and writes bench/report.md and its JSON twin bench/report.json.
+# Each figure is the median and the spread (min–max) of repeated runs. A measurement that repeats itself inside
+# (instance starts: 10 each; snapshot and promotion benchmarks: -benchtime runs) reports its own median and spread.
+#
+#   BENCH_RUNS      repeats of the API, 1,000-device rollout and idle-RSS measurements (default 3)
+#   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
+#   BENCH_ONLY      space-separated subset of: api instances snapshots devices rollouts dashboard (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
 PORT=${BENCH_PORT:-18480}
+RUNS=${BENCH_RUNS:-3}
+RUNS_10K=${BENCH_10K_RUNS:-1}
+ONLY=${BENCH_ONLY:-api instances snapshots devices rollouts dashboard}
 PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 TMP=$(mktemp -d)
+SAMPLES=$TMP/samples.jsonl   # one measured value per line
+SUMMARIES=$TMP/summary.jsonl # figures already aggregated by the measurement itself
+touch "$SAMPLES" "$SUMMARIES"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  apt-get install -y wrk >/dev/null 2>&1 || { echo "wrk is missing and could not be installed" >&2; exit 1; }
-fi
+need() { # command debian-package
+  command -v "$1" >/dev/null && return 0
+  echo "installing $2 (Debian package)" >&2
+  apt-get install -y "$2" >/dev/null 2>&1 || { echo "$1 is missing and could not be installed" >&2; exit 1; }
+}
+need wrk wrk
+need jq jq
 
-report=bench/report.md
-{
-  echo "# Flowyard benchmarks"
-  echo
-  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
-  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo
-  echo "## API: GET /api/v1/teams/{id}/applications (wrk -t2 -c20 -d10s --latency, 10 applications, PAT auth)"
-  echo
-  echo "| store | requests/s | p50 | p99 | idle RSS of flowyard serve |"
-  echo "|---|---|---|---|---|"
-} > "$report"
+wanted() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# sample GROUP NAME UNIT VALUE: one run's value of a figure.
+sample() {
+  jq -nc --arg g "$1" --arg n "$2" --arg u "$3" --argjson v "$4" '{group:$g,name:$n,unit:$u,value:$v}' >> "$SAMPLES"
+}
+
+# summary GROUP NAME UNIT MEDIAN MIN MAX N: a figure its measurement aggregated over its own N runs.
+summary() {
+  jq -nc --arg g "$1" --arg n "$2" --arg u "$3" --argjson med "$4" --argjson lo "$5" --argjson hi "$6" --argjson k "$7" \
+    '{group:$g,name:$n,unit:$u,median:$med,min:$lo,max:$hi,runs:$k}' >> "$SUMMARIES"
+}
+
+# ---- API throughput on SQLite and Postgres, and the idle RSS of `flowyard serve` ----
 
 wait_ready() {
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0; sleep 0.1; done
   echo "flowyard did not start" >&2; exit 1
 }
 
-bench_store() { # name database-url
-  local name=$1 db=$2 dir="$TMP/$1"
+# wrk unit → ms ("850.00us", "4.31ms", "1.20s").
+to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
+
+bench_api_once() { # store database-url
+  local name=$1 db=$2 dir="$TMP/$1-$RANDOM"
   mkdir -p "$dir"
   $BIN migrate --data-dir "$dir" --database-url "$db" --log-level warn
   $BIN admin create-user --data-dir "$dir" --database-url "$db" --email bench@example.com --password bench-password --admin >/dev/null
@@ -44,70 +62,126 @@ bench_store() { # name database-url
   curl -sf -c "$dir/cookies" -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"bench-password"}' "http://127.0.0.1:$PORT/api/v1/auth/login" >/dev/null
   local api=(curl -sf -b "$dir/cookies" -H 'Content-Type: application/json')
   local tt team token
-  tt=$("${api[@]}" -d '{"name":"Bench"}' "http://127.0.0.1:$PORT/api/v1/team-types" | sed -E 's/.*"id":"([^"]+)".*/\1/')
-  team=$("${api[@]}" -d "{\"name\":\"Bench\",\"teamTypeId\":\"$tt\"}" "http://127.0.0.1:$PORT/api/v1/teams" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  tt=$("${api[@]}" -d '{"name":"Bench"}' "http://127.0.0.1:$PORT/api/v1/team-types" | jq -r .id)
+  team=$("${api[@]}" -d "{\"name\":\"Bench\",\"teamTypeId\":\"$tt\"}" "http://127.0.0.1:$PORT/api/v1/teams" | jq -r .id)
   for i in $(seq 1 10); do "${api[@]}" -d "{\"name\":\"app-$i\"}" "http://127.0.0.1:$PORT/api/v1/teams/$team/applications" >/dev/null; done
-  token=$("${api[@]}" -d '{"name":"bench"}' "http://127.0.0.1:$PORT/api/v1/user/tokens" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+  token=$("${api[@]}" -d '{"name":"bench"}' "http://127.0.0.1:$PORT/api/v1/user/tokens" | jq -r .token)
   sleep 2
-  local rss
-  rss=$(awk '/VmRSS/{printf "%.1f MiB", $2/1024}' /proc/$pid/status)
+  sample api "idle RSS of flowyard serve ($name)" MiB "$(awk '/VmRSS/{print $2/1024}' /proc/$pid/status)"
   wrk -t2 -c20 -d10s --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/api/v1/teams/$team/applications" > "$dir/wrk.txt"
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/{print $2}' "$dir/wrk.txt")
-  p50=$(awk '$1=="50%"{print $2}' "$dir/wrk.txt")
-  p99=$(awk '$1=="99%"{print $2}' "$dir/wrk.txt")
-  echo "| $name | $rps | $p50 | $p99 | $rss |" >> "$report"
-  grep -E "Non-2xx|Socket errors" "$dir/wrk.txt" >&2 || true
+  if grep -qE "Non-2xx|Socket errors" "$dir/wrk.txt"; then grep -E "Non-2xx|Socket errors" "$dir/wrk.txt" >&2; fi
+  sample api "GET applications, $name: requests/s" req/s "$(awk '/Requests\/sec/{print $2}' "$dir/wrk.txt")"
+  sample api "GET applications, $name: p50" ms "$(to_ms "$(awk '$1=="50%"{print $2}' "$dir/wrk.txt")")"
+  sample api "GET applications, $name: p99" ms "$(to_ms "$(awk '$1=="99%"{print $2}' "$dir/wrk.txt")")"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-# flowyard serve needs a Temporal frontend; a headless dev server in memory is enough for the API figures.
-TPORT=${BENCH_TEMPORAL_PORT:-18733}
-./bin/temporal server start-dev --headless --ip 127.0.0.1 --port "$TPORT" --namespace flowyard --log-level never >/dev/null 2>&1 &
-export FLOWYARD_TEMPORAL_ADDRESS="127.0.0.1:$TPORT"
-for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$TPORT) 2>/dev/null && break; sleep 0.2; done
+bench_api() {
+  # flowyard serve needs a Temporal frontend; a headless dev server in memory is enough for the API figures.
+  local tport=${BENCH_TEMPORAL_PORT:-18733}
+  ./bin/temporal server start-dev --headless --ip 127.0.0.1 --port "$tport" --namespace flowyard --log-level never >/dev/null 2>&1 &
+  local temporal=$!
+  export FLOWYARD_TEMPORAL_ADDRESS="127.0.0.1:$tport"
+  for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$tport) 2>/dev/null && break; sleep 0.2; done
+  for run in $(seq 1 "$RUNS"); do
+    echo "api run $run/$RUNS" >&2
+    bench_api_once sqlite ""
+    local pgdb="fy_bench_$$_$run"
+    psql "$PG_ADMIN" -qc "CREATE DATABASE $pgdb" >/dev/null
+    bench_api_once postgres "${PG_ADMIN%/*}/$pgdb?sslmode=disable"
+    psql "$PG_ADMIN" -qc "DROP DATABASE $pgdb WITH (FORCE)" >/dev/null
+  done
+  kill "$temporal"; wait "$temporal" 2>/dev/null || true
+}
 
-bench_store sqlite ""
-pgdb="fy_bench_$$"
-psql "$PG_ADMIN" -qc "CREATE DATABASE $pgdb" >/dev/null
-bench_store postgres "${PG_ADMIN%/*}/$pgdb?sslmode=disable"
-psql "$PG_ADMIN" -qc "DROP DATABASE $pgdb WITH (FORCE)" >/dev/null
+# ---- the measurements that are Go tests (FLOWYARD_BENCH=1) or Go benchmarks ----
 
-# Instances: POST until running beside a bare node-red start (median of 10), RSS per instance, 10 at once.
-FLOWYARD_BENCH=1 go test ./platform -run TestMeasureInstances -count=1 -timeout 20m >/dev/null
+measure() { # test-regexp [env...]: runs one measurement test of ./platform
+  local test=$1; shift
+  echo "measuring $test $*" >&2
+  env FLOWYARD_BENCH=1 "$@" go test ./platform -run "^$test\$" -count=1 -timeout 40m > "$TMP/$test.log" 2>&1 ||
+    { tail -50 "$TMP/$test.log" >&2; exit 1; }
+}
+
+bench_instances() {
+  measure TestMeasureInstances
+  local j=bench/instances.json
+  summary instances "POST → running (local driver)" s "$(jq .provisionSeconds.median $j)" "$(jq .provisionSeconds.min $j)" "$(jq .provisionSeconds.max $j)" 10
+  summary instances "bare node red.js → Started flows" s "$(jq .bareNodeRedSeconds.median $j)" "$(jq .bareNodeRedSeconds.min $j)" "$(jq .bareNodeRedSeconds.max $j)" 10
+  summary instances "RSS per running instance" MiB "$(jq .rssMiB.median $j)" "$(jq .rssMiB.min $j)" "$(jq .rssMiB.max $j)" 10
+  sample instances "10 instances created at once → all running" s "$(jq .tenAtOnce.seconds $j)"
+}
+
+bench_snapshots() {
+  echo "measuring snapshots and promotion" >&2
+  go test ./platform -run '^$' -bench 'BenchmarkSnapshots|BenchmarkPromotion' -benchtime 5x -timeout 60m > "$TMP/snap.txt" 2>&1 ||
+    { tail -50 "$TMP/snap.txt" >&2; exit 1; }
+  # Lines look like: BenchmarkSnapshots/rollback/1MB-2  5  0 ns/op  1281 median-ms  1100 max-ms  1000 min-ms ...
+  awk '/^Benchmark/ && /median-ms/ {
+      name=$1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+      for (i=3; i<NF; i++) { if ($(i+1)=="median-ms") med=$i; if ($(i+1)=="min-ms") lo=$i; if ($(i+1)=="max-ms") hi=$i }
+      print name, med, lo, hi, $2 }' "$TMP/snap.txt" |
+    while read -r name med lo hi n; do summary snapshots "$name" ms "$med" "$lo" "$hi" "$n"; done
+}
+
+bench_devices() {
+  measure TestMeasureDevices
+  local j=bench/devices.json
+  sample devices "platform memory per connected device (1,000 agents)" KiB "$(jq .platformKiBPerDevice $j)"
+  sample devices "target change → 1,000 devices running" s "$(jq .targetChangeToAllRunningS $j)"
+  sample devices "idle CPU with 1,000 connected devices" "% of a core" "$(jq .idleCpuPercentOfOneCore $j)"
+}
+
+bench_rollouts() {
+  local n runs
+  for n in 1000 10000; do
+    runs=$RUNS; [ "$n" = 10000 ] && runs=$RUNS_10K
+    for run in $(seq 1 "$runs"); do
+      measure TestMeasureRollout FLOWYARD_BENCH_DEVICES=$n
+      sample rollouts "$n-device rollout: POST → succeeded" s "$(jq .rolloutSeconds bench/rollout.json)"
+      sample rollouts "$n-device rollout: longest workflow history" events "$(jq .longestHistoryEvents bench/rollout.json)"
+      sample rollouts "$n-device rollout: peak RSS of the platform" MiB "$(jq .peakRSSMiB bench/rollout.json)"
+    done
+  done
+}
+
+bench_dashboard() {
+  # The browser figure exists once the dashboard's measurement test does.
+  grep -q "func TestMeasureDashboard" platform/*_test.go 2>/dev/null || return 0
+  for run in $(seq 1 "$RUNS"); do
+    measure TestMeasureDashboard
+    sample dashboard "instance list of 100 instances: first contentful paint" ms "$(jq .firstContentfulPaintMs bench/dashboard.json)"
+    sample dashboard "instance list of 100 instances: bytes transferred" KiB "$(jq '.transferBytes/1024' bench/dashboard.json)"
+  done
+}
+
+make -s build >/dev/null
+for part in api instances snapshots devices rollouts dashboard; do
+  if wanted "$part"; then "bench_$part"; fi
+done
+
+# ---- the report: JSON twin first, markdown rendered from it ----
+
+jq -s 'group_by([.group, .name]) | map({group: .[0].group, name: .[0].name, unit: .[0].unit, runs: length,
+        samples: map(.value), min: (map(.value) | min), max: (map(.value) | max),
+        median: (map(.value) | sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end)})' \
+  "$SAMPLES" > "$TMP/aggregated.json"
+jq -s '.' "$SUMMARIES" > "$TMP/summaries.json"
+jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" \
+  --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --arg machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go env GOVERSION)" \
+  '["api","instances","snapshots","devices","rollouts","dashboard"] as $order
+   | {date: $date, commit: $commit, machine: $machine,
+      figures: ($s[0] + $a[0] | sort_by((.group as $g | $order | index($g)), .name))}' > bench/report.json
+
 {
+  echo "# Flowyard benchmarks"
   echo
-  echo "## Instances (go test ./platform -run TestMeasureInstances, FLOWYARD_BENCH=1; seconds and MiB)"
+  echo "$(jq -r '"- date: \(.date)\n- commit: \(.commit)\n- machine: \(.machine)"' bench/report.json)"
+  echo "- command: \`make bench\` (BENCH_RUNS=$RUNS, BENCH_10K_RUNS=$RUNS_10K); raw figures in bench/report.json"
   echo
-  echo '```json'
-  cat bench/instances.json
-  echo
-  echo '```'
-} >> "$report"
-
-# Devices: 1,000 simulated agents (MQTT + HTTP) against `flowyard dev` in its own process: platform RSS per
-# connected device, time for all to report running after a target change, idle CPU.
-FLOWYARD_BENCH=1 go test ./platform -run TestMeasureDevices -count=1 -timeout 20m >/dev/null
-{
-  echo
-  echo "## Devices (go test ./platform -run TestMeasureDevices, FLOWYARD_BENCH=1; 1,000 simulated agents)"
-  echo
-  echo '```json'
-  cat bench/devices.json
-  echo
-  echo '```'
-} >> "$report"
-
-# Rollouts: 10,000 simulated devices (a separate agent process) from POST …/rollouts to succeeded, peak RSS of the
-# process holding the platform, and the longest history of any run of the rollout workflow.
-FLOWYARD_BENCH=1 go test ./platform -run TestMeasureRollout -count=1 -timeout 30m >/dev/null
-{
-  echo
-  echo "## Rollout (go test ./platform -run TestMeasureRollout, FLOWYARD_BENCH=1; 10,000 simulated devices)"
-  echo
-  echo '```json'
-  cat bench/rollout.json
-  echo
-  echo '```'
-} >> "$report"
-cat "$report"
+  echo "| group | figure | median | spread (min–max) | runs |"
+  echo "|---|---|---|---|---|"
+  jq -r '.figures[] | "| \(.group) | \(.name) | \(.median * 100 | round / 100) \(.unit) | \(.min * 100 | round / 100)–\(.max * 100 | round / 100) | \(.runs) |"' bench/report.json
+} > bench/report.md
+cat bench/report.md

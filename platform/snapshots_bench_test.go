@@ -111,8 +111,11 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// reportMedian reports the median and the spread (min, max) of the runs in ms; make bench reads all three.
 func reportMedian(b *testing.B, took []time.Duration) {
 	b.ReportMetric(float64(median(took).Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(slices.Min(took).Microseconds())/1000, "min-ms")
+	b.ReportMetric(float64(slices.Max(took).Microseconds())/1000, "max-ms")
 	b.ReportMetric(0, "ns/op") // the wall time per op includes polling; the median above is the figure
 }
 
