@@ -70,7 +70,7 @@ func TestLoginIsRateLimited(t *testing.T) {
 	assert.Equal(t, 429, last)
 	r := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "viewer@example.com", "password": testPassword})
 	assert.Equal(t, 429, r.Status, "the right password does not bypass the limit while it holds")
-	assert.Equal(t, "rate_limited", r.String("code"))
+	assert.Equal(t, "too_many_sign_ins", r.String("code"))
 }
 
 func TestBadInputGetsTheEnvelopeAndWritesNothing(t *testing.T) {

@@ -36,8 +36,8 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	email, _ := domain.ValidateEmail("email", req.Email)
 	at := time.Now()
-	if s.limiter.blocked(email, c.IP(), at) {
-		return domain.RateLimited("Too many failed sign-ins; wait a few minutes and try again.")
+	if wait := s.limiter.loginWait(email, c.IP(), at); wait > 0 {
+		return domain.TooMany("too_many_sign_ins", "Too many failed sign-ins; wait a few minutes and try again.", wait)
 	}
 	u, err := s.store.GetUserByEmail(c.UserContext(), email)
 	if err != nil && !domain.IsKind(err, domain.KindNotFound) {
@@ -49,10 +49,10 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	// Unknown e-mail and wrong password take the same time and get the same answer.
 	if !domain.CheckPassword(hash, req.Password) {
-		s.limiter.fail(email, c.IP(), at)
+		s.limiter.loginFailed(email, c.IP(), at)
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
-	s.limiter.succeed(email)
+	s.limiter.loginSucceeded(email)
 	token, hashed := domain.NewToken(domain.TokenPrefixSession)
 	expires := at.Add(s.cfg.SessionTTL)
 	if err := s.store.InsertSession(c.UserContext(), &storage.Session{TokenHash: hashed, UserID: u.ID, ExpiresAt: expires}); err != nil {

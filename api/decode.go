@@ -13,9 +13,6 @@ import (
 	"github.com/flowyard/flowyard/domain"
 )
 
-// maxJSONDepth bounds nesting in request bodies, so a deep body cannot exhaust the stack or the CPU.
-const maxJSONDepth = 32
-
 // requireJSONBody refuses bodies that are not JSON. Browsers cannot send a cross-site JSON request without a
 // CORS preflight, so this also keeps cookie-authenticated writes safe from other sites.
 func (s *Server) requireJSONBody(c *fiber.Ctx) error {
@@ -30,13 +27,13 @@ func (s *Server) requireJSONBody(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// decodeJSON reads the body into v strictly: unknown fields, wrong types, trailing data and deep nesting
-// answer 400 naming the field.
-func decodeJSON(body []byte, v any) error {
+// decodeJSON reads the body into v strictly: unknown fields, wrong types, trailing data and nesting deeper than
+// maxDepth (which bounds the stack and CPU a body can take) answer 400 naming the field.
+func decodeJSON(body []byte, v any, maxDepth int) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "The request needs a JSON body."}
 	}
-	if err := checkDepth(body, maxJSONDepth); err != nil {
+	if err := checkDepth(body, maxDepth); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -50,7 +47,9 @@ func decodeJSON(body []byte, v any) error {
 	return nil
 }
 
-func (s *Server) decode(c *fiber.Ctx, v any) error { return decodeJSON(c.Body(), v) }
+func (s *Server) decode(c *fiber.Ctx, v any) error {
+	return decodeJSON(c.Body(), v, s.limiter.MaxJSONDepth)
+}
 
 func jsonError(err error) error {
 	var typeErr *json.UnmarshalTypeError

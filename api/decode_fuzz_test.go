@@ -14,7 +14,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req createTeamRequest
-		err := decodeJSON(body, &req)
+		err := decodeJSON(body, &req, DefaultMaxJSONDepth)
 		if err == nil {
 			return
 		}

@@ -193,7 +193,12 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 // provisionDevice is the FlowFuse auto-provisioning flow (§1.3): a provisioning token of the team registers a
 // device, assigned to what the token names.
 func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDeviceRequest) error {
-	tok, err := s.store.GetTokenByHash(c.UserContext(), domain.HashToken(bearer), time.Now(), devices.TokenKindProvisioning)
+	hash, at := domain.HashToken(bearer), time.Now()
+	// Counted before the token is looked up: a flood of unknown tokens costs the store nothing once limited.
+	if err := s.limiter.provisionAttempt(hash, c.IP(), at); err != nil {
+		return err
+	}
+	tok, err := s.store.GetTokenByHash(c.UserContext(), hash, at, devices.TokenKindProvisioning)
 	if domain.IsKind(err, domain.KindNotFound) {
 		return domain.Unauthorized("The provisioning token is not valid, has expired or was revoked.")
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -50,6 +52,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="flowyard"`)
 	}
+	if de, ok := domain.AsError(err); ok && de.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds(de.RetryAfter))
+	}
 	return c.Status(status).JSON(env)
 }
 
@@ -92,6 +97,11 @@ func fiberEnvelope(fe *fiber.Error) envelope {
 		return internalEnvelope()
 	}
 	return envelope{Code: "bad_request", Message: "The request could not be read.", Detail: fe.Message}
+}
+
+// retryAfterSeconds rounds up to whole seconds, at least one: a client told 0 would retry at once.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second)))
 }
 
 func internalEnvelope() envelope {

@@ -117,7 +117,7 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 		if err := docs.put(ctx, tx, in.ID); err != nil {
 			return err
 		}
-		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+		if err := s.insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
 		return audit(c, tx, who, in.TeamID, "instance.created", "instance", in.ID, map[string]any{"name": in.Name})
@@ -322,7 +322,7 @@ func (s *Server) instanceAction(c *fiber.Ctx) error {
 func (s *Server) recordAndStart(c *fiber.Ctx, who *caller, in *storage.Instance, kind string, action instance.Action) error {
 	op := newOperation(kind, "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
 	err := s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+		if err := s.insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
 		return audit(c, tx, who, in.TeamID, "instance."+kind, "instance", in.ID, nil)

@@ -101,7 +101,7 @@ func (s *Server) promote(c *fiber.Ctx) error {
 		if err := tx.InsertPromotion(ctx, pr); err != nil {
 			return err
 		}
-		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+		if err := s.insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
 		return audit(c, tx, who, p.TeamID, "application.pipeline.stage-promoted", "pipeline", p.ID,

@@ -113,7 +113,7 @@ func (s *Server) createRollout(c *fiber.Ctx) error {
 		if err := tx.InsertRollout(ctx, r); err != nil {
 			return err
 		}
-		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+		if err := s.insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
 		return audit(c, tx, who, g.TeamID, "application.device-group.rollout-started", "device-group", g.ID,

@@ -32,6 +32,7 @@ type Config struct {
 	PublicURL     string        // how browsers reach the platform, for editor links
 	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
+	Limits        Limits // abuse limits; zero values take the defaults
 }
 
 // Deps are the API's collaborators.
@@ -69,7 +70,7 @@ type Server struct {
 	cfg       Config
 	ready     []Checker
 	routes    []routeDoc
-	limiter   *loginLimiter
+	limiter   *limiters
 	wfURL     func(workflowID, runID string) string
 	sealer    *domain.Sealer
 	instances InstanceRunner
@@ -90,7 +91,7 @@ func New(d Deps) *Server {
 	if d.Config.SessionTTL == 0 {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
-	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLoginLimiter(), wfURL: d.WorkflowURL, sealer: d.Sealer,
+	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines

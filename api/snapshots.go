@@ -326,7 +326,7 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 	}
 	op := newOperation("rollback", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
+		if err := s.insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
 		return audit(c, tx, who, in.TeamID, "instance.rollback", "instance", in.ID, map[string]any{"snapshotId": snap.ID, "name": snap.Name})

@@ -56,12 +56,12 @@ type snapWorld struct {
 	foreign *storage.Instance // the outsider's
 }
 
-func newSnapWorld(t *testing.T, dialect string) *snapWorld {
+func newSnapWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *snapWorld {
 	t.Helper()
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
 	require.NoError(t, err)
 	runner := &recordingRunner{}
-	env := apitest.Start(t, dialect, func(d *api.Deps) { d.Sealer, d.Instances = sealer, runner })
+	env := apitest.Start(t, dialect, append([]func(*api.Deps){func(d *api.Deps) { d.Sealer, d.Instances = sealer, runner }}, mutate...)...)
 	w := &snapWorld{env: env, sealer: sealer, runner: runner, as: map[string]*apitest.Client{}}
 	for _, name := range []string{"admin", "owner", "member", "viewer", "dashboard", "outsider"} {
 		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")

@@ -44,6 +44,10 @@ type Config struct {
 	Log      *slog.Logger
 	// MaxPacketBytes overrides DefaultMaxPacketBytes.
 	MaxPacketBytes int
+	// MessagesPerSecond and Burst override DefaultMessagesPerSecond and DefaultBurst, the publish rate allowed
+	// to each device.
+	MessagesPerSecond int
+	Burst             int
 }
 
 // Broker is the running broker.
@@ -59,7 +63,9 @@ type Broker struct {
 	mu      sync.Mutex
 	clients map[string]*connection // by device ID
 
-	replies sync.Map // correlation ID -> waiter
+	rate    rate          // publishes allowed to each device
+	dropped atomic.Uint64 // publishes dropped for going over the rate, since start
+	replies sync.Map      // correlation ID -> waiter
 	closed  atomic.Bool
 	// work carries the store's work for devices (authentication, connection flags, status messages) from the
 	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
@@ -78,6 +84,7 @@ const (
 type connection struct {
 	client *mqtt.Client
 	grant  grant
+	flow   *bucket // its publish rate
 }
 
 // Start binds the listeners and serves until Close.
@@ -96,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	caps.RetainAvailable = 0
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{})}
+		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler),
 		ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024, SysTopicResendInterval: 3600})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {

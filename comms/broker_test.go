@@ -33,7 +33,7 @@ type device struct {
 	id, username, password string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, options ...func(*comms.Config)) *fixture {
 	t.Helper()
 	st := storagetest.New(t, "sqlite")
 	ctx := context.Background()
@@ -49,7 +49,11 @@ func newFixture(t *testing.T) *fixture {
 		f.apps[i] = domain.NewID()
 		require.NoError(t, st.InsertApplication(ctx, &storage.Application{ID: f.apps[i], TeamID: f.team, Name: fmt.Sprint("app", i)}))
 	}
-	b, err := comms.Start(ctx, comms.Config{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0", Devices: svc, Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 64 << 10})
+	cfg := comms.Config{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0", Devices: svc, Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 64 << 10}
+	for _, o := range options {
+		o(&cfg)
+	}
+	b, err := comms.Start(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	f.broker = b

@@ -22,7 +22,7 @@ type hook struct {
 func (h *hook) ID() string { return "flowyard-devices" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPublish}, []byte{b})
 }
 
 // OnConnectAuthenticate accepts device:<team>:<device> with the device's broker password, and only with the
@@ -56,23 +56,38 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if old := h.b.clients[deviceID]; old != nil && old.client != cl {
 		h.b.log.Info("a second connection of the device takes over its session", "device", deviceID, "remote", cl.Net.Remote)
 	}
-	h.b.clients[deviceID] = &connection{client: cl, grant: grantOf(d)}
+	h.b.clients[deviceID] = &connection{client: cl, grant: grantOf(d), flow: h.b.rate.bucket(time.Now())}
 	h.b.mu.Unlock()
 	return true
 }
 
 func (h *hook) grantOf(cl *mqtt.Client) (grant, bool) {
-	_, deviceID, ok := devices.ParseBrokerUsername(string(cl.Properties.Username))
-	if !ok {
-		return grant{}, false
-	}
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
-	conn := h.b.clients[deviceID]
-	if conn == nil || conn.client != cl {
+	conn := h.connectionLocked(cl)
+	if conn == nil {
 		return grant{}, false
 	}
 	return conn.grant, true
+}
+
+// connectionOf is the signed-in connection of the client; nil when it is not (or no longer) the device's.
+func (h *hook) connectionOf(cl *mqtt.Client) *connection {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	return h.connectionLocked(cl)
+}
+
+func (h *hook) connectionLocked(cl *mqtt.Client) *connection {
+	_, deviceID, ok := devices.ParseBrokerUsername(string(cl.Properties.Username))
+	if !ok {
+		return nil
+	}
+	conn := h.b.clients[deviceID]
+	if conn == nil || conn.client != cl {
+		return nil
+	}
+	return conn
 }
 
 // OnACLCheck applies §3.7. A refused subscription gets a failure code in its SUBACK; a refused publish is

@@ -43,6 +43,7 @@ type Config struct {
 	MetricsListen string // address of the Prometheus /metrics server; empty: none
 	Kubernetes    KubernetesConfig
 	Stripe        StripeConfig
+	Limits        Limits // abuse limits of the API and the broker
 }
 
 // StripeConfig turns billing on: without a key the platform bills nobody and works fully.
@@ -119,6 +120,9 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 		return c, err
 	}
 	fs.IntVar(&c.BodyLimitMB, "body-limit-mb", limit, "largest request body in MiB (FLOWYARD_BODY_LIMIT_MB)")
+	if err := c.Limits.addFlags(fs, getenv); err != nil {
+		return c, err
+	}
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", getenv("FLOWYARD_SECURE_COOKIES") == "true", "mark cookies Secure (behind a TLS proxy) (FLOWYARD_SECURE_COOKIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w\n\nflags:\n%s", err, usage(fs))
@@ -198,6 +202,7 @@ func (c *Config) validate() error {
 	if c.BodyLimitMB < 1 || c.BodyLimitMB > 1024 {
 		errs = append(errs, fmt.Errorf("--body-limit-mb=%d must be from 1 to 1024", c.BodyLimitMB))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if c.Stripe.Key != "" && c.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("FLOWYARD_STRIPE_WEBHOOK_SECRET is needed with FLOWYARD_STRIPE_KEY: webhooks cannot be verified without it"))
 	}

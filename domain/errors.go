@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error for callers that must answer it, such as the HTTP API.
@@ -37,6 +38,8 @@ type Error struct {
 	Message     string
 	Detail      string
 	Validations []FieldError
+	// RetryAfter, when set, tells the client how long to wait before trying again (a rate limit).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -102,6 +105,12 @@ func Unauthorized(message string) *Error {
 // RateLimited reports too many attempts.
 func RateLimited(message string) *Error {
 	return &Error{Kind: KindRateLimited, Code: "rate_limited", Message: message}
+}
+
+// TooMany reports that a limit on attempts or work in progress holds: code names the limit, retryAfter says
+// when the next attempt may succeed.
+func TooMany(code, message string, retryAfter time.Duration) *Error {
+	return &Error{Kind: KindRateLimited, Code: code, Message: message, RetryAfter: retryAfter}
 }
 
 // Unavailable reports a dependency that does not answer.

@@ -111,7 +111,10 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
 	deps.Log = log
 	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, Version: Version, PublicURL: cfg.PublicURL,
-		BrokerURL: cfg.MQTTPublicURL}
+		BrokerURL: cfg.MQTTPublicURL, Limits: api.Limits{MaxJSONDepth: cfg.Limits.MaxJSONDepth,
+			LoginFailuresPerAccount: cfg.Limits.LoginFailuresPerAccount, LoginFailuresPerIP: cfg.Limits.LoginFailuresPerIP,
+			ProvisionsPerToken: cfg.Limits.ProvisionsPerToken, ProvisionsPerIP: cfg.Limits.ProvisionsPerIP,
+			MaxTeamOperations: cfg.Limits.MaxTeamOperations}}
 	srv := api.New(deps)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Listen(cfg.Listen) }()

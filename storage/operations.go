@@ -53,3 +53,18 @@ func (s *Store) UpdateOperation(ctx context.Context, op *Operation, from ...stri
 	n, err := res.RowsAffected()
 	return n > 0, err
 }
+
+// CountTeamOperationsInFlight counts a team's operations that are pending or running. Inside a transaction it
+// first takes the team's operation lock (a Postgres advisory lock held until the transaction ends; SQLite
+// transactions already hold the write lock), so a count followed by an insert in the same transaction holds
+// across API replicas: two requests cannot both see room for one more.
+func (s *Store) CountTeamOperationsInFlight(ctx context.Context, teamID string) (int, error) {
+	if _, inTx := s.db.(bun.Tx); inTx && s.Dialect() == "pg" {
+		if _, err := s.db.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext(?))", "team-operations:"+teamID); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.db.NewSelect().Model((*Operation)(nil)).
+		Where("team_id = ? AND status IN (?)", teamID, bun.In([]string{OperationPending, OperationRunning})).Count(ctx)
+	return int(n), err
+}

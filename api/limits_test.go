@@ -1,0 +1,121 @@
+package api_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// limited starts a snapWorld whose API has the given abuse limits.
+func limited(t *testing.T, dialect string, l api.Limits) *snapWorld {
+	return newSnapWorld(t, dialect, func(d *api.Deps) { d.Config.Limits = l })
+}
+
+// assertTooMany checks a limit's 429: the code naming it, a sentence, and when to retry.
+func assertTooMany(t *testing.T, r *apitest.Response, code string) {
+	t.Helper()
+	assert.Equal(t, 429, r.Status, string(r.Raw))
+	assert.Equal(t, code, r.String("code"))
+	assert.NotEmpty(t, r.String("message"))
+	secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	assert.NoError(t, err, "Retry-After is whole seconds")
+	assert.Positive(t, secs)
+}
+
+func TestLoginLimitAnswersRetryAfter(t *testing.T) {
+	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2})
+	c := w.env.Client(t)
+	for range 2 {
+		assert.Equal(t, 401, c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "viewer@example.com", "password": "wrong-password"}).Status)
+	}
+	assertTooMany(t, c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "viewer@example.com", "password": testPassword}), "too_many_sign_ins")
+	c.Login("member@example.com", testPassword) // another account is not held back
+}
+
+func TestJSONDepthLimitIsConfigurable(t *testing.T) {
+	w := limited(t, "sqlite", api.Limits{MaxJSONDepth: 3})
+	r := w.as["owner"].Do("POST", "/api/v1/teams", `{"name":"x","slug":"deep","a":[[{}]]}`)
+	assert.Equal(t, 400, r.Status)
+	assert.Equal(t, "json_too_deep", r.String("code"))
+	assert.Contains(t, r.String("message"), "3 levels")
+}
+
+// TestProvisioningIsRateLimitedPerTokenAndAddress: a provisioning token, and a client address with any
+// tokens, may provision only so many devices a minute; the refused attempts register nothing.
+func TestProvisioningIsRateLimitedPerTokenAndAddress(t *testing.T) {
+	w := limited(t, "sqlite", api.Limits{ProvisionsPerToken: 3, ProvisionsPerIP: 5})
+	owner := w.as["owner"]
+	provisioner := func(name string) *apitest.Client {
+		c := w.env.Client(t)
+		c.Bearer = owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/provisioning-tokens", map[string]any{"name": name, "applicationId": w.appIDs[0]}).String("token")
+		return c
+	}
+	device := func(i int) map[string]any {
+		return map[string]any{"name": "dev-" + strconv.Itoa(i), "type": "pi", "team": w.teamID}
+	}
+	first, second := provisioner("first"), provisioner("second")
+	for i := range 3 {
+		first.Must(200, "POST", "/api/v1/devices", device(i))
+	}
+	assertTooMany(t, first.Do("POST", "/api/v1/devices", device(3)), "too_many_provisioning_attempts")
+	for i := range 2 {
+		second.Must(200, "POST", "/api/v1/devices", device(10+i))
+	}
+	r := second.Do("POST", "/api/v1/devices", device(12))
+	assertTooMany(t, r, "too_many_provisioning_attempts")
+	assert.Contains(t, r.String("message"), "address")
+
+	guesser := w.env.Client(t)
+	guesser.Bearer = "fyp_" + strings.Repeat("x", 40)
+	assertTooMany(t, guesser.Do("POST", "/api/v1/devices", device(20)), "too_many_provisioning_attempts")
+	assert.Len(t, owner.Must(200, "GET", "/api/v1/teams/"+w.teamID+"/devices", nil).Body["items"], 5, "refused attempts register nothing")
+}
+
+// TestTeamOperationsAreLimited: a team may have only so many operations pending or running; concurrent requests
+// cannot overshoot, another team is not affected, and a finished operation makes room.
+func TestTeamOperationsAreLimited(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		const max = 3
+		w := limited(t, dialect, api.Limits{MaxTeamOperations: max})
+		in := w.mine(t, 0, "busy", "secret")
+		owner := w.as["owner"]
+		restart := func() *apitest.Response { return owner.Do("POST", "/api/v1/instances/"+in.ID+"/actions/restart", nil) }
+
+		statuses := make([]int, 10)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Add(1)
+			go func() { defer wg.Done(); statuses[i] = restart().Status }()
+		}
+		wg.Wait()
+		accepted := 0
+		for _, s := range statuses {
+			assert.Contains(t, []int{202, 429}, s)
+			if s == 202 {
+				accepted++
+			}
+		}
+		assert.Equal(t, max, accepted, "concurrent requests start exactly as many operations as the limit allows")
+		assertTooMany(t, restart(), "too_many_operations")
+		ops := owner.Must(200, "GET", "/api/v1/instances/"+in.ID+"/operations", nil).Body["items"].([]any)
+		require.Len(t, ops, max, "a refused request records no operation")
+
+		foreign := w.as["outsider"].Do("POST", "/api/v1/instances/"+w.foreign.ID+"/actions/restart", nil)
+		assert.Equal(t, 202, foreign.Status, "another team has its own allowance: %s", foreign.Raw)
+
+		done := &storage.Operation{ID: ops[0].(map[string]any)["id"].(string), Status: storage.OperationSucceeded, Progress: map[string]any{}}
+		moved, err := w.env.Store.UpdateOperation(context.Background(), done, storage.OperationPending, storage.OperationRunning)
+		require.NoError(t, err)
+		require.True(t, moved)
+		assert.Equal(t, 202, restart().Status, "a finished operation makes room")
+	})
+}
