@@ -109,7 +109,7 @@ func New(d Deps) *Server {
 		IdleTimeout:  120 * time.Second,
 	})
 	s.app.Use(observeRequests(d.HTTPMetrics))
-	s.app.Use(recover.New(), requestid.New(), s.requireJSONBody, s.authenticate)
+	s.app.Use(recover.New(), requestid.New(), s.serveDashboard, s.requireJSONBody, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
 	return s

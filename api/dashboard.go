@@ -1,0 +1,67 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/web"
+)
+
+// The web dashboard (package web) is served before authentication: its files are public and the app signs in
+// through /api/v1 like any client. Any GET outside the API's own prefixes answers index.html, so the app's
+// history-API paths (/teams/acme/applications/…) survive a reload. These are not API routes, so they stay out
+// of the OpenAPI document.
+
+// notDashboard are the path prefixes the dashboard never answers.
+var notDashboard = []string{"/api/", "/editor/", "/logging/", "/healthz", "/readyz", "/metrics"}
+
+const assetsPrefix = "/assets/"
+
+// dashboardCSP allows only the dashboard's own scripts, styles and API calls.
+const dashboardCSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+func (s *Server) serveDashboard(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		return c.Next()
+	}
+	p := c.Path()
+	for _, prefix := range notDashboard {
+		if strings.HasPrefix(p, prefix) {
+			return c.Next()
+		}
+	}
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if rest, ok := strings.CutPrefix(p, assetsPrefix); ok {
+		return serveAsset(c, rest)
+	}
+	c.Set(fiber.HeaderContentSecurityPolicy, dashboardCSP)
+	c.Set("Referrer-Policy", "same-origin")
+	return sendAsset(c, web.Index(), "no-cache")
+}
+
+// serveAsset answers /assets/<version>/<file>. The current version's files never change, so they are cached for
+// a year; any other version (a page from an older build) is served revalidated by ETag.
+func serveAsset(c *fiber.Ctx, rest string) error {
+	version, name, _ := strings.Cut(rest, "/")
+	a, ok := web.Lookup(name)
+	if !ok {
+		return errRouteNotFound
+	}
+	cache := "no-cache"
+	if version == web.Version() {
+		cache = "public, max-age=31536000, immutable"
+	}
+	return sendAsset(c, a, cache)
+}
+
+func sendAsset(c *fiber.Ctx, a web.Asset, cache string) error {
+	c.Set(fiber.HeaderCacheControl, cache)
+	c.Set(fiber.HeaderETag, a.ETag)
+	if c.Get(fiber.HeaderIfNoneMatch) == a.ETag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, a.ContentType)
+	return c.Send(a.Body)
+}

@@ -1,0 +1,54 @@
+import * as api from '../api.js';
+import { action, announce, badge, fmtTime, h, replace, section } from '../ui.js';
+
+export const title = 'Device';
+
+// snapshotName shows a snapshot by name, or its ID when it cannot be read (deleted, or another application's).
+async function snapshotName(id) {
+  if (!id) return 'none';
+  try { return (await api.get(`/snapshots/${id}`)).name; } catch { return id; }
+}
+
+export async function render(ctx) {
+  const id = ctx.params.device;
+  let dev = await api.get(`/devices/${id}`);
+  ctx.title = dev.name;
+  const facts = h('dl', { class: 'facts' });
+  const statusEl = h('span', {});
+  const modeEl = h('div', { class: 'actions' });
+
+  const draw = async () => {
+    const [active, target] = await Promise.all([snapshotName(dev.activeSnapshotId), snapshotName(dev.targetSnapshotId)]);
+    if (!ctx.current()) return;
+    replace(statusEl, badge(dev.status));
+    const inSync = dev.activeSnapshotId === dev.targetSnapshotId;
+    replace(facts,
+      h('dt', {}, 'Status'), h('dd', {}, badge(dev.status), ' ', dev.state || ''),
+      dev.stateDetail ? [h('dt', {}, 'Detail'), h('dd', {}, dev.stateDetail)] : null,
+      h('dt', {}, 'Last seen'), h('dd', {}, fmtTime(dev.lastSeenAt)),
+      h('dt', {}, 'Active snapshot'), h('dd', { id: 'active-snapshot' }, active),
+      h('dt', {}, 'Target snapshot'), h('dd', { id: 'target-snapshot' }, target, inSync ? ' (in sync)' : dev.isDeploying ? ' (deploying)' : ' (pending)'),
+      h('dt', {}, 'Mode'), h('dd', {}, dev.mode === 'developer' ? 'Developer mode' : 'Autonomous'),
+      h('dt', {}, 'Agent'), h('dd', {}, dev.agentVersion || '—'),
+      h('dt', {}, 'Node-RED'), h('dd', {}, dev.nodeRedVersion || '—'),
+      h('dt', {}, 'Group'), h('dd', {}, dev.deviceGroupId ? h('a', { href: ctx.teamPath(`/device-groups/${dev.deviceGroupId}`) }, 'Device group') : '—'),
+      h('dt', {}, 'Application'), h('dd', {}, dev.applicationId ? h('a', { href: ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) }, 'Application') : '—'));
+    replace(modeEl, ctx.can('device:edit') ? action(dev.mode === 'developer' ? 'Leave developer mode' : 'Enter developer mode', async () => {
+      dev = await api.patch(`/devices/${id}`, { mode: dev.mode === 'developer' ? 'autonomous' : 'developer' });
+      announce(`${dev.name} is in ${dev.mode} mode.`);
+      await draw();
+    }) : null, ctx.can('device:delete') ? action('Delete device', async () => {
+      await api.del(`/devices/${id}`);
+      ctx.navigate(dev.applicationId ? ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) : ctx.teamPath());
+    }, { danger: true, confirm: { title: `Delete ${dev.name}?`, text: 'Its credentials stop working at once.', confirm: 'Delete' } }) : null);
+  };
+  await draw();
+  ctx.on('device', (next) => {
+    if (next.id !== id) return;
+    if (next.status !== dev.status) announce(`${next.name} is ${next.status}.`);
+    dev = next;
+    draw();
+  });
+  return [h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / '),
+    h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl)];
+}

@@ -1,0 +1,199 @@
+import * as api from '../api.js';
+import { stream } from '../sse.js';
+import { action, announce, badge, download, fmtTime, form, h, replace, section, table } from '../ui.js';
+import { operationLine, watchOperation } from '../operation.js';
+
+export const title = 'Instance';
+
+const lifecycle = [
+  { name: 'start', label: 'Start', when: ['stopped', 'suspended', 'crashed', 'error'] },
+  { name: 'stop', label: 'Stop', when: ['running', 'crashed', 'error'] },
+  { name: 'restart', label: 'Restart', when: ['running', 'crashed', 'error'] },
+  { name: 'suspend', label: 'Suspend', when: ['running', 'stopped', 'crashed', 'error'] },
+];
+
+export async function render(ctx) {
+  const id = ctx.params.instance;
+  let inst = await api.get(`/instances/${id}`);
+  const [app, template, ops] = await Promise.all([
+    api.get(`/applications/${inst.applicationId}`),
+    api.get(`/templates/${inst.templateId}`).catch(() => ({ settings: {}, policy: {}, env: [] })),
+    api.get(`/instances/${id}/operations?limit=1`).catch(() => ({ items: [] })),
+  ]);
+  ctx.title = inst.name;
+
+  const stateEl = h('span', {});
+  const reasonEl = h('p', { class: 'muted' });
+  const actionsEl = h('div', { class: 'actions', role: 'group', 'aria-label': 'Instance actions' });
+  const op = operationLine();
+  const watch = watchOperation(ctx, op, (o) => o.subjectType === 'instance' && o.subjectId === id);
+  if (ops.items[0]) watch.show(ops.items[0]);
+
+  const draw = () => {
+    replace(stateEl, badge(inst.state));
+    reasonEl.textContent = inst.stateReason || '';
+    replace(actionsEl, actionButtons(ctx, inst, watch));
+  };
+  draw();
+  ctx.on('instance', (next) => {
+    if (next.id !== id) return;
+    if (next.state !== inst.state) announce(`${inst.name} is ${next.state}.`);
+    inst = next;
+    draw();
+  });
+
+  return [
+    h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / ',
+      h('a', { href: ctx.teamPath(`/applications/${app.id}`) }, app.name), ' / '),
+    h('h1', {}, inst.name, ' ', stateEl),
+    reasonEl,
+    section('Overview',
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'URL'), h('dd', {}, inst.url ? h('a', { href: inst.url, target: '_blank', rel: 'noopener' }, inst.url) : '—'),
+        h('dt', {}, 'Editor'), h('dd', {}, inst.editorUrl && ctx.can('project:flows:view')
+          ? h('a', { href: inst.editorUrl, target: '_blank', rel: 'noopener', id: 'open-editor' }, 'Open editor') : '—'),
+        h('dt', {}, 'Created'), h('dd', {}, fmtTime(inst.createdAt))),
+      actionsEl, op.el),
+    h('div', { class: 'grid' }, settingsSection(ctx, inst, template), envSection(ctx, inst, template)),
+    logsSection(ctx, id),
+    await snapshotsSection(ctx, inst, watch),
+  ];
+}
+
+function actionButtons(ctx, inst, watch) {
+  const out = [];
+  if (ctx.can('project:change-status')) {
+    for (const a of lifecycle.filter((a) => a.when.includes(inst.state))) {
+      out.push(action(a.label, async () => watch.show((await api.post(`/instances/${inst.id}/actions/${a.name}`)).operation)));
+    }
+  }
+  if (ctx.can('project:delete') && inst.state !== 'deleting') {
+    out.push(action('Delete instance', async () => {
+      watch.show((await api.del(`/instances/${inst.id}`)).operation);
+      ctx.navigate(ctx.teamPath(`/applications/${inst.applicationId}`));
+    }, { danger: true, confirm: { title: `Delete ${inst.name}?`, text: 'Its flows, settings and snapshots go with it. This cannot be undone.', confirm: 'Delete' } }));
+  }
+  return out;
+}
+
+// settingsSection edits the instance's own settings over its template's; settings the template locks are shown
+// read-only with the reason, and are never sent.
+function settingsSection(ctx, inst, template) {
+  const keys = [...new Set([...Object.keys(template.settings || {}), ...Object.keys(inst.settings || {})])]
+    .filter((k) => ['string', 'number', 'boolean'].includes(typeof (inst.settings?.[k] ?? template.settings?.[k])));
+  const locked = (k) => template.policy?.[k] === false;
+  const editable = ctx.can('project:edit');
+  const fields = keys.map((k) => {
+    const v = inst.settings?.[k] ?? template.settings?.[k];
+    return { name: k, label: k, value: v, type: typeof v === 'boolean' ? 'checkbox' : typeof v === 'number' ? 'number' : 'text',
+      locked: locked(k) ? 'Locked by the template' : null, readonly: !editable };
+  });
+  if (!fields.length) return section('Settings', h('p', { class: 'muted' }, 'No settings.'));
+  if (!editable) return section('Settings', fields.map((f) => h('p', {}, h('strong', {}, f.label), ': ', String(f.value), f.locked ? ' 🔒 locked by the template' : '')));
+  return section('Settings', form({
+    label: 'Instance settings', submit: 'Save settings', fields,
+    onSubmit: async (v) => {
+      const settings = {};
+      for (const k of keys.filter((k) => !locked(k))) {
+        if (v[k] !== undefined && v[k] !== template.settings?.[k]) settings[k] = v[k];
+      }
+      await api.patch(`/instances/${inst.id}`, { settings });
+      announce('Settings saved. They apply at the next restart.');
+    },
+  }));
+}
+
+// envSection edits the instance's environment variables; the template's locked variables are listed, locked.
+function envSection(ctx, inst, template) {
+  const lockedVars = (template.env || []).filter((e) => e.locked);
+  const editable = ctx.can('project:edit-env');
+  const rows = h('div', { class: 'env-rows' });
+  const addRow = (e = { name: '', value: '' }) => {
+    const n = rows.children.length;
+    rows.append(h('div', { class: 'form inline', 'data-field': `env[${n}]` },
+      h('div', { class: 'field', 'data-field': `env.${e.name || n}` }, h('label', { for: `env-name-${n}` }, 'Name'),
+        h('input', { id: `env-name-${n}`, name: `envName${n}`, value: e.name, readonly: !editable, 'aria-describedby': `env-err-${n}` })),
+      h('div', { class: 'field' }, h('label', { for: `env-value-${n}` }, 'Value'),
+        h('input', { id: `env-value-${n}`, name: `envValue${n}`, value: e.value, readonly: !editable })),
+      h('p', { id: `env-err-${n}`, class: 'field-error' })));
+  };
+  (inst.env || []).filter((e) => !lockedVars.some((l) => l.name === e.name)).forEach((e) => addRow(e));
+  const lockedList = lockedVars.length ? h('ul', { class: 'locked' }, lockedVars.map((e) =>
+    h('li', {}, '🔒 ', h('code', {}, e.name), ' = ', h('code', {}, e.value), ' (locked by the template)'))) : null;
+  if (!editable) return section('Environment', lockedList, rows.children.length ? rows : h('p', { class: 'muted' }, 'No variables.'));
+  return section('Environment', lockedList, form({
+    label: 'Environment variables', submit: 'Save environment',
+    extra: [rows, h('button', { type: 'button', onClick: () => addRow() }, 'Add variable')],
+    onSubmit: async (v) => {
+      const env = [];
+      for (let i = 0; i < rows.children.length; i++) {
+        if (v[`envName${i}`]) env.push({ name: v[`envName${i}`], value: v[`envValue${i}`] || '' });
+      }
+      await api.patch(`/instances/${inst.id}`, { env });
+      announce('Environment saved. It applies at the next restart.');
+    },
+  }));
+}
+
+function logsSection(ctx, id) {
+  if (!ctx.can('project:log')) return null;
+  const pre = h('pre', { class: 'logs', tabindex: '0', 'aria-label': 'Runtime log', 'aria-live': 'off' });
+  const add = (l) => {
+    pre.append(`${new Date(l.ts || l.time).toLocaleTimeString()} [${l.level}] ${l.msg}\n`);
+    pre.scrollTop = pre.scrollHeight;
+  };
+  api.get(`/instances/${id}/logs?limit=200`).then((r) => {
+    if (!ctx.current()) return;
+    r.items.forEach(add);
+    ctx.onCleanup(stream(`/api/v1/instances/${id}/logs/stream`, 'log', add));
+  }).catch((err) => { pre.textContent = err.message; });
+  return section('Logs', pre);
+}
+
+async function snapshotsSection(ctx, inst, watch) {
+  if (!ctx.can('project:snapshot:list')) return null;
+  const listEl = h('div', {});
+  const exportSel = h('select', { id: 'export-snapshot', name: 'snapshotId' });
+  const refresh = async () => {
+    const items = await api.list(`/instances/${inst.id}/snapshots`);
+    replace(exportSel, items.map((s) => h('option', { value: s.id }, s.name)));
+    replace(listEl, table({
+      caption: 'Snapshots of the instance',
+      columns: [
+        { label: 'Name', cell: (s) => s.name + (s.auto ? ' (automatic)' : '') },
+        { label: 'Created', cell: (s) => fmtTime(s.createdAt) },
+        { label: 'Actions', cell: (s) => h('div', { class: 'actions' },
+          ctx.can('project:snapshot:rollback') ? action('Roll back', async () => {
+            watch.show((await api.post(`/instances/${inst.id}/rollback`, { snapshotId: s.id })).operation);
+          }, { confirm: { title: `Roll back to ${s.name}?`, text: 'The instance restarts with the flows, settings and environment of this snapshot.', confirm: 'Roll back' } }) : null,
+          ctx.can('snapshot:delete') ? action('Delete', async () => { await api.del(`/snapshots/${s.id}`); announce(`Snapshot ${s.name} deleted.`); await refresh(); },
+            { danger: true, confirm: { title: `Delete snapshot ${s.name}?`, confirm: 'Delete' } }) : null) },
+      ],
+      rows: items,
+      empty: 'No snapshots yet.',
+      rowAttrs: (s) => ({ 'data-snapshot': s.name }),
+    }));
+  };
+  await refresh();
+  return section('Snapshots', listEl,
+    ctx.can('project:snapshot:create') ? form({
+      label: 'Take a snapshot', submit: 'Take snapshot', cls: 'inline',
+      fields: [{ name: 'name', label: 'Snapshot name', required: true }, { name: 'description', label: 'Description (optional)' }],
+      onSubmit: async (v, el) => {
+        const res = await api.post(`/instances/${inst.id}/snapshots`, { name: v.name, description: v.description || undefined });
+        if (res.operation) watch.show(res.operation);
+        el.reset();
+        announce(`Snapshot ${v.name} taken.`);
+        await refresh();
+      },
+    }) : null,
+    ctx.can('snapshot:export') ? form({
+      label: 'Export a snapshot', submit: 'Export', cls: 'inline',
+      fields: [h('div', { class: 'field', 'data-field': 'snapshotId' }, h('label', { for: 'export-snapshot' }, 'Snapshot'), exportSel, h('p', { class: 'field-error' })),
+        { name: 'credentialSecret', label: 'Credential secret for the export', type: 'password', required: true, autocomplete: 'new-password' }],
+      onSubmit: async (v) => {
+        const doc = await api.post(`/snapshots/${v.snapshotId}/export`, { credentialSecret: v.credentialSecret });
+        download(`${inst.name}-${doc.name || v.snapshotId}.json`, JSON.stringify(doc, null, 2));
+      },
+    }) : null);
+}
