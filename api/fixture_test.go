@@ -8,6 +8,8 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
 )
 
 const testPassword = "correct horse battery"
@@ -24,9 +26,9 @@ type world struct {
 
 var roleNames = []string{"owner", "member", "viewer", "dashboard"}
 
-func newWorld(t *testing.T, dialect string) *world {
+func newWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *world {
 	t.Helper()
-	env := apitest.Start(t, dialect)
+	env := apitest.Start(t, dialect, mutate...)
 	w := &world{env: env, byRole: map[string]*apitest.Client{}, userIDs: map[string]string{}}
 	for _, name := range append([]string{"admin", "outsider"}, roleNames...) {
 		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")
@@ -53,4 +55,20 @@ func (w *world) newTeam(t *testing.T, slug string) string {
 		owner.Must(201, "POST", "/api/v1/teams/"+id+"/members", map[string]any{"email": role + "@example.com", "role": role})
 	}
 	return id
+}
+
+// newInstanceRow builds (without storing) a running instance of the seeded instance type, stack and template.
+func newInstanceRow(t *testing.T, st *storage.Store, teamID, appID, name string) *storage.Instance {
+	t.Helper()
+	ctx := context.Background()
+	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	require.True(t, len(types) > 0 && len(stacks) > 0 && len(templates) > 0, "seeded platform objects")
+	return &storage.Instance{ID: domain.NewID(), Name: name, ApplicationID: appID, TeamID: teamID, InstanceTypeID: types[0].ID,
+		StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "running", DesiredState: "running", Settings: map[string]any{},
+		Env: []domain.EnvVar{}, Modules: map[string]string{}}
 }

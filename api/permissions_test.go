@@ -43,13 +43,15 @@ var routeCases = []routeCase{
 	{"POST", "/api/v1/blueprints", map[string]any{"name": "bp", "flows": []any{}}, "admin", 201, ""},
 	{"POST", "/api/v1/users", map[string]any{"email": "new@example.com", "password": "long enough pw"}, "admin", 201, ""},
 	{"GET", "/api/v1/users", nil, "admin", 200, ""},
+	{"GET", "/api/v1/teams/{team}/events", nil, "dashboard", 200, ""},
+	{"GET", "/api/v1/instances/{instance}/logs/stream", nil, "viewer", 200, ""},
 }
 
 var roleLevel = map[string]int{"dashboard": 5, "viewer": 10, "member": 30, "owner": 50}
 
 // expected is the status a caller should get.
 func (rc routeCase) expected(who string) int {
-	teamScoped := strings.Contains(rc.path, "{team}") || strings.Contains(rc.path, "{app}")
+	teamScoped := strings.Contains(rc.path, "{team}") || strings.Contains(rc.path, "{app}") || strings.Contains(rc.path, "{instance}")
 	switch {
 	case who == "anonymous":
 		return 401
@@ -68,7 +70,8 @@ func (rc routeCase) expected(who string) int {
 }
 
 // TestPermissionMatrix calls every team-scoped route as every role, a member of another team, a platform admin
-// and no one, each on a fresh team, and checks the status and that refused calls wrote nothing.
+// and no one, each on a fresh team, and checks the status and that refused calls wrote nothing. An event
+// stream's answer is its status (apitest does not read a stream's endless body).
 func TestPermissionMatrix(t *testing.T) {
 	w := newWorld(t, "sqlite")
 	callers := []string{"owner", "member", "viewer", "dashboard", "outsider", "anonymous", "admin"}
@@ -81,6 +84,9 @@ func TestPermissionMatrix(t *testing.T) {
 				teamID := w.newTeam(t, fmt.Sprintf("perm-%d", n))
 				appID := w.owner().Must(201, "POST", "/api/v1/teams/"+teamID+"/applications", map[string]any{"name": "app"}).String("id")
 				path := strings.NewReplacer("{team}", teamID, "{app}", appID).Replace(rc.path)
+				if strings.Contains(path, "{instance}") {
+					path = strings.ReplaceAll(path, "{instance}", storeInstance(t, w.env.Store, teamID, appID, fmt.Sprint("inst-", n)).ID)
+				}
 				for role, id := range w.userIDs {
 					path = strings.ReplaceAll(path, "{user:"+role+"}", id)
 				}

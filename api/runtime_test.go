@@ -82,23 +82,11 @@ func (w *instanceWorld) addInstance(t *testing.T, name, runtimeURL string) (*sto
 	t.Helper()
 	ctx := context.Background()
 	st := w.env.Store
-	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	require.True(t, len(types) > 0 && len(stacks) > 0 && len(templates) > 0, "seeded platform objects")
-
 	runtimeToken, runtimeHash := domain.NewToken(domain.TokenPrefixInstance)
 	sec := instanceSecrets{runtime: runtimeToken, admin: randomToken(t), read: randomToken(t), credentialSecret: randomToken(t)}
-	in := &storage.Instance{
-		ID: domain.NewID(), Name: name, ApplicationID: w.appID, TeamID: w.teamID,
-		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID,
-		State: "running", DesiredState: "running", Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{},
-		CredentialSecret: w.sealer.Seal(sec.credentialSecret), AdminToken: w.sealer.Seal(sec.admin),
-		ReadToken: w.sealer.Seal(sec.read), RuntimeToken: w.sealer.Seal(runtimeToken), RuntimeURL: runtimeURL,
-	}
+	in := newInstanceRow(t, st, w.teamID, w.appID, name)
+	in.CredentialSecret, in.AdminToken = w.sealer.Seal(sec.credentialSecret), w.sealer.Seal(sec.admin)
+	in.ReadToken, in.RuntimeToken, in.RuntimeURL = w.sealer.Seal(sec.read), w.sealer.Seal(runtimeToken), runtimeURL
 	require.NoError(t, st.InsertInstance(ctx, in))
 	require.NoError(t, st.InsertToken(ctx, &storage.Token{ID: domain.NewID(), TokenHash: runtimeHash, Kind: "instance",
 		Name: "runtime", OwnerType: "instance", OwnerID: in.ID, TeamID: &w.teamID}))

@@ -33,6 +33,9 @@ type Config struct {
 	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
 	Limits        Limits // abuse limits; zero values take the defaults
+
+	// Live tunes the live event streams; zero values take the defaults.
+	Live LiveConfig
 }
 
 // Deps are the API's collaborators.
@@ -81,6 +84,7 @@ type Server struct {
 	pipelines PipelineRunner
 	billing   *billing.Service
 	schedules SnapshotScheduler
+	live      *liveHub
 }
 
 // New builds the API with every route registered.
@@ -96,6 +100,7 @@ func New(d Deps) *Server {
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines
 	s.schedules = d.SnapshotSchedules
+	s.live = newLiveHub(d.Config.Live)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "flowyard",
@@ -121,8 +126,12 @@ func (s *Server) App() *fiber.App { return s.app }
 // Listen serves on addr until Shutdown.
 func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 
-// Shutdown stops accepting requests and waits for those in flight, up to ctx's deadline.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Shutdown ends the live event streams, stops accepting requests and waits for those in flight, up to ctx's
+// deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.live.shutdown()
+	return s.app.ShutdownWithContext(ctx)
+}
 
 func (s *Server) registerRoutes() {
 	s.registerHealth()
@@ -145,5 +154,6 @@ func (s *Server) registerRoutes() {
 	s.registerRollouts()
 	s.registerPipelines()
 	s.registerBilling()
+	s.registerEvents()
 	s.registerOpenAPI()
 }

@@ -91,16 +91,9 @@ func (w *snapWorld) addInstance(t *testing.T, teamID, appID, name, secret string
 	t.Helper()
 	ctx := context.Background()
 	st := w.env.Store
-	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
-	require.NoError(t, err)
-	in := &storage.Instance{ID: domain.NewID(), Name: name, ApplicationID: appID, TeamID: teamID,
-		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "running", DesiredState: "running",
-		Settings: map[string]any{}, Env: []domain.EnvVar{{Name: "GREETING", Value: "hi"}}, Modules: map[string]string{},
-		CredentialSecret: w.sealer.Seal(secret), AdminToken: w.sealer.Seal("a"), ReadToken: w.sealer.Seal("r"), RuntimeToken: w.sealer.Seal("t")}
+	in := newInstanceRow(t, st, teamID, appID, name)
+	in.Env = []domain.EnvVar{{Name: "GREETING", Value: "hi"}}
+	in.CredentialSecret, in.AdminToken, in.ReadToken, in.RuntimeToken = w.sealer.Seal(secret), w.sealer.Seal("a"), w.sealer.Seal("r"), w.sealer.Seal("t")
 	require.NoError(t, st.InsertInstance(ctx, in))
 	return in
 }

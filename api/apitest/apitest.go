@@ -20,8 +20,9 @@ import (
 
 // Env is a running API and its store.
 type Env struct {
-	URL   string
-	Store *storage.Store
+	URL    string
+	Store  *storage.Store
+	Server *api.Server
 }
 
 // Start serves the API on 127.0.0.1 with a fresh, seeded store of the dialect.
@@ -42,7 +43,7 @@ func Start(t testing.TB, dialect string, mutate ...func(*api.Deps)) *Env {
 	}
 	go func() { _ = srv.App().Listener(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	return &Env{URL: "http://" + ln.Addr().String(), Store: st}
+	return &Env{URL: "http://" + ln.Addr().String(), Store: st, Server: srv}
 }
 
 // Client is one caller: a cookie jar and optionally a bearer token.
@@ -94,8 +95,12 @@ func (c *Client) Do(method, path string, body any) *Response {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	out := &Response{Status: resp.StatusCode, Header: resp.Header}
+	if isEventStream(resp) {
+		return out // an event stream never ends: its status and headers are the answer (see Stream)
+	}
 	raw, _ := io.ReadAll(resp.Body)
-	out := &Response{Status: resp.StatusCode, Raw: raw, Header: resp.Header}
+	out.Raw = raw
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
 }

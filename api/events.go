@@ -1,0 +1,184 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// A team's live events: its instances, operations, devices and rollouts as they change, each event's data the
+// same JSON as the object's GET route. The change source is the database (workers on any host write these
+// rows), read by one poller per team and replica. An event's id is the change cursor (microseconds since the
+// epoch): a client that reconnects with Last-Event-ID gets what changed since, or a resync event telling it to
+// reload when that is too far back. Events are whole objects, so getting one twice is harmless.
+
+const (
+	// changeOverlap is how far behind its cursor a poll reads again: a row committed late, or stamped by a
+	// writer whose clock is a little behind, still shows up; rows already sent are skipped.
+	changeOverlap = 5 * time.Second
+	// changeLimit bounds the rows of one kind a read takes; a bigger burst is answered with resync.
+	changeLimit = 2000
+	// maxResumeAge is the oldest Last-Event-ID that is replayed; older ones get resync (deletions are not
+	// replayed, and a long absence is cheaper to reload).
+	maxResumeAge = 15 * time.Minute
+)
+
+func (s *Server) registerEvents() {
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/events", Tag: "events",
+		Summary: "Server-Sent Events of the team: instance, operation, device and rollout (data as their GET routes), resync; resumes from Last-Event-ID; a keep-alive comment every 15 s."}, s.teamEvents)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/instances/:instanceId/logs/stream", Tag: "instances",
+		Summary: "Server-Sent Events of the instance's runtime log: event log, data {ts, level, msg}; recent lines (?limit=, ?since=) first, then new ones."}, s.instanceLogStream)
+}
+
+func (s *Server) teamEvents(c *fiber.Ctx) error {
+	// Subscribing needs what reading the team needs (any role); each event then needs its own read action.
+	who, team, role, err := s.teamFor(c, domain.ActionTeamRead)
+	if err != nil {
+		return err
+	}
+	caller, teamID, lastID := who.domainCaller(), team.ID, c.Get("Last-Event-ID")
+	return s.serveStream(c, liveStream{
+		topic: "team:" + teamID,
+		// Each event needs the action its GET route needs: a viewer sees no rollouts, a dashboard user only
+		// keep-alives and resyncs.
+		allowed: func(a domain.Action) bool { return a == "" || domain.Allowed(caller, role, a) },
+		start:   func() (pollFunc, string) { return s.newTeamPoller(teamID) },
+		begin: func(ctx context.Context, w *sseWriter, cursor string) func(liveEvent) bool {
+			if lastID == "" {
+				w.resumeAt(cursor)
+			} else {
+				s.replayTeam(ctx, w, teamID, lastID, cursor)
+			}
+			return nil
+		},
+	})
+}
+
+func cursorID(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+func parseCursor(id string) (time.Time, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	return time.UnixMicro(n).UTC(), err == nil && n > 0
+}
+
+func resyncEvent(cursor, reason string) liveEvent {
+	data, _ := json.Marshal(map[string]string{"reason": reason})
+	return liveEvent{id: cursor, name: "resync", data: data}
+}
+
+// change is one changed row rendered as its event, with the key that identifies the object.
+type change struct {
+	key string
+	ev  liveEvent
+}
+
+// teamChangeEvents renders changed rows with the views of their GET routes, oldest change first.
+func (s *Server) teamChangeEvents(ctx context.Context, rows *storage.TeamChanges) []change {
+	var out []change
+	add := func(kind, id string, at time.Time, action domain.Action, view any) {
+		data, err := json.Marshal(view)
+		if err != nil {
+			s.log.Error("render live event", "kind", kind, "id", id, "err", err)
+			return
+		}
+		out = append(out, change{key: kind + ":" + id, ev: liveEvent{name: kind, at: at, action: action, data: data}})
+	}
+	for i := range rows.Instances {
+		in := &rows.Instances[i]
+		add("instance", in.ID, in.UpdatedAt, domain.ActionInstanceRead, s.instanceView(in))
+	}
+	for i := range rows.Operations {
+		op := &rows.Operations[i]
+		add("operation", op.ID, op.UpdatedAt, domain.ActionOperationRead, s.operationView(op))
+	}
+	for i := range rows.Devices {
+		d := &rows.Devices[i]
+		add("device", d.ID, d.ChangedAt, domain.ActionDeviceRead, s.deviceView(d))
+	}
+	for i := range rows.Rollouts {
+		r := &rows.Rollouts[i]
+		v, err := s.rolloutView(ctx, r)
+		if err != nil {
+			s.log.Warn("render rollout event", "rollout", r.ID, "err", err)
+			continue
+		}
+		add("rollout", r.ID, r.UpdatedAt, domain.ActionRolloutRead, v)
+	}
+	slices.SortStableFunc(out, func(a, b change) int { return a.ev.at.Compare(b.ev.at) })
+	return out
+}
+
+// teamPoller follows one team's changes for every stream of this replica.
+type teamPoller struct {
+	s      *Server
+	teamID string
+	cursor time.Time            // the latest change sent
+	seen   map[string]time.Time // objects sent within changeOverlap of the cursor, and the change sent
+}
+
+func (s *Server) newTeamPoller(teamID string) (pollFunc, string) {
+	p := &teamPoller{s: s, teamID: teamID, cursor: time.Now().UTC().Truncate(time.Microsecond), seen: map[string]time.Time{}}
+	return p.poll, cursorID(p.cursor)
+}
+
+func (p *teamPoller) poll(ctx context.Context) ([]liveEvent, string) {
+	rows, err := p.s.store.TeamChangesSince(ctx, p.teamID, p.cursor.Add(-changeOverlap), changeLimit)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.s.log.Warn("poll team changes", "team", p.teamID, "err", err)
+		}
+		return nil, cursorID(p.cursor)
+	}
+	var out []liveEvent
+	for _, ch := range p.s.teamChangeEvents(ctx, rows) {
+		if prev, ok := p.seen[ch.key]; ok && !ch.ev.at.After(prev) {
+			continue
+		}
+		p.seen[ch.key] = ch.ev.at
+		if ch.ev.at.After(p.cursor) {
+			p.cursor = ch.ev.at
+		}
+		ch.ev.id = cursorID(p.cursor)
+		out = append(out, ch.ev)
+	}
+	for key, at := range p.seen {
+		if at.Before(p.cursor.Add(-changeOverlap)) {
+			delete(p.seen, key)
+		}
+	}
+	if rows.Truncated(changeLimit) {
+		// More changed than one read holds: the cursor has skipped some. Clients reload instead.
+		return []liveEvent{resyncEvent(cursorID(p.cursor), "burst")}, cursorID(p.cursor)
+	}
+	return out, cursorID(p.cursor)
+}
+
+// replayTeam sends what changed since a reconnecting client's Last-Event-ID, or resync when that cannot be
+// told: an id that is not ours, too old, or more changes than one read holds.
+func (s *Server) replayTeam(ctx context.Context, w *sseWriter, teamID, lastID, cursor string) {
+	since, ok := parseCursor(lastID)
+	if !ok || time.Since(since) > maxResumeAge {
+		w.event(resyncEvent(cursor, "too_old"))
+		return
+	}
+	rows, err := s.store.TeamChangesSince(ctx, teamID, since.Add(-changeOverlap), changeLimit)
+	if err != nil || rows.Truncated(changeLimit) {
+		w.event(resyncEvent(cursor, "too_many"))
+		return
+	}
+	at := since
+	for _, ch := range s.teamChangeEvents(ctx, rows) {
+		if ch.ev.at.After(at) {
+			at = ch.ev.at
+		}
+		ch.ev.id = cursorID(at)
+		w.event(ch.ev)
+	}
+}

@@ -1,0 +1,285 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+)
+
+// eventWait bounds every wait for an event; polls run every 50 ms here.
+const eventWait = 15 * time.Second
+
+// fastLive polls often and sends keep-alives often, so that tests see changes and gone clients quickly.
+func fastLive(d *api.Deps) {
+	d.Config.Live = api.LiveConfig{PollInterval: 50 * time.Millisecond, KeepAlive: 100 * time.Millisecond}
+}
+
+// storeInstance inserts an instance row of a team as provisioning would.
+func storeInstance(t *testing.T, st *storage.Store, teamID, appID, name string) *storage.Instance {
+	t.Helper()
+	in := newInstanceRow(t, st, teamID, appID, name)
+	require.NoError(t, st.InsertInstance(context.Background(), in))
+	return in
+}
+
+// eventFor matches an event of a kind about one object (and, when state is set, in that state).
+func eventFor(kind, id, state string) func(apitest.Event) bool {
+	return func(ev apitest.Event) bool {
+		var body map[string]any
+		if ev.Name != kind || json.Unmarshal([]byte(ev.Data), &body) != nil {
+			return false
+		}
+		return body["id"] == id && (state == "" || body["state"] == state || body["status"] == state)
+	}
+}
+
+// assertSameAsGet checks that an event's data is what the object's GET route answers.
+func assertSameAsGet(t *testing.T, c *apitest.Client, ev apitest.Event, path string) {
+	t.Helper()
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ev.Data), &got))
+	assert.Equal(t, c.Must(200, "GET", path, nil).Body, got, "the %s event is the same JSON as GET %s", ev.Name, path)
+}
+
+// recorder keeps every event a stream delivered while a test waits for particular ones.
+type recorder struct {
+	s   *apitest.Stream
+	mu  sync.Mutex
+	all []apitest.Event
+}
+
+func (r *recorder) until(t *testing.T, what string, match func(apitest.Event) bool) apitest.Event {
+	t.Helper()
+	return r.s.Until(eventWait, what, func(ev apitest.Event) bool {
+		r.mu.Lock()
+		r.all = append(r.all, ev)
+		r.mu.Unlock()
+		return match(ev)
+	})
+}
+
+func (r *recorder) mentions(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.all {
+		if strings.Contains(ev.Data, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTeamEvents(t *testing.T) {
+	for _, dialect := range storagetest.Dialects {
+		t.Run(dialect, func(t *testing.T) { testTeamEvents(t, dialect) })
+	}
+}
+
+func testTeamEvents(t *testing.T, dialect string) {
+	w := newWorld(t, dialect, fastLive)
+	ctx := context.Background()
+	st := w.env.Store
+	owner, viewer, outsider := w.byRole["owner"], w.byRole["viewer"], w.byRole["outsider"]
+	appID := owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"}).String("id")
+	otherApp := outsider.Must(201, "POST", "/api/v1/teams/"+w.otherTID+"/applications", map[string]any{"name": "theirs"}).String("id")
+	mine := storeInstance(t, st, w.teamID, appID, "mine")
+	theirs := storeInstance(t, st, w.otherTID, otherApp, "theirs")
+
+	events := func(c *apitest.Client, team, lastID string) *recorder {
+		return &recorder{s: c.Stream("/api/v1/teams/"+team+"/events", lastID)}
+	}
+	asViewer, asOwner, asOutsider := events(viewer, w.teamID, ""), events(owner, w.teamID, ""), events(outsider, w.otherTID, "")
+
+	// A state change written through the store (as a worker on any host would) arrives as an event; the other
+	// team's change reaches only the other team.
+	_, err := st.SetInstanceState(ctx, theirs.ID, "stopped", "")
+	require.NoError(t, err)
+	asOutsider.until(t, "for their instance", eventFor("instance", theirs.ID, "stopped"))
+	_, err = st.SetInstanceState(ctx, mine.ID, "stopped", "")
+	require.NoError(t, err)
+	stopped := asViewer.until(t, "for my instance", eventFor("instance", mine.ID, "stopped"))
+	assertSameAsGet(t, viewer, stopped, "/api/v1/instances/"+mine.ID)
+	assert.NotEmpty(t, stopped.ID, "every event carries an id to resume from")
+
+	// Operations, devices and rollouts too, each as its GET route answers it; a viewer gets no rollouts
+	// (reading one needs a member), the owner does.
+	op := &storage.Operation{ID: domain.NewID(), Kind: "restart", SubjectType: "instance", SubjectID: mine.ID, TeamID: &w.teamID,
+		Status: storage.OperationRunning, WorkflowID: "wf"}
+	_, _, err = st.InsertOperation(ctx, op)
+	require.NoError(t, err)
+	assertSameAsGet(t, viewer, asViewer.until(t, "for the operation", eventFor("operation", op.ID, "running")), "/api/v1/operations/"+op.ID)
+	dev := &storage.Device{ID: domain.NewID(), TeamID: w.teamID, Name: "dev", Type: "pi", CredentialSecret: "x", Mode: "autonomous"}
+	require.NoError(t, st.InsertDevice(ctx, dev))
+	assertSameAsGet(t, viewer, asViewer.until(t, "for the device", eventFor("device", dev.ID, "")), "/api/v1/devices/"+dev.ID)
+	ro := insertRollout(t, st, w.teamID, appID)
+	assertSameAsGet(t, owner, asOwner.until(t, "for the rollout", eventFor("rollout", ro.ID, "running")), "/api/v1/rollouts/"+ro.ID)
+	_, err = st.SetInstanceState(ctx, mine.ID, "suspended", "")
+	require.NoError(t, err)
+	asViewer.until(t, "after the rollout", eventFor("instance", mine.ID, "suspended"))
+	assert.False(t, asViewer.mentions(ro.ID), "a viewer is not sent rollouts")
+	assert.False(t, asViewer.mentions(theirs.ID), "another team's objects never appear")
+	assert.False(t, asOutsider.mentions(mine.ID), "another team's objects never appear")
+
+	// A client that reconnects with Last-Event-ID gets what changed while it was away.
+	lastID := asViewer.s.LastID()
+	asViewer.s.Close()
+	_, err = st.SetInstanceState(ctx, mine.ID, "running", "")
+	require.NoError(t, err)
+	events(viewer, w.teamID, lastID).until(t, "missed while away", eventFor("instance", mine.ID, "running"))
+
+	// An id that is not ours asks the client to reload.
+	events(viewer, w.teamID, "not-a-cursor").until(t, "resync", func(ev apitest.Event) bool { return ev.Name == "resync" })
+}
+
+// insertRollout inserts a running rollout of a new group, as the rollout route would.
+func insertRollout(t *testing.T, st *storage.Store, teamID, appID string) *storage.Rollout {
+	t.Helper()
+	ctx := context.Background()
+	snap := &storage.Snapshot{ID: domain.NewID(), ApplicationID: appID, TeamID: teamID, Name: "s", Flows: "[]", Credentials: "{}"}
+	_, err := st.InsertSnapshot(ctx, snap)
+	require.NoError(t, err)
+	g := &storage.DeviceGroup{ID: domain.NewID(), ApplicationID: appID, TeamID: teamID, Name: "g"}
+	require.NoError(t, st.InsertDeviceGroup(ctx, g))
+	r := &storage.Rollout{ID: domain.NewID(), GroupID: g.ID, TeamID: teamID, ApplicationID: appID, SnapshotID: snap.ID, Status: "running"}
+	require.NoError(t, st.InsertRollout(ctx, r))
+	return r
+}
+
+// TestTeamEventsFreeEverything: streams of one team share one poller; when the last client leaves, the poller
+// stops and no goroutine is left behind.
+func TestTeamEventsFreeEverything(t *testing.T) {
+	for _, dialect := range storagetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, fastLive)
+			path := "/api/v1/teams/" + w.teamID + "/events"
+			// Warm up: the server's idle connection workers and the store's pool stay for a while after any
+			// request; two streams first leave what two streams need, so the count below sees only leaks.
+			warm := []*apitest.Stream{w.byRole["owner"].Stream(path, ""), w.byRole["owner"].Stream(path, "")}
+			for _, s := range warm {
+				s.Close()
+			}
+			waitFor(t, "the warm-up poller to stop", func() bool { return w.env.Server.LivePollers() == 0 })
+			before := runtime.NumGoroutine()
+			a, b := w.byRole["owner"].Stream(path, ""), w.byRole["dashboard"].Stream(path, "")
+			assert.Equal(t, 1, w.env.Server.LivePollers(), "one poller per team, not per connection")
+			a.Close()
+			require.Greater(t, b.KeepAlives()+waitKeepAlive(b), 0)
+			assert.Equal(t, 1, w.env.Server.LivePollers(), "the poller stays while someone listens")
+			b.Close()
+			waitFor(t, "the poller to stop", func() bool { return w.env.Server.LivePollers() == 0 })
+			waitFor(t, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
+		})
+	}
+}
+
+// waitKeepAlive waits for the stream's next keep-alive comment and returns how many came.
+func waitKeepAlive(s *apitest.Stream) int {
+	deadline := time.Now().Add(eventWait)
+	for s.KeepAlives() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.KeepAlives()
+}
+
+// waitFor polls cond for up to 45 s (fasthttp retires idle workers 10 to 20 s after their last request).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShutdownEndsStreams: Shutdown does not wait for open streams to end by themselves.
+func TestShutdownEndsStreams(t *testing.T) {
+	w := newWorld(t, "sqlite", fastLive)
+	s := w.byRole["viewer"].Stream("/api/v1/teams/"+w.teamID+"/events", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, w.env.Server.Shutdown(ctx), "shutdown finished before its deadline")
+	assert.True(t, s.Ended(eventWait), "the stream ended")
+}
+
+// fakeLogs is a runtime log that a test appends to (the drivers' own logs are tested with the drivers).
+type fakeLogs struct {
+	mu    sync.Mutex
+	lines []api.LogLineJSON
+}
+
+func (f *fakeLogs) add(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lines = append(f.lines, api.LogLineJSON{Time: time.Now().UTC(), Level: "info", Msg: msg})
+}
+
+func (f *fakeLogs) read(_ context.Context, _ string, since time.Time, limit int) ([]api.LogLineJSON, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.LogLineJSON
+	for _, l := range f.lines {
+		if !l.Time.Before(since) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+func TestInstanceLogStream(t *testing.T) {
+	logs := &fakeLogs{}
+	w := newWorld(t, "sqlite", fastLive, func(d *api.Deps) { d.Logs = logs.read })
+	appID := w.byRole["owner"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"}).String("id")
+	in := storeInstance(t, w.env.Store, w.teamID, appID, "logger")
+	for i := range 3 {
+		logs.add(fmt.Sprint("old ", i))
+	}
+	s := w.byRole["viewer"].Stream("/api/v1/instances/"+in.ID+"/logs/stream?limit=2", "")
+	msg := func(ev apitest.Event) string {
+		var l struct {
+			TS    time.Time `json:"ts"`
+			Level string    `json:"level"`
+			Msg   string    `json:"msg"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(ev.Data), &l))
+		assert.Equal(t, "log", ev.Name)
+		assert.False(t, l.TS.IsZero())
+		assert.Equal(t, "info", l.Level)
+		return l.Msg
+	}
+	var got []string
+	for len(got) < 4 {
+		if len(got) == 2 {
+			logs.add("new 0")
+			logs.add("new 1")
+		}
+		ev, ok := s.Next(eventWait)
+		require.True(t, ok, "got %v", got)
+		got = append(got, msg(ev))
+	}
+	assert.Equal(t, []string{"old 1", "old 2", "new 0", "new 1"}, got, "the recent lines (?limit=2), then new ones, each once")
+	resumed := w.byRole["viewer"].Stream("/api/v1/instances/"+in.ID+"/logs/stream", s.LastID())
+	s.Close()
+	logs.add("new 2")
+	ev, ok := resumed.Next(eventWait)
+	require.True(t, ok)
+	assert.Equal(t, "new 2", msg(ev), "a reconnect resumes after the last line it saw")
+}
