@@ -177,7 +177,7 @@ func TestTeamEventsFreeEverything(t *testing.T) {
 			a, b := w.byRole["owner"].Stream(path, ""), w.byRole["dashboard"].Stream(path, "")
 			assert.Equal(t, 1, w.env.Server.LivePollers(), "one poller per team, not per connection")
 			a.Close()
-			require.Greater(t, b.KeepAlives()+waitKeepAlive(b), 0)
+			require.Positive(t, waitKeepAlives(b, 1))
 			assert.Equal(t, 1, w.env.Server.LivePollers(), "the poller stays while someone listens")
 			b.Close()
 			waitFor(t, "the poller to stop", func() bool { return w.env.Server.LivePollers() == 0 })
@@ -186,10 +186,11 @@ func TestTeamEventsFreeEverything(t *testing.T) {
 	}
 }
 
-// waitKeepAlive waits for the stream's next keep-alive comment and returns how many came.
-func waitKeepAlive(s *apitest.Stream) int {
+// waitKeepAlives waits until the stream has received n keep-alive comments (or eventWait passed) and returns
+// how many came.
+func waitKeepAlives(s *apitest.Stream, n int) int {
 	deadline := time.Now().Add(eventWait)
-	for s.KeepAlives() == 0 && time.Now().Before(deadline) {
+	for s.KeepAlives() < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return s.KeepAlives()
@@ -215,6 +216,19 @@ func TestShutdownEndsStreams(t *testing.T) {
 	defer cancel()
 	require.NoError(t, w.env.Server.Shutdown(ctx), "shutdown finished before its deadline")
 	assert.True(t, s.Ended(eventWait), "the stream ended")
+}
+
+// TestStreamOutlivesWriteTimeout: the server's WriteTimeout bounds each write, not a stream's life.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	w := newWorld(t, "sqlite", fastLive, func(d *api.Deps) { d.Config.WriteTimeout = 300 * time.Millisecond })
+	appID := w.byRole["owner"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"}).String("id")
+	in := storeInstance(t, w.env.Store, w.teamID, appID, "long")
+	s := &recorder{s: w.byRole["viewer"].Stream("/api/v1/teams/"+w.teamID+"/events", "")}
+	// A second of keep-alives: three times the write timeout.
+	require.GreaterOrEqual(t, waitKeepAlives(s.s, 10), 10, "the stream ended early")
+	_, err := w.env.Store.SetInstanceState(context.Background(), in.ID, "stopped", "")
+	require.NoError(t, err)
+	s.until(t, "after the write timeout", eventFor("instance", in.ID, "stopped"))
 }
 
 // fakeLogs is a runtime log that a test appends to (the drivers' own logs are tested with the drivers).

@@ -36,6 +36,9 @@ type Config struct {
 
 	// Live tunes the live event streams; zero values take the defaults.
 	Live LiveConfig
+	// WriteTimeout bounds writing one response (60 s); an event stream moves it forward before each write, so
+	// it cuts a stuck client but not a long stream.
+	WriteTimeout time.Duration
 }
 
 // Deps are the API's collaborators.
@@ -95,6 +98,9 @@ func New(d Deps) *Server {
 	if d.Config.SessionTTL == 0 {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
+	if d.Config.WriteTimeout == 0 {
+		d.Config.WriteTimeout = 60 * time.Second
+	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.billing = d.Billing
@@ -110,7 +116,7 @@ func New(d Deps) *Server {
 		// Handlers keep strings from the request beyond its life (store rows, logs); Immutable copies them.
 		Immutable:    true,
 		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 60 * time.Second,
+		WriteTimeout: d.Config.WriteTimeout,
 		IdleTimeout:  120 * time.Second,
 	})
 	s.app.Use(observeRequests(d.HTTPMetrics))
