@@ -3,8 +3,11 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +48,7 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	s.app = newApp(t, c, "secrets")
 	id, op := postInstance(t, c, s.app, "secret-keeper", objects)
 	require.Equal(t, "succeeded", waitOperation(t, c, op).String("status"))
+	s.runtimeSecrets(filepath.Join(dev.DataDir, "instances", id))
 	deployWithCredentials(t, c, id, "s3cr3t-broker-password")
 	s.secrets["node credential"] = "s3cr3t-broker-password"
 	s.snap = c.Must(201, "POST", "/api/v1/instances/"+id+"/snapshots", map[string]any{"name": "with creds"}).String("id")
@@ -100,6 +104,26 @@ func deployWithCredentials(t *testing.T, c *apitest.Client, id, password string)
 	rev := c.Must(200, "GET", "/api/v1/instances/"+id+"/flows", nil).String("rev")
 	c.Must(200, "PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": rev,
 		"credentials": map[string]any{"b1": map[string]any{"user": "u", "password": password}}})
+}
+
+// runtimeSecrets reads what only the instance's Node-RED is given: its runtime token (in its environment) and
+// its credential secret (in its settings file).
+func (s *secretScenario) runtimeSecrets(instanceDir string) {
+	s.t.Helper()
+	pids := nodeRedProcesses(s.t, instanceDir)
+	require.NotEmpty(s.t, pids, "the instance's Node-RED runs")
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+	require.NoError(s.t, err)
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, nodered.EnvInstanceToken+"="); ok {
+			s.secrets["instance runtime token"] = v
+		}
+	}
+	js, err := os.ReadFile(filepath.Join(instanceDir, "settings.js"))
+	require.NoError(s.t, err)
+	m := regexp.MustCompile(`"credentialSecret":\s*"([^"]+)"`).FindStringSubmatch(string(js))
+	require.NotNil(s.t, m, "the settings file holds the credential secret")
+	s.secrets["instance credential secret"] = m[1]
 }
 
 // sessionToken signs in and returns the session cookie's value.
