@@ -37,7 +37,8 @@ func buildFlowyard(t *testing.T) string {
 	return bin
 }
 
-func newDevProcess(t *testing.T) *devProcess {
+// newDevProcess prepares `flowyard dev` on free ports with its own data dir; extra flags override the defaults.
+func newDevProcess(t *testing.T, extra ...string) *devProcess {
 	t.Helper()
 	repo, _ := filepath.Abs("..")
 	dataDir := t.TempDir()
@@ -48,6 +49,7 @@ func newDevProcess(t *testing.T) *devProcess {
 			"--temporal-bin", filepath.Join(repo, "bin", "temporal"), "--temporal-config", filepath.Join(repo, "temporal.yaml"),
 			"--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--instance-ports", instancePorts(), "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--admin-email", "admin@example.com",
 			"--admin-password", "admin-password", "--log-format", "text"}}
+	d.args = append(d.args, extra...)
 	t.Cleanup(func() {
 		if t.Failed() && d.out != nil {
 			t.Logf("flowyard output:\n%s", d.out.String())
@@ -66,6 +68,14 @@ func (d *devProcess) start() {
 	d.cmd.Env = append(os.Environ(), "FLOWYARD_SECRET_KEY=")
 	require.NoError(d.t, d.cmd.Start())
 	waitReady(d.t, d.url)
+}
+
+// client signs the admin in.
+func (d *devProcess) client() *apitest.Client {
+	d.t.Helper()
+	c := (&apitest.Env{URL: d.url}).Client(d.t)
+	c.Login("admin@example.com", "admin-password")
+	return c
 }
 
 func (d *devProcess) kill(sig syscall.Signal) {
@@ -114,16 +124,15 @@ func killInstanceRuntimes(dataDir string) {
 	}
 }
 
-// TestKillDuringProvisioning SIGKILLs the whole `flowyard dev` (API, worker and, through it, the Temporal dev
+// TestCrashDuringProvisioning SIGKILLs the whole `flowyard dev` (API, worker and, through it, the Temporal dev
 // server) in the middle of provisioning, at two points, restarts it, and checks that the instance ends running
 // with exactly one Node-RED process and one port.
-func TestKillDuringProvisioning(t *testing.T) {
+func TestCrashDuringProvisioning(t *testing.T) {
 	for _, point := range []string{"accepted", "runtime-started"} {
 		t.Run(point, func(t *testing.T) {
 			d := newDevProcess(t)
 			d.start()
-			c := (&apitest.Env{URL: d.url}).Client(t)
-			c.Login("admin@example.com", "admin-password")
+			c := d.client()
 			id, opID := createInstance(t, c, "crash-"+point)
 			instanceDir := filepath.Join(d.dataDir, "instances", id)
 			if point == "runtime-started" {
@@ -132,8 +141,7 @@ func TestKillDuringProvisioning(t *testing.T) {
 			d.kill(syscall.SIGKILL)
 
 			d.start()
-			c = (&apitest.Env{URL: d.url}).Client(t)
-			c.Login("admin@example.com", "admin-password")
+			c = d.client()
 			op := waitOperation(t, c, opID)
 			require.Equal(t, "succeeded", op.String("status"), "%s\n%s", op.Raw, d.out.String())
 			assert.Equal(t, "running", c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("state"))
