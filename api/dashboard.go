@@ -56,12 +56,20 @@ func serveAsset(c *fiber.Ctx, rest string) error {
 	return sendAsset(c, a, cache)
 }
 
+// sendAsset answers a file, gzipped when the browser takes it, or 304 when the browser has it already.
 func sendAsset(c *fiber.Ctx, a web.Asset, cache string) error {
+	body, etag := a.Body, a.ETag
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	if a.Gzip != nil && strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+		body, etag = a.Gzip, a.GzipETag
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+	}
 	c.Set(fiber.HeaderCacheControl, cache)
-	c.Set(fiber.HeaderETag, a.ETag)
-	if c.Get(fiber.HeaderIfNoneMatch) == a.ETag {
+	c.Set(fiber.HeaderETag, etag)
+	if c.Get(fiber.HeaderIfNoneMatch) == etag {
+		c.Response().Header.Del(fiber.HeaderContentEncoding)
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 	c.Set(fiber.HeaderContentType, a.ContentType)
-	return c.Send(a.Body)
+	return c.Send(body)
 }

@@ -4,6 +4,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -22,6 +23,10 @@ type Asset struct {
 	Body        []byte
 	ContentType string
 	ETag        string // strong ETag from the content hash, quoted
+	// Gzip is Body compressed once at start (nil when that does not make it smaller), served to browsers that
+	// accept it under GzipETag.
+	Gzip     []byte
+	GzipETag string
 }
 
 // assetPlaceholder in index.html becomes AssetPrefix(), so a new build changes every asset URL at once and
@@ -61,7 +66,20 @@ func newAsset(name string, body []byte) Asset {
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	return Asset{Body: body, ContentType: ct, ETag: `"` + hex.EncodeToString(h[:])[:20] + `"`}
+	tag := hex.EncodeToString(h[:])[:20]
+	a := Asset{Body: body, ContentType: ct, ETag: `"` + tag + `"`}
+	if z := compress(body); len(z) < len(body) {
+		a.Gzip, a.GzipETag = z, `"`+tag+`-gz"`
+	}
+	return a
+}
+
+func compress(body []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // Version identifies this build of the dashboard (a hash of every file).

@@ -128,6 +128,8 @@ async function show() {
     const nodes = await mod.render(ctx);
     const title = ctx.title || mod.title;
     draw(seq, title, nodes);
+    // The stream says "reload" when it cannot replay what was missed (a long disconnect): draw the page again.
+    if (team) ctx.on('resync', () => { if (ctx.current()) show(); });
   } catch (err) {
     if (err instanceof api.ApiError && err.status === 401) return;
     draw(seq, 'Error', err instanceof api.ApiError && err.status === 404 ? notFound() :

@@ -33,10 +33,12 @@ export function closeTeamEvents() {
 }
 
 // stream opens a page's own EventSource (such as an instance's log stream) and returns its close function.
-export function stream(url, type, fn) {
+// onClosed runs when the server refuses the stream (the browser then stops retrying).
+export function stream(url, type, fn, onClosed = () => {}) {
   const source = new EventSource(url);
   source.addEventListener(type, (e) => {
     try { fn(JSON.parse(e.data)); } catch { /* a malformed event is skipped */ }
   });
+  source.addEventListener('error', () => { if (source.readyState === EventSource.CLOSED) onClosed(); });
   return () => source.close();
 }

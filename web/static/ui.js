@@ -73,7 +73,7 @@ export function field(f) {
   }
   const wrap = h('div', { class: 'field' + (f.type === 'checkbox' ? ' check' : ''), 'data-field': f.name },
     f.type === 'checkbox' ? [input, h('label', { for: id }, f.label)] : [h('label', { for: id }, f.label), input],
-    f.locked ? h('p', { id: hintId, class: 'hint locked' }, '🔒 ', f.locked) : f.hint ? h('p', { id: hintId, class: 'hint' }, f.hint) : null,
+    f.locked ? h('p', { id: hintId, class: 'hint locked' }, f.locked) : f.hint ? h('p', { id: hintId, class: 'hint' }, f.hint) : null,
     h('p', { id: errId, class: 'field-error' }));
   return wrap;
 }

@@ -16,35 +16,45 @@ export async function render(ctx) {
   ctx.title = group.name;
   const [app, appDevices] = await Promise.all([api.get(`/applications/${group.applicationId}`), api.list(`/applications/${group.applicationId}/devices`)]);
   const devices = new Map(appDevices.map((d) => [d.id, d]));
+  const snaps = await applicationSnapshots(ctx, group.applicationId);
+  const snapName = (sid) => (sid ? snaps.find((x) => x.id === sid)?.name || sid : '—');
   const rolloutEl = h('div', { id: 'rollout' });
   const membersEl = h('div', {});
   const base = ctx.teamPath(`/device-groups/${group.id}`);
 
+  // The table follows every device event; the add form is redrawn only when its candidates change, so a
+  // status event does not clear boxes the user has ticked.
+  const tableEl = h('div', {});
+  const addEl = h('div', {});
+  let candidates = '';
   const drawMembers = () => {
     const inGroup = [...devices.values()].filter((d) => d.deviceGroupId === group.id);
     const others = [...devices.values()].filter((d) => d.deviceGroupId !== group.id);
-    replace(membersEl,
-      table({ caption: `Devices in ${group.name}`, rows: inGroup, empty: 'No devices in this group yet.', columns: [
-        { label: 'Name', cell: (d) => h('a', { href: ctx.teamPath(`/devices/${d.id}`) }, d.name) },
-        { label: 'Status', cell: (d) => badge(d.status) },
-        { label: 'Active snapshot', cell: (d) => d.activeSnapshotId || '—' },
-        { label: 'Last seen', cell: (d) => fmtTime(d.lastSeenAt) }] }),
-      ctx.can('application:device-group:membership:update') && others.length ? form({
-        label: 'Add devices to the group', submit: 'Add to group',
-        fields: [h('fieldset', { 'data-field': 'add' }, h('legend', {}, 'Devices of the application not in this group'),
-          others.map((d) => h('div', { class: 'field check' }, h('input', { type: 'checkbox', id: `add-${d.id}`, name: `add:${d.id}` }), h('label', { for: `add-${d.id}` }, d.name))),
-          h('p', { class: 'field-error' }))],
-        onSubmit: async (v) => {
-          const add = Object.keys(v).filter((k) => k.startsWith('add:') && v[k]).map((k) => k.slice(4));
-          await api.put(`/device-groups/${group.id}/devices`, { add });
-          for (const d of await api.list(`/applications/${group.applicationId}/devices`)) devices.set(d.id, d);
-          announce(`${add.length} device(s) added to ${group.name}.`);
-          drawMembers();
-        },
-      }) : null);
+    replace(tableEl, table({ caption: `Devices in ${group.name}`, rows: inGroup, empty: 'No devices in this group yet.', columns: [
+      { label: 'Name', cell: (d) => h('a', { href: ctx.teamPath(`/devices/${d.id}`) }, d.name) },
+      { label: 'Status', cell: (d) => badge(d.status) },
+      { label: 'Active snapshot', cell: (d) => snapName(d.activeSnapshotId) },
+      { label: 'Last seen', cell: (d) => fmtTime(d.lastSeenAt) }] }));
+    const ids = others.map((d) => d.id).join();
+    if (ids === candidates || !ctx.can('application:device-group:membership:update')) return;
+    candidates = ids;
+    replace(addEl, others.length ? form({
+      label: 'Add devices to the group', submit: 'Add to group',
+      fields: [h('fieldset', { 'data-field': 'add' }, h('legend', {}, 'Devices of the application not in this group'),
+        others.map((d) => h('div', { class: 'field check' }, h('input', { type: 'checkbox', id: `add-${d.id}`, name: `add:${d.id}` }), h('label', { for: `add-${d.id}` }, d.name))),
+        h('p', { class: 'field-error' }))],
+      onSubmit: async (v) => {
+        const add = Object.keys(v).filter((k) => k.startsWith('add:') && v[k]).map((k) => k.slice(4));
+        await api.put(`/device-groups/${group.id}/devices`, { add });
+        for (const d of await api.list(`/applications/${group.applicationId}/devices`)) devices.set(d.id, d);
+        announce(`${add.length} device(s) added to ${group.name}.`);
+        drawMembers();
+      },
+    }) : null);
   };
+  replace(membersEl, tableEl, addEl);
   drawMembers();
-  ctx.on('device', (d) => { if (devices.has(d.id) || d.deviceGroupId === group.id) { devices.set(d.id, d); drawMembers(); } });
+  ctx.on('device', (d) => { if (d.applicationId === group.applicationId || devices.has(d.id)) { devices.set(d.id, d); drawMembers(); } });
 
   const rolloutId = ctx.query.get('rollout');
   if (rolloutId) await showRollout(ctx, rolloutId, rolloutEl, devices);
@@ -55,19 +65,26 @@ export async function render(ctx) {
     h('h1', {}, group.name),
     group.description ? h('p', {}, group.description) : null,
     rolloutEl,
-    ctx.can('rollout:control') ? await rolloutForm(ctx, group, base) : null,
+    ctx.can('rollout:control') ? rolloutForm(ctx, group, base, snaps) : null,
     section('Devices', membersEl),
   ];
 }
 
-async function rolloutForm(ctx, group, base) {
-  const instances = await api.list(`/applications/${group.applicationId}/instances`);
-  const snaps = (await Promise.all(instances.map(async (i) => (await api.list(`/instances/${i.id}/snapshots`).catch(() => [])).map((s) => ({ ...s, instance: i.name }))))).flat();
+// applicationSnapshots lists the snapshots of every instance of the application, named "<instance> / <name>".
+async function applicationSnapshots(ctx, applicationId) {
+  if (!ctx.can('project:snapshot:list')) return [];
+  const instances = await api.list(`/applications/${applicationId}/instances`);
+  const lists = await Promise.all(instances.map((i) => api.list(`/instances/${i.id}/snapshots`).catch(() => [])
+    .then((items) => items.map((x) => ({ ...x, name: `${i.name} / ${x.name}` })))));
+  return lists.flat();
+}
+
+function rolloutForm(ctx, group, base, snaps) {
   return section('Start a rollout', form({
     label: 'Start a rollout',
     submit: 'Start rollout',
     fields: [
-      { name: 'snapshotId', label: 'Snapshot to deploy', type: 'select', options: snaps.map((s) => ({ value: s.id, label: `${s.instance} / ${s.name}` })) },
+      { name: 'snapshotId', label: 'Snapshot to deploy', type: 'select', options: snaps.map((x) => ({ value: x.id, label: x.name })) },
       { name: 'waves', label: 'Waves (percent of the group, in order)', value: '1, 10, 50, 100', hint: 'Each wave must finish before the next starts.' },
       { name: 'approval', label: 'Approval', type: 'select', options: [{ value: 'none', label: 'None: continue automatically' }, { value: 'between-waves', label: 'Approve between waves' }] },
       { name: 'waveTimeout', label: 'Wave timeout', value: '10m' },

@@ -89,7 +89,7 @@ function settingsSection(ctx, inst, template) {
       locked: locked(k) ? 'Locked by the template' : null, readonly: !editable };
   });
   if (!fields.length) return section('Settings', h('p', { class: 'muted' }, 'No settings.'));
-  if (!editable) return section('Settings', fields.map((f) => h('p', {}, h('strong', {}, f.label), ': ', String(f.value), f.locked ? ' 🔒 locked by the template' : '')));
+  if (!editable) return section('Settings', fields.map((f) => h('p', {}, h('strong', {}, f.label), ': ', String(f.value), f.locked ? ' (locked by the template)' : '')));
   return section('Settings', form({
     label: 'Instance settings', submit: 'Save settings', fields,
     onSubmit: async (v) => {
@@ -119,7 +119,7 @@ function envSection(ctx, inst, template) {
   };
   (inst.env || []).filter((e) => !lockedVars.some((l) => l.name === e.name)).forEach((e) => addRow(e));
   const lockedList = lockedVars.length ? h('ul', { class: 'locked' }, lockedVars.map((e) =>
-    h('li', {}, '🔒 ', h('code', {}, e.name), ' = ', h('code', {}, e.value), ' (locked by the template)'))) : null;
+    h('li', {}, h('code', {}, e.name), ' = ', h('code', {}, e.value), ' (locked by the template)'))) : null;
   if (!editable) return section('Environment', lockedList, rows.children.length ? rows : h('p', { class: 'muted' }, 'No variables.'));
   return section('Environment', lockedList, form({
     label: 'Environment variables', submit: 'Save environment',
@@ -135,19 +135,21 @@ function envSection(ctx, inst, template) {
   }));
 }
 
+// logsSection streams the runtime log (the stream sends recent lines first, then new ones); where the stream is
+// refused, it shows the recent lines once.
 function logsSection(ctx, id) {
   if (!ctx.can('project:log')) return null;
-  const pre = h('pre', { class: 'logs', tabindex: '0', 'aria-label': 'Runtime log', 'aria-live': 'off' });
+  const pre = h('pre', { class: 'logs', tabindex: '0', 'aria-label': 'Runtime log' });
+  const note = h('p', { class: 'muted' });
   const add = (l) => {
     pre.append(`${new Date(l.ts || l.time).toLocaleTimeString()} [${l.level}] ${l.msg}\n`);
     pre.scrollTop = pre.scrollHeight;
   };
-  api.get(`/instances/${id}/logs?limit=200`).then((r) => {
-    if (!ctx.current()) return;
-    r.items.forEach(add);
-    ctx.onCleanup(stream(`/api/v1/instances/${id}/logs/stream`, 'log', add));
-  }).catch((err) => { pre.textContent = err.message; });
-  return section('Logs', pre);
+  const once = () => api.get(`/instances/${id}/logs?limit=200`)
+    .then((r) => { if (ctx.current()) r.items.forEach(add); })
+    .catch((err) => { note.textContent = `No logs to show: ${err.message}`; });
+  ctx.onCleanup(stream(`/api/v1/instances/${id}/logs/stream?limit=200`, 'log', add, once));
+  return section('Logs', note, pre);
 }
 
 async function snapshotsSection(ctx, inst, watch) {

@@ -1,0 +1,81 @@
+package api_test
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/web"
+)
+
+func fetch(t *testing.T, method, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	// A bare transport: no transparent gzip, so the test sees what the server sent.
+	res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, string(body)
+}
+
+// TestDashboardIsServed checks how the API serves the web dashboard: index.html for the app's own paths with
+// every asset under this build's hashed prefix, assets cached for a year with ETags and gzip, and the API's
+// JSON 404 left alone for unknown /api/ paths and other methods.
+func TestDashboardIsServed(t *testing.T) {
+	env := apitest.Start(t, "sqlite")
+	for _, path := range []string{"/", "/signin", "/teams/acme/applications/06h1wvgtn6yqn6aak9nyq3b39g"} {
+		res, body := fetch(t, "GET", env.URL+path, nil)
+		require.Equal(t, 200, res.StatusCode, path)
+		assert.Contains(t, res.Header.Get("Content-Type"), "text/html", path)
+		assert.Equal(t, "no-cache", res.Header.Get("Cache-Control"), path)
+		assert.Contains(t, res.Header.Get("Content-Security-Policy"), "script-src 'self'", path)
+		assert.Contains(t, body, `src="`+web.AssetPrefix()+`app.js"`, path)
+		assert.NotContains(t, body, "{{ASSETS}}", path)
+	}
+
+	asset := env.URL + web.AssetPrefix() + "app.js"
+	res, body := fetch(t, "GET", asset, nil)
+	require.Equal(t, 200, res.StatusCode)
+	assert.Contains(t, res.Header.Get("Content-Type"), "javascript")
+	assert.Equal(t, "public, max-age=31536000, immutable", res.Header.Get("Cache-Control"))
+	assert.Contains(t, body, "startRouter")
+	etag := res.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	res, _ = fetch(t, "GET", asset, map[string]string{"If-None-Match": etag})
+	assert.Equal(t, 304, res.StatusCode, "a cached copy is revalidated by ETag")
+
+	res, zipped := fetch(t, "GET", asset, map[string]string{"Accept-Encoding": "gzip, br"})
+	require.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, "gzip", res.Header.Get("Content-Encoding"))
+	assert.NotEqual(t, etag, res.Header.Get("ETag"), "the gzipped variant has its own ETag")
+	zr, err := gzip.NewReader(strings.NewReader(zipped))
+	require.NoError(t, err)
+	unzipped, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	assert.Equal(t, body, string(unzipped))
+
+	res, _ = fetch(t, "GET", env.URL+"/assets/0123456789ab/app.js", nil)
+	assert.Equal(t, 200, res.StatusCode, "a page of an older build still gets the file")
+	assert.Equal(t, "no-cache", res.Header.Get("Cache-Control"), "but not cached as if it were that build's")
+
+	for _, c := range []struct{ method, path string }{
+		{"GET", web.AssetPrefix() + "nope.js"}, {"GET", web.AssetPrefix() + "index.html"},
+		{"GET", "/api/v1/no-such-route"}, {"GET", "/api/nothing"}, {"POST", "/teams/acme"},
+	} {
+		res, body := fetch(t, c.method, env.URL+c.path, nil)
+		assert.Equal(t, 404, res.StatusCode, c.path)
+		assert.Contains(t, body, `"route_not_found"`, c.path)
+	}
+}

@@ -1,0 +1,167 @@
+// The dashboard end to end in a real browser against `flowyard dev` (real Temporal, real Node-RED, simulated
+// devices): sign in, create a team, an application and an instance, watch it run, open its editor, take a
+// snapshot and roll back to it, provision devices with a token made on the page, group them, roll the snapshot
+// out to the group and watch it succeed; then a member and a viewer of the team see what their roles allow.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { baseURL, env, launch, screenshot, signIn } from './helpers.mjs';
+
+const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
+const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_MEMBER_PASSWORD') };
+const viewer = { email: env('FLOWYARD_VIEWER_EMAIL'), password: env('FLOWYARD_VIEWER_PASSWORD') };
+const suffix = Date.now().toString(36).slice(-5);
+const slug = `web-${suffix}`;
+const instanceName = `web-${suffix}`;
+const DEVICES = 3;
+
+describe('the dashboard', () => {
+  let browser;
+  let page;
+  let agent;
+  const pageErrors = [];
+  const at = {}; // addresses of pages made along the way
+
+  before(async () => {
+    browser = await launch();
+    page = await browser.context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  after(async () => {
+    agent?.kill('SIGTERM');
+    await browser?.close();
+  });
+
+  it('signs in and creates a team', async () => {
+    await signIn(page, admin.email, admin.password);
+    await page.goto('/teams/new');
+    await page.getByLabel('Team name').fill(`Web ${suffix}`);
+    await page.getByLabel('Slug (optional)').fill(slug);
+    await page.getByRole('button', { name: 'Create team' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+    assert.equal(new URL(page.url()).pathname, `/teams/${slug}`);
+    assert.equal(await page.locator('#team-switcher').inputValue(), slug, 'the switcher shows the new team');
+  });
+
+  it('shows an API validation error next to its field and creates an application', async () => {
+    await page.getByRole('button', { name: 'Create application' }).click();
+    const nameField = page.locator('.field', { has: page.getByLabel('Application name') });
+    await nameField.locator('.field-error', { hasText: /required/ }).waitFor();
+    assert.equal(await page.getByLabel('Application name').getAttribute('aria-invalid'), 'true');
+    await page.getByLabel('Application name').fill('plant');
+    await page.getByRole('button', { name: 'Create application' }).click();
+    await page.getByRole('heading', { level: 1, name: 'plant' }).waitFor();
+    at.app = new URL(page.url()).pathname;
+  });
+
+  it('creates an instance and sees it run, live', async () => {
+    await page.getByLabel('Instance name').fill(instanceName);
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    await page.getByRole('heading', { level: 1, name: new RegExp(instanceName) }).waitFor();
+    at.instance = new URL(page.url()).pathname;
+    // No reload: the state arrives by the team's event stream.
+    await page.locator('h1 .badge[data-state="running"]').waitFor({ timeout: 180_000 });
+    await page.locator('.operation .badge[data-state="succeeded"]').waitFor();
+    await screenshot(page, 'instance');
+  });
+
+  it('opens the editor of the instance', async () => {
+    const [editor] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('link', { name: 'Open editor' }).click()]);
+    await editor.locator('#red-ui-header').waitFor({ timeout: 60_000 });
+    assert.match(new URL(editor.url()).pathname, /^\/editor\//);
+    await editor.close();
+  });
+
+  it('takes a snapshot and rolls back to it', async () => {
+    await page.getByLabel('Snapshot name').fill('v1');
+    await page.getByRole('button', { name: 'Take snapshot' }).click();
+    const row = page.locator('tr[data-snapshot="v1"]');
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Roll back' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Roll back to v1?' });
+    await dialog.getByRole('button', { name: 'Roll back' }).click();
+    await page.locator('.operation', { hasText: 'rollback' }).locator('.badge[data-state="succeeded"]').waitFor({ timeout: 120_000 });
+    await page.locator('h1 .badge[data-state="running"]').waitFor();
+  });
+
+  it('creates a provisioning token on the page and devices provision with it', async () => {
+    await page.getByRole('navigation', { name: 'Team' }).getByRole('link', { name: 'Provisioning tokens' }).click();
+    await page.getByLabel('Token name').fill('line');
+    await page.getByLabel('Application for new devices').selectOption({ label: 'plant' });
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = await page.locator('#new-token').getAttribute('data-token');
+    assert.match(token, /^fyp_/);
+    assert.match(await page.locator('.copy pre').innerText(), new RegExp(`provisioningToken: ${token}`));
+    await screenshot(page, 'provisioning-token');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowyard-sim-'));
+    agent = spawn(env('FLOWYARD_AGENT_BIN'), ['simulate', '--forge-url', baseURL(), '--provisioning-token', token,
+      '--count', String(DEVICES), '--delay', '200ms', '--dir', dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  });
+
+  it('creates a device group with the new devices', async () => {
+    await page.goto(`${at.app}?tab=groups`);
+    await page.getByLabel('Group name').fill('line');
+    await page.getByRole('button', { name: 'Create group' }).click();
+    await page.getByRole('heading', { level: 1, name: 'line' }).waitFor();
+    at.group = new URL(page.url()).pathname;
+    // The devices register while the page is open; they appear by the event stream.
+    const boxes = page.getByRole('group', { name: 'Devices of the application not in this group' }).getByRole('checkbox');
+    await boxes.nth(DEVICES - 1).waitFor({ timeout: 90_000 });
+    for (let i = 0; i < DEVICES; i++) await boxes.nth(i).check();
+    await page.getByRole('button', { name: 'Add to group' }).click();
+    await page.getByRole('table', { name: 'Devices in line' }).locator('tbody tr').nth(DEVICES - 1).waitFor();
+  });
+
+  it('rolls the snapshot out to the group and watches it succeed', async () => {
+    await page.getByLabel('Snapshot to deploy').selectOption({ label: `${instanceName} / v1` });
+    await page.getByLabel('Waves (percent of the group, in order)').fill('50, 100');
+    await page.getByLabel('Wave timeout').fill('2m');
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    await page.waitForURL(/\?rollout=/);
+    await page.locator('#rollout-status .badge[data-state="succeeded"]').waitFor({ timeout: 120_000 });
+    assert.equal(await page.locator('[data-count="updated"] strong').innerText(), String(DEVICES));
+    assert.equal(await page.locator('[data-count="failed"] strong').innerText(), '0');
+    await screenshot(page, 'rollout');
+  });
+
+  it('shows a member the member actions and hides them from a viewer', async () => {
+    const teams = await (await page.request.get('/api/v1/teams')).json();
+    const team = teams.items.find((t) => t.slug === slug);
+    for (const [who, role] of [[member, 'member'], [viewer, 'viewer']]) {
+      const res = await page.request.post(`/api/v1/teams/${team.id}/members`, { data: { email: who.email, role } });
+      assert.equal(res.status(), 201, await res.text());
+    }
+    const seen = {};
+    for (const [who, role] of [[member, 'member'], [viewer, 'viewer']]) {
+      const b = await launch();
+      try {
+        const p = await b.context.newPage();
+        p.on('pageerror', (e) => pageErrors.push(`${role}: ${e.message}`));
+        await signIn(p, who.email, who.password);
+        await p.goto(at.instance);
+        await p.locator('tr[data-snapshot="v1"]').waitFor();
+        const shown = async (name) => (await p.getByRole('button', { name, exact: true }).count()) > 0;
+        seen[role] = {
+          takeSnapshot: await shown('Take snapshot'),
+          rollBack: await shown('Roll back'),
+          saveEnv: await shown('Save environment'),
+          stop: await shown('Stop'),
+          deleteInstance: await shown('Delete instance'),
+        };
+        if (role === 'viewer') await screenshot(p, 'instance-viewer');
+      } finally {
+        await b.close();
+      }
+    }
+    assert.deepEqual(seen.member, { takeSnapshot: true, rollBack: true, saveEnv: true, stop: false, deleteInstance: false }, 'a member snapshots, rolls back and edits env; owners stop and delete');
+    assert.deepEqual(seen.viewer, { takeSnapshot: false, rollBack: false, saveEnv: false, stop: false, deleteInstance: false }, 'a viewer sees none of the member buttons');
+  });
+
+  it('raised no script errors', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,57 @@
+// Shared setup of the dashboard's browser tests: Debian's chromium driven by playwright-core, headless, with a
+// fresh profile per browser. platform/dashboard_browser_test.go starts the platform and passes, in the
+// environment, FLOWYARD_URL and the users' credentials.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) throw new Error(`${name} is not set: run these tests through go test ./platform -run TestDashboardInBrowser`);
+  return v;
+};
+
+export const baseURL = () => env('FLOWYARD_URL');
+
+const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+// launch starts chromium with a fresh --user-data-dir (Playwright passes the profile directory as that flag).
+export async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flowyard-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: env('FLOWYARD_CHROMIUM', '/usr/bin/chromium'),
+    headless: true,
+    args: flags,
+    baseURL: baseURL(),
+    viewport: { width: 1280, height: 800 },
+  });
+  context.setDefaultTimeout(30_000);
+  const close = async () => {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return { context, close };
+}
+
+// signIn signs in on the dashboard's own form.
+export async function signIn(page, email, password) {
+  await page.goto('/signin');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+// screenshot writes docs/screenshots/<name>.png when FLOWYARD_SCREENSHOTS_DIR is set (the whole page, or only
+// the viewport with fullPage: false).
+export async function screenshot(page, name, { fullPage = true } = {}) {
+  const dir = process.env.FLOWYARD_SCREENSHOTS_DIR;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage });
+}
+
+// stateOf reads a badge's state (badges carry data-state beside their text).
+export const stateOf = (locator) => locator.locator('.badge').first().getAttribute('data-state');
