@@ -55,6 +55,12 @@ web-test-deps: web/e2e/node_modules/.package-lock.json
 web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund
 
+# The crash tests alone: SIGKILL of the platform (`flowyard dev`, a worker process) in the middle of provisioning,
+# a rollback, a promotion and a rollout, and Postgres restarts under load. `make test` runs them too (./...).
+CRASH_PKGS := ./api ./platform ./worker
+test-crash: bin/temporal
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -run '^TestCrash' $(CRASH_PKGS)
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
