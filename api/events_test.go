@@ -266,6 +266,10 @@ func TestInstanceLogStream(t *testing.T) {
 	for i := range 3 {
 		logs.add(fmt.Sprint("old ", i))
 	}
+	for _, path := range []string{"/logs/stream?limit=0", "/logs/stream?since=yesterday", "/logs?limit=1001"} {
+		r := w.byRole["viewer"].Must(400, "GET", "/api/v1/instances/"+in.ID+path, nil)
+		assert.Equal(t, "invalid_request", r.String("code"), "%s: %s", path, r.Raw)
+	}
 	s := w.byRole["viewer"].Stream("/api/v1/instances/"+in.ID+"/logs/stream?limit=2", "")
 	msg := func(ev apitest.Event) string {
 		var l struct {

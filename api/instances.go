@@ -397,15 +397,9 @@ func (s *Server) instanceLogs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var since time.Time
-	if v := c.Query("since"); v != "" {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return domain.InvalidField("since", "must be an RFC 3339 time")
-		}
-	}
-	limit := c.QueryInt("limit", 200)
-	if limit < 1 || limit > 1000 {
-		return domain.InvalidField("limit", "must be from 1 to 1000")
+	since, limit, err := logWindow(c)
+	if err != nil {
+		return err
 	}
 	if s.logs == nil {
 		return c.JSON(fiber.Map{"items": []LogLineJSON{}})

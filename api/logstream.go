@@ -31,7 +31,7 @@ func logEvent(l LogLineJSON) liveEvent {
 	return liveEvent{id: l.Time.UTC().Format(time.RFC3339Nano), name: "log", at: l.Time, data: data}
 }
 
-// logWindow reads ?since= and ?limit= as the /logs route does.
+// logWindow reads the ?since= and ?limit= of the log routes.
 func logWindow(c *fiber.Ctx) (since time.Time, limit int, err error) {
 	if v := c.Query("since"); v != "" {
 		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
