@@ -114,7 +114,7 @@ func TestMeasureDevices(t *testing.T) {
 // startDevProcess runs `flowyard dev` as a child process (crash_test.go's), so its memory and CPU are its own.
 func startDevProcess(t *testing.T) (*devProcess, string) {
 	t.Helper()
-	d := newDevProcess(t)
+	d := newDevProcess(t, bulkProvisioning...)
 	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.args = append(d.args, "--mqtt-ws-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--metrics-listen", metrics, "--log-level", "warn")
 	d.start()
