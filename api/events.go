@@ -31,9 +31,9 @@ const (
 )
 
 func (s *Server) registerEvents() {
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/events", Tag: "events",
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/events", Tag: "events", Stream: true,
 		Summary: "Server-Sent Events of the team: instance, operation, device and rollout (data as their GET routes), resync; resumes from Last-Event-ID; a keep-alive comment every 15 s."}, s.teamEvents)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/instances/:instanceId/logs/stream", Tag: "instances",
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/instances/:instanceId/logs/stream", Tag: "instances", Stream: true,
 		Summary: "Server-Sent Events of the instance's runtime log: event log, data {ts, level, msg}; recent lines (?limit=, ?since=) first, then new ones."}, s.instanceLogStream)
 }
 

@@ -301,3 +301,15 @@ func TestInstanceLogStream(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "new 2", msg(ev), "a reconnect resumes after the last line it saw")
 }
+
+// TestStreamRoutesDocumented: the OpenAPI document says the live routes answer text/event-stream.
+func TestStreamRoutesDocumented(t *testing.T) {
+	env := apitest.Start(t, "sqlite")
+	paths := env.Client(t).Must(200, "GET", "/api/v1/openapi.json", nil).Body["paths"].(map[string]any)
+	for _, p := range []string{"/api/v1/teams/{teamId}/events", "/api/v1/instances/{instanceId}/logs/stream"} {
+		get, _ := paths[p].(map[string]any)["get"].(map[string]any)
+		require.NotNil(t, get, p)
+		ok := get["responses"].(map[string]any)["200"].(map[string]any)
+		assert.Contains(t, ok["content"], "text/event-stream", p)
+	}
+}

@@ -18,6 +18,7 @@ type routeDoc struct {
 	Public  bool // no authentication needed
 	Body    any  // request body type, or nil
 	Status  int  // success status
+	Stream  bool // the success answer is a text/event-stream
 }
 
 // route registers a handler and its documentation.
@@ -64,7 +65,7 @@ func operationDoc(r routeDoc) map[string]any {
 		"summary": r.Summary,
 		"tags":    []string{r.Tag},
 		"responses": map[string]any{
-			itoa(r.Status): map[string]any{"description": "Success."},
+			itoa(r.Status): successDoc(r),
 			"default": map[string]any{"description": "The error envelope.",
 				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}},
 		},
@@ -86,6 +87,14 @@ func operationDoc(r routeDoc) map[string]any {
 			"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.Body))}}}
 	}
 	return op
+}
+
+func successDoc(r routeDoc) map[string]any {
+	if !r.Stream {
+		return map[string]any{"description": "Success."}
+	}
+	return map[string]any{"description": "Server-Sent Events until the client leaves (see the summary for the events).",
+		"content": map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}}}}
 }
 
 // schemaOf derives a JSON schema from a Go type's JSON shape.
