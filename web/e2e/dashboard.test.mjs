@@ -88,6 +88,21 @@ describe('the dashboard', () => {
     await page.locator('h1 .badge[data-state="running"]').waitFor();
   });
 
+  it('edits the environment, with the API error shown on the row that caused it', async () => {
+    await page.getByRole('button', { name: 'Add variable' }).click();
+    const row = page.locator('.env-row').last();
+    await row.getByLabel('Name').fill('1bad');
+    await row.getByLabel('Value').fill('hello');
+    await page.getByRole('button', { name: 'Save environment' }).click();
+    await row.locator('.field-error').filter({ hasText: /\S/ }).waitFor();
+    await row.getByLabel('Name').fill('GREETING');
+    await page.getByRole('button', { name: 'Save environment' }).click();
+    await row.locator('.field-error').filter({ hasText: /^$/ }).waitFor({ state: 'attached' });
+    await page.getByRole('status').filter({ hasText: 'Environment saved' }).waitFor({ state: 'attached' });
+    const saved = await (await page.request.get(`/api/v1/instances/${at.instance.split('/').pop()}`)).json();
+    assert.deepEqual(saved.env.filter((e) => e.name === 'GREETING').map((e) => e.value), ['hello']);
+  });
+
   it('creates a provisioning token on the page and devices provision with it', async () => {
     await page.getByRole('navigation', { name: 'Team' }).getByRole('link', { name: 'Provisioning tokens' }).click();
     await page.getByLabel('Token name').fill('line');
@@ -126,6 +141,15 @@ describe('the dashboard', () => {
     assert.equal(await page.locator('[data-count="updated"] strong').innerText(), String(DEVICES));
     assert.equal(await page.locator('[data-count="failed"] strong').innerText(), '0');
     await screenshot(page, 'rollout');
+  });
+
+  it('shows a device with its active and target snapshot and switches it to developer mode', async () => {
+    await page.getByRole('table', { name: 'Devices in line' }).getByRole('link').first().click();
+    await page.locator('#active-snapshot', { hasText: 'v1' }).waitFor();
+    assert.match(await page.locator('#target-snapshot').innerText(), /v1 \(in sync\)/);
+    await page.getByRole('button', { name: 'Enter developer mode' }).click();
+    await page.getByRole('button', { name: 'Leave developer mode' }).waitFor();
+    await screenshot(page, 'device');
   });
 
   it('shows a member the member actions and hides them from a viewer', async () => {

@@ -91,15 +91,18 @@ export function values(formEl) {
 }
 
 // showErrors puts each validation of an ApiError next to its field (matched by name, or by the part of the
-// field path before "." or "["), and the envelope's message in the form's own error line.
+// field path before "." or "["; data-field may list several names, space-separated), and the envelope's message
+// in the form's own error line.
 export function showErrors(formEl, err) {
   clearErrors(formEl);
-  const fields = [...formEl.querySelectorAll('[data-field]')];
+  const fields = [...formEl.querySelectorAll('[data-field]')].filter((f) => f.querySelector('.field-error'));
+  const names = (f) => f.dataset.field.split(' ');
   for (const v of err instanceof ApiError ? err.validations : []) {
-    const target = fields.find((f) => f.dataset.field === v.field) ||
-      fields.find((f) => v.field.startsWith(f.dataset.field + '.') || v.field.startsWith(f.dataset.field + '['));
+    const target = fields.find((f) => names(f).includes(v.field)) ||
+      fields.find((f) => names(f).some((n) => v.field.startsWith(n + '.') || v.field.startsWith(n + '[')));
     if (!target) continue;
-    target.querySelector('.field-error').textContent = v.field === target.dataset.field ? v.detail : `${v.field} ${v.detail}`;
+    const line = target.querySelector('.field-error');
+    line.textContent = [line.textContent, names(target).includes(v.field) ? v.detail : `${v.field} ${v.detail}`].filter(Boolean).join('; ');
     target.querySelector('input,select,textarea')?.setAttribute('aria-invalid', 'true');
   }
   const line = formEl.querySelector(':scope > .form-error');

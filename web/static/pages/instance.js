@@ -110,8 +110,8 @@ function envSection(ctx, inst, template) {
   const rows = h('div', { class: 'env-rows' });
   const addRow = (e = { name: '', value: '' }) => {
     const n = rows.children.length;
-    rows.append(h('div', { class: 'form inline', 'data-field': `env[${n}]` },
-      h('div', { class: 'field', 'data-field': `env.${e.name || n}` }, h('label', { for: `env-name-${n}` }, 'Name'),
+    rows.append(h('div', { class: 'form inline env-row', 'data-field': `env[${n}]` },
+      h('div', { class: 'field' }, h('label', { for: `env-name-${n}` }, 'Name'),
         h('input', { id: `env-name-${n}`, name: `envName${n}`, value: e.name, readonly: !editable, 'aria-describedby': `env-err-${n}` })),
       h('div', { class: 'field' }, h('label', { for: `env-value-${n}` }, 'Value'),
         h('input', { id: `env-value-${n}`, name: `envValue${n}`, value: e.value, readonly: !editable })),
@@ -125,10 +125,14 @@ function envSection(ctx, inst, template) {
     label: 'Environment variables', submit: 'Save environment',
     extra: [rows, h('button', { type: 'button', onClick: () => addRow() }, 'Add variable')],
     onSubmit: async (v) => {
+      // Rows left without a name are dropped; each row is named by its index in what is sent, and by its
+      // variable, so the API's errors (env[1].name, env.LOCKED) land on the right row.
       const env = [];
-      for (let i = 0; i < rows.children.length; i++) {
-        if (v[`envName${i}`]) env.push({ name: v[`envName${i}`], value: v[`envValue${i}`] || '' });
-      }
+      [...rows.children].forEach((row, i) => {
+        const name = v[`envName${i}`];
+        row.dataset.field = name ? `env[${env.length}] env.${name}` : `unsent-${i}`;
+        if (name) env.push({ name, value: v[`envValue${i}`] || '' });
+      });
       await api.patch(`/instances/${inst.id}`, { env });
       announce('Environment saved. It applies at the next restart.');
     },
