@@ -1,0 +1,18 @@
+import { badge } from '../ui.js';
+import { activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
+
+export const title = 'Instance types';
+
+export async function render(ctx) {
+  return objectPage(ctx, {
+    path: '/instance-types', heading: 'Instance types', noun: 'instance type',
+    columns: [
+      { label: 'Name', cell: (t) => t.name },
+      { label: 'Description', cell: (t) => t.description || '—' },
+      { label: 'State', cell: (t) => badge(t.active ? 'active' : 'inactive') },
+    ],
+    fields: (t) => [...nameFields(t), activeField(t),
+      { name: 'properties', label: 'Properties (JSON)', type: 'textarea', value: pretty(t?.properties || {}) }],
+    body: (v) => ({ ...v, properties: json('properties', v.properties, {}) }),
+  });
+}
