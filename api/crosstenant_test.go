@@ -76,7 +76,8 @@ type tenant struct {
 
 type crossWorld struct {
 	env        *instanceWorld
-	backend    *recordingBackend
+	backend    *recordingBackend // team A's Node-RED
+	backendB   *recordingBackend // team B's
 	runs       *recordingRunner
 	rollouts   *startedRollouts
 	promotions *startedPromotions
@@ -85,6 +86,7 @@ type crossWorld struct {
 	userIDs    map[string]string
 	a, b       tenant // the victim, and the intruders' own team
 	intruders  []intruder
+	readOnly   map[string]*browser // team A's callers that may not write
 }
 
 var tenantRoles = []string{"owner", "member", "viewer", "dashboard"}
@@ -116,9 +118,10 @@ func TestCrossTenantSecurityMatrix(t *testing.T) {
 		}
 		t.Logf("%d operations, %d intruders, %d calls", len(ops), len(w.intruders), calls)
 		t.Logf("%d calls naming team A's objects in bodies on team B's", w.sweepBodyReferences(t, ops))
-		t.Logf("%d writes tried by team A's viewer and dashboard user", w.sweepReadOnlyRoles(t, ops))
+		t.Logf("%d writes tried by team A's read-only callers", w.sweepReadOnlyRoles(t, ops))
 		assert.Zero(t, w.backend.count(), "no request reached team A's Node-RED through the editor proxy")
 		w.checkEditorWebsocket(t)
+		w.checkEditorTraversal(t)
 		w.checkTeamAStillWorks(t)
 	})
 }
@@ -152,8 +155,11 @@ func newCrossWorld(t *testing.T, dialect string) *crossWorld {
 		}
 	}
 	w.a = w.buildTenant(t, "a", teams["a"], w.backend.srv.URL)
-	w.b = w.buildTenant(t, "b", teams["b"], "")
+	w.backendB = newRecordingBackend(t)
+	w.b = w.buildTenant(t, "b", teams["b"], w.backendB.srv.URL)
 	w.buildIntruders(t)
+	readToken := w.users["a-owner"].mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "read", "scopes": []string{"read"}})["token"].(string)
+	w.readOnly = map[string]*browser{"viewer": w.users["a-viewer"], "dashboard": w.users["a-dashboard"], "owner's read-only token": bearerBrowser(t, w, readToken)}
 	return w
 }
 
@@ -261,9 +267,24 @@ func (w *crossWorld) buildIntruders(t *testing.T) {
 	require.Equal(t, 204, w.users["a-owner"].do("DELETE", "/api/v1/user/tokens/"+revoked["id"].(string), nil, nil).status)
 	w.intruders = append(w.intruders, intruder{name: "team A owner's revoked token", b: bearerBrowser(t, w, revoked["token"].(string))})
 
+	w.intruders = append(w.intruders, intruder{name: "team A's expired provisioning token", b: bearerBrowser(t, w, w.expiredProvisioningToken(t))})
+	revokedProv := w.users["a-owner"].mustJSON(201, "POST", "/api/v1/teams/"+w.a.teamID+"/provisioning-tokens", map[string]any{"name": "revoked"})
+	require.Equal(t, 204, w.users["a-owner"].do("DELETE", "/api/v1/teams/"+w.a.teamID+"/provisioning-tokens/"+revokedProv["id"].(string), nil, nil).status)
+	w.intruders = append(w.intruders, intruder{name: "team A's revoked provisioning token", b: bearerBrowser(t, w, revokedProv["token"].(string))})
+
 	for _, secret := range []string{"device token", "broker password", "provisioning token", "runtime token"} {
 		w.intruders = append(w.intruders, intruder{name: "team B " + secret, b: bearerBrowser(t, w, w.b.secrets[secret])})
 	}
+}
+
+// expiredProvisioningToken stores a provisioning token of team A that expired a minute ago.
+func (w *crossWorld) expiredProvisioningToken(t *testing.T) string {
+	t.Helper()
+	token, hash := domain.NewToken(domain.TokenPrefixProvisioning)
+	past := time.Now().Add(-time.Minute)
+	require.NoError(t, w.env.env.Store.InsertToken(context.Background(), &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: "provisioning",
+		Name: "expired", OwnerType: "team", OwnerID: w.a.teamID, TeamID: &w.a.teamID, ExpiresAt: &past}))
+	return token
 }
 
 func bearerBrowser(t *testing.T, w *crossWorld, token string) *browser {
@@ -466,8 +487,9 @@ func (w *crossWorld) sweepBodyReferences(t *testing.T, ops []operation) int {
 	return calls
 }
 
-// sweepReadOnlyRoles has team A's viewer and dashboard user call every operation that writes (not GET) on team
-// A's objects: the permission table gives them no write, so each is refused and writes nothing. The editor is
+// sweepReadOnlyRoles has team A's viewer and dashboard user, and its owner's read-only token, call every
+// operation that writes (not GET) on team A's objects: neither the permission table nor the token's scope lets
+// them write, so each is refused and writes nothing. The editor is
 // left out: a viewer's editor requests go to Node-RED with its read-only token, which refuses writes itself
 // (editor_test.go).
 func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
@@ -481,10 +503,10 @@ func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 			continue
 		}
 		path, body := w.resolve(t, op.path, w.a), w.bodyFor(op, allOfA)
-		for _, role := range []string{"viewer", "dashboard"} {
+		for _, role := range []string{"viewer", "dashboard", "owner's read-only token"} {
 			calls++
 			before, runs := w.dump(t), w.workflowCalls()
-			a := w.users["a-"+role].do(op.method, path, body, nil)
+			a := w.readOnly[role].do(op.method, path, body, nil)
 			what := fmt.Sprintf("%s as team A's %s", key, role)
 			assert.Contains(t, []int{401, 403, 404}, a.status, "%s: %s", what, a.body)
 			w.checkNoWrite(t, what, false, before, w.dump(t))
@@ -589,6 +611,26 @@ func (w *crossWorld) checkEditorWebsocket(t *testing.T) {
 		assert.Contains(t, []int{401, 403, 404}, res.StatusCode, "editor websocket as %s", in.name)
 	}
 	assert.Zero(t, w.backend.count(), "no websocket reached team A's Node-RED")
+}
+
+// checkEditorTraversal has team B's owner, who may open team B's editor, climb from it into team A's: the
+// requests go to team B's Node-RED, inside its admin root, or nowhere; never to team A's.
+func (w *crossWorld) checkEditorTraversal(t *testing.T) {
+	t.Helper()
+	a, b := w.a.params["instanceId"], w.b.params["instanceId"]
+	for _, p := range []string{"/editor/" + b + "/../" + a + "/flows", "/editor/" + b + "/%2e%2e/" + a + "/flows", "/editor/" + b + "/..%2f" + a + "/flows",
+		"/editor/" + b + "%2f..%2f" + a + "/flows", "/editor/" + a + "%2f..%2f" + b + "/flows", "/editor/" + b + "/../../editor/" + a + "/flows",
+		"/editor/" + b + "/..%2f..%2feditor%2f" + a + "%2fflows"} {
+		got := w.users["b-owner"].do("GET", p, nil, nil)
+		assert.NotContains(t, got.body, "path=/admin/"+a, p)
+		if last := w.backendB.last(); got.status == 200 && last != nil {
+			assert.True(t, strings.HasPrefix(last.URL.Path, "/admin/"), "%s reached %s", p, last.URL.Path)
+		}
+	}
+	assert.Zero(t, w.backend.count(), "no traversal reached team A's Node-RED")
+	require.Equal(t, 200, w.users["b-owner"].do("GET", "/editor/"+b+"/flows", nil, nil).status, "team B's owner reaches its own editor")
+	assert.Equal(t, "/admin/flows", w.backendB.last().URL.Path)
+	assert.Zero(t, w.backend.count())
 }
 
 // checkTeamAStillWorks shows the sweep was not vacuous: team A's owner reaches what the intruders could not,
