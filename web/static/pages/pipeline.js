@@ -1,16 +1,11 @@
 import * as api from '../api.js';
-import { action, announce, badge, confirmDialog, fmtTime, form, h, replace, section, table } from '../ui.js';
+import { action, announce, confirmDialog, fmtTime, form, h, replace, section, table } from '../ui.js';
+import { promotionsTable } from './pipeline-promotions.js';
+import { addStageForm, stageActions } from './pipeline-stage.js';
 
 export const title = 'Pipeline';
 
-const stageActions = [
-  { value: 'create_snapshot', label: 'Create a snapshot of the instance' },
-  { value: 'use_latest_snapshot', label: 'Use the latest snapshot' },
-  { value: 'use_active_snapshot', label: 'Use what the device runs' },
-  { value: 'prompt', label: 'Ask for the snapshot when promoting' },
-];
 const kindPath = { instance: 'instances', device: 'devices', device_group: 'device-groups' };
-const open = ['scheduled', 'awaiting_approval', 'running'];
 
 export async function render(ctx) {
   const id = ctx.params.pipeline;
@@ -87,28 +82,7 @@ export async function render(ctx) {
     });
   }
 
-  const drawPromotions = (items) => replace(promotionsEl, table({
-    caption: 'Promotions, newest first',
-    columns: [
-      { label: 'Requested', cell: (r) => fmtTime(r.createdAt) },
-      { label: 'From → to', cell: (r) => `${stageName(r.sourceStageId)} → ${stageName(r.targetStageId)}` },
-      { label: 'Status', cell: (r) => [badge(r.status), r.scheduledAt && r.status === 'scheduled' ? [' for ', fmtTime(r.scheduledAt)] : '',
-        r.reason ? h('span', { class: 'field-error' }, ' ', r.reason) : ''] },
-      { label: 'Results', cell: (r) => (r.results || []).map((x) => h('div', {}, `${targetName(x)}: `, badge(x.status), x.detail ? ` ${x.detail}` : '')) },
-      { label: 'Actions', cell: (r) => (ctx.can('pipeline:promote') && open.includes(r.status) ? h('div', { class: 'actions' },
-        r.status === 'awaiting_approval' ? [decide(r, 'approve', 'Approve'), decide(r, 'reject', 'Reject')] : null,
-        decide(r, 'cancel', 'Cancel promotion')) : '') },
-    ],
-    rows: [...items].reverse(),
-    empty: 'Nothing promoted yet.',
-    rowAttrs: (r) => ({ 'data-promotion': r.id }),
-  }));
-  const decide = (r, verb, label) => action(label, async () => {
-    await api.post(`/promotions/${r.id}/${verb}`);
-    announce(`Promotion ${verb === 'cancel' ? 'canceled' : verb + 'd'}.`);
-    await refresh();
-  }, { danger: verb !== 'approve', primary: verb === 'approve',
-    confirm: verb === 'approve' ? null : { title: `${label}?`, confirm: label } });
+  const drawPromotions = (items) => replace(promotionsEl, promotionsTable(ctx, items, { stageName, targetName, refresh }));
 
   let refreshing = null;
   const refresh = () => (refreshing ||= (async () => {
@@ -141,29 +115,4 @@ export async function render(ctx) {
         ctx.navigate(ctx.teamPath('/pipelines'));
       }, { danger: true, confirm: { title: `Delete ${p.name}?`, text: 'Its targets keep what they run.', confirm: 'Delete' } }) : null) : null,
   ];
-}
-
-function addStageForm(ctx, id, targets, refresh) {
-  const kindLabel = { instance: 'Instance', device: 'Device', device_group: 'Device group' };
-  return form({
-    label: 'Add a stage', submit: 'Add stage',
-    fields: [
-      { name: 'name', label: 'Stage name', required: true },
-      { name: 'target', label: 'Target', type: 'select', options: targets.map((t) => ({ value: `${t.kind}:${t.id}`, label: `${kindLabel[t.kind]} ${t.name}` })) },
-      { name: 'action', label: 'Snapshot to promote from this stage', type: 'select', options: stageActions },
-      { name: 'requiresApproval', label: 'Promotions into this stage need approval', type: 'checkbox' },
-      { name: 'approverRole', label: 'Who approves', type: 'select', value: 'owner', options: [{ value: 'owner', label: 'Owners' }, { value: 'member', label: 'Members' }] },
-      { name: 'protected', label: 'Protected: only owners promote into it', type: 'checkbox' },
-      { name: 'deployToDevices', label: 'Deploy to the devices of the instance', type: 'checkbox' },
-    ],
-    onSubmit: async (v, el) => {
-      const [kind, tid] = (v.target || ':').split(':');
-      const target = kind === 'instance' ? { instanceId: tid } : kind === 'device' ? { deviceId: tid } : kind ? { deviceGroupId: tid } : undefined;
-      await api.post(`/pipelines/${id}/stages`, { name: v.name, target, action: v.action, requiresApproval: v.requiresApproval,
-        approverRole: v.approverRole, protected: v.protected, deployToDevices: v.deployToDevices });
-      el.reset();
-      announce(`Stage ${v.name} added.`);
-      await refresh();
-    },
-  });
 }
