@@ -182,6 +182,7 @@ async function snapshotsSection(ctx, inst, watch) {
   };
   await refresh();
   return section('Snapshots', listEl,
+    h('p', {}, h('a', { href: ctx.teamPath(`/instances/${inst.id}/snapshot-schedule`), id: 'snapshot-schedule' }, 'Automatic snapshot schedule')),
     ctx.can('project:snapshot:create') ? form({
       label: 'Take a snapshot', submit: 'Take snapshot', cls: 'inline',
       fields: [{ name: 'name', label: 'Snapshot name', required: true }, { name: 'description', label: 'Description (optional)' }],
