@@ -122,6 +122,7 @@ func TestCrossTenantSecurityMatrix(t *testing.T) {
 		assert.Zero(t, w.backend.count(), "no request reached team A's Node-RED through the editor proxy")
 		w.checkEditorWebsocket(t)
 		w.checkEditorTraversal(t)
+		w.checkDeviceClaims(t)
 		w.checkTeamAStillWorks(t)
 	})
 }
@@ -631,6 +632,25 @@ func (w *crossWorld) checkEditorTraversal(t *testing.T) {
 	require.Equal(t, 200, w.users["b-owner"].do("GET", "/editor/"+b+"/flows", nil, nil).status, "team B's owner reaches its own editor")
 	assert.Equal(t, "/admin/flows", w.backendB.last().URL.Path)
 	assert.Zero(t, w.backend.count())
+}
+
+// checkDeviceClaims has team B's device report that it runs team A's application, instance and snapshot: the
+// platform records none of them (a device's active snapshot feeds pipelines' use_active_snapshot stages).
+func (w *crossWorld) checkDeviceClaims(t *testing.T) {
+	t.Helper()
+	agent := bearerBrowser(t, w, w.b.secrets["device token"])
+	report := map[string]any{"state": "running", "ownerType": "application", "application": w.a.params["applicationId"],
+		"project": w.a.params["instanceId"], "snapshot": w.a.params["snapshotId"], "settings": nil, "agentVersion": "4.2.1"}
+	before := w.dump(t)
+	got := agent.do("POST", "/api/v1/devices/"+w.b.params["deviceId"]+"/live/state", report, nil)
+	assert.Contains(t, []int{200, 409}, got.status, got.body)
+	w.checkNoWrite(t, "team B's device claiming team A's objects", true, before, w.dump(t))
+	dev := w.users["b-owner"].mustJSON(200, "GET", "/api/v1/devices/"+w.b.params["deviceId"], nil)
+	assert.Equal(t, "running", dev["state"], "the report was recorded")
+	raw, _ := json.Marshal(dev)
+	if secret, ok := w.namesTenantA(string(raw)); ok {
+		t.Errorf("team B's device shows team A's %s: %s", secret, raw)
+	}
 }
 
 // checkTeamAStillWorks shows the sweep was not vacuous: team A's owner reaches what the intruders could not,
