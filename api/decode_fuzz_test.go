@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/flowyard/flowyard/domain"
@@ -21,6 +22,34 @@ func FuzzDecodeJSON(f *testing.F) {
 		de, ok := domain.AsError(err)
 		if !ok || de.Kind != domain.KindInvalid {
 			t.Fatalf("decode error is not a 400 domain error: %T %v", err, err)
+		}
+	})
+}
+
+// FuzzDeployFlows feeds arbitrary bodies of PUT /instances/{id}/flows to the parser the route uses: it never
+// panics, refuses with client errors only, and what it accepts is sent on to Node-RED re-encoded, which must
+// give the same request when read again. Seeds: testdata/fuzz/FuzzDeployFlows (flows.json exports).
+func FuzzDeployFlows(f *testing.F) {
+	f.Add([]byte(`{"flows":[]}`))
+	f.Add([]byte(`{"flows":[{"id":"a","type":"tab"}],"rev":"1","credentials":{"a":{"user":"u"}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := parseDeployFlows(body, DefaultMaxJSONDepth)
+		if err != nil {
+			if !domain.IsClientError(err) {
+				t.Fatalf("bad flows are not a client error: %T %v", err, err)
+			}
+			return
+		}
+		sent, err := json.Marshal(req)
+		if err != nil {
+			t.Fatalf("accepted flows cannot be re-encoded: %v", err)
+		}
+		again, err := parseDeployFlows(sent, DefaultMaxJSONDepth)
+		if err != nil {
+			t.Fatalf("re-encoded flows are refused: %v\n%s", err, sent)
+		}
+		if resent, _ := json.Marshal(again); string(resent) != string(sent) {
+			t.Fatalf("round trip changed the flows:\n%s\n%s", sent, resent)
 		}
 	})
 }

@@ -79,37 +79,41 @@ type change struct {
 	ev  liveEvent
 }
 
-// teamChangeEvents renders changed rows with the views of their GET routes, oldest change first.
-func (s *Server) teamChangeEvents(ctx context.Context, rows *storage.TeamChanges) []change {
+// teamChangeEvents renders changed rows with the views of their GET routes, oldest change first; only the
+// ones fresh says are new (nil: all).
+func (s *Server) teamChangeEvents(ctx context.Context, rows *storage.TeamChanges, fresh func(key string, at time.Time) bool) []change {
 	var out []change
-	add := func(kind, id string, at time.Time, action domain.Action, view any) {
-		data, err := json.Marshal(view)
-		if err != nil {
-			s.log.Error("render live event", "kind", kind, "id", id, "err", err)
+	add := func(kind, id string, at time.Time, action domain.Action, view func() (any, error)) {
+		key := kind + ":" + id
+		if fresh != nil && !fresh(key, at) {
 			return
 		}
-		out = append(out, change{key: kind + ":" + id, ev: liveEvent{name: kind, at: at, action: action, data: data}})
+		v, err := view()
+		var data []byte
+		if err == nil {
+			data, err = json.Marshal(v)
+		}
+		if err != nil {
+			s.log.Warn("render live event", "kind", kind, "id", id, "err", err)
+			return
+		}
+		out = append(out, change{key: key, ev: liveEvent{name: kind, at: at, action: action, data: data}})
 	}
 	for i := range rows.Instances {
 		in := &rows.Instances[i]
-		add("instance", in.ID, in.UpdatedAt, domain.ActionInstanceRead, s.instanceView(in))
+		add("instance", in.ID, in.UpdatedAt, domain.ActionInstanceRead, func() (any, error) { return s.instanceView(in), nil })
 	}
 	for i := range rows.Operations {
 		op := &rows.Operations[i]
-		add("operation", op.ID, op.UpdatedAt, domain.ActionOperationRead, s.operationView(op))
+		add("operation", op.ID, op.UpdatedAt, domain.ActionOperationRead, func() (any, error) { return s.operationView(op), nil })
 	}
 	for i := range rows.Devices {
 		d := &rows.Devices[i]
-		add("device", d.ID, d.ChangedAt, domain.ActionDeviceRead, s.deviceView(d))
+		add("device", d.ID, d.ChangedAt, domain.ActionDeviceRead, func() (any, error) { return s.deviceView(d), nil })
 	}
 	for i := range rows.Rollouts {
 		r := &rows.Rollouts[i]
-		v, err := s.rolloutView(ctx, r)
-		if err != nil {
-			s.log.Warn("render rollout event", "rollout", r.ID, "err", err)
-			continue
-		}
-		add("rollout", r.ID, r.UpdatedAt, domain.ActionRolloutRead, v)
+		add("rollout", r.ID, r.UpdatedAt, domain.ActionRolloutRead, func() (any, error) { return s.rolloutView(ctx, r) })
 	}
 	slices.SortStableFunc(out, func(a, b change) int { return a.ev.at.Compare(b.ev.at) })
 	return out
@@ -117,15 +121,23 @@ func (s *Server) teamChangeEvents(ctx context.Context, rows *storage.TeamChanges
 
 // teamPoller follows one team's changes for every stream of this replica.
 type teamPoller struct {
-	s      *Server
-	teamID string
-	cursor time.Time            // the latest change sent
-	seen   map[string]time.Time // objects sent within changeOverlap of the cursor, and the change sent
+	s         *Server
+	teamID    string
+	cursor    time.Time            // the latest change sent
+	seen      map[string]time.Time // objects sent within changeOverlap of the cursor, and the change sent
+	quietUpTo time.Time            // devices last seen up to this time have been told offline
 }
 
 func (s *Server) newTeamPoller(teamID string) (pollFunc, string) {
-	p := &teamPoller{s: s, teamID: teamID, cursor: time.Now().UTC().Truncate(time.Microsecond), seen: map[string]time.Time{}}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &teamPoller{s: s, teamID: teamID, cursor: now, seen: map[string]time.Time{}, quietUpTo: now.Add(-s.devices.OfflineWindow())}
 	return p.poll, cursorID(p.cursor)
+}
+
+// fresh reports whether a row's change has not been sent yet.
+func (p *teamPoller) fresh(key string, at time.Time) bool {
+	prev, ok := p.seen[key]
+	return !ok || at.After(prev)
 }
 
 func (p *teamPoller) poll(ctx context.Context) ([]liveEvent, string) {
@@ -137,10 +149,7 @@ func (p *teamPoller) poll(ctx context.Context) ([]liveEvent, string) {
 		return nil, cursorID(p.cursor)
 	}
 	var out []liveEvent
-	for _, ch := range p.s.teamChangeEvents(ctx, rows) {
-		if prev, ok := p.seen[ch.key]; ok && !ch.ev.at.After(prev) {
-			continue
-		}
+	for _, ch := range p.s.teamChangeEvents(ctx, rows, p.fresh) {
 		p.seen[ch.key] = ch.ev.at
 		if ch.ev.at.After(p.cursor) {
 			p.cursor = ch.ev.at
@@ -157,7 +166,30 @@ func (p *teamPoller) poll(ctx context.Context) ([]liveEvent, string) {
 		// More changed than one read holds: the cursor has skipped some. Clients reload instead.
 		return []liveEvent{resyncEvent(cursorID(p.cursor), "burst")}, cursorID(p.cursor)
 	}
+	upTo := time.Now().Add(-p.s.devices.OfflineWindow())
+	out = append(out, p.s.quietDeviceEvents(ctx, p.teamID, p.quietUpTo, upTo, cursorID(p.cursor))...)
+	p.quietUpTo = upTo
 	return out, cursorID(p.cursor)
+}
+
+// quietDeviceEvents tells of the devices that turned offline by time: last seen in (after, upTo], upTo being
+// now minus the offline window. No row changes when that happens, so the change cursor cannot see it.
+func (s *Server) quietDeviceEvents(ctx context.Context, teamID string, after, upTo time.Time, id string) []liveEvent {
+	quiet, err := s.store.TeamDevicesGoneQuiet(ctx, teamID, after, upTo, changeLimit)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("poll devices gone quiet", "team", teamID, "err", err)
+		}
+		return nil
+	}
+	var out []liveEvent
+	for i := range quiet {
+		d := &quiet[i]
+		if data, err := json.Marshal(s.deviceView(d)); err == nil {
+			out = append(out, liveEvent{id: id, name: "device", at: *d.LastSeenAt, action: domain.ActionDeviceRead, data: data})
+		}
+	}
+	return out
 }
 
 // replayTeam sends what changed since a reconnecting client's Last-Event-ID, or resync when that cannot be
@@ -174,11 +206,15 @@ func (s *Server) replayTeam(ctx context.Context, w *sseWriter, teamID, lastID, c
 		return
 	}
 	at := since
-	for _, ch := range s.teamChangeEvents(ctx, rows) {
+	for _, ch := range s.teamChangeEvents(ctx, rows, nil) {
 		if ch.ev.at.After(at) {
 			at = ch.ev.at
 		}
 		ch.ev.id = cursorID(at)
 		w.event(ch.ev)
+	}
+	window := s.devices.OfflineWindow()
+	for _, ev := range s.quietDeviceEvents(ctx, teamID, since.Add(-window), time.Now().Add(-window), cursorID(at)) {
+		w.event(ev)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
@@ -125,6 +126,11 @@ func testTeamEvents(t *testing.T, dialect string) {
 	dev := &storage.Device{ID: domain.NewID(), TeamID: w.teamID, Name: "dev", Type: "pi", CredentialSecret: "x", Mode: "autonomous"}
 	require.NoError(t, st.InsertDevice(ctx, dev))
 	assertSameAsGet(t, viewer, asViewer.until(t, "for the device", eventFor("device", dev.ID, "")), "/api/v1/devices/"+dev.ID)
+	// A device that checks in over HTTP turns offline by time, which changes no row; it still gets an event.
+	seen := time.Now().Add(-devices.DefaultOfflineAfter + 300*time.Millisecond)
+	silent := &storage.Device{ID: domain.NewID(), TeamID: w.teamID, Name: "silent", Type: "pi", CredentialSecret: "x", Mode: "autonomous", LastSeenAt: &seen}
+	require.NoError(t, st.InsertDevice(ctx, silent))
+	assertSameAsGet(t, viewer, asViewer.until(t, "for the device gone offline", eventFor("device", silent.ID, "offline")), "/api/v1/devices/"+silent.ID)
 	ro := insertRollout(t, st, w.teamID, appID)
 	assertSameAsGet(t, owner, asOwner.until(t, "for the rollout", eventFor("rollout", ro.ID, "running")), "/api/v1/rollouts/"+ro.ID)
 	_, err = st.SetInstanceState(ctx, mine.ID, "suspended", "")

@@ -65,15 +65,9 @@ func (s *Server) deployFlows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var req deployFlowsRequest
-	if err := s.decode(c, &req); err != nil {
+	req, err := parseDeployFlows(c.Body(), s.limiter.MaxJSONDepth)
+	if err != nil {
 		return err
-	}
-	if req.Flows == nil {
-		return domain.InvalidField("flows", "is required")
-	}
-	if fe := domain.ValidateFlows("flows", req.Flows); fe != nil {
-		return domain.Invalid(*fe)
 	}
 	if in.State != "running" || in.RuntimeURL == "" {
 		return domain.Conflict("instance_not_running", "Flows are deployed to a running instance; start it first.")
@@ -91,6 +85,21 @@ func (s *Server) deployFlows(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
+}
+
+// parseDeployFlows reads and checks a deploy body: a Node-RED flow list, an optional rev and credentials.
+func parseDeployFlows(body []byte, maxDepth int) (*deployFlowsRequest, error) {
+	var req deployFlowsRequest
+	if err := decodeJSON(body, &req, maxDepth); err != nil {
+		return nil, err
+	}
+	if req.Flows == nil {
+		return nil, domain.InvalidField("flows", "is required")
+	}
+	if fe := domain.ValidateFlows("flows", req.Flows); fe != nil {
+		return nil, domain.Invalid(*fe)
+	}
+	return &req, nil
 }
 
 // callAdmin calls the instance's Node-RED admin API with the platform's admin token and the v2 flows format.

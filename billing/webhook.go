@@ -100,15 +100,11 @@ func badSignature(msg string) error {
 // time, so an older event delivered late does not undo a newer one. An event for a customer the platform
 // does not know is acknowledged and logged.
 func (s *Service) HandleWebhook(ctx context.Context, payload []byte, signature string) (WebhookResult, error) {
-	ev, err := s.VerifyWebhook(payload, signature)
+	ev, obj, err := s.readWebhook(payload, signature)
 	if err != nil {
-		return WebhookResult{}, err
+		return WebhookResult{EventID: ev.ID, Type: ev.Type}, err
 	}
 	res := WebhookResult{EventID: ev.ID, Type: ev.Type}
-	var obj stripeObject
-	if err := json.Unmarshal(ev.Data.Object, &obj); err != nil {
-		return res, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_event", Message: "The event's object cannot be read.", Detail: err.Error()}
-	}
 	var notify bool
 	err = s.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		var err error
@@ -126,6 +122,19 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, signature s
 		s.UsageChanged(ctx, res.TeamID)
 	}
 	return res, nil
+}
+
+// readWebhook verifies a webhook and reads its event and the object the event is about.
+func (s *Service) readWebhook(payload []byte, signature string) (event, stripeObject, error) {
+	var obj stripeObject
+	ev, err := s.VerifyWebhook(payload, signature)
+	if err != nil {
+		return ev, obj, err
+	}
+	if err := json.Unmarshal(ev.Data.Object, &obj); err != nil {
+		return ev, obj, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_event", Message: "The event's object cannot be read.", Detail: err.Error()}
+	}
+	return ev, obj, nil
 }
 
 // apply records the event and applies it inside tx; it reports whether the team's workflow must be told.

@@ -49,6 +49,11 @@ func (b *Broker) RequestUpload(ctx context.Context, d *storage.Device) (*devices
 	if err != nil {
 		return nil, err
 	}
+	return parseUpload(raw)
+}
+
+// parseUpload reads a device's reply to upload: its flows, credentials and package.
+func parseUpload(raw json.RawMessage) (*devices.Upload, error) {
 	var up devices.Upload
 	if err := json.Unmarshal(raw, &up); err != nil || len(up.Flows) == 0 {
 		return nil, domain.Unprocessable("bad_device_reply", "The device's reply to upload is not flows.")
@@ -87,8 +92,8 @@ func (b *Broker) request(ctx context.Context, d *storage.Device, command string)
 // the one asked, or one nobody waits for, is dropped.
 func (b *Broker) onResponse(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 	_, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
-	var r commandReply
-	if !ok || json.Unmarshal(pk.Payload, &r) != nil || r.CorrelationData == "" || r.Command == "" || len(r.Payload) == 0 {
+	r, valid := parseReply(pk.Payload)
+	if !ok || !valid {
 		b.log.Warn("dropped a malformed command reply", "topic", pk.TopicName)
 		return
 	}
@@ -100,4 +105,13 @@ func (b *Broker) onResponse(_ *mqtt.Client, _ packets.Subscription, pk packets.P
 	case v.(waiter).reply <- r.Payload:
 	default:
 	}
+}
+
+// parseReply reads a device's reply to a command; it must name the command, its correlation and a payload.
+func parseReply(payload []byte) (commandReply, bool) {
+	var r commandReply
+	if json.Unmarshal(payload, &r) != nil || r.CorrelationData == "" || r.Command == "" || len(r.Payload) == 0 {
+		return r, false
+	}
+	return r, true
 }

@@ -114,6 +114,9 @@ func (s *Service) Status(d *storage.Device, at time.Time) string {
 	return StatusOffline
 }
 
+// OfflineWindow is how long a device not connected to the broker may stay silent before it shows offline.
+func (s *Service) OfflineWindow() time.Duration { return s.offlineAfter() }
+
 func (s *Service) offlineAfter() time.Duration {
 	if s.OfflineAfter > 0 {
 		return s.OfflineAfter

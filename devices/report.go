@@ -143,7 +143,7 @@ func (s *Service) Record(ctx context.Context, d *storage.Device, r *Report, at t
 	}
 	rep := storage.DeviceReport{State: r.State, StateDetail: r.Detail, AgentVersion: orOld(r.AgentVersion, d.AgentVersion),
 		NodeRedVersion: orOld(r.NodeRedVersion, d.NodeRedVersion), NodejsVersion: orOld(r.Nodejs, d.NodejsVersion),
-		ActiveSnapshotID: active, At: at}
+		ActiveSnapshotID: active, At: at, CameBack: s.Status(d, at) != StatusOnline}
 	if rep.State == "" {
 		rep.State = d.State
 	}

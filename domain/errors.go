@@ -56,6 +56,13 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
+// IsClientError reports whether err is a domain error the caller caused (a 4xx), not a failure of the platform
+// or of a dependency. Decoders of outside input must answer bad input with such errors only.
+func IsClientError(err error) bool {
+	e, ok := AsError(err)
+	return ok && e.Kind != KindInternal && e.Kind != KindUnavailable
+}
+
 // IsKind reports whether err is a domain error of kind k.
 func IsKind(err error, k Kind) bool {
 	e, ok := AsError(err)

@@ -26,13 +26,7 @@ func (s *Service) Import(ctx context.Context, in *storage.Instance, c Content, u
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	if err := validateContent(c); err != nil {
-		return nil, err
-	}
-	if size := len(c.Flows) + len(c.Credentials); size > MaxBytes {
-		return nil, TooLarge(size)
-	}
-	creds, err := s.importCredentials(c.Credentials, userSecret, in.CredentialSecret)
+	creds, err := s.checkImport(c, userSecret, in.CredentialSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +46,18 @@ func (s *Service) Import(ctx context.Context, in *storage.Instance, c Content, u
 		return nil, err
 	}
 	return snap, nil
+}
+
+// checkImport validates content a user brings and returns its credentials re-encrypted to targetSealed, the
+// instance's sealed secret.
+func (s *Service) checkImport(c Content, userSecret, targetSealed string) (string, error) {
+	if err := validateContent(c); err != nil {
+		return "", err
+	}
+	if size := len(c.Flows) + len(c.Credentials); size > MaxBytes {
+		return "", TooLarge(size)
+	}
+	return s.importCredentials(c.Credentials, userSecret, targetSealed)
 }
 
 // validateContent checks imported content field by field: flows a Node-RED flow list, settings Flowyard

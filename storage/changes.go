@@ -41,3 +41,14 @@ func (s *Store) changedSince(ctx context.Context, dst any, column, teamID string
 	return s.db.NewSelect().Model(dst).Where("team_id = ?", teamID).Where("? > ?", bun.Ident(column), since.UTC()).
 		OrderExpr("? ASC", bun.Ident(column)).Limit(int64(limit)).Scan(ctx)
 }
+
+// TeamDevicesGoneQuiet returns the team's devices not connected to the broker whose last check-in is in
+// (after, upTo]: with upTo = now - the offline window, the devices that have just turned offline by time,
+// which changes no row.
+func (s *Store) TeamDevicesGoneQuiet(ctx context.Context, teamID string, after, upTo time.Time, limit int) ([]Device, error) {
+	var out []Device
+	err := s.db.NewSelect().Model(&out).Where("team_id = ?", teamID).Where("connected = ?", false).
+		Where("last_seen_at > ? AND last_seen_at <= ?", after.UTC(), upTo.UTC()).OrderExpr("last_seen_at ASC").
+		Limit(int64(limit)).Scan(ctx)
+	return out, err
+}

@@ -66,3 +66,41 @@ func TestTeamChangesSince(t *testing.T) {
 		assert.ElementsMatch(t, f.devices, deviceIDs(c.Devices), "a rollout moving the devices' target changes them")
 	})
 }
+
+// TestTeamDevicesGoneQuiet finds the team's devices whose last check-in left the offline window, and not the
+// ones connected to the broker or of another team; a device coming back after that is a change.
+func TestTeamDevicesGoneQuiet(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		f := newRolloutFixture(t, st, 3)
+		other := newTeam(t, st, "other-team")
+		seen := time.Now().Add(-time.Minute)
+		theirs := &storage.Device{ID: domain.NewID(), TeamID: other.ID, Name: "theirs", CredentialSecret: "x", Mode: "autonomous", LastSeenAt: &seen}
+		require.NoError(t, st.InsertDevice(ctx, theirs))
+		for i, id := range f.devices {
+			d, err := st.GetDevice(ctx, id)
+			require.NoError(t, err)
+			d.LastSeenAt = &seen
+			require.NoError(t, st.UpdateDevice(ctx, d, "last_seen_at"))
+			if i == 2 {
+				require.NoError(t, st.SetDeviceConnected(ctx, id, true, seen))
+			}
+		}
+		quiet, err := st.TeamDevicesGoneQuiet(ctx, f.teamID, seen.Add(-time.Second), seen.Add(time.Second), 100)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, f.devices[:2], deviceIDs(quiet), "silent devices of the team, not the connected one")
+		quiet, err = st.TeamDevicesGoneQuiet(ctx, f.teamID, seen.Add(time.Second), time.Now(), 100)
+		require.NoError(t, err)
+		assert.Empty(t, quiet, "each device goes quiet once")
+
+		before, err := st.GetDevice(ctx, f.devices[0])
+		require.NoError(t, err)
+		last, err := st.GetDevice(ctx, f.devices[2]) // the last one changed above
+		require.NoError(t, err)
+		report := storage.DeviceReport{State: before.State, ActiveSnapshotID: before.ActiveSnapshotID, At: time.Now(), CameBack: true}
+		require.NoError(t, st.RecordDeviceReport(ctx, f.devices[0], report))
+		c, err := st.TeamChangesSince(ctx, f.teamID, last.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.Equal(t, []string{f.devices[0]}, deviceIDs(c.Devices), "coming back is a change, though the state is the same")
+	})
+}

@@ -49,6 +49,9 @@ type DeviceReport struct {
 	NodejsVersion    string
 	ActiveSnapshotID *string
 	At               time.Time
+	// CameBack says the device showed offline (or had never checked in) until this report: a change even when
+	// nothing else is.
+	CameBack bool
 }
 
 // InsertDevice adds a device.
@@ -104,7 +107,7 @@ func touchDevice(q *bun.UpdateQuery) *bun.UpdateQuery {
 // reportChanged moves changed_at only when a check-in changes something a dashboard shows: a routine
 // heartbeat that only moves last_seen_at is not an event. SET expressions read the row as it was before the
 // update, in SQLite and Postgres alike.
-const reportChanged = "changed_at = CASE WHEN last_seen_at IS NULL OR state IS DISTINCT FROM ? OR state_detail IS DISTINCT FROM ?" +
+const reportChanged = "changed_at = CASE WHEN ? OR last_seen_at IS NULL OR state IS DISTINCT FROM ? OR state_detail IS DISTINCT FROM ?" +
 	" OR agent_version IS DISTINCT FROM ? OR node_red_version IS DISTINCT FROM ? OR nodejs_version IS DISTINCT FROM ?" +
 	" OR active_snapshot_id IS DISTINCT FROM ? THEN ? ELSE changed_at END"
 
@@ -116,7 +119,7 @@ func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceRepor
 		Set("agent_version = ?", r.AgentVersion).Set("node_red_version = ?", r.NodeRedVersion).
 		Set("nodejs_version = ?", r.NodejsVersion).Set("active_snapshot_id = ?", r.ActiveSnapshotID).
 		Set("last_seen_at = ?", r.At.UTC()).
-		Set(reportChanged, r.State, r.StateDetail, r.AgentVersion, r.NodeRedVersion, r.NodejsVersion, r.ActiveSnapshotID, now()).
+		Set(reportChanged, r.CameBack, r.State, r.StateDetail, r.AgentVersion, r.NodeRedVersion, r.NodejsVersion, r.ActiveSnapshotID, now()).
 		Where("id = ?", id).Exec(ctx)
 	return mustAffect(res, err, "device")
 }

@@ -1,0 +1,1 @@
+DROP INDEX devices_team_last_seen;
