@@ -74,6 +74,7 @@ func (s *Server) rolloutView(ctx context.Context, r *storage.Rollout) (rolloutJS
 
 func (s *Server) registerRollouts() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/device-groups/:groupId/rollouts", Summary: "Deploy a snapshot to the group in waves (202).", Tag: "rollouts", Body: createRolloutRequest{}, Status: 202}, s.createRollout)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/device-groups/:groupId/rollouts", Summary: "The group's rollouts, newest first.", Tag: "rollouts"}, s.listGroupRollouts)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/rollouts/:rolloutId", Summary: "A rollout's status, counts and failed devices.", Tag: "rollouts"}, s.getRollout)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/rollouts/:rolloutId/actions/:action", Summary: "pause, resume, abort or approve (409 when not allowed now).", Tag: "rollouts"}, s.rolloutAction)
 }
@@ -246,6 +247,34 @@ func (s *Server) getRollout(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(v)
+}
+
+// listGroupRollouts answers the group's rollouts newest first, so ?limit=1 is the latest (the dashboard's group
+// page shows it).
+func (s *Server) listGroupRollouts(c *fiber.Ctx) error {
+	_, g, err := s.groupFor(c, domain.ActionRolloutRead)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	p.NewestFirst = true
+	ctx := c.UserContext()
+	rows, next, err := s.store.ListGroupRollouts(ctx, g.ID, p)
+	if err != nil {
+		return err
+	}
+	items := make([]rolloutJSON, 0, len(rows))
+	for i := range rows {
+		v, err := s.rolloutView(ctx, &rows[i])
+		if err != nil {
+			return err
+		}
+		items = append(items, v)
+	}
+	return c.JSON(listResponse[rolloutJSON]{Items: items, Next: next})
 }
 
 func (s *Server) rolloutAction(c *fiber.Ctx) error {

@@ -13,6 +13,9 @@ import (
 type Page struct {
 	Limit  int
 	Cursor string
+	// NewestFirst orders by ID descending (IDs grow with time), for lists whose latest entry is what a reader
+	// wants first.
+	NewestFirst bool
 }
 
 // Page limits.
@@ -52,10 +55,18 @@ func listPage[T any](ctx context.Context, q *bun.SelectQuery, column string, p P
 		if err != nil {
 			return nil, "", err
 		}
-		q = q.Where("? > ?", bun.Ident(column), after)
+		if p.NewestFirst {
+			q = q.Where("? < ?", bun.Ident(column), after)
+		} else {
+			q = q.Where("? > ?", bun.Ident(column), after)
+		}
+	}
+	order := "? ASC"
+	if p.NewestFirst {
+		order = "? DESC"
 	}
 	var items []T
-	if err := q.OrderExpr("? ASC", bun.Ident(column)).Limit(int64(limit+1)).Scan(ctx, &items); err != nil {
+	if err := q.OrderExpr(order, bun.Ident(column)).Limit(int64(limit+1)).Scan(ctx, &items); err != nil {
 		return nil, "", err
 	}
 	next := ""

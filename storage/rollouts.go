@@ -397,6 +397,12 @@ func (s *Store) ListGroupDeviceIDs(ctx context.Context, groupID string) ([]strin
 	return ids, err
 }
 
+// ListGroupRollouts lists a group's rollouts, one page.
+func (s *Store) ListGroupRollouts(ctx context.Context, groupID string, p Page) ([]Rollout, string, error) {
+	q := s.db.NewSelect().Model((*Rollout)(nil)).Where("group_id = ?", groupID)
+	return listPage(ctx, q, "id", p, func(r *Rollout) string { return r.ID })
+}
+
 // ActiveRolloutOfGroup returns the ID of the group's running rollout, or "".
 func (s *Store) ActiveRolloutOfGroup(ctx context.Context, groupID string) (string, error) {
 	var ids []string

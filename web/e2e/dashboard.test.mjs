@@ -143,6 +143,11 @@ describe('the dashboard', () => {
     await screenshot(page, 'rollout');
   });
 
+  it("shows the group's latest rollout when the group is opened again", async () => {
+    await page.goto(at.group);
+    await page.locator('#rollout-status .badge[data-state="succeeded"]').waitFor();
+  });
+
   it('shows a device with its active and target snapshot and switches it to developer mode', async () => {
     await page.getByRole('table', { name: 'Devices in line' }).getByRole('link').first().click();
     await page.locator('#active-snapshot', { hasText: 'v1' }).waitFor();

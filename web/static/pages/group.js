@@ -56,8 +56,13 @@ export async function render(ctx) {
   drawMembers();
   ctx.on('device', (d) => { if (d.applicationId === group.applicationId || devices.has(d.id)) { devices.set(d.id, d); drawMembers(); } });
 
-  const rolloutId = ctx.query.get('rollout');
-  if (rolloutId) await showRollout(ctx, rolloutId, rolloutEl, devices);
+  // The rollout shown: the one in the address, else the group's latest; one started meanwhile (elsewhere) takes
+  // its place as soon as its first event arrives.
+  let shown = ctx.query.get('rollout');
+  if (!shown && ctx.can('rollout:read')) shown = (await api.get(`/device-groups/${group.id}/rollouts?limit=1`)).items[0]?.id;
+  const show = (id) => { shown = id; return showRollout(ctx, id, rolloutEl, devices, () => shown === id); };
+  if (shown) await show(shown);
+  ctx.on('rollout', (r) => { if (r.groupId === group.id && r.id !== shown) show(r.id); });
 
   return [
     h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / ',
@@ -99,7 +104,7 @@ function rolloutForm(ctx, group, base, snaps) {
 }
 
 // showRollout draws a rollout and keeps it live with the team's `rollout` events (the same JSON as its GET).
-async function showRollout(ctx, id, el, devices) {
+async function showRollout(ctx, id, el, devices, isShown) {
   let ro = await api.get(`/rollouts/${id}`);
   const op = operationLine();
   const watch = watchOperation(ctx, op);
@@ -130,9 +135,10 @@ async function showRollout(ctx, id, el, devices) {
     // Widths from data attributes: the page's CSP allows no inline styles in markup, but script may set them.
     el.querySelectorAll('.meter span').forEach((s) => { s.style.width = `${s.dataset.w}%`; });
   };
+  if (!isShown()) return;
   draw();
   ctx.on('rollout', (next) => {
-    if (next.id !== id) return;
+    if (next.id !== id || !isShown()) return;
     if (next.status !== ro.status && finished.includes(next.status)) announce(`Rollout ${next.status}.`);
     ro = next;
     draw();
