@@ -17,7 +17,7 @@ export function promotionsTable(ctx, items, { stageName, targetName, refresh }) 
     columns: [
       { label: 'Requested', cell: (r) => fmtTime(r.createdAt) },
       { label: 'From → to', cell: (r) => `${stageName(r.sourceStageId)} → ${stageName(r.targetStageId)}` },
-      { label: 'Status', cell: (r) => [badge(r.status), r.scheduledAt && r.status === 'scheduled' ? [' for ', fmtTime(r.scheduledAt)] : '',
+      { label: 'Status', cell: (r) => [badge(r.status), r.scheduledAt && open.includes(r.status) ? [' for ', fmtTime(r.scheduledAt)] : '',
         r.reason ? h('span', { class: 'field-error' }, ' ', r.reason) : ''] },
       { label: 'Results', cell: (r) => (r.results || []).map((x) => h('div', {}, `${targetName(x)}: `, badge(x.status), x.detail ? ` ${x.detail}` : '')) },
       { label: 'Actions', cell: (r) => (ctx.can('pipeline:promote') && open.includes(r.status) ? h('div', { class: 'actions' },
