@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -120,4 +121,55 @@ func (f *fixture) tokenOf(t *testing.T, prefix, kind, owner string) string {
 	require.NoError(t, f.store.InsertToken(context.Background(), &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: kind,
 		Name: kind, OwnerType: kind, OwnerID: owner, TeamID: &f.team}))
 	return token
+}
+
+// TestForgedUploadReply has device A answer the platform's upload request to a device of another team, on
+// A's own response topic and on the victim's: the platform takes only the victim's own reply.
+func TestForgedUploadReply(t *testing.T) {
+	f := newFixture(t)
+	otherTeam, otherApp := f.addTeam(t, "other")
+	attacker := f.register(t, &f.apps[0])
+	victim := f.registerIn(t, otherTeam, &otherApp)
+	v := f.connect(t, victim)
+	require.EqualValues(t, 0, v.subscribe(t, topic(otherTeam, victim.id, "command")))
+	a := f.connect(t, attacker)
+	require.EqualValues(t, 0, a.subscribe(t, topic(f.team, attacker.id, "command")))
+
+	type result struct {
+		flows string
+		err   error
+	}
+	done := make(chan result, 1)
+	dev := f.get(t, victim.id)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		up, err := f.broker.RequestUpload(ctx, dev)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		done <- result{flows: string(up.Flows)}
+	}()
+	req := v.next(t)
+	require.Equal(t, "upload", req["command"])
+	responseTopic := req["responseTopic"].(string)
+	platformID := responseTopic[strings.LastIndex(responseTopic, "/")+1:]
+	reply := func(flowID string) map[string]any {
+		return map[string]any{"teamId": otherTeam, "deviceId": victim.id, "command": "upload", "correlationData": req["correlationData"],
+			"payload": map[string]any{"flows": []any{map[string]any{"id": flowID, "type": "tab"}}, "credentials": map[string]any{}}}
+	}
+	a.publish(t, topic(f.team, attacker.id, "response/"+platformID), reply("forged-own-topic"))
+	a.publish(t, responseTopic, reply("forged-victim-topic"))
+	// A's own status, answered, shows the broker has handled both forged replies.
+	a.publish(t, topic(f.team, attacker.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil, "project": nil})
+	a.next(t)
+	v.publish(t, responseTopic, reply("victim"))
+	select {
+	case r := <-done:
+		require.NoError(t, r.err)
+		assert.JSONEq(t, `[{"id":"victim","type":"tab"}]`, r.flows, "only the victim's own reply is taken")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upload request did not end")
+	}
 }
