@@ -30,7 +30,7 @@ func fastLive(d *api.Deps) {
 }
 
 // storeInstance inserts an instance row of a team as provisioning would.
-func storeInstance(t *testing.T, st *storage.Store, teamID, appID, name string) *storage.Instance {
+func storeInstance(t testing.TB, st *storage.Store, teamID, appID, name string) *storage.Instance {
 	t.Helper()
 	in := newInstanceRow(t, st, teamID, appID, name)
 	require.NoError(t, st.InsertInstance(context.Background(), in))

@@ -58,7 +58,7 @@ func (w *world) newTeam(t *testing.T, slug string) string {
 }
 
 // newInstanceRow builds (without storing) a running instance of the seeded instance type, stack and template.
-func newInstanceRow(t *testing.T, st *storage.Store, teamID, appID, name string) *storage.Instance {
+func newInstanceRow(t testing.TB, st *storage.Store, teamID, appID, name string) *storage.Instance {
 	t.Helper()
 	ctx := context.Background()
 	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
