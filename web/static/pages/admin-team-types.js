@@ -1,4 +1,4 @@
-import { badge } from '../ui.js';
+import { badge, field, h } from '../ui.js';
 import { activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
 
 export const title = 'Team types';
@@ -19,9 +19,11 @@ export async function render(ctx) {
     fields: (t) => {
       const { limits = {}, ...rest } = t?.properties || {};
       return [...nameFields(t), activeField(t),
-        { name: 'members', label: 'Members limit', type: 'number', value: limits.members ?? 0 },
-        { name: 'instances', label: 'Instances limit', type: 'number', value: limits.instances ?? 0 },
-        { name: 'devices', label: 'Devices limit', type: 'number', value: limits.devices ?? 0 },
+        // The API names the three limits as one field, properties.limits: its errors go above the group.
+        h('fieldset', { 'data-field': 'properties.limits' }, h('legend', {}, 'Limits (0 is unlimited)'), h('p', { class: 'field-error' }),
+          field({ name: 'members', label: 'Members', type: 'number', value: limits.members ?? 0 }),
+          field({ name: 'instances', label: 'Instances', type: 'number', value: limits.instances ?? 0 }),
+          field({ name: 'devices', label: 'Devices', type: 'number', value: limits.devices ?? 0 })),
         { name: 'properties', label: 'Features, billing and trial (JSON)', type: 'textarea', value: pretty(rest) }];
     },
     body: (v, t) => {
