@@ -42,8 +42,9 @@ func TestCrossTenantTopics(t *testing.T) {
 	forged := map[string]any{"command": "update", "snapshot": "forged", "state": "running", "agentVersion": "9.9.9"}
 	for _, v := range victims {
 		topics := []string{"ff/v1/" + v.team + "/a/" + v.app + "/command", "ff/v1/" + v.team + "/p/" + domain.NewID() + "/command",
-			"ff/v1/" + v.team + "/#", "ff/v1/" + v.team + "/d/+/command", "ff/v1/+/d/" + v.d.id + "/command", "$share/g/" + topic(v.team, v.d.id, "command")}
-		for _, leaf := range []string{"command", "status", "logs", "resources", "response", "response/" + domain.NewID(), "state"} {
+			"ff/v1/" + v.team + "/#", "ff/v1/" + v.team + "/d/+/command", "ff/v1/+/d/" + v.d.id + "/command", "$share/g/" + topic(v.team, v.d.id, "command"),
+			"$share/platform/ff/v1/+/d/+/status", "ff/v1/+/d/+/response/#"}
+		for _, leaf := range []string{"command", "status", "logs", "resources", "response", "response/" + domain.NewID(), "state", "logs/heartbeat", "resources/heartbeat"} {
 			topics = append(topics, topic(v.team, v.d.id, leaf))
 		}
 		for _, tp := range topics {
