@@ -45,7 +45,10 @@ export async function render(ctx) {
 function roleForm(ctx, base, m, refresh) {
   return form({
     label: `Role of ${m.email}`, submit: 'Change role', cls: 'inline',
-    fields: [{ name: 'role', label: `Role of ${m.name || m.email}`, type: 'select', value: m.role, options: roles }],
+    fields: [h('div', { class: 'field', 'data-field': 'role' }, // one visible label per row would repeat the column header
+      h('label', { for: `role-${m.userId}`, class: 'visually-hidden' }, `Role of ${m.name || m.email}`),
+      h('select', { id: `role-${m.userId}`, name: 'role' }, roles.map((r) => h('option', { value: r.value, selected: r.value === m.role }, r.label))),
+      h('p', { class: 'field-error' }))],
     onSubmit: async (v) => {
       await api.patch(`${base}/members/${m.userId}`, { role: v.role });
       announce(`${m.email} is now ${v.role}.`);
@@ -81,9 +84,9 @@ function settingsSection(ctx, base, types) {
       announce('Team saved.');
       ctx.navigate(`/teams/${team.slug}/members`, { replace: true });
     },
-  }), ctx.can('team:delete') ? action('Delete team', async () => {
+  }), ctx.can('team:delete') ? h('div', { class: 'actions' }, action('Delete team', async () => {
     await api.del(base);
     await ctx.refreshTeams();
     ctx.navigate('/');
-  }, { danger: true, confirm: { title: `Delete ${ctx.team.name}?`, text: 'The team must have no applications left.', confirm: 'Delete team' } }) : null);
+  }, { danger: true, confirm: { title: `Delete ${ctx.team.name}?`, text: 'The team must have no applications left.', confirm: 'Delete team' } })) : null);
 }
