@@ -80,18 +80,19 @@ func TestCrossTenantTopics(t *testing.T) {
 		assert.Equal(t, f.apps[0], cmd["application"], "A received a message meant for another device: %v", cmd)
 	}
 
-	url := "tcp://" + f.broker.Addr()
 	refused := map[string]string{"wrong password": "fyb_wrong", "another device's password": foreign.password,
 		"a device token":       f.tokenOf(t, domain.TokenPrefixDevice, "device", attacker.id),
 		"a provisioning token": f.tokenOf(t, domain.TokenPrefixProvisioning, "provisioning", f.team)}
-	for what, password := range refused {
-		_, err := connect(t, url, attacker.username, attacker.username, password)
-		assert.Error(t, err, what)
-	}
 	require.NoError(t, f.store.DeleteDevice(ctx, sameTeam.id))
 	f.broker.DisconnectDevice(sameTeam.id)
-	_, err := connect(t, url, sameTeam.username, sameTeam.username, sameTeam.password)
-	assert.Error(t, err, "a deleted device's broker password")
+	for _, url := range []string{"tcp://" + f.broker.Addr(), "ws://" + f.broker.WSAddr() + "/"} {
+		for what, password := range refused {
+			_, err := connect(t, url, attacker.username, attacker.username, password)
+			assert.Error(t, err, "%s over %s", what, url)
+		}
+		_, err := connect(t, url, sameTeam.username, sameTeam.username, sameTeam.password)
+		assert.Error(t, err, "a deleted device's broker password over %s", url)
+	}
 }
 
 // addTeam inserts a second team with one application.
