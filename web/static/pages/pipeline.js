@@ -18,7 +18,6 @@ export async function render(ctx) {
   const targets = [...instances.map((x) => ({ kind: 'instance', ...x })), ...devices.map((x) => ({ kind: 'device', ...x })),
     ...groups.map((x) => ({ kind: 'device_group', ...x }))];
   const targetName = (t) => targets.find((x) => x.id === t.id)?.name || t.id;
-  const stageName = (sid) => p.stages.find((s) => s.id === sid)?.name || sid;
   const stagesEl = h('div', {});
   const promotionsEl = h('div', {});
   const snapshotsOf = async (s) => (s.action !== 'prompt' ? [] : (await Promise.all(s.targets.filter((t) => t.kind !== 'device_group')
@@ -82,7 +81,7 @@ export async function render(ctx) {
     });
   }
 
-  const drawPromotions = (items) => replace(promotionsEl, promotionsTable(ctx, items, { stageName, targetName, refresh }));
+  const drawPromotions = (items) => replace(promotionsEl, promotionsTable(ctx, items, { stages: p.stages, targetName, refresh }));
 
   let refreshing = null;
   const refresh = () => (refreshing ||= (async () => {
