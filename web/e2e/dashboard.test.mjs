@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, env, launch, screenshot, signIn } from './helpers.mjs';
+import { baseURL, env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_MEMBER_PASSWORD') };
@@ -45,6 +45,13 @@ describe('the dashboard', () => {
     await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
     assert.equal(new URL(page.url()).pathname, `/teams/${slug}`);
     assert.equal(await page.locator('#team-switcher').inputValue(), slug, 'the switcher shows the new team');
+    // Switch to another team of the caller and back, with the switcher.
+    await page.locator('#team-switcher').selectOption({ label: 'Figures' });
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.waitForURL(/\/teams\/figures$/);
+    await page.locator('#team-switcher').selectOption(slug);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.waitForURL(new RegExp(`/teams/${slug}$`));
   });
 
   it('shows an API validation error next to its field and creates an application', async () => {
@@ -67,6 +74,7 @@ describe('the dashboard', () => {
     await page.locator('h1 .badge[data-state="running"]').waitFor({ timeout: 180_000 });
     await page.locator('.operation .badge[data-state="succeeded"]').waitFor();
     await screenshot(page, 'instance');
+    assert.deepEqual(await unlabelled(page), [], 'every control of the instance page has a label');
   });
 
   it('opens the editor of the instance', async () => {
@@ -112,6 +120,7 @@ describe('the dashboard', () => {
     assert.match(token, /^fyp_/);
     assert.match(await page.locator('.copy pre').innerText(), new RegExp(`provisioningToken: ${token}`));
     await screenshot(page, 'provisioning-token');
+    assert.deepEqual(await unlabelled(page), [], 'every control of the provisioning page has a label');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowyard-sim-'));
     agent = spawn(env('FLOWYARD_AGENT_BIN'), ['simulate', '--forge-url', baseURL(), '--provisioning-token', token,
       '--count', String(DEVICES), '--delay', '200ms', '--dir', dir], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -141,6 +150,7 @@ describe('the dashboard', () => {
     assert.equal(await page.locator('[data-count="updated"] strong').innerText(), String(DEVICES));
     assert.equal(await page.locator('[data-count="failed"] strong').innerText(), '0');
     await screenshot(page, 'rollout');
+    assert.deepEqual(await unlabelled(page), [], 'every control of the group page has a label');
   });
 
   it("shows the group's latest rollout when the group is opened again", async () => {

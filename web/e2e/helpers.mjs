@@ -55,3 +55,19 @@ export async function screenshot(page, name, { fullPage = true } = {}) {
 
 // stateOf reads a badge's state (badges carry data-state beside their text).
 export const stateOf = (locator) => locator.locator('.badge').first().getAttribute('data-state');
+
+// unlabelled lists the form controls of the page that have no accessible label (a <label>, aria-label or
+// aria-labelledby), and the buttons and links with no name.
+export function unlabelled(page) {
+  return page.evaluate(() => {
+    const bad = [];
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (el.type === 'hidden') continue;
+      if (!el.labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')) bad.push(el.outerHTML.slice(0, 120));
+    }
+    for (const el of document.querySelectorAll('button, a[href]')) {
+      if (!el.textContent.trim() && !el.getAttribute('aria-label')) bad.push(el.outerHTML.slice(0, 120));
+    }
+    return bad;
+  });
+}

@@ -42,12 +42,16 @@ function renderShell(team) {
     replace(document.getElementById('nav'));
     return;
   }
-  const switcher = h('select', { id: 'team-switcher', onChange: (e) => navigate(e.target.value ? `/teams/${e.target.value}` : '/teams/new') },
+  const switcher = h('select', { id: 'team-switcher', name: 'team' },
     team ? null : h('option', { value: '', selected: true }, 'Choose a team'),
     state.teams.map((t) => h('option', { value: t.slug, selected: team && t.id === team.id }, t.name)));
+  // A form with a button, not navigation on change: arrowing through the list with the keyboard must not
+  // jump between teams.
+  const go = (e) => { e.preventDefault(); if (switcher.value) navigate(`/teams/${switcher.value}`); };
   replace(top,
     h('a', { href: team ? `/teams/${team.slug}` : '/', class: 'brand' }, 'Flowyard'),
-    h('div', { class: 'switcher' }, h('label', { for: 'team-switcher' }, 'Team'), switcher, h('a', { href: '/teams/new' }, 'New team')),
+    h('form', { class: 'switcher', onSubmit: go, 'aria-label': 'Switch team' }, h('label', { for: 'team-switcher' }, 'Team'), switcher,
+      h('button', { type: 'submit' }, 'Open'), h('a', { href: '/teams/new' }, 'New team')),
     h('div', { class: 'who' }, h('span', {}, state.user.name || state.user.email, state.user.admin ? ' (admin)' : ''),
       h('button', { type: 'button', id: 'sign-out', onClick: signOut }, 'Sign out')));
   renderNav(team);

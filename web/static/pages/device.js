@@ -3,14 +3,20 @@ import { action, announce, badge, fmtTime, h, replace, section } from '../ui.js'
 
 export const title = 'Device';
 
-// snapshotName shows a snapshot by name, or its ID when it cannot be read (deleted, or another application's).
-async function snapshotName(id) {
-  if (!id) return 'none';
-  try { return (await api.get(`/snapshots/${id}`)).name; } catch { return id; }
+// Names rarely change while the page is open: each is read once, so a device event redraws without requests.
+const names = new Map();
+function nameOf(path, fallback) {
+  if (!path) return Promise.resolve(fallback);
+  if (!names.has(path)) names.set(path, api.get(path).then((o) => o.name, () => fallback));
+  return names.get(path);
 }
+
+// snapshotName shows a snapshot by name, or its ID when it cannot be read (deleted, or another application's).
+const snapshotName = (id) => (id ? nameOf(`/snapshots/${id}`, id) : Promise.resolve('none'));
 
 export async function render(ctx) {
   const id = ctx.params.device;
+  names.clear();
   let dev = await api.get(`/devices/${id}`);
   ctx.title = dev.name;
   const facts = h('dl', { class: 'facts' });
@@ -18,7 +24,9 @@ export async function render(ctx) {
   const modeEl = h('div', { class: 'actions' });
 
   const draw = async () => {
-    const [active, target] = await Promise.all([snapshotName(dev.activeSnapshotId), snapshotName(dev.targetSnapshotId)]);
+    const [active, target, groupName, appName] = await Promise.all([snapshotName(dev.activeSnapshotId), snapshotName(dev.targetSnapshotId),
+      nameOf(dev.deviceGroupId && `/device-groups/${dev.deviceGroupId}`, 'Device group'),
+      nameOf(dev.applicationId && `/applications/${dev.applicationId}`, 'Application')]);
     if (!ctx.current()) return;
     replace(statusEl, badge(dev.status));
     const inSync = dev.activeSnapshotId === dev.targetSnapshotId;
@@ -31,8 +39,8 @@ export async function render(ctx) {
       h('dt', {}, 'Mode'), h('dd', {}, dev.mode === 'developer' ? 'Developer mode' : 'Autonomous'),
       h('dt', {}, 'Agent'), h('dd', {}, dev.agentVersion || '—'),
       h('dt', {}, 'Node-RED'), h('dd', {}, dev.nodeRedVersion || '—'),
-      h('dt', {}, 'Group'), h('dd', {}, dev.deviceGroupId ? h('a', { href: ctx.teamPath(`/device-groups/${dev.deviceGroupId}`) }, 'Device group') : '—'),
-      h('dt', {}, 'Application'), h('dd', {}, dev.applicationId ? h('a', { href: ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) }, 'Application') : '—'));
+      h('dt', {}, 'Group'), h('dd', {}, dev.deviceGroupId ? h('a', { href: ctx.teamPath(`/device-groups/${dev.deviceGroupId}`) }, groupName) : '—'),
+      h('dt', {}, 'Application'), h('dd', {}, dev.applicationId ? h('a', { href: ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) }, appName) : '—'));
     replace(modeEl, ctx.can('device:edit') ? action(dev.mode === 'developer' ? 'Leave developer mode' : 'Enter developer mode', async () => {
       dev = await api.patch(`/devices/${id}`, { mode: dev.mode === 'developer' ? 'autonomous' : 'developer' });
       announce(`${dev.name} is in ${dev.mode} mode.`);
