@@ -45,7 +45,8 @@ func (s *Server) teamEvents(c *fiber.Ctx) error {
 	}
 	caller, teamID, lastID := who.domainCaller(), team.ID, c.Get("Last-Event-ID")
 	return s.serveStream(c, liveStream{
-		topic: "team:" + teamID,
+		topic:        "team:" + teamID,
+		stillAllowed: s.sameAccess(c, teamID, role),
 		// Each event needs the action its GET route needs: a viewer sees no rollouts, a dashboard user only
 		// keep-alives and resyncs.
 		allowed: func(a domain.Action) bool { return a == "" || domain.Allowed(caller, role, a) },

@@ -24,9 +24,10 @@ import (
 // eventWait bounds every wait for an event; polls run every 50 ms here.
 const eventWait = 15 * time.Second
 
-// fastLive polls often and sends keep-alives often, so that tests see changes and gone clients quickly.
+// fastLive polls, sends keep-alives and rechecks access often, so that tests see changes and gone clients
+// quickly.
 func fastLive(d *api.Deps) {
-	d.Config.Live = api.LiveConfig{PollInterval: 50 * time.Millisecond, KeepAlive: 100 * time.Millisecond}
+	d.Config.Live = api.LiveConfig{PollInterval: 50 * time.Millisecond, KeepAlive: 100 * time.Millisecond, Recheck: 100 * time.Millisecond}
 }
 
 // storeInstance inserts an instance row of a team as provisioning would.
@@ -212,6 +213,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestStreamsEndWhenAccessDoes: a stream outlives no revocation: removing the member, changing their role or
+// signing out ends theirs (their reconnect then meets the usual checks); the others go on.
+func TestStreamsEndWhenAccessDoes(t *testing.T) {
+	w := newWorld(t, "sqlite", fastLive)
+	owner := w.byRole["owner"]
+	appID := owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"}).String("id")
+	in := storeInstance(t, w.env.Store, w.teamID, appID, "watched")
+	events := "/api/v1/teams/" + w.teamID + "/events"
+	removed, demoted := w.byRole["viewer"].Stream(events, ""), w.byRole["member"].Stream(events, "")
+	logs := w.byRole["member"].Stream("/api/v1/instances/"+in.ID+"/logs/stream", "")
+	signedOut, kept := w.byRole["dashboard"].Stream(events, ""), owner.Stream(events, "")
+
+	owner.Must(204, "DELETE", "/api/v1/teams/"+w.teamID+"/members/"+w.userIDs["viewer"], nil)
+	assert.True(t, removed.Ended(eventWait), "a removed member's stream ends")
+	owner.Must(200, "PATCH", "/api/v1/teams/"+w.teamID+"/members/"+w.userIDs["member"], map[string]any{"role": "viewer"})
+	assert.True(t, demoted.Ended(eventWait), "a changed role ends the stream (its events depend on the role)")
+	assert.True(t, logs.Ended(eventWait), "log streams too")
+	w.byRole["dashboard"].Must(204, "POST", "/api/v1/auth/logout", nil)
+	assert.True(t, signedOut.Ended(eventWait), "signing out ends the stream")
+
+	before := kept.KeepAlives()
+	assert.Greater(t, waitKeepAlives(kept, before+1), before, "the owner's stream goes on")
+	w.byRole["viewer"].Must(404, "GET", events, nil)
 }
 
 // TestShutdownEndsStreams: Shutdown does not wait for open streams to end by themselves.

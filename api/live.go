@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
 )
 
 // Live updates are Server-Sent Events. Each stream subscribes to a topic (a team's changes, an instance's log);
@@ -23,6 +24,7 @@ type LiveConfig struct {
 	PollInterval time.Duration // how often a topic's poller reads its source (1 s)
 	KeepAlive    time.Duration // how often an idle stream sends a comment, which also finds gone clients (15 s)
 	Buffer       int           // events a subscriber may have waiting before it is dropped (1024)
+	Recheck      time.Duration // how often a stream checks that its caller may still see it (60 s)
 }
 
 func (c LiveConfig) withDefaults() LiveConfig {
@@ -34,6 +36,9 @@ func (c LiveConfig) withDefaults() LiveConfig {
 	}
 	if c.Buffer <= 0 {
 		c.Buffer = 1024
+	}
+	if c.Recheck <= 0 {
+		c.Recheck = time.Minute
 	}
 	return c
 }
@@ -210,6 +215,9 @@ type liveStream struct {
 	// begin writes the first events after the stream has subscribed (so nothing falls between the two), and
 	// may return a filter for the events the poller sends next (to skip what begin already sent).
 	begin func(ctx context.Context, w *sseWriter, cursor string) func(liveEvent) bool
+	// stillAllowed is asked every Recheck: false ends the stream (signed out, token revoked, role changed or
+	// gone), and the client's reconnect meets the usual checks.
+	stillAllowed func(ctx context.Context) bool
 }
 
 // serveStream answers with an event stream that runs until the client leaves, it is dropped for being slow,
@@ -243,19 +251,26 @@ func (s *Server) serveStream(c *fiber.Ctx, ls liveStream) error {
 		if w.flush() != nil {
 			return
 		}
-		s.pump(ctx, w, sub, keep)
+		s.pump(ctx, w, sub, keep, ls.stillAllowed)
 	})
 	return nil
 }
 
 // pump writes the subscriber's events and keep-alives until the stream ends.
-func (s *Server) pump(ctx context.Context, w *sseWriter, sub *subscriber, keep func(liveEvent) bool) {
+func (s *Server) pump(ctx context.Context, w *sseWriter, sub *subscriber, keep func(liveEvent) bool, stillAllowed func(context.Context) bool) {
 	tick := time.NewTicker(s.live.cfg.KeepAlive)
 	defer tick.Stop()
+	recheck := time.NewTicker(s.live.cfg.Recheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-recheck.C:
+			if !stillAllowed(ctx) {
+				return
+			}
+			continue
 		case ev, ok := <-sub.ch:
 			if !ok {
 				return // dropped: too slow
@@ -269,5 +284,37 @@ func (s *Server) pump(ctx context.Context, w *sseWriter, sub *subscriber, keep f
 		if w.flush() != nil {
 			return // the client has gone
 		}
+	}
+}
+
+// sameAccess returns a check that the request's credentials still hold and give the same role in the team
+// (or platform admin rights) as when the stream opened. A store that cannot answer keeps the stream: the
+// check is about revocation, and EventSource would not reconnect after a 5xx.
+func (s *Server) sameAccess(c *fiber.Ctx, teamID string, role domain.Role) func(ctx context.Context) bool {
+	cookie := c.Cookies(sessionCookie)
+	bearer, hasBearer := bearerToken(c)
+	opened, _ := c.Locals("caller").(*caller)
+	wasAdmin := opened != nil && opened.user != nil && opened.user.Admin
+	return func(ctx context.Context) bool {
+		var who *caller
+		var err error
+		if hasBearer {
+			who, err = s.callerFromToken(ctx, bearer)
+		} else {
+			var u *storage.User
+			u, err = s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
+			who = &caller{user: u}
+		}
+		if err != nil {
+			return !domain.IsKind(err, domain.KindNotFound) && !domain.IsKind(err, domain.KindUnauthorized)
+		}
+		m, err := s.store.GetMembership(ctx, teamID, who.user.ID)
+		switch {
+		case err == nil:
+			return m.Role == role && who.user.Admin == wasAdmin
+		case domain.IsKind(err, domain.KindNotFound):
+			return wasAdmin && who.user.Admin && role == domain.RoleNone
+		}
+		return true
 	}
 }

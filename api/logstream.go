@@ -46,7 +46,11 @@ func logWindow(c *fiber.Ctx) (since time.Time, limit int, err error) {
 }
 
 func (s *Server) instanceLogStream(c *fiber.Ctx) error {
-	_, in, err := s.instanceFor(c, domain.ActionInstanceLog)
+	in, err := s.store.GetInstance(c.UserContext(), c.Params("instanceId"))
+	if err != nil {
+		return err
+	}
+	_, role, err := s.teamAccess(c, in.TeamID, domain.ActionInstanceLog, "instance")
 	if err != nil {
 		return err
 	}
@@ -59,9 +63,10 @@ func (s *Server) instanceLogStream(c *fiber.Ctx) error {
 	}
 	id := in.ID
 	return s.serveStream(c, liveStream{
-		topic:   "logs:" + id,
-		allowed: func(domain.Action) bool { return true },
-		start:   func() (pollFunc, string) { return s.newLogPoller(id) },
+		topic:        "logs:" + id,
+		stillAllowed: s.sameAccess(c, in.TeamID, role),
+		allowed:      func(domain.Action) bool { return true },
+		start:        func() (pollFunc, string) { return s.newLogPoller(id) },
 		begin: func(ctx context.Context, w *sseWriter, _ string) func(liveEvent) bool {
 			last := s.sendRecentLogs(ctx, w, id, since, limit)
 			return func(ev liveEvent) bool { return ev.at.After(last) }
