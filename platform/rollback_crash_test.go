@@ -48,7 +48,7 @@ func flowsLabel(t *testing.T, flows string) string {
 	return "no tab"
 }
 
-// bulk is a comment node of 10 MB: it makes the rollback's write transaction last long enough to be killed in.
+// bulk is a comment node of 10 MB: content far larger than one deploy to Node-RED takes, to be moved whole.
 func bulk(version string) map[string]any {
 	return map[string]any{"id": "bulk1", "type": "comment", "z": "tab1", "name": "bulk", "info": strings.Repeat(version, (10<<20)/len(version))}
 }
@@ -67,30 +67,26 @@ func bulkySnapshot(f *snapshotFixture, instanceID, version string) string {
 	return c.Must(201, "POST", base+"/snapshots/import", map[string]any{"snapshot": export, "credentialSecret": "transport"}).String("id")
 }
 
-// killInWrite SIGKILLs the platform once a transaction writes an instance's content, then checks that the
-// operation was not finished and that the store holds the instance's content from before whole, or the new
-// flows with new credentials: never a mix. It returns what the store held.
-func killInWrite(t *testing.T, d *devProcess, st *storage.Store, dbURL, opID, instanceID string, before storedContent) storedContent {
+// killInWrite SIGKILLs the platform once a write of an instance's content waits at the gate (its transaction
+// open), opens the gate, and checks that the operation was not finished and that the store holds the instance's
+// content from before, whole. It returns what the store held.
+func killInWrite(t *testing.T, d *devProcess, gate *storagetest.InstanceWriteGate, st *storage.Store, opID, instanceID string, before storedContent) storedContent {
 	t.Helper()
-	storagetest.WaitForInstanceWrite(t, dbURL)
+	gate.WaitForWriter()
 	d.kill(syscall.SIGKILL)
+	gate.Release()
 	op, err := st.GetOperation(context.Background(), opID)
 	require.NoError(t, err)
 	require.Nil(t, op.FinishedAt, "the platform died in the middle of the operation (%s %s)", op.Kind, op.Status)
 	killed := readContent(t, st, instanceID)
-	t.Logf("killed with the %s operation %s; the store then held the flows %q", op.Kind, op.Status, flowsLabel(t, killed.flows))
-	if flowsLabel(t, killed.flows) == "Main old" {
-		assert.Equal(t, before, killed, "right after the kill: the old content, whole")
-	} else {
-		assert.Equal(t, "Main new", flowsLabel(t, killed.flows), "right after the kill: old or new flows, nothing else")
-		assert.NotEqual(t, before.credentials, killed.credentials, "new flows come with their new credentials")
-	}
+	assert.Equal(t, "Main old", flowsLabel(t, killed.flows), "the write in progress never committed")
+	assert.Equal(t, before, killed, "right after the kill: the old content, whole (flows, credentials, env)")
 	return killed
 }
 
 // TestCrashDuringRollback SIGKILLs `flowyard dev` (on Postgres, real Node-RED) while the rollback's write
-// transaction is open: right after the kill the store holds the old content whole (flows, credentials and env
-// together), and after a restart the rollback finishes with the new content whole, running in Node-RED with its
+// transaction is open (held at a lock): right after the kill the store holds the old content whole (flows,
+// credentials and env together), and after a restart the rollback finishes with the new content whole, running in Node-RED with its
 // password, with one automatic snapshot, one Node-RED process, and every operation final.
 func TestCrashDuringRollback(t *testing.T) {
 	dbURL := storagetest.NewDatabase(t, "postgres")
@@ -112,15 +108,13 @@ func TestCrashDuringRollback(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	before := readContent(t, st, f.id)
 
+	gate := storagetest.HoldInstanceWrites(t, dbURL)
 	r := c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": target})
-	opID := r.Body["operation"].(map[string]any)["id"].(string)
-	if killed := killInWrite(t, d, st, dbURL, opID, f.id, before); flowsLabel(t, killed.flows) == "Main new" {
-		assert.Contains(t, killed.env, `"new"`, "new flows come with their env")
-	}
+	killInWrite(t, d, gate, st, r.Body["operation"].(map[string]any)["id"].(string), f.id, before)
 
 	d.start()
 	f.c = d.client()
-	done := waitOperation(t, f.c, opID)
+	done := waitOperation(t, f.c, r.Body["operation"].(map[string]any)["id"].(string))
 	require.Equal(t, "succeeded", done.String("status"), "%s\n%s", done.Raw, d.out.String())
 	got := f.c.Must(200, "GET", base, nil)
 	assert.Equal(t, "running", got.String("state"), string(got.Raw))

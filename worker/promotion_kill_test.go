@@ -81,7 +81,7 @@ func pipelineWorkerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
 }
 
 // TestCrashWorkerDuringPromotion promotes 10 MB of flows from a source instance into two target
-// instances, SIGKILLs the worker while the first target's write is open on Postgres, starts a new worker, and
+// instances, SIGKILLs the worker while the first target's write waits at a lock on Postgres, starts a new worker, and
 // checks that the promotion finishes with every target promoted exactly once: one automatic snapshot and one
 // lifecycle operation per target, the source's flows, and each target's own env values kept.
 func TestCrashWorkerDuringPromotion(t *testing.T) {
@@ -116,12 +116,14 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	facade := &pipeline.Client{Temporal: c, TaskQueue: pipelinesQueue, InstanceQueue: testTaskQueue, RolloutQueue: "rollouts"}
+	gate := storagetest.HoldInstanceWrites(t, dbURL)
 	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID, OperationID: opID})
 	require.NoError(t, err)
 
-	storagetest.WaitForInstanceWrite(t, dbURL)
+	gate.WaitForWriter()
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
+	gate.Release()
 	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
 
 	pipelineWorkerProcess(t, dbURL, srv.Address())

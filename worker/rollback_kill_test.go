@@ -157,8 +157,8 @@ func label(c content) string {
 }
 
 // TestCrashWorkerDuringRollback SIGKILLs the worker process (the platform's worker registration with the
-// real activities, in a process of its own) while the rollback's write transaction is open on Postgres (10 MB of
-// flows), checks that the store then holds the complete old content, starts a new worker, and checks that the
+// real activities, in a process of its own) while the rollback's write transaction waits at a lock on Postgres
+// (10 MB of flows), checks that the store then holds the complete old content, starts a new worker, and checks that the
 // rollback finishes with the complete new content (never a mix), one automatic snapshot (the retried step did
 // not take a second one) and a final operation.
 func TestCrashWorkerDuringRollback(t *testing.T) {
@@ -189,12 +189,14 @@ func TestCrashWorkerDuringRollback(t *testing.T) {
 	defer c.Close()
 	facade := &instance.Client{Temporal: c, TaskQueue: testTaskQueue}
 	op := insertOperation(t, st, in, "rollback")
+	gate := storagetest.HoldInstanceWrites(t, dbURL)
 	_, err = facade.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op, Action: instance.ActionRollback, SnapshotID: snap.ID})
 	require.NoError(t, err)
 
-	storagetest.WaitForInstanceWrite(t, dbURL)
+	gate.WaitForWriter()
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
+	gate.Release()
 	assert.Equal(t, label(old), label(read(t, st, sealer, in.ID)), "right after the kill the store holds the complete old content")
 	list, _, err := st.ListSnapshots(ctx, in.ID, storage.Page{})
 	require.NoError(t, err)

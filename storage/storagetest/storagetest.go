@@ -88,25 +88,54 @@ func Each(t *testing.T, fn func(t *testing.T, st *storage.Store)) {
 	}
 }
 
-// WaitForInstanceWrite waits (up to 30 s) until a transaction on the Postgres database at dbURL is writing an
-// instance's content (flows, credentials): the apply step of a rollback or a promotion. A crash test kills the
-// platform at that moment, in the middle of the write.
-func WaitForInstanceWrite(t testing.TB, dbURL string) {
+// InstanceWriteGate holds back every write of instances' content (flows, credentials) on a Postgres database,
+// so that a crash test can kill the platform inside the transaction of a rollback's or a promotion's write, every
+// time: the write waits at the gate with its transaction open, and never commits once its process is dead.
+type InstanceWriteGate struct {
+	t  testing.TB
+	db *sql.DB
+	tx *sql.Tx
+}
+
+// HoldInstanceWrites closes the gate: a transaction of the test takes a SHARE lock on instance_storage, which
+// lets reads go on and makes writes wait, until Release (or the end of the test).
+func HoldInstanceWrites(t testing.TB, dbURL string) *InstanceWriteGate {
 	t.Helper()
-	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL)))
-	defer db.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	g := &InstanceWriteGate{t: t, db: sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL)))}
+	t.Cleanup(func() { g.Release(); _ = g.db.Close() })
+	tx, err := g.db.Begin()
+	if err != nil {
+		t.Fatalf("begin the gate's transaction: %v", err)
+	}
+	g.tx = tx
+	if _, err := tx.Exec(`LOCK TABLE instance_storage IN SHARE MODE`); err != nil {
+		t.Fatalf("lock instance_storage: %v", err)
+	}
+	return g
+}
+
+// WaitForWriter waits (up to a minute) until a write of an instance's content waits at the gate.
+func (g *InstanceWriteGate) WaitForWriter() {
+	g.t.Helper()
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		var n int
-		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND xact_start IS NOT NULL AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
+		err := g.db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
 		if err != nil {
-			t.Fatalf("watch the database's activity: %v", err)
+			g.t.Fatalf("watch the database's activity: %v", err)
 		}
 		if n > 0 {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("no write of an instance's content started within 30 s")
+	g.t.Fatal("no write of an instance's content reached the gate within a minute")
+}
+
+// Release opens the gate: the waiting writes go on.
+func (g *InstanceWriteGate) Release() {
+	if g.tx != nil {
+		_ = g.tx.Rollback()
+	}
 }
