@@ -4,7 +4,7 @@
 // may read without a single write button, and no link to the pages it may not.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { env, launch, signIn } from './helpers.mjs';
+import { env, launch, screenshot, signIn } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const viewer = { email: env('FLOWYARD_VIEWER_EMAIL'), password: env('FLOWYARD_VIEWER_PASSWORD') };
@@ -13,7 +13,7 @@ const slug = `adm-${suffix}`;
 
 const adminPages = [
   ['/admin/stacks', 'Stacks', 'Create stack'],
-  ['/admin/templates', 'Templates', 'Create template'],
+  ['/admin/templates', 'Templates', 'Create template', 'admin-templates'],
   ['/admin/instance-types', 'Instance types', 'Create instance type'],
   ['/admin/team-types', 'Team types', 'Create team type'],
   ['/admin/blueprints', 'Blueprints', 'Create blueprint'],
@@ -57,18 +57,19 @@ describe('team and admin pages', () => {
 
   it('shows an admin every page with its write actions', async () => {
     const teamPages = [
-      [`/teams/${slug}/members`, 'Members', 'Add member'],
-      [`/teams/${slug}/audit-log`, 'Audit log', null],
+      [`/teams/${slug}/members`, 'Members', 'Add member', 'members'],
+      [`/teams/${slug}/audit-log`, 'Audit log', null, 'audit-log'],
       [`/teams/${slug}/pipelines`, 'Pipelines', 'Create pipeline'],
-      [`/teams/${slug}/pipelines/${at.pipeline.id}`, 'release', 'Add stage'],
+      [`/teams/${slug}/pipelines/${at.pipeline.id}`, 'release', 'Add stage', 'pipeline'],
       [`/teams/${slug}/instances/${at.instance.id}/snapshot-schedule`, 'Snapshot schedule', 'Set schedule'],
       [`/teams/${slug}/billing`, 'Billing', null],
       ['/admin/users', 'Users', 'Create user'],
     ];
-    for (const [path, name, button] of [...teamPages, ...adminPages]) {
+    for (const [path, name, button, shot] of [...teamPages, ...adminPages]) {
       await page.goto(path);
       await heading(page, name);
       if (button) assert.equal(await page.getByRole('button', { name: button, exact: true }).count(), 1, `${path} offers ${button}`);
+      if (shot) await screenshot(page, shot);
     }
     await page.goto(`/teams/${slug}/audit-log`);
     await page.locator('td code', { hasText: 'team.member.added' }).first().waitFor();
