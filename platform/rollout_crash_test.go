@@ -15,10 +15,10 @@ import (
 	"github.com/flowyard/flowyard/api/apitest"
 )
 
-// TestKillDuringRollout SIGKILLs `flowyard dev` in the middle of a rollout to 1,000 simulated devices (run by a
+// TestCrashDuringRollout SIGKILLs `flowyard dev` in the middle of a rollout to 1,000 simulated devices (run by a
 // separate agent process that keeps going), starts it again, and checks that the rollout finishes with every
-// device on the target and counts that add up.
-func TestKillDuringRollout(t *testing.T) {
+// device on the target, counts that add up, no device rolled back and a final operation.
+func TestCrashDuringRollout(t *testing.T) {
 	const n = 1000
 	d := newDevProcess(t)
 	d.start()
@@ -41,6 +41,7 @@ func TestKillDuringRollout(t *testing.T) {
 	r := w.c.Must(202, "POST", "/api/v1/device-groups/"+group+"/rollouts", map[string]any{"snapshotId": w.snapV1,
 		"strategy": map[string]any{"waves": []int{1, 10, 50, 100}, "batchSize": 100, "waveTimeout": "5m"}})
 	id := r.Body["rollout"].(map[string]any)["id"].(string)
+	opID := r.Body["operation"].(map[string]any)["id"].(string)
 	var before *apitest.Response
 	waitFor(t, 3*time.Minute, "the rollout to reach its third wave", func() bool {
 		before = w.c.Must(200, "GET", "/api/v1/rollouts/"+id, nil)
@@ -52,8 +53,7 @@ func TestKillDuringRollout(t *testing.T) {
 	require.Less(t, updatedBefore, float64(n), "devices were still waiting when the platform died")
 
 	d.start()
-	c := (&apitest.Env{URL: d.url}).Client(t)
-	c.Login("admin@example.com", "admin-password")
+	c := d.client()
 	var ro *apitest.Response
 	waitFor(t, 5*time.Minute, "the rollout to finish after the restart", func() bool {
 		ro = c.Must(200, "GET", "/api/v1/rollouts/"+id, nil)
@@ -65,6 +65,9 @@ func TestKillDuringRollout(t *testing.T) {
 	assert.EqualValues(t, n, counts["updated"])
 	assert.EqualValues(t, 0, counts["failed"])
 	assert.EqualValues(t, 0, counts["pending"])
+	assert.EqualValues(t, 0, counts["rolledBack"], "no device was rolled back")
+	op := waitOperation(t, c, opID)
+	assert.Equal(t, "succeeded", op.String("status"), "the rollout's operation is final: %s", op.Raw)
 	w.c = c
 	onTarget := 0
 	for cursor := ""; ; {

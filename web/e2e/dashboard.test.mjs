@@ -111,6 +111,13 @@ describe('the dashboard', () => {
     assert.deepEqual(saved.env.filter((e) => e.name === 'GREETING').map((e) => e.value), ['hello']);
   });
 
+  it('restarts the instance after a confirmation, live', async () => {
+    await page.getByRole('button', { name: 'Restart', exact: true }).click();
+    await page.getByRole('dialog', { name: `Restart ${instanceName}?` }).getByRole('button', { name: 'Restart' }).click();
+    await page.locator('.operation', { hasText: 'restart' }).locator('.badge[data-state="succeeded"]').waitFor({ timeout: 120_000 });
+    await page.locator('h1 .badge[data-state="running"]').waitFor();
+  });
+
   it('creates a provisioning token on the page and devices provision with it', async () => {
     await page.getByRole('navigation', { name: 'Team' }).getByRole('link', { name: 'Provisioning tokens' }).click();
     await page.getByLabel('Token name').fill('line');
@@ -165,6 +172,22 @@ describe('the dashboard', () => {
     await page.getByRole('button', { name: 'Enter developer mode' }).click();
     await page.getByRole('button', { name: 'Leave developer mode' }).waitFor();
     await screenshot(page, 'device');
+  });
+
+  it('exports a snapshot and deletes another after a confirmation', async () => {
+    await page.goto(at.instance);
+    await page.getByLabel('Snapshot', { exact: true }).selectOption({ label: 'v1' });
+    await page.getByLabel('Credential secret for the export').fill('a-long-export-secret');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export' }).click()]);
+    const exported = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+    assert.equal(exported.name, 'v1');
+    assert.ok(Array.isArray(exported.flows), 'the export holds the flows');
+    await page.getByLabel('Snapshot name').fill('v2');
+    await page.getByRole('button', { name: 'Take snapshot' }).click();
+    const row = page.locator('tr[data-snapshot="v2"]');
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog', { name: 'Delete snapshot v2?' }).getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached' });
   });
 
   it('shows a member the member actions and hides them from a viewer', async () => {

@@ -5,11 +5,12 @@ import { operationLine, watchOperation } from '../operation.js';
 
 export const title = 'Instance';
 
+// The lifecycle actions, the states they make sense in, and what the confirmation says (start needs none).
 const lifecycle = [
   { name: 'start', label: 'Start', when: ['stopped', 'suspended', 'crashed', 'error'] },
-  { name: 'stop', label: 'Stop', when: ['running', 'crashed', 'error'] },
-  { name: 'restart', label: 'Restart', when: ['running', 'crashed', 'error'] },
-  { name: 'suspend', label: 'Suspend', when: ['running', 'stopped', 'crashed', 'error'] },
+  { name: 'stop', label: 'Stop', when: ['running', 'crashed', 'error'], warn: 'Its flows stop running until it is started again.' },
+  { name: 'restart', label: 'Restart', when: ['running', 'crashed', 'error'], warn: 'Its flows stop for a moment; changed settings and environment apply.' },
+  { name: 'suspend', label: 'Suspend', when: ['running', 'stopped', 'crashed', 'error'], warn: 'It stops and gives back its resources until it is started again.' },
 ];
 
 export async function render(ctx) {
@@ -64,7 +65,8 @@ function actionButtons(ctx, inst, watch) {
   const out = [];
   if (ctx.can('project:change-status')) {
     for (const a of lifecycle.filter((a) => a.when.includes(inst.state))) {
-      out.push(action(a.label, async () => watch.show((await api.post(`/instances/${inst.id}/actions/${a.name}`)).operation)));
+      out.push(action(a.label, async () => watch.show((await api.post(`/instances/${inst.id}/actions/${a.name}`)).operation),
+        a.warn ? { confirm: { title: `${a.label} ${inst.name}?`, text: a.warn, confirm: a.label } } : {}));
     }
   }
   if (ctx.can('project:delete') && inst.state !== 'deleting') {

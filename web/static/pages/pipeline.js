@@ -69,7 +69,7 @@ export async function render(ctx) {
       ].filter(Boolean),
       onSubmit: async (v) => {
         const ok = await confirmDialog({ title: `Promote ${s.name} to ${next.name}?`, confirm: 'Promote',
-          text: `${next.targets.map(targetName).join(', ') || 'The next stage'} will run ${s.name}'s snapshot${next.requiresApproval ? ' once approved' : ''}.` });
+          text: `${next.targets.map(targetName).join(', ') || 'The next stage'} will run ${v.snapshotId ? `snapshot ${snapSelect.selectedOptions[0]?.textContent}` : `${s.name}'s snapshot`}${next.requiresApproval ? ' once approved' : ''}.` });
         if (!ok) return;
         const body = {};
         if (v.snapshotId) body.snapshotId = v.snapshotId;
