@@ -119,3 +119,18 @@ func TestTeamOperationsAreLimited(t *testing.T) {
 		assert.Equal(t, 202, restart().Status, "a finished operation makes room")
 	})
 }
+
+// TestListLimitIsCapped: every list takes ?limit= up to the store's page cap; more is refused, not clamped.
+func TestListLimitIsCapped(t *testing.T) {
+	w := newSnapWorld(t, "sqlite")
+	owner := w.as["owner"]
+	owner.Must(200, "GET", "/api/v1/teams/"+w.teamID+"/applications?limit="+strconv.Itoa(storage.MaxPageLimit), nil)
+	for _, bad := range []string{strconv.Itoa(storage.MaxPageLimit + 1), "0", "-1", "all"} {
+		r := owner.Do("GET", "/api/v1/teams/"+w.teamID+"/applications?limit="+bad, nil)
+		assert.Equal(t, 400, r.Status, bad)
+		require.NotEmpty(t, r.Body["validations"], string(r.Raw))
+		v := r.Body["validations"].([]any)[0].(map[string]any)
+		assert.Equal(t, "limit", v["field"])
+		assert.Contains(t, v["detail"], "from 1 to "+strconv.Itoa(storage.MaxPageLimit))
+	}
+}

@@ -33,7 +33,7 @@ func pageOf(c *fiber.Ctx) (storage.Page, error) {
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > storage.MaxPageLimit {
-			return p, domain.InvalidField("limit", "must be a whole number from 1 to 500")
+			return p, domain.InvalidField("limit", "must be a whole number from 1 to "+itoa(storage.MaxPageLimit))
 		}
 		p.Limit = n
 	}
