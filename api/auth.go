@@ -19,6 +19,9 @@ const (
 	tokenKindUser = "user"
 )
 
+// errCrossOrigin refuses a change a page of another origin sent with the user's cookie (cross-site request forgery).
+var errCrossOrigin = &domain.Error{Kind: domain.KindForbidden, Code: "cross_origin", Message: "Flowyard accepts changes only from its own pages."}
+
 // caller is who sent a request.
 type caller struct {
 	user     *storage.User
@@ -61,6 +64,11 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	if cookie := c.Cookies(sessionCookie); cookie != "" {
 		u, err := s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
+		if err == nil && !sameOriginRequest(c) {
+			// The browser adds the cookie to requests other pages send too: an instance's own pages are served
+			// on the same site (another port or subdomain), where SameSite=Lax does not hold the cookie back.
+			return errCrossOrigin
+		}
 		if err == nil {
 			c.Locals("caller", &caller{user: u})
 		} else if !domain.IsKind(err, domain.KindNotFound) {

@@ -125,6 +125,7 @@ func TestCrossTenantSecurityMatrix(t *testing.T) {
 		w.checkDeviceClaims(t)
 		t.Logf("%d of team B's own views read", w.checkOwnViews(t, ops))
 		w.checkTeamAStillWorks(t)
+		t.Logf("%d forged requests from other origins", w.sweepForgedRequests(t, ops))
 	})
 }
 
@@ -517,6 +518,42 @@ func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 			a := w.readOnly[role].do(op.method, path, body, nil)
 			what := fmt.Sprintf("%s as team A's %s", key, role)
 			assert.Contains(t, []int{401, 403, 404, 429}, a.status, "%s: %s", what, a.body)
+			w.checkNoWrite(t, what, false, before, w.dump(t))
+			assert.Equal(t, runs, w.workflowCalls(), "%s: no workflow was started or signalled", what)
+		}
+	}
+	return calls
+}
+
+// forgedOrigins are the headers a browser adds when a page of another origin sends a request: team B's
+// Node-RED serves its flows' pages on the platform's host at another port (the same site, so the SameSite=Lax
+// session cookie goes along), or any other site; an older browser sends Origin alone.
+var forgedOrigins = []map[string]string{
+	{"Origin": "http://127.0.0.1:1880", "Sec-Fetch-Site": "same-site"},
+	{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+	{"Origin": "http://127.0.0.1:1880"},
+}
+
+// sweepForgedRequests has such a page drive the browser of team A's owner into every write: without a
+// pre-flight a page may send a body-less or form POST, and the browser adds the owner's session cookie. Each is
+// refused and writes nothing. (Other methods need a pre-flight, which the API never grants; they are sent too.)
+func (w *crossWorld) sweepForgedRequests(t *testing.T, ops []operation) int {
+	t.Helper()
+	calls := 0
+	for _, op := range ops {
+		key := op.method + " " + op.path
+		if _, public := publicRoutes[key]; public || op.method == "GET" {
+			continue
+		}
+		path := w.resolve(t, op.path, w.a)
+		for _, origin := range forgedOrigins {
+			calls++
+			headers := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+			maps.Copy(headers, origin)
+			before, runs := w.dump(t), w.workflowCalls()
+			a := w.users["a-owner"].do(op.method, path, nil, headers)
+			what := fmt.Sprintf("%s from %s", key, origin["Origin"])
+			assert.Contains(t, []int{400, 401, 403, 404}, a.status, "%s: %s", what, a.body)
 			w.checkNoWrite(t, what, false, before, w.dump(t))
 			assert.Equal(t, runs, w.workflowCalls(), "%s: no workflow was started or signalled", what)
 		}

@@ -103,7 +103,7 @@ func (s *Server) proxyEditor(c *fiber.Ctx) error {
 		return err
 	}
 	if !sameOriginRequest(c) {
-		return &domain.Error{Kind: domain.KindForbidden, Code: "cross_origin", Message: "The editor accepts changes only from Flowyard's own pages."}
+		return errCrossOrigin
 	}
 	backendPath := editorAdminRoot + "/" + rest
 	if isWebsocketUpgrade(c) {
