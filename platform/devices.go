@@ -5,17 +5,20 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/comms"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
 )
 
 // startBroker runs the embedded MQTT broker for devices and gives the API its view of it: the broker to
 // notify, the URL handed to devices, and a readiness check.
-func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps) (*comms.Broker, error) {
+func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer) (*comms.Broker, error) {
 	svc := &devices.Service{Store: st, Sealer: sealer, ForgeURL: cfg.PublicURL, BrokerURL: cfg.MQTTPublicURL}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
 		MaxPacketBytes: cfg.Limits.MQTTMaxPacketKB << 10, MessagesPerSecond: cfg.Limits.MQTTMessagesPerSecond, Burst: cfg.Limits.MQTTBurst})
@@ -23,6 +26,8 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 		return nil, err
 	}
 	deps.Broker = b
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
+		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
 	return b, nil
 }

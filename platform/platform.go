@@ -170,7 +170,7 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	deps.HTTPMetrics = apiMetrics(reg, st)
 	deps.SnapshotSchedules = &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
-	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
+	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer e.stop()
 	go e.reconcile(ctx)
 	deps := e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)})
-	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps)
+	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
 	if err != nil {
 		return err
 	}
