@@ -165,6 +165,22 @@ describe('the dashboard', () => {
     await page.locator('#rollout-status .badge[data-state="succeeded"]').waitFor();
   });
 
+  it('pauses, resumes and approves a rollout that waits between waves', async () => {
+    await page.getByLabel('Snapshot to deploy').selectOption({ label: `${instanceName} / v1` });
+    await page.getByLabel('Waves (percent of the group, in order)').fill('50, 100');
+    await page.getByLabel('Approval', { exact: true }).selectOption('between-waves');
+    await page.getByLabel('Wave timeout').fill('2m');
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    const status = (state) => page.locator(`#rollout-status .badge[data-state="${state}"]`);
+    await status('awaiting_approval').waitFor({ timeout: 90_000 });
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await status('paused').waitFor();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await status('awaiting_approval').waitFor();
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await status('succeeded').waitFor({ timeout: 90_000 });
+  });
+
   it('shows a device with its active and target snapshot and switches it to developer mode', async () => {
     await page.getByRole('table', { name: 'Devices in line' }).getByRole('link').first().click();
     await page.locator('#active-snapshot', { hasText: 'v1' }).waitFor();

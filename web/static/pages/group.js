@@ -4,10 +4,12 @@ import { operationLine, watchOperation } from '../operation.js';
 
 export const title = 'Device group';
 
-// Which operator actions a rollout in each status accepts (the API answers 409 to the others).
+// Which operator actions a rollout in each status accepts, as the rollout workflow's Update validators do (the
+// API answers 409 to the others).
 const controls = {
-  running: ['pause', 'abort', 'approve'],
-  paused: ['resume', 'abort', 'approve'],
+  running: ['pause', 'abort'],
+  awaiting_approval: ['approve', 'pause', 'abort'],
+  paused: ['resume', 'abort'],
 };
 const finished = ['succeeded', 'failed', 'rolled_back', 'aborted'];
 
