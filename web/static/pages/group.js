@@ -119,7 +119,7 @@ async function showRollout(ctx, id, el, devices, isShown) {
       h('h2', { id: 'rollout-title' }, 'Rollout ', h('span', { id: 'rollout-status' }, badge(ro.status))),
       h('p', {}, `Wave ${Math.min(ro.wave + 1, ro.waves || 1)} of ${ro.waves || '?'}`, ro.reason ? ` · ${ro.reason}` : ''),
       h('div', { class: 'meter', role: 'img', 'aria-label': `${c.updated || 0} of ${c.total || 0} devices updated, ${c.failed || 0} failed` },
-        h('span', { class: 'updated', style: null, 'data-w': pct(c.updated || 0) }), h('span', { class: 'failed', 'data-w': pct(c.failed || 0) })),
+        h('span', { class: 'updated', 'data-w': pct(c.updated || 0) }), h('span', { class: 'failed', 'data-w': pct(c.failed || 0) })),
       h('div', { class: 'counts', 'aria-live': 'polite' }, ['total', 'updated', 'failed', 'pending', 'rolledBack'].map((k) =>
         h('div', { 'data-count': k }, h('strong', {}, String(c[k] ?? 0)), h('span', { class: 'muted' }, k === 'rolledBack' ? 'rolled back' : k)))),
       ro.failedDevices?.length ? table({ caption: 'Failed devices', rows: ro.failedDevices, columns: [
