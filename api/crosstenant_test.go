@@ -699,7 +699,7 @@ func (w *crossWorld) checkDeviceClaims(t *testing.T) {
 }
 
 // checkOwnViews has team B's owner read every GET operation on team B's own objects (its lists, audit log,
-// devices, catalogue…): none shows anything of team A. Event streams are left to the live events' tests, which
+// devices, catalogue…): none shows anything of team A, and none writes. Event streams are left to the live events' tests, which
 // check each event's permission.
 func (w *crossWorld) checkOwnViews(t *testing.T, ops []operation) int {
 	t.Helper()
@@ -710,8 +710,11 @@ func (w *crossWorld) checkOwnViews(t *testing.T, ops []operation) int {
 			continue
 		}
 		n++
+		before := w.dump(t)
 		got := w.users["b-owner"].do("GET", w.resolve(t, op.path, w.b), nil, nil)
 		assert.Less(t, got.status, 500, "%s: %s", key, got.body)
+		// A read writes nothing: any page could make the browser send it, with the cookie (an image, a link).
+		w.checkNoWrite(t, key+" as team B's owner", false, before, w.dump(t))
 		if secret, ok := w.namesTenantA(got.body); ok {
 			t.Errorf("%s on team B's objects shows team A's %s: %s", key, secret, got.body)
 		}
