@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,8 +31,8 @@ const (
 // loadWrite is one write a writer sent and how the API answered it.
 type loadWrite struct {
 	writer     int
-	create     bool   // a new application, else a new description of the writer's own application
-	value      string // the new application's name, or the description
+	create     bool   // a new application, else a new env value of the writer's own instance
+	value      string // the new application's name, or the env value
 	status     int    // 0: no answer (transport error or timeout)
 	code, rid  string // the envelope's code and request ID on an error
 	id         string // the created application's ID
@@ -143,8 +144,8 @@ func (l *loadLog) waitSteadyLoad(t *testing.T, n int64) {
 	})
 }
 
-// runWriter alternates creating an application and describing its own one until stop closes.
-func runWriter(lc *loadClient, log *loadLog, i int, teamID, ownApp string, stop <-chan struct{}) {
+// runWriter alternates creating an application and changing the env of its own instance until stop closes.
+func runWriter(lc *loadClient, log *loadLog, i int, teamID, ownInstance string, stop <-chan struct{}) {
 	for n := 0; ; n++ {
 		select {
 		case <-stop:
@@ -155,14 +156,14 @@ func runWriter(lc *loadClient, log *loadLog, i int, teamID, ownApp string, stop 
 		if n%2 == 0 {
 			log.add(lc.do(loadWrite{writer: i, create: true, value: value}, "POST", "/api/v1/teams/"+teamID+"/applications", map[string]any{"name": value}))
 		} else {
-			log.add(lc.do(loadWrite{writer: i, value: value}, "PATCH", "/api/v1/applications/"+ownApp, map[string]any{"description": value}))
+			log.add(lc.do(loadWrite{writer: i, value: value}, "PATCH", "/api/v1/instances/"+ownInstance, versionEnv(value)))
 		}
 		time.Sleep(2 * time.Millisecond) // leave the two cores some air
 	}
 }
 
 // TestCrashPostgresRestartUnderLoad restarts the throwaway Postgres twice (-m fast, then -m immediate, a crash)
-// while eight writers create applications and change descriptions through the HTTP API. Every write the API
+// while eight writers create applications and change their instance's env through the HTTP API. Every write the API
 // acknowledged is there afterwards, no write appears twice, every refused write got a 503 store_unavailable
 // envelope with a request ID (never a hang), and the API serves again within a minute of each restart.
 func TestCrashPostgresRestartUnderLoad(t *testing.T) {
@@ -171,9 +172,12 @@ func TestCrashPostgresRestartUnderLoad(t *testing.T) {
 	admin := env.Client(t)
 	admin.Login("owner@example.com", testPassword)
 	team := admin.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Load"}).String("id")
-	own := make([]string, loadWriters)
+	own := make([]string, loadWriters) // each writer's instance, in an application of its own
 	for i := range own {
-		own[i] = admin.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": fmt.Sprintf("own-%d", i)}).String("id")
+		app := admin.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": fmt.Sprintf("own-%d", i)}).String("id")
+		in := newInstanceRow(t, env.Store, team, app, fmt.Sprintf("load-%d", i))
+		require.NoError(t, env.Store.InsertInstance(context.Background(), in))
+		own[i] = in.ID
 	}
 
 	lc := newLoadClient(t, env.URL, "owner@example.com", testPassword)
@@ -251,8 +255,8 @@ func checkRefusals(t *testing.T, writes []loadWrite, windows []restartWindow) {
 }
 
 // checkNothingLost reads the team's applications back: every acknowledged creation is there once under its ID,
-// nothing is there twice or that no writer sent, and each writer's own application carries its last acknowledged
-// description or one sent after it (a refused write may still have committed: its answer was lost, not the write).
+// nothing is there twice or that no writer sent, and each writer's instance carries its last acknowledged env value
+// or one sent after it (a refused write may still have committed: its answer was lost, not the write).
 func checkNothingLost(t *testing.T, c *apitest.Client, team string, own []string, writes []loadWrite) {
 	t.Helper()
 	stored := map[string]string{} // name -> ID
@@ -293,15 +297,18 @@ func checkNothingLost(t *testing.T, c *apitest.Client, team string, own []string
 		assert.True(t, sent[name], "application %s was never sent", name)
 	}
 	for i, id := range own {
-		got := c.Must(200, "GET", "/api/v1/applications/"+id, nil).String("description")
-		assert.Contains(t, descriptionsFromLastAck(writes, i), got, "writer %d's last acknowledged description was lost", i)
+		var got string
+		for _, e := range c.Must(200, "GET", "/api/v1/instances/"+id, nil).Body["env"].([]any) {
+			got = e.(map[string]any)["value"].(string)
+		}
+		assert.Contains(t, valuesFromLastAck(writes, i), got, "writer %d's last acknowledged env value was lost", i)
 	}
 	t.Logf("%d creations acknowledged and all there; %d refused creations committed all the same (their answer was lost)", acked, committedUnacked)
 }
 
-// descriptionsFromLastAck lists the descriptions writer i's application may carry: its last acknowledged one and
-// every one it sent after it.
-func descriptionsFromLastAck(writes []loadWrite, i int) []string {
+// valuesFromLastAck lists the env values writer i's instance may carry: its last acknowledged one and every one
+// it sent after it.
+func valuesFromLastAck(writes []loadWrite, i int) []string {
 	var mine []loadWrite
 	for _, w := range writes {
 		if w.writer == i && !w.create {
@@ -319,6 +326,10 @@ func descriptionsFromLastAck(writes []loadWrite, i int) []string {
 		ok = append(ok, w.value)
 	}
 	return ok
+}
+
+func versionEnv(v string) map[string]any {
+	return map[string]any{"env": []map[string]any{{"name": "VERSION", "value": v}}}
 }
 
 // waitUntil polls cond every 50 ms until it holds, or fails the test after within.
