@@ -84,6 +84,27 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 		require.NotEmpty(t, secret, what)
 		assert.NotContains(t, dump, secret, "%s is stored in clear", what)
 	}
+	// Workflow histories are at rest too, in Temporal's own database (its file and write-ahead log).
+	history := temporalFiles(t, filepath.Join(dev.DataDir, "temporal"))
+	require.Contains(t, history, "instance/"+id, "Temporal's files hold the scenario's workflows")
+	for what, secret := range s.secrets {
+		assert.NotContains(t, history, secret, "%s is in Temporal's histories in clear", what)
+	}
+}
+
+// temporalFiles returns the bytes of every file of the Temporal dev server's data dir (database, WAL, log) as text.
+func temporalFiles(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		b.Write(raw)
+		return err
+	}))
+	return b.String()
 }
 
 // secretScenario builds the scenario and collects the secrets it was shown.
