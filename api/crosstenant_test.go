@@ -527,11 +527,12 @@ func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 
 // forgedOrigins are the headers a browser adds when a page of another origin sends a request: team B's
 // Node-RED serves its flows' pages on the platform's host at another port (the same site, so the SameSite=Lax
-// session cookie goes along), or any other site; an older browser sends Origin alone.
+// session cookie goes along), or any other site; an older browser sends Origin alone, an opaque origin "null".
 var forgedOrigins = []map[string]string{
 	{"Origin": "http://127.0.0.1:1880", "Sec-Fetch-Site": "same-site"},
 	{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
 	{"Origin": "http://127.0.0.1:1880"},
+	{"Origin": "null"}, // a sandboxed frame or a data: page
 }
 
 // sweepForgedRequests has such a page drive the browser of team A's owner into every write: without a
