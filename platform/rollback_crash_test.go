@@ -72,7 +72,7 @@ func bulkySnapshot(f *snapshotFixture, instanceID, version string) string {
 // content from before, whole. It returns what the store held.
 func killInWrite(t *testing.T, d *devProcess, gate *storagetest.InstanceWriteGate, st *storage.Store, opID, instanceID string, before storedContent) storedContent {
 	t.Helper()
-	gate.WaitForWriter()
+	gate.WaitForWriter(instanceID)
 	d.kill(syscall.SIGKILL)
 	gate.Release()
 	op, err := st.GetOperation(context.Background(), opID)

@@ -120,7 +120,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID, OperationID: opID})
 	require.NoError(t, err)
 
-	gate.WaitForWriter()
+	gate.WaitForWriter(targets[0].ID)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	gate.Release()

@@ -193,7 +193,7 @@ func TestCrashWorkerDuringRollback(t *testing.T) {
 	_, err = facade.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op, Action: instance.ActionRollback, SnapshotID: snap.ID})
 	require.NoError(t, err)
 
-	gate.WaitForWriter()
+	gate.WaitForWriter(in.ID)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	gate.Release()

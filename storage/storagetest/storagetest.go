@@ -114,14 +114,16 @@ func HoldInstanceWrites(t testing.TB, dbURL string) *InstanceWriteGate {
 	return g
 }
 
-// WaitForWriter waits (up to a minute) until a write of an instance's content waits at the gate.
-func (g *InstanceWriteGate) WaitForWriter() {
+// WaitForWriter waits (up to a minute) until a write of the instance's flows or credentials waits at the gate (not
+// one of the settings or sessions its Node-RED saves now and then).
+func (g *InstanceWriteGate) WaitForWriter(instanceID string) {
 	g.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		var n int
 		err := g.db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "instance_storage"%'`).Scan(&n)
+			AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "instance_storage"%'
+			AND (query LIKE '%''' || $1 || ''', ''flows''%' OR query LIKE '%''' || $1 || ''', ''credentials''%')`, instanceID).Scan(&n)
 		if err != nil {
 			g.t.Fatalf("watch the database's activity: %v", err)
 		}
@@ -130,7 +132,7 @@ func (g *InstanceWriteGate) WaitForWriter() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	g.t.Fatal("no write of an instance's content reached the gate within a minute")
+	g.t.Fatalf("no write of instance %s's content reached the gate within a minute", instanceID)
 }
 
 // Release opens the gate: the waiting writes go on.
