@@ -239,6 +239,29 @@ describe('the dashboard', () => {
     assert.deepEqual(seen.viewer, { takeSnapshot: false, rollBack: false, saveEnv: false, stop: false, deleteInstance: false }, 'a viewer sees none of the member buttons');
   });
 
+  it('signs in with the keyboard alone, with a visible focus', async () => {
+    const b = await launch();
+    try {
+      const p = await b.context.newPage();
+      await p.goto('/signin');
+      await p.getByLabel('Email').waitFor();
+      const focused = () => p.evaluate(() => ({ name: document.activeElement.name || document.activeElement.textContent.trim(),
+        outline: getComputedStyle(document.activeElement).outlineStyle }));
+      // A page puts the focus on its content, so the first Tab reaches the first field.
+      await p.keyboard.press('Tab');
+      const email = await focused();
+      assert.equal(email.name, 'email');
+      assert.notEqual(email.outline, 'none', 'the focused field shows a focus ring');
+      await p.keyboard.type(member.email);
+      await p.keyboard.press('Tab');
+      await p.keyboard.type(member.password);
+      await p.keyboard.press('Enter');
+      await p.getByRole('button', { name: 'Sign out' }).waitFor();
+    } finally {
+      await b.close();
+    }
+  });
+
   it('raised no script errors', () => {
     assert.deepEqual(pageErrors, []);
   });
