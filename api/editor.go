@@ -182,8 +182,8 @@ func sameOriginRequest(c *fiber.Ctx) bool {
 		return true
 	}
 	u, err := url.Parse(origin)
-	if err != nil {
-		return false
+	if err != nil || u.Host == "" {
+		return false // "null" (a sandboxed frame, a data: page) would match a missing X-Forwarded-Host below
 	}
 	host := string(c.Request().Host())
 	return strings.EqualFold(u.Host, host) || strings.EqualFold(u.Host, c.Get(fiber.HeaderXForwardedHost))
