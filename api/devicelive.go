@@ -181,8 +181,12 @@ func (s *Server) postDeviceAudit(c *fiber.Ctx) error {
 	}
 	var ev deviceAuditEvent
 	var doc map[string]any
-	if json.Unmarshal(body, &doc) != nil || doc == nil || json.Unmarshal(body, &ev) != nil || ev.Event == "" || len(ev.Event) > 200 {
+	if json.Unmarshal(body, &doc) != nil || doc == nil || json.Unmarshal(body, &ev) != nil || ev.Event == "" || len(ev.Event) > 200 ||
+		!domain.Storable(ev.Event) {
 		return domain.InvalidField("event", "must be an audit event object with an event name")
+	}
+	if ev.Info != nil && (!domain.Storable(ev.Info.Code) || !domain.Storable(ev.Info.Info)) {
+		return domain.InvalidField("info", "must not contain NUL characters")
 	}
 	ctx := c.UserContext()
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {

@@ -72,6 +72,8 @@ func ParseReport(body []byte) (*Report, error) {
 		s, err := nullableString(v)
 		if err != nil {
 			errs = append(errs, domain.FieldError{Field: key, Detail: "must be a string or null"})
+		} else if s != nil && !domain.Storable(*s) {
+			errs = append(errs, domain.FieldError{Field: key, Detail: "must not contain NUL characters"})
 		}
 		*dst = s
 	}
@@ -83,8 +85,8 @@ func ParseReport(body []byte) (*Report, error) {
 		"nodeRedVersion": &r.NodeRedVersion, "nodejsVersion": &r.Nodejs, "stateDetail": &r.Detail} {
 		if v, ok := raw[key]; ok {
 			s, err := nullableString(v)
-			if err != nil || (s != nil && len(*s) > 1024) {
-				errs = append(errs, domain.FieldError{Field: key, Detail: "must be a string of at most 1024 characters"})
+			if err != nil || (s != nil && (len(*s) > 1024 || !domain.Storable(*s))) {
+				errs = append(errs, domain.FieldError{Field: key, Detail: "must be a string of at most 1024 characters, without NUL"})
 			} else if s != nil {
 				*dst = *s
 			}

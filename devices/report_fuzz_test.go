@@ -22,6 +22,11 @@ func FuzzParseReport(f *testing.F) {
 			}
 			return
 		}
+		for _, v := range []*string{r.Project, r.Application, r.Snapshot, r.Settings, &r.State, &r.Mode, &r.AgentVersion, &r.NodeRedVersion, &r.Nodejs, &r.Detail} {
+			if v != nil && !domain.Storable(*v) {
+				t.Fatalf("accepted %q, which a store refuses", *v)
+			}
+		}
 		again, err := ParseReport(reportJSON(t, r))
 		if err != nil {
 			t.Fatalf("an accepted report does not parse again: %v", err)

@@ -78,11 +78,18 @@ func ValidateName(field, s string) *FieldError {
 
 // ValidateDescription checks optional free text.
 func ValidateDescription(field, s string) *FieldError {
-	if utf8.RuneCountInString(s) > MaxDescriptionLength {
+	switch {
+	case utf8.RuneCountInString(s) > MaxDescriptionLength:
 		return &FieldError{Field: field, Detail: fmt.Sprintf("must be at most %d characters", MaxDescriptionLength)}
+	case !Storable(s):
+		return &FieldError{Field: field, Detail: "must not contain NUL characters"}
 	}
 	return nil
 }
+
+// Storable reports whether s can be stored as text in both stores: PostgreSQL refuses NUL characters and
+// invalid UTF-8 in text columns, so input holding them must be refused as bad input, never reach the store.
+func Storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // ValidateEmail checks an e-mail address and returns it normalised (trimmed, lower-case).
 func ValidateEmail(field, s string) (string, *FieldError) {

@@ -29,6 +29,9 @@ func FuzzValidators(f *testing.F) {
 		if ValidateName("f", s) == nil && isBlank(s) {
 			t.Fatalf("blank name %q accepted", s)
 		}
+		if (ValidateName("f", s) == nil || ValidateDescription("f", s) == nil) && !Storable(s) {
+			t.Fatalf("text %q that a store refuses was accepted", s)
+		}
 		_ = ValidateEnvName("f", s)
 		_ = Slugify(s)
 	})

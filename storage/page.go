@@ -35,7 +35,7 @@ func EncodeCursor(id string) string {
 // DecodeCursor reads a cursor made by EncodeCursor.
 func DecodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > 64 {
+	if err != nil || len(b) > 64 || !domain.Storable(string(b)) {
 		return "", domain.InvalidField("cursor", "is not a cursor this API gave out")
 	}
 	return string(b), nil
