@@ -20,8 +20,8 @@ func TestRequestsAreCountedByRoutePatternAndFinalStatus(t *testing.T) {
 	c.Must(200, "GET", "/healthz", nil)
 	c.Must(401, "GET", "/api/v1/teams/01hzzzzzzzzzzzzzzzzzzzzzzz", nil)
 	c.Must(401, "GET", "/api/v1/teams/01hyyyyyyyyyyyyyyyyyyyyyyy", nil)
-	c.Must(404, "GET", "/no/such/path/1", nil)
-	c.Must(404, "GET", "/no/such/path/2", nil)
+	c.Must(404, "GET", "/api/v1/no/such/path/1", nil)
+	c.Must(404, "GET", "/api/v1/no/such/path/2", nil)
 
 	counts := map[string]int{}
 	fams, err := reg.Gather()
