@@ -58,6 +58,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return &Store{db: db, root: db}, nil
 }
 
+// sqliteBusyTimeout is how long a writer waits for another: for SQLite's lock, and for the write gate.
+const sqliteBusyTimeout = 10 * time.Second
+
 // openSQLite opens a SQLite file in WAL mode. Transactions begin IMMEDIATE so that two writers queue on the
 // busy timeout instead of failing when a read lock cannot be upgraded.
 func openSQLite(path string) (*sql.DB, error) {
@@ -66,13 +69,15 @@ func openSQLite(path string) (*sql.DB, error) {
 			return nil, fmt.Errorf("create database dir: %w", err)
 		}
 	}
-	dsn := "file:" + path + "?_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+	dsn := "file:" + path + "?_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=busy_timeout(" + fmt.Sprint(sqliteBusyTimeout.Milliseconds()) + ")" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-	sqldb, err := sql.Open("sqlite", dsn)
+	probe, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	// Writers queue on SQLite's lock while holding a connection; enough connections keep readers (which WAL
+	sqldb := sql.OpenDB(&gatedConnector{dsn: dsn, drv: probe.Driver(), gate: newWriteGate(sqliteBusyTimeout)})
+	_ = probe.Close() // it only lent its driver; it never opened a connection
+	// Writers queue at the write gate while holding a connection; enough connections keep readers (which WAL
 	// lets run beside the writer) from starving behind them under a burst of writes.
 	sqldb.SetMaxOpenConns(32)
 	sqldb.SetMaxIdleConns(32)
