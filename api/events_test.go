@@ -152,6 +152,51 @@ func testTeamEvents(t *testing.T, dialect string) {
 	events(viewer, w.teamID, "not-a-cursor").until(t, "resync", func(ev apitest.Event) bool { return ev.Name == "resync" })
 }
 
+// TestTeamEventsAcrossReplicas: two API replicas on one database (each with its own store pool and poller). A
+// change made through one replica's API reaches a stream on the other, and a stream's Last-Event-ID resumes on
+// either: the change source and the cursor are the database's.
+func TestTeamEventsAcrossReplicas(t *testing.T) {
+	for _, dialect := range storagetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			url := storagetest.NewDatabase(t, dialect)
+			open := func() *storage.Store {
+				st, err := storage.Open(ctx, url)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = st.Close() })
+				return st
+			}
+			st := open()
+			_, err := st.Migrate(ctx)
+			require.NoError(t, err)
+			require.NoError(t, st.SeedDefaults(ctx))
+			a, b := apitest.Serve(t, st, fastLive), apitest.Serve(t, open(), fastLive)
+			u, err := api.NewUser("owner@example.com", "owner", testPassword, false)
+			require.NoError(t, err)
+			require.NoError(t, st.InsertUser(ctx, u))
+			viaA, viaB := a.Client(t), b.Client(t)
+			viaA.Login("owner@example.com", testPassword)
+			viaB.Login("owner@example.com", testPassword)
+			team := viaA.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Replicated"}).String("id")
+			app := viaA.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
+			in := storeInstance(t, st, team, app, "shared")
+			onB := &recorder{s: viaB.Stream("/api/v1/teams/"+team+"/events", "")}
+
+			viaA.Must(200, "PATCH", "/api/v1/instances/"+in.ID, map[string]any{"env": []map[string]string{{"name": "WHERE", "value": "replica-a"}}})
+			ev := onB.until(t, "on B for a change through A", func(ev apitest.Event) bool {
+				return eventFor("instance", in.ID, "")(ev) && strings.Contains(ev.Data, "replica-a")
+			})
+			assertSameAsGet(t, viaB, ev, "/api/v1/instances/"+in.ID)
+
+			lastID := onB.s.LastID()
+			onB.s.Close()
+			_, err = st.SetInstanceState(ctx, in.ID, "stopped", "")
+			require.NoError(t, err)
+			(&recorder{s: viaA.Stream("/api/v1/teams/"+team+"/events", lastID)}).until(t, "on A resuming B's stream", eventFor("instance", in.ID, "stopped"))
+		})
+	}
+}
+
 // insertRollout inserts a running rollout of a new group, as the rollout route would.
 func insertRollout(t *testing.T, st *storage.Store, teamID, appID string) *storage.Rollout {
 	t.Helper()

@@ -32,6 +32,12 @@ func Start(t testing.TB, dialect string, mutate ...func(*api.Deps)) *Env {
 	if err := st.SeedDefaults(context.Background()); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
+	return Serve(t, st, mutate...)
+}
+
+// Serve serves the API on 127.0.0.1 over a store (several Serve calls on stores of one database are replicas).
+func Serve(t testing.TB, st *storage.Store, mutate ...func(*api.Deps)) *Env {
+	t.Helper()
 	deps := api.Deps{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: api.Config{BodyLimit: 1 << 20}}
 	for _, m := range mutate {
 		m(&deps)
