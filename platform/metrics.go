@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -59,6 +60,11 @@ func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
 func driverLogs(drv drivers.Driver) api.LogReader {
 	return func(ctx context.Context, id string, since time.Time, limit int) ([]api.LogLineJSON, error) {
 		lines, err := drv.Logs(ctx, id, since, limit)
+		if errors.Is(err, drivers.ErrNotFound) {
+			// The API found the instance in the store: the driver has not started it yet (it is provisioning),
+			// so there is nothing to read, which is not an error.
+			err = nil
+		}
 		out := make([]api.LogLineJSON, 0, len(lines))
 		for _, l := range lines {
 			out = append(out, api.LogLineJSON{Time: l.Time, Level: l.Level, Msg: l.Msg})
