@@ -7,7 +7,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-short bench lint fuzz clean tools
+.PHONY: all build run test test-short test-crash web-test-deps bench lint fuzz clean tools
 
 all: build
 
@@ -34,9 +34,25 @@ run: build
 
 # Runs every test: SQLite and Postgres stores (Postgres where reachable; FLOWYARD_REQUIRE_POSTGRES=1 makes it
 # mandatory), the Temporal dev server, real Node-RED (installed with npm on first use).
-test: tools bin/stripe-mock
+test: tools bin/stripe-mock web-test-deps
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# The crash tests alone: SIGKILL of the platform (`flowyard dev`, a worker process) in the middle of provisioning,
+# a rollback, a promotion and a rollout, and Postgres restarts under load. `make test` runs them too (./...).
+CRASH_PKGS := ./api ./platform ./worker
+test-crash: bin/temporal
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -run '^TestCrash' $(CRASH_PKGS)
+
+# The web dashboard's browser tests (platform/dashboard_browser_test.go) drive Debian's chromium with
+# playwright-core from npm: both are installed here when missing, so `make test` works on a fresh machine.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+web-test-deps: web/e2e/node_modules/.package-lock.json
+	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
+	cd web/e2e && npm ci --no-audit --no-fund
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
