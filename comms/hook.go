@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -47,6 +48,11 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	})
 	if d == nil && err == nil {
 		return false // the broker is closing
+	}
+	if err != nil && !domain.IsKind(err, domain.KindUnauthorized) {
+		// The store could not check the password (busy or down): the device is refused this time and reconnects.
+		h.b.log.Error("could not check a device's broker credentials", "device", deviceID, "remote", cl.Net.Remote, "err", err)
+		return false
 	}
 	if err != nil || d.ID != deviceID || d.TeamID != teamID {
 		h.b.log.Warn("refused a device with bad broker credentials", "device", deviceID, "remote", cl.Net.Remote, "err", err)
