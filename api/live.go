@@ -267,7 +267,7 @@ func (s *Server) pump(ctx context.Context, w *sseWriter, sub *subscriber, keep f
 		case <-ctx.Done():
 			return
 		case <-recheck.C:
-			if !stillAllowed(ctx) {
+			if stillAllowed != nil && !stillAllowed(ctx) {
 				return
 			}
 			continue
