@@ -57,13 +57,24 @@ function renderShell(team) {
   renderNav(team);
 }
 
+// whenShown hides a conditional nav entry until its check says yes; the answer is kept per team and entry.
+const shownCache = new Map();
+function whenShown(li, nav, team) {
+  const key = nav.label + ' ' + team.id;
+  if (!shownCache.has(key)) shownCache.set(key, nav.shown(team));
+  li.hidden = true;
+  shownCache.get(key).then((yes) => { li.hidden = !yes; });
+}
+
 function renderNav(team) {
   const links = [];
   const here = location.pathname;
   const item = (href, label) => h('li', {}, h('a', { href, 'aria-current': here === href ? 'page' : null }, label));
   if (team) {
     for (const r of routes.filter((r) => r.nav?.scope === 'team' && can(state.user, team.role, r.nav.action))) {
-      links.push(item(r.path.replace(':team', team.slug), r.nav.label));
+      const li = item(r.path.replace(':team', team.slug), r.nav.label);
+      if (r.nav.shown) whenShown(li, r.nav, team);
+      links.push(li);
     }
   }
   const admin = routes.filter((r) => r.nav?.scope === 'admin' && state.user.admin);

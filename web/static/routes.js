@@ -1,6 +1,9 @@
 // Every page of the dashboard: its path, its module (loaded on first visit) and, for pages in the side
 // navigation, its nav entry. nav.scope: 'team' (shown under the current team when the role may do nav.action)
-// or 'admin' (shown to platform admins). See web/CONVENTIONS.md.
+// or 'admin' (shown to platform admins); nav.shown(team), when given, resolves whether to list the entry at
+// all. See web/CONVENTIONS.md.
+
+import * as api from './api.js';
 
 export const routes = [
   { path: '/signin', page: () => import('./pages/signin.js'), public: true },
@@ -23,7 +26,9 @@ export const routes = [
   { path: '/teams/:team/pipelines/:pipeline', page: () => import('./pages/pipeline.js') },
   { path: '/teams/:team/instances/:instance/snapshot-schedule', page: () => import('./pages/snapshot-schedule.js') },
   { path: '/teams/:team/billing', page: () => import('./pages/billing.js'),
-    nav: { scope: 'team', label: 'Billing', action: 'team:billing:read' } },
+    nav: { scope: 'team', label: 'Billing', action: 'team:billing:read',
+      // Listed only when the platform bills teams (a Stripe key is configured).
+      shown: (team) => api.get(`/teams/${team.id}/billing`).then((b) => b.enabled, () => false) } },
   { path: '/admin/stacks', page: () => import('./pages/admin-stacks.js'), nav: { scope: 'admin', label: 'Stacks' } },
   { path: '/admin/templates', page: () => import('./pages/admin-templates.js'), nav: { scope: 'admin', label: 'Templates' } },
   { path: '/admin/instance-types', page: () => import('./pages/admin-instance-types.js'), nav: { scope: 'admin', label: 'Instance types' } },
