@@ -72,6 +72,8 @@ func ValidateName(field, s string) *FieldError {
 		return &FieldError{Field: field, Detail: "must not contain a URL"}
 	case strings.ContainsFunc(s, isControl):
 		return &FieldError{Field: field, Detail: "must not contain control characters"}
+	case !utf8.ValidString(s):
+		return &FieldError{Field: field, Detail: "must be UTF-8 text"}
 	}
 	return nil
 }
@@ -82,7 +84,7 @@ func ValidateDescription(field, s string) *FieldError {
 	case utf8.RuneCountInString(s) > MaxDescriptionLength:
 		return &FieldError{Field: field, Detail: fmt.Sprintf("must be at most %d characters", MaxDescriptionLength)}
 	case !Storable(s):
-		return &FieldError{Field: field, Detail: "must not contain NUL characters"}
+		return &FieldError{Field: field, Detail: "must be UTF-8 text without NUL characters"}
 	}
 	return nil
 }
