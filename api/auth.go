@@ -64,7 +64,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	if cookie := c.Cookies(sessionCookie); cookie != "" {
 		u, err := s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
-		if err == nil && !sameOriginRequest(c) {
+		if err == nil && !s.sameOriginRequest(c) {
 			// The browser adds the cookie to requests other pages send too: an instance's own pages are served
 			// on the same site (another port or subdomain), where SameSite=Lax does not hold the cookie back.
 			return errCrossOrigin

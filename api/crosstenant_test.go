@@ -559,6 +559,12 @@ func (w *crossWorld) sweepForgedRequests(t *testing.T, ops []operation) int {
 			assert.Equal(t, runs, w.workflowCalls(), "%s: no workflow was started or signalled", what)
 		}
 	}
+	// The platform's own pages still may: the origin the request came to, or the configured public URL.
+	for i, origin := range []string{w.env.env.URL, "http://forge.test"} {
+		headers := map[string]string{"Origin": origin, "Sec-Fetch-Site": "same-origin"}
+		a := w.users["a-owner"].do("POST", "/api/v1/user/tokens", map[string]any{"name": fmt.Sprint("own page ", i)}, headers)
+		assert.Equal(t, 201, a.status, "a change from %s: %s", origin, a.body)
+	}
 	return calls
 }
 

@@ -102,7 +102,7 @@ func (s *Server) proxyEditor(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !sameOriginRequest(c) {
+	if !s.sameOriginRequest(c) {
 		return errCrossOrigin
 	}
 	backendPath := editorAdminRoot + "/" + rest
@@ -167,9 +167,11 @@ var errRuntimeUnreachable = &domain.Error{Kind: domain.KindUnavailable, Code: "r
 	Message: "The instance's Node-RED cannot be reached; it may be stopped or still starting."}
 
 // sameOriginRequest refuses cross-site writes and websockets, which would otherwise ride on the session
-// cookie (the editor's bodies are not forced to JSON, so the usual CORS pre-flight does not protect them).
-// Browsers send Origin on such requests; clients without a browser send none and pass.
-func sameOriginRequest(c *fiber.Ctx) bool {
+// cookie: the editor's bodies are not forced to JSON, so the usual CORS pre-flight does not protect them, and a
+// body-less POST needs no pre-flight anywhere. Browsers send Origin on such requests; it must name the host the
+// request came to (directly, through a proxy's X-Forwarded-Host, or as the configured public URL). Clients
+// without a browser send none and pass.
+func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
 	safe := c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
 	if safe && !isWebsocketUpgrade(c) {
 		return true
@@ -183,10 +185,18 @@ func sameOriginRequest(c *fiber.Ctx) bool {
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
-		return false // "null" (a sandboxed frame, a data: page) would match a missing X-Forwarded-Host below
+		return false // "null" (a sandboxed frame, a data: page) would match a missing header below
 	}
-	host := string(c.Request().Host())
-	return strings.EqualFold(u.Host, host) || strings.EqualFold(u.Host, c.Get(fiber.HeaderXForwardedHost))
+	publicHost := ""
+	if public, err := url.Parse(s.cfg.PublicURL); err == nil {
+		publicHost = public.Host
+	}
+	for _, host := range []string{string(c.Request().Host()), c.Get(fiber.HeaderXForwardedHost), publicHost} {
+		if host != "" && strings.EqualFold(u.Host, host) {
+			return true
+		}
+	}
+	return false
 }
 
 func isWebsocketUpgrade(c *fiber.Ctx) bool {
