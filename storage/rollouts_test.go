@@ -30,7 +30,7 @@ type rolloutFixture struct {
 	teamID, appID, rID string
 }
 
-func newRolloutFixture(t *testing.T, st *storage.Store, n int) *rolloutFixture {
+func newRolloutFixture(t testing.TB, st *storage.Store, n int) *rolloutFixture {
 	ctx := context.Background()
 	team := newTeam(t, st, "ro-team")
 	app := &storage.Application{ID: domain.NewID(), TeamID: team.ID, Name: "app"}
@@ -148,4 +148,27 @@ func TestExpiredWaveFailsSilentDevicesAndGroupSettles(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, f.newS, *g.TargetSnapshotID)
 	})
+}
+
+// BenchmarkSyncRolloutDevices times one poll of a rollout's sync over a group of 10,000 devices, all told and
+// none reported yet (every row is looked at).
+//
+//	go test ./storage -run '^$' -bench SyncRolloutDevices -benchtime 20x
+func BenchmarkSyncRolloutDevices(b *testing.B) {
+	ctx := context.Background()
+	st := storagetest.New(b, "sqlite")
+	f := newRolloutFixture(b, st, 10_000)
+	_, err := st.PlanRollout(ctx, f.rID, f.group, []int{100})
+	require.NoError(b, err)
+	for {
+		ids, err := st.DispatchRolloutBatch(ctx, f.rID, 0, f.newS, 1000)
+		require.NoError(b, err)
+		if len(ids) == 0 {
+			break
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		require.NoError(b, st.SyncRolloutDevices(ctx, f.rID, f.newS))
+	}
 }

@@ -28,7 +28,7 @@ func newUser(t *testing.T, st *storage.Store, email string) *storage.User {
 	return u
 }
 
-func newTeam(t *testing.T, st *storage.Store, slug string) *storage.Team {
+func newTeam(t testing.TB, st *storage.Store, slug string) *storage.Team {
 	t.Helper()
 	ctx := context.Background()
 	tt := &storage.TeamType{ID: domain.NewID(), Name: "type-" + slug, Active: true,
