@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -20,6 +21,10 @@ type writeGate struct {
 	slot    chan struct{}
 	timeout time.Duration // as long as SQLite's busy timeout: a writer never waits longer than before
 }
+
+// errWriteBacklog is a write that waited its whole timeout in line: the store is overloaded, which passes, so
+// the API answers 503 store_unavailable and clients retry.
+var errWriteBacklog = errors.New("database is locked")
 
 func newWriteGate(timeout time.Duration) *writeGate {
 	return &writeGate{slot: make(chan struct{}, 1), timeout: timeout}
@@ -39,7 +44,7 @@ func (g *writeGate) enter(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		return fmt.Errorf("database is locked: another writer held it for more than %s", g.timeout)
+		return fmt.Errorf("%w: waited %s for the writers ahead", errWriteBacklog, g.timeout)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 func TestWriteGateWaitIsBounded(t *testing.T) {
 	g := newWriteGate(50 * time.Millisecond)
 	require.NoError(t, g.enter(context.Background()))
-	require.ErrorContains(t, g.enter(context.Background()), "database is locked")
+	err := g.enter(context.Background())
+	require.ErrorContains(t, err, "database is locked")
+	require.True(t, Unavailable(err), "a backlog passes: the API answers 503 and clients retry")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

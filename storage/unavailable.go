@@ -7,11 +7,15 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 )
 
-// Unavailable tells whether err is Postgres saying it cannot serve now: it is starting up, shutting down or
+// Unavailable tells whether the store cannot serve now: SQLite with more writers queued than it can serve in
+// time, or Postgres starting up, shutting down or
 // recovering from a crash (SQLSTATE 57P01-57P03), or the connection failed (class 08). Such an error is
 // passing, and a client may retry; the network errors of a database that does not answer at all are told
 // apart by their Go types.
 func Unavailable(err error) bool {
+	if errors.Is(err, errWriteBacklog) {
+		return true // SQLite: too many writers ahead in this process
+	}
 	var pgErr pgdriver.Error
 	if !errors.As(err, &pgErr) {
 		return false
