@@ -21,7 +21,8 @@ const figureInstances = 100
 
 // TestDashboardInBrowser runs the web dashboard's browser tests (web/e2e, `node --test` with playwright-core
 // driving Debian's chromium) against `flowyard dev`: the whole scenario of web/e2e/dashboard.test.mjs, and the
-// instance-list figures of web/e2e/figures.test.mjs (written to bench/dashboard.json). FLOWYARD_SCREENSHOTS=1
+// instance-list figures of web/e2e/figures.test.mjs (written to bench/dashboard.json under make bench,
+// FLOWYARD_BENCH=1; to a temporary file otherwise, so a test run leaves the tree clean). FLOWYARD_SCREENSHOTS=1
 // also writes the main pages to docs/screenshots/.
 func TestDashboardInBrowser(t *testing.T) {
 	repo, err := filepath.Abs("..")
@@ -60,7 +61,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"FLOWYARD_MEMBER_EMAIL=member@example.com", "FLOWYARD_MEMBER_PASSWORD=member-password",
 		"FLOWYARD_VIEWER_EMAIL=viewer@example.com", "FLOWYARD_VIEWER_PASSWORD=viewer-password",
 		"FLOWYARD_FIGURES_PATH="+figures, fmt.Sprintf("FLOWYARD_FIGURES_INSTANCES=%d", figureInstances),
-		"FLOWYARD_BENCH_FILE="+filepath.Join(repo, "bench", "dashboard.json"))
+		"FLOWYARD_BENCH_FILE="+figuresFile(t, repo))
 	if os.Getenv("FLOWYARD_SCREENSHOTS") == "1" {
 		env = append(env, "FLOWYARD_SCREENSHOTS_DIR="+filepath.Join(repo, "docs", "screenshots"))
 	}
@@ -101,4 +102,12 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// figuresFile is where the browser writes the instance-list figures.
+func figuresFile(t *testing.T, repo string) string {
+	if os.Getenv("FLOWYARD_BENCH") == "1" {
+		return filepath.Join(repo, "bench", "dashboard.json")
+	}
+	return filepath.Join(t.TempDir(), "dashboard.json")
 }
