@@ -8,7 +8,8 @@ import (
 )
 
 // TestTextTheStoreRefusesIsBadInput: a NUL character in a device's state report or audit event, a description
-// or a cursor answers 400 naming the field on both stores (PostgreSQL refuses NUL in text; it was a 500).
+// or a cursor answers 400 naming the field on both stores, and in a sign-in e-mail 401 (PostgreSQL refuses NUL in
+// text; each was a 500).
 func TestTextTheStoreRefusesIsBadInput(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		w := newDeviceWorld(t, dialect)
@@ -38,6 +39,8 @@ func TestTextTheStoreRefusesIsBadInput(t *testing.T) {
 				assert.Contains(t, string(r.Raw), `"field":"`+tc.field+`"`)
 			})
 		}
+		signIn := w.env.Client(t).Do("POST", "/api/v1/auth/login", `{"email":"owner\u0000@example.com","password":"x"}`)
+		assert.Equal(t, 401, signIn.Status, "an e-mail the store refuses names no one: %s", signIn.Raw)
 		assert.NotEqual(t, "crashed", w.as["owner"].Must(200, "GET", "/api/v1/devices/"+d.id, nil).String("state"), "a refused report changes nothing")
 	})
 }
