@@ -20,7 +20,7 @@ import (
 // device on the target, counts that add up, no device rolled back and a final operation.
 func TestCrashDuringRollout(t *testing.T) {
 	const n = 1000
-	d := newDevProcess(t)
+	d := newDevProcess(t, bulkProvisioning...)
 	d.start()
 	w := prepareFleet(t, devEnv{URL: d.url, DataDir: d.dataDir})
 	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "crash"}).String("id")
