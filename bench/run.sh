@@ -17,7 +17,8 @@ PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?s
 TMP=$(mktemp -d)
 SAMPLES=$TMP/samples.jsonl   # one measured value per line
 SUMMARIES=$TMP/summary.jsonl # figures already aggregated by the measurement itself
-touch "$SAMPLES" "$SUMMARIES"
+FAILED=$TMP/failed.txt       # measurements that failed: the report names them, the others still count
+touch "$SAMPLES" "$SUMMARIES" "$FAILED"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 need() { # command debian-package
@@ -100,11 +101,11 @@ measure() { # test-regexp [env...]: runs one measurement test of ./platform
   local test=$1; shift
   echo "measuring $test $*" >&2
   env FLOWYARD_BENCH=1 "$@" go test ./platform -run "^$test\$" -count=1 -timeout 40m > "$TMP/$test.log" 2>&1 ||
-    { tail -50 "$TMP/$test.log" >&2; exit 1; }
+    { tail -50 "$TMP/$test.log" >&2; echo "$test $*" >> "$FAILED"; return 1; }
 }
 
 bench_instances() {
-  measure TestMeasureInstances
+  measure TestMeasureInstances || return 0
   local j=bench/instances.json
   summary instances "POST → running (local driver)" s "$(jq .provisionSeconds.median $j)" "$(jq .provisionSeconds.min $j)" "$(jq .provisionSeconds.max $j)" 10
   summary instances "bare node red.js → Started flows" s "$(jq .bareNodeRedSeconds.median $j)" "$(jq .bareNodeRedSeconds.min $j)" "$(jq .bareNodeRedSeconds.max $j)" 10
@@ -115,7 +116,7 @@ bench_instances() {
 bench_snapshots() {
   echo "measuring snapshots and promotion" >&2
   go test ./platform -run '^$' -bench 'BenchmarkSnapshots|BenchmarkPromotion' -benchtime 5x -timeout 60m > "$TMP/snap.txt" 2>&1 ||
-    { tail -50 "$TMP/snap.txt" >&2; exit 1; }
+    { tail -50 "$TMP/snap.txt" >&2; echo "snapshot and promotion benchmarks" >> "$FAILED"; }
   # Lines look like: BenchmarkSnapshots/rollback/1MB-2  5  0 ns/op  1281 median-ms  1100 max-ms  1000 min-ms ...
   awk '/^Benchmark/ && /median-ms/ {
       name=$1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
@@ -125,7 +126,7 @@ bench_snapshots() {
 }
 
 bench_devices() {
-  measure TestMeasureDevices
+  measure TestMeasureDevices || return 0
   local j=bench/devices.json
   sample devices "platform memory per connected device (1,000 agents)" KiB "$(jq .platformKiBPerDevice $j)"
   sample devices "target change → 1,000 devices running" s "$(jq .targetChangeToAllRunningS $j)"
@@ -137,7 +138,7 @@ bench_rollouts() {
   for n in 1000 10000; do
     runs=$RUNS; [ "$n" = 10000 ] && runs=$RUNS_10K
     for run in $(seq 1 "$runs"); do
-      measure TestMeasureRollout FLOWYARD_BENCH_DEVICES=$n
+      measure TestMeasureRollout FLOWYARD_BENCH_DEVICES=$n || continue
       sample rollouts "$n-device rollout: POST → succeeded" s "$(jq .rolloutSeconds bench/rollout.json)"
       sample rollouts "$n-device rollout: longest workflow history" events "$(jq .longestHistoryEvents bench/rollout.json)"
       sample rollouts "$n-device rollout: peak RSS of the platform" MiB "$(jq .peakRSSMiB bench/rollout.json)"
@@ -149,7 +150,7 @@ bench_dashboard() {
   # The browser scenario of TestDashboardInBrowser measures the instance list of an application with 100
   # instances: first load with nothing cached (cold) and a reload with the assets cached (warm).
   for run in $(seq 1 "$RUNS"); do
-    measure TestDashboardInBrowser
+    measure TestDashboardInBrowser || continue
     local j=bench/dashboard.json
     sample dashboard "instance list (100 instances), cold: first contentful paint" ms "$(jq .cold.firstContentfulPaintMs $j)"
     sample dashboard "instance list (100 instances), cold: bytes transferred" KiB "$(jq '.cold.transferSize/1024' $j)"
@@ -187,5 +188,11 @@ jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" \
   echo "| group | figure | median | spread (min–max) | runs |"
   echo "|---|---|---|---|---|"
   jq -r '.figures[] | "| \(.group) | \(.name) | \(.median * 100 | round / 100) \(.unit) | \(.min * 100 | round / 100)–\(.max * 100 | round / 100) | \(.runs) |"' bench/report.json
+  if [ -s "$FAILED" ]; then
+    echo
+    echo "Measurements that failed (their figures are missing above):"
+    sed 's/^/- /' "$FAILED"
+  fi
 } > bench/report.md
 cat bench/report.md
+[ ! -s "$FAILED" ]
