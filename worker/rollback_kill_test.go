@@ -166,14 +166,7 @@ func TestCrashWorkerDuringRollback(t *testing.T) {
 	defer cancel()
 	srv := startDevServer(t)
 
-	dbURL := storagetest.NewDatabase(t, "postgres")
-	st, err := storage.Open(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.Migrate(ctx)
-	require.NoError(t, err)
-	sealer, err := domain.NewSealer(testMasterKey)
-	require.NoError(t, err)
+	dbURL, st, sealer := crashStore(ctx, t)
 	in := seedInstance(t, st, sealer)
 	old, target := versioned("old", 10<<20), versioned("new", 10<<20)
 	svc := &snapshots.Service{Store: st, Sealer: sealer}
@@ -284,4 +277,19 @@ func write(t *testing.T, st *storage.Store, sealer *domain.Sealer, in *storage.I
 	require.NoError(t, st.PutInstanceStorage(ctx, in.ID, storage.StorageCredentials, string(blob)))
 	in.Env = c.env
 	require.NoError(t, st.UpdateInstance(ctx, in, "env"))
+}
+
+// crashStore is a fresh, migrated Postgres database for a crash test (the write that the kill interrupts waits
+// at a Postgres lock), its URL for the worker process, and the platform's sealer.
+func crashStore(ctx context.Context, t *testing.T) (string, *storage.Store, *domain.Sealer) {
+	t.Helper()
+	dbURL := storagetest.NewDatabase(t, "postgres")
+	st, err := storage.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	sealer, err := domain.NewSealer(testMasterKey)
+	require.NoError(t, err)
+	return dbURL, st, sealer
 }
