@@ -2,11 +2,8 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -16,69 +13,14 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
-	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
-	"github.com/flowyard/flowyard/drivers/fake"
-	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 )
 
-// With pipelineWorkerEnv set, the test binary serves the instances and pipelines task queues until killed.
-const (
-	pipelineWorkerEnv = "FLOWYARD_TEST_PIPELINE_WORKER_PROCESS"
-	pipelinesQueue    = "pipelines"
-)
-
-// init runs before TestMain, so a pipeline worker process never reaches the tests.
-func init() {
-	if os.Getenv(pipelineWorkerEnv) != "1" {
-		return
-	}
-	if err := runPipelineWorkerProcess(); err != nil {
-		fmt.Fprintln(os.Stderr, "pipeline worker process:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func runPipelineWorkerProcess() error {
-	ctx := context.Background()
-	st, err := storage.Open(ctx, os.Getenv(workerDBEnv))
-	if err != nil {
-		return err
-	}
-	sealer, err := domain.NewSealer(testMasterKey)
-	if err != nil {
-		return err
-	}
-	c, err := client.Dial(client.Options{HostPort: os.Getenv(workerAddrEnv), Namespace: testNamespace,
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	if err != nil {
-		return err
-	}
-	svc := &snapshots.Service{Store: st, Sealer: sealer}
-	instances := worker.New(c, testTaskQueue, worker.Activities{
-		Instances: &activities.Instances{Store: st, Driver: fake.New(nil), Sealer: sealer},
-		Snapshots: &activities.Snapshots{Service: svc},
-	})
-	pipelines := worker.NewPipelines(c, pipelinesQueue, &activities.Pipelines{Store: st, Snapshots: svc})
-	for _, w := range []interface{ Start() error }{instances, pipelines} {
-		if err := w.Start(); err != nil {
-			return err
-		}
-	}
-	fmt.Println(workerReady)
-	select {} // until killed
-}
-
-func pipelineWorkerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
-	require.NoError(t, os.Setenv(pipelineWorkerEnv, "1"))
-	defer os.Unsetenv(pipelineWorkerEnv)
-	return workerProcess(t, dbURL, temporalAddr)
-}
+// pipelinesQueue is the task queue the worker process serves promotions on (beside testTaskQueue).
+const pipelinesQueue = "pipelines"
 
 // TestCrashWorkerDuringPromotion promotes 10 MB of flows from a source instance into two target
 // instances, SIGKILLs the worker while the first target's write waits at a lock on Postgres, starts a new worker, and
@@ -103,7 +45,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	}
 	promotionID, opID := seedPromotion(t, st, source, targets)
 
-	first := pipelineWorkerProcess(t, dbURL, srv.Address())
+	first := workerProcess(t, dbURL, srv.Address())
 	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace,
 		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
 	require.NoError(t, err)
@@ -119,7 +61,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	gate.Release()
 	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
 
-	pipelineWorkerProcess(t, dbURL, srv.Address())
+	workerProcess(t, dbURL, srv.Address())
 	got, err := facade.Wait(ctx, promotionID)
 	require.NoError(t, err, "the promotion finishes on the new worker")
 	assert.Equal(t, pipeline.StatusSucceeded, got.Status)

@@ -53,8 +53,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runWorkerProcess serves the instance task queue with the real activities on the store, a fake driver (no
-// Node-RED: this is about the store) and the platform's registration, until the process is killed.
+// runWorkerProcess serves the instances and pipelines task queues with the real activities on the store, a fake
+// driver (no Node-RED: this is about the store) and the platform's registration, until the process is killed.
 func runWorkerProcess() error {
 	ctx := context.Background()
 	st, err := storage.Open(ctx, os.Getenv(workerDBEnv))
@@ -70,12 +70,16 @@ func runWorkerProcess() error {
 	if err != nil {
 		return err
 	}
-	w := worker.New(c, testTaskQueue, worker.Activities{
+	svc := &snapshots.Service{Store: st, Sealer: sealer}
+	instances := worker.New(c, testTaskQueue, worker.Activities{
 		Instances: &activities.Instances{Store: st, Driver: fake.New(nil), Sealer: sealer},
-		Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
+		Snapshots: &activities.Snapshots{Service: svc},
 	})
-	if err := w.Start(); err != nil {
-		return err
+	pipelines := worker.NewPipelines(c, pipelinesQueue, &activities.Pipelines{Store: st, Snapshots: svc})
+	for _, w := range []interface{ Start() error }{instances, pipelines} {
+		if err := w.Start(); err != nil {
+			return err
+		}
 	}
 	fmt.Println(workerReady)
 	select {} // until killed
