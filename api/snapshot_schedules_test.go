@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api"
-	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/snapshot"
@@ -62,27 +61,8 @@ func (r *recordingScheduler) state() (int, map[string]snapshot.Spec) {
 // newScheduleWorld is a snapWorld whose API has a recording scheduler.
 func newScheduleWorld(t *testing.T, dialect string) (*snapWorld, *recordingScheduler) {
 	t.Helper()
-	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
-	require.NoError(t, err)
 	sched := &recordingScheduler{specs: map[string]snapshot.Spec{}}
-	env := apitest.Start(t, dialect, func(d *api.Deps) { d.Sealer, d.SnapshotSchedules = sealer, sched })
-	w := &snapWorld{env: env, sealer: sealer, as: map[string]*apitest.Client{}}
-	for _, name := range []string{"admin", "owner", "member", "viewer", "dashboard", "outsider"} {
-		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")
-		require.NoError(t, err)
-		require.NoError(t, env.Store.InsertUser(context.Background(), u))
-		c := env.Client(t)
-		c.Login(name+"@example.com", testPassword)
-		w.as[name] = c
-	}
-	w.as["anonymous"] = env.Client(t)
-	owner := w.as["owner"]
-	w.teamID = owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Sched", "slug": "sched"}).String("id")
-	for _, role := range []string{"member", "viewer", "dashboard"} {
-		owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
-	}
-	w.appIDs[0] = owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"}).String("id")
-	return w, sched
+	return newSnapWorld(t, dialect, func(d *api.Deps) { d.SnapshotSchedules = sched }), sched
 }
 
 func schedulePath(in *storage.Instance) string {
