@@ -22,11 +22,12 @@ import (
 type Config struct {
 	Listen        string // API address
 	PublicURL     string // how browsers and devices reach the API
-	DataDir       string
+	DataDir       string // absolute once loaded, like every path below
+	StacksDir     string // installed Node-RED stacks of the local driver; default DataDir/stacks
 	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
 	SecretKey     string // master key for secrets at rest; generated into DataDir when empty
 	TemporalPort  int
-	TemporalBin   string
+	TemporalBin   string // the Temporal CLI; default beside the flowyard binary, else ./bin/temporal
 	TemporalFile  string // path of temporal.yaml
 	MQTTListen    string
 	MQTTWSListen  string // MQTT over WebSocket for devices; "" for none
@@ -82,6 +83,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "API listen address")
 	str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "URL the API is reached at (default http://<listen>)")
 	str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "data directory")
+	str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "installed Node-RED stacks of the local driver (default <data-dir>/stacks)")
 	str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "postgres://… (default: SQLite in the data dir)")
 	str(&c.SecretKey, "secret-key", "FLOWYARD_SECRET_KEY", "", "master key for secrets at rest (default: generated in the data dir)")
 	str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "path of the temporal CLI (default: beside flowyard)")
@@ -138,7 +140,49 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 			c.Kubernetes.ImagePullSecrets = append(c.Kubernetes.ImagePullSecrets, s)
 		}
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	return c, c.resolvePaths()
+}
+
+// resolvePaths makes every path setting absolute against the working directory the user started in, once,
+// so that child processes started in other directories (the Temporal dev server runs in its data folder)
+// are handed paths that still name the same files.
+func (c *Config) resolvePaths() error {
+	if c.StacksDir == "" {
+		c.StacksDir = filepath.Join(c.DataDir, "stacks")
+	}
+	if c.TemporalBin == "" {
+		c.TemporalBin = defaultTemporalBin()
+	}
+	for _, p := range []*string{&c.DataDir, &c.StacksDir, &c.TemporalBin, &c.TemporalFile, &c.Kubernetes.Kubeconfig} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("resolve %q: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// defaultTemporalBin is the Temporal CLI beside the flowyard binary (where `make` puts both), else
+// bin/temporal below the working directory.
+func defaultTemporalBin() string {
+	if exe, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(exe), "temporal"); fileExists(p) {
+			return p
+		}
+	}
+	return filepath.Join("bin", "temporal")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func usage(fs *flag.FlagSet) string {
@@ -229,6 +273,8 @@ func (c Config) StoreURL() string {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("dataDir", c.DataDir),
+		slog.String("stacksDir", c.StacksDir), slog.String("temporalBin", c.TemporalBin), slog.String("temporalConfig", c.TemporalFile),
+		slog.String("kubeconfig", c.Kubernetes.Kubeconfig),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),

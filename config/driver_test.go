@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -39,5 +40,37 @@ func TestDriverDefaultsToLocalAndRejectsUnknownOnes(t *testing.T) {
 	}
 	if _, err := Load("dev", []string{"--metrics-listen", "9090"}, env(nil)); err == nil {
 		t.Fatal("metrics address without port accepted")
+	}
+}
+
+// TestPathsAreAbsoluteOnceLoaded: every path setting is resolved against the working directory at load
+// time, so child processes started in other folders are handed the same files.
+func TestPathsAreAbsoluteOnceLoaded(t *testing.T) {
+	wd := t.TempDir()
+	t.Chdir(wd)
+	c, err := Load("dev", []string{"--temporal-bin", "tools/temporal", "--k8s-kubeconfig", "kube/config"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"data dir": filepath.Join(wd, "data"), "stacks dir": filepath.Join(wd, "data", "stacks"),
+		"temporal bin": filepath.Join(wd, "tools", "temporal"), "temporal config": filepath.Join(wd, "temporal.yaml"),
+		"kubeconfig": filepath.Join(wd, "kube", "config"),
+	}
+	got := map[string]string{
+		"data dir": c.DataDir, "stacks dir": c.StacksDir, "temporal bin": c.TemporalBin,
+		"temporal config": c.TemporalFile, "kubeconfig": c.Kubernetes.Kubeconfig,
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s = %q, want %q", name, got[name], w)
+		}
+	}
+	c, err = Load("dev", []string{"--data-dir", "elsewhere", "--stacks-dir", "/srv/stacks"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != filepath.Join(wd, "elsewhere") || c.StacksDir != "/srv/stacks" || c.TemporalBin == "" || !filepath.IsAbs(c.TemporalBin) {
+		t.Errorf("got data dir %q, stacks dir %q, temporal bin %q", c.DataDir, c.StacksDir, c.TemporalBin)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -49,24 +48,6 @@ func loadTemporalConfig(cfg config.Config, dev bool) (temporalenv.Config, error)
 		tcfg.UIURL = "http://127.0.0.1:" + strconv.Itoa(cfg.TemporalPort+tcfg.DevServer.UIPortOffset)
 	}
 	return tcfg, nil
-}
-
-// temporalBin finds the Temporal CLI: the flag, else beside the flowyard binary, else bin/temporal.
-func temporalBin(cfg config.Config) string {
-	if cfg.TemporalBin != "" {
-		return cfg.TemporalBin
-	}
-	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), "temporal"); fileExists(p) {
-			return p
-		}
-	}
-	return filepath.Join("bin", "temporal")
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // engine is a running worker with what it needs.
@@ -180,7 +161,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 	log = log.With("component", "driver")
 	if cfg.Driver != "kubernetes" {
 		min, max, _ := cfg.PortRange() // validated with the config
-		return local.New(local.Config{DataDir: cfg.DataDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max})
+		return local.New(local.Config{DataDir: cfg.DataDir, StacksDir: cfg.StacksDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max})
 	}
 	k := cfg.Kubernetes
 	cs, err := kubernetes.NewClient(k.Kubeconfig)
@@ -278,7 +259,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer e.stop()
+	defer stopping.run("the worker", e.stop)
 	e.reconcile(ctx)
 	log.Info("worker running", "temporal", tcfg.Address, "namespace", tcfg.Namespace)
 	<-ctx.Done()

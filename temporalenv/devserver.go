@@ -149,6 +149,10 @@ func (o *DevServerOptions) prepare() error {
 	if o.DataDir == "" {
 		return errors.New("no data directory given")
 	}
+	// The server runs inside DataDir: relative paths would be resolved twice.
+	if err := absolute(&o.Bin, &o.DataDir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -248,6 +252,17 @@ func checkPortFree(ip string, port int) error {
 		return fmt.Errorf("port %d on %s is already in use: %w", port, ip, err)
 	}
 	return l.Close()
+}
+
+func absolute(paths ...*string) error {
+	for _, p := range paths {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("resolve %q: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
 }
 
 // args builds the command line of `temporal server start-dev`.

@@ -442,3 +442,21 @@ func killIfTemporal(pid int) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
+
+// TestDevServerRelativeDataDir starts a server with a data dir relative to the working directory, as
+// `flowyard dev` does with its default ./data: the server runs inside that folder, so the path must be
+// resolved once, before it starts.
+func TestDevServerRelativeDataDir(t *testing.T) {
+	bin := temporalBin(t)
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := StartDevServer(ctx, DevServerOptions{Bin: bin, DataDir: filepath.Join("data", "temporal"), Headless: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("start with a relative data dir: %v", err)
+	}
+	defer func() { _ = srv.Stop(context.Background()) }()
+	if _, err := os.Stat(filepath.Join("data", "temporal", "temporal.db")); err != nil {
+		t.Errorf("the database is not in ./data/temporal: %v", err)
+	}
+}
