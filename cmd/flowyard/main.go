@@ -48,6 +48,7 @@ func run(args []string) error {
 	}
 	log := cfg.Logger(os.Stderr)
 	log.Info("starting", "command", cmd, "version", platform.Version, "config", cfg)
+	platform.WatchShutdown(ctx, log, platform.ShutdownGrace, os.Exit)
 	switch cmd {
 	case "dev":
 		return platform.RunDev(ctx, cfg, log)
