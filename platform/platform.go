@@ -24,7 +24,7 @@ import (
 // Version is set at build time.
 var Version = "dev"
 
-// shutdownGrace bounds how long in-flight requests may finish after SIGTERM.
+// shutdownGrace bounds how long in-flight requests may finish after SIGTERM (within ShutdownGrace).
 const shutdownGrace = 10 * time.Second
 
 // Migrate applies pending migrations, seeds the default platform objects, and creates the configured admin
@@ -100,7 +100,8 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 	}
 	if generated {
 		// Printed once: the password is not stored anywhere but as a hash.
-		log.Warn("created the platform admin; sign in and change the password", "email", email, "password", password)
+		log.Warn("created the platform admin with a generated password, shown only this once: keep it",
+			"signIn", cfg.PublicURL+"/", "email", email, "password", password)
 	} else {
 		log.Info("created the platform admin", "email", email)
 	}
@@ -131,11 +132,13 @@ func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api
 	log.Info("shutting down the API")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		// Requests in flight had their grace period; idle keep-alive connections (browsers, agents) do not
-		// hold the process: the sockets close as it exits.
-		log.Warn("the API did not drain within the grace period; closing the remaining connections", "grace", shutdownGrace)
-	}
+	stopping.run("the API", func() {
+		if err := srv.Shutdown(sctx); err != nil {
+			// Requests in flight had their grace period; idle keep-alive connections (browsers, agents) do not
+			// hold the process: the sockets close as it exits.
+			log.Warn("the API did not drain within the grace period; closing the remaining connections", "grace", shutdownGrace)
+		}
+	})
 	return nil
 }
 
@@ -174,14 +177,14 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer stopping.run("the MQTT broker", func() { _ = broker.Close() })
 	if cfg.Driver == "kubernetes" {
 		// Pods' logs are readable from any replica; local processes' only from the worker beside them.
 		drv, err := newDriver(cfg, log, nil)
 		if err != nil {
 			return err
 		}
-		defer drv.Close()
+		defer stopping.run("the instance driver", func() { _ = drv.Close() })
 		deps.Logs = driverLogs(drv)
 	}
 	return serveAPI(ctx, cfg, log, deps)
@@ -213,7 +216,7 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts, err := tcfg.DevServerOptions(temporalBin(cfg), filepath.Join(cfg.DataDir, "temporal"), log.With("component", "temporal"))
+	opts, err := tcfg.DevServerOptions(cfg.TemporalBin, filepath.Join(cfg.DataDir, "temporal"), log.With("component", "temporal"))
 	if err != nil {
 		return err
 	}
@@ -221,21 +224,21 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = srv.Stop(context.Background()) }()
+	defer stopping.run("the Temporal dev server", func() { _ = srv.Stop(context.Background()) })
 	log.Info("Temporal dev server running", "address", srv.Address(), "ui", srv.UIURL())
 	reg := serveMetrics(ctx, cfg, log)
 	e, err := startEngine(ctx, cfg, tcfg, st, log, reg)
 	if err != nil {
 		return err
 	}
-	defer e.stop()
+	defer stopping.run("the worker", e.stop)
 	go e.reconcile(ctx)
 	deps := e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)})
 	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer stopping.run("the MQTT broker", func() { _ = broker.Close() })
 	e.notifier.broker.Store(broker)
 	return serveAPI(ctx, cfg, log, deps)
 }
