@@ -31,6 +31,7 @@ import (
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/nodered"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -252,26 +253,9 @@ type nodeRED struct {
 	cmd     *exec.Cmd
 	url     string // http://127.0.0.1:port
 	admin   string // the "*" token
-	output  *lockedBuffer
+	output  *proctest.Output
 	exited  chan struct{}
 	exitErr error
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startNodeRED runs Node-RED for the instance with the storage plugin pointed at the API, the admin API at
@@ -294,7 +278,7 @@ func startNodeRED(t *testing.T, forgeURL string, in *storage.Instance, sec insta
 	settings := filepath.Join(dir, "settings.js")
 	require.NoError(t, os.WriteFile(settings, js, 0o600))
 
-	p := &nodeRED{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), admin: sec.admin, output: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &nodeRED{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), admin: sec.admin, output: &proctest.Output{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(rt.NodeBin, rt.RedJS, "-u", userDir, "-s", settings)
 	p.cmd.Env = append([]string{"PATH=" + filepath.Dir(rt.NodeBin) + ":/usr/bin:/bin", "HOME=" + userDir},
 		nodered.StoragePluginEnv(forgeURL, in.ID, sec.runtime)...)

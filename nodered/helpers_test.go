@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/proctest"
 )
 
 // testNodeRedVersion runs on the machine's Node 20 (reference/node-red.md §0).
@@ -84,24 +86,6 @@ func newToken(t *testing.T) (token, digest string) {
 	return token, TokenDigest(token)
 }
 
-// syncBuffer collects a child's output; the child writes while tests read.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // redProcess is one running Node-RED started by a test.
 type redProcess struct {
 	t        *testing.T
@@ -112,7 +96,7 @@ type redProcess struct {
 	userDir  string
 	// tokenHeader is where the token goes ("" = Authorization: Bearer).
 	tokenHeader string
-	output      *syncBuffer
+	output      *proctest.Output
 	exited      chan struct{}
 	exitErr     error
 }
@@ -155,7 +139,7 @@ func startNodeRED(t *testing.T, rt Runtime, userDir string, opts redOptions) *re
 		token:       token,
 		userDir:     userDir,
 		tokenHeader: strings.ToLower(p.TokenHeader),
-		output:      &syncBuffer{},
+		output:      &proctest.Output{},
 		exited:      make(chan struct{}),
 	}
 	root := p.HTTPAdminRoot

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/proctest"
 )
 
 func TestEnsureStackSharedInstall(t *testing.T) {
@@ -118,7 +120,7 @@ func TestEnsureStackConcurrentCallersInstallOnce(t *testing.T) {
 	// Another process (this test binary again) races the goroutines below.
 	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestEnsureStackChildProcess$", "-test.count=1")
 	child.Env = append(os.Environ(), childStackDirEnv+"="+dir)
-	childOutput := &syncBuffer{}
+	childOutput := &proctest.Output{}
 	child.Stdout, child.Stderr = childOutput, childOutput
 	if err := child.Start(); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/proctest"
 )
 
 // devProcess is `flowyard dev` run as a real child process, so a test can SIGKILL it.
@@ -78,12 +79,13 @@ func (d *devProcess) client() *apitest.Client {
 	return c
 }
 
+// kill signals the process and waits for it; one that has not exited 30 s after the signal is dumped
+// (SIGQUIT) and fails the test, so a hung shutdown shows its stacks instead of the package's timeout.
 func (d *devProcess) kill(sig syscall.Signal) {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(sig)
-	_ = d.cmd.Wait()
+	proctest.Stop(d.t, d.cmd, sig, 30*time.Second, d.out.String)
 	d.cmd = nil
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/platform"
 )
 
@@ -67,7 +68,8 @@ func startDev(t testing.TB, extra ...string) devEnv {
 		case err := <-done:
 			assert.NoError(t, err)
 		case <-time.After(60 * time.Second):
-			t.Error("flowyard dev did not stop within 60 s")
+			proctest.DumpGoroutines()
+			t.Error("flowyard dev did not stop within 60 s; its goroutines are above")
 		}
 		// Node-RED processes outlive the platform by design (they are re-adopted on its next start).
 		killInstanceRuntimes(dataDir)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
 
@@ -44,7 +46,7 @@ func TestMeasureRollout(t *testing.T) {
 		"--delay", "100ms", "--interval", "60s", "--dir", t.TempDir())
 	sim.Stderr = os.Stderr
 	require.NoError(t, sim.Start())
-	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
+	t.Cleanup(func() { proctest.Stop(t, sim, syscall.SIGKILL, 30*time.Second, nil) })
 
 	provisionStart := time.Now()
 	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool {

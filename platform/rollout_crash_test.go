@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/proctest"
 )
 
 // TestCrashDuringRollout SIGKILLs `flowyard dev` in the middle of a rollout to 1,000 simulated devices (run by a
@@ -33,7 +34,7 @@ func TestCrashDuringRollout(t *testing.T) {
 	sim := exec.Command(agentBin, "simulate", "--forge-url", d.url, "--provisioning-token", tok, "--count", strconv.Itoa(n),
 		"--delay", "200ms", "--interval", "20s", "--dir", t.TempDir())
 	require.NoError(t, sim.Start())
-	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
+	t.Cleanup(func() { proctest.Stop(t, sim, syscall.SIGKILL, 30*time.Second, nil) })
 	waitFor(t, 5*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool {
 		return int(w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil).Body["deviceCount"].(float64)) == n
 	})

@@ -14,6 +14,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
 	"github.com/flowyard/flowyard/workflows/pipeline"
@@ -56,8 +57,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	require.NoError(t, err)
 
 	gate.WaitForWriter(targets[0].ID)
-	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
-	_ = first.Wait()
+	proctest.Stop(t, first, syscall.SIGKILL, 30*time.Second, nil)
 	gate.Release()
 	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
 

@@ -22,6 +22,7 @@ import (
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers/fake"
+	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/nodered"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
@@ -94,10 +95,7 @@ func workerProcess(t *testing.T, dbURL, temporalAddr string) *exec.Cmd {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	t.Cleanup(func() { proctest.Stop(t, cmd, syscall.SIGKILL, 30*time.Second, nil) })
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -191,8 +189,7 @@ func TestCrashWorkerDuringRollback(t *testing.T) {
 	require.NoError(t, err)
 
 	gate.WaitForWriter(in.ID)
-	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
-	_ = first.Wait()
+	proctest.Stop(t, first, syscall.SIGKILL, 30*time.Second, nil)
 	gate.Release()
 	assert.Equal(t, label(old), label(read(t, st, sealer, in.ID)), "right after the kill the store holds the complete old content")
 	list, _, err := st.ListSnapshots(ctx, in.ID, storage.Page{})
