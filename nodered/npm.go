@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/childenv"
 )
 
 // npmOutputTail is how much of npm's output an error carries.
@@ -46,7 +48,7 @@ func InstallModules(ctx context.Context, rt Runtime, userDir string, modules map
 	}
 	path := filepath.Dir(rt.NodeBin) + string(os.PathListSeparator) + os.Getenv("PATH")
 	args := append([]string{"install", "--save"}, specs...)
-	if _, err := runNpm(ctx, userDir, []string{"PATH=" + path}, args...); err != nil {
+	if _, err := runNpm(ctx, userDir, map[string]string{"PATH": path}, args...); err != nil {
 		return fmt.Errorf("install modules: %w", err)
 	}
 	return nil
@@ -90,18 +92,38 @@ func ensureUserDirPackage(userDir string) error {
 	return os.WriteFile(path, []byte(pkg), 0o644)
 }
 
-// runNpm runs npm in dir and returns its stdout. On failure the error holds
-// the tail of npm's combined output, which names the real cause (E404,
-// ETARGET, a failed build, ...).
-func runNpm(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+// npmSettings are the npm settings an operator may export for the platform
+// to pass on to npm: its cache, registry and user config, and its proxy and
+// certificate authority. npm reads them in either case.
+var npmSettings = []string{"cache", "registry", "userconfig", "proxy", "https_proxy", "noproxy", "cafile", "strict_ssl"}
+
+// npmEnv is npm's whole environment: the minimum of childenv, the npm and
+// proxy settings the operator exported, and set. Never the platform's own
+// environment: npm runs the install scripts of modules that members name.
+func npmEnv(set map[string]string) []string {
+	inherit := slices.Clone(childenv.Proxy)
+	for _, name := range npmSettings {
+		inherit = append(inherit, "npm_config_"+name, "NPM_CONFIG_"+strings.ToUpper(name))
+	}
+	env := childenv.New(inherit...).
+		Set("npm_config_update_notifier", "false").Set("npm_config_fund", "false").Set("npm_config_audit", "false")
+	for name, value := range set {
+		env.Set(name, value)
+	}
+	return env.List()
+}
+
+// runNpm runs npm in dir with npmEnv(env) and returns its stdout. On failure
+// the error holds the tail of npm's combined output, which names the real
+// cause (E404, ETARGET, a failed build, ...).
+func runNpm(ctx context.Context, dir string, env map[string]string, args ...string) ([]byte, error) {
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		return nil, ErrNpmMissing
 	}
 	cmd := exec.CommandContext(ctx, npm, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false")
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = npmEnv(env)
 	// npm starts children (install scripts); cancel kills the whole group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/childenv"
 )
 
 // ErrNodeMissing means no usable `node` binary was found for a stack that
@@ -167,7 +169,9 @@ func readPackageJSON(path string) (packageJSON, error) {
 
 // nodeBinaryVersion runs `node --version`, which also proves the binary runs.
 func nodeBinaryVersion(ctx context.Context, nodeBin string) (string, error) {
-	out, err := exec.CommandContext(ctx, nodeBin, "--version").Output()
+	cmd := exec.CommandContext(ctx, nodeBin, "--version")
+	cmd.Env = childenv.New().List()
+	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", nodeBin, err)
 	}
