@@ -19,6 +19,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/flowyard/flowyard/internal/childenv"
 )
 
 // DevServerOptions configure StartDevServer. Zero values take the defaults noted on each field.
@@ -316,7 +318,9 @@ func (s *DevServer) spawn() error {
 	s.cmd = exec.Command(s.opts.Bin, args...)
 	s.cmd.Dir = s.opts.DataDir
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.Env = childEnv()
+	// Only the minimum: the platform's environment holds its secrets, and TEMPORAL_* variables meant for
+	// other tools (a Temporal Cloud address, say) would reach the CLI as client settings.
+	s.cmd.Env = childenv.New().List()
 	s.cmd.SysProcAttr = childProcAttr()
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", s.opts.Bin, err)
@@ -327,18 +331,6 @@ func (s *DevServer) spawn() error {
 	}()
 	s.log.Debug("temporal dev server spawned", "pid", s.cmd.Process.Pid, "args", args)
 	return nil
-}
-
-// childEnv drops TEMPORAL_* variables, which the CLI would read as client settings meant for other
-// tools (a Temporal Cloud address, say).
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TEMPORAL_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // waitReady polls until the frontend answers a health check and knows the namespace, and returns the

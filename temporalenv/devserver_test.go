@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -458,5 +459,41 @@ func TestDevServerRelativeDataDir(t *testing.T) {
 	defer func() { _ = srv.Stop(context.Background()) }()
 	if _, err := os.Stat(filepath.Join("data", "temporal", "temporal.db")); err != nil {
 		t.Errorf("the database is not in ./data/temporal: %v", err)
+	}
+}
+
+// TestDevServerGetsAMinimalEnvironment starts a stand-in for the CLI that writes its environment to a file:
+// none of the platform's variables (its secrets among them) and no TEMPORAL_* client setting may be in it.
+func TestDevServerGetsAMinimalEnvironment(t *testing.T) {
+	for name, value := range map[string]string{
+		"FLOWYARD_SECRET_KEY": "platform-secret", "FLOWYARD_DATABASE_URL": "postgres://flowyard:pw@db/flowyard",
+		"FLOWYARD_ADMIN_PASSWORD": "admin-password", "FLOWYARD_STRIPE_KEY": "sk_test_x",
+		"TEMPORAL_ADDRESS": "cloud.example:7233", "OPERATOR_TOKEN": "operator-secret", "HOME": "/home/flowyard",
+	} {
+		t.Setenv(name, value)
+	}
+	dir := t.TempDir()
+	bin, envFile := filepath.Join(dir, "temporal"), filepath.Join(dir, "env.txt")
+	script := "#!/bin/sh\nenv > '" + envFile + "'\nexit 3\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartDevServer(context.Background(), DevServerOptions{Bin: bin, DataDir: t.TempDir(), Headless: true, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "temporal exited during start-up") {
+		t.Fatalf("the stand-in exits at once; got %v", err)
+	}
+	raw, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatalf("the stand-in did not run: %v", err)
+	}
+	env := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "FLOWYARD_") || strings.HasPrefix(name, "TEMPORAL_") || name == "OPERATOR_TOKEN" {
+			t.Errorf("the dev server inherited %s", name)
+		}
+	}
+	if !slices.Contains(env, "HOME=/home/flowyard") {
+		t.Errorf("the dev server lacks HOME (its CLI config): %q", env)
 	}
 }
