@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/internal/childenv"
 	"github.com/flowyard/flowyard/nodered"
 )
 
@@ -234,25 +235,22 @@ func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port i
 }
 
 func (d *Driver) childEnv(id string, rt nodered.Runtime, userDir string, user, platform map[string]string) []string {
-	env := map[string]string{
+	env := childenv.New().
 		// The stack's node first, so npm (palette installs) and node-gyp use the same Node.js.
-		"PATH":     filepath.Dir(rt.NodeBin) + ":/usr/local/bin:/usr/bin:/bin",
-		"HOME":     userDir,
-		"NODE_ENV": "production",
-	}
+		Set("PATH", filepath.Dir(rt.NodeBin)+":/usr/local/bin:/usr/bin:/bin").
+		Set("HOME", userDir).
+		Set("NODE_ENV", "production")
 	for k, v := range user {
 		if strings.HasPrefix(k, "FLOWYARD_") || k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
 			d.log.Warn("dropping user environment variable", "instance", id, "name", k)
 			continue
 		}
-		env[k] = v
+		env.Set(k, v)
 	}
-	maps.Copy(env, platform)
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
+	for k, v := range platform {
+		env.Set(k, v)
 	}
-	return out
+	return env.List()
 }
 
 func tokenDigest(token string) string {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/nodered"
 )
 
 // TestLifecycle drives one instance through start, a second (idempotent) start, readiness, an http-in
@@ -28,7 +29,9 @@ import (
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	port := freePort(t)
-	t.Setenv("FLOWYARD_PLATFORM_SECRET", "must-not-leak") // the platform's own env must not reach Node-RED
+	for _, name := range []string{"FLOWYARD_SECRET_KEY", "FLOWYARD_DATABASE_URL", "FLOWYARD_ADMIN_PASSWORD", "FLOWYARD_STRIPE_KEY", "OPERATOR_TOKEN"} {
+		t.Setenv(name, "must-not-leak") // the platform's own env must not reach Node-RED
+	}
 	d := newTestDriver(t, "", func(c *Config) { c.PortMin, c.PortMax = port, port })
 	spec := testSpec("life")
 	spec.MemoryMB = 256
@@ -150,8 +153,12 @@ func checkChildEnvironment(t *testing.T, d *Driver, pid int, spec drivers.Instan
 		t.Fatal(err)
 	}
 	vars := strings.Split(string(env), "\x00")
-	if slices.ContainsFunc(vars, func(v string) bool { return strings.HasPrefix(v, "FLOWYARD_PLATFORM_SECRET=") }) {
-		t.Error("the platform's environment leaked into Node-RED")
+	ours := []string{envInstanceDir, nodered.EnvInstanceID, nodered.EnvForgeURL, nodered.EnvInstanceToken}
+	for _, v := range vars {
+		name, _, _ := strings.Cut(v, "=")
+		if (strings.HasPrefix(name, "FLOWYARD_") && !slices.Contains(ours, name)) || strings.Contains(v, "must-not-leak") {
+			t.Errorf("the platform's environment leaked into Node-RED: %s", name)
+		}
 	}
 	for _, want := range []string{"GREETING=hello", "NODE_ENV=production", "FLOWYARD_INSTANCE_ID=" + spec.InstanceID} {
 		if !slices.Contains(vars, want) {

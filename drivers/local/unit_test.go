@@ -215,11 +215,17 @@ func TestValidateSpec(t *testing.T) {
 
 func TestChildEnvIsMinimal(t *testing.T) {
 	t.Setenv("FLOWYARD_SECRET_KEY", "platform-secret")
+	t.Setenv("OPERATOR_TOKEN", "operator-secret")
+	t.Setenv("LANG", "C.UTF-8")
+	t.Setenv("TZ", "Europe/Paris")
+	t.Setenv("LC_ALL", "")
+	os.Unsetenv("LC_ALL") // restored by t.Setenv's cleanup
 	d := &Driver{log: discardLogger()}
 	env := d.childEnv("x", nodered.Runtime{NodeBin: "/opt/node/bin/node"}, "/data/x/userdir",
 		map[string]string{"A": "1", "FLOWYARD_INSTANCE_TOKEN": "forged", "PATH": "/custom"},
 		map[string]string{"FLOWYARD_INSTANCE_TOKEN": "real"})
-	want := []string{"A=1", "FLOWYARD_INSTANCE_TOKEN=real", "HOME=/data/x/userdir", "NODE_ENV=production", "PATH=/custom"}
+	want := []string{"A=1", "FLOWYARD_INSTANCE_TOKEN=real", "HOME=/data/x/userdir", "LANG=C.UTF-8", "NODE_ENV=production",
+		"PATH=/custom", "TZ=Europe/Paris"}
 	if !slices.Equal(env, want) {
 		t.Fatalf("env = %q\nwant  %q", env, want)
 	}
