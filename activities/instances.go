@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/nodered"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -252,14 +254,20 @@ func (a *Instances) spec(ctx context.Context, instanceID string, safeMode bool) 
 	if err != nil {
 		return drivers.InstanceSpec{}, err
 	}
-	envMap := make(map[string]string, len(env)+2)
+	nrSettings, settingsEnv, err := nodered.TemplateSettings(settings)
+	if err != nil {
+		return drivers.InstanceSpec{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRuntime, err)
+	}
+	envMap := make(map[string]string, len(env)+len(settingsEnv)+2)
 	for _, e := range env {
 		envMap[e.Name] = e.Value
 	}
+	// After the user's variables: a template's timeZone (TZ) is not overridden by an instance's TZ.
+	maps.Copy(envMap, settingsEnv)
 	envMap["FF_INSTANCE_ID"], envMap["FF_INSTANCE_NAME"] = in.ID, in.Name
 	return drivers.InstanceSpec{
 		InstanceID: in.ID, Name: in.Name, NodeRedVersion: stack.NodeRedVersion, NodeVersion: stack.NodeVersion,
-		MemoryMB: stack.MemoryMB, CPUPercent: stack.CPUPercent, Env: envMap, Settings: nodeRedSettings(settings),
+		MemoryMB: stack.MemoryMB, CPUPercent: stack.CPUPercent, Env: envMap, Settings: nrSettings,
 		CredentialSecret: secrets[0], AdminToken: secrets[1], ReadToken: secrets[2],
 		ForgeURL: a.ForgeURL, InstanceToken: secrets[3], Modules: in.Modules, SafeMode: safeMode,
 	}, nil
@@ -275,32 +283,6 @@ func (a *Instances) openAll(sealed ...string) ([]string, error) {
 		out[i] = v
 	}
 	return out, nil
-}
-
-// nodeRedSettings maps template settings onto Node-RED's settings.js shape.
-func nodeRedSettings(s map[string]any) map[string]any {
-	out := map[string]any{}
-	editorTheme := map[string]any{}
-	for k, v := range s {
-		switch k {
-		case "pageTitle":
-			editorTheme["page"] = map[string]any{"title": v}
-		case "headerTitle":
-			editorTheme["header"] = map[string]any{"title": v}
-		case "codeEditor":
-			editorTheme["codeEditor"] = map[string]any{"lib": v}
-		case "theme":
-			editorTheme["theme"] = v
-		case "disableEditor", "debugMaxLength", "apiMaxLength", "functionExternalModules", "functionTimeout":
-			out[k] = v
-		case "timeZone":
-			// Node-RED has no time zone setting; the driver passes TZ through the environment.
-		}
-	}
-	if len(editorTheme) > 0 {
-		out["editorTheme"] = editorTheme
-	}
-	return out
 }
 
 // withHeartbeat runs fn while heartbeating, so that a worker crash is noticed in seconds, not at the

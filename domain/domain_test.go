@@ -63,3 +63,30 @@ func TestPasswordCheck(t *testing.T) {
 	assert.False(t, CheckPassword(h, "long enougH"))
 	assert.False(t, CheckPassword("", "anything"))
 }
+
+// TestValidateSettingsRefusesValuesNodeRedWouldNotApply: each value here would reach settings.js and be
+// ignored or misread by Node-RED, so it is refused by name when saved.
+func TestValidateSettingsRefusesValuesNodeRedWouldNotApply(t *testing.T) {
+	for name, value := range map[string]any{
+		"timeZone":         "Mars/Olympus_Mons",
+		"codeEditor":       "vim",
+		"paletteDenyList":  []any{"node-red-(contrib"},
+		"paletteAllowList": []any{"node-red-contrib-*", "a+b"},
+		"apiMaxLength":     "5 megabytes",
+	} {
+		errs := ValidateSettings("settings", map[string]any{name: value})
+		if assert.Len(t, errs, 1, name) {
+			assert.Equal(t, "settings."+name, errs[0].Field)
+		}
+	}
+	for _, tz := range []string{"", "Local"} {
+		assert.Len(t, ValidateSettings("settings", map[string]any{"timeZone": tz}), 1, "time zone %q", tz)
+	}
+	good := map[string]any{
+		"timeZone": "Asia/Tokyo", "codeEditor": "ace", "apiMaxLength": "500kb",
+		"paletteAllowList": []any{"node-red-contrib-*", "@flowfuse/*", "node-red-node-random@~0.4.1", "*"},
+		"paletteDenyList":  []any{"node-red-contrib-exec*", "@scope/name@>=1.0.0 <2 || 3.x"},
+	}
+	assert.Empty(t, ValidateSettings("settings", good))
+	assert.Empty(t, ValidateSettings("settings", map[string]any{"timeZone": "UTC"}))
+}

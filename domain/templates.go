@@ -3,7 +3,10 @@ package domain
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
+	"time"
+	_ "time/tzdata" // time zones are checked the same on a host without a zoneinfo database
 )
 
 // settingKind is the JSON type a template setting holds.
@@ -35,7 +38,59 @@ var templateSettings = map[string]settingKind{
 	"functionTimeout":         settingNumber,
 }
 
-var apiMaxLengthPattern = regexp.MustCompile(`^\d{1,6}(kb|mb)$`)
+// valueRule is what a setting's value must be, beyond its type, for Node-RED to apply it as meant.
+type valueRule struct {
+	valid func(v any) bool
+	want  string
+}
+
+// valueRules refuse, when a template or an instance is saved, values Node-RED would not apply as meant: an
+// unknown time zone runs in UTC without a word, an unknown code editor falls back to the default, and
+// Node-RED turns each palette list entry into a regular expression, so a stray "(" would stop it from
+// starting and a "+" would change what the entry matches.
+var valueRules = map[string]valueRule{
+	"apiMaxLength":     {matches(regexp.MustCompile(`^\d{1,6}(kb|mb)$`)), `a size such as "5mb" or "500kb"`},
+	"timeZone":         {isTimeZone, `an IANA time zone such as "Europe/Paris" or "UTC"`},
+	"codeEditor":       {oneOf("monaco", "ace"), `"monaco" or "ace"`},
+	"paletteAllowList": {allMatch(moduleRulePattern), moduleRuleWant},
+	"paletteDenyList":  {allMatch(moduleRulePattern), moduleRuleWant},
+}
+
+// moduleRulePattern is one entry of a palette list: an npm package name, which may hold * wildcards, and
+// an optional @version range.
+var moduleRulePattern = regexp.MustCompile(`^(@[A-Za-z0-9*._~-]+/)?[A-Za-z0-9*._~-]+(@[0-9A-Za-z.*^~<>=| +-]+)?$`)
+
+const moduleRuleWant = `a list of npm module names, with * wildcards and an optional @version range ("node-red-contrib-*", "@scope/name@^2")`
+
+func matches(pattern *regexp.Regexp) func(any) bool {
+	return func(v any) bool { return pattern.MatchString(v.(string)) }
+}
+
+func oneOf(allowed ...string) func(any) bool {
+	return func(v any) bool { return slices.Contains(allowed, v.(string)) }
+}
+
+func allMatch(pattern *regexp.Regexp) func(any) bool {
+	return func(v any) bool {
+		for _, item := range v.([]any) {
+			if !pattern.MatchString(item.(string)) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// isTimeZone accepts the names of the IANA time zone database, which Node.js reads from TZ. "Local" is Go's
+// name for the machine's zone, not a zone.
+func isTimeZone(v any) bool {
+	name := v.(string)
+	if name == "" || name == "Local" {
+		return false
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
+}
 
 // TemplateSettingNames lists the settings a template may hold, sorted.
 func TemplateSettingNames() []string {
@@ -70,7 +125,7 @@ func validateSetting(field, name string, v any) *FieldError {
 	case settingString:
 		var s string
 		s, ok = v.(string)
-		ok = ok && len(s) <= 500 && (name != "apiMaxLength" || apiMaxLengthPattern.MatchString(s))
+		ok = ok && len(s) <= 500
 	case settingNumber:
 		var f float64
 		f, ok = v.(float64)
@@ -79,7 +134,10 @@ func validateSetting(field, name string, v any) *FieldError {
 		ok = isStringList(v)
 	}
 	if !ok {
-		return &FieldError{Field: field, Detail: fmt.Sprintf("must be %s", kindName(kind, name))}
+		return &FieldError{Field: field, Detail: fmt.Sprintf("must be %s", kindName(kind))}
+	}
+	if rule, has := valueRules[name]; has && !rule.valid(v) {
+		return &FieldError{Field: field, Detail: "must be " + rule.want}
 	}
 	return nil
 }
@@ -97,15 +155,13 @@ func isStringList(v any) bool {
 	return true
 }
 
-func kindName(k settingKind, name string) string {
-	switch {
-	case name == "apiMaxLength":
-		return `a size such as "5mb" or "500kb"`
-	case k == settingBool:
+func kindName(k settingKind) string {
+	switch k {
+	case settingBool:
 		return "true or false"
-	case k == settingString:
+	case settingString:
 		return "a string of at most 500 characters"
-	case k == settingNumber:
+	case settingNumber:
 		return "a number from 0 to 1e9"
 	}
 	return "a list of strings"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -47,8 +48,8 @@ type SettingsParams struct {
 	// StorageModule is the absolute path of a storage plugin (see
 	// WriteStoragePlugin); "" keeps Node-RED's localfilesystem storage.
 	StorageModule string
-	// DisableEditor turns off the editor, /comms and /credentials; the admin
-	// HTTP API keeps working.
+	// DisableEditor turns off the editor, /comms and /credentials whatever
+	// Settings say; the admin HTTP API keeps working.
 	DisableEditor bool
 	// PaletteAllowList and PaletteDenyList restrict palette installs. Node-RED
 	// allows a module that matches neither list, so an allow list given with
@@ -60,21 +61,21 @@ type SettingsParams struct {
 	// LogLevel is the console level (fatal, error, warn, info, debug, trace),
 	// default info.
 	LogLevel string
-	// Settings are extra template settings, JSON-serialisable. They are merged
-	// over Flowyard's defaults but never replace a platform-controlled key
-	// (see PlatformSettingsKeys).
+	// Settings are extra settings.js keys, JSON-serialisable (a template's
+	// settings go through TemplateSettings first). They are merged over
+	// Flowyard's defaults but never replace a platform-controlled key (see
+	// PlatformSettingsKeys).
 	Settings map[string]any
-	// Title is shown as the editor's page and header title.
+	// Title is the editor's page and header title when Settings give none.
 	Title string
 }
 
 // PlatformSettingsKeys are the top-level settings that RenderSettings owns.
 // A key of these in SettingsParams.Settings is ignored. Nested keys the
 // platform also owns: externalModules.palette.allowList/denyList (when
-// given), editorTheme.projects.enabled (always false) and the editor titles
-// (when Title is set).
+// given) and editorTheme.projects.enabled (always false).
 var PlatformSettingsKeys = []string{
-	"adminAuth", "credentialSecret", "disableEditor", "envVarExcludes",
+	"adminAuth", "credentialSecret", "envVarExcludes",
 	"httpAdminRoot", "httpNodeRoot", "httpRoot", "https", "logging",
 	"readOnly", "requireHttps", "runtimeState", "storageModule", "telemetry",
 	"uiHost", "uiPort", "userDir",
@@ -181,6 +182,7 @@ func validateAdminTokens(tokens map[string]string) []error {
 // defaultSettings are Flowyard's choices that a template may override.
 func defaultSettings() map[string]any {
 	return map[string]any{
+		"disableEditor":           false,
 		"flowFile":                "flows.json",
 		"flowFilePretty":          true,
 		"contextStorage":          map[string]any{"default": map[string]any{"module": "memory"}},
@@ -200,7 +202,9 @@ func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
 	s["httpAdminRoot"] = p.HTTPAdminRoot
 	s["httpNodeRoot"] = p.HTTPNodeRoot
 	s["credentialSecret"] = p.CredentialSecret
-	s["disableEditor"] = p.DisableEditor
+	if p.DisableEditor {
+		s["disableEditor"] = true
+	}
 	s["runtimeState"] = map[string]any{"enabled": true, "ui": false}
 	s["telemetry"] = map[string]any{"enabled": false, "updateNotification": false}
 	excludes := append([]string{EnvInstanceToken}, p.EnvVarExcludes...)
@@ -210,8 +214,16 @@ func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
 	theme := childMap(s, "editorTheme")
 	childMap(theme, "projects")["enabled"] = false
 	if p.Title != "" {
-		childMap(theme, "page")["title"] = p.Title
-		childMap(theme, "header")["title"] = p.Title
+		setDefault(childMap(theme, "page"), "title", p.Title)
+		setDefault(childMap(theme, "header"), "title", p.Title)
+	}
+	// The editor inserts the header title as HTML (the page title is escaped
+	// by its template); a title is text, and a team member's instance name
+	// must not become script in a colleague's editor.
+	if header, ok := theme["header"].(map[string]any); ok {
+		if title, ok := header["title"].(string); ok {
+			header["title"] = html.EscapeString(title)
+		}
 	}
 	if p.PaletteAllowList != nil || p.PaletteDenyList != nil {
 		palette := childMap(childMap(s, "externalModules"), "palette")
@@ -228,6 +240,13 @@ func childMap(m map[string]any, key string) map[string]any {
 		m[key] = child
 	}
 	return child
+}
+
+// setDefault sets m[key] unless it holds a value.
+func setDefault(m map[string]any, key string, value any) {
+	if _, set := m[key]; !set {
+		m[key] = value
+	}
 }
 
 func nonNil(list []string) []string {

@@ -3,6 +3,7 @@ package nodered
 import (
 	"bufio"
 	"encoding/json"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ Promise.all(process.argv.slice(2).map((tok) => s.adminAuth.tokens(tok))).then((u
 func TestRenderSettingsLoadsInNode(t *testing.T) {
 	adminToken, adminDigest := newToken(t)
 	viewerToken, viewerDigest := newToken(t)
-	hostileTitle := "Team \"A\" </script> `${process.exit(3)}` \u2028 'x'"
+	hostileTitle := "Team \"A\" </script> <img src=x onerror=alert(1)> `${process.exit(3)}` \u2028 'x'"
 	pluginPath, err := WriteStoragePlugin(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestRenderSettingsLoadsInNode(t *testing.T) {
 		"storageModule":   map[string]any{},
 		"externalModules": map[string]any{"autoInstall": false, "palette": map[string]any{"allowUpload": false, "allowList": []any{"node-red-contrib-*"}, "denyList": []any{"*"}}},
 		"editorTheme": map[string]any{"tours": false, "projects": map[string]any{"enabled": false},
-			"page": map[string]any{"title": hostileTitle}, "header": map[string]any{"title": hostileTitle},
+			"page": map[string]any{"title": hostileTitle}, "header": map[string]any{"title": html.EscapeString(hostileTitle)},
 			"palette": map[string]any{"catalogues": []any{"https://catalogue.example/catalogue.json"}}},
 		"functionGlobalContext": map[string]any{"answer": 42.0},
 	}

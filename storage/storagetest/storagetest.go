@@ -141,3 +141,38 @@ func (g *InstanceWriteGate) Release() {
 		_ = g.tx.Rollback()
 	}
 }
+
+// NewInstance seeds the platform's defaults and stores an instance in a new team and application, on the
+// seeded instance type, stack and template, with its secrets sealed by sealer. change, when not nil,
+// adjusts the instance before it is stored.
+func NewInstance(t testing.TB, st *storage.Store, sealer *domain.Sealer, change func(*storage.Instance)) *storage.Instance {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) {
+		if err != nil {
+			t.Fatalf("new instance: %v", err)
+		}
+	}
+	must(st.SeedDefaults(ctx))
+	teamTypes, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
+	must(err)
+	team := &storage.Team{ID: domain.NewID(), Name: "T", Slug: "t-" + strings.ToLower(domain.NewID()), TeamTypeID: teamTypes[0].ID}
+	must(st.InsertTeam(ctx, team))
+	app := &storage.Application{ID: domain.NewID(), TeamID: team.ID, Name: "app"}
+	must(st.InsertApplication(ctx, app))
+	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
+	must(err)
+	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
+	must(err)
+	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
+	must(err)
+	in := &storage.Instance{ID: domain.NewID(), Name: "instance", ApplicationID: app.ID, TeamID: team.ID,
+		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "stopped", DesiredState: "running",
+		Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{}, CredentialSecret: sealer.Seal("credential-secret"),
+		AdminToken: sealer.Seal("admin"), ReadToken: sealer.Seal("read"), RuntimeToken: sealer.Seal("runtime")}
+	if change != nil {
+		change(in)
+	}
+	must(st.InsertInstance(ctx, in))
+	return in
+}
