@@ -255,6 +255,10 @@ func (a *Instances) spec(ctx context.Context, instanceID string, safeMode bool) 
 		return drivers.InstanceSpec{}, err
 	}
 	nrSettings, settingsEnv, err := nodered.TemplateSettings(settings)
+	if err == nil {
+		// The driver installs these with npm before Node-RED starts and could apply the template's lists.
+		err = nodered.ModulesAllowed(nrSettings, in.Modules)
+	}
 	if err != nil {
 		return drivers.InstanceSpec{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRuntime, err)
 	}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -62,4 +63,31 @@ func insertInstance(t *testing.T, st *storage.Store, sealer *domain.Sealer, tpl 
 	t.Helper()
 	require.NoError(t, storage.InsertObject(context.Background(), st, tpl))
 	return storagetest.NewInstance(t, st, sealer, func(in *storage.Instance) { in.TemplateID, in.Env = tpl.ID, env })
+}
+
+// TestSpecRefusesModulesTheTemplateDenies: the platform installs an instance's modules with npm (from a
+// blueprint or a restored snapshot) before Node-RED starts, so a module the template's deny list names is
+// refused before npm can run its install scripts.
+func TestSpecRefusesModulesTheTemplateDenies(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+		require.NoError(t, err)
+		tpl := &storage.Template{ID: domain.NewID(), Name: "deny", Active: true,
+			Settings: map[string]any{"paletteDenyList": []any{"node-red-contrib-exec*"}}, Policy: map[string]bool{"paletteDenyList": false}, Env: []domain.EnvVar{}}
+		require.NoError(t, storage.InsertObject(context.Background(), st, tpl))
+		a := &Instances{Store: st, Sealer: sealer}
+		for modules, refused := range map[string]bool{`{"node-red-contrib-exec-cmd":"1.0.0"}`: true, `{"node-red-node-random":"0.4.1"}`: false} {
+			in := storagetest.NewInstance(t, st, sealer, func(in *storage.Instance) {
+				in.TemplateID = tpl.ID
+				require.NoError(t, json.Unmarshal([]byte(modules), &in.Modules))
+			})
+			_, err := a.spec(context.Background(), in.ID, false)
+			if refused {
+				require.Error(t, err, modules)
+				assert.Contains(t, err.Error(), "node-red-contrib-exec-cmd")
+			} else {
+				require.NoError(t, err, modules)
+			}
+		}
+	})
 }
