@@ -73,7 +73,7 @@ func newBilledWorld(t *testing.T, trialDays int) *billedWorld {
 	bw.typeID = w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Pro", "properties": props}).String("id")
 	w.teamID = w.byRole["owner"].Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Billed", "slug": "billed", "teamTypeId": bw.typeID}).String("id")
 	for _, role := range roleNames[1:] {
-		w.byRole["owner"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
+		w.admin.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
 	}
 	return bw
 }

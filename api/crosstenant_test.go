@@ -140,6 +140,12 @@ func newCrossWorld(t *testing.T, dialect string) *crossWorld {
 		d.Instances, d.Rollouts, d.Pipelines, d.SnapshotSchedules = w.runs, w.rollouts, w.promotions, w.schedules
 		d.Config.BrokerURL, d.Config.PublicURL = "mqtt://127.0.0.1:1884", "http://forge.test"
 	})
+	// The platform admin only adds the teams' members (a team owner cannot add an account without consent).
+	admin, err := api.NewUser("platform-admin@example.com", "platform admin", testPassword, true)
+	require.NoError(t, err)
+	require.NoError(t, w.env.env.Store.InsertUser(context.Background(), admin))
+	platformAdmin := newBrowser(t, w.env.env.URL)
+	platformAdmin.login(admin.Email, testPassword)
 	teams := map[string]string{}
 	for _, team := range []string{"a", "b"} {
 		for _, role := range tenantRoles {
@@ -154,7 +160,7 @@ func newCrossWorld(t *testing.T, dialect string) *crossWorld {
 		owner := w.users[team+"-owner"]
 		teams[team] = owner.mustJSON(201, "POST", "/api/v1/teams", map[string]any{"name": "Team " + team + " xq", "slug": "team-" + team + "-xq"})["id"].(string)
 		for _, role := range tenantRoles[1:] {
-			owner.mustJSON(201, "POST", "/api/v1/teams/"+teams[team]+"/members", map[string]any{"email": team + "-" + role + "@example.com", "role": role})
+			platformAdmin.mustJSON(201, "POST", "/api/v1/teams/"+teams[team]+"/members", map[string]any{"email": team + "-" + role + "@example.com", "role": role})
 		}
 	}
 	w.a = w.buildTenant(t, "a", teams["a"], w.backend.srv.URL)

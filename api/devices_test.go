@@ -52,7 +52,7 @@ func newDeviceWorldWith(t *testing.T, dialect string, rollouts api.RolloutRunner
 	owner := w.as["owner"]
 	w.teamID = owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Devices", "slug": "devices"}).String("id")
 	for _, role := range []string{"member", "viewer"} {
-		owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
+		w.as["admin"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
 	}
 	for i, name := range []string{"plant", "office"} {
 		w.appIDs[i] = owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": name}).String("id")

@@ -46,13 +46,13 @@ func newWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *world {
 	return w
 }
 
-// newTeam creates a team owned by "owner" with the other roles as members, and returns its ID.
+// newTeam creates a team owned by "owner" with the other roles as members, and returns its ID. The platform
+// admin adds the members: a team owner cannot add an account without its holder's consent.
 func (w *world) newTeam(t *testing.T, slug string) string {
 	t.Helper()
-	owner := w.byRole["owner"]
-	id := owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": slug, "slug": slug}).String("id")
+	id := w.byRole["owner"].Must(201, "POST", "/api/v1/teams", map[string]any{"name": slug, "slug": slug}).String("id")
 	for _, role := range roleNames[1:] {
-		owner.Must(201, "POST", "/api/v1/teams/"+id+"/members", map[string]any{"email": role + "@example.com", "role": role})
+		w.admin.Must(201, "POST", "/api/v1/teams/"+id+"/members", map[string]any{"email": role + "@example.com", "role": role})
 	}
 	return id
 }

@@ -20,7 +20,8 @@ type changeRoleRequest struct {
 
 func (s *Server) registerMembers() {
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/members", Summary: "The team's members.", Tag: "teams"}, s.listMembers)
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/members", Summary: "Add a user to the team by e-mail.", Tag: "teams", Body: addMemberRequest{}, Status: 201}, s.addMember)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/members", Summary: "Add an existing user to the team by e-mail (platform admins); " +
+		"team owners get 403 invitations_unavailable for every address until invitations exist.", Tag: "teams", Body: addMemberRequest{}, Status: 201}, s.addMember)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/teams/:teamId/members/:userId", Summary: "Change a member's role.", Tag: "teams", Body: changeRoleRequest{}}, s.changeMemberRole)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId/members/:userId", Summary: "Remove a member (or leave the team).", Tag: "teams", Status: 204}, s.removeMember)
 }
@@ -49,6 +50,16 @@ func parseRoleField(s string) (domain.Role, error) {
 	return r, nil
 }
 
+// errInvitationsUnavailable answers a team owner who asks to add someone. Adding an existing account without its
+// holder's consent is not allowed, and invitations (which ask for it) do not exist yet. The answer comes before
+// the address is looked up, so it is the same whether or not the address belongs to an account: the route does
+// not tell a team owner who is registered.
+var errInvitationsUnavailable = &domain.Error{Kind: domain.KindForbidden, Code: "invitations_unavailable",
+	Message: "Flowyard does not add people to a team without their consent and cannot send invitations yet; " +
+		"ask a platform admin to add the person's account to the team."}
+
+// addMember adds an existing user to a team. Only platform admins may (the operator, who sees every account
+// anyway); see errInvitationsUnavailable for everyone else.
 func (s *Server) addMember(c *fiber.Ctx) error {
 	who, team, _, err := s.teamFor(c, domain.ActionTeamUserInvite)
 	if err != nil {
@@ -65,6 +76,9 @@ func (s *Server) addMember(c *fiber.Ctx) error {
 	role, err := parseRoleField(req.Role)
 	if err != nil {
 		return err
+	}
+	if !who.user.Admin {
+		return errInvitationsUnavailable
 	}
 	var added storage.Member
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {

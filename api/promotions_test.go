@@ -37,8 +37,8 @@ func newPipelineWorld(t *testing.T, runner api.PipelineRunner) *snapWorld {
 	require.NoError(t, err)
 	env := apitest.Start(t, "sqlite", func(d *api.Deps) { d.Sealer, d.Instances, d.Pipelines = sealer, &recordingRunner{}, runner })
 	w := &snapWorld{env: env, sealer: sealer, as: map[string]*apitest.Client{}}
-	for _, name := range []string{"owner", "owner2", "member"} {
-		u, err := api.NewUser(name+"@example.com", name, testPassword, false)
+	for _, name := range []string{"admin", "owner", "owner2", "member"} {
+		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")
 		require.NoError(t, err)
 		require.NoError(t, env.Store.InsertUser(context.Background(), u))
 		c := env.Client(t)
@@ -47,8 +47,8 @@ func newPipelineWorld(t *testing.T, runner api.PipelineRunner) *snapWorld {
 	}
 	owner := w.as["owner"]
 	w.teamID = owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Pipes", "slug": "pipes"}).String("id")
-	owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": "owner2@example.com", "role": "owner"})
-	owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": "member@example.com", "role": "member"})
+	w.as["admin"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": "owner2@example.com", "role": "owner"})
+	w.as["admin"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": "member@example.com", "role": "member"})
 	for i, name := range []string{"plant", "office"} {
 		w.appIDs[i] = owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": name}).String("id")
 	}

@@ -72,7 +72,7 @@ func newInstanceWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *
 	owner := w.browsers["owner"]
 	w.teamID = owner.mustJSON(201, "POST", "/api/v1/teams", map[string]any{"name": "Editors", "slug": "editors"})["id"].(string)
 	for _, role := range []string{"member", "viewer", "dashboard"} {
-		owner.mustJSON(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": w.emails[role], "role": role})
+		w.browsers["admin"].mustJSON(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": w.emails[role], "role": role})
 	}
 	w.appID = owner.mustJSON(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "app"})["id"].(string)
 	return w

@@ -75,7 +75,7 @@ func newSnapWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *snap
 	owner := w.as["owner"]
 	w.teamID = owner.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Snaps", "slug": "snaps"}).String("id")
 	for _, role := range []string{"member", "viewer", "dashboard"} {
-		owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
+		w.as["admin"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
 	}
 	for i := range w.appIDs {
 		w.appIDs[i] = owner.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": fmt.Sprint("app", i)}).String("id")
