@@ -156,7 +156,7 @@ func TestLastOwnerCannotLeaveOrBeDemoted(t *testing.T) {
 
 func TestMemberLimitNamesTheLimit(t *testing.T) {
 	w := newWorld(t, "sqlite")
-	tt := w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Tiny", "properties": map[string]any{"limits": map[string]any{"members": 2}}})
+	tt := w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Tiny", "selfService": true, "properties": map[string]any{"limits": map[string]any{"members": 2}}})
 	team := w.byRole["outsider"].Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Tiny team", "teamTypeId": tt.String("id")})
 	path := "/api/v1/teams/" + team.String("id") + "/members"
 	w.admin.Must(201, "POST", path, map[string]any{"email": "viewer@example.com", "role": "viewer"})

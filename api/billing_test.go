@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,17 +37,40 @@ func (r *startedRuns) Run(_ context.Context, p instance.Params) (string, error) 
 type billedWorld struct {
 	*world
 	typeID, instanceTypeID, stackID, templateID string
+	stripe                                      *outageStripe
+}
+
+// outageStripe is stripe-mock that can be made unreachable, as Stripe is in an outage.
+type outageStripe struct {
+	billing.Stripe
+	down atomic.Bool
+}
+
+var errStripeDown = &billing.Error{Message: "dial tcp: connection refused", Temporary: true}
+
+func (s *outageStripe) GetSubscription(ctx context.Context, id string) (billing.Subscription, error) {
+	if s.down.Load() {
+		return billing.Subscription{}, errStripeDown
+	}
+	return s.Stripe.GetSubscription(ctx, id)
+}
+
+func (s *outageStripe) UpdateSubscription(ctx context.Context, id string, req billing.SubscriptionUpdate) (billing.Subscription, error) {
+	if s.down.Load() {
+		return billing.Subscription{}, errStripeDown
+	}
+	return s.Stripe.UpdateSubscription(ctx, id, req)
 }
 
 func newBilledWorld(t *testing.T, trialDays int) *billedWorld {
-	stripeURL := stripetest.StartMock(t)
+	stripe := &outageStripe{Stripe: billing.NewStripeClient(stripetest.MockKey, stripetest.StartMock(t), 10*time.Second)}
 	runs := &startedRuns{}
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
 	require.NoError(t, err)
 	env := apitest.Start(t, "sqlite", func(d *api.Deps) {
 		d.Instances = runs
 		d.Sealer = sealer
-		d.Billing = &billing.Service{Store: d.Store, Stripe: billing.NewStripeClient(stripetest.MockKey, stripeURL, 10*time.Second),
+		d.Billing = &billing.Service{Store: d.Store, Stripe: stripe,
 			WebhookSecret: webhookSecret, PublicURL: "http://127.0.0.1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	})
 	w := &world{env: env, byRole: map[string]*apitest.Client{}, userIDs: map[string]string{}}
@@ -59,7 +83,7 @@ func newBilledWorld(t *testing.T, trialDays int) *billedWorld {
 		w.byRole[name] = c
 	}
 	w.admin = w.byRole["admin"]
-	bw := &billedWorld{world: w}
+	bw := &billedWorld{world: w, stripe: stripe}
 	bw.instanceTypeID = firstID(t, w.admin, "/api/v1/instance-types")
 	bw.stackID = firstID(t, w.admin, "/api/v1/stacks")
 	bw.templateID = firstID(t, w.admin, "/api/v1/templates")
@@ -70,7 +94,7 @@ func newBilledWorld(t *testing.T, trialDays int) *billedWorld {
 	}
 	bad := w.admin.Do("POST", "/api/v1/team-types", map[string]any{"name": "Bad", "properties": map[string]any{"trial": map[string]any{"days": 3, "onEnd": "explode"}}})
 	require.Equal(t, 400, bad.Status, "%s", bad.Raw)
-	bw.typeID = w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Pro", "properties": props}).String("id")
+	bw.typeID = w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Pro", "selfService": true, "properties": props}).String("id")
 	w.teamID = w.byRole["owner"].Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Billed", "slug": "billed", "teamTypeId": bw.typeID}).String("id")
 	for _, role := range roleNames[1:] {
 		w.admin.Must(201, "POST", "/api/v1/teams/"+w.teamID+"/members", map[string]any{"email": role + "@example.com", "role": role})
@@ -162,6 +186,38 @@ func TestBillingGateCheckoutAndWebhookLifecycle(t *testing.T) {
 	// An event for a customer nobody knows is acknowledged.
 	assert.Equal(t, 200, sendEvent(t, bw.env, webhookSecret, "evt_4", billing.EventInvoicePaymentFail, at,
 		map[string]any{"id": "in_9", "object": "invoice", "customer": "cus_unknown", "subscription": "sub_unknown"}).StatusCode)
+}
+
+// A subscribed team's owner moves it to another self-service type: the subscription's items change in Stripe
+// (stripe-mock) in the request; with Stripe unreachable the request fails and the team stays where it was.
+func TestTeamTypeChangeGoesThroughTheSubscription(t *testing.T) {
+	bw := newBilledWorld(t, 0)
+	owner := bw.byRole["owner"]
+	team := "/api/v1/teams/" + bw.teamID
+	completed := map[string]any{"id": "cs_1", "object": "checkout.session", "client_reference_id": bw.teamID, "customer": "cus_1", "subscription": "sub_1"}
+	require.Equal(t, 200, sendEvent(t, bw.env, webhookSecret, "evt_1", billing.EventCheckoutCompleted, time.Now(), completed).StatusCode)
+	require.Equal(t, 202, bw.createInstance("one").Status)
+	plus := bw.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Pro Plus", "selfService": true, "properties": map[string]any{
+		"billing": map[string]any{"planPriceId": "price_plus", "instancePrices": map[string]string{bw.instanceTypeID: "price_plus_instance"}}}}).String("id")
+	billingBefore := owner.Must(200, "GET", team+"/billing", nil).Raw
+	auditBefore := owner.Must(200, "GET", team+"/audit-log?limit=500", nil).Raw
+
+	bw.stripe.down.Store(true)
+	r := owner.Do("PATCH", team, map[string]any{"teamTypeId": plus})
+	assert.Equal(t, 503, r.Status, "%s", r.Raw)
+	assert.Equal(t, "stripe_unavailable", r.String("code"))
+	assert.Equal(t, bw.typeID, owner.Must(200, "GET", team, nil).String("teamTypeId"), "the team stays on its type")
+	assert.Equal(t, string(billingBefore), string(owner.Must(200, "GET", team+"/billing", nil).Raw), "its billing is untouched")
+	assert.Equal(t, string(auditBefore), string(owner.Must(200, "GET", team+"/audit-log?limit=500", nil).Raw))
+
+	bw.stripe.down.Store(false)
+	assert.Equal(t, plus, owner.Must(200, "PATCH", team, map[string]any{"teamTypeId": plus}).String("teamTypeId"))
+	view := owner.Must(200, "GET", team+"/billing", nil)
+	assert.NotEmpty(t, view.String("syncedAt"), "the subscription was changed, and what Stripe answered recorded")
+	assert.Contains(t, string(view.Raw), `"priceId":"price_plus_instance"`, "the team is billed at the new type's prices")
+	audit := string(owner.Must(200, "GET", team+"/audit-log?limit=500", nil).Raw)
+	assert.Contains(t, audit, `"event":"billing.team_type_changed"`)
+	assert.Contains(t, audit, `"priceId":"price_plus"`, "the change sent to Stripe holds the new plan")
 }
 
 func TestTrialAllowsOneInstanceOfItsType(t *testing.T) {

@@ -11,9 +11,12 @@ import (
 // --- team types
 
 type teamTypeRequest struct {
-	Name        *string                    `json:"name"`
-	Description *string                    `json:"description,omitempty"`
-	Active      *bool                      `json:"active,omitempty"`
+	Name        *string `json:"name"`
+	Description *string `json:"description,omitempty"`
+	Active      *bool   `json:"active,omitempty"`
+	// SelfService lets team owners choose the type for their teams; without it (the default) only platform
+	// admins put teams on it.
+	SelfService *bool                      `json:"selfService,omitempty"`
 	Properties  *domain.TeamTypeProperties `json:"properties,omitempty"`
 }
 
@@ -22,6 +25,7 @@ type teamTypeJSON struct {
 	Name        string                    `json:"name"`
 	Description string                    `json:"description"`
 	Active      bool                      `json:"active"`
+	SelfService bool                      `json:"selfService"`
 	Properties  domain.TeamTypeProperties `json:"properties"`
 	CreatedAt   time.Time                 `json:"createdAt"`
 }
@@ -38,7 +42,8 @@ func teamTypeRoutes() objectRoutes[storage.TeamType, *storage.TeamType, teamType
 			return applyTeamType(t, req, false)
 		},
 		view: func(t *storage.TeamType) teamTypeJSON {
-			return teamTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, Properties: t.Properties, CreatedAt: t.CreatedAt}
+			return teamTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, SelfService: t.SelfService,
+				Properties: t.Properties, CreatedAt: t.CreatedAt}
 		},
 		usedBy: []usage{{"teams", "team_type_id", "teams"}},
 	}
@@ -49,6 +54,7 @@ func applyTeamType(t *storage.TeamType, req *teamTypeRequest, creating bool) ([]
 	f.name(creating, req.Name, &t.Name)
 	f.description(req.Description, &t.Description)
 	f.set(req.Active != nil, "active", func() { t.Active = *req.Active })
+	f.set(req.SelfService != nil, "self_service", func() { t.SelfService = *req.SelfService })
 	f.set(req.Properties != nil, "properties", func() {
 		t.Properties = *req.Properties
 		f.check(validateLimits(t.Properties.Limits))

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -25,7 +28,7 @@ func (s *Server) registerTeams() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams", Summary: "Create a team; the caller becomes its owner.", Tag: "teams", Body: createTeamRequest{}, Status: 201}, s.createTeam)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams", Summary: "The caller's teams.", Tag: "teams"}, s.listTeams)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId", Summary: "One team.", Tag: "teams"}, s.getTeam)
-	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/teams/:teamId", Summary: "Rename a team or change its slug or type.", Tag: "teams", Body: updateTeamRequest{}}, s.updateTeam)
+	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/teams/:teamId", Summary: "Rename a team or change its slug or type (team owners: self-service types only; the team must fit the new type's limits).", Tag: "teams", Body: updateTeamRequest{}}, s.updateTeam)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId", Summary: "Delete a team.", Tag: "teams", Status: 204}, s.deleteTeam)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/audit-log", Summary: "The team's audit log.", Tag: "teams"}, s.listTeamAudit)
 }
@@ -46,11 +49,11 @@ func (s *Server) createTeam(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	typeID, err := s.resolveTeamType(ctx, req.TeamTypeID, who)
+	tt, err := s.newTeamType(ctx, req.TeamTypeID, who)
 	if err != nil {
 		return err
 	}
-	team := &storage.Team{ID: domain.NewID(), Name: req.Name, Slug: req.Slug, TeamTypeID: typeID}
+	team := &storage.Team{ID: domain.NewID(), Name: req.Name, Slug: req.Slug, TeamTypeID: tt.ID}
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if err := tx.InsertTeam(ctx, team); err != nil {
 			return err
@@ -74,26 +77,40 @@ func (s *Server) createTeam(c *fiber.Ctx) error {
 	return created(c, teamView(team, domain.RoleOwner))
 }
 
-// resolveTeamType checks a requested team type, or picks the first active one when none is named. Only
-// platform admins may place a team on an inactive type.
-func (s *Server) resolveTeamType(ctx context.Context, id string, who *caller) (string, error) {
-	if id == "" {
-		types, _, err := storage.ListObjects[storage.TeamType](ctx, s.store, storage.Page{Limit: storage.MaxPageLimit})
-		if err != nil {
-			return "", err
-		}
-		for _, t := range types {
-			if t.Active {
-				return t.ID, nil
-			}
-		}
-		return "", domain.Unprocessable("no_team_type", "No active team type exists; a platform admin must create one.")
+// newTeamType is the type of a new team: the one the creator names, if they may choose it, or else the oldest
+// active self-service type.
+func (s *Server) newTeamType(ctx context.Context, id string, who *caller) (*storage.TeamType, error) {
+	if id != "" {
+		return s.chosenTeamType(ctx, id, who)
 	}
+	types, _, err := storage.ListObjects[storage.TeamType](ctx, s.store, storage.Page{Limit: storage.MaxPageLimit})
+	if err != nil {
+		return nil, err
+	}
+	for i := range types {
+		if types[i].Active && types[i].SelfService {
+			return &types[i], nil
+		}
+	}
+	return nil, domain.Unprocessable("no_team_type", "No active self-service team type exists; a platform admin must offer one (or name a type).")
+}
+
+// chosenTeamType checks a team type someone chose for a team. Team owners choose among the active self-service
+// types; platform admins assign any type, an inactive one included. An inactive type is unknown to everyone
+// else, so its ID tells an owner nothing.
+func (s *Server) chosenTeamType(ctx context.Context, id string, who *caller) (*storage.TeamType, error) {
 	tt, err := storage.GetObject[storage.TeamType](ctx, s.store, id)
-	if domain.IsKind(err, domain.KindNotFound) || err == nil && !tt.Active && !who.user.Admin {
-		return "", domain.Unprocessable("unknown_team_type", "That team type does not exist.", domain.FieldError{Field: "teamTypeId", Detail: "is not a team type"})
+	switch {
+	case domain.IsKind(err, domain.KindNotFound) || err == nil && !tt.Active && !who.user.Admin:
+		return nil, domain.Unprocessable("unknown_team_type", "That team type does not exist.", domain.FieldError{Field: "teamTypeId", Detail: "is not a team type"})
+	case err != nil:
+		return nil, err
+	case !tt.SelfService && !who.user.Admin:
+		return nil, &domain.Error{Kind: domain.KindForbidden, Code: "team_type_admin_only",
+			Message:     "Only a platform admin can put a team on this team type; choose one of the self-service types.",
+			Validations: []domain.FieldError{{Field: "teamTypeId", Detail: "is not a self-service team type"}}}
 	}
-	return id, err
+	return tt, nil
 }
 
 func (s *Server) listTeams(c *fiber.Ctx) error {
@@ -152,48 +169,90 @@ func (s *Server) updateTeam(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	if req.TeamTypeID != nil {
-		if err := s.changeTeamType(ctx, team, *req.TeamTypeID, who); err != nil {
+	body := map[string]any{}
+	var newType *storage.TeamType
+	if req.TeamTypeID != nil && *req.TeamTypeID != team.TeamTypeID { // the team's own type sent back is no change
+		if newType, err = s.chosenTeamType(ctx, *req.TeamTypeID, who); err != nil {
 			return err
 		}
-		cols = append(cols, "team_type_id")
+		body["teamTypeId"] = map[string]string{"from": team.TeamTypeID, "to": newType.ID}
+		team.TeamTypeID, cols = newType.ID, append(cols, "team_type_id")
 	}
 	if len(cols) == 0 {
 		return c.JSON(teamView(team, role))
 	}
+	body["fields"] = cols
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		// The update comes first: on PostgreSQL it locks the team's row, so two type changes cannot interleave.
 		if err := tx.UpdateTeam(ctx, team, cols...); err != nil {
 			return err
 		}
-		return audit(c, tx, who, team.ID, "team.updated", "team", team.ID, map[string]any{"fields": cols})
+		if newType == nil {
+			return audit(c, tx, who, team.ID, "team.updated", "team", team.ID, body)
+		}
+		if err := checkTeamFits(ctx, tx, team.ID, newType); err != nil {
+			return err
+		}
+		if err := audit(c, tx, who, team.ID, "team.updated", "team", team.ID, body); err != nil {
+			return err
+		}
+		if s.billing != nil { // last: once Stripe has the new items, nothing else may fail
+			return s.billing.ChangeTeamType(ctx, tx, team.ID)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if s.billing != nil && req.TeamTypeID != nil {
-		s.billing.UsageChanged(ctx, team.ID) // the new type's prices
+	if s.billing != nil && newType != nil {
+		s.billing.UsageChanged(ctx, team.ID)  // a change made meanwhile is billed at the new type's prices
+		s.billing.StatusChanged(ctx, team.ID) // the new type may bill a team that was free, or free one that was billed
 	}
 	return c.JSON(teamView(team, role))
 }
 
-// changeTeamType moves a team to another type if the team fits the new type's limits.
-func (s *Server) changeTeamType(ctx context.Context, team *storage.Team, typeID string, who *caller) error {
-	if _, err := s.resolveTeamType(ctx, typeID, who); err != nil {
-		return err
-	}
-	tt, err := storage.GetObject[storage.TeamType](ctx, s.store, typeID)
+// checkTeamFits refuses to move a team to a team type whose limits what the team holds already passes, naming
+// the first such limit. Run it in the transaction that moves the team.
+func checkTeamFits(ctx context.Context, tx *storage.Store, teamID string, tt *storage.TeamType) error {
+	lim := tt.Properties.Limits
+	members, err := tx.CountMembers(ctx, teamID, domain.RoleNone)
 	if err != nil {
 		return err
 	}
-	members, err := s.store.CountMembers(ctx, team.ID, domain.RoleNone)
+	instances, err := tx.CountTeamInstances(ctx, teamID, "")
 	if err != nil {
 		return err
 	}
-	if lim := tt.Properties.Limits.Members; lim > 0 && members > lim {
-		return domain.LimitExceeded("members", lim)
+	devices, err := tx.CountTeamDevices(ctx, teamID)
+	if err != nil {
+		return err
 	}
-	team.TeamTypeID = typeID
+	for _, l := range []struct {
+		name, what  string
+		holds, most int
+	}{{"members", "members", members, lim.Members}, {"instances", "instances", instances, lim.Instances}, {"devices", "devices", devices, lim.Devices}} {
+		if l.most > 0 && l.holds > l.most {
+			return teamTooBig(tt, l.name, fmt.Sprintf("%d %s", l.holds, l.what), l.most)
+		}
+	}
+	for _, typeID := range slices.Sorted(maps.Keys(lim.InstancesPerType)) {
+		n, err := tx.CountTeamInstances(ctx, teamID, typeID)
+		if err != nil {
+			return err
+		}
+		if most := lim.InstancesPerType[typeID]; most > 0 && n > most {
+			return teamTooBig(tt, "instances_per_type", fmt.Sprintf("%d instances of instance type %s", n, typeID), most)
+		}
+	}
 	return nil
+}
+
+// teamTooBig is the 409 of a team too big for a team type: its code names the limit, like the limits met when
+// something is added.
+func teamTooBig(tt *storage.TeamType, limit, holds string, most int) error {
+	return &domain.Error{Kind: domain.KindLimit, Code: "limit_" + limit,
+		Message:     fmt.Sprintf("The team holds %s; team type %q allows %d. Remove some first, or choose another type.", holds, tt.Name, most),
+		Validations: []domain.FieldError{{Field: "teamTypeId", Detail: "its " + limit + " limit is below what the team holds"}}}
 }
 
 func (s *Server) deleteTeam(c *fiber.Ctx) error {

@@ -314,22 +314,39 @@ func (s *Service) Sync(ctx context.Context, teamID, key string, reconcile bool) 
 	if !reconcile && sub.SyncedAt != nil && sameItems(fromBilled(sub.Items), want) {
 		return SyncResult{Skipped: "already billed for this usage"}, nil
 	}
-	res := SyncResult{StripeCalls: 1}
-	cur, err := s.Stripe.GetSubscription(ctx, sub.SubscriptionID)
+	p, err := s.pushItems(ctx, sub.SubscriptionID, want, props.Billing.Proration, key)
+	res := SyncResult{StripeCalls: p.calls, Changes: p.changes}
 	if err != nil {
-		return res, fmt.Errorf("read subscription: %w", err)
+		return res, err
 	}
-	after := cur
-	res.Changes = Diff(cur.Items, want)
-	if len(res.Changes) > 0 {
-		res.StripeCalls++
-		upd := SubscriptionUpdate{Changes: res.Changes, Proration: props.Billing.Proration}
-		upd.IdempotencyKey = requestKey(key, sub.SubscriptionID, upd.Changes)
-		if after, err = s.Stripe.UpdateSubscription(ctx, sub.SubscriptionID, upd); err != nil {
-			return res, fmt.Errorf("update subscription items: %w", err)
-		}
+	return res, s.recordSync(ctx, sub, p.before, p.after, want, reconcile && len(p.changes) > 0)
+}
+
+// pushed is what pushItems did: the changes it sent, the subscription before and after, and its Stripe calls.
+type pushed struct {
+	changes       []ItemChange
+	before, after Subscription
+	calls         int
+}
+
+// pushItems brings a subscription's items in Stripe to want: it reads the subscription and sends the changes,
+// if any, in one update whose idempotency key derives from key and the changes.
+func (s *Service) pushItems(ctx context.Context, subscriptionID string, want []Item, proration, key string) (pushed, error) {
+	p := pushed{calls: 1}
+	cur, err := s.Stripe.GetSubscription(ctx, subscriptionID)
+	if err != nil {
+		return p, fmt.Errorf("read subscription: %w", err)
 	}
-	return res, s.recordSync(ctx, sub, cur, after, want, reconcile && len(res.Changes) > 0)
+	p.before, p.after, p.changes = cur, cur, Diff(cur.Items, want)
+	if len(p.changes) == 0 {
+		return p, nil
+	}
+	p.calls++
+	upd := SubscriptionUpdate{Changes: p.changes, Proration: proration, IdempotencyKey: requestKey(key, subscriptionID, p.changes)}
+	if p.after, err = s.Stripe.UpdateSubscription(ctx, subscriptionID, upd); err != nil {
+		return p, fmt.Errorf("update subscription items: %w", err)
+	}
+	return p, nil
 }
 
 // recordSync writes the items now billed, mirrors the status Stripe reported (a missed webhook is repaired
@@ -337,21 +354,9 @@ func (s *Service) Sync(ctx context.Context, teamID, key string, reconcile bool) 
 func (s *Service) recordSync(ctx context.Context, sub *storage.Subscription, before, after Subscription, want []Item, drift bool) error {
 	var statusMoved bool
 	err := s.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		at := s.now()
-		sub.Items, sub.SyncedAt = toBilled(after.Items), &at
-		cols := []string{"items", "synced_at"}
-		if !after.CurrentPeriodEnd.IsZero() {
-			sub.CurrentPeriodEnd, cols = &after.CurrentPeriodEnd, append(cols, "current_period_end")
-		}
-		if after.Status != "" && after.Status != sub.Status {
-			statusMoved = true
-			sub.Status, sub.StatusAt, cols = after.Status, at, append(cols, "status", "status_at")
-		}
-		if err := tx.UpdateSubscription(ctx, sub, cols...); err != nil {
+		var err error
+		if statusMoved, err = s.writeItems(ctx, tx, sub, after); err != nil || !drift {
 			return err
-		}
-		if !drift {
-			return nil
 		}
 		return audit(ctx, tx, sub.TeamID, "billing.drift_corrected", map[string]any{"subscriptionId": sub.SubscriptionID,
 			"stripe": before.Items, "corrected": want})
@@ -360,6 +365,60 @@ func (s *Service) recordSync(ctx context.Context, sub *storage.Subscription, bef
 		s.StatusChanged(ctx, sub.TeamID)
 	}
 	return err
+}
+
+// writeItems records on a team's subscription row what Stripe answered: the items now billed, the period's
+// end, and its status (reporting whether that moved).
+func (s *Service) writeItems(ctx context.Context, tx *storage.Store, sub *storage.Subscription, after Subscription) (bool, error) {
+	at := s.now()
+	sub.Items, sub.SyncedAt = toBilled(after.Items), &at
+	cols := []string{"items", "synced_at"}
+	if !after.CurrentPeriodEnd.IsZero() {
+		sub.CurrentPeriodEnd, cols = &after.CurrentPeriodEnd, append(cols, "current_period_end")
+	}
+	statusMoved := after.Status != "" && after.Status != sub.Status
+	if statusMoved {
+		sub.Status, sub.StatusAt, cols = after.Status, at, append(cols, "status", "status_at")
+	}
+	return statusMoved, tx.UpdateSubscription(ctx, sub, cols...)
+}
+
+// ChangeTeamType bills a team for the team type it moves to. Run it last in the transaction that moves the
+// team, after the team's row names the new type: a refusal rolls the move back.
+//
+// A team with a subscription in good standing has its Stripe items replaced, in the request, by the new
+// type's (plan, instance and device prices with their free allowances, at the new type's proration); when
+// Stripe refuses or does not answer, the team stays on its type. A team without a subscription row that moves
+// onto a billed type gets one with status none, so it must subscribe before it creates or starts instances
+// (like a new team of that type without a trial).
+func (s *Service) ChangeTeamType(ctx context.Context, tx *storage.Store, teamID string) error {
+	props, sub, err := s.teamBilling(ctx, tx, teamID)
+	if err != nil {
+		return err
+	}
+	if !Subscribed(sub.Status) || sub.SubscriptionID == "" {
+		if props.Billing.Billed() && sub.CreatedAt.IsZero() { // no row yet: the team was not billed
+			return tx.UpsertSubscription(ctx, &storage.Subscription{TeamID: teamID, Status: StatusNone})
+		}
+		return nil
+	}
+	if sub, err = tx.GetSubscriptionForUpdate(ctx, teamID); err != nil { // a webhook waits until the move is done
+		return err
+	}
+	usage, err := tx.TeamUsage(ctx, teamID)
+	if err != nil {
+		return err
+	}
+	want := Want(Lines(props.Billing, usage))
+	p, err := s.pushItems(ctx, sub.SubscriptionID, want, props.Billing.Proration, "team-type/"+teamID+"/"+domain.NewID())
+	if err != nil {
+		s.log().Error("change subscription for a new team type", "team", teamID, "err", err)
+		return stripeUnavailable(err)
+	}
+	if _, err := s.writeItems(ctx, tx, sub, p.after); err != nil {
+		return err
+	}
+	return audit(ctx, tx, teamID, "billing.team_type_changed", map[string]any{"subscriptionId": sub.SubscriptionID, "changes": p.changes, "items": want})
 }
 
 // Checkout starts a Stripe Checkout session for a team to subscribe, with the team's current usage as line

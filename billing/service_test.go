@@ -272,3 +272,81 @@ func TestCheckoutUsesTheTeamsUsage(t *testing.T) {
 	_, err = svc.Checkout(ctx, tm.ID, "owner@example.com", "", "")
 	assert.True(t, domain.IsKind(err, domain.KindUnavailable), "%v", err)
 }
+
+// teamOnFakeStripe is a team of a billed type (props changed by edit) and the billing service over a fake Stripe.
+func teamOnFakeStripe(t *testing.T, st *storage.Store, edit func(*domain.TeamTypeProperties)) (*stripetest.Fake, *billing.Service, *billingtest.Team) {
+	fake := stripetest.NewFake()
+	return fake, newService(st, fake), billingtest.NewTeam(t, st, edit)
+}
+
+// moveTeam puts a team on another team type the way the API does: the team's row, then billing, last, in one
+// transaction.
+func moveTeam(ctx context.Context, st *storage.Store, svc *billing.Service, teamID, typeID string) error {
+	return st.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		team, err := tx.GetTeam(ctx, teamID)
+		if err != nil {
+			return err
+		}
+		team.TeamTypeID = typeID
+		if err := tx.UpdateTeam(ctx, team, "team_type_id"); err != nil {
+			return err
+		}
+		return svc.ChangeTeamType(ctx, tx, teamID)
+	})
+}
+
+// A subscribed team moving to another type has its Stripe items replaced by the new type's in the transaction
+// that moves it; when Stripe fails, the team stays on its type and Stripe keeps its items.
+func TestTeamTypeChangeReplacesTheSubscriptionItems(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		fake, svc, tm := teamOnFakeStripe(t, st, nil)
+		tm.AddInstance("running")
+		tm.AddInstance("running")
+		subID := fake.AddSubscription("cus_1", billing.Item{PriceID: billingtest.PlanPrice, Quantity: 1}, billing.Item{PriceID: billingtest.InstancePrice, Quantity: 1})
+		tm.Subscribe(subID)
+		plus := &storage.TeamType{ID: domain.NewID(), Name: "Plus", Active: true, Properties: domain.TeamTypeProperties{Billing: domain.TeamBilling{
+			PlanPriceID: "price_plus", InstancePrices: map[string]string{tm.InstanceTypeID: "price_plus_instance"}}}}
+		require.NoError(t, storage.InsertObject(ctx, st, plus))
+
+		fake.FailNext(stripetest.Server500)
+		err := moveTeam(ctx, st, svc, tm.ID, plus.ID)
+		assert.Equal(t, "stripe_unavailable", code(err), "%v", err)
+		team, err := st.GetTeam(ctx, tm.ID)
+		require.NoError(t, err)
+		assert.Equal(t, tm.TypeID, team.TeamTypeID, "Stripe failed: the team stays")
+		assert.Equal(t, map[string]int64{billingtest.PlanPrice: 1, billingtest.InstancePrice: 1}, fake.Quantities(subID))
+
+		require.NoError(t, moveTeam(ctx, st, svc, tm.ID, plus.ID))
+		assert.Equal(t, map[string]int64{"price_plus": 1, "price_plus_instance": 2}, fake.Quantities(subID),
+			"the new plan, and both instances at the new type's price (it has no free one)")
+		sub, err := st.GetSubscription(ctx, tm.ID)
+		require.NoError(t, err)
+		assert.NotNil(t, sub.SyncedAt)
+		assert.ElementsMatch(t, []string{"price_plus", "price_plus_instance"}, []string{sub.Items[0].PriceID, sub.Items[1].PriceID})
+		entries, _, err := st.ListAudit(ctx, tm.ID, storage.Page{})
+		require.NoError(t, err)
+		assert.Equal(t, "billing.team_type_changed", entries[len(entries)-1].Event)
+		res, err := svc.Sync(ctx, tm.ID, "k/after", false)
+		require.NoError(t, err)
+		assert.Zero(t, res.StripeCalls, "the usage sync that follows finds the team billed already")
+	})
+}
+
+// A team that was not billed and moves onto a billed type must subscribe before it creates or starts instances.
+func TestTeamMovingOntoABilledTypeMustSubscribe(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		fake, svc, tm := teamOnFakeStripe(t, st, func(p *domain.TeamTypeProperties) { p.Billing = domain.TeamBilling{} })
+		require.NoError(t, svc.CheckCanRun(ctx, st, tm.ID, tm.InstanceTypeID, true), "a free team runs instances")
+		billed := &storage.TeamType{ID: domain.NewID(), Name: "Billed", Active: true, Properties: billingtest.Properties(tm.InstanceTypeID)}
+		require.NoError(t, storage.InsertObject(ctx, st, billed))
+
+		require.NoError(t, moveTeam(ctx, st, svc, tm.ID, billed.ID))
+		assert.Equal(t, "billing_required", code(svc.CheckCanRun(ctx, st, tm.ID, tm.InstanceTypeID, true)))
+		sub, err := st.GetSubscription(ctx, tm.ID)
+		require.NoError(t, err, "the team has a subscription row, so its billing workflow follows it")
+		assert.Equal(t, billing.StatusNone, sub.Status)
+		assert.Zero(t, fake.Calls(), "Stripe is not asked: there is no subscription to change")
+	})
+}

@@ -52,6 +52,7 @@ type TeamType struct {
 	Name          string
 	Description   string
 	Active        bool
+	SelfService   bool                      // team owners may choose it; other types only platform admins assign
 	Properties    domain.TeamTypeProperties `bun:",type:text"`
 	Stamps
 }

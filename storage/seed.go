@@ -25,7 +25,7 @@ func (s *Store) SeedDefaults(ctx context.Context) error {
 		steps := []func() error{
 			func() error { return InsertObject(ctx, tx, it) },
 			func() error {
-				return InsertObject(ctx, tx, &TeamType{ID: domain.NewID(), Name: "Starter", Description: "Small teams.", Active: true,
+				return InsertObject(ctx, tx, &TeamType{ID: domain.NewID(), Name: "Starter", Description: "Small teams.", Active: true, SelfService: true,
 					Properties: domain.TeamTypeProperties{Limits: domain.TeamLimits{Members: 20, Instances: 10, Devices: 100}}})
 			},
 			func() error {

@@ -1,0 +1,1 @@
+ALTER TABLE team_types DROP COLUMN self_service;
