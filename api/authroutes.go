@@ -35,9 +35,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return err
 	}
 	email, _ := domain.ValidateEmail("email", req.Email)
-	at := time.Now()
-	if wait := s.limiter.loginWait(email, c.IP(), at); wait > 0 {
-		return domain.TooMany("too_many_sign_ins", "Too many failed sign-ins; wait a few minutes and try again.", wait)
+	at, client := time.Now(), s.clientAddress(c)
+	if wait := s.limiter.loginAttempt(email, client, at); wait > 0 {
+		return domain.TooMany("too_many_sign_ins", "Too many failed sign-ins; wait as long as Retry-After says and try again.", wait)
 	}
 	var u *storage.User
 	err := error(domain.NotFound("user"))
@@ -53,7 +53,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	// Unknown e-mail and wrong password take the same time and get the same answer.
 	if !domain.CheckPassword(hash, req.Password) {
-		s.limiter.loginFailed(email, c.IP(), at)
+		s.limiter.loginFailed(client, at)
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
 	s.limiter.loginSucceeded(email)

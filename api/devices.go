@@ -195,7 +195,7 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDeviceRequest) error {
 	hash, at := domain.HashToken(bearer), time.Now()
 	// Counted before the token is looked up: a flood of unknown tokens costs the store nothing once limited.
-	if err := s.limiter.provisionAttempt(hash, c.IP(), at); err != nil {
+	if err := s.limiter.provisionAttempt(hash, s.clientAddress(c), at); err != nil {
 		return err
 	}
 	tok, err := s.store.GetTokenByHash(c.UserContext(), hash, at, devices.TokenKindProvisioning)

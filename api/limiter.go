@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
@@ -12,9 +16,17 @@ import (
 
 // Limits are the API's abuse limits. Zero values take the defaults below; the counters live in memory, so each
 // API replica limits on its own, which bounds an abuser to replicas × limit per window.
+//
+// The sign-in limits protect against two different guessers. One guessing the password of one account, from any
+// number of addresses, meets the account's growing delays: after LoginFailuresPerAccount failures each further
+// attempt waits a delay that doubles with every failure (loginDelayBase up to loginDelayMost), so guessing slows
+// to a few tries an hour, while the account's owner, who knows the password, signs in as soon as the delay has
+// run; someone failing on purpose can only delay the owner, never lock them out for longer than one delay. One
+// address trying many accounts (a password sprayed across them, or stolen e-mail and password pairs) meets
+// LoginFailuresPerIP, which refuses every sign-in from the address for the rest of its window.
 type Limits struct {
 	MaxJSONDepth            int // nesting of request bodies
-	LoginFailuresPerAccount int // failed sign-ins per account in loginWindow
+	LoginFailuresPerAccount int // failed sign-ins of an account before each further attempt waits a growing delay
 	LoginFailuresPerIP      int // failed sign-ins per client address in loginWindow
 	ProvisionsPerToken      int // device provisioning attempts per provisioning token in provisionWindow
 	ProvisionsPerIP         int // device provisioning attempts per client address in provisionWindow
@@ -33,6 +45,10 @@ const (
 
 	loginWindow     = 15 * time.Minute
 	provisionWindow = time.Minute
+
+	loginDelayBase = time.Second      // the first delay of an account past its free failures
+	loginDelayMost = 15 * time.Minute // the longest
+	loginForget    = 24 * time.Hour   // an account's failures are forgotten after this long without one
 )
 
 func (l Limits) withDefaults() Limits {
@@ -53,24 +69,32 @@ func (l Limits) withDefaults() Limits {
 // limiters holds the API's attempt counters.
 type limiters struct {
 	Limits
-	logins     *window // failed sign-ins
-	provisions *window // provisioning attempts, failed or not
+	accounts   *backoff // sign-in attempts per account
+	addresses  *window  // failed sign-ins per client address
+	provisions *window  // provisioning attempts, failed or not
 }
 
 func newLimiters(l Limits) *limiters {
-	return &limiters{Limits: l.withDefaults(), logins: newWindow(loginWindow), provisions: newWindow(provisionWindow)}
+	l = l.withDefaults()
+	return &limiters{Limits: l, accounts: newBackoff(l.LoginFailuresPerAccount, loginDelayBase, loginDelayMost, loginForget),
+		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow)}
 }
 
-// loginWait is how long a sign-in for this account from this address must wait; 0 when it may go ahead.
-func (l *limiters) loginWait(account, ip string, at time.Time) time.Duration {
-	return max(l.logins.wait("a:"+account, l.LoginFailuresPerAccount, at), l.logins.wait("i:"+ip, l.LoginFailuresPerIP, at))
+// loginAttempt lets a sign-in for this account from this address go ahead (0), or says how long it must wait. An
+// attempt that goes ahead is counted against the account at once, as failed until loginSucceeded clears it, so
+// that attempts sent together the moment a delay ends are not all checked.
+func (l *limiters) loginAttempt(account, ip string, at time.Time) time.Duration {
+	if wait := l.addresses.wait(ip, l.LoginFailuresPerIP, at); wait > 0 {
+		return wait
+	}
+	return l.accounts.take(account, at)
 }
 
-func (l *limiters) loginFailed(account, ip string, at time.Time) {
-	l.logins.add(at, "a:"+account, "i:"+ip)
-}
+// loginFailed counts a failed sign-in against the address it came from (the account's attempt is counted).
+func (l *limiters) loginFailed(ip string, at time.Time) { l.addresses.add(at, ip) }
 
-func (l *limiters) loginSucceeded(account string) { l.logins.clear("a:" + account) }
+// loginSucceeded forgets the account's failures.
+func (l *limiters) loginSucceeded(account string) { l.accounts.clear(account) }
 
 // provisionAttempt counts one device provisioning attempt with a provisioning token (by its hash, never the
 // token itself) from an address, and refuses it with 429 when either has used up its window.
@@ -85,6 +109,74 @@ func (l *limiters) provisionAttempt(tokenHash, ip string, at time.Time) error {
 	}
 	l.provisions.add(at, "t:"+tokenHash, "i:"+ip)
 	return nil
+}
+
+// backoff slows attempts at one key (an account) without locking it: the first free attempts go ahead at once;
+// after them each attempt must wait, from the one before, a delay that doubles with every attempt, from base up
+// to most. An attempt refused because its delay runs is not counted, so hammering does not lengthen the delay.
+// A key's attempts are forgotten when it is cleared or after forget without one.
+type backoff struct {
+	mu                 sync.Mutex
+	keys               map[string]attempts
+	free               int
+	base, most, forget time.Duration
+}
+
+type attempts struct {
+	n    int       // counted attempts
+	last time.Time // of the latest
+}
+
+func newBackoff(free int, base, most, forget time.Duration) *backoff {
+	return &backoff{keys: map[string]attempts{}, free: free, base: base, most: most, forget: forget}
+}
+
+// take counts an attempt at key and answers 0, or, while key's delay runs, counts nothing and answers how long
+// is left.
+func (b *backoff) take(key string, at time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.keys[key]
+	if at.Sub(a.last) >= b.forget {
+		a = attempts{}
+	}
+	if wait := a.last.Add(b.delay(a.n)).Sub(at); a.n > 0 && wait > 0 {
+		return wait
+	}
+	b.keys[key] = attempts{n: a.n + 1, last: at}
+	b.sweep(at)
+	return 0
+}
+
+// delay is how long the attempt after n counted ones waits after the latest.
+func (b *backoff) delay(n int) time.Duration {
+	past := n - b.free // attempts past the free ones, 0 for the first that waits
+	if past < 0 {
+		return 0
+	}
+	if past >= 32 || b.base<<past > b.most {
+		return b.most
+	}
+	return b.base << past
+}
+
+func (b *backoff) clear(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.keys, key)
+}
+
+// sweep bounds memory when many keys pile up (e-mails sprayed at the sign-in route): first the forgotten keys
+// go, then those still within their free attempts, which delay no one.
+func (b *backoff) sweep(at time.Time) {
+	if len(b.keys) <= maxWindowKeys {
+		return
+	}
+	for k, a := range b.keys {
+		if at.Sub(a.last) >= b.forget || a.n < b.free {
+			delete(b.keys, k)
+		}
+	}
 }
 
 // window counts events per key in a sliding window.
@@ -128,13 +220,6 @@ func (w *window) add(at time.Time, keys ...string) {
 	}
 }
 
-// clear forgets a key's events.
-func (w *window) clear(key string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.events, key)
-}
-
 // recent drops the key's events older than the window and returns the rest.
 func (w *window) recent(key string, at time.Time) []time.Time {
 	times := w.events[key]
@@ -147,6 +232,58 @@ func (w *window) recent(key string, at time.Time) []time.Time {
 		return nil
 	}
 	return times[i:]
+}
+
+// clientAddress is the address of the client that sent a request: the key of every per-address limit. It is
+// the connecting peer's, unless the peer is one of the trusted proxies (Config.TrustedProxies): then it is the
+// right-most address in X-Forwarded-For that is not a trusted proxy. Each proxy appends the address it got the
+// request from, so reading from the right, past our own proxies, the first other address is the one our
+// outermost proxy saw; what lies further left the client may have written itself.
+func (s *Server) clientAddress(c *fiber.Ctx) string {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	return forwardedClient(s.cfg.TrustedProxies, peer.Unmap(), c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)).String()
+}
+
+// forwardedClient finds the client behind a peer in the X-Forwarded-For headers (in the order received).
+func forwardedClient(trusted []netip.Prefix, peer netip.Addr, headers [][]byte) netip.Addr {
+	if !inRanges(trusted, peer) {
+		return peer
+	}
+	client := peer
+	for i := len(headers) - 1; i >= 0; i-- {
+		hops := strings.Split(string(headers[i]), ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			addr, ok := parseHop(hops[j])
+			if !ok {
+				return client // not an address: the last one a trusted proxy vouched for
+			}
+			if client = addr; !inRanges(trusted, addr) {
+				return addr
+			}
+		}
+	}
+	return client // every hop is a trusted proxy: the left-most sent the request itself
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address with a port.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return addr.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range ranges {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // operationRetryAfter is what a client refused for too many operations is told to wait: operations take

@@ -2,10 +2,14 @@ package api_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -133,4 +137,79 @@ func TestListLimitIsCapped(t *testing.T) {
 		assert.Equal(t, "limit", v["field"])
 		assert.Contains(t, v["detail"], "from 1 to "+strconv.Itoa(storage.MaxPageLimit))
 	}
+}
+
+// signIn tries a sign-in as one client.
+func signIn(c *apitest.Client, email, password string) *apitest.Response {
+	return c.Do("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+}
+
+// forwardedFor is a client whose requests say, in X-Forwarded-For, that they come from addrs.
+func forwardedFor(t *testing.T, env *apitest.Env, addrs string) *apitest.Client {
+	c := env.Client(t)
+	c.Header = http.Header{"X-Forwarded-For": {addrs}}
+	return c
+}
+
+// A client talking to the API directly cannot pick the address its limits count: X-Forwarded-For from a peer
+// that is not a trusted proxy is ignored, so a new address in it each time gets no fresh allowance.
+func TestSpoofedForwardedForIsIgnoredFromAnUntrustedPeer(t *testing.T) {
+	w := limited(t, "sqlite", api.Limits{LoginFailuresPerIP: 3})
+	for i := range 3 {
+		assert.Equal(t, 401, signIn(forwardedFor(t, w.env, fmt.Sprintf("203.0.113.%d", i)), fmt.Sprintf("nobody%d@example.com", i), "wrong-password").Status)
+	}
+	r := signIn(forwardedFor(t, w.env, "198.51.100.77"), "owner@example.com", testPassword)
+	assertTooMany(t, r, "too_many_sign_ins")
+}
+
+// Behind a trusted proxy each client has its own allowance: one client's failures do not lock out the others
+// who share the proxy's address, and what a client writes left of the proxy's own entry changes nothing.
+func TestTrustedProxySeparatesClients(t *testing.T) {
+	w := newSnapWorld(t, "sqlite", func(d *api.Deps) {
+		d.Config.Limits = api.Limits{LoginFailuresPerIP: 3, ProvisionsPerIP: 2, ProvisionsPerToken: 100}
+		d.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} // the proxy is the test itself
+	})
+	for i := range 3 {
+		assert.Equal(t, 401, signIn(forwardedFor(t, w.env, "203.0.113.7"), fmt.Sprintf("nobody%d@example.com", i), "wrong-password").Status)
+	}
+	assertTooMany(t, signIn(forwardedFor(t, w.env, "203.0.113.7"), "owner@example.com", testPassword), "too_many_sign_ins")
+	assertTooMany(t, signIn(forwardedFor(t, w.env, "198.51.100.4, 203.0.113.7"), "owner@example.com", testPassword), "too_many_sign_ins")
+	assert.Equal(t, 200, signIn(forwardedFor(t, w.env, "198.51.100.4"), "owner@example.com", testPassword).Status, "another client behind the proxy")
+
+	token := w.as["owner"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/provisioning-tokens", map[string]any{"name": "line", "applicationId": w.appIDs[0]}).String("token")
+	provision := func(from string, i int) *apitest.Response {
+		c := forwardedFor(t, w.env, from)
+		c.Bearer = token
+		return c.Do("POST", "/api/v1/devices", map[string]any{"name": "dev-" + strconv.Itoa(i), "type": "pi", "team": w.teamID})
+	}
+	for i := range 2 {
+		assert.Equal(t, 200, provision("203.0.113.7", i).Status)
+	}
+	assertTooMany(t, provision("203.0.113.7", 2), "too_many_provisioning_attempts")
+	assert.Equal(t, 200, provision("198.51.100.4", 3).Status, "another site's devices provision from their own address")
+}
+
+// Failing on purpose cannot lock an account's owner out: past its free failures an account waits a delay (429
+// with Retry-After, even for the right password, only while it runs), which doubles with each further failure,
+// and the right password once it has run signs in and clears the account.
+func TestLockedOutAccountSignsInAfterTheDelay(t *testing.T) {
+	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2})
+	attacker, owner := w.env.Client(t), w.env.Client(t)
+	for range 2 {
+		assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status)
+	}
+	r := signIn(owner, "viewer@example.com", testPassword)
+	assertTooMany(t, r, "too_many_sign_ins")
+	assert.Equal(t, "1", r.Header.Get("Retry-After"), "the first delay is a second")
+	assertTooMany(t, signIn(attacker, "viewer@example.com", "wrong-password"), "too_many_sign_ins")
+
+	time.Sleep(1100 * time.Millisecond)
+	assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status, "refused attempts did not lengthen the delay")
+	r = signIn(owner, "viewer@example.com", testPassword)
+	assertTooMany(t, r, "too_many_sign_ins")
+	assert.Equal(t, "2", r.Header.Get("Retry-After"), "each failure past the free ones doubles the delay")
+
+	time.Sleep(2100 * time.Millisecond)
+	assert.Equal(t, 200, signIn(owner, "viewer@example.com", testPassword).Status, "the right password after the delay signs in")
+	assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status, "and the account's count starts again")
 }

@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,6 +34,10 @@ type Config struct {
 	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
 	Limits        Limits // abuse limits; zero values take the defaults
+
+	// TrustedProxies are the proxies in front of the API whose X-Forwarded-For names the client (clientAddress);
+	// none by default, so a client cannot pick the address its limits count.
+	TrustedProxies []netip.Prefix
 
 	// Live tunes the live event streams; zero values take the defaults.
 	Live LiveConfig

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +46,10 @@ type Config struct {
 	Kubernetes    KubernetesConfig
 	Stripe        StripeConfig
 	Limits        Limits // abuse limits of the API and the broker
+
+	// TrustedProxies are the load balancers and reverse proxies in front of the API: from a peer in these ranges,
+	// X-Forwarded-For names the client whose address the per-address limits count. None by default.
+	TrustedProxies []netip.Prefix
 }
 
 // StripeConfig turns billing on: without a key the platform bills nobody and works fully.
@@ -110,6 +115,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.Stripe.APIURL, "stripe-api-url", "FLOWYARD_STRIPE_API_URL", "", "Stripe API base URL (default Stripe's; e.g. a stripe-mock)")
 	reconcile := "1h"
 	str(&reconcile, "stripe-reconcile-every", "FLOWYARD_STRIPE_RECONCILE_EVERY", reconcile, "how often billing is reconciled with Stripe")
+	var proxies string
+	str(&proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "comma-separated address ranges (CIDR) of proxies whose X-Forwarded-For is believed (default: none)")
 	var pullSecrets string
 	str(&pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "comma-separated image pull secrets")
 	port, err := intEnv(getenv, "FLOWYARD_TEMPORAL_PORT", 7233)
@@ -134,6 +141,9 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	}
 	if c.Stripe.Reconcile, err = time.ParseDuration(reconcile); err != nil || c.Stripe.Reconcile < time.Minute {
 		return c, fmt.Errorf("--stripe-reconcile-every=%q must be a duration of at least 1m", reconcile)
+	}
+	if c.TrustedProxies, err = parseTrustedProxies(proxies); err != nil {
+		return c, err
 	}
 	for _, s := range strings.Split(pullSecrets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -279,6 +289,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
+		slog.Any("trustedProxies", c.TrustedProxies),
 		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
 		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
 		slog.String("stripeApiUrl", c.Stripe.APIURL))

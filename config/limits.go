@@ -8,7 +8,7 @@ import (
 // Limits are the abuse limits of the API and the MQTT broker.
 type Limits struct {
 	MaxJSONDepth            int // nesting of request bodies
-	LoginFailuresPerAccount int // failed sign-ins per account in 15 minutes
+	LoginFailuresPerAccount int // failed sign-ins of an account before each further one waits a growing delay
 	LoginFailuresPerIP      int // failed sign-ins per client address in 15 minutes
 	ProvisionsPerToken      int // device provisioning attempts per provisioning token in a minute
 	ProvisionsPerIP         int // device provisioning attempts per client address in a minute
@@ -31,7 +31,7 @@ type limitFlag struct {
 func (l *Limits) flags() []limitFlag {
 	return []limitFlag{
 		{&l.MaxJSONDepth, "max-json-depth", "FLOWYARD_MAX_JSON_DEPTH", 32, 2, 1000, "deepest nesting of a JSON request body"},
-		{&l.LoginFailuresPerAccount, "login-failures-per-account", "FLOWYARD_LOGIN_FAILURES_PER_ACCOUNT", 10, 1, 1_000_000, "failed sign-ins per account in 15 minutes before 429"},
+		{&l.LoginFailuresPerAccount, "login-failures-per-account", "FLOWYARD_LOGIN_FAILURES_PER_ACCOUNT", 10, 1, 1_000_000, "failed sign-ins of an account before each further attempt waits a delay that doubles (1 s up to 15 min; 429 meanwhile)"},
 		{&l.LoginFailuresPerIP, "login-failures-per-ip", "FLOWYARD_LOGIN_FAILURES_PER_IP", 50, 1, 1_000_000, "failed sign-ins per client address in 15 minutes before 429"},
 		{&l.ProvisionsPerToken, "provisions-per-token", "FLOWYARD_PROVISIONS_PER_TOKEN", 1000, 1, 1_000_000, "device provisioning attempts per provisioning token in a minute before 429"},
 		{&l.ProvisionsPerIP, "provisions-per-ip", "FLOWYARD_PROVISIONS_PER_IP", 1000, 1, 1_000_000, "device provisioning attempts per client address in a minute before 429"},

@@ -52,12 +52,13 @@ func Serve(t testing.TB, st *storage.Store, mutate ...func(*api.Deps)) *Env {
 	return &Env{URL: "http://" + ln.Addr().String(), Store: st, Server: srv}
 }
 
-// Client is one caller: a cookie jar and optionally a bearer token.
+// Client is one caller: a cookie jar and optionally a bearer token and headers of its own.
 type Client struct {
 	t      testing.TB
 	base   string
 	http   *http.Client
 	Bearer string
+	Header http.Header // sent with every request (X-Forwarded-For, say), when set
 }
 
 // Client returns a new anonymous caller.
@@ -95,6 +96,9 @@ func (c *Client) Do(method, path string, body any) *Response {
 	}
 	if c.Bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Bearer)
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = append(req.Header[k], vs...)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
