@@ -53,7 +53,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	// Unknown e-mail and wrong password take the same time and get the same answer.
 	if !domain.CheckPassword(hash, req.Password) {
-		s.limiter.loginFailed(client, at)
+		s.limiter.loginFailed(email, client, time.Now())
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
 	s.limiter.loginSucceeded(email)

@@ -19,9 +19,9 @@ import (
 //
 // The sign-in limits protect against two different guessers. One guessing the password of one account, from any
 // number of addresses, meets the account's growing delays: after LoginFailuresPerAccount failures each further
-// attempt waits a delay that doubles with every failure (loginDelayBase up to loginDelayMost), so guessing slows
+// attempt waits a delay that doubles with every failure (LoginDelay up to loginDelayMost), so guessing slows
 // to a few tries an hour, while the account's owner, who knows the password, signs in as soon as the delay has
-// run; someone failing on purpose can only delay the owner, never lock them out for longer than one delay. One
+// run: someone failing on purpose can make the owner wait, but not have the right password refused after it. One
 // address trying many accounts (a password sprayed across them, or stolen e-mail and password pairs) meets
 // LoginFailuresPerIP, which refuses every sign-in from the address for the rest of its window.
 type Limits struct {
@@ -31,6 +31,10 @@ type Limits struct {
 	ProvisionsPerToken      int // device provisioning attempts per provisioning token in provisionWindow
 	ProvisionsPerIP         int // device provisioning attempts per client address in provisionWindow
 	MaxTeamOperations       int // a team's operations pending or running at once
+
+	// LoginDelay is the first of an account's delays, from its latest failure; each failure doubles it. Not a
+	// setting: tests lengthen it so that their timing does not matter.
+	LoginDelay time.Duration
 }
 
 // Default limits. A fleet is provisioned in bulk from behind one address (a factory's NAT), so provisioning
@@ -42,12 +46,12 @@ const (
 	DefaultProvisionsPerToken      = 1000
 	DefaultProvisionsPerIP         = 1000
 	DefaultMaxTeamOperations       = 20
+	DefaultLoginDelay              = time.Second
 
 	loginWindow     = 15 * time.Minute
 	provisionWindow = time.Minute
 
-	loginDelayBase = time.Second      // the first delay of an account past its free failures
-	loginDelayMost = 15 * time.Minute // the longest
+	loginDelayMost = 15 * time.Minute // the longest delay of an account
 	loginForget    = 24 * time.Hour   // an account's failures are forgotten after this long without one
 )
 
@@ -63,6 +67,9 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ProvisionsPerToken, DefaultProvisionsPerToken)
 	def(&l.ProvisionsPerIP, DefaultProvisionsPerIP)
 	def(&l.MaxTeamOperations, DefaultMaxTeamOperations)
+	if l.LoginDelay <= 0 {
+		l.LoginDelay = DefaultLoginDelay
+	}
 	return l
 }
 
@@ -76,7 +83,7 @@ type limiters struct {
 
 func newLimiters(l Limits) *limiters {
 	l = l.withDefaults()
-	return &limiters{Limits: l, accounts: newBackoff(l.LoginFailuresPerAccount, loginDelayBase, loginDelayMost, loginForget),
+	return &limiters{Limits: l, accounts: newBackoff(l.LoginFailuresPerAccount, l.LoginDelay, loginDelayMost, loginForget),
 		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow)}
 }
 
@@ -90,8 +97,12 @@ func (l *limiters) loginAttempt(account, ip string, at time.Time) time.Duration 
 	return l.accounts.take(account, at)
 }
 
-// loginFailed counts a failed sign-in against the address it came from (the account's attempt is counted).
-func (l *limiters) loginFailed(ip string, at time.Time) { l.addresses.add(at, ip) }
+// loginFailed counts a failed sign-in against the address it came from; the account's attempt was counted when
+// it began, and its delay now runs from the failure, however long the password check took.
+func (l *limiters) loginFailed(account, ip string, at time.Time) {
+	l.addresses.add(at, ip)
+	l.accounts.restart(account, at)
+}
 
 // loginSucceeded forgets the account's failures.
 func (l *limiters) loginSucceeded(account string) { l.accounts.clear(account) }
@@ -146,6 +157,16 @@ func (b *backoff) take(key string, at time.Time) time.Duration {
 	b.keys[key] = attempts{n: a.n + 1, last: at}
 	b.sweep(at)
 	return 0
+}
+
+// restart moves the start of key's delay to at, when its latest attempt has ended later than it began.
+func (b *backoff) restart(key string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.keys[key]; ok && at.After(a.last) {
+		a.last = at
+		b.keys[key] = a
+	}
 }
 
 // delay is how long the attempt after n counted ones waits after the latest.

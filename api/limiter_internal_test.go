@@ -26,6 +26,11 @@ func TestAccountDelaysGrowFromTheFreeAttempts(t *testing.T) {
 	}
 	assert.Equal(t, []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second}, waits)
 	assert.Zero(t, b.take("b", at), "another account is not held back")
+	for range 3 {
+		b.take("d", at)
+	}
+	b.restart("d", at.Add(3*time.Second)) // the third attempt's check ended three seconds after it began
+	assert.Equal(t, time.Second, b.take("d", at.Add(3*time.Second)), "the delay runs from the end of the latest failure")
 	b.clear("a")
 	assert.Zero(t, b.take("a", at), "a success clears the account")
 	for range 3 {

@@ -36,7 +36,7 @@ func assertTooMany(t *testing.T, r *apitest.Response, code string) {
 }
 
 func TestLoginLimitAnswersRetryAfter(t *testing.T) {
-	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2})
+	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2, LoginDelay: time.Minute})
 	c := w.env.Client(t)
 	for range 2 {
 		assert.Equal(t, 401, c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "viewer@example.com", "password": "wrong-password"}).Status)
@@ -193,23 +193,23 @@ func TestTrustedProxySeparatesClients(t *testing.T) {
 // with Retry-After, even for the right password, only while it runs), which doubles with each further failure,
 // and the right password once it has run signs in and clears the account.
 func TestLockedOutAccountSignsInAfterTheDelay(t *testing.T) {
-	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2})
+	w := limited(t, "sqlite", api.Limits{LoginFailuresPerAccount: 2, LoginDelay: 2 * time.Second})
 	attacker, owner := w.env.Client(t), w.env.Client(t)
 	for range 2 {
 		assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status)
 	}
 	r := signIn(owner, "viewer@example.com", testPassword)
 	assertTooMany(t, r, "too_many_sign_ins")
-	assert.Equal(t, "1", r.Header.Get("Retry-After"), "the first delay is a second")
+	assert.Equal(t, "2", r.Header.Get("Retry-After"), "the first delay")
 	assertTooMany(t, signIn(attacker, "viewer@example.com", "wrong-password"), "too_many_sign_ins")
 
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2200 * time.Millisecond)
 	assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status, "refused attempts did not lengthen the delay")
 	r = signIn(owner, "viewer@example.com", testPassword)
 	assertTooMany(t, r, "too_many_sign_ins")
-	assert.Equal(t, "2", r.Header.Get("Retry-After"), "each failure past the free ones doubles the delay")
+	assert.Equal(t, "4", r.Header.Get("Retry-After"), "each failure past the free ones doubles the delay")
 
-	time.Sleep(2100 * time.Millisecond)
+	time.Sleep(4200 * time.Millisecond)
 	assert.Equal(t, 200, signIn(owner, "viewer@example.com", testPassword).Status, "the right password after the delay signs in")
 	assert.Equal(t, 401, signIn(attacker, "viewer@example.com", "wrong-password").Status, "and the account's count starts again")
 }
