@@ -187,16 +187,15 @@ func (s *Server) updateTeam(c *fiber.Ctx) error {
 		if err := tx.UpdateTeam(ctx, team, cols...); err != nil {
 			return err
 		}
-		if newType == nil {
-			return audit(c, tx, who, team.ID, "team.updated", "team", team.ID, body)
-		}
-		if err := checkTeamFits(ctx, tx, team.ID, newType); err != nil {
-			return err
+		if newType != nil {
+			if err := checkTeamFits(ctx, tx, team.ID, newType); err != nil {
+				return err
+			}
 		}
 		if err := audit(c, tx, who, team.ID, "team.updated", "team", team.ID, body); err != nil {
 			return err
 		}
-		if s.billing != nil { // last: once Stripe has the new items, nothing else may fail
+		if newType != nil && s.billing != nil { // last: once Stripe has the new items, nothing else may fail
 			return s.billing.ChangeTeamType(ctx, tx, team.ID)
 		}
 		return nil
@@ -228,11 +227,11 @@ func checkTeamFits(ctx context.Context, tx *storage.Store, teamID string, tt *st
 		return err
 	}
 	for _, l := range []struct {
-		name, what  string
+		name        string
 		holds, most int
-	}{{"members", "members", members, lim.Members}, {"instances", "instances", instances, lim.Instances}, {"devices", "devices", devices, lim.Devices}} {
+	}{{"members", members, lim.Members}, {"instances", instances, lim.Instances}, {"devices", devices, lim.Devices}} {
 		if l.most > 0 && l.holds > l.most {
-			return teamTooBig(tt, l.name, fmt.Sprintf("%d %s", l.holds, l.what), l.most)
+			return teamTooBig(tt, l.name, fmt.Sprintf("%d %s", l.holds, l.name), l.most)
 		}
 	}
 	for _, typeID := range slices.Sorted(maps.Keys(lim.InstancesPerType)) {
