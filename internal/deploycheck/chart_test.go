@@ -30,6 +30,7 @@ import (
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/temporalenv"
 )
 
@@ -326,4 +327,23 @@ func TestValuesSchemaRejectsMistakes(t *testing.T) {
 	v["api"] = map[string]any{"replicas": "two"}
 	_, err = renderErr(v)
 	assert.ErrorContains(t, err, "/api/replicas")
+}
+
+// TestTrustedProxiesReachTheAPI: the proxies the chart is told about become FLOWYARD_TRUSTED_PROXIES, which the
+// API parses as it would at start (so per-address limits count clients, not the ingress).
+func TestTrustedProxiesReachTheAPI(t *testing.T) {
+	v := productionValues()
+	v["trustedProxies"] = []any{"10.0.0.0/8", "192.168.1.7"}
+	objs, _ := decode(t, render(t, v))
+	got := objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data["FLOWYARD_TRUSTED_PROXIES"]
+	assert.Equal(t, "10.0.0.0/8,192.168.1.7", got)
+	_, err := config.Load("serve", nil, func(k string) string {
+		if k == "FLOWYARD_TRUSTED_PROXIES" {
+			return got
+		}
+		return ""
+	})
+	assert.NoError(t, err)
+	objs, _ = decode(t, render(t, productionValues()))
+	assert.Empty(t, objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data["FLOWYARD_TRUSTED_PROXIES"], "none by default")
 }
