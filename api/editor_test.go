@@ -27,6 +27,19 @@ func debugFlow(marker string) []map[string]any {
 	}
 }
 
+// headerEchoFlow is a member's plain http-in flow that answers GET /api/<path> with the request header it was
+// sent ("none" without it): what a member would deploy to read the platform's admin token, were a request let
+// out of Node-RED's admin root by the editor proxy, or a user's session cookie, were it sent to the instance.
+func headerEchoFlow(path, header string) []map[string]any {
+	return []map[string]any{
+		{"id": "tabe", "type": "tab", "label": "Echo"},
+		{"id": "ine", "type": "http in", "z": "tabe", "url": "/" + path, "method": "get", "wires": []any{[]any{"fne"}}},
+		{"id": "fne", "type": "function", "z": "tabe", "func": "msg.payload = msg.req.headers['" + header + "'] || 'none'; return msg;",
+			"outputs": 1, "wires": []any{[]any{"oute"}}},
+		{"id": "oute", "type": "http response", "z": "tabe", "wires": []any{}},
+	}
+}
+
 var deployHeaders = map[string]string{"Node-RED-API-Version": "v2", "Node-RED-Deployment-Type": "full"}
 
 func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") }
@@ -161,6 +174,20 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		assert.Equal(t, 403, res.StatusCode)
 	})
 
+	t.Run("encoded paths cannot reach the http-in routes", func(t *testing.T) {
+		a := member.do("POST", editor+"/flows", map[string]any{"flows": headerEchoFlow("steal", "authorization")}, deployHeaders)
+		require.Equal(t, 200, a.status, a.body)
+		require.Eventually(t, func() bool {
+			status, body := red.call("GET", "/api/steal", nil, nil)
+			return status == 200 && body == "Bearer "+sec.admin
+		}, 20*time.Second, 100*time.Millisecond, "the flow answers with the token it is sent")
+		for _, escape := range editorEscapes {
+			a := member.do("GET", editor+strings.ReplaceAll(escape, "/hello", "/steal"), nil, nil)
+			assert.Equal(t, 400, a.status, "%s: %s", escape, a.body)
+			assert.NotContains(t, a.body, sec.admin, escape)
+		}
+	})
+
 	t.Run("comms websocket through the proxy", func(t *testing.T) {
 		header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}}
 		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", header)
@@ -199,6 +226,14 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		notStarted, _ := w.addInstance(t, "never-started", "")
 		assert.Equal(t, 503, member.do("GET", "/editor/"+notStarted.ID+"/flows", nil, nil).status)
 	})
+}
+
+// editorEscapes are paths under /editor/<id> that would reach something outside Node-RED's admin root (its
+// http-in routes at /api/ see the platform's token) if the proxy or Node-RED decoded or resolved them once more.
+var editorEscapes = []string{
+	"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello", "/.%2E/api/hello",
+	"/%252e%252e/api/hello", "/%252E%252E/%252e%252e/api/hello", "/..%252f..%252fapi/hello", "/%25252e%25252e/api/hello",
+	"/a/..%5c..%5capi/hello", "/a/%2e%2e%5capi/hello", "/nodes%2f..%2f..%2fapi/hello", "/./settings", "/flows%00",
 }
 
 // recordingBackend stands in for Node-RED where the test must see exactly what the proxy sends: it records
@@ -292,13 +327,24 @@ func TestEditorProxyHeaders(t *testing.T) {
 	assert.Equal(t, editor+"/vendor/", a.header.Get("Location"), "redirects stay under the prefix")
 
 	before := backend.count()
-	for _, escape := range []string{"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello"} {
+	for _, escape := range editorEscapes {
 		a := member.do("GET", editor+escape, nil, nil)
-		assert.Equal(t, 404, a.status, escape)
+		assert.Equal(t, 400, a.status, escape)
+		assert.Contains(t, a.body, `"code":"invalid_editor_path"`, escape)
 	}
 	a = member.do("GET", editor+"/../"+other.ID+"/flows", nil, nil)
-	assert.Equal(t, 404, a.status, "a path that resolves into another instance's editor")
+	assert.Equal(t, 400, a.status, "a path that resolves into another instance's editor")
 	assert.Equal(t, before, backend.count(), "no escaping path reached the backend")
+	for path, want := range map[string]string{
+		"/library/local/functions/%C3%BCn%C3%AF/50%25.js": "/admin/library/local/functions/ünï/50%.js",
+		"/context/flow/abc/a.b?store=default":             "/admin/context/flow/abc/a.b",
+		"/nodes/@scope/a-module":                          "/admin/nodes/@scope/a-module",
+	} {
+		a := member.do("GET", editor+path, nil, nil)
+		assert.Equal(t, 200, a.status, path)
+		assert.Contains(t, a.body, "path="+want+" ", "plain paths reach Node-RED as they were sent")
+		assert.Equal(t, "/admin"+strings.SplitN(path, "?", 2)[0], backend.last().URL.EscapedPath(), "the bytes sent are the bytes checked")
+	}
 
 	header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}, "Sec-WebSocket-Protocol": {"chat"}}
 	conn, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms?v=2", header)
