@@ -59,7 +59,7 @@ const (
 var editorDroppedRequestHeaders = []string{
 	fiber.HeaderAuthorization, fiber.HeaderCookie, fiber.HeaderProxyAuthorization,
 	fiber.HeaderConnection, fiber.HeaderKeepAlive, "Proxy-Connection", fiber.HeaderTE, fiber.HeaderTrailer,
-	fiber.HeaderUpgrade, fiber.HeaderTransferEncoding,
+	fiber.HeaderUpgrade, fiber.HeaderTransferEncoding, fiber.HeaderExpect,
 }
 
 // Response headers never passed back: Node-RED must not set cookies on Flowyard's origin.
@@ -292,13 +292,17 @@ func isWebsocketUpgrade(c *fiber.Ctx) bool {
 
 // proxyEditorHTTP forwards one request and copies Node-RED's answer into the response.
 func (s *Server) proxyEditorHTTP(c *fiber.Ctx, instanceID string, target *url.URL, backendPath, token string) error {
-	req := editorRequest(c.Request(), target, backendPath, token)
+	body := streamedBodyOf(c)
+	req := editorRequest(c.Request(), target, backendPath, token, body)
 	defer fasthttp.ReleaseRequest(req)
 
 	rid := c.GetRespHeader(fiber.HeaderXRequestID)
 	res := c.Response()
 	if err := editorClient.Do(req, res); err != nil {
 		res.Reset()
+		if bodyErr := body.failure(); bodyErr != nil {
+			return bodyErr
+		}
 		s.log.Warn("editor proxy: node-red unreachable", "instance", instanceID, "err", err)
 		return errRuntimeUnreachable
 	}
@@ -318,8 +322,8 @@ func (s *Server) proxyEditorHTTP(c *fiber.Ctx, instanceID string, target *url.UR
 // editorRequest is the request the proxy sends to Node-RED: the browser's method and headers without its
 // credentials, cookies and hop-by-hop headers; the platform's token; backendPath exactly as checked (the URI is
 // built afresh, so nothing of the browser's request line, such as user info, comes along, and path normalising
-// is off); the browser's query; and the body. Release it with fasthttp.ReleaseRequest.
-func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token string) *fasthttp.Request {
+// is off); the browser's query; and the body, if any, as a stream. Release it with fasthttp.ReleaseRequest.
+func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token string, body *streamedBody) *fasthttp.Request {
 	req := fasthttp.AcquireRequest()
 	src.Header.CopyTo(&req.Header)
 	for _, h := range editorDroppedRequestHeaders {
@@ -338,7 +342,11 @@ func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token st
 	uri.SetQueryStringBytes(src.URI().QueryString())
 	req.SetURI(uri)
 
-	req.SetBody(src.Body())
+	if body != nil {
+		req.SetBodyStream(body, src.Header.ContentLength())
+	} else {
+		req.Header.SetContentLength(0)
+	}
 	return req
 }
 

@@ -42,7 +42,7 @@ func FuzzEditorPath(f *testing.F) {
 		if !plainEditorQuery(in.URI().QueryString()) {
 			return // refused with errEditorPath
 		}
-		sent := sentPath(t, editorRequest(&in, target, backendPath, "token"))
+		sent := sentPath(t, editorRequest(&in, target, backendPath, "token", nil))
 		if sent != backendPath {
 			t.Fatalf("%q: checked %q, Node-RED is sent %q", rawPath, backendPath, sent)
 		}
