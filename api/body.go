@@ -27,6 +27,7 @@ func markDeclaredTooLong(limit int) func(*fasthttp.RequestHeader) fasthttp.Reque
 		if h.ContentLength() > limit {
 			h.Set(declaredTooLongHeader, "1")
 			h.SetContentLength(0)
+			h.Del(fiber.HeaderExpect) // no "100 Continue" asking for a body that is not wanted
 		}
 		return fasthttp.RequestConfig{} // the server's own timeouts and limit
 	}

@@ -515,6 +515,18 @@ func TestEditorProxyStreamsBodies(t *testing.T) {
 
 		pat := member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "big"})["token"].(string)
 		assert.Equal(t, 413, putDeclaringLength(t, editor+"/big", pat, limit+1), "refused on its declared length")
+
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.env.URL, "http://"), 5*time.Second)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = fmt.Fprintf(conn, "PUT /editor/%s/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n",
+			in.ID, pat, limit+1)
+		require.NoError(t, err)
+		res, err = http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, 413, res.StatusCode, "a client waiting for 100 Continue is told no at once")
 	})
 
 	t.Run("an unread body is not read as the next request", func(t *testing.T) {
