@@ -60,13 +60,14 @@ lint:
 
 # Fuzz every decoder of outside input for $(FUZZTIME) each: API bodies, deployed flows, device state reports
 # (HTTP and MQTT status), MQTT topics and replies, snapshot import, Stripe webhooks, Node-RED credentials, the
-# validators, list cursors. The seed corpora (testdata/fuzz/<FuzzName>) run as plain tests in `make test`.
+# validators, list cursors, the editor proxy's paths. The seed corpora (testdata/fuzz/<FuzzName>) run as plain
+# tests in `make test`.
 FUZZTIME ?= 30s
 # Minimising each new interesting input by time stalls short runs on large seeds; a bounded number of tries does not.
 FUZZMINIMIZE ?= 200x
 FUZZ_TARGETS := ./api:FuzzDecodeJSON ./api:FuzzDeployFlows ./devices:FuzzParseReport ./comms:FuzzDeviceMessages \
 	./snapshots:FuzzImportSnapshot ./billing:FuzzStripeWebhook ./nodered:FuzzDecryptCredentials ./domain:FuzzValidators \
-	./storage:FuzzDecodeCursor
+	./storage:FuzzDecodeCursor ./api:FuzzEditorPath
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:} ($${t%%:*})"; \

@@ -44,7 +44,9 @@ var editorClient = &fasthttp.Client{
 	WriteTimeout:             time.Minute,
 	MaxIdleConnDuration:      30 * time.Second,
 	MaxResponseBodySize:      64 << 20,
-	Dial:                     func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, editorDialTimeout) },
+	// The path is sent as editorBackendPath checked it: normalising it again could take it out of the admin root.
+	DisablePathNormalizing: true,
+	Dial:                   func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, editorDialTimeout) },
 }
 
 const (
@@ -57,7 +59,7 @@ const (
 var editorDroppedRequestHeaders = []string{
 	fiber.HeaderAuthorization, fiber.HeaderCookie, fiber.HeaderProxyAuthorization,
 	fiber.HeaderConnection, fiber.HeaderKeepAlive, "Proxy-Connection", fiber.HeaderTE, fiber.HeaderTrailer,
-	fiber.HeaderUpgrade, fiber.HeaderTransferEncoding,
+	fiber.HeaderUpgrade, fiber.HeaderTransferEncoding, fiber.HeaderExpect,
 }
 
 // Response headers never passed back: Node-RED must not set cookies on Flowyard's origin.
@@ -87,16 +89,17 @@ func (s *Server) proxyEditor(c *fiber.Ctx) error {
 		return err
 	}
 	prefix := editorPathPrefix + in.ID
-	// URI().Path() is decoded and has "." and ".." resolved, so the rest cannot climb out of the admin root
-	// (into the http-in routes, which would see the token).
-	clean := string(c.Request().URI().Path())
-	if clean == prefix {
+	rawPath := string(c.Request().URI().PathOriginal())
+	if rawPath == prefix {
 		// The editor page loads its assets by relative URLs: it must be served at the path with the slash.
 		return c.Redirect(prefix+"/", fiber.StatusMovedPermanently)
 	}
-	rest, ok := strings.CutPrefix(clean, prefix+"/")
-	if !ok {
-		return errRouteNotFound
+	backendPath, err := editorBackendPath(rawPath, prefix)
+	if err != nil {
+		return err
+	}
+	if !plainEditorQuery(c.Request().URI().QueryString()) {
+		return errEditorPath
 	}
 	target, err := runtimeTarget(in)
 	if err != nil {
@@ -105,11 +108,87 @@ func (s *Server) proxyEditor(c *fiber.Ctx) error {
 	if !s.sameOriginRequest(c) {
 		return errCrossOrigin
 	}
-	backendPath := editorAdminRoot + "/" + rest
 	if isWebsocketUpgrade(c) {
 		return s.proxyEditorWebsocket(c, in.ID, target, backendPath, token)
 	}
 	return s.proxyEditorHTTP(c, in.ID, target, backendPath, token)
+}
+
+var errEditorPath = &domain.Error{Kind: domain.KindInvalid, Code: "invalid_editor_path",
+	Message: "The editor path must be sent in its plain form: no dot segments, encoded slashes, spaces or control characters, no double encoding."}
+
+// editorBackendPath checks the path of a request under prefix (/editor/<id>) as it came on the wire and
+// returns the path to ask Node-RED for: the admin root followed by the rest of the request's path, byte for
+// byte. The rest is decoded once to be checked, and must mean the same to whoever reads it next: no "." or ".."
+// segment, no encoded "/" or "\" (which would split a segment once decoded), no control character, and no
+// escape left after decoding ("%252e" is "%2e" once decoded and ".", a dot segment, twice). Forwarding the
+// checked bytes rather than a decoded and re-encoded path means no later normalisation, in the HTTP client or
+// in Node-RED, can turn an accepted path into one outside the admin root, where the member's http-in routes
+// would see the platform's token.
+func editorBackendPath(rawPath, prefix string) (string, error) {
+	rest, ok := strings.CutPrefix(rawPath, prefix)
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return "", errRouteNotFound
+	}
+	if !plainEditorPath(rest) {
+		return "", errEditorPath
+	}
+	return editorAdminRoot + rest, nil
+}
+
+// plainEditorPath tells whether a raw path decodes once to itself with only its escapes replaced: the
+// segments the raw bytes have, none of them a dot segment, nothing that decodes again.
+func plainEditorPath(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if !editorPathByte(raw[i]) {
+			return false
+		}
+	}
+	decoded, err := url.PathUnescape(raw)
+	if err != nil || strings.Count(decoded, "/") != strings.Count(raw, "/") || hasPercentEscape(decoded) {
+		return false
+	}
+	if strings.ContainsFunc(decoded, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return false
+	}
+	for _, segment := range strings.Split(decoded, "/") {
+		if segment == "." || segment == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// plainEditorQuery tells whether a raw query string can go on Node-RED's request line as it came: printable
+// ASCII without spaces (which the server's request line reader lets through, and which would split the line
+// sent on).
+func plainEditorQuery(query []byte) bool {
+	for _, b := range query {
+		if b <= 0x20 || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// editorPathByte tells the bytes a browser sends unencoded in a path: printable ASCII but for those it always
+// escapes (and "\", which it turns into "/").
+func editorPathByte(b byte) bool {
+	return b > 0x20 && b < 0x7f && !strings.ContainsRune(`\"<>{}#?`+"`", rune(b))
+}
+
+// hasPercentEscape tells whether s holds a percent sign followed by two hex digits.
+func hasPercentEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(b byte) bool {
+	return ('0' <= b && b <= '9') || ('a' <= b && b <= 'f') || ('A' <= b && b <= 'F')
 }
 
 // editorAccess returns the instance and the Node-RED token for the caller: the admin token for members,
@@ -213,25 +292,17 @@ func isWebsocketUpgrade(c *fiber.Ctx) bool {
 
 // proxyEditorHTTP forwards one request and copies Node-RED's answer into the response.
 func (s *Server) proxyEditorHTTP(c *fiber.Ctx, instanceID string, target *url.URL, backendPath, token string) error {
-	req := fasthttp.AcquireRequest()
+	body := streamedBodyOf(c)
+	req := editorRequest(c.Request(), target, backendPath, token, body)
 	defer fasthttp.ReleaseRequest(req)
-	c.Request().CopyTo(req)
-	for _, h := range editorDroppedRequestHeaders {
-		req.Header.Del(h)
-	}
-	req.Header.DelAllCookies()
-	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+token)
-	uri := req.URI()
-	uri.SetScheme(target.Scheme)
-	uri.SetHost(target.Host)
-	uri.SetPath(backendPath)
-	uri.SetQueryStringBytes(c.Request().URI().QueryString())
-	req.Header.SetHost(target.Host)
 
 	rid := c.GetRespHeader(fiber.HeaderXRequestID)
 	res := c.Response()
 	if err := editorClient.Do(req, res); err != nil {
 		res.Reset()
+		if bodyErr := body.failure(); bodyErr != nil {
+			return bodyErr
+		}
 		s.log.Warn("editor proxy: node-red unreachable", "instance", instanceID, "err", err)
 		return errRuntimeUnreachable
 	}
@@ -246,6 +317,37 @@ func (s *Server) proxyEditorHTTP(c *fiber.Ctx, instanceID string, target *url.UR
 		res.Header.Set(fiber.HeaderXRequestID, rid)
 	}
 	return nil
+}
+
+// editorRequest is the request the proxy sends to Node-RED: the browser's method and headers without its
+// credentials, cookies and hop-by-hop headers; the platform's token; backendPath exactly as checked (the URI is
+// built afresh, so nothing of the browser's request line, such as user info, comes along, and path normalising
+// is off); the browser's query; and the body, if any, as a stream. Release it with fasthttp.ReleaseRequest.
+func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token string, body *streamedBody) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	src.Header.CopyTo(&req.Header)
+	for _, h := range editorDroppedRequestHeaders {
+		req.Header.Del(h)
+	}
+	req.Header.DelAllCookies()
+	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+token)
+	req.Header.SetHost(target.Host)
+
+	uri := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(uri)
+	uri.SetScheme(target.Scheme)
+	uri.SetHost(target.Host)
+	uri.DisablePathNormalizing = true
+	uri.SetPath(backendPath)
+	uri.SetQueryStringBytes(src.URI().QueryString())
+	req.SetURI(uri)
+
+	if body != nil {
+		req.SetBodyStream(body, src.Header.ContentLength())
+	} else {
+		req.Header.SetContentLength(0)
+	}
+	return req
 }
 
 // editorLocation maps a redirect inside Node-RED's admin root back under /editor/<id>/.
@@ -313,7 +415,10 @@ func dialRuntime(ctx context.Context, target *url.URL) (net.Conn, error) {
 // websocketHandshake sends the upgrade request (the browser's websocket headers, the platform's token,
 // nothing else) and reads Node-RED's answer.
 func websocketHandshake(c *fiber.Ctx, backend net.Conn, reader *bufio.Reader, target *url.URL, backendPath, token string) (*http.Response, error) {
-	requestURI := (&url.URL{Path: backendPath, RawQuery: string(c.Request().URI().QueryString())}).RequestURI()
+	requestURI := backendPath
+	if query := c.Request().URI().QueryString(); len(query) > 0 {
+		requestURI += "?" + string(query)
+	}
 	var b bytes.Buffer
 	b.WriteString("GET " + requestURI + " HTTP/1.1\r\n")
 	b.WriteString("Host: " + target.Host + "\r\n")

@@ -1,9 +1,20 @@
 package api_test
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +35,47 @@ func debugFlow(marker string) []map[string]any {
 		{"id": "injp", "type": "inject", "z": "tabp", "once": true, "onceDelay": "0.2", "repeat": "", "topic": "",
 			"payload": marker, "payloadType": "str", "props": []any{map[string]any{"p": "payload"}}, "wires": []any{[]any{"dbgp"}}},
 		{"id": "dbgp", "type": "debug", "z": "tabp", "active": true, "tosidebar": true, "console": false, "complete": "payload", "wires": []any{}},
+	}
+}
+
+// packNodeModule writes a Node-RED module with one node type and packs it with npm, as its author would before
+// uploading it in the palette manager; it returns the tarball's path.
+func packNodeModule(t *testing.T, name, nodeType string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"package.json": `{"name":"` + name + `","version":"1.0.0","keywords":["node-red"],"node-red":{"nodes":{"` + nodeType + `":"node.js"}}}`,
+		"node.js": `module.exports = function (RED) {
+  function UploadedNode(config) { RED.nodes.createNode(this, config); }
+  RED.nodes.registerType("` + nodeType + `", UploadedNode);
+};`,
+		"node.html": `<script type="text/javascript">
+  RED.nodes.registerType("` + nodeType + `", {category: "function", defaults: {}, inputs: 1, outputs: 1, label: "uploaded"});
+</script>`,
+	}
+	for file, content := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644))
+	}
+	npm := exec.Command("npm", "pack", "--silent")
+	npm.Dir = dir
+	npm.Env = append(os.Environ(), "HOME="+dir, "npm_config_update_notifier=false")
+	out, err := npm.CombinedOutput()
+	require.NoError(t, err, "npm pack: %s", out)
+	lines := strings.Fields(strings.TrimSpace(string(out)))
+	require.NotEmpty(t, lines)
+	return filepath.Join(dir, lines[len(lines)-1])
+}
+
+// headerEchoFlow is a member's plain http-in flow that answers GET /api/<path> with the request header it was
+// sent ("none" without it): what a member would deploy to read the platform's admin token, were a request let
+// out of Node-RED's admin root by the editor proxy, or a user's session cookie, were it sent to the instance.
+func headerEchoFlow(path, header string) []map[string]any {
+	return []map[string]any{
+		{"id": "tabe", "type": "tab", "label": "Echo"},
+		{"id": "ine", "type": "http in", "z": "tabe", "url": "/" + path, "method": "get", "wires": []any{[]any{"fne"}}},
+		{"id": "fne", "type": "function", "z": "tabe", "func": "msg.payload = msg.req.headers['" + header + "'] || 'none'; return msg;",
+			"outputs": 1, "wires": []any{[]any{"oute"}}},
+		{"id": "oute", "type": "http response", "z": "tabe", "wires": []any{}},
 	}
 }
 
@@ -161,6 +213,20 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		assert.Equal(t, 403, res.StatusCode)
 	})
 
+	t.Run("encoded paths cannot reach the http-in routes", func(t *testing.T) {
+		a := member.do("POST", editor+"/flows", map[string]any{"flows": headerEchoFlow("steal", "authorization")}, deployHeaders)
+		require.Equal(t, 200, a.status, a.body)
+		require.Eventually(t, func() bool {
+			status, body := red.call("GET", "/api/steal", nil, nil)
+			return status == 200 && body == "Bearer "+sec.admin
+		}, 20*time.Second, 100*time.Millisecond, "the flow answers with the token it is sent")
+		for _, escape := range editorEscapes {
+			a := member.do("GET", editor+strings.ReplaceAll(escape, "/hello", "/steal"), nil, nil)
+			assert.Equal(t, 400, a.status, "%s: %s", escape, a.body)
+			assert.NotContains(t, a.body, sec.admin, escape)
+		}
+	})
+
 	t.Run("comms websocket through the proxy", func(t *testing.T) {
 		header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}}
 		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", header)
@@ -188,6 +254,26 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		assert.Equal(t, 404, res.StatusCode)
 	})
 
+	t.Run("a module uploaded in the palette manager is installed", func(t *testing.T) {
+		tarball := packNodeModule(t, "node-red-contrib-flowyard-upload", "flowyard-upload")
+		var body bytes.Buffer
+		form := multipart.NewWriter(&body)
+		part, err := form.CreateFormFile("tarball", filepath.Base(tarball))
+		require.NoError(t, err)
+		raw, err := os.ReadFile(tarball)
+		require.NoError(t, err)
+		_, err = part.Write(raw)
+		require.NoError(t, err)
+		require.NoError(t, form.Close())
+
+		a := member.do("POST", editor+"/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType(), "Origin": w.env.URL})
+		require.Equal(t, 200, a.status, "%s\n%s", a.body, red.output.String())
+		assert.Contains(t, a.body, `"name":"node-red-contrib-flowyard-upload"`)
+		nodes := member.do("GET", editor+"/nodes", nil, map[string]string{"Accept": "application/json"})
+		require.Equal(t, 200, nodes.status)
+		assert.Contains(t, nodes.body, `"flowyard-upload"`, "the module's node type is registered")
+	})
+
 	t.Run("a stopped runtime answers 503", func(t *testing.T) {
 		red.stop()
 		a := member.do("GET", editor+"/flows", nil, nil)
@@ -199,6 +285,14 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		notStarted, _ := w.addInstance(t, "never-started", "")
 		assert.Equal(t, 503, member.do("GET", "/editor/"+notStarted.ID+"/flows", nil, nil).status)
 	})
+}
+
+// editorEscapes are paths under /editor/<id> that would reach something outside Node-RED's admin root (its
+// http-in routes at /api/ see the platform's token) if the proxy or Node-RED decoded or resolved them once more.
+var editorEscapes = []string{
+	"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello", "/.%2E/api/hello",
+	"/%252e%252e/api/hello", "/%252E%252E/%252e%252e/api/hello", "/..%252f..%252fapi/hello", "/%25252e%25252e/api/hello",
+	"/a/..%5c..%5capi/hello", "/a/%2e%2e%5capi/hello", "/nodes%2f..%2f..%2fapi/hello", "/./settings", "/flows%00",
 }
 
 // recordingBackend stands in for Node-RED where the test must see exactly what the proxy sends: it records
@@ -292,13 +386,24 @@ func TestEditorProxyHeaders(t *testing.T) {
 	assert.Equal(t, editor+"/vendor/", a.header.Get("Location"), "redirects stay under the prefix")
 
 	before := backend.count()
-	for _, escape := range []string{"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello"} {
+	for _, escape := range editorEscapes {
 		a := member.do("GET", editor+escape, nil, nil)
-		assert.Equal(t, 404, a.status, escape)
+		assert.Equal(t, 400, a.status, escape)
+		assert.Contains(t, a.body, `"code":"invalid_editor_path"`, escape)
 	}
 	a = member.do("GET", editor+"/../"+other.ID+"/flows", nil, nil)
-	assert.Equal(t, 404, a.status, "a path that resolves into another instance's editor")
+	assert.Equal(t, 400, a.status, "a path that resolves into another instance's editor")
 	assert.Equal(t, before, backend.count(), "no escaping path reached the backend")
+	for path, want := range map[string]string{
+		"/library/local/functions/%C3%BCn%C3%AF/50%25.js": "/admin/library/local/functions/ünï/50%.js",
+		"/context/flow/abc/a.b?store=default":             "/admin/context/flow/abc/a.b",
+		"/nodes/@scope/a-module":                          "/admin/nodes/@scope/a-module",
+	} {
+		a := member.do("GET", editor+path, nil, nil)
+		assert.Equal(t, 200, a.status, path)
+		assert.Contains(t, a.body, "path="+want+" ", "plain paths reach Node-RED as they were sent")
+		assert.Equal(t, "/admin"+strings.SplitN(path, "?", 2)[0], backend.last().URL.EscapedPath(), "the bytes sent are the bytes checked")
+	}
 
 	header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}, "Sec-WebSocket-Protocol": {"chat"}}
 	conn, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms?v=2", header)
@@ -324,4 +429,126 @@ func TestEditorProxyHeaders(t *testing.T) {
 	viewerConn.Close()
 	assert.Equal(t, "Bearer "+sec.read, backend.last().Header.Get("Authorization"), "viewers get the read-only token")
 	assert.NotEqual(t, otherSec.admin, sec.admin)
+}
+
+// TestEditorProxyStreamsBodies checks that bodies reach Node-RED as sent and as they arrive: a multipart upload
+// whole (fasthttp would otherwise parse it into a form and forward nothing), a chunked body before its end has
+// been sent, and that the body limit still holds for streamed bodies.
+func TestEditorProxyStreamsBodies(t *testing.T) {
+	t.Parallel()
+	firstHalf := make(chan struct{}, 1)
+	const half = 256 << 10
+	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/admin/streamed" {
+			if _, err := io.ReadFull(r.Body, make([]byte, half)); err != nil {
+				http.Error(rw, err.Error(), 500)
+				return
+			}
+			firstHalf <- struct{}{}
+		}
+		raw, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(rw, err.Error(), 500)
+			return
+		}
+		sum := sha256.Sum256(raw)
+		fmt.Fprintf(rw, "%s %d %x", r.Header.Get("Content-Type"), len(raw), sum)
+	}))
+	t.Cleanup(backend.Close)
+	w := newInstanceWorld(t, "sqlite")
+	in, _ := w.addInstance(t, "streams", backend.URL)
+	editor := w.env.URL + "/editor/" + in.ID
+	member := w.browsers["member"]
+
+	t.Run("a multipart upload arrives as sent", func(t *testing.T) {
+		var body bytes.Buffer
+		form := multipart.NewWriter(&body)
+		part, err := form.CreateFormFile("tarball", "module.tgz")
+		require.NoError(t, err)
+		_, err = part.Write(bytes.Repeat([]byte("flowyard"), 40<<10))
+		require.NoError(t, err)
+		require.NoError(t, form.Close())
+		sum := sha256.Sum256(body.Bytes())
+		a := member.do("POST", "/editor/"+in.ID+"/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType()})
+		require.Equal(t, 200, a.status, a.body)
+		assert.Equal(t, fmt.Sprintf("%s %d %x", form.FormDataContentType(), body.Len(), sum), a.body)
+	})
+
+	t.Run("a body reaches Node-RED before it has all been sent", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() {
+			chunk := bytes.Repeat([]byte("x"), half)
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+			select {
+			case <-firstHalf:
+				_, _ = pw.Write(chunk)
+				pw.Close()
+			case <-time.After(15 * time.Second):
+				pw.CloseWithError(errors.New("node-red did not get the first half of the body before the rest was sent"))
+			}
+		}()
+		req, err := http.NewRequest("PUT", editor+"/streamed", pr) // no length: sent chunked
+		require.NoError(t, err)
+		res, err := member.client.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		require.Equal(t, 200, res.StatusCode, string(raw))
+		assert.Contains(t, string(raw), " "+strconv.Itoa(half)+" ", "the rest of the body followed")
+	})
+
+	t.Run("the body limit holds for streamed bodies", func(t *testing.T) {
+		limit := 1 << 20 // apitest's
+		req, err := http.NewRequest("PUT", editor+"/big", io.MultiReader(bytes.NewReader(make([]byte, limit)), strings.NewReader("!")))
+		require.NoError(t, err)
+		res, err := member.client.Do(req)
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, 413, res.StatusCode, string(raw))
+		assert.Contains(t, string(raw), `"code":"body_too_large"`)
+
+		a := member.do("PUT", "/editor/"+in.ID+"/big", strings.Repeat("y", limit), nil)
+		assert.Equal(t, 200, a.status, "a body of exactly the limit passes: %s", a.body)
+
+		pat := member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "big"})["token"].(string)
+		assert.Equal(t, 413, putDeclaringLength(t, editor+"/big", pat, limit+1), "refused on its declared length")
+
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.env.URL, "http://"), 5*time.Second)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = fmt.Fprintf(conn, "PUT /editor/%s/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n",
+			in.ID, pat, limit+1)
+		require.NoError(t, err)
+		res, err = http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, 413, res.StatusCode, "a client waiting for 100 Continue is told no at once")
+	})
+
+	t.Run("an unread body is not read as the next request", func(t *testing.T) {
+		smuggled := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+		body := strings.Repeat("z", 64<<10) + smuggled
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.env.URL, "http://"), 5*time.Second)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = fmt.Fprintf(conn, "POST /editor/%s/flows HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
+			in.ID, len(body), body)
+		require.NoError(t, err)
+		reader := bufio.NewReader(conn)
+		res, err := http.ReadResponse(reader, nil)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, 401, res.StatusCode, "anonymous, refused before its body is read")
+		require.NoError(t, conn.SetDeadline(time.Now().Add(2*time.Second)))
+		next, err := http.ReadResponse(reader, nil)
+		if err == nil {
+			next.Body.Close()
+			t.Fatalf("the end of the refused body was served as a request: %d", next.StatusCode)
+		}
+	})
 }

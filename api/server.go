@@ -114,18 +114,24 @@ func New(d Deps) *Server {
 	s.live = newLiveHub(d.Config.Live)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "flowyard",
-		BodyLimit:             d.Config.BodyLimit,
-		ErrorHandler:          s.handleError,
-		DisableStartupMessage: true,
+		AppName:   "flowyard",
+		BodyLimit: d.Config.BodyLimit,
+		// Bodies are streams: the editor proxy passes them on as they arrive; limitBodies applies the limit and
+		// reads every other route's body. A multipart body stays as sent (fasthttp would otherwise parse it
+		// into a form before any handler, leaving the body the proxy forwards empty).
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.handleError,
+		DisableStartupMessage:        true,
 		// Handlers keep strings from the request beyond its life (store rows, logs); Immutable copies them.
 		Immutable:    true,
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: d.Config.WriteTimeout,
 		IdleTimeout:  120 * time.Second,
 	})
+	s.app.Server().HeaderReceived = markDeclaredTooLong(d.Config.BodyLimit)
 	s.app.Use(observeRequests(d.HTTPMetrics))
-	s.app.Use(recover.New(), requestid.New(), s.serveDashboard, s.requireJSONBody, s.authenticate)
+	s.app.Use(recover.New(), requestid.New(), s.limitBodies, s.serveDashboard, s.requireJSONBody, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
 	return s

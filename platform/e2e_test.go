@@ -244,7 +244,7 @@ func deployAndCall(t *testing.T, c *apitest.Client, id, instanceURL string) {
 	require.NotEmpty(t, oldRev, string(cur.Raw))
 	c.Must(200, "PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": oldRev})
 	waitFor(t, 30*time.Second, "the deployed flow to answer", func() bool {
-		resp, err := http.Get(instanceURL + "hello")
+		resp, err := apitest.InstanceClient().Get(instanceURL + "hello")
 		if err != nil {
 			return false
 		}
@@ -284,7 +284,7 @@ func crashAndRecover(t *testing.T, c *apitest.Client, id, instanceDir, instanceU
 	now := nodeRedProcesses(t, instanceDir)
 	require.Len(t, now, 1)
 	assert.NotEqual(t, pids[0], now[0], "a new Node-RED runs")
-	resp, err := http.Get(instanceURL + "hello")
+	resp, err := apitest.InstanceClient().Get(instanceURL + "hello")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode, "flows survive the crash (they live in the platform)")

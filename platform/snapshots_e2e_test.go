@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -96,9 +95,9 @@ func (f *snapshotFixture) wait(r *apitest.Response) *apitest.Response {
 }
 
 // credentialFlows is a flow whose GET /probe makes an http request node call GET /echo (on the same
-// Node-RED, whatever its port) with basic auth from its credentials; /echo answers with the Authorization
-// header it got, so /probe shows the password Node-RED holds. GET /version answers the version label. With
-// password empty, the credentials are left out.
+// Node-RED, at its loopback address, whatever its port) with basic auth from its credentials; /echo answers
+// with the Authorization header it got, so /probe shows the password Node-RED holds. GET /version answers the
+// version label. With password empty, the credentials are left out.
 func credentialFlows(version, password string) []any {
 	request := map[string]any{"id": "req1", "type": "http request", "z": "tab1", "method": "GET", "ret": "txt",
 		"url": "", "authType": "basic", "wires": []any{[]any{"resp1"}}}
@@ -109,7 +108,7 @@ func credentialFlows(version, password string) []any {
 		map[string]any{"id": "tab1", "type": "tab", "label": "Main " + version},
 		map[string]any{"id": "in1", "type": "http in", "z": "tab1", "url": "/probe", "method": "get", "wires": []any{[]any{"fn1"}}},
 		map[string]any{"id": "fn1", "type": "function", "z": "tab1", "outputs": 1, "wires": []any{[]any{"req1"}},
-			"func": "msg.url = 'http://' + msg.req.headers.host + '/api/echo';\ndelete msg.headers;\nreturn msg;"},
+			"func": "msg.url = 'http://127.0.0.1:' + msg.req.socket.localPort + '/api/echo';\ndelete msg.headers;\nreturn msg;"},
 		request,
 		map[string]any{"id": "resp1", "type": "http response", "z": "tab1"},
 		map[string]any{"id": "in2", "type": "http in", "z": "tab1", "url": "/echo", "method": "get", "wires": []any{[]any{"fn2"}}},
@@ -136,7 +135,7 @@ func (f *snapshotFixture) call(id, path string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		url := f.c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("url")
-		resp, err := http.Get(url + path)
+		resp, err := apitest.InstanceClient().Get(url + path)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
