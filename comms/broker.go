@@ -1,9 +1,9 @@
 // Package comms is Flowyard's embedded MQTT broker for devices (mochi-mqtt): MQTT 3.1.1 over TCP and over
 // WebSocket, each device signing in with the username and password it got at registration, topic ACLs exactly
-// as FlowFuse's (../shared/reference/flowfuse-device-protocol.md §3.7), and the platform's side of the
-// conversation: it consumes devices' status messages, records them, answers with `update` commands when a
-// device runs something other than its target, tells devices at once when their target changes, and asks
-// them for their flows (`upload`).
+// as FlowFuse's device protocol sets them (acl.go) for every message a device makes the broker publish, its
+// publishes and its Last Will alike, and the platform's side of the conversation: it consumes devices' status
+// messages, records them, answers with `update` commands when a device runs something other than its target,
+// tells devices at once when their target changes, and asks them for their flows (`upload`).
 package comms
 
 import (
@@ -100,7 +100,12 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	caps.MaximumPacketSize = uint32(max)
 	caps.MaximumClientWritesPending = writesPending
 	caps.MaximumQos = 1
+	// No retained messages: the device protocol uses none, and a retained message outlives the check made when
+	// it was published (its device deleted, its credentials revoked). mochi-mqtt then keeps no retained publish
+	// and refuses a retained will at CONNECT. Its own $SYS messages are retained regardless, out of the devices'
+	// reach: the ACL refuses devices every filter that starts with "$".
 	caps.RetainAvailable = 0
+	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
 		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}

@@ -13,84 +13,226 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
-// TestCrossTenantTopics connects as device A (team T, application 0) and tries to subscribe and publish to
-// every topic of two victims: a device of another team, and a device of the same team in another application.
-// Every subscription is refused, nothing A publishes reaches a victim or is recorded for it, and A receives
-// nothing meant for a victim. Then the credentials that must not open a connection: a wrong password, another
-// device's password, a device or provisioning token as password, a deleted device's password.
-func TestCrossTenantTopics(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
+// forged is what the attacker sends on another device's topics: as a command it would deploy a snapshot, as a
+// status it would be recorded with an agent version no victim reports.
+var forged = map[string]any{"command": "update", "snapshot": "forged", "state": "crashed", "stateDetail": "forged by another device",
+	"agentVersion": "9.9.9"}
+
+// victim is a device the attacker must not reach, connected and subscribed to its own command topics.
+type victim struct {
+	d          device
+	team, app  string
+	subscribed *conn
+}
+
+// crossTenantWorld registers the attacker (team T, application 0) and two victims, a device of the same team in
+// another application and a device of another team, each connected over TCP and subscribed to its command
+// topic and its application's.
+func (f *fixture) crossTenantWorld(t *testing.T) (attacker device, victims []*victim) {
+	t.Helper()
 	otherTeam, otherApp := f.addTeam(t, "other")
-	attacker := f.register(t, &f.apps[0])
-	sameTeam := f.register(t, &f.apps[1])
-	foreign := f.registerIn(t, otherTeam, &otherApp)
-	victims := []struct {
-		d          device
-		team, app  string
-		subscribed *conn
-	}{{d: sameTeam, team: f.team, app: f.apps[1]}, {d: foreign, team: otherTeam, app: otherApp}}
-	for i := range victims {
-		v := &victims[i]
+	attacker = f.register(t, &f.apps[0])
+	victims = []*victim{{d: f.register(t, &f.apps[1]), team: f.team, app: f.apps[1]}, {d: f.registerIn(t, otherTeam, &otherApp), team: otherTeam, app: otherApp}}
+	for _, v := range victims {
 		v.subscribed = f.connect(t, v.d)
 		require.EqualValues(t, 0, v.subscribed.subscribe(t, topic(v.team, v.d.id, "command")))
 		require.EqualValues(t, 0, v.subscribed.subscribe(t, "ff/v1/"+v.team+"/a/"+v.app+"/command"))
 	}
+	return attacker, victims
+}
 
-	a := f.connect(t, attacker)
-	require.EqualValues(t, 0, a.subscribe(t, topic(f.team, attacker.id, "command")), "its own command topic")
-	forged := map[string]any{"command": "update", "snapshot": "forged", "state": "running", "agentVersion": "9.9.9"}
-	for _, v := range victims {
-		topics := []string{"ff/v1/" + v.team + "/a/" + v.app + "/command", "ff/v1/" + v.team + "/p/" + domain.NewID() + "/command",
-			"ff/v1/" + v.team + "/#", "ff/v1/" + v.team + "/d/+/command", "ff/v1/+/d/" + v.d.id + "/command", "$share/g/" + topic(v.team, v.d.id, "command"),
-			"$share/platform/ff/v1/+/d/+/status", "ff/v1/+/d/+/response/#"}
-		for _, leaf := range []string{"command", "status", "logs", "resources", "response", "response/" + domain.NewID(), "state", "logs/heartbeat", "resources/heartbeat"} {
-			topics = append(topics, topic(v.team, v.d.id, leaf))
-		}
-		for _, tp := range topics {
-			assert.EqualValues(t, 0x80, a.subscribe(t, tp), "subscribe %s", tp)
-			if !strings.ContainsAny(tp, "+#$") { // publishing to a filter is a protocol error, not a test of the ACL
-				a.publish(t, tp, forged)
+// topics are the victim's topic names: every leaf of its device topic and the broadcast command topics of its
+// application and of an instance of its team.
+func (v *victim) topics() []string {
+	topics := []string{"ff/v1/" + v.team + "/a/" + v.app + "/command", "ff/v1/" + v.team + "/p/" + domain.NewID() + "/command"}
+	for _, leaf := range []string{"command", "status", "logs", "resources", "response", "response/" + domain.NewID(), "state", "logs/heartbeat", "resources/heartbeat"} {
+		topics = append(topics, topic(v.team, v.d.id, leaf))
+	}
+	return topics
+}
+
+// filters are the victim's topic names and the wildcard, shared and system filters that would match them or
+// the platform's own subscriptions.
+func (v *victim) filters() []string {
+	return append(v.topics(), "ff/v1/"+v.team+"/#", "ff/v1/"+v.team+"/d/+/command", "ff/v1/+/d/"+v.d.id+"/command", "+/+/+/+/+/+", "#",
+		"$share/g/"+topic(v.team, v.d.id, "command"), "$share/g/ff/v1/+/d/+/command", "$share/platform/ff/v1/+/d/+/status",
+		"ff/v1/+/d/+/response/#", "$SYS/#", "$SYS/broker/clients/connected")
+}
+
+// assertUntouched shows that nothing the attacker sent reached the victim or was recorded for it. The victim's
+// own status goes through the same worker after any forged one, and the update it is answered with comes after
+// any forged command. Re-subscribing first delivers any message retained on its topics.
+func (f *fixture) assertUntouched(t *testing.T, v *victim) {
+	t.Helper()
+	require.EqualValues(t, 0, v.subscribed.subscribe(t, topic(v.team, v.d.id, "command")))
+	require.EqualValues(t, 0, v.subscribed.subscribe(t, "ff/v1/"+v.team+"/a/"+v.app+"/command"))
+	v.subscribed.publish(t, topic(v.team, v.d.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": v.app, "project": nil})
+	cmd := v.subscribed.next(t)
+	assert.NotEqual(t, "forged", cmd["snapshot"], "a forged command reached %s", v.d.id)
+	assert.Equal(t, v.app, cmd["application"])
+	got := f.get(t, v.d.id)
+	assert.Empty(t, got.AgentVersion, "a forged status was recorded for %s", v.d.id)
+	assert.Equal(t, "unknown", got.State)
+	assert.Empty(t, v.subscribed.commands, "nothing else reached %s", v.d.id)
+}
+
+// urls are the broker's two ways in; every cross-tenant check runs over both.
+func (f *fixture) urls() map[string]string {
+	return map[string]string{"tcp": "tcp://" + f.broker.Addr(), "websocket": "ws://" + f.broker.WSAddr() + "/"}
+}
+
+// overEachTransport runs check on a fresh fixture once over TCP and once over WebSocket.
+func overEachTransport(t *testing.T, check func(t *testing.T, f *fixture, url string)) {
+	for _, transport := range []string{"tcp", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			f := newFixture(t)
+			check(t, f, f.urls()[transport])
+		})
+	}
+}
+
+// TestCrossTenantTopics connects as device A (team T, application 0) and tries to subscribe to every topic,
+// wildcard, shared and system filter of two victims, at every QoS, and to publish on every topic of theirs at
+// every QoS, retained or not: a device of another team, and a device of the same team in another application.
+// Every subscription is refused, every publish is dropped (QoS 0) or closes A's connection (QoS 1 and 2, as
+// MQTT 3.1.1 has no negative acknowledgement), nothing A publishes reaches a victim, is recorded for it or is
+// retained for it, and A receives nothing meant for a victim.
+func TestCrossTenantTopics(t *testing.T) {
+	overEachTransport(t, func(t *testing.T, f *fixture, url string) {
+		attacker, victims := f.crossTenantWorld(t)
+		for _, v := range victims {
+			for _, tp := range v.topics() {
+				for _, qos := range []byte{1, 2} {
+					c := dialRaw(t, url)
+					require.Zero(t, mustConnect(t, c, attacker, nil))
+					require.NoError(t, c.publish(tp, forged, qos, qos == 2))
+					assert.True(t, c.closed(5*time.Second), "a QoS %d publish on %s is refused", qos, tp)
+				}
 			}
 		}
-	}
 
-	// A's own status, answered with its update, shows the broker has handled everything A sent before it: a
-	// forged command is in a victim's queue by now, a forged status in its device's worker queue.
-	a.publish(t, topic(f.team, attacker.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil, "project": nil, "agentVersion": "4.2.1"})
-	assert.Equal(t, f.apps[0], a.next(t)["application"], "A's own update")
-	for _, v := range victims {
-		// The victim's own status goes through the same worker after any forged one, and its update comes after
-		// any forged command.
-		v.subscribed.publish(t, topic(v.team, v.d.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": v.app, "project": nil})
-		cmd := v.subscribed.next(t)
-		assert.NotEqual(t, "forged", cmd["snapshot"], "a forged command reached %s", v.d.id)
-		assert.Equal(t, v.app, cmd["application"])
-		got := f.get(t, v.d.id)
-		assert.Empty(t, got.AgentVersion, "A's forged status was recorded for %s", v.d.id)
-		assert.Equal(t, "unknown", got.State)
-		assert.Empty(t, v.subscribed.commands, "nothing else reached %s", v.d.id)
-	}
-	// A's next message is its own update: one meant for a victim would be queued before it. (paho hands a
-	// message to every handler whose filter matches, refused ones included, so A may hold copies of its own.)
-	f.broker.NotifyDevice(ctx, attacker.id)
-	assert.Equal(t, f.apps[0], a.next(t)["application"], "A receives nothing of the victims")
-	for len(a.commands) > 0 {
-		cmd := <-a.commands
-		assert.Equal(t, f.apps[0], cmd["application"], "A received a message meant for another device: %v", cmd)
-	}
+		a := dialRaw(t, url)
+		require.Zero(t, mustConnect(t, a, attacker, nil))
+		for _, qos := range []byte{0, 1, 2} {
+			assert.Less(t, a.subscribe(t, topic(f.team, attacker.id, "command"), qos), byte(0x80), "its own command topic")
+			for _, v := range victims {
+				for _, filter := range v.filters() {
+					assert.GreaterOrEqual(t, a.subscribe(t, filter, qos), byte(0x80), "subscribe %s at QoS %d", filter, qos)
+				}
+			}
+		}
+		for _, v := range victims {
+			for _, tp := range v.topics() {
+				for _, retain := range []bool{false, true} {
+					require.NoError(t, a.publish(tp, forged, 0, retain))
+				}
+			}
+		}
+		// A's own status, answered with its update, shows the broker has handled everything A sent before it: a
+		// forged command is in a victim's queue by now, a forged status in its device's worker queue.
+		require.NoError(t, a.publish(topic(f.team, attacker.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil,
+			"project": nil, "agentVersion": "4.2.1"}, 0, true))
+		_, own := a.nextMessage(t)
+		assert.Equal(t, f.apps[0], own["application"], "A's own update")
+		for _, v := range victims {
+			f.assertUntouched(t, v)
+		}
+		// A's next message is its own update: one meant for a victim would be queued before it.
+		f.broker.NotifyDevice(context.Background(), attacker.id)
+		tp, own := a.nextMessage(t)
+		assert.Equal(t, topic(f.team, attacker.id, "command"), tp, "A receives nothing of the victims: %v", own)
+		assert.Equal(t, f.apps[0], own["application"])
+	})
+}
 
+// TestCrossTenantWills has device A connect with a Last Will on each topic of the victims, at QoS 0 and 1,
+// retained or not, and drop the connection, which is when a broker publishes a will. Every such connection is
+// refused: a will is a publish made on the client's behalf and follows the same rule. A will on A's own
+// status is accepted and published, which shows the dropped connections would have published theirs.
+func TestCrossTenantWills(t *testing.T) {
+	overEachTransport(t, func(t *testing.T, f *fixture, url string) {
+		attacker, victims := f.crossTenantWorld(t)
+		for _, v := range victims {
+			for _, tp := range v.topics() {
+				for _, w := range []will{{topic: tp, payload: forged}, {topic: tp, payload: forged, qos: 1}, {topic: tp, payload: forged, retain: true}} {
+					for _, version := range []byte{4, 5} {
+						c := dialRaw(t, url)
+						c.version = version
+						code, err := c.connectAs(attacker, &w)
+						assert.False(t, err == nil && code == 0, "MQTT %d: a will on %s (QoS %d, retain %v) was accepted", version, tp, w.qos, w.retain)
+						c.drop()
+					}
+				}
+			}
+		}
+		// The broker publishes a will before it lets the connection go: once A has no connection left, every
+		// will it was given is on its way.
+		waitFor(t, "A's connections to be gone", func() bool { return f.broker.Connected() == len(victims) })
+		for _, v := range victims {
+			f.assertUntouched(t, v)
+		}
+
+		own := dialRaw(t, url)
+		require.Zero(t, mustConnect(t, own, attacker, &will{topic: topic(f.team, attacker.id, "status"), payload: forged}), "a will on its own status")
+		own.drop()
+		waitFor(t, "A's own will to be recorded", func() bool { return f.get(t, attacker.id).State == "crashed" })
+	})
+}
+
+// TestCrossTenantRetained: a device cannot leave a message behind for a client that subscribes later. Retained
+// publishes on its own topics are delivered but not kept, a retained will is refused, and the broker's own
+// retained $SYS messages are out of every device's reach.
+func TestCrossTenantRetained(t *testing.T) {
+	overEachTransport(t, func(t *testing.T, f *fixture, url string) {
+		d := f.register(t, &f.apps[0])
+		c := dialRaw(t, url)
+		require.Zero(t, mustConnect(t, c, d, nil))
+		for _, leaf := range []string{"status", "logs", "resources", "response", "response/x"} {
+			for _, qos := range []byte{0, 1} {
+				require.NoError(t, c.publish(topic(f.team, d.id, leaf), map[string]any{"state": "running", "retained": leaf}, qos, true))
+			}
+		}
+		require.NoError(t, c.publish(topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil, "project": nil}, 0, false))
+		waitFor(t, "the status to be recorded", func() bool { return f.get(t, d.id).State == "unknown" })
+		assert.Zero(t, f.broker.RetainedDeviceMessages(), "nothing a device published is retained")
+
+		for _, filter := range []string{"$SYS/#", "$SYS/broker/version", "#", "+/+/+"} {
+			assert.GreaterOrEqual(t, c.subscribe(t, filter, 0), byte(0x80), "subscribe %s", filter)
+		}
+		again := dialRaw(t, url)
+		code, err := again.connectAs(d, &will{topic: topic(f.team, d.id, "status"), payload: forged, retain: true})
+		assert.False(t, err == nil && code == 0, "a retained will, even on the device's own status, is refused")
+	})
+}
+
+// mustConnect connects the raw client as the device and returns the CONNACK code.
+func mustConnect(t *testing.T, c *rawClient, d device, w *will) byte {
+	t.Helper()
+	code, err := c.connectAs(d, w)
+	require.NoError(t, err)
+	return code
+}
+
+// TestRefusedCredentials: the credentials that must not open a connection, over TCP and WebSocket: a wrong
+// password, another device's password, a device or provisioning token as password, a deleted device's password.
+func TestRefusedCredentials(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	otherTeam, otherApp := f.addTeam(t, "other")
+	attacker := f.register(t, &f.apps[0])
+	deleted := f.register(t, &f.apps[1])
+	foreign := f.registerIn(t, otherTeam, &otherApp)
 	refused := map[string]string{"wrong password": "fyb_wrong", "another device's password": foreign.password,
 		"a device token":       f.tokenOf(t, domain.TokenPrefixDevice, "device", attacker.id),
 		"a provisioning token": f.tokenOf(t, domain.TokenPrefixProvisioning, "provisioning", f.team)}
-	require.NoError(t, f.store.DeleteDevice(ctx, sameTeam.id))
-	f.broker.DisconnectDevice(sameTeam.id)
-	for _, url := range []string{"tcp://" + f.broker.Addr(), "ws://" + f.broker.WSAddr() + "/"} {
+	require.NoError(t, f.store.DeleteDevice(ctx, deleted.id))
+	f.broker.DisconnectDevice(deleted.id)
+	for _, url := range f.urls() {
 		for what, password := range refused {
 			_, err := connect(t, url, attacker.username, attacker.username, password)
 			assert.Error(t, err, "%s over %s", what, url)
 		}
-		_, err := connect(t, url, sameTeam.username, sameTeam.username, sameTeam.password)
+		_, err := connect(t, url, deleted.username, deleted.username, deleted.password)
 		assert.Error(t, err, "a deleted device's broker password over %s", url)
 	}
 }

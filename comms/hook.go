@@ -58,13 +58,32 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Warn("refused a device with bad broker credentials", "device", deviceID, "remote", cl.Net.Remote, "err", err)
 		return false
 	}
+	g := grantOf(d)
+	if !h.willAllowed(cl, g, pk) {
+		return false
+	}
 	h.b.mu.Lock()
 	if old := h.b.clients[deviceID]; old != nil && old.client != cl {
 		h.b.log.Info("a second connection of the device takes over its session", "device", deviceID, "remote", cl.Net.Remote)
 	}
-	h.b.clients[deviceID] = &connection{client: cl, grant: grantOf(d), flow: h.b.rate.bucket(time.Now())}
+	h.b.clients[deviceID] = &connection{client: cl, grant: g, flow: h.b.rate.bucket(time.Now())}
 	h.b.mu.Unlock()
 	return true
+}
+
+// willAllowed holds a Last Will to the rule of publishes: the broker publishes a will on the client's behalf
+// when its connection drops, and mochi-mqtt does so without asking OnACLCheck. A device with a will on a topic
+// it may not publish on is refused at CONNECT (MQTT 3.1.1 return code 5, not authorized; MQTT 5 clients get
+// 0x86, the only refusal this hook can send) rather than having the will quietly dropped, so a misconfigured
+// client learns of it. A retained will never reaches this check: the broker does not offer retain (see Start)
+// and refuses it at CONNECT.
+func (h *hook) willAllowed(cl *mqtt.Client, g grant, pk packets.Packet) bool {
+	if !pk.Connect.WillFlag || g.canPublish(pk.Connect.WillTopic) {
+		return true
+	}
+	h.b.log.Warn("refused a device whose Last Will is on a topic outside its ACL", "device", g.deviceID, "topic", pk.Connect.WillTopic,
+		"remote", cl.Net.Remote)
+	return false
 }
 
 func (h *hook) grantOf(cl *mqtt.Client) (grant, bool) {
