@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +59,7 @@ type Broker struct {
 	tcpAddr    string
 	wsAddr     string
 
+	doors   doors // the listeners and their connections
 	mu      sync.Mutex
 	clients map[string]*connection // by device ID
 
@@ -115,11 +115,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	if err := b.listen(cfg); err != nil {
-		_ = b.srv.Close()
+		_ = b.Close()
 		return nil, err
 	}
 	if err := b.store.ResetDeviceConnections(ctx, time.Now()); err != nil {
-		_ = b.srv.Close()
+		_ = b.Close()
 		return nil, fmt.Errorf("reset device connections: %w", err)
 	}
 	for i := range b.work {
@@ -132,12 +132,12 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			handler = b.onResponse
 		}
 		if err := b.srv.Subscribe(filter, i+1, handler); err != nil {
-			_ = b.srv.Close()
+			_ = b.Close()
 			return nil, fmt.Errorf("subscribe %s: %w", filter, err)
 		}
 	}
 	if err := b.srv.Serve(); err != nil {
-		_ = b.srv.Close()
+		_ = b.Close()
 		return nil, fmt.Errorf("serve MQTT: %w", err)
 	}
 	b.log.Info("MQTT broker listening", "tcp", b.tcpAddr, "websocket", b.wsAddr)
@@ -146,24 +146,22 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 
 func (b *Broker) listen(cfg Config) error {
 	if cfg.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Listen)
+		ln, err := b.doors.listen(cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("MQTT listen on %s: %w", cfg.Listen, err)
 		}
 		b.tcpAddr = ln.Addr().String()
-		if err := b.srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-			_ = ln.Close()
+		if err := b.srv.AddListener(tcpListener{listeners.NewNet("tcp", ln)}); err != nil {
 			return err
 		}
 	}
 	if cfg.WSListen != "" {
-		ln, err := net.Listen("tcp", cfg.WSListen)
+		ln, err := b.doors.listen(cfg.WSListen)
 		if err != nil {
 			return fmt.Errorf("MQTT websocket listen on %s: %w", cfg.WSListen, err)
 		}
 		b.wsAddr = ln.Addr().String()
 		if err := b.srv.AddListener(newWSListener("ws", ln)); err != nil {
-			_ = ln.Close()
 			return err
 		}
 	}
@@ -184,6 +182,9 @@ func (b *Broker) Close() error {
 	// queues one database write at a time kept `flowyard dev` from stopping within a minute. The connection
 	// flags they would have written are reset when a broker starts.
 	close(b.stop)
+	// Then close every connection here, not through mochi-mqtt, whose way deadlocks (see doors); closing the
+	// server then only waits for the clients' goroutines to end.
+	b.doors.close()
 	return b.srv.Close()
 }
 
@@ -276,13 +277,22 @@ func (b *Broker) queue(deviceID string) chan func() {
 	return b.work[h.Sum32()%statusWorkers]
 }
 
-// onWorker runs fn on the device's worker and waits for it.
-func (b *Broker) onWorker(deviceID string, fn func()) {
+// onWorker runs fn on the device's worker and waits for it. It reports false, without waiting further, when the
+// broker closes first: the workers stop without running what is still queued, and a client whose sign-in waited
+// for them forever would keep Close waiting for its connection forever. fn may still be running then, so the
+// caller reads nothing fn writes.
+func (b *Broker) onWorker(deviceID string, fn func()) bool {
 	done := make(chan struct{})
 	select {
 	case b.queue(deviceID) <- func() { defer close(done); fn() }:
-		<-done
 	case <-b.stop:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-b.stop:
+		return false
 	}
 }
 

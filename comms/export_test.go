@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // WSConn is the broker's own WebSocket stream adapter, for the tests' raw MQTT client.
@@ -20,4 +21,23 @@ func (b *Broker) RetainedDeviceMessages() int {
 		}
 	}
 	return n
+}
+
+// ParkDisconnects holds every disconnecting client just before the broker forgets it (mochi-mqtt then removes it
+// from its clients), each one sending on parked, until release is closed.
+func (b *Broker) ParkDisconnects(parked chan<- struct{}, release <-chan struct{}) {
+	_ = b.srv.AddHook(&parkHook{parked: parked, release: release}, nil)
+}
+
+type parkHook struct {
+	mqtt.HookBase
+	parked  chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h *parkHook) ID() string           { return "park" }
+func (h *parkHook) Provides(b byte) bool { return b == mqtt.OnDisconnect }
+func (h *parkHook) OnDisconnect(*mqtt.Client, error, bool) {
+	h.parked <- struct{}{}
+	<-h.release
 }

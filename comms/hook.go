@@ -41,12 +41,11 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	var d *storage.Device
 	var err error
-	h.b.onWorker(deviceID, func() {
+	if !h.b.onWorker(deviceID, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d, err = h.b.devices.DeviceByBrokerPassword(ctx, string(pk.Connect.Password))
-	})
-	if d == nil && err == nil {
+	}) {
 		return false // the broker is closing
 	}
 	if err != nil && !domain.IsKind(err, domain.KindUnauthorized) {

@@ -65,12 +65,12 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+// Close stops the HTTP server; the clients' connections are Broker.Close's to close (see doors).
+func (l *wsListener) Close(listeners.CloseFn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = l.srv.Shutdown(ctx)
 	_ = l.ln.Close()
-	closeClients(l.id)
 }
 
 // errNotBinary refuses text frames: MQTT over WebSocket travels in binary frames.
