@@ -182,14 +182,12 @@ func (a *Agent) saveProvisioned(reg *registration) error {
 	if b := reg.Credentials.Broker; b != nil {
 		next.BrokerURL, next.BrokerUsername, next.BrokerPassword = b.URL, b.Username, b.Password
 	}
-	backup := a.opts.ConfigPath + ".bak"
-	if err := os.Rename(a.opts.ConfigPath, backup); err != nil {
-		return fmt.Errorf("back up the provisioning config: %w", err)
-	}
+	// Replaced in one step, with no backup: until the rename the provisioning config is there, after it the
+	// device config. (FlowFuse's agent moves the file to device.yml.bak first, and an agent killed then restarts
+	// with no config at all while the platform has registered the device.)
 	if err := SaveConfig(a.opts.ConfigPath, next); err != nil {
 		return fmt.Errorf("write the device config: %w", err)
 	}
-	_ = os.Remove(backup)
 	a.log.Info("provisioned", "device", reg.ID)
 	a.cfg = next
 	return nil

@@ -1,9 +1,8 @@
-// Package agent is flowyard-agent's logic: a device agent that speaks the FlowFuse device protocol
-// (../shared/reference/flowfuse-device-protocol.md) to Flowyard or to FlowFuse. It reads the same device.yml,
-// provisions itself with a provisioning token, checks in over HTTP and MQTT, downloads its target snapshot,
-// writes a Node-RED user dir, installs the modules with npm, runs Node-RED (restarting it when it crashes),
-// reports its state, keeps running its last snapshot while the platform is away, and picks up where it was
-// after its own restart. Simulate runs thousands of agents without Node-RED in one process, for fleet tests.
+// Package agent is flowyard-agent's logic: a device agent that speaks the FlowFuse device protocol to Flowyard
+// or to FlowFuse. It reads the same device.yml, provisions itself with a provisioning token, checks in over HTTP
+// and MQTT, downloads its target snapshot, writes a Node-RED user dir, installs the modules with npm, runs
+// Node-RED (restarting it when it crashes), reports its state, keeps running its last snapshot while the
+// platform is away, and picks up where it was after its own restart. Simulate runs thousands of agents without Node-RED in one process, for fleet tests.
 //
 // The agent imports none of the platform's server packages: it talks to the platform only over the wire.
 package agent
@@ -83,7 +82,7 @@ func LoadConfig(path string) (*DeviceConfig, error) {
 	return &c, c.Validate()
 }
 
-// SaveConfig writes a device.yml atomically: a half-written file would lose the device's credentials.
+// SaveConfig replaces a device.yml in one step (see writeFileAtomic): the device's credentials are in it.
 func SaveConfig(path string, c *DeviceConfig) error {
 	b, err := yaml.Marshal(c)
 	if err != nil {
@@ -92,13 +91,46 @@ func SaveConfig(path string, c *DeviceConfig) error {
 	return writeFileAtomic(path, b, 0o600)
 }
 
+// writeFileAtomic replaces path with b in one step. The new content goes to a temporary file in the same folder,
+// is flushed to the disk, and is renamed over path: whoever reads path, and the agent itself after being killed
+// or losing power at any moment, finds the old content or the new, never no file and never half of one.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return err
 	}
-	return errors.Join(os.Rename(tmp, path))
+	defer os.Remove(f.Name()) // a no-op once renamed
+	if err := writeSynced(f, b, mode); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// Make the rename itself durable. Some systems (Windows) cannot sync a folder; the file is in place anyway.
+	_ = syncDir(dir)
+	return nil
+}
+
+// writeSynced writes b to f, gives it mode, flushes it to the disk and closes it.
+func writeSynced(f *os.File, b []byte, mode os.FileMode) error {
+	_, err := f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

@@ -61,9 +61,17 @@ func TestDeviceEndToEnd(t *testing.T) {
 		}
 		return deviceID != ""
 	})
-	cfg, err := agent.LoadConfig(cfgPath)
-	require.NoError(t, err)
-	assert.Equal(t, deviceID, cfg.DeviceID, "device.yml was rewritten in device mode")
+	// The platform registers the device before the agent has its answer, let alone has written it: wait for
+	// device.yml to hold the device's config.
+	var cfg *agent.DeviceConfig
+	waitFor(t, 30*time.Second, "device.yml to be rewritten in device mode", func() bool {
+		c, err := agent.LoadConfig(cfgPath)
+		if err != nil || c.DeviceID != deviceID {
+			return false
+		}
+		cfg = c
+		return true
+	})
 	assert.True(t, cfg.AutoProvisioned)
 	assert.NotEmpty(t, cfg.BrokerURL)
 	got := c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil)
