@@ -219,7 +219,14 @@ func (a *Agent) run(ctx context.Context) error {
 		_ = a.runner.Stop(sctx)
 	}()
 	a.resumeLocal(ctx)
-	go a.updater(ctx)
+	// Run returns only once the updater has finished what it was doing (deferred calls run last first: before
+	// Node-RED is stopped), so a stopped agent no longer writes in its folder or starts Node-RED.
+	updaterDone := make(chan struct{})
+	go func() {
+		defer close(updaterDone)
+		a.updater(ctx)
+	}()
+	defer func() { <-updaterDone }()
 	a.checkIn(ctx)
 	if a.cfg.BrokerURL != "" {
 		mq, err := connectMQTT(a)

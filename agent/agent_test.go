@@ -281,3 +281,44 @@ func TestSimulate(t *testing.T) {
 		assert.True(t, cfg.AutoProvisioned)
 	}
 }
+
+// slowCleanRunner takes until release is closed to delete the user dir, as deleting node_modules does.
+type slowCleanRunner struct {
+	fakeRunner
+	cleaning chan struct{}
+	release  chan struct{}
+}
+
+func (r *slowCleanRunner) Clean() error {
+	close(r.cleaning)
+	<-r.release
+	return nil
+}
+
+// TestRunWaitsForTheUpdater: an agent stopped while it forgets a revoked device's snapshot returns only once
+// that is done, so nothing of it still writes in its folder (the state file, the user dir) after Run returned.
+func TestRunWaitsForTheUpdater(t *testing.T) {
+	p := &platform{status: 401}
+	srv := httptest.NewServer(p.handler(t))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "device.yml")
+	require.NoError(t, SaveConfig(cfgPath, &DeviceConfig{DeviceID: "d1", Token: "fyd_x", CredentialSecret: "s", ForgeURL: srv.URL}))
+	runner := &slowCleanRunner{cleaning: make(chan struct{}), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfgPath, Dir: dir, Runner: runner, Interval: time.Hour})
+	}()
+	<-runner.cleaning
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned while the agent was still deleting the user dir")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(runner.release)
+	require.NoError(t, <-done)
+	_, err := os.Stat(filepath.Join(dir, stateFile))
+	assert.NoError(t, err, "the forgotten state was saved before Run returned")
+}
