@@ -127,8 +127,9 @@ func (m *mqttLink) reply(cmd command, payload any) {
 // upload is the answer to the `upload` command: the flows and credentials as Node-RED last saved them on the
 // device (credentials encrypted with the device's secret), and the package.
 func (a *Agent) upload() map[string]any {
+	state := a.report() // the whole state object, as FlowFuse agents send it
 	a.mu.Lock()
-	state, snap := a.state, a.st.Snapshot
+	snap := a.st.Snapshot
 	a.mu.Unlock()
 	dir := filepath.Join(a.opts.Dir, "project")
 	flows := readJSONFile(filepath.Join(dir, "flows.json"), "[]")

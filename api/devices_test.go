@@ -30,15 +30,15 @@ func newDeviceWorld(t *testing.T, dialect string) *deviceWorld {
 	return newDeviceWorldWith(t, dialect, nil)
 }
 
-// newDeviceWorldWith also hands the API a rollout runner.
-func newDeviceWorldWith(t *testing.T, dialect string, rollouts api.RolloutRunner) *deviceWorld {
+// newDeviceWorldWith also hands the API a rollout runner, and applies more changes to its dependencies.
+func newDeviceWorldWith(t *testing.T, dialect string, rollouts api.RolloutRunner, more ...func(*api.Deps)) *deviceWorld {
 	t.Helper()
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
 	require.NoError(t, err)
-	env := apitest.Start(t, dialect, func(d *api.Deps) {
+	env := apitest.Start(t, dialect, append([]func(*api.Deps){func(d *api.Deps) {
 		d.Sealer, d.Instances, d.Config.BrokerURL, d.Config.PublicURL = sealer, &recordingRunner{}, "mqtt://127.0.0.1:1884", "http://forge.test"
 		d.Rollouts = rollouts
-	})
+	}}, more...)...)
 	w := &snapWorld{env: env, sealer: sealer, as: map[string]*apitest.Client{}}
 	for _, name := range []string{"admin", "owner", "member", "viewer", "outsider"} {
 		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")

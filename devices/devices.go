@@ -2,8 +2,9 @@
 // registration and credentials, reading an agent's state report, the check-in decision (200 or 409 with what
 // the device should run), the `update` command, and the documents an agent downloads (its target snapshot with
 // credentials re-encrypted to its own secret, and its settings). The HTTP device endpoints (api) and the MQTT
-// broker (comms) both call it, so the protocol's rules live in one place
-// (../shared/reference/flowfuse-device-protocol.md §2–§5).
+// broker (comms) both call it, so the protocol's rules live in one place. Comments cite the protocol's parts
+// by number: §2 the agent's HTTP calls and state object, §3 MQTT topics and commands, §4 the agent's
+// deployment, §5 credentials, §7 versions.
 package devices
 
 import (

@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -79,4 +80,23 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, StatusOffline, s.Status(&storage.Device{LastSeenAt: ago(10 * time.Minute)}, now), "silent too long")
 	assert.Equal(t, StatusOffline, s.Status(&storage.Device{LastSeenAt: ago(time.Minute), DisconnectedAt: ago(30 * time.Second)}, now),
 		"its broker connection closed after it was last seen")
+}
+
+// TestUploadStateShapes: the state of an upload reply is the agent's state object (FlowFuse agents), null
+// (an agent updating) or a state name (older flowyard-agents); anything else is not a reply.
+func TestUploadStateShapes(t *testing.T) {
+	for body, want := range map[string]UploadState{
+		`{"state":{"ownerType":"application","application":"a","snapshot":"s","settings":"h","state":"running","agentVersion":"4.2.1","health":{"uptime":1}}}`: "running",
+		`{"state":null}`:      "",
+		`{"state":"running"}`: "running",
+		`{}`:                  "",
+	} {
+		var u Upload
+		require.NoError(t, json.Unmarshal([]byte(body), &u), body)
+		assert.Equal(t, want, u.State, body)
+	}
+	for _, bad := range []string{`{"state":42}`, `{"state":["running"]}`, `{"state":{"state":"dancing"}}`, `{"state":{"snapshot":7}}`} {
+		var u Upload
+		assert.Error(t, json.Unmarshal([]byte(bad), &u), bad)
+	}
 }

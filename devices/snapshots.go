@@ -14,10 +14,10 @@ import (
 // maxDeviceSnapshotBytes caps the flows and credentials pulled from a device, as for instance snapshots.
 const maxDeviceSnapshotBytes = 20 << 20
 
-// Upload is what an agent answers to the `upload` command (§3.3): its flows, its credentials encrypted with
-// its own credential secret, and its package.
+// Upload is what an agent answers to the `upload` command (§3.3): its state, its flows, its credentials
+// encrypted with its own credential secret, and its package.
 type Upload struct {
-	State       string          `json:"state"`
+	State       UploadState     `json:"state"`
 	Flows       json.RawMessage `json:"flows"`
 	Credentials json.RawMessage `json:"credentials"`
 	Package     struct {
@@ -26,6 +26,34 @@ type Upload struct {
 		Name        string            `json:"name"`
 		Description string            `json:"description"`
 	} `json:"package"`
+}
+
+// UploadState is the state an agent was in when it answered `upload`, by name ("" when it did not say).
+// FlowFuse agents send their whole state object there, the body of `live/state` (§2.1), or null while they
+// update; older flowyard-agents sent the state's name alone. All three are read.
+type UploadState string
+
+// UnmarshalJSON reads a state object (checked as a state report is), a state name, or null.
+func (s *UploadState) UnmarshalJSON(b []byte) error {
+	trimmed := bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(trimmed, []byte("null")):
+		*s = ""
+		return nil
+	case bytes.HasPrefix(trimmed, []byte("{")):
+		r, err := ParseReport(trimmed)
+		if err != nil {
+			return err
+		}
+		*s = UploadState(r.State)
+		return nil
+	}
+	var name string
+	if err := json.Unmarshal(trimmed, &name); err != nil {
+		return errors.New("state must be the agent's state object, a state name or null")
+	}
+	*s = UploadState(name)
+	return nil
 }
 
 // SnapshotMeta names a new device snapshot.
