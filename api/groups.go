@@ -156,9 +156,13 @@ func (s *Server) updateGroup(c *fiber.Ctx) error {
 			return err
 		}
 		if req.Env != nil {
-			// Group env reaches devices through their settings; tell them to fetch them again.
+			// Group env reaches devices through their settings: a new settings hash for each device of the
+			// group, and an `update` that makes its agent fetch them again.
 			ids, err := tx.ListGroupDeviceIDs(ctx, g.ID)
 			if err != nil {
+				return err
+			}
+			if err := s.devices.RehashDevices(ctx, tx, ids); err != nil {
 				return err
 			}
 			moved = ids
@@ -209,13 +213,22 @@ func (s *Server) changeGroupDevices(c *fiber.Ctx) error {
 	if len(req.Add)+len(req.Remove) > maxMembershipChange {
 		return &domain.Error{Kind: domain.KindTooLarge, Code: "too_many_items", Message: "Change at most 5000 devices per request."}
 	}
-	var joined []string
+	var changed []string
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		var err error
-		if joined, err = tx.AddGroupDevices(ctx, g, req.Add); err != nil {
+		left, err := groupMembers(ctx, tx, g.ID, req.Remove)
+		if err != nil {
+			return err
+		}
+		joined, err := tx.AddGroupDevices(ctx, g, req.Add)
+		if err != nil {
 			return err
 		}
 		if err := tx.RemoveGroupDevices(ctx, g.ID, req.Remove); err != nil {
+			return err
+		}
+		// The group's env is in its devices' settings: those joining gain it, those leaving lose it.
+		changed = append(joined, left...)
+		if err := s.devices.RehashDevices(ctx, tx, changed); err != nil {
 			return err
 		}
 		return audit(c, tx, who, g.TeamID, "application.device-group.membership-changed", "device-group", g.ID,
@@ -224,8 +237,30 @@ func (s *Server) changeGroupDevices(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.notifyDevices(c.UserContext(), joined)
+	s.notifyDevices(c.UserContext(), changed)
 	return s.getGroup(c)
+}
+
+// groupMembers returns those of ids that are devices of the group.
+func groupMembers(ctx context.Context, tx *storage.Store, groupID string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	members, err := tx.ListGroupDeviceIDs(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	in := make(map[string]bool, len(members))
+	for _, id := range members {
+		in[id] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if in[id] {
+			out, in[id] = append(out, id), false // once, even when named twice
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) notifyDevices(ctx context.Context, ids []string) {

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
 
@@ -104,4 +105,54 @@ func TestGroupListCountsDevices(t *testing.T) {
 		counts[g["name"].(string)] = g["deviceCount"].(float64)
 	}
 	assert.Equal(t, map[string]float64{"full": 1, "empty": 0}, counts)
+}
+
+// TestGroupEnvReachesDevices: a group's env is in its devices' settings between the snapshot's and the
+// device's own, a change of it is a new settings hash, and a connected device is told at once.
+func TestGroupEnvReachesDevices(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		w, broker := newBrokerWorld(t, dialect)
+		owner := w.as["owner"]
+		app := w.appIDs[0]
+		d, outside := w.register(t, "in the group"), w.register(t, "outside")
+		w.assign(t, d, map[string]any{"applicationId": app, "env": []map[string]any{{"name": "LINE", "value": "device"}}})
+		w.assign(t, outside, map[string]any{"applicationId": app})
+		w.assign(t, d, map[string]any{"targetSnapshotId": w.snapID})
+		settings := func(r registered) *apitest.Response {
+			return r.agent.Must(200, "GET", "/api/v1/devices/"+r.id+"/live/settings", nil)
+		}
+		before := settings(d).String("hash")
+		gid := owner.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "line-3",
+			"env": []map[string]any{{"name": "LINE", "value": "group"}, {"name": "SITE", "value": "north"}, {"name": "GREETING", "value": "from the group"}}}).String("id")
+		owner.Must(200, "PUT", "/api/v1/device-groups/"+gid+"/devices", map[string]any{"add": []string{d.id}})
+
+		joined := settings(d)
+		env := joined.Body["env"].(map[string]any)
+		assert.Equal(t, "north", env["SITE"], "the group's env")
+		assert.Equal(t, "device", env["LINE"], "the device's own env wins over the group's")
+		assert.Equal(t, "from the group", env["GREETING"], "the group's env wins over the snapshot's")
+		assert.Equal(t, d.id, env["FF_DEVICE_ID"])
+		assert.NotEqual(t, before, joined.String("hash"), "joining a group is a new hash")
+		assert.NotContains(t, settings(outside).Body["env"], "SITE", "a device outside the group")
+
+		a := connectFFAgent(t, broker, d)
+		owner.Must(200, "PATCH", "/api/v1/device-groups/"+gid, map[string]any{"env": []map[string]any{{"name": "SITE", "value": "south"}}})
+		changed := settings(d)
+		assert.Equal(t, "south", changed.Body["env"].(map[string]any)["SITE"])
+		assert.NotEqual(t, joined.String("hash"), changed.String("hash"), "a change of the group's env is a new hash")
+		upd := a.next(t, "update")
+		assert.Equal(t, changed.String("hash"), upd["settings"], "the connected device is told the new hash")
+		assert.Equal(t, w.snapID, upd["snapshot"])
+
+		// Checking in with the old hash is out of date.
+		r := d.agent.Must(409, "POST", "/api/v1/devices/"+d.id+"/live/state", state(app, w.snapID, joined.String("hash")))
+		assert.Equal(t, "incorrect-settings", r.String("error"))
+
+		// Leaving the group loses its env: a new hash again, and the device is told.
+		owner.Must(200, "PUT", "/api/v1/device-groups/"+gid+"/devices", map[string]any{"remove": []string{d.id, outside.id}})
+		left := settings(d)
+		assert.NotContains(t, left.Body["env"], "SITE")
+		assert.Equal(t, "hi", left.Body["env"].(map[string]any)["GREETING"], "the snapshot's env again")
+		assert.Equal(t, left.String("hash"), a.next(t, "update")["settings"])
+	})
 }

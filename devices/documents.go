@@ -32,7 +32,7 @@ func (s *Service) LiveSnapshot(ctx context.Context, d *storage.Device) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	platformEnv, err := s.platformEnv(ctx, d)
+	platformEnv, _, err := s.platformEnv(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -75,60 +75,84 @@ func (s *Service) reencrypt(blob, fromSealed, toSealed string) (json.RawMessage,
 	return out, nil
 }
 
-// platformEnv is what the platform tells the flows about where they run (§2.3): owner, device, snapshot.
-func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]string, error) {
+// platformEnv is what the platform tells the flows about where they run (§2.3): owner, device, snapshot. It
+// also returns the target snapshot without its content (nil without a target).
+func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]string, *storage.Snapshot, error) {
 	var env [][2]string
 	switch {
 	case d.ApplicationID != nil:
 		app, err := s.Store.GetApplication(ctx, *d.ApplicationID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		env = append(env, [2]string{"FF_APPLICATION_ID", app.ID}, [2]string{"FF_APPLICATION_NAME", app.Name})
 	case d.InstanceID != nil:
 		in, err := s.Store.GetInstance(ctx, *d.InstanceID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		env = append(env, [2]string{"FF_PROJECT_ID", in.ID}, [2]string{"FF_PROJECT_NAME", in.Name},
 			[2]string{"FF_INSTANCE_ID", in.ID}, [2]string{"FF_INSTANCE_NAME", in.Name})
 	}
 	env = append(env, [2]string{"FF_DEVICE_ID", d.ID}, [2]string{"FF_DEVICE_NAME", d.Name}, [2]string{"FF_DEVICE_TYPE", d.Type})
-	snapID, snapName := "0", "None"
-	if d.TargetSnapshotID != nil {
-		snap, err := s.Store.GetSnapshotMeta(ctx, *d.TargetSnapshotID)
-		if err != nil {
-			return nil, err
-		}
-		snapID, snapName = snap.ID, snap.Name
+	if d.TargetSnapshotID == nil {
+		return append(env, [2]string{"FF_SNAPSHOT_ID", "0"}, [2]string{"FF_SNAPSHOT_NAME", "None"}), nil, nil
 	}
-	return append(env, [2]string{"FF_SNAPSHOT_ID", snapID}, [2]string{"FF_SNAPSHOT_NAME", snapName}), nil
+	snap, err := s.Store.GetSnapshotMeta(ctx, *d.TargetSnapshotID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(env, [2]string{"FF_SNAPSHOT_ID", snap.ID}, [2]string{"FF_SNAPSHOT_NAME", snap.Name}), snap, nil
 }
 
-// mergeEnv flattens the platform's variables and then the user's, leaving out user variables named FF_*:
-// those are the platform's.
-func mergeEnv(platform [][2]string, user []domain.EnvVar) map[string]string {
-	out := make(map[string]string, len(platform)+len(user))
+// mergeEnv flattens the platform's variables and then each layer of user variables, a later layer winning,
+// leaving out user variables named FF_*: those are the platform's.
+func mergeEnv(platform [][2]string, layers ...[]domain.EnvVar) map[string]string {
+	out := make(map[string]string, len(platform))
 	for _, kv := range platform {
 		out[kv[0]] = kv[1]
 	}
-	for _, e := range user {
-		if !strings.HasPrefix(e.Name, "FF_") {
-			out[e.Name] = e.Value
+	for _, layer := range layers {
+		for _, e := range layer {
+			if !strings.HasPrefix(e.Name, "FF_") {
+				out[e.Name] = e.Value
+			}
 		}
 	}
 	return out
 }
 
+// settingsEnv is the env of a device's settings: the platform's variables, then its target snapshot's env,
+// its group's env and its own, a later one winning, as FlowFuse merges them. The agent lays it over the
+// snapshot's env, so it is the whole environment the flows see.
+func (s *Service) settingsEnv(ctx context.Context, d *storage.Device) (map[string]string, error) {
+	platformEnv, snap, err := s.platformEnv(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	var snapEnv, groupEnv []domain.EnvVar
+	if snap != nil {
+		snapEnv = snap.Env
+	}
+	if d.DeviceGroupID != nil {
+		g, err := s.Store.GetDeviceGroup(ctx, *d.DeviceGroupID)
+		if err != nil {
+			return nil, err
+		}
+		groupEnv = g.Env
+	}
+	return mergeEnv(platformEnv, snapEnv, groupEnv, d.Env), nil
+}
+
 // settingsDocument is the `GET live/settings` document without its hash (§2.4). Flowyard offers none of
 // FlowFuse's licensed features to devices, so they are all off.
 func (s *Service) settingsDocument(ctx context.Context, d *storage.Device) (map[string]any, error) {
-	platformEnv, err := s.platformEnv(ctx, d)
+	env, err := s.settingsEnv(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{
-		"env":          mergeEnv(platformEnv, d.Env),
+		"env":          env,
 		"autoSnapshot": false,
 		"editor":       map[string]any{},
 		"palette":      map[string]any{},
@@ -152,7 +176,7 @@ func (s *Service) LiveSettings(ctx context.Context, d *storage.Device) (map[stri
 
 // Rehash recomputes a device's settings hash from its settings document; the caller stores the column
 // "settings_hash". It must run after every change to what the document holds (name, type, env, owner, target
-// snapshot, mode), so the agent refreshes its settings.
+// snapshot, mode, its group or its group's env), so the agent refreshes its settings.
 func (s *Service) Rehash(ctx context.Context, st *storage.Store, d *storage.Device) error {
 	svc := *s
 	svc.Store = st
@@ -166,5 +190,23 @@ func (s *Service) Rehash(ctx context.Context, st *storage.Store, d *storage.Devi
 	}
 	sum := sha256.Sum256(b)
 	d.SettingsHash = hex.EncodeToString(sum[:])
+	return nil
+}
+
+// RehashDevices recomputes and stores the settings hash of each device, inside tx: after a change to what
+// their settings hold that is not their own, such as their group's env or joining or leaving the group.
+func (s *Service) RehashDevices(ctx context.Context, tx *storage.Store, ids []string) error {
+	for _, id := range ids {
+		d, err := tx.GetDevice(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.Rehash(ctx, tx, d); err != nil {
+			return err
+		}
+		if err := tx.UpdateDevice(ctx, d, "settings_hash"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
