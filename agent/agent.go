@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/childenv"
 )
 
 // Snapshot is the `live/snapshot` document (§2.3).
@@ -380,12 +382,17 @@ func (a *Agent) report() map[string]any {
 }
 
 // nodeVersionOnce asks the host's Node.js its version once per process.
-var nodeVersionOnce = sync.OnceValue(func() string {
-	out, err := exec.Command("node", "--version").Output()
+var nodeVersionOnce = sync.OnceValue(hostNodeVersion)
+
+// hostNodeVersion runs `node --version` with the minimum environment of a child, not the agent's.
+func hostNodeVersion() string {
+	cmd := exec.Command("node", "--version")
+	cmd.Env = childenv.New().List()
+	out, err := cmd.Output()
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-})
+}
 
 func nodeVersion() string { return nodeVersionOnce() }

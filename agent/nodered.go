@@ -113,7 +113,9 @@ func (n *NodeRED) install(ctx context.Context, snap *Snapshot) error {
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ictx, "npm", args...)
-	cmd.Dir = n.Dir
+	// npm runs the install scripts of the snapshot's modules: they get npm's own environment, never the
+	// agent's (a host running the platform too holds its FLOWYARD_ secrets).
+	cmd.Dir, cmd.Env = n.Dir, nodered.NpmEnv(nil)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()

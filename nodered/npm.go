@@ -97,10 +97,10 @@ func ensureUserDirPackage(userDir string) error {
 // certificate authority. npm reads them in either case.
 var npmSettings = []string{"cache", "registry", "userconfig", "proxy", "https_proxy", "noproxy", "cafile", "strict_ssl"}
 
-// npmEnv is npm's whole environment: the minimum of childenv, the npm and
+// NpmEnv is npm's whole environment: the minimum of childenv, the npm and
 // proxy settings the operator exported, and set. Never the platform's own
 // environment: npm runs the install scripts of modules that members name.
-func npmEnv(set map[string]string) []string {
+func NpmEnv(set map[string]string) []string {
 	inherit := slices.Clone(childenv.Proxy)
 	for _, name := range npmSettings {
 		inherit = append(inherit, "npm_config_"+name, "NPM_CONFIG_"+strings.ToUpper(name))
@@ -113,7 +113,7 @@ func npmEnv(set map[string]string) []string {
 	return env.List()
 }
 
-// runNpm runs npm in dir with npmEnv(env) and returns its stdout. On failure
+// runNpm runs npm in dir with NpmEnv(env) and returns its stdout. On failure
 // the error holds the tail of npm's combined output, which names the real
 // cause (E404, ETARGET, a failed build, ...).
 func runNpm(ctx context.Context, dir string, env map[string]string, args ...string) ([]byte, error) {
@@ -123,7 +123,7 @@ func runNpm(ctx context.Context, dir string, env map[string]string, args ...stri
 	}
 	cmd := exec.CommandContext(ctx, npm, args...)
 	cmd.Dir = dir
-	cmd.Env = npmEnv(env)
+	cmd.Env = NpmEnv(env)
 	// npm starts children (install scripts); cancel kills the whole group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
