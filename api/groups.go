@@ -50,7 +50,7 @@ func (s *Server) registerGroups() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/applications/:applicationId/device-groups", Summary: "Create a device group.", Tag: "device-groups", Body: createGroupRequest{}, Status: 201}, s.createGroup)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/device-groups", Summary: "The application's device groups.", Tag: "device-groups"}, s.listGroups)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/device-groups/:groupId", Summary: "One device group.", Tag: "device-groups"}, s.getGroup)
-	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/device-groups/:groupId", Summary: "Rename a group or change its environment.", Tag: "device-groups", Body: updateGroupRequest{}}, s.updateGroup)
+	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/device-groups/:groupId", Summary: "Rename a group or change its environment (its devices get a new settings hash and an update).", Tag: "device-groups", Body: updateGroupRequest{}}, s.updateGroup)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/device-groups/:groupId", Summary: "Delete a group; its devices keep running what they run.", Tag: "device-groups", Status: 204}, s.deleteGroup)
 	s.route(routeDoc{Method: "PUT", Path: "/api/v1/device-groups/:groupId/devices", Summary: "Add and remove devices.", Tag: "device-groups", Body: groupMembershipRequest{}}, s.changeGroupDevices)
 }
