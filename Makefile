@@ -7,7 +7,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-short test-crash web-test-deps bench lint fuzz clean tools
+.PHONY: all build run test test-short test-crash web-test-deps sandbox-deps bench lint fuzz clean tools
 
 all: build
 
@@ -34,7 +34,7 @@ run: build
 
 # Runs every test: SQLite and Postgres stores (Postgres where reachable; FLOWYARD_REQUIRE_POSTGRES=1 makes it
 # mandatory), the Temporal dev server, real Node-RED (installed with npm on first use).
-test: tools bin/stripe-mock web-test-deps
+test: tools bin/stripe-mock web-test-deps sandbox-deps
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -50,6 +50,11 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 web-test-deps: web/e2e/node_modules/.package-lock.json
 	@[ -x $(CHROMIUM) ] || $(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# Local instances run in bubblewrap sandboxes (drivers/local/sandbox.go), and the red-team tests insist on them:
+# Debian's bubblewrap is installed here when bwrap is missing.
+sandbox-deps:
+	@command -v bwrap >/dev/null || $(SUDO) apt-get install -y bubblewrap || { $(SUDO) apt-get update && $(SUDO) apt-get install -y bubblewrap; }
 
 web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund

@@ -50,7 +50,19 @@ type Config struct {
 	// TrustedProxies are the load balancers and reverse proxies in front of the API: from a peer in these ranges,
 	// X-Forwarded-For names the client whose address the per-address limits count. None by default.
 	TrustedProxies []netip.Prefix
+
+	// InstanceSandbox is how the local driver isolates instances: SandboxAuto, SandboxBwrap or SandboxNone.
+	InstanceSandbox string
 }
+
+// The values of --instance-sandbox. Each Node-RED of the local driver runs whatever its flows say (exec and
+// function nodes, any npm module), so without a sandbox every member of every team can read the platform's
+// files and every other instance's.
+const (
+	SandboxAuto  = "auto"  // bubblewrap when it is installed and works, else run unisolated and warn
+	SandboxBwrap = "bwrap" // bubblewrap or refuse to start
+	SandboxNone  = "none"  // no sandbox, on purpose
+)
 
 // StripeConfig turns billing on: without a key the platform bills nobody and works fully.
 type StripeConfig struct {
@@ -97,6 +109,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "embedded MQTT broker's WebSocket address (empty: none)")
 	str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "broker URL handed to devices (default mqtt://<mqtt-listen>)")
 	str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "port range of local Node-RED instances")
+	str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto,
+		"local instances' sandbox: auto (bubblewrap when it works, else a warning), bwrap (required) or none")
 	str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
 	str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "platform admin created on first start")
@@ -247,6 +261,9 @@ func (c *Config) validate() error {
 	if _, _, err := c.PortRange(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.InstanceSandbox != SandboxAuto && c.InstanceSandbox != SandboxBwrap && c.InstanceSandbox != SandboxNone {
+		errs = append(errs, fmt.Errorf("--instance-sandbox=%q must be auto, bwrap or none", c.InstanceSandbox))
+	}
 	if c.Driver != "local" && c.Driver != "kubernetes" {
 		errs = append(errs, fmt.Errorf("--driver=%q must be local or kubernetes", c.Driver))
 	}
@@ -290,7 +307,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
 		slog.Any("trustedProxies", c.TrustedProxies),
-		slog.String("driver", c.Driver), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
+		slog.String("driver", c.Driver), slog.String("instanceSandbox", c.InstanceSandbox), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
 		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
 		slog.String("stripeApiUrl", c.Stripe.APIURL))
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,26 @@ func TestPathsAreAbsoluteOnceLoaded(t *testing.T) {
 	}
 	if c.DataDir != filepath.Join(wd, "elsewhere") || c.StacksDir != "/srv/stacks" || c.TemporalBin == "" || !filepath.IsAbs(c.TemporalBin) {
 		t.Errorf("got data dir %q, stacks dir %q, temporal bin %q", c.DataDir, c.StacksDir, c.TemporalBin)
+	}
+}
+
+func TestInstanceSandboxSetting(t *testing.T) {
+	c, err := Load("dev", nil, env(nil))
+	if err != nil || c.InstanceSandbox != SandboxAuto {
+		t.Fatalf("default sandbox %q, %v; want auto", c.InstanceSandbox, err)
+	}
+	for _, mode := range []string{SandboxAuto, SandboxBwrap, SandboxNone} {
+		if c, err := Load("dev", nil, env(map[string]string{"FLOWYARD_INSTANCE_SANDBOX": mode})); err != nil || c.InstanceSandbox != mode {
+			t.Errorf("FLOWYARD_INSTANCE_SANDBOX=%s gave %q, %v", mode, c.InstanceSandbox, err)
+		}
+	}
+	c, err = Load("dev", []string{"--instance-sandbox", "none"}, env(map[string]string{"FLOWYARD_INSTANCE_SANDBOX": "bwrap"}))
+	if err != nil || c.InstanceSandbox != SandboxNone {
+		t.Fatalf("the flag must win over the variable: %q, %v", c.InstanceSandbox, err)
+	}
+	for _, bad := range []string{"docker", "BWRAP", "off"} {
+		if _, err := Load("dev", []string{"--instance-sandbox", bad}, env(nil)); err == nil || !strings.Contains(err.Error(), "--instance-sandbox") {
+			t.Errorf("--instance-sandbox=%s: %v, want a refusal naming the flag", bad, err)
+		}
 	}
 }

@@ -114,7 +114,7 @@ func startNodeRED(t *testing.T, rt Runtime, userDir string, opts redOptions) *re
 	if p.Port == 0 {
 		p.Port = freePort(t)
 	}
-	if p.CredentialSecret == "" {
+	if p.CredentialSecret == "" && p.SecretsFile == "" {
 		p.CredentialSecret = "test-credential-secret"
 	}
 	token, digest := newToken(t)

@@ -36,8 +36,14 @@ type SettingsParams struct {
 	// request the admin app does not handle falls through to http-in routes,
 	// which can read every request header.
 	HTTPAdminRoot, HTTPNodeRoot string
-	// CredentialSecret encrypts flows_cred.json; required.
+	// CredentialSecret encrypts flows_cred.json; required unless SecretsFile
+	// is set, and then it must be empty.
 	CredentialSecret string
+	// SecretsFile is the absolute path, as Node-RED sees it, of a JSON file
+	// holding Secrets, which settings.js reads when Node-RED loads it. The
+	// secrets then appear neither in settings.js nor in the environment: the
+	// platform writes the file readable by the instance's user alone.
+	SecretsFile string
 	// AdminTokens maps hex SHA-256 digests of accepted tokens to their
 	// permissions, "*" or "read". settings.js holds only the digests.
 	AdminTokens map[string]string
@@ -68,6 +74,14 @@ type SettingsParams struct {
 	Settings map[string]any
 	// Title is the editor's page and header title when Settings give none.
 	Title string
+}
+
+// Secrets are what settings.js reads from SettingsParams.SecretsFile.
+type Secrets struct {
+	CredentialSecret string `json:"credentialSecret"`
+	// InstanceToken authenticates the storage plugin to the runtime API; it
+	// replaces the EnvInstanceToken variable.
+	InstanceToken string `json:"instanceToken,omitempty"`
 }
 
 // PlatformSettingsKeys are the top-level settings that RenderSettings owns.
@@ -127,7 +141,12 @@ func (p *SettingsParams) normalise() error {
 	if p.HTTPNodeRoot, err = normaliseRoot("node root", p.HTTPNodeRoot); err != nil {
 		errs = append(errs, err)
 	}
-	if p.CredentialSecret == "" {
+	switch {
+	case p.SecretsFile != "" && !filepath.IsAbs(p.SecretsFile):
+		errs = append(errs, fmt.Errorf("secrets file %q is not an absolute path", p.SecretsFile))
+	case p.SecretsFile != "" && p.CredentialSecret != "":
+		errs = append(errs, errors.New("credential secret given with a secrets file: it belongs in the file only"))
+	case p.SecretsFile == "" && p.CredentialSecret == "":
 		errs = append(errs, errors.New("credential secret is empty"))
 	}
 	errs = append(errs, validateAdminTokens(p.AdminTokens)...)
@@ -201,7 +220,9 @@ func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
 	s["uiPort"] = p.Port
 	s["httpAdminRoot"] = p.HTTPAdminRoot
 	s["httpNodeRoot"] = p.HTTPNodeRoot
-	s["credentialSecret"] = p.CredentialSecret
+	if p.CredentialSecret != "" {
+		s["credentialSecret"] = p.CredentialSecret
+	}
 	if p.DisableEditor {
 		s["disableEditor"] = true
 	}
@@ -294,6 +315,7 @@ const settings = {{.Settings}};
 const adminTokenDigests = {{.AdminTokens}};
 const tokenHeader = {{.TokenHeader}};
 const storageModulePath = {{.StorageModule}};
+const secretsFile = {{.SecretsFile}};
 const logLevel = {{.LogLevel}};
 
 const LEVEL_NAMES = {10: "fatal", 20: "error", 30: "warn", 40: "info", 50: "debug", 60: "trace", 98: "audit", 99: "metric"};
@@ -344,6 +366,12 @@ function jsonLogHandler() {
     };
 }
 
+// The secrets come from a file only this instance's user can read, never from settings.js or the environment.
+const secrets = secretsFile ? JSON.parse(require("fs").readFileSync(secretsFile, "utf8")) : {};
+if (secretsFile) {
+    settings.credentialSecret = secrets.credentialSecret;
+}
+
 settings.adminAuth = {tokens: authenticateToken};
 if (tokenHeader) {
     settings.adminAuth.tokenHeader = tokenHeader;
@@ -351,26 +379,30 @@ if (tokenHeader) {
 settings.logging = {console: {level: logLevel, metrics: false, audit: true, handler: jsonLogHandler}};
 if (storageModulePath) {
     settings.storageModule = require(storageModulePath);
+    if (secrets.instanceToken) {
+        settings.storageModule.useToken(secrets.instanceToken);
+    }
 }
 
 module.exports = settings;
 `))
+
+// nullIfEmpty makes "" render as JavaScript's null.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
 func (p *SettingsParams) renderJS(settings map[string]any) ([]byte, error) {
 	tokens := maps.Clone(p.AdminTokens)
 	if tokens == nil {
 		tokens = map[string]string{}
 	}
-	var tokenHeader, storage any
-	if p.TokenHeader != "" {
-		tokenHeader = p.TokenHeader
-	}
-	if p.StorageModule != "" {
-		storage = p.StorageModule
-	}
 	data := map[string]any{
-		"Settings": settings, "AdminTokens": tokens, "TokenHeader": tokenHeader,
-		"StorageModule": storage, "LogLevel": p.LogLevel,
+		"Settings": settings, "AdminTokens": tokens, "TokenHeader": nullIfEmpty(p.TokenHeader),
+		"StorageModule": nullIfEmpty(p.StorageModule), "SecretsFile": nullIfEmpty(p.SecretsFile), "LogLevel": p.LogLevel,
 	}
 	encoded := make(map[string]string, len(data))
 	for name, value := range data {

@@ -185,6 +185,14 @@ func (f *fakePlatform) requestLog() []string {
 	return slices.Clone(f.requests)
 }
 
+// serveFakePlatform serves a fakePlatform for instanceID and token until the test ends.
+func serveFakePlatform(t *testing.T, instanceID, token string) (*fakePlatform, *httptest.Server) {
+	platform := newFakePlatform(instanceID, token)
+	srv := httptest.NewServer(platform.handler())
+	t.Cleanup(srv.Close)
+	return platform, srv
+}
+
 // startWithPlatform starts Node-RED with the storage plugin pointed at baseURL.
 func startWithPlatform(t *testing.T, rt Runtime, baseURL, instanceID, token string, params SettingsParams) *redProcess {
 	t.Helper()
@@ -199,9 +207,7 @@ func startWithPlatform(t *testing.T, rt Runtime, baseURL, instanceID, token stri
 func TestStoragePluginKeepsFlowsAndCredentialsAcrossRestart(t *testing.T) {
 	t.Parallel()
 	rt := testRuntime(t)
-	platform := newFakePlatform("inst-1", "instance-token-1")
-	srv := httptest.NewServer(platform.handler())
-	t.Cleanup(srv.Close)
+	platform, srv := serveFakePlatform(t, "inst-1", "instance-token-1")
 	port := freePort(t)
 	params := SettingsParams{Port: port, CredentialSecret: "plugin-secret", DisableEditor: true}
 
@@ -261,9 +267,7 @@ func TestStoragePluginKeepsFlowsAndCredentialsAcrossRestart(t *testing.T) {
 func TestStoragePluginLibrary(t *testing.T) {
 	t.Parallel()
 	rt := testRuntime(t)
-	platform := newFakePlatform("inst-lib", "lib-token")
-	srv := httptest.NewServer(platform.handler())
-	t.Cleanup(srv.Close)
+	platform, srv := serveFakePlatform(t, "inst-lib", "lib-token")
 	red := startWithPlatform(t, rt, srv.URL, "inst-lib", "lib-token", SettingsParams{HTTPAdminRoot: "/admin", HTTPNodeRoot: "/api"})
 	red.waitReady()
 
@@ -342,9 +346,7 @@ func TestStoragePluginGivesUpWhenPlatformStaysDown(t *testing.T) {
 func TestStoragePluginFailsAtOnceOn4xx(t *testing.T) {
 	t.Parallel()
 	rt := testRuntime(t)
-	platform := newFakePlatform("inst-denied", "the-right-token")
-	srv := httptest.NewServer(platform.handler())
-	t.Cleanup(srv.Close)
+	platform, srv := serveFakePlatform(t, "inst-denied", "the-right-token")
 	red := startWithPlatform(t, rt, srv.URL, "inst-denied", "a-wrong-token", SettingsParams{DisableEditor: true})
 	output := red.waitExit(30 * time.Second)
 	// red.js logs "Failed to start server" and exits with status 0 (doc.go
@@ -405,5 +407,41 @@ func TestWriteStoragePlugin(t *testing.T) {
 	}
 	if _, err := WriteStoragePlugin("/proc/no-such-dir"); err == nil {
 		t.Fatal("writing into an impossible dir succeeded")
+	}
+}
+
+// TestSecretsFile: with a SecretsFile, the credential secret and the instance token reach Node-RED and the
+// storage plugin from that file only: settings.js holds neither, and the environment has no token.
+func TestSecretsFile(t *testing.T) {
+	t.Parallel()
+	rt := testRuntime(t)
+	platform, srv := serveFakePlatform(t, "inst-s", "token-from-the-file")
+	secrets, _ := json.Marshal(Secrets{CredentialSecret: "secret-from-the-file", InstanceToken: "token-from-the-file"})
+	secretsFile := filepath.Join(t.TempDir(), "secrets.json")
+	if err := os.WriteFile(secretsFile, secrets, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	// No token in the environment: FLOWYARD_INSTANCE_TOKEN is set empty.
+	red := startWithPlatform(t, rt, srv.URL, "inst-s", "", SettingsParams{Port: port, SecretsFile: secretsFile, DisableEditor: true})
+	red.waitReady()
+	red.deployV2(credentialFlows(port, true))
+	if _, err := DecryptCredentials("secret-from-the-file", platform.doc("credentials")); err != nil {
+		t.Fatalf("credentials not encrypted with the file's secret: %v", err)
+	}
+	js, err := os.ReadFile(filepath.Join(red.userDir, "settings.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"secret-from-the-file", "token-from-the-file"} {
+		if strings.Contains(string(js), secret) {
+			t.Errorf("settings.js holds %q", secret)
+		}
+	}
+	if _, err := RenderSettings(SettingsParams{Port: port, SecretsFile: secretsFile, CredentialSecret: "both"}); err == nil {
+		t.Error("a credential secret beside a secrets file was accepted")
+	}
+	if _, err := RenderSettings(SettingsParams{Port: port, SecretsFile: "secrets.json"}); err == nil {
+		t.Error("a relative secrets file was accepted")
 	}
 }

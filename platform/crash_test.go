@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/drivers/local"
 	"github.com/flowyard/flowyard/internal/proctest"
 )
 
@@ -89,26 +90,10 @@ func (d *devProcess) kill(sig syscall.Signal) {
 	d.cmd = nil
 }
 
-// nodeRedProcesses lists the PIDs of Node-RED processes of one instance dir (group leaders carrying the
-// driver's environment marker), however they were started.
+// nodeRedProcesses lists the PIDs of Node-RED processes of one instance dir, however they were started.
 func nodeRedProcesses(t *testing.T, instanceDir string) []int {
 	t.Helper()
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil || !bytes.Contains(env, []byte("FLOWYARD_INSTANCE_DIR="+instanceDir+"\x00")) {
-			continue
-		}
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return local.InstanceProcesses(instanceDir)
 }
 
 // killInstanceRuntimes ends Node-RED processes a test left behind: they outlive the platform by design.

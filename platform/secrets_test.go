@@ -3,11 +3,9 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,24 +125,16 @@ func deployWithCredentials(t *testing.T, c *apitest.Client, id, password string)
 		"credentials": map[string]any{"b1": map[string]any{"user": "u", "password": password}}})
 }
 
-// runtimeSecrets reads what only the instance's Node-RED is given: its runtime token (in its environment) and
-// its credential secret (in its settings file).
+// runtimeSecrets reads what only the instance's Node-RED is given: its runtime token and its credential secret,
+// in the secrets file its settings.js reads.
 func (s *secretScenario) runtimeSecrets(instanceDir string) {
 	s.t.Helper()
-	pids := nodeRedProcesses(s.t, instanceDir)
-	require.NotEmpty(s.t, pids, "the instance's Node-RED runs")
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+	raw, err := os.ReadFile(filepath.Join(instanceDir, "secrets.json"))
 	require.NoError(s.t, err)
-	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, nodered.EnvInstanceToken+"="); ok {
-			s.secrets["instance runtime token"] = v
-		}
-	}
-	js, err := os.ReadFile(filepath.Join(instanceDir, "settings.js"))
-	require.NoError(s.t, err)
-	m := regexp.MustCompile(`"credentialSecret":\s*"([^"]+)"`).FindStringSubmatch(string(js))
-	require.NotNil(s.t, m, "the settings file holds the credential secret")
-	s.secrets["instance credential secret"] = m[1]
+	var secrets nodered.Secrets
+	require.NoError(s.t, json.Unmarshal(raw, &secrets))
+	s.secrets["instance runtime token"] = secrets.InstanceToken
+	s.secrets["instance credential secret"] = secrets.CredentialSecret
 }
 
 // sessionToken signs in and returns the session cookie's value.

@@ -161,7 +161,8 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 	log = log.With("component", "driver")
 	if cfg.Driver != "kubernetes" {
 		min, max, _ := cfg.PortRange() // validated with the config
-		return local.New(local.Config{DataDir: cfg.DataDir, StacksDir: cfg.StacksDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max})
+		return local.New(local.Config{DataDir: cfg.DataDir, StacksDir: cfg.StacksDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max,
+			Sandbox: local.SandboxMode(cfg.InstanceSandbox)})
 	}
 	k := cfg.Kubernetes
 	cs, err := kubernetes.NewClient(k.Kubeconfig)
@@ -189,6 +190,14 @@ func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
 	d.Ready = append(d.Ready, api.Checker{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, e.client) }})
+	if iso, ok := e.driver.(interface{ Isolated() (bool, string) }); ok {
+		d.Ready = append(d.Ready, api.Checker{Name: "instances", Check: func(context.Context) error {
+			if isolated, why := iso.Isolated(); !isolated {
+				return api.Degraded("not isolated: " + why)
+			}
+			return nil
+		}})
+	}
 	return d
 }
 

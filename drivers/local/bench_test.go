@@ -18,11 +18,18 @@ import (
 const rssSettle = 3 * time.Second
 
 // BenchmarkStartToReady measures Start → WaitReady of one instance through the driver (the first
-// iteration creates the userDir, later ones restart it) and the RSS of the runtime 3 s after ready.
-// Run: go test ./drivers/local -run '^$' -bench StartToReady -benchtime 5x
+// iteration creates the userDir, later ones restart it) and the RSS of the runtime 3 s after ready, with
+// the instance in its bubblewrap sandbox and without one.
+// Run: go test ./drivers/local -run '^$' -bench StartToReady -benchtime 10x
 func BenchmarkStartToReady(b *testing.B) {
+	for _, mode := range []SandboxMode{SandboxBwrap, SandboxNone} {
+		b.Run("sandbox="+string(mode), func(b *testing.B) { benchmarkStartToReady(b, mode) })
+	}
+}
+
+func benchmarkStartToReady(b *testing.B, mode SandboxMode) {
 	ctx := context.Background()
-	d := newTestDriver(b, "", nil)
+	d := newTestDriver(b, "", func(c *Config) { c.Sandbox = mode })
 	spec := testSpec("bench")
 	if _, err := d.stack(ctx, spec.NodeRedVersion, ""); err != nil { // install outside the timing
 		b.Fatal(err)
@@ -98,9 +105,12 @@ func BenchmarkBareNodeRed(b *testing.B) {
 	report(b, took, rss)
 }
 
+// report gives the median, the fastest and the slowest start, and the RSS.
 func report(b *testing.B, took []time.Duration, rss int64) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "ms-median-ready")
+	b.ReportMetric(float64(took[0].Milliseconds()), "ms-min-ready")
+	b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "ms-max-ready")
 	b.ReportMetric(float64(rss)/(1<<20), "MiB-rss")
 	b.Logf("start to ready: %v; RSS %.1f MiB", took, float64(rss)/(1<<20))
 }

@@ -39,6 +39,11 @@ type Config struct {
 	CgroupParent string
 	PollInterval time.Duration // log tailing and liveness of re-adopted processes; default 250ms
 	MaxLogBytes  int64         // log file size that triggers rotation; default 5 MiB
+	// Sandbox isolates each Node-RED with bubblewrap (see sandbox.go); default SandboxAuto.
+	Sandbox SandboxMode
+	// SandboxUIDBase + an instance's port is the uid its Node-RED runs as when the platform runs as root;
+	// default 200000.
+	SandboxUIDBase int
 }
 
 func (c *Config) setDefaults() error {
@@ -68,6 +73,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxLogBytes == 0 {
 		c.MaxLogBytes = 5 << 20
 	}
+	if c.Sandbox == "" {
+		c.Sandbox = SandboxAuto
+	}
+	if c.SandboxUIDBase == 0 {
+		c.SandboxUIDBase = defaultSandboxUIDBase
+	}
 	return nil
 }
 
@@ -83,6 +94,7 @@ type Driver struct {
 	cfg     Config
 	log     *slog.Logger
 	cg      cgroups
+	sb      sandbox
 	client  *http.Client
 	closing chan struct{}
 	once    sync.Once
@@ -105,10 +117,15 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "instances"), 0o755); err != nil {
 		return nil, fmt.Errorf("local driver: %w", err)
 	}
+	sb, err := newSandbox(context.Background(), cfg.Sandbox, cfg.SandboxUIDBase)
+	if err != nil {
+		return nil, err
+	}
 	d := &Driver{
 		cfg:       cfg,
 		log:       cfg.Logger.With("driver", "local"),
 		cg:        detectCgroups(cfg.CgroupParent),
+		sb:        sb,
 		client:    &http.Client{Timeout: 2 * time.Second},
 		closing:   make(chan struct{}),
 		instances: map[string]*instance{},
@@ -116,6 +133,10 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if d.cg.parent == "" {
 		d.log.Warn("memory and cpu limits are not enforced", "reason", d.cg.reason)
+	}
+	if !sb.isolated() {
+		d.log.Warn("INSTANCES ARE NOT ISOLATED: every flow can read the data dir, the secret key, the database "+
+			"and every other instance, and act as the platform", "reason", sb.reason)
 	}
 	if err := d.loadInstances(); err != nil {
 		return nil, err

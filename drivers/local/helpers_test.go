@@ -9,10 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,8 +107,7 @@ func killAllUnder(dataDir string) {
 	entries, _ := os.ReadDir(filepath.Join(dataDir, "instances"))
 	for _, e := range entries {
 		for _, pid := range findInstanceProcesses(filepath.Join(dataDir, "instances", e.Name())) {
-			syscall.Kill(-pid, syscall.SIGKILL)
-			syscall.Kill(pid, syscall.SIGKILL)
+			signalGroup(pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -114,10 +116,6 @@ func killAllUnder(dataDir string) {
 // can see of FLOWYARD_INSTANCE_ID (it must not see it).
 func writeHelloFlow(t *testing.T, d *Driver, id string) {
 	t.Helper()
-	userDir := filepath.Join(d.instanceDir(id), userDirName)
-	if err := os.MkdirAll(userDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	flows := []map[string]any{
 		{"id": "tab1", "type": "tab", "label": "Main"},
 		{"id": "in1", "type": "http in", "z": "tab1", "url": "/hello", "method": "get", "wires": [][]string{{"fn1"}}},
@@ -126,7 +124,17 @@ func writeHelloFlow(t *testing.T, d *Driver, id string) {
 		{"id": "out1", "type": "http response", "z": "tab1", "wires": [][]string{}},
 	}
 	b, _ := json.Marshal(flows)
-	if err := os.WriteFile(filepath.Join(userDir, "flows.json"), b, 0o644); err != nil {
+	writeFlows(t, d, id, string(b))
+}
+
+// writeFlows pre-writes an instance's flows.json (for an instance without the storage plugin).
+func writeFlows(t *testing.T, d *Driver, id, flows string) {
+	t.Helper()
+	userDir := filepath.Join(d.instanceDir(id), userDirName)
+	if err := os.MkdirAll(userDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(userDir, "flows.json"), []byte(flows), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -205,3 +213,43 @@ func readLine(t *testing.T, r *bufio.Reader, prefix string) string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// fakeForge is the platform's runtime API as the storage plugin of one instance sees it: it serves the
+// given flows, accepts writes, and refuses any token but the instance's.
+type fakeForge struct {
+	mu       sync.Mutex
+	requests []string // "GET /api/v1/runtime/instances/<id>/flows", ...
+}
+
+// newFakeForge serves the runtime API for spec until the test ends and points spec.ForgeURL at it.
+func newFakeForge(t testing.TB, spec *drivers.InstanceSpec, flows string) *fakeForge {
+	f := &fakeForge{}
+	token, prefix := spec.InstanceToken, "/api/v1/runtime/instances/"+spec.InstanceID+"/"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+		f.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == prefix+"flows":
+			io.WriteString(w, flows)
+		case r.Method == http.MethodGet:
+			io.WriteString(w, "{}")
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	spec.ForgeURL = srv.URL
+	return f
+}
+
+func (f *fakeForge) seen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
+}

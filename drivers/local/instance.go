@@ -35,6 +35,11 @@ type process struct {
 	cmd        *exec.Cmd // nil when adopted
 	startedAt  time.Time
 	limited    bool
+	sandboxed  bool // cmd is bwrap, which reports a signal's death as exit code 128+signal
+	// The sandbox's init (pid 1 inside) and its start time; 0 when unsandboxed. Killing it ends the
+	// sandbox, with whatever the flows left running.
+	initPID   int
+	initTicks uint64
 
 	stopping atomic.Bool // set (under instance.mu) before the driver signals it, so its exit is no crash
 	exitOnce sync.Once
@@ -48,8 +53,25 @@ type process struct {
 	startedFlows atomic.Bool   // Node-RED logged "Started flows" during this run
 }
 
+// newProcess records a runtime found running (re-adopted or a stray), with its sandbox if it has one.
 func newProcess(pid int, startTicks uint64) *process {
-	return &process{pid: pid, startTicks: startTicks, done: make(chan struct{})}
+	p := &process{pid: pid, startTicks: startTicks, done: make(chan struct{})}
+	p.initPID, p.initTicks = sandboxInit(pid)
+	return p
+}
+
+// endSandbox kills the sandbox's init once Node-RED is gone: the kernel then kills every process left in
+// its PID namespace, so nothing a flow started outlives the instance. It waits for the init's end, which
+// comes after every process of the namespace has ended and closed its files: only then is the port free
+// (a multi-threaded Node-RED shows as a zombie while its last threads still hold the socket).
+func (p *process) endSandbox() {
+	if p.initPID == 0 || !processAlive(p.initPID, p.initTicks) { // checked first: the PID may be another's by now
+		return
+	}
+	syscall.Kill(p.initPID, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); processAlive(p.initPID, p.initTicks) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (inst *instance) live() bool {
@@ -154,6 +176,7 @@ func (d *Driver) reuse(inst *instance, spec drivers.InstanceSpec, hash string) (
 // OnExit is called.
 func (d *Driver) exited(inst *instance, p *process, code int, reason string) {
 	p.exitOnce.Do(func() {
+		p.endSandbox()
 		p.exitCode = code
 		close(p.done)
 		if d.closed() {
@@ -181,16 +204,24 @@ func (d *Driver) exited(inst *instance, p *process, code int, reason string) {
 	})
 }
 
-// exitReason describes how a child ended, with a shell-style code (128+signal when killed).
-func exitReason(cmd *exec.Cmd) (int, string) {
+// exitReason describes how a child ended, with a shell-style code (128+signal when killed). bwrap passes
+// its payload's code on, and a death by signal as 128+signal.
+func exitReason(cmd *exec.Cmd, sandboxed bool) (int, string) {
 	ps := cmd.ProcessState
 	if ps == nil {
 		return -1, "exited (unknown status)"
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal()), fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+		return 128 + int(ws.Signal()), killedBy(ws.Signal())
+	}
+	if code := ps.ExitCode(); sandboxed && code > 128 && code < 128+65 {
+		return code, killedBy(syscall.Signal(code - 128))
 	}
 	return ps.ExitCode(), fmt.Sprintf("exited with code %d", ps.ExitCode())
+}
+
+func killedBy(sig syscall.Signal) string {
+	return fmt.Sprintf("killed by signal %d (%s)", int(sig), sig)
 }
 
 // stopProcess stops inst's runtime, if any, and every stray process of the instance, and marks it

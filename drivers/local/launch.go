@@ -64,30 +64,49 @@ func (d *Driver) launch(ctx context.Context, inst *instance, spec drivers.Instan
 	if err != nil {
 		return drivers.Status{}, err
 	}
-	userDir := filepath.Join(inst.dir, userDirName)
-	if err := os.MkdirAll(userDir, 0o755); err != nil {
+	files := d.sb.layout(inst.dir, rt, spec.ForgeURL != "")
+	if err := os.MkdirAll(files.host.userDir, 0o755); err != nil {
 		return drivers.Status{}, err
 	}
-	if err := d.installModules(ctx, rt, inst.dir, userDir, spec.Modules); err != nil {
+	if err := d.installModules(ctx, rt, inst.dir, files.host.userDir, spec.Modules); err != nil {
 		return drivers.Status{}, err
 	}
 	port, err := d.allocatePort(ctx, inst.dir)
 	if err != nil {
 		return drivers.Status{}, err
 	}
-	env, err := d.writeSettings(inst, spec, port, rt)
+	uid := d.sb.uid(port)
+	env, err := d.writeSettings(inst, spec, port, files, uid)
 	if err != nil {
 		return drivers.Status{}, err
 	}
-	cmd := exec.Command(rt.NodeBin, nodeArgs(rt, spec, userDir, filepath.Join(inst.dir, settingsFileName))...)
-	cmd.Dir, cmd.Env = userDir, env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // own group: not hit by signals meant for the platform
+	cmd, err := d.command(files, spec, uid, env)
+	if err != nil {
+		return drivers.Status{}, err
+	}
 	p, err := d.spawn(inst, cmd, spec, port, hash)
 	if err != nil {
 		return drivers.Status{}, err
 	}
 	d.watchReady(inst, p)
 	return d.snapshot(inst), nil
+}
+
+// command runs Node-RED as uid with exactly env, in its sandbox when the driver has one.
+func (d *Driver) command(files layout, spec drivers.InstanceSpec, uid int, env []string) (*exec.Cmd, error) {
+	argv := append([]string{files.node.rt.NodeBin}, nodeArgs(files.node.rt, spec, files.node.userDir, files.node.settings)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = files.host.userDir, env
+	if d.sb.isolated() {
+		var err error
+		// Not the start's context: Node-RED outlives it.
+		if cmd, err = d.sb.command(context.Background(), d.sb.options(files.mounts, env), d.sb.payload(uid, argv)); err != nil {
+			return nil, err
+		}
+		cmd.Dir = "/"
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // own group: not hit by signals meant for the platform
+	return cmd, nil
 }
 
 // stack returns the installed stack for a Node-RED and Node.js version, installing it on first use.
@@ -151,12 +170,14 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	defer logFile.Close() // the child keeps its own copy
+	defer closeFiles(cmd.ExtraFiles)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 
 	p := &process{done: make(chan struct{}), port: port, specHash: hash, safe: spec.SafeMode, cmd: cmd,
-		limited: cgroup != nil && spec.MemoryMB > 0, token: spec.AdminToken}
+		limited: cgroup != nil && spec.MemoryMB > 0, token: spec.AdminToken, sandboxed: d.sb.isolated()}
 	inst.logs.setOnLine(func(l drivers.LogLine) { noteLogLine(p, l) })
-	inst.logs.system("starting node-red %s on port %d%s", spec.NodeRedVersion, port, map[bool]string{true: " in safe mode"}[spec.SafeMode])
+	inst.logs.system("starting node-red %s on port %d%s%s", spec.NodeRedVersion, port,
+		map[bool]string{true: " in safe mode"}[spec.SafeMode], d.sandboxNote(port))
 	if spec.MemoryMB > 0 && cgroup == nil {
 		inst.logs.system("memory limit of %d MB not enforced (no delegated cgroup v2); only the V8 heap is capped", spec.MemoryMB)
 	}
@@ -167,6 +188,11 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 		return nil, fmt.Errorf("start node-red: %w", err)
 	}
 	p.pid, p.startedAt = cmd.Process.Pid, time.Now()
+	if p.sandboxed {
+		if err := d.findPayload(inst, p); err != nil {
+			return nil, err
+		}
+	}
 	if st, err := readProcStat(p.pid); err == nil {
 		p.startTicks = st.startTicks
 	}
@@ -176,7 +202,7 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 	inst.mu.Unlock()
 	go func() {
 		cmd.Wait()
-		code, reason := exitReason(cmd)
+		code, reason := exitReason(cmd, p.sandboxed)
 		d.exited(inst, p, code, reason)
 	}()
 	pf := pidFile{PID: p.pid, Port: port, StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
@@ -202,19 +228,18 @@ func noteLogLine(p *process, l drivers.LogLine) {
 	}
 }
 
-// writeSettings renders settings.js and returns the child's environment: a minimal base (never the
-// platform's own environment, which holds its secrets), the user's variables, then Flowyard's, which
-// flows cannot read (envVarExcludes).
-func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port int, rt nodered.Runtime) ([]string, error) {
-	userDir := filepath.Join(inst.dir, userDirName)
+// writeSettings writes settings.js and the secrets file it reads, gives the instance's files to uid, and
+// returns the child's environment: a minimal base (never the platform's own environment, which holds its
+// secrets), the user's variables, then Flowyard's, which flows cannot read (envVarExcludes). The instance's
+// secrets are in no environment: only in the secrets file, which uid alone may read.
+func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port int, files layout, uid int) ([]string, error) {
 	platform := map[string]string{envInstanceDir: inst.dir, nodered.EnvInstanceID: spec.InstanceID}
 	var storage string
 	if spec.ForgeURL != "" {
-		var err error
-		if storage, err = nodered.WriteStoragePlugin(inst.dir); err != nil {
+		if _, err := nodered.WriteStoragePlugin(inst.dir); err != nil {
 			return nil, err
 		}
-		platform[nodered.EnvForgeURL], platform[nodered.EnvInstanceToken] = spec.ForgeURL, spec.InstanceToken
+		storage, platform[nodered.EnvForgeURL] = files.node.storage, spec.ForgeURL
 	}
 	tokens := map[string]string{tokenDigest(spec.AdminToken): "*"}
 	if spec.ReadToken != "" {
@@ -222,16 +247,28 @@ func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port i
 	}
 	js, err := nodered.RenderSettings(nodered.SettingsParams{
 		Port: port, Host: "127.0.0.1", HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
-		CredentialSecret: spec.CredentialSecret, AdminTokens: tokens, StorageModule: storage,
+		SecretsFile: files.node.secrets, AdminTokens: tokens, StorageModule: storage,
 		EnvVarExcludes: slices.Sorted(maps.Keys(platform)), Settings: spec.Settings, Title: spec.Name,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(inst.dir, settingsFileName), js, 0o600); err != nil {
+	secrets, err := json.Marshal(nodered.Secrets{CredentialSecret: spec.CredentialSecret, InstanceToken: spec.InstanceToken})
+	if err != nil {
 		return nil, err
 	}
-	return d.childEnv(inst.id, rt, userDir, spec.Env, platform), nil
+	if err := writeFileAtomic(files.host.secrets, secrets, 0o400); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(files.host.settings, js, 0o400); err != nil {
+		return nil, err
+	}
+	for _, path := range []string{files.host.secrets, files.host.settings, files.host.userDir} {
+		if err := giveTo(path, uid); err != nil {
+			return nil, fmt.Errorf("give %s to uid %d: %w", filepath.Base(path), uid, err)
+		}
+	}
+	return d.childEnv(inst.id, files.node.rt, files.node.userDir, spec.Env, platform), nil
 }
 
 func (d *Driver) childEnv(id string, rt nodered.Runtime, userDir string, user, platform map[string]string) []string {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -388,29 +386,7 @@ func TestForgeStorage(t *testing.T) {
 		{"id":"fn1","type":"function","z":"tab1","outputs":1,"wires":[["out1"]],
 		 "func":"msg.payload = 'token ' + env.get('FLOWYARD_INSTANCE_TOKEN'); return msg;"},
 		{"id":"out1","type":"http response","z":"tab1","wires":[]}]`
-	var mu sync.Mutex
-	var requests []string
-	forge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		requests = append(requests, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		if r.Header.Get("Authorization") != "Bearer "+spec.InstanceToken {
-			http.Error(w, "bad token", http.StatusUnauthorized)
-			return
-		}
-		prefix := "/api/v1/runtime/instances/" + spec.InstanceID + "/"
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == prefix+"flows":
-			io.WriteString(w, flows)
-		case r.Method == http.MethodGet:
-			io.WriteString(w, "{}")
-		default:
-			w.WriteHeader(http.StatusNoContent)
-		}
-	}))
-	defer forge.Close()
-	spec.ForgeURL = forge.URL
+	forge := newFakeForge(t, &spec, flows)
 
 	d := newTestDriver(t, "", nil)
 	st := startReady(t, d, spec)
@@ -420,8 +396,7 @@ func TestForgeStorage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.instanceDir(spec.InstanceID), userDirName, "flows.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("flows.json written to the userDir despite the storage plugin: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	requests := forge.seen()
 	if !slices.Contains(requests, "GET /api/v1/runtime/instances/forged/flows") {
 		t.Fatalf("forge requests: %v", requests)
 	}

@@ -64,6 +64,7 @@ func removePidFile(dir string) error {
 // mid-write) never sees half a file.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
+	os.Remove(tmp) // a leftover of a crash may be read-only
 	if err := os.WriteFile(tmp, data, perm); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -19,6 +21,7 @@ const envInstanceDir = "FLOWYARD_INSTANCE_DIR"
 // procStat holds the fields of /proc/<pid>/stat the driver needs.
 type procStat struct {
 	state      byte   // R, S, D, Z (zombie), X (dead), ...
+	ppid       int    // parent
 	pgid       int    // process group
 	startTicks uint64 // start time in clock ticks after boot: with the PID, it identifies one process
 }
@@ -35,19 +38,20 @@ func readProcStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command end", pid)
 	}
 	fields := strings.Fields(string(b[i+2:]))
-	// fields[0] is field 3 of proc(5): state; pgrp is field 5, starttime field 22.
+	// fields[0] is field 3 of proc(5): state; ppid is field 4, pgrp field 5, starttime field 22.
 	if len(fields) < 20 {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
 	}
-	pgid, err := strconv.Atoi(fields[2])
-	if err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat pgrp: %w", pid, err)
+	ppid, err1 := strconv.Atoi(fields[1])
+	pgid, err2 := strconv.Atoi(fields[2])
+	if err := errors.Join(err1, err2); err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat ppid, pgrp: %w", pid, err)
 	}
 	start, err := strconv.ParseUint(fields[19], 10, 64)
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
 	}
-	return procStat{state: fields[0][0], pgid: pgid, startTicks: start}, nil
+	return procStat{state: fields[0][0], ppid: ppid, pgid: pgid, startTicks: start}, nil
 }
 
 // processAlive reports whether pid is still the process that started at startTicks and has not exited
@@ -75,38 +79,115 @@ func belongsTo(pid int, dir string) bool {
 	return false
 }
 
+// InstanceProcesses returns the PIDs of the Node-RED processes running for instance directory
+// instanceDir (<data dir>/instances/<id>), sandboxed or not, whichever driver started them: for tests and
+// tools that watch instances from outside the driver.
+func InstanceProcesses(instanceDir string) []int { return findInstanceProcesses(instanceDir) }
+
 // findInstanceProcesses lists live processes (not zombies) started for instance directory dir. It covers
 // the window in which a platform was killed after starting Node-RED but before writing the pidfile.
-// Only process-group leaders count: Node-RED leads its own group, while what its flows or palette
-// installs spawn inherits the marker but stays in Node-RED's group (and goes with it).
+// Only Node-REDs count (see runtimeGroup): what their flows or palette installs spawn inherits the marker
+// but is neither.
 func findInstanceProcesses(dir string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	self := os.Getpid()
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		if st, err := readProcStat(pid); err != nil || st.state == 'Z' || st.state == 'X' || st.pgid != pid {
-			continue
-		}
-		if belongsTo(pid, dir) {
+	for pid, st := range liveProcesses() {
+		if _, ok := runtimeGroup(pid, st); ok && pid != self && belongsTo(pid, dir) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// signalGroup sends sig to the process group led by pid (every Node-RED runs in its own group, so this
-// also reaches npm or other children it spawned), falling back to the process alone.
+// liveProcesses yields every process of /proc that has not exited (no zombies), with its stat.
+func liveProcesses() iter.Seq2[int, procStat] {
+	return func(yield func(int, procStat) bool) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			st, err := readProcStat(pid)
+			if err != nil || st.state == 'Z' || st.state == 'X' {
+				continue
+			}
+			if !yield(pid, st) {
+				return
+			}
+		}
+	}
+}
+
+// childOf returns a live child of pid, or 0 (bwrap's processes have one child each).
+func childOf(pid int) int {
+	for child, st := range liveProcesses() {
+		if st.ppid == pid {
+			return child
+		}
+	}
+	return 0
+}
+
+// nsPids are pid's numbers in each PID namespace from this process's own down to pid's (NSpid in
+// /proc/<pid>/status); nil when unknown.
+func nsPids(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			return strings.Fields(rest)
+		}
+	}
+	return nil
+}
+
+// sandboxInit returns the init (pid 1) of the sandbox that pid runs in, and its start time: pid's parent,
+// when that is the first process of a PID namespace below this process's. It returns 0 for a process
+// that runs unsandboxed, whose parent is the platform or the host's init.
+func sandboxInit(pid int) (int, uint64) {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0, 0
+	}
+	parent := nsPids(st.ppid)
+	if len(parent) <= ownNSDepth() || parent[len(parent)-1] != "1" {
+		return 0, 0
+	}
+	parentStat, err := readProcStat(st.ppid)
+	if err != nil {
+		return 0, 0
+	}
+	return st.ppid, parentStat.startTicks
+}
+
+// runtimeGroup returns the process group of Node-RED pid, and whether pid is a Node-RED as the driver
+// starts them: the leader of its own group (unsandboxed), or pid 2 of a sandbox, whose group bwrap's init
+// (pid 1 there, its parent) leads. Signalled from outside, that init ignores SIGTERM (it has no handler)
+// and dies of SIGKILL, which ends the whole sandbox.
+func runtimeGroup(pid int, st procStat) (int, bool) {
+	if st.pgid == pid {
+		return pid, true
+	}
+	if ns := nsPids(pid); st.pgid == st.ppid && len(ns) > ownNSDepth() && ns[len(ns)-1] == "2" {
+		return st.pgid, true
+	}
+	return 0, false
+}
+
+// ownNSDepth is how many PID namespaces this process sees itself in.
+var ownNSDepth = sync.OnceValue(func() int { return len(nsPids(os.Getpid())) })
+
+// signalGroup sends sig to the process group of Node-RED pid (see runtimeGroup), so that it also reaches
+// npm or other children it spawned, falling back to the process alone.
 func signalGroup(pid int, sig syscall.Signal) error {
-	if st, err := readProcStat(pid); err == nil && st.pgid == pid {
-		if err := syscall.Kill(-pid, sig); err == nil || !errors.Is(err, syscall.ESRCH) {
-			return err
+	if st, err := readProcStat(pid); err == nil {
+		if group, ok := runtimeGroup(pid, st); ok {
+			if err := syscall.Kill(-group, sig); err == nil || !errors.Is(err, syscall.ESRCH) {
+				return err
+			}
 		}
 	}
 	err := syscall.Kill(pid, sig)

@@ -8,7 +8,9 @@
 // Configuration comes from the environment:
 //   FLOWYARD_FORGE_URL       platform base URL, e.g. http://127.0.0.1:8080
 //   FLOWYARD_INSTANCE_ID     this instance's id
-//   FLOWYARD_INSTANCE_TOKEN  sent as "Authorization: Bearer <token>"
+//   FLOWYARD_INSTANCE_TOKEN  sent as "Authorization: Bearer <token>", unless
+//                            settings.js hands the token over with useToken
+//                            (read from its secrets file) before init
 //
 // Endpoints, all under {base}/api/v1/runtime/instances/{id}:
 //   GET|PUT /flows        JSON array (GET answers [] when none is stored)
@@ -38,9 +40,11 @@ const ERROR_BODY_EXCERPT = 300;
 
 let target = null;
 let log = null;
+let givenToken = null; // from useToken; preferred over the environment
 
 function readConfig() {
-    const missing = [ENV_BASE_URL, ENV_INSTANCE_ID, ENV_TOKEN].filter((name) => !process.env[name]);
+    const needed = givenToken ? [ENV_BASE_URL, ENV_INSTANCE_ID] : [ENV_BASE_URL, ENV_INSTANCE_ID, ENV_TOKEN];
+    const missing = needed.filter((name) => !process.env[name]);
     if (missing.length > 0) {
         throw new Error("flowyard storage: environment variable(s) not set: " + missing.join(", "));
     }
@@ -55,7 +59,7 @@ function readConfig() {
     }
     const prefix = base.href.replace(/\/+$/, "") + "/api/v1/runtime/instances/" +
         encodeURIComponent(process.env[ENV_INSTANCE_ID]);
-    return {prefix: prefix, token: process.env[ENV_TOKEN]};
+    return {prefix: prefix, token: givenToken || process.env[ENV_TOKEN]};
 }
 
 function endpointURL(path, query) {
@@ -216,6 +220,9 @@ function prepareUserDir(userDir) {
 }
 
 module.exports = {
+    useToken: function (token) {
+        givenToken = token;
+    },
     init: async function (settings, runtime) {
         target = readConfig();
         log = runtime && runtime.log ? runtime.log : null;

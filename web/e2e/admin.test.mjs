@@ -94,6 +94,22 @@ describe('team and admin pages', () => {
     await row.locator('.action-error', { hasText: /still used by 1 stacks/ }).waitFor();
   });
 
+  it('warns an admin when instances run unisolated, as /readyz says', async () => {
+    const p = await browser.context.newPage();
+    p.on('pageerror', (e) => pageErrors.push(`isolation: ${e.message}`));
+    await p.route('**/readyz', (route) => route.fulfill({ json: { store: 'ok', instances: 'not isolated: bwrap not found' } }));
+    await p.goto('/admin/stacks');
+    await heading(p, 'Stacks');
+    await p.locator('#isolation-warning', { hasText: 'Instances not isolated: bwrap not found' }).waitFor();
+    await p.close();
+    const real = await (await page.request.get('/readyz')).json();
+    await page.goto('/admin/stacks');
+    await heading(page, 'Stacks');
+    const warning = page.locator('#isolation-warning');
+    if (real.instances === 'ok') assert.ok(await warning.isHidden(), 'no warning while instances are isolated');
+    else await warning.waitFor();
+  });
+
   it('shows a viewer the pages without write buttons', async () => {
     const b = await launch();
     try {

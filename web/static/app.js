@@ -66,6 +66,20 @@ function whenShown(li, nav, team) {
   shownCache.get(key).then((yes) => { li.hidden = !yes; });
 }
 
+// isolation is what the public readiness probe says of the instances' sandbox: "ok", or why instances run
+// unisolated (every flow can then read the platform's files). Asked once a session, for platform admins.
+let isolation = null;
+function isolationWarning() {
+  isolation ??= fetch('/readyz').then((r) => r.json()).then((b) => b.instances || 'ok').catch(() => 'ok');
+  const note = h('p', { class: 'nav-warning', id: 'isolation-warning', role: 'alert', hidden: true });
+  isolation.then((said) => {
+    if (said === 'ok') return;
+    note.hidden = false;
+    replace(note, h('strong', {}, 'Instances not isolated'), ': ', said.replace(/^not isolated: /, ''), '. Any flow can read the platform\'s files.');
+  });
+  return note;
+}
+
 function renderNav(team) {
   const links = [];
   const here = location.pathname;
@@ -81,7 +95,7 @@ function renderNav(team) {
   replace(document.getElementById('nav'),
     team ? h('h2', { class: 'nav-title' }, team.name) : null,
     links.length ? h('ul', {}, links) : null,
-    admin.length ? [h('h2', { class: 'nav-title' }, 'Platform'), h('ul', {}, admin.map((r) => item(r.path, r.nav.label)))] : null);
+    admin.length ? [h('h2', { class: 'nav-title' }, 'Platform'), isolationWarning(), h('ul', {}, admin.map((r) => item(r.path, r.nav.label)))] : null);
 }
 
 async function signOut() {
