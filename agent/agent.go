@@ -18,7 +18,7 @@ import (
 	"github.com/flowyard/flowyard/internal/childenv"
 )
 
-// Snapshot is the `live/snapshot` document (§2.3).
+// Snapshot is the `live/snapshot` document (docs/device-protocol.md §2.3).
 type Snapshot struct {
 	ID          string            `json:"id"`
 	Name        string            `json:"name"`
@@ -30,7 +30,7 @@ type Snapshot struct {
 	Credentials json.RawMessage   `json:"credentials"`
 }
 
-// Settings is the `live/settings` document (§2.4); the agent uses its hash and env.
+// Settings is the `live/settings` document (docs/device-protocol.md §2.4); the agent uses its hash and env.
 type Settings struct {
 	Hash string            `json:"hash"`
 	Env  map[string]string `json:"env"`
@@ -67,7 +67,8 @@ type Options struct {
 	NpmCache string
 }
 
-// stateFile is the agent's persisted state, beside the user dir (FlowFuse's name and shape, §1.1).
+// stateFile is the agent's persisted state, beside the user dir (FlowFuse's name and shape, docs/device-protocol.md
+// §1.1).
 const stateFile = "flowfuse-instance.json"
 
 type persisted struct {
@@ -349,7 +350,7 @@ func (a *Agent) reportNow() {
 	}()
 }
 
-// report is the state object (§2.1).
+// report is the state object (docs/device-protocol.md §2.1).
 func (a *Agent) report() map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()

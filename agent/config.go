@@ -20,8 +20,8 @@ import (
 // version whose protocol an agent speaks; this one speaks 4.2.1's.
 const Version = "4.2.1-flowyard"
 
-// DeviceConfig is a FlowFuse device.yml in either of its shapes (§1.2): device mode (deviceId, token,
-// credentialSecret, forgeURL, optional broker) or provisioning mode (provisioningToken, provisioningTeam,
+// DeviceConfig is a FlowFuse device.yml in either of its shapes (docs/device-protocol.md §1.2): device mode (deviceId,
+// token, credentialSecret, forgeURL, optional broker) or provisioning mode (provisioningToken, provisioningTeam,
 // forgeURL). Keys the agent does not know are kept, as FlowFuse's agent keeps "provisioning extras".
 type DeviceConfig struct {
 	DeviceID          string `yaml:"deviceId,omitempty"`

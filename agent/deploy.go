@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// target is an `update` command or a 409 body, with key presence kept (§3.3: "key presence matters").
+// target is an `update` command or a 409 body, with key presence kept (docs/device-protocol.md §3.3: "key presence
+// matters").
 type target map[string]json.RawMessage
 
 // str reads a key: present, and its value (nil for JSON null).
@@ -34,8 +35,8 @@ func (t target) bool(key string) bool {
 	return b
 }
 
-// apply is the deployment algorithm (§4.1): compare what the platform wants with what runs, download what
-// changed, write and install it, start Node-RED, and report each step.
+// apply is the deployment algorithm (docs/device-protocol.md §4.1): compare what the platform wants with what runs,
+// download what changed, write and install it, start Node-RED, and report each step.
 func (a *Agent) apply(ctx context.Context, raw map[string]json.RawMessage) {
 	t := target(raw)
 	if t.bool("revoked") {

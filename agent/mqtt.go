@@ -14,7 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// mqttLink is the agent's MQTT connection (§3): status out, commands in.
+// mqttLink is the agent's MQTT connection (docs/device-protocol.md §3): status out, commands in.
 type mqttLink struct {
 	a      *Agent
 	cl     paho.Client
@@ -82,7 +82,7 @@ func (m *mqttLink) publishStatus(state map[string]any) {
 	m.cl.Publish(m.prefix+"status", 0, false, b)
 }
 
-// command is a command message (§3.3) with the request envelope of §3.4.
+// command is a command message (docs/device-protocol.md §3.3) with the request envelope of §3.4.
 type command struct {
 	Command         string `json:"command"`
 	CorrelationData string `json:"correlationData"`
@@ -111,7 +111,7 @@ func (m *mqttLink) onCommand(_ paho.Client, msg paho.Message) {
 	}
 }
 
-// reply publishes a command's answer on its response topic (§3.4).
+// reply publishes a command's answer on its response topic (docs/device-protocol.md §3.4).
 func (m *mqttLink) reply(cmd command, payload any) {
 	topic := cmd.ResponseTopic
 	if topic == "" || !strings.HasPrefix(topic, m.prefix+"response") {

@@ -147,7 +147,7 @@ module.exports = {
 }
 
 // processEnv is the Node-RED process's environment: the host's PATH and HOME, then the snapshot's env, then
-// the settings' env over it (§4.2).
+// the settings' env over it (docs/device-protocol.md §4.2).
 func processEnv(snap *Snapshot, settings *Settings) []string {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	merged := map[string]string{}

@@ -18,7 +18,7 @@ const userAgent = "FlowFuse Device Agent v" + Version + " (flowyard-agent)"
 // and forgets its snapshot, as FlowFuse's does.
 var ErrRevoked = errors.New("the platform does not know this device or its credentials")
 
-// client speaks the protocol's HTTP side (§2).
+// client speaks the protocol's HTTP side (docs/device-protocol.md §2).
 type client struct {
 	http     *http.Client
 	forgeURL string
@@ -26,7 +26,7 @@ type client struct {
 	token    string
 }
 
-// registration is the platform's answer to provisioning (§1.3).
+// registration is the platform's answer to provisioning (docs/device-protocol.md §1.3).
 type registration struct {
 	ID          string `json:"id"`
 	ForgeURL    string `json:"forgeURL"`

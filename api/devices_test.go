@@ -84,7 +84,7 @@ func (w *deviceWorld) assign(t *testing.T, d registered, body map[string]any) *a
 	return w.as["owner"].Must(200, "PATCH", "/api/v1/devices/"+d.id, body)
 }
 
-// state is a FlowFuse agent state object (§2.1) for an application-owned device.
+// state is a FlowFuse agent state object (docs/device-protocol.md §2.1) for an application-owned device.
 func state(app, snapshot, settings any) map[string]any {
 	return map[string]any{"ownerType": "application", "project": nil, "application": app, "snapshot": snapshot, "settings": settings,
 		"state": "running", "mode": "autonomous", "targetState": "running", "health": map[string]any{"uptime": 1, "snapshotRestartCount": 0},
@@ -150,7 +150,7 @@ func TestDeviceRegistrationAndProvisioning(t *testing.T) {
 	})
 }
 
-// TestLiveStateDecisionOrder checks POST live/state against §2.2, step by step and in order.
+// TestLiveStateDecisionOrder checks POST live/state against docs/device-protocol.md §2.2, step by step and in order.
 func TestLiveStateDecisionOrder(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		w := newDeviceWorld(t, dialect)
@@ -259,7 +259,7 @@ func TestLiveSnapshotAndSettings(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(mustMarshal(snap.Body["flows"])), &flows))
 		assert.Equal(t, "tab1", flows[0]["id"])
 
-		// §5: the credentials arrive encrypted with this device's secret, not the instance's.
+		// docs/device-protocol.md §5: the credentials arrive encrypted with this device's secret, not the instance's.
 		blob := json.RawMessage(mustMarshal(snap.Body["credentials"]))
 		creds, err := nodered.DecryptCredentials(d.secret, blob)
 		require.NoError(t, err)

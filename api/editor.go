@@ -30,7 +30,7 @@ import (
 const editorPathPrefix = "/editor/"
 
 // editorAdminRoot is the path under which every instance serves its admin API and editor: drivers.AdminRoot
-// without the trailing slash (the API may not import drivers, DESIGN.md §2).
+// without the trailing slash (the API may not import drivers, docs/ARCHITECTURE.md §2).
 const editorAdminRoot = "/admin"
 
 // editorMethods are the methods the Node-RED editor and admin API use.

@@ -309,7 +309,7 @@ func (p *nodeRED) stop() {
 	}
 }
 
-// waitReady polls GET /admin/flows/state until the flows run (reference/node-red.md §2.3).
+// waitReady polls GET /admin/flows/state until the flows run (docs/node-red.md §2.3).
 func (p *nodeRED) waitReady() {
 	p.t.Helper()
 	deadline := time.Now().Add(45 * time.Second)

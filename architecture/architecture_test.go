@@ -1,4 +1,4 @@
-// Package architecture checks the import rules of DESIGN.md §2 with `go list`, so a wrong import fails the build's
+// Package architecture checks the import rules of docs/ARCHITECTURE.md §2 with `go list`, so a wrong import fails the build's
 // tests instead of waiting for a review.
 package architecture_test
 
@@ -102,7 +102,7 @@ func TestImportRules(t *testing.T) {
 			}
 			for _, imp := range p.Imports {
 				if r.forbidden(imp) {
-					t.Errorf("%s imports %s: %s (DESIGN.md §2)", p.ImportPath, imp, r.why)
+					t.Errorf("%s imports %s: %s (docs/ARCHITECTURE.md §2)", p.ImportPath, imp, r.why)
 				}
 			}
 		}

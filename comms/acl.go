@@ -2,7 +2,7 @@ package comms
 
 import "strings"
 
-// Topic namespace of the FlowFuse device protocol (§3.2).
+// Topic namespace of the FlowFuse device protocol (docs/device-protocol.md §3.2).
 const topicPrefix = "ff/v1/"
 
 // deviceTopic is ff/v1/<team>/d/<device>/<leaf>.
@@ -29,7 +29,7 @@ type grant struct {
 	applicationID, instanceID string
 }
 
-// canPublish allows a device its own status, logs, resources and response topics (§3.7).
+// canPublish allows a device its own status, logs, resources and response topics (docs/device-protocol.md §3.7).
 func (g grant) canPublish(topic string) bool {
 	team, device, rest, ok := parseDeviceTopic(topic)
 	if !ok || team != g.teamID || device != g.deviceID {
@@ -43,8 +43,8 @@ func (g grant) canPublish(topic string) bool {
 	return found && sub != "" && !strings.ContainsAny(sub, "+#")
 }
 
-// canSubscribe allows a device its own command topic and the broadcast command topic of its owner (§3.7).
-// Wildcards and shared subscriptions are never allowed.
+// canSubscribe allows a device its own command topic and the broadcast command topic of its owner
+// (docs/device-protocol.md §3.7). Wildcards and shared subscriptions are never allowed.
 func (g grant) canSubscribe(filter string) bool {
 	if strings.ContainsAny(filter, "+#") || strings.HasPrefix(filter, "$") {
 		return false

@@ -210,7 +210,7 @@ func (b *Broker) connection(deviceID string) *connection {
 }
 
 // NotifyDevice refreshes what a connected device may subscribe to and sends it the `update` command for its
-// current target (§3.3). A device that is not connected learns it at its next check-in.
+// current target (docs/device-protocol.md §3.3). A device that is not connected learns it at its next check-in.
 func (b *Broker) NotifyDevice(ctx context.Context, deviceID string) {
 	conn := b.connection(deviceID)
 	if conn == nil {
@@ -315,8 +315,8 @@ func (b *Broker) worker(queue chan func()) {
 	}
 }
 
-// onStatus consumes a device's status message: record it and, when the device does not run what it should,
-// answer with an `update` command (§4.4). Only the device itself may publish on its status topic (ACL).
+// onStatus consumes a device's status message: record it and, when the device does not run what it should, answer with
+// an `update` command (docs/device-protocol.md §4.4). Only the device itself may publish on its status topic (ACL).
 func (b *Broker) onStatus(pk packets.Packet) {
 	teamID, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
 	if !ok {

@@ -203,7 +203,7 @@ func TestDeviceAuthentication(t *testing.T) {
 	assert.Equal(t, "offline", f.svc.Status(f.get(t, d.id), time.Now()))
 }
 
-// TestACL checks every rule of §3.7 for a device assigned to an application.
+// TestACL checks every rule of docs/device-protocol.md §3.7 for a device assigned to an application.
 func TestACL(t *testing.T) {
 	f := newFixture(t)
 	d := f.register(t, &f.apps[0])

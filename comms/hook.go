@@ -114,8 +114,8 @@ func (h *hook) connectionLocked(cl *mqtt.Client) *connection {
 	return conn
 }
 
-// OnACLCheck applies §3.7. A refused subscription gets a failure code in its SUBACK; a refused publish is
-// dropped. Both are logged.
+// OnACLCheck applies docs/device-protocol.md §3.7. A refused subscription gets a failure code in its SUBACK; a refused
+// publish is dropped. Both are logged.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	g, ok := h.grantOf(cl)
 	allowed := ok && ((write && g.canPublish(topic)) || (!write && g.canSubscribe(topic)))

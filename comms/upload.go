@@ -13,7 +13,8 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
-// commandRequest is a command that expects a reply (§3.4): the correlation travels inside the payload.
+// commandRequest is a command that expects a reply (docs/device-protocol.md §3.4): the correlation travels inside the
+// payload.
 type commandRequest struct {
 	Command         string         `json:"command"`
 	DeviceID        string         `json:"deviceId"`

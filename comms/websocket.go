@@ -14,9 +14,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// wsListener serves MQTT over WebSocket (sub-protocol "mqtt") on every path, "/" included: the FlowFuse agent
-// hands MQTT.js only the broker URL's host and port, so it always connects to "/" (§3.1). It binds in Init, so
-// a taken address fails the broker's start instead of only being logged.
+// wsListener serves MQTT over WebSocket (sub-protocol "mqtt") on every path, "/" included: the FlowFuse agent hands
+// MQTT.js only the broker URL's host and port, so it always connects to "/" (docs/device-protocol.md §3.1). It binds in
+// Init, so a taken address fails the broker's start instead of only being logged.
 type wsListener struct {
 	id       string
 	ln       net.Listener

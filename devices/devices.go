@@ -2,9 +2,9 @@
 // registration and credentials, reading an agent's state report, the check-in decision (200 or 409 with what
 // the device should run), the `update` command, and the documents an agent downloads (its target snapshot with
 // credentials re-encrypted to its own secret, and its settings). The HTTP device endpoints (api) and the MQTT
-// broker (comms) both call it, so the protocol's rules live in one place. Comments cite the protocol's parts
-// by number: §2 the agent's HTTP calls and state object, §3 MQTT topics and commands, §4 the agent's
-// deployment, §5 credentials, §7 versions.
+// broker (comms) both call it, so the protocol's rules live in one place. docs/device-protocol.md describes the
+// protocol; comments cite its sections: §2 the agent's HTTP calls and state object, §3 MQTT topics and commands,
+// §4 the agent's deployment, §5 credentials, §7 versions.
 package devices
 
 import (
@@ -49,7 +49,7 @@ const (
 // offline: the agent checks in every 60 s plus up to 10 s of jitter, so three missed check-ins.
 const DefaultOfflineAfter = 3*time.Minute + 30*time.Second
 
-// minAgentVersion is the oldest agent that can run application-owned devices (§7).
+// minAgentVersion is the oldest agent that can run application-owned devices (docs/device-protocol.md §7).
 var minAgentVersion = [3]int{1, 11, 0}
 
 // Service runs the platform side of the protocol on a store.

@@ -34,7 +34,7 @@ func TestAgentVersionGate(t *testing.T) {
 	assert.False(t, agentTooOld(d), "only application devices need a recent agent")
 }
 
-// TestNeedsUpdate follows §4.4: key presence and "0" matter.
+// TestNeedsUpdate follows docs/device-protocol.md §4.4: key presence and "0" matter.
 func TestNeedsUpdate(t *testing.T) {
 	d := &storage.Device{ApplicationID: ptr("a"), TargetSnapshotID: ptr("s"), SettingsHash: "h", AgentVersion: "4.2.1"}
 	parse := func(body string) *Report {

@@ -14,12 +14,12 @@ import (
 )
 
 // DefaultNodeRedVersion is what a device installs when its snapshot names no Node-RED version: the line that
-// runs on Node 20 (the reference's default for agents that report no Node.js version).
+// runs on Node 20 (FlowFuse's default for agents that report no Node.js version).
 const DefaultNodeRedVersion = "~4.1.0"
 
-// LiveSnapshot is the `GET live/snapshot` document (§2.3): the target snapshot with the platform's variables
-// in env, node-red among the modules, and the credentials re-encrypted to the device's own secret. A device
-// without a target gets an empty object, which tells the agent to run nothing.
+// LiveSnapshot is the `GET live/snapshot` document (docs/device-protocol.md §2.3): the target snapshot with the
+// platform's variables in env, node-red among the modules, and the credentials re-encrypted to the device's own secret.
+// A device without a target gets an empty object, which tells the agent to run nothing.
 func (s *Service) LiveSnapshot(ctx context.Context, d *storage.Device) (map[string]any, error) {
 	if d.TargetSnapshotID == nil {
 		return map[string]any{}, nil
@@ -75,8 +75,8 @@ func (s *Service) reencrypt(blob, fromSealed, toSealed string) (json.RawMessage,
 	return out, nil
 }
 
-// platformEnv is what the platform tells the flows about where they run (§2.3): owner, device, snapshot. It
-// also returns the target snapshot without its content (nil without a target).
+// platformEnv is what the platform tells the flows about where they run (docs/device-protocol.md §2.3): owner, device,
+// snapshot. It also returns the target snapshot without its content (nil without a target).
 func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]string, *storage.Snapshot, error) {
 	var env [][2]string
 	switch {
@@ -144,8 +144,8 @@ func (s *Service) settingsEnv(ctx context.Context, d *storage.Device) (map[strin
 	return mergeEnv(platformEnv, snapEnv, groupEnv, d.Env), nil
 }
 
-// settingsDocument is the `GET live/settings` document without its hash (§2.4). Flowyard offers none of
-// FlowFuse's licensed features to devices, so they are all off.
+// settingsDocument is the `GET live/settings` document without its hash (docs/device-protocol.md §2.4). Flowyard offers
+// none of FlowFuse's licensed features to devices, so they are all off.
 func (s *Service) settingsDocument(ctx context.Context, d *storage.Device) (map[string]any, error) {
 	env, err := s.settingsEnv(ctx, d)
 	if err != nil {

@@ -14,13 +14,14 @@ import (
 // MaxReportBytes caps a state report; real ones are a few hundred bytes.
 const MaxReportBytes = 64 << 10
 
-// States an agent reports (§4.3).
+// States an agent reports (docs/device-protocol.md §4.3).
 var knownStates = map[string]bool{"unknown": true, "updating": true, "provisioning": true, "suspended": true,
 	"stopped": true, "loading": true, "installing": true, "starting": true, "restarting": true, "running": true,
 	"safe": true, "crashed": true, "stopping": true, "error": true, "offline": true}
 
-// Report is an agent's state object (§2.1). The protocol gives meaning to whether a key is present at all
-// ("key presence matters"), so each owner field records presence beside its value; a nil value is JSON null.
+// Report is an agent's state object (docs/device-protocol.md §2.1). The protocol gives meaning to whether a key is
+// present at all ("key presence matters"), so each owner field records presence beside its value; a nil value is JSON
+// null.
 type Report struct {
 	Project, Application, Snapshot, Settings             *string
 	HasProject, HasApplication, HasSnapshot, HasSettings bool
@@ -30,7 +31,8 @@ type Report struct {
 	Provisioning *ProvisioningImport
 }
 
-// ProvisioningImport is the flow import an agent sends once after one-time-code setup (§1.4 step 4).
+// ProvisioningImport is the flow import an agent sends once after one-time-code setup (docs/device-protocol.md §1.4
+// step 4).
 type ProvisioningImport struct {
 	DeviceConfig *struct {
 		Flows       json.RawMessage   `json:"flows"`
@@ -202,8 +204,8 @@ func TargetOf(d *storage.Device) Target {
 	return t
 }
 
-// UpdateCommand is the `update` command for a device (§3.3): the owner key of the other type is left out,
-// since the agent tests key presence.
+// UpdateCommand is the `update` command for a device (docs/device-protocol.md §3.3): the owner key of the other type is
+// left out, since the agent tests key presence.
 func UpdateCommand(d *storage.Device) map[string]any {
 	t := TargetOf(d)
 	cmd := map[string]any{"command": "update", "snapshot": t.Snapshot, "settings": t.Settings, "mode": t.Mode, "licensed": false}
@@ -221,8 +223,8 @@ func UpdateCommand(d *storage.Device) map[string]any {
 	return cmd
 }
 
-// NeedsUpdate reports whether a status heard over MQTT calls for an `update` command (§4.4): the agent does
-// not know its state yet, runs an old agent on an application, or reports an owner, snapshot or settings
+// NeedsUpdate reports whether a status heard over MQTT calls for an `update` command (docs/device-protocol.md §4.4):
+// the agent does not know its state yet, runs an old agent on an application, or reports an owner, snapshot or settings
 // other than the platform's.
 func NeedsUpdate(d *storage.Device, r *Report) bool {
 	switch {
@@ -242,8 +244,8 @@ func NeedsUpdate(d *storage.Device, r *Report) bool {
 	return false
 }
 
-// CheckIn is the HTTP check-in decision (§2.2), in the reference's order, after the report was recorded:
-// nil means 200 {} (in sync), otherwise the 409 body naming what the device should run.
+// CheckIn is the HTTP check-in decision (docs/device-protocol.md §2.2), in FlowFuse's order, after the report was
+// recorded: nil means 200 {} (in sync), otherwise the 409 body naming what the device should run.
 func CheckIn(d *storage.Device, r *Report, provisioning bool) map[string]any {
 	t := TargetOf(d)
 	switch {

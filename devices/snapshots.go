@@ -14,8 +14,8 @@ import (
 // maxDeviceSnapshotBytes caps the flows and credentials pulled from a device, as for instance snapshots.
 const maxDeviceSnapshotBytes = 20 << 20
 
-// Upload is what an agent answers to the `upload` command (§3.3): its state, its flows, its credentials
-// encrypted with its own credential secret, and its package.
+// Upload is what an agent answers to the `upload` command (docs/device-protocol.md §3.3): its state, its flows, its
+// credentials encrypted with its own credential secret, and its package.
 type Upload struct {
 	State       UploadState     `json:"state"`
 	Flows       json.RawMessage `json:"flows"`
@@ -28,8 +28,8 @@ type Upload struct {
 	} `json:"package"`
 }
 
-// UploadState is the state an agent was in when it answered `upload`, by name ("" when it did not say).
-// FlowFuse agents send their whole state object there, the body of `live/state` (§2.1), or null while they
+// UploadState is the state an agent was in when it answered `upload`, by name ("" when it did not say). FlowFuse agents
+// send their whole state object there, the body of `live/state` (docs/device-protocol.md §2.1), or null while they
 // update; older flowyard-agents sent the state's name alone. All three are read.
 type UploadState string
 

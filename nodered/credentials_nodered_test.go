@@ -50,7 +50,7 @@ func (p *redProcess) probe() string {
 	p.t.Helper()
 	var status int
 	var body string
-	// http-in routes answer 404 until the flows have started (§2.3).
+	// http-in routes answer 404 until the flows have started (docs/node-red.md §2.3).
 	waitFor(p.t, "GET /probe", 20*time.Second, func() bool {
 		status, body = httpDo("GET", p.baseURL+"/probe", nil, nil)
 		return status == 200

@@ -23,7 +23,7 @@ import (
 	"github.com/flowyard/flowyard/internal/proctest"
 )
 
-// testNodeRedVersion runs on the machine's Node 20 (reference/node-red.md §0).
+// testNodeRedVersion runs on the machine's Node 20 (docs/node-red.md §0).
 const testNodeRedVersion = "4.1.15"
 
 // testStacksDir is shared across test runs so that Node-RED is installed once.

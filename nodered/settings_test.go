@@ -216,7 +216,7 @@ func assertJSONLogLines(t *testing.T, output string) {
 	for scanner.Scan() {
 		var line map[string]any
 		if json.Unmarshal(scanner.Bytes(), &line) != nil {
-			continue // Node-RED prints a few non-JSON lines (reference §2.2)
+			continue // Node-RED prints a few non-JSON lines (docs/node-red.md §2.2)
 		}
 		if line["ts"] == nil || line["level"] == nil {
 			t.Errorf("log line without ts/level: %s", scanner.Text())
