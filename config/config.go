@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -86,80 +85,75 @@ type KubernetesConfig struct {
 	ImagePullSecrets []string // for a private registry
 }
 
+// rawSettings are settings read as text and parsed after the flags.
+type rawSettings struct {
+	reconcile, proxies, pullSecrets string
+}
+
+// register declares every setting, in the order the README's table lists them (config/readme_test.go checks it).
+func (c *Config) register(s *settingSet, raw *rawSettings) {
+	s.str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "", "API address")
+	s.str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "`http://<listen>`", "how browsers and devices reach the API")
+	s.str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "", "SQLite file, generated secret key, instances, Temporal's file")
+	s.str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "`<data-dir>/stacks`", "Node-RED stacks the local driver installs with npm (share one between data dirs to install once)")
+	s.str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "(SQLite)", "`postgres://user:pass@host:5432/db`")
+	s.str(&c.SecretKey, "secret-key", "FLOWYARD_SECRET_KEY", "", "generated into the data dir", "master key for secrets at rest (≥ 32 chars)")
+	s.int(&c.TemporalPort, "temporal-port", "FLOWYARD_TEMPORAL_PORT", 7233, "dev server port; its UI on port+1000")
+	s.str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "beside `flowyard`", "the Temporal CLI")
+	s.str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "", "Temporal address, namespace, task queues")
+	s.str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "", "embedded MQTT broker")
+	s.str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "", "the broker over WebSocket (any path, `/` included); empty: none")
+	s.str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "`mqtt://<mqtt-listen>`", "broker URL handed to devices")
+	s.str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "", "port range of local Node-RED instances")
+	s.str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto, "", "isolation of local instances: `auto` (bubblewrap when it works, else run them unisolated with a warning), `bwrap` (refuse to start without it), `none` (unisolated on purpose)")
+	s.str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "", "debug, info, warn, error")
+	s.str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "", "json, text, or auto (JSON unless a terminal)")
+	s.str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "", "first platform admin, created on first start (idempotent)")
+	s.str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "", "its password")
+	s.boolean(&c.SecureCookies, "secure-cookies", "FLOWYARD_SECURE_COOKIES", "mark cookies Secure behind a TLS proxy")
+	s.str(&raw.proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "(none)", "comma-separated address ranges (`10.0.0.0/8,fd00::/8`) of the load balancers in front of the API; from them, `X-Forwarded-For` names the client the per-address limits count")
+	s.int(&c.BodyLimitMB, "body-limit-mb", "FLOWYARD_BODY_LIMIT_MB", 16, "largest request body in MiB")
+	c.Limits.register(s)
+	s.str(&c.Driver, "driver", "FLOWYARD_DRIVER", "local", "", "where instances run: `local` (child processes) or `kubernetes`")
+	s.str(&c.RuntimeAPIURL, "runtime-api-url", "FLOWYARD_RUNTIME_API_URL", "", "the public URL", "how Node-RED instances reach the API (their storage plugin)")
+	s.str(&c.MetricsListen, "metrics-listen", "FLOWYARD_METRICS_LISTEN", "", "(none)", "address of the Prometheus `/metrics` server")
+	s.str(&c.Kubernetes.Kubeconfig, "k8s-kubeconfig", "FLOWYARD_K8S_KUBECONFIG", "", "in-cluster service account", "kubeconfig file of the kubernetes driver")
+	s.str(&c.Kubernetes.Namespace, "k8s-namespace", "FLOWYARD_K8S_NAMESPACE", "", "Flowyard's own", "namespace of the instances")
+	s.str(&c.Kubernetes.Image, "k8s-image", "FLOWYARD_K8S_IMAGE", "", "the official Node-RED image", "Node-RED image template, e.g. `nodered/node-red:{{.NodeRedVersion}}`")
+	s.str(&c.Kubernetes.Domain, "k8s-domain", "FLOWYARD_K8S_DOMAIN", "", "(none)", "instances get an Ingress at `<name>.<domain>`")
+	s.str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "the cluster's default", "ingress class of the instances' Ingresses")
+	s.str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "(plain HTTP)", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
+	s.str(&raw.pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "", "comma-separated image pull secrets, for a private registry")
+	s.str(&c.Stripe.Key, "stripe-key", "FLOWYARD_STRIPE_KEY", "", "", "Stripe secret key; billing is off without it")
+	s.str(&c.Stripe.WebhookSecret, "stripe-webhook-secret", "FLOWYARD_STRIPE_WEBHOOK_SECRET", "", "", "signing secret of the Stripe webhook endpoint (`whsec_…`); needed with a key")
+	s.str(&c.Stripe.APIURL, "stripe-api-url", "FLOWYARD_STRIPE_API_URL", "", "Stripe's", "Stripe API base URL (e.g. a stripe-mock)")
+	s.str(&raw.reconcile, "stripe-reconcile-every", "FLOWYARD_STRIPE_RECONCILE_EVERY", "1h", "", "how often every team's bill is reconciled with Stripe (at least `1m`)")
+}
+
 // Load parses args (without the subcommand) with defaults taken from the environment.
 func Load(name string, args []string, getenv func(string) string) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	str := func(p *string, flagName, env, def, usage string) {
-		if v := getenv(env); v != "" {
-			def = v
-		}
-		fs.StringVar(p, flagName, def, usage+" ("+env+")")
+	var raw rawSettings
+	s := newSettingSet(name, getenv)
+	c.register(s, &raw)
+	if s.err != nil {
+		return c, s.err
 	}
-	str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "API listen address")
-	str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "URL the API is reached at (default http://<listen>)")
-	str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "data directory")
-	str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "installed Node-RED stacks of the local driver (default <data-dir>/stacks)")
-	str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "postgres://… (default: SQLite in the data dir)")
-	str(&c.SecretKey, "secret-key", "FLOWYARD_SECRET_KEY", "", "master key for secrets at rest (default: generated in the data dir)")
-	str(&c.TemporalBin, "temporal-bin", "FLOWYARD_TEMPORAL_BIN", "", "path of the temporal CLI (default: beside flowyard)")
-	str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "path of temporal.yaml")
-	str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "embedded MQTT broker address")
-	str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "embedded MQTT broker's WebSocket address (empty: none)")
-	str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "broker URL handed to devices (default mqtt://<mqtt-listen>)")
-	str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "port range of local Node-RED instances")
-	str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto,
-		"local instances' sandbox: auto (bubblewrap when it works, else a warning), bwrap (required) or none")
-	str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "debug, info, warn or error")
-	str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "json, text or auto (json unless a terminal)")
-	str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "platform admin created on first start")
-	str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "its password")
-	str(&c.Driver, "driver", "FLOWYARD_DRIVER", "local", "where instances run: local (child processes) or kubernetes")
-	str(&c.RuntimeAPIURL, "runtime-api-url", "FLOWYARD_RUNTIME_API_URL", "", "URL Node-RED instances reach the API at (default: the public URL)")
-	str(&c.MetricsListen, "metrics-listen", "FLOWYARD_METRICS_LISTEN", "", "address of the Prometheus /metrics server (default: none)")
-	str(&c.Kubernetes.Kubeconfig, "k8s-kubeconfig", "FLOWYARD_K8S_KUBECONFIG", "", "kubeconfig file (default: in-cluster service account)")
-	str(&c.Kubernetes.Namespace, "k8s-namespace", "FLOWYARD_K8S_NAMESPACE", "", "namespace of the instances (default: Flowyard's own)")
-	str(&c.Kubernetes.Image, "k8s-image", "FLOWYARD_K8S_IMAGE", "", "Node-RED image template, e.g. nodered/node-red:{{.NodeRedVersion}}")
-	str(&c.Kubernetes.Domain, "k8s-domain", "FLOWYARD_K8S_DOMAIN", "", "instances get an Ingress at <name>.<domain> (default: none)")
-	str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "ingress class of the instances' Ingresses")
-	str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
-	str(&c.Stripe.Key, "stripe-key", "FLOWYARD_STRIPE_KEY", "", "Stripe secret key; billing is off without it")
-	str(&c.Stripe.WebhookSecret, "stripe-webhook-secret", "FLOWYARD_STRIPE_WEBHOOK_SECRET", "", "signing secret of the Stripe webhook endpoint")
-	str(&c.Stripe.APIURL, "stripe-api-url", "FLOWYARD_STRIPE_API_URL", "", "Stripe API base URL (default Stripe's; e.g. a stripe-mock)")
-	reconcile := "1h"
-	str(&reconcile, "stripe-reconcile-every", "FLOWYARD_STRIPE_RECONCILE_EVERY", reconcile, "how often billing is reconciled with Stripe")
-	var proxies string
-	str(&proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "comma-separated address ranges (CIDR) of proxies whose X-Forwarded-For is believed (default: none)")
-	var pullSecrets string
-	str(&pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "comma-separated image pull secrets")
-	port, err := intEnv(getenv, "FLOWYARD_TEMPORAL_PORT", 7233)
-	if err != nil {
-		return c, err
-	}
-	fs.IntVar(&c.TemporalPort, "temporal-port", port, "Temporal dev server port; its UI listens on port+1000 (FLOWYARD_TEMPORAL_PORT)")
-	limit, err := intEnv(getenv, "FLOWYARD_BODY_LIMIT_MB", 16)
-	if err != nil {
-		return c, err
-	}
-	fs.IntVar(&c.BodyLimitMB, "body-limit-mb", limit, "largest request body in MiB (FLOWYARD_BODY_LIMIT_MB)")
-	if err := c.Limits.addFlags(fs, getenv); err != nil {
-		return c, err
-	}
-	fs.BoolVar(&c.SecureCookies, "secure-cookies", getenv("FLOWYARD_SECURE_COOKIES") == "true", "mark cookies Secure (behind a TLS proxy) (FLOWYARD_SECURE_COOKIES)")
+	fs := s.fs
+	var err error
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w\n\nflags:\n%s", err, usage(fs))
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if c.Stripe.Reconcile, err = time.ParseDuration(reconcile); err != nil || c.Stripe.Reconcile < time.Minute {
-		return c, fmt.Errorf("--stripe-reconcile-every=%q must be a duration of at least 1m", reconcile)
+	if c.Stripe.Reconcile, err = time.ParseDuration(raw.reconcile); err != nil || c.Stripe.Reconcile < time.Minute {
+		return c, fmt.Errorf("--stripe-reconcile-every=%q must be a duration of at least 1m", raw.reconcile)
 	}
-	if c.TrustedProxies, err = parseTrustedProxies(proxies); err != nil {
+	if c.TrustedProxies, err = parseTrustedProxies(raw.proxies); err != nil {
 		return c, err
 	}
-	for _, s := range strings.Split(pullSecrets, ",") {
+	for _, s := range strings.Split(raw.pullSecrets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.Kubernetes.ImagePullSecrets = append(c.Kubernetes.ImagePullSecrets, s)
 		}
