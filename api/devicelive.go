@@ -13,7 +13,7 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
-// The agent side of the FlowFuse device protocol (../shared/reference/flowfuse-device-protocol.md §2): state
+// The agent side of the FlowFuse device protocol (docs/device-protocol.md §2): state
 // check-ins, the target snapshot and settings, and audit events. These routes accept only the device's own
 // token (fyd_…): no token or an unknown one answers 401, another device's id 404. The FlowFuse agent wipes
 // itself on either, so a device never keeps running on revoked credentials.
@@ -86,7 +86,7 @@ func (s *Server) postLiveState(c *fiber.Ctx) error {
 }
 
 // importProvisionedFlows turns the flows an agent brings at one-time-code setup into a snapshot of its
-// application and makes it the device's target (§1.4 step 4).
+// application and makes it the device's target (docs/device-protocol.md §1.4 step 4).
 func (s *Server) importProvisionedFlows(ctx context.Context, d *storage.Device, r *devices.Report) error {
 	p := r.Provisioning
 	cfg := p.DeviceConfig

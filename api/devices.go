@@ -145,8 +145,8 @@ func scopeValue(scopes []string, prefix string) string {
 }
 
 func (s *Server) registerDevices() {
-	// Device agents check that the root URL answers before they provision (§1.3). It is not part of the API,
-	// so it stays out of the OpenAPI document.
+	// Device agents check that the root URL answers before they provision (docs/device-protocol.md §1.3). It is not
+	// part of the API, so it stays out of the OpenAPI document.
 	s.app.Get("/", s.root)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices", Tag: "devices", Body: registerDeviceRequest{},
 		Summary: "Register a device (team owners), or auto-provision one with a provisioning token as bearer; answers its credentials, once."}, s.registerDevice)
@@ -190,8 +190,8 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 	return s.createDevice(c, who, &req, nil, "device.created")
 }
 
-// provisionDevice is the FlowFuse auto-provisioning flow (§1.3): a provisioning token of the team registers a
-// device, assigned to what the token names.
+// provisionDevice is the FlowFuse auto-provisioning flow (docs/device-protocol.md §1.3): a provisioning token of the
+// team registers a device, assigned to what the token names.
 func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDeviceRequest) error {
 	hash, at := domain.HashToken(bearer), time.Now()
 	// Counted before the token is looked up: a flood of unknown tokens costs the store nothing once limited.

@@ -14,7 +14,7 @@ import (
 	"github.com/flowyard/flowyard/nodered"
 )
 
-// rssSettle is how long after readiness RSS is sampled, as in reference/node-red.md §2.4.
+// rssSettle is how long after readiness RSS is sampled, as for the figures in docs/node-red.md §1.
 const rssSettle = 3 * time.Second
 
 // BenchmarkStartToReady measures Start → WaitReady of one instance through the driver (the first
