@@ -224,18 +224,29 @@ func (a *Pipelines) RecordTargetOperation(ctx context.Context, t TargetOperation
 	return err
 }
 
-// SetDeviceTarget makes the snapshot a device's target (it stays owned by its source) and tells the device.
+// SetDeviceTarget makes the snapshot a device's target (it stays owned by its source) and tells the device. The
+// device must still be in the snapshot's application: it may have been moved since it became a stage's target.
 func (a *Pipelines) SetDeviceTarget(ctx context.Context, deviceID, snapshotID string) error {
-	d, err := a.Store.GetDevice(ctx, deviceID)
+	err := a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		d, err := tx.GetDevice(ctx, deviceID)
+		if err != nil {
+			return err
+		}
+		if d.Mode == "developer" {
+			return domain.Conflict("device_in_developer_mode", "The device is in developer mode; it does not take pipeline deployments.")
+		}
+		snap, err := tx.GetSnapshotMeta(ctx, snapshotID)
+		if err != nil {
+			return err
+		}
+		if d.ApplicationID == nil || *d.ApplicationID != snap.ApplicationID {
+			return domain.Conflict("device_in_other_application", "The device is no longer in the pipeline's application.")
+		}
+		d.TargetSnapshotID = &snapshotID
+		return tx.UpdateDevice(ctx, d, "target_snapshot_id")
+	})
 	if err != nil {
 		return rejected(err)
-	}
-	if d.Mode == "developer" {
-		return rejected(domain.Conflict("device_in_developer_mode", "The device is in developer mode; it does not take pipeline deployments."))
-	}
-	d.TargetSnapshotID = &snapshotID
-	if err := a.Store.UpdateDevice(ctx, d, "target_snapshot_id"); err != nil {
-		return err
 	}
 	if a.Notifier != nil {
 		_ = a.Notifier.NotifyDevices(ctx, []string{deviceID}) // a device not reached learns on its next check-in
@@ -269,31 +280,23 @@ func (a *Pipelines) RecordGroupRollout(ctx context.Context, req GroupRollout) (t
 	if r, err := a.Store.GetRollout(ctx, req.RolloutID); err == nil {
 		return r.TeamID, nil
 	}
-	g, err := a.Store.GetDeviceGroup(ctx, req.GroupID)
-	if err != nil {
-		return "", rejected(err)
-	}
-	n, err := a.Store.CountGroupDevices(ctx, g.ID)
-	if err != nil {
-		return "", err
-	}
-	if n == 0 {
-		return "", rejected(domain.Unprocessable("group_empty", "The group has no devices to roll out to."))
-	}
-	r := &storage.Rollout{ID: req.RolloutID, GroupID: g.ID, TeamID: g.TeamID, ApplicationID: g.ApplicationID, SnapshotID: req.SnapshotID,
-		PreviousSnapshotID: g.TargetSnapshotID, Strategy: req.Strategy, Status: "running", Waves: len(req.Waves), Total: n, OperationID: &req.OperationID}
+	r := &storage.Rollout{ID: req.RolloutID, GroupID: req.GroupID, SnapshotID: req.SnapshotID, Strategy: req.Strategy, Status: "running",
+		Waves: len(req.Waves), OperationID: &req.OperationID}
 	if req.CreatedBy != "" {
 		r.CreatedBy = &req.CreatedBy
 	}
 	err = a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if _, err := tx.RolloutOfGroup(ctx, r); err != nil {
+			return err
+		}
 		if err := tx.InsertRollout(ctx, r); err != nil {
 			return err
 		}
 		key := "promotion-target/" + req.OperationID
-		op := &storage.Operation{ID: req.OperationID, Kind: "rollout", SubjectType: "rollout", SubjectID: r.ID, TeamID: &g.TeamID,
+		op := &storage.Operation{ID: req.OperationID, Kind: "rollout", SubjectType: "rollout", SubjectID: r.ID, TeamID: &r.TeamID,
 			Status: storage.OperationPending, WorkflowID: "rollout/" + r.ID, RequestKey: &key, CreatedBy: r.CreatedBy}
 		_, _, err := tx.InsertOperation(ctx, op)
 		return err
 	})
-	return g.TeamID, rejected(err)
+	return r.TeamID, rejected(err)
 }

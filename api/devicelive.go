@@ -86,7 +86,8 @@ func (s *Server) postLiveState(c *fiber.Ctx) error {
 }
 
 // importProvisionedFlows turns the flows an agent brings at one-time-code setup into a snapshot of its
-// application and makes it the device's target (docs/device-protocol.md §1.4 step 4).
+// application and makes it the device's target (docs/device-protocol.md §1.4 step 4). A device does that once: a
+// second import answers 409 flows_already_imported and changes nothing.
 func (s *Server) importProvisionedFlows(ctx context.Context, d *storage.Device, r *devices.Report) error {
 	p := r.Provisioning
 	cfg := p.DeviceConfig
@@ -100,6 +101,13 @@ func (s *Server) importProvisionedFlows(ctx context.Context, d *storage.Device, 
 		name = "Existing Flows Imported"
 	}
 	return s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		first, err := tx.MarkFlowsImported(ctx, d.ID, time.Now())
+		if err != nil {
+			return err
+		}
+		if !first {
+			return domain.Conflict("flows_already_imported", "The device imported the flows it brought when it was provisioned; it imports them once.")
+		}
 		snap, err := s.devices.CreateSnapshot(ctx, tx, d, up, p.CredentialSecret, devices.SnapshotMeta{Name: name, Description: p.Description})
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,14 +221,16 @@ func (s *Server) createDevice(c *fiber.Ctx, who *caller, req *registerDeviceRequ
 	if err != nil {
 		return err
 	}
-	if tok != nil {
-		d.ApplicationID, d.InstanceID, d.DeviceGroupID = optional(scopeValue(tok.Scopes, "application:")), optional(scopeValue(tok.Scopes, "instance:")), optional(scopeValue(tok.Scopes, "deviceGroup:"))
-	}
 	var creds *devices.Credentials
 	var team *storage.Team
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if team, err = tx.GetTeam(ctx, d.TeamID); err != nil {
 			return err
+		}
+		if tok != nil {
+			if err := assignProvisioned(ctx, tx, d, tok); err != nil {
+				return err
+			}
 		}
 		if err := s.checkDeviceLimit(ctx, tx, team); err != nil {
 			return err
@@ -249,6 +252,22 @@ func (s *Server) createDevice(c *fiber.Ctx, who *caller, req *registerDeviceRequ
 	}
 	return c.JSON(registeredDeviceJSON{deviceJSON: s.deviceView(d), Team: teamRefJSON{ID: team.ID, Name: team.Name},
 		ForgeURL: s.cfg.PublicURL, Credentials: creds, Meta: map[string]string{"ffVersion": compatibleFlowFuseVersion, "flowyardVersion": s.cfg.Version}})
+}
+
+// assignProvisioned gives a device what its provisioning token pre-assigns, checked again now: a token's
+// application, instance or group may have gone since it was made (or the token predates these checks).
+func assignProvisioned(ctx context.Context, tx *storage.Store, d *storage.Device, tok *storage.Token) error {
+	req := provisioningTokenRequest{ApplicationID: optional(scopeValue(tok.Scopes, "application:")),
+		InstanceID: optional(scopeValue(tok.Scopes, "instance:")), DeviceGroupID: optional(scopeValue(tok.Scopes, "deviceGroup:"))}
+	owner, err := provisioningOwner(ctx, tx, d.TeamID, &req)
+	if err != nil {
+		return err
+	}
+	d.ApplicationID, d.InstanceID, d.DeviceGroupID = owner.application, owner.instance, owner.group
+	if owner.groupTarget != nil {
+		d.TargetSnapshotID = owner.groupTarget
+	}
+	return nil
 }
 
 func optional(s string) *string {
@@ -413,25 +432,27 @@ func (s *Server) applyDevicePatch(ctx context.Context, tx *storage.Store, d *sto
 		}
 		d.Env, cols = env, append(cols, "env")
 	}
-	if present["deviceGroupId"] {
-		d.DeviceGroupID, cols = req.DeviceGroupID, append(cols, "device_group_id")
-	}
 	ownerCols, err := s.assignOwner(ctx, tx, d, req, present)
 	if err != nil {
 		return nil, err
 	}
-	cols = append(cols, ownerCols...)
+	groupCols, err := assignGroup(ctx, tx, d, req, present, len(ownerCols) > 0)
+	if err != nil {
+		return nil, err
+	}
+	cols = append(append(cols, ownerCols...), groupCols...)
 	if present["targetSnapshotId"] {
 		if err := s.checkTarget(ctx, tx, d, req.TargetSnapshotID); err != nil {
 			return nil, err
 		}
 		d.TargetSnapshotID, cols = req.TargetSnapshotID, append(cols, "target_snapshot_id")
 	}
-	return cols, nil
+	return slices.Compact(slices.Sorted(slices.Values(cols))), nil
 }
 
 // assignOwner moves a device to an application or an instance of its team (never both), or unassigns it. A
-// device that changes owner forgets its target snapshot, which belonged to the old owner.
+// device that changes owner forgets its target snapshot, which belonged to the old owner (and assignGroup takes
+// it out of its group, which belongs to the old application).
 func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.Device, req *updateDeviceRequest, present map[string]bool) ([]string, error) {
 	if !present["applicationId"] && !present["instanceId"] {
 		return nil, nil
@@ -442,18 +463,14 @@ func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.
 	app, inst := d.ApplicationID, d.InstanceID
 	switch {
 	case req.ApplicationID != nil:
-		a, err := tx.GetApplication(ctx, *req.ApplicationID)
-		if domain.IsKind(err, domain.KindNotFound) || (err == nil && a.TeamID != d.TeamID) {
-			return nil, unknownReference("applicationId")
-		} else if err != nil {
+		a, err := teamObject(ctx, tx.GetApplication, "applicationId", d.TeamID, *req.ApplicationID)
+		if err != nil {
 			return nil, err
 		}
 		app, inst = &a.ID, nil
 	case req.InstanceID != nil:
-		in, err := tx.GetInstance(ctx, *req.InstanceID)
-		if domain.IsKind(err, domain.KindNotFound) || (err == nil && in.TeamID != d.TeamID) {
-			return nil, unknownReference("instanceId")
-		} else if err != nil {
+		in, err := teamObject(ctx, tx.GetInstance, "instanceId", d.TeamID, *req.InstanceID)
+		if err != nil {
 			return nil, err
 		}
 		app, inst = nil, &in.ID
@@ -472,15 +489,37 @@ func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.
 	return []string{"application_id", "instance_id", "target_snapshot_id"}, nil
 }
 
+// assignGroup puts a device in a group of its team and application, or takes it out (null). A device joining
+// a group gets the group's target, as one added through the group does; a device whose owner changed leaves
+// its group unless the request names one of its new application.
+func assignGroup(ctx context.Context, tx *storage.Store, d *storage.Device, req *updateDeviceRequest, present map[string]bool, ownerChanged bool) ([]string, error) {
+	switch {
+	case present["deviceGroupId"] && req.DeviceGroupID != nil:
+		g, err := teamObject(ctx, tx.GetDeviceGroup, "deviceGroupId", d.TeamID, *req.DeviceGroupID)
+		if err != nil {
+			return nil, err
+		}
+		if !g.Admits(d) {
+			return nil, groupOfOtherApplication("deviceGroupId")
+		}
+		d.DeviceGroupID = &g.ID
+		if g.TargetSnapshotID == nil {
+			return []string{"device_group_id"}, nil
+		}
+		d.TargetSnapshotID = g.TargetSnapshotID
+		return []string{"device_group_id", "target_snapshot_id"}, nil
+	case present["deviceGroupId"] || ownerChanged && d.DeviceGroupID != nil:
+		d.DeviceGroupID = nil
+		return []string{"device_group_id"}, nil
+	}
+	return nil, nil
+}
+
 func sameRef(a, b *string) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
 	return *a == *b
-}
-
-func unknownReference(field string) error {
-	return domain.Unprocessable("unknown_reference", "The "+field+" names nothing that exists.", domain.FieldError{Field: field, Detail: "does not exist"})
 }
 
 // checkTarget allows as a device's target a snapshot of its own application (an instance's or a device's);
@@ -493,10 +532,8 @@ func (s *Server) checkTarget(ctx context.Context, tx *storage.Store, d *storage.
 	if err != nil {
 		return err
 	}
-	snap, err := tx.GetSnapshotMeta(ctx, *id)
-	if domain.IsKind(err, domain.KindNotFound) || (err == nil && snap.TeamID != d.TeamID) {
-		return unknownReference("targetSnapshotId")
-	} else if err != nil {
+	snap, err := teamObject(ctx, tx.GetSnapshotMeta, "targetSnapshotId", d.TeamID, *id)
+	if err != nil {
 		return err
 	}
 	if snap.ApplicationID != appID {
@@ -603,14 +640,18 @@ func (s *Server) createProvisioningToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	scopes, err := s.provisioningScopes(c.UserContext(), teamID, &req)
-	if err != nil {
+	if err := validateProvisioningToken(&req); err != nil {
 		return err
 	}
 	token, hash := domain.NewToken(domain.TokenPrefixProvisioning)
 	t := &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: devices.TokenKindProvisioning, Name: req.Name,
-		OwnerType: "team", OwnerID: teamID, TeamID: &teamID, Scopes: scopes, ExpiresAt: req.ExpiresAt}
+		OwnerType: "team", OwnerID: teamID, TeamID: &teamID, ExpiresAt: req.ExpiresAt}
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		owner, err := provisioningOwner(ctx, tx, teamID, &req)
+		if err != nil {
+			return err
+		}
+		t.Scopes = owner.scopes()
 		if err := tx.InsertToken(ctx, t); err != nil {
 			return err
 		}
@@ -624,40 +665,69 @@ func (s *Server) createProvisioningToken(c *fiber.Ctx) error {
 	return created(c, v)
 }
 
-// provisioningScopes validates what a provisioning token pre-assigns and encodes it as token scopes.
-func (s *Server) provisioningScopes(ctx context.Context, teamID string, req *provisioningTokenRequest) ([]string, error) {
+func validateProvisioningToken(req *provisioningTokenRequest) error {
 	if err := domain.Collect(domain.ValidateName("name", req.Name)); err != nil {
-		return nil, err
+		return err
 	}
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
-		return nil, domain.InvalidField("expiresAt", "must be in the future")
+		return domain.InvalidField("expiresAt", "must be in the future")
 	}
-	if req.ApplicationID != nil && req.InstanceID != nil {
-		return nil, domain.InvalidField("instanceId", "a device belongs to an application or to an instance, not both")
-	}
+	return nil
+}
+
+// provisionedOwner is where a provisioning token puts the devices it registers.
+type provisionedOwner struct {
+	application, instance, group, groupTarget *string
+}
+
+// scopes encodes the owner as token scopes.
+func (o provisionedOwner) scopes() []string {
 	scopes := []string{"device:provision"}
-	if req.ApplicationID != nil {
-		a, err := s.store.GetApplication(ctx, *req.ApplicationID)
-		if domain.IsKind(err, domain.KindNotFound) || (err == nil && a.TeamID != teamID) {
-			return nil, unknownReference("applicationId")
-		} else if err != nil {
-			return nil, err
+	add := func(prefix string, id *string) {
+		if id != nil {
+			scopes = append(scopes, prefix+*id)
 		}
-		scopes = append(scopes, "application:"+a.ID)
+	}
+	add("application:", o.application)
+	add("instance:", o.instance)
+	add("deviceGroup:", o.group)
+	return scopes
+}
+
+// provisioningOwner checks what a provisioning token pre-assigns, in the transaction that stores it: an
+// application or an instance of the team (not both), and a group of the team's, which needs the device in the
+// group's application (named, or taken from the group).
+func provisioningOwner(ctx context.Context, tx *storage.Store, teamID string, req *provisioningTokenRequest) (provisionedOwner, error) {
+	var o provisionedOwner
+	if req.ApplicationID != nil && req.InstanceID != nil {
+		return o, domain.InvalidField("instanceId", "a device belongs to an application or to an instance, not both")
+	}
+	if req.ApplicationID != nil {
+		a, err := teamObject(ctx, tx.GetApplication, "applicationId", teamID, *req.ApplicationID)
+		if err != nil {
+			return o, err
+		}
+		o.application = &a.ID
 	}
 	if req.InstanceID != nil {
-		in, err := s.store.GetInstance(ctx, *req.InstanceID)
-		if domain.IsKind(err, domain.KindNotFound) || (err == nil && in.TeamID != teamID) {
-			return nil, unknownReference("instanceId")
-		} else if err != nil {
-			return nil, err
+		in, err := teamObject(ctx, tx.GetInstance, "instanceId", teamID, *req.InstanceID)
+		if err != nil {
+			return o, err
 		}
-		scopes = append(scopes, "instance:"+in.ID)
+		o.instance = &in.ID
 	}
-	if req.DeviceGroupID != nil && *req.DeviceGroupID != "" {
-		scopes = append(scopes, "deviceGroup:"+*req.DeviceGroupID)
+	if req.DeviceGroupID == nil || *req.DeviceGroupID == "" {
+		return o, nil
 	}
-	return scopes, nil
+	g, err := teamObject(ctx, tx.GetDeviceGroup, "deviceGroupId", teamID, *req.DeviceGroupID)
+	if err != nil {
+		return o, err
+	}
+	if o.instance != nil || o.application != nil && *o.application != g.ApplicationID {
+		return o, groupOfOtherApplication("deviceGroupId")
+	}
+	o.application, o.group, o.groupTarget = &g.ApplicationID, &g.ID, g.TargetSnapshotID
+	return o, nil
 }
 
 func (s *Server) listProvisioningTokens(c *fiber.Ctx) error {

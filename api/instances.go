@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,14 +141,17 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	in, docs, err := s.newInstance(c.UserContext(), app, &req)
-	if err != nil {
-		return err
-	}
 	runtimeToken, tokenHash := domain.NewToken(domain.TokenPrefixInstance)
-	in.RuntimeToken = s.sealer.Seal(runtimeToken)
-	op := newOperation("provision", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
+	var in *storage.Instance
+	var op *storage.Operation
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		var docs initialStorage
+		var err error
+		if in, docs, err = s.newInstance(ctx, tx, app, &req); err != nil {
+			return err
+		}
+		in.RuntimeToken = s.sealer.Seal(runtimeToken)
+		op = newOperation("provision", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
 		if err := s.checkInstanceLimits(ctx, tx, in); err != nil {
 			return err
 		}
@@ -186,22 +190,22 @@ func (s *Server) checkBilling(ctx context.Context, st *storage.Store, in *storag
 	return s.billing.CheckCanRun(ctx, st, in.TeamID, in.InstanceTypeID, creating)
 }
 
-// newInstance validates a create request against the platform objects it names and builds the row, with the
-// flows (and credentials) of the blueprint or snapshot it names.
-func (s *Server) newInstance(ctx context.Context, app *storage.Application, req *createInstanceRequest) (*storage.Instance, initialStorage, error) {
+// newInstance validates a create request against the objects it names, in the creating transaction, and
+// builds the row, with the flows (and credentials) of the blueprint or snapshot it names.
+func (s *Server) newInstance(ctx context.Context, tx *storage.Store, app *storage.Application, req *createInstanceRequest) (*storage.Instance, initialStorage, error) {
 	if err := domain.Collect(domain.ValidateInstanceName("name", req.Name), requiredField("instanceTypeId", req.InstanceTypeID),
 		requiredField("stackId", req.StackID), requiredField("templateId", req.TemplateID)); err != nil {
 		return nil, initialStorage{}, err
 	}
-	if err := exists[storage.InstanceType](ctx, s.store, "instanceTypeId", req.InstanceTypeID); err != nil {
+	if err := exists[storage.InstanceType](ctx, tx, "instanceTypeId", req.InstanceTypeID); err != nil {
 		return nil, initialStorage{}, err
 	}
-	if err := exists[storage.Stack](ctx, s.store, "stackId", req.StackID); err != nil {
+	if err := usableStack(ctx, tx, req.StackID, req.InstanceTypeID); err != nil {
 		return nil, initialStorage{}, err
 	}
-	tpl, err := storage.GetObject[storage.Template](ctx, s.store, req.TemplateID)
+	tpl, err := storage.GetObject[storage.Template](ctx, tx, req.TemplateID)
 	if domain.IsKind(err, domain.KindNotFound) {
-		return nil, initialStorage{}, exists[storage.Template](ctx, s.store, "templateId", req.TemplateID)
+		return nil, initialStorage{}, exists[storage.Template](ctx, tx, "templateId", req.TemplateID)
 	}
 	if err != nil {
 		return nil, initialStorage{}, err
@@ -221,14 +225,14 @@ func (s *Server) newInstance(ctx context.Context, app *storage.Application, req 
 		in.Env = []domain.EnvVar{}
 	}
 	if req.SnapshotID != nil {
-		docs, err := s.seedFromSnapshot(ctx, in, tpl, req)
+		docs, err := s.seedFromSnapshot(ctx, tx, in, tpl, req)
 		return in, docs, err
 	}
 	var docs initialStorage
 	if req.BlueprintID != nil {
-		bp, err := storage.GetObject[storage.Blueprint](ctx, s.store, *req.BlueprintID)
+		bp, err := storage.GetObject[storage.Blueprint](ctx, tx, *req.BlueprintID)
 		if domain.IsKind(err, domain.KindNotFound) {
-			return nil, initialStorage{}, exists[storage.Blueprint](ctx, s.store, "blueprintId", *req.BlueprintID)
+			return nil, initialStorage{}, exists[storage.Blueprint](ctx, tx, "blueprintId", *req.BlueprintID)
 		}
 		if err != nil {
 			return nil, initialStorage{}, err
@@ -419,14 +423,16 @@ func (s *Server) updateInstance(c *fiber.Ctx) error {
 		}
 		in.Env, cols = *req.Env, append(cols, "env")
 	}
-	if req.StackID != nil {
-		if err := exists[storage.Stack](ctx, s.store, "stackId", *req.StackID); err != nil {
-			return err
-		}
+	if req.StackID != nil && *req.StackID != in.StackID {
 		in.StackID, cols = *req.StackID, append(cols, "stack_id")
 	}
 	if len(cols) > 0 {
 		err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+			if slices.Contains(cols, "stack_id") {
+				if err := usableStack(ctx, tx, in.StackID, in.InstanceTypeID); err != nil {
+					return err
+				}
+			}
 			if err := tx.UpdateInstance(ctx, in, cols...); err != nil {
 				return err
 			}

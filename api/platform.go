@@ -166,7 +166,7 @@ func (s *Server) registerPlatformObjects() {
 func exists[T any, P storage.ObjectPtr[T]](ctx context.Context, st *storage.Store, field, id string) error {
 	_, err := storage.GetObject[T, P](ctx, st, id)
 	if domain.IsKind(err, domain.KindNotFound) {
-		return domain.Unprocessable("unknown_reference", "The "+field+" names nothing that exists.", domain.FieldError{Field: field, Detail: "does not exist"})
+		return unknownReference(field)
 	}
 	return err
 }

@@ -69,35 +69,30 @@ func (s *Server) promote(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	stages, err := s.store.ListStages(ctx, p.ID)
-	if err != nil {
-		return err
-	}
-	i, err := stageIndex(stages, c.Params("stageId"))
-	if err != nil {
-		return err
-	}
-	if i == len(stages)-1 {
-		return domain.Conflict("no_next_stage", "This is the pipeline's last stage; there is no stage to promote into.")
-	}
-	source, target := &stages[i], &stages[i+1]
-	if target.Protected && role < domain.RoleOwner && !who.user.Admin {
-		return domain.Forbidden()
-	}
-	if err := s.checkPromotionSnapshot(ctx, p, source, req.SnapshotID); err != nil {
-		return err
-	}
-	pr := &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: source.ID, TargetStageID: target.ID,
-		Status: initialStatus(target, at), RequestedBy: &who.user.ID}
-	if !at.IsZero() {
-		pr.ScheduledAt = &at
-	}
-	if req.SnapshotID != "" {
-		pr.SnapshotID = &req.SnapshotID
-	}
-	op := newOperation("promotion", "promotion", pr.ID, p.TeamID, pipeline.WorkflowID(pr.ID), who)
-	pr.OperationID = &op.ID
+	var pr *storage.Promotion
+	var op *storage.Operation
+	var target *storage.PipelineStage
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		var source *storage.PipelineStage
+		if source, target, err = promotionStages(ctx, tx, p, c.Params("stageId")); err != nil {
+			return err
+		}
+		if target.Protected && role < domain.RoleOwner && !who.user.Admin {
+			return domain.Forbidden()
+		}
+		if err := checkPromotionSnapshot(ctx, tx, p, source, req.SnapshotID); err != nil {
+			return err
+		}
+		pr = &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: source.ID, TargetStageID: target.ID,
+			Status: initialStatus(target, at), RequestedBy: &who.user.ID}
+		if !at.IsZero() {
+			pr.ScheduledAt = &at
+		}
+		if req.SnapshotID != "" {
+			pr.SnapshotID = &req.SnapshotID
+		}
+		op = newOperation("promotion", "promotion", pr.ID, p.TeamID, pipeline.WorkflowID(pr.ID), who)
+		pr.OperationID = &op.ID
 		if err := tx.InsertPromotion(ctx, pr); err != nil {
 			return err
 		}
@@ -122,6 +117,22 @@ func (s *Server) promote(c *fiber.Ctx) error {
 	op.RunID = runID
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"promotion": promotionView(pr), "operation": s.operationView(op)})
+}
+
+// promotionStages returns the stage named in the path and the next one, which a promotion moves its snapshot into.
+func promotionStages(ctx context.Context, tx *storage.Store, p *storage.Pipeline, stageID string) (source, target *storage.PipelineStage, err error) {
+	stages, err := tx.ListStages(ctx, p.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	i, err := stageIndex(stages, stageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if i == len(stages)-1 {
+		return nil, nil, domain.Conflict("no_next_stage", "This is the pipeline's last stage; there is no stage to promote into.")
+	}
+	return &stages[i], &stages[i+1], nil
 }
 
 func parseAt(v *string) (time.Time, error) {
@@ -150,7 +161,7 @@ func initialStatus(target *storage.PipelineStage, at time.Time) string {
 
 // checkPromotionSnapshot checks a named snapshot (it must be of the pipeline's application), and that a
 // prompt stage got one. The other actions resolve their snapshot when the promotion runs.
-func (s *Server) checkPromotionSnapshot(ctx context.Context, p *storage.Pipeline, source *storage.PipelineStage, snapshotID string) error {
+func checkPromotionSnapshot(ctx context.Context, st *storage.Store, p *storage.Pipeline, source *storage.PipelineStage, snapshotID string) error {
 	if snapshotID == "" {
 		if source.Action == domain.StagePrompt || len(source.Targets) > 1 && source.Spec().KindOf() != domain.TargetDeviceGroup {
 			return domain.Unprocessable("snapshot_required", "Name the snapshot to promote: this stage prompts for it or has several targets.",
@@ -158,15 +169,8 @@ func (s *Server) checkPromotionSnapshot(ctx context.Context, p *storage.Pipeline
 		}
 		return nil
 	}
-	snap, err := s.store.GetSnapshotMeta(ctx, snapshotID)
-	if err != nil && !domain.IsKind(err, domain.KindNotFound) {
-		return err
-	}
-	if err != nil || snap.ApplicationID != p.ApplicationID {
-		return domain.Unprocessable("snapshot_of_other_application", "The snapshot is not one of this application's.",
-			domain.FieldError{Field: "snapshotId", Detail: "not found in this application"})
-	}
-	return nil
+	_, err := applicationSnapshot(ctx, st, "snapshotId", p.ApplicationID, snapshotID)
+	return err
 }
 
 // failPromotion records that the workflow could not be started, and answers the error.

@@ -93,24 +93,17 @@ func (s *Server) createRollout(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	if err := s.checkRolloutSnapshot(ctx, g, req.SnapshotID); err != nil {
-		return err
-	}
-	n, err := s.store.CountGroupDevices(ctx, g.ID)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return domain.Unprocessable("group_empty", "The group has no devices to roll out to.")
-	}
 	r := &storage.Rollout{ID: domain.NewID(), GroupID: g.ID, TeamID: g.TeamID, ApplicationID: g.ApplicationID, SnapshotID: req.SnapshotID,
-		PreviousSnapshotID: g.TargetSnapshotID, Strategy: strategyView(strategy), Status: rollout.StatusRunning, Waves: len(strategy.Waves), Total: n}
+		Strategy: strategyView(strategy), Status: rollout.StatusRunning, Waves: len(strategy.Waves)}
 	op := newOperation("rollout", "rollout", r.ID, g.TeamID, rollout.WorkflowID(r.ID), who)
 	r.OperationID = &op.ID
 	if who.user != nil {
 		r.CreatedBy = &who.user.ID
 	}
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if err := planRollout(ctx, tx, r); err != nil {
+			return err
+		}
 		if err := tx.InsertRollout(ctx, r); err != nil {
 			return err
 		}
@@ -149,16 +142,20 @@ func (s *Server) failRollout(ctx context.Context, r *storage.Rollout, op *storag
 	return s.failOperation(ctx, op, cause)
 }
 
-// checkRolloutSnapshot accepts only a snapshot of the group's own application.
-func (s *Server) checkRolloutSnapshot(ctx context.Context, g *storage.DeviceGroup, snapshotID string) error {
-	if snapshotID == "" {
+// planRollout checks a rollout against its group as it is in the transaction that records it (the snapshot must
+// be one of the group's application, and the group must have devices) and fills what it takes from the group.
+func planRollout(ctx context.Context, tx *storage.Store, r *storage.Rollout) error {
+	if r.SnapshotID == "" {
 		return domain.InvalidField("snapshotId", "is required")
 	}
-	snap, err := s.store.GetSnapshotMeta(ctx, snapshotID)
-	if domain.IsKind(err, domain.KindNotFound) || err == nil && snap.ApplicationID != g.ApplicationID {
-		return domain.Unprocessable("snapshot_of_other_application", "The snapshot must belong to the group's application.",
-			domain.FieldError{Field: "snapshotId", Detail: "is not a snapshot of this application"})
+	g, err := tx.GetDeviceGroup(ctx, r.GroupID)
+	if err != nil {
+		return err
 	}
+	if _, err := applicationSnapshot(ctx, tx, "snapshotId", g.ApplicationID, r.SnapshotID); err != nil {
+		return err
+	}
+	_, err = tx.RolloutOfGroup(ctx, r)
 	return err
 }
 

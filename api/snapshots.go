@@ -347,11 +347,11 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 
 // seedFromSnapshot fills a new instance from a snapshot of its team: flows, credentials re-encrypted to the
 // instance's new secret, modules, and the snapshot's settings and env unless the request gives its own.
-func (s *Server) seedFromSnapshot(ctx context.Context, in *storage.Instance, tpl *storage.Template, req *createInstanceRequest) (initialStorage, error) {
+func (s *Server) seedFromSnapshot(ctx context.Context, tx *storage.Store, in *storage.Instance, tpl *storage.Template, req *createInstanceRequest) (initialStorage, error) {
 	if req.BlueprintID != nil {
 		return initialStorage{}, domain.InvalidField("snapshotId", "cannot be given together with blueprintId")
 	}
-	seed, err := s.snapshotService(s.store).SeedFor(ctx, *req.SnapshotID, in.TeamID, tpl, in.CredentialSecret)
+	seed, err := s.snapshotService(tx).SeedFor(ctx, *req.SnapshotID, in.TeamID, tpl, in.CredentialSecret)
 	if err != nil {
 		return initialStorage{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/nodered"
@@ -13,6 +14,10 @@ import (
 
 // maxDeviceSnapshotBytes caps the flows and credentials pulled from a device, as for instance snapshots.
 const maxDeviceSnapshotBytes = 20 << 20
+
+// MaxDeviceSnapshots caps the snapshots pulled from one device (by a user, or imported at provisioning): a
+// device's agent must not be able to fill the store with them.
+const MaxDeviceSnapshots = 100
 
 // Upload is what an agent answers to the `upload` command (docs/device-protocol.md §3.3): its state, its flows, its
 // credentials encrypted with its own credential secret, and its package.
@@ -86,6 +91,13 @@ func (s *Service) CreateSnapshot(ctx context.Context, st *storage.Store, d *stor
 	}
 	appID, err := s.ApplicationOf(ctx, st, d)
 	if err != nil {
+		return nil, err
+	}
+	if n, err := st.CountDeviceSnapshots(ctx, d.ID); err != nil || n >= MaxDeviceSnapshots {
+		if err == nil {
+			err = &domain.Error{Kind: domain.KindLimit, Code: "limit_device_snapshots",
+				Message: fmt.Sprintf("A device keeps at most %d snapshots; delete some of its snapshots first.", MaxDeviceSnapshots)}
+		}
 		return nil, err
 	}
 	flows := bytes.TrimSpace(u.Flows)

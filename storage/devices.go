@@ -37,7 +37,8 @@ type Device struct {
 	DisconnectedAt   *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
-	ChangedAt        time.Time // moves on every change the live event stream shows (see touchDevice)
+	ChangedAt        time.Time  // moves on every change the live event stream shows (see touchDevice)
+	FlowsImportedAt  *time.Time // when the device imported the flows it brought at provisioning (once)
 }
 
 // DeviceReport is what an agent's check-in changes on its device.
@@ -161,10 +162,28 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	})
 }
 
+// MarkFlowsImported records that a device imports the flows it brought at provisioning, and reports false when
+// it did so before: a device imports them once. Two concurrent imports cannot both pass (the row is locked by
+// the first UPDATE until its transaction ends).
+func (s *Store) MarkFlowsImported(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("flows_imported_at = ?", at.UTC())).
+		Where("id = ? AND flows_imported_at IS NULL", id).Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// CountDeviceSnapshots counts the snapshots pulled from a device, for its cap.
+func (s *Store) CountDeviceSnapshots(ctx context.Context, deviceID string) (int, error) {
+	return count(s.db.NewSelect().TableExpr("device_snapshots").Where("device_id = ?", deviceID).Count(ctx))
+}
+
 // LinkDeviceSnapshot records that a snapshot was pulled from a device.
 func (s *Store) LinkDeviceSnapshot(ctx context.Context, snapshotID, deviceID string) error {
 	_, err := s.db.NewRaw("INSERT INTO device_snapshots (snapshot_id, device_id) VALUES (?, ?)", snapshotID, deviceID).Exec(ctx)
-	return err
+	return classify(err, "device snapshot")
 }
 
 // SnapshotDevice returns the device a snapshot was pulled from, or "" for an instance's snapshot.

@@ -232,3 +232,12 @@ type Instance struct {
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }
+
+// TeamOwned is a row of one team; the API loads what a request names through it to refuse another team's.
+type TeamOwned interface{ OwnerTeam() string }
+
+func (a *Application) OwnerTeam() string { return a.TeamID }
+func (in *Instance) OwnerTeam() string   { return in.TeamID }
+func (s *Snapshot) OwnerTeam() string    { return s.TeamID }
+func (g *DeviceGroup) OwnerTeam() string { return g.TeamID }
+func (d *Device) OwnerTeam() string      { return d.TeamID }

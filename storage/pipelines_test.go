@@ -71,12 +71,13 @@ func TestPipelinesStagesAndHistory(t *testing.T) {
 func TestInstanceDevicesTakeAPromotedSnapshot(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
-		in := newInstance(t, st, "with-devices").ID // first: seeding defaults needs an empty store
+		require.NoError(t, st.SeedDefaults(ctx)) // first: seeding defaults needs an empty store
 		f := newRolloutFixture(t, st, 2)
+		in := newInstanceIn(t, st, &storage.Application{ID: f.appID, TeamID: f.teamID}, "with-devices").ID
 		d, err := st.GetDevice(ctx, f.devices[0])
 		require.NoError(t, err)
-		d.InstanceID = &in
-		require.NoError(t, st.UpdateDevice(ctx, d, "instance_id"))
+		d.ApplicationID, d.InstanceID, d.DeviceGroupID = nil, &in, nil
+		require.NoError(t, st.UpdateDevice(ctx, d, "application_id", "instance_id", "device_group_id"))
 		ids, err := st.SetInstanceDevicesTarget(ctx, in, f.newS)
 		require.NoError(t, err)
 		assert.Equal(t, []string{f.devices[0]}, ids)

@@ -25,6 +25,11 @@ type DeviceGroup struct {
 	UpdatedAt        time.Time
 }
 
+// Admits tells whether a device may be in the group: a group holds devices of its own team and application.
+func (g *DeviceGroup) Admits(d *Device) bool {
+	return d.TeamID == g.TeamID && d.ApplicationID != nil && *d.ApplicationID == g.ApplicationID
+}
+
 // Rollout is one deployment of a snapshot to a group, with the counters its workflow writes.
 type Rollout struct {
 	bun.BaseModel      `bun:"table:rollouts,alias:ro"`
@@ -118,6 +123,24 @@ func (s *Store) DeleteDeviceGroup(ctx context.Context, id string) error {
 // CountGroupDevices counts a group's devices.
 func (s *Store) CountGroupDevices(ctx context.Context, groupID string) (int, error) {
 	return count(s.db.NewSelect().Model((*Device)(nil)).Where("device_group_id = ?", groupID).Count(ctx))
+}
+
+// RolloutOfGroup fills what a rollout of r.GroupID takes from its group as the transaction sees it (team,
+// application, previous target and device count); a group without devices refuses. Run it in the transaction
+// that inserts the rollout.
+func (s *Store) RolloutOfGroup(ctx context.Context, r *Rollout) (*DeviceGroup, error) {
+	g, err := s.GetDeviceGroup(ctx, r.GroupID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Total, err = s.CountGroupDevices(ctx, g.ID); err != nil {
+		return nil, err
+	}
+	if r.Total == 0 {
+		return nil, domain.Unprocessable("group_empty", "The group has no devices to roll out to.")
+	}
+	r.TeamID, r.ApplicationID, r.PreviousSnapshotID = g.TeamID, g.ApplicationID, g.TargetSnapshotID
+	return g, nil
 }
 
 // InsertRollout records a rollout. A group with a rollout still running answers a conflict.
@@ -237,7 +260,14 @@ func (s *Store) waveSizesOf(ctx context.Context, rolloutID string, waves int) ([
 func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave int, snapshotID string, batch int) ([]string, error) {
 	var ids []string
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
-		err := tx.db.NewSelect().Model((*RolloutDevice)(nil)).Column("device_id").
+		_, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+			Set("error = ?", "left the group before its wave").
+			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDevicePending).
+			Where("NOT EXISTS (?)", stillInRolloutGroup(tx.db)).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		err = tx.db.NewSelect().Model((*RolloutDevice)(nil)).Column("device_id").
 			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDevicePending).
 			Order("device_id").Limit(int64(batch)).Scan(ctx, &ids)
 		if err != nil || len(ids) == 0 {
@@ -255,6 +285,13 @@ func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave
 		return err
 	})
 	return ids, err
+}
+
+// stillInRolloutGroup selects the device of a rollout_devices row (rd) while it is in the rollout's group. A
+// device that left the group (or its application) keeps what it runs: a rollout neither updates nor rolls it back.
+func stillInRolloutGroup(db bun.IDB) *bun.SelectQuery {
+	return db.NewSelect().TableExpr("devices AS d").ColumnExpr("1").Join("JOIN rollouts AS r ON r.id = rd.rollout_id").
+		Where("d.id = rd.device_id AND d.device_group_id = r.group_id")
 }
 
 // SyncRolloutDevices reads the devices' reports into the rollout: a device running the snapshot is updated, a
@@ -333,11 +370,13 @@ func (s *Store) ExpireRolloutWave(ctx context.Context, rolloutID string, wave in
 }
 
 // RollBackRolloutBatch returns up to batch devices the rollout changed to their previous target and returns
-// them to notify. A device without a previous target gets none and counts as rolled back at once. An empty
-// answer means every changed device has been told.
+// them to notify. A device without a previous target gets none and counts as rolled back at once, as does one
+// that left the group (it keeps what it runs; telling it is harmless). An empty answer means every changed
+// device has been handled.
 func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batch int) ([]string, error) {
-	var rows []RolloutDevice
+	var ids []string
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		var rows []RolloutDevice
 		err := tx.db.NewSelect().Model(&rows).
 			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.In([]string{RolloutDeviceUpdating, RolloutDeviceUpdated, RolloutDeviceFailed})).
 			Order("device_id").Limit(int64(batch)).Scan(ctx)
@@ -345,26 +384,35 @@ func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batc
 			return err
 		}
 		for _, r := range rows {
-			status := RolloutDeviceRollingBack
-			if r.PreviousSnapshotID == nil {
-				status = RolloutDeviceRolledBack
-			}
-			if _, err := touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", r.PreviousSnapshotID)).
-				Where("id = ?", r.DeviceID).Exec(ctx); err != nil {
+			if err := tx.rollBackDevice(ctx, rolloutID, r); err != nil {
 				return err
 			}
-			if _, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", status).
-				Where("rollout_id = ? AND device_id = ?", rolloutID, r.DeviceID).Exec(ctx); err != nil {
-				return err
-			}
+			ids = append(ids, r.DeviceID)
 		}
 		return nil
 	})
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.DeviceID
-	}
 	return ids, err
+}
+
+// rollBackDevice gives one device of a rollout its previous target while it is still in the rollout's group,
+// and records its status.
+func (s *Store) rollBackDevice(ctx context.Context, rolloutID string, r RolloutDevice) error {
+	res, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", r.PreviousSnapshotID)).
+		Where("id = ? AND device_group_id = (SELECT group_id FROM rollouts WHERE id = ?)", r.DeviceID, rolloutID).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	status := RolloutDeviceRollingBack
+	if r.PreviousSnapshotID == nil || n == 0 {
+		status = RolloutDeviceRolledBack
+	}
+	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", status).
+		Where("rollout_id = ? AND device_id = ?", rolloutID, r.DeviceID).Exec(ctx)
+	return err
 }
 
 // SettleGroupTarget makes snapshotID the group's target and moves every device of the group that targets
@@ -436,7 +484,7 @@ func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []strin
 		switch {
 		case d == nil || d.TeamID != g.TeamID:
 			return nil, domain.Unprocessable("unknown_device", "Device "+id+" does not exist.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of this team"})
-		case d.ApplicationID == nil || *d.ApplicationID != g.ApplicationID:
+		case !g.Admits(d):
 			return nil, domain.Unprocessable("device_in_other_application", "Device "+id+" belongs to another application.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of the group's application"})
 		case d.DeviceGroupID != nil && *d.DeviceGroupID != g.ID:
 			return nil, domain.Conflict("device_in_other_group", "Device "+id+" is in another group; remove it from there first.")

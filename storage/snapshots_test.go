@@ -22,13 +22,20 @@ func newInstance(t *testing.T, st *storage.Store, name string) *storage.Instance
 	team := newTeam(t, st, "team-"+name)
 	app := &storage.Application{ID: domain.NewID(), TeamID: team.ID, Name: "app"}
 	require.NoError(t, st.InsertApplication(ctx, app))
+	return newInstanceIn(t, st, app, name)
+}
+
+// newInstanceIn adds an instance to an application, on the seeded platform objects (SeedDefaults ran).
+func newInstanceIn(t testing.TB, st *storage.Store, app *storage.Application, name string) *storage.Instance {
+	t.Helper()
+	ctx := context.Background()
 	types, _, err := storage.ListObjects[storage.InstanceType](ctx, st, storage.Page{})
 	require.NoError(t, err)
 	stacks, _, err := storage.ListObjects[storage.Stack](ctx, st, storage.Page{})
 	require.NoError(t, err)
 	templates, _, err := storage.ListObjects[storage.Template](ctx, st, storage.Page{})
 	require.NoError(t, err)
-	in := &storage.Instance{ID: domain.NewID(), Name: name, ApplicationID: app.ID, TeamID: team.ID,
+	in := &storage.Instance{ID: domain.NewID(), Name: name, ApplicationID: app.ID, TeamID: app.TeamID,
 		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "running", DesiredState: "running",
 		Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{}, CredentialSecret: "sealed",
 		AdminToken: "a", ReadToken: "r", RuntimeToken: "t"}

@@ -112,7 +112,8 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err := migrations.Discover(migrationFiles); err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
-	m := migrate.NewMigrator(s.root, migrations)
+	// Migrations are templates: reference guards differ in syntax between the databases (see guards.go).
+	m := migrate.NewMigrator(s.root, migrations, migrate.WithTemplateData(migrationTemplate{dialect: s.Dialect()}))
 	if err := m.Init(ctx); err != nil {
 		return nil, fmt.Errorf("init migrations: %w", err)
 	}
@@ -140,6 +141,8 @@ func classify(err error, what string) error {
 		return domain.NotFound(what)
 	case isUniqueViolation(err):
 		return domain.Conflict("already_exists", fmt.Sprintf("A %s with that name already exists.", what))
+	case isReferenceViolation(err):
+		return errForeignReference(what)
 	}
 	return err
 }
