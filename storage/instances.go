@@ -16,7 +16,7 @@ func (s *Store) InsertInstance(ctx context.Context, in *Instance) error {
 	if isUniqueViolation(err) {
 		return domain.Conflict("name_taken", "An instance with that name already exists on this platform.")
 	}
-	return err
+	return classify(err, "instance")
 }
 
 // GetInstance returns one instance.

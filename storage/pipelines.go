@@ -163,7 +163,7 @@ func (s *Store) ReplaceStages(ctx context.Context, pipelineID string, stages []P
 			Set("approver_role = EXCLUDED.approver_role, forbid_self_approval = EXCLUDED.forbid_self_approval").
 			Set("protected = EXCLUDED.protected, updated_at = EXCLUDED.updated_at").Exec(ctx)
 		if err != nil {
-			return err
+			return classify(err, "pipeline stage")
 		}
 	}
 	return s.touchPipeline(ctx, pipelineID)

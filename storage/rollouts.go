@@ -150,7 +150,7 @@ func (s *Store) InsertRollout(ctx context.Context, r *Rollout) error {
 	if isUniqueViolation(err) {
 		return domain.Conflict("rollout_active", "The group already has a rollout running; wait for it, or abort it.")
 	}
-	return err
+	return classify(err, "rollout")
 }
 
 // GetRollout returns one rollout.

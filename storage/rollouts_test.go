@@ -150,6 +150,45 @@ func TestExpiredWaveFailsSilentDevicesAndGroupSettles(t *testing.T) {
 	})
 }
 
+// TestDevicesThatLeftTheGroupKeepWhatTheyRun: a device taken out of the group, or moved to another
+// application, during a rollout is neither updated nor rolled back by it (the snapshot is its old group's
+// application's, which the schema would not let it target anyway).
+func TestDevicesThatLeftTheGroupKeepWhatTheyRun(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		f := newRolloutFixture(t, st, 3)
+		_, err := st.PlanRollout(ctx, f.rID, f.group, []int{100})
+		require.NoError(t, err)
+		require.NoError(t, st.RemoveGroupDevices(ctx, f.group, []string{f.devices[0]}))
+		other := &storage.Application{ID: domain.NewID(), TeamID: f.teamID, Name: "elsewhere"}
+		require.NoError(t, st.InsertApplication(ctx, other))
+		moved, err := st.GetDevice(ctx, f.devices[1])
+		require.NoError(t, err)
+		moved.ApplicationID, moved.DeviceGroupID, moved.TargetSnapshotID = &other.ID, nil, nil
+		require.NoError(t, st.UpdateDevice(ctx, moved, "application_id", "device_group_id", "target_snapshot_id"))
+
+		ids, err := st.DispatchRolloutBatch(ctx, f.rID, 0, f.newS, 10)
+		require.NoError(t, err)
+		assert.Equal(t, []string{f.devices[2]}, ids, "only the device still in the group is told")
+		failures, err := st.ListRolloutFailures(ctx, f.rID, 10)
+		require.NoError(t, err)
+		require.Len(t, failures, 2)
+		assert.Equal(t, "left the group before its wave", failures[0].Error)
+
+		require.NoError(t, st.RemoveGroupDevices(ctx, f.group, []string{f.devices[2]}))
+		_, err = st.RollBackRolloutBatch(ctx, f.rID, 10)
+		require.NoError(t, err)
+		for i, want := range []*string{&f.oldS, nil, &f.newS} {
+			d, err := st.GetDevice(ctx, f.devices[i])
+			require.NoError(t, err)
+			assert.Equal(t, want, d.TargetSnapshotID, "device %d keeps its target", i)
+		}
+		c, err := st.CountRolloutDevices(ctx, f.rID, 0)
+		require.NoError(t, err)
+		assert.Equal(t, 3, c.RolledBack, "the rollback is done with every device")
+	})
+}
+
 // BenchmarkSyncRolloutDevices times one poll of a rollout's sync over a group of 10,000 devices, all told and
 // none reported yet (every row is looked at).
 //

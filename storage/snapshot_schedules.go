@@ -30,7 +30,7 @@ func (s *Store) PutSnapshotSchedule(ctx context.Context, sch *SnapshotSchedule) 
 	_, err := s.db.NewInsert().Model(sch).On("CONFLICT (instance_id) DO UPDATE").
 		Set("every = EXCLUDED.every").Set("cron = EXCLUDED.cron").Set("keep_count = EXCLUDED.keep_count").
 		Set("updated_at = EXCLUDED.updated_at").Returning("created_at, created_by").Exec(ctx)
-	return err
+	return classify(err, "snapshot schedule")
 }
 
 // GetSnapshotSchedule returns the instance's schedule (not found when it has none).

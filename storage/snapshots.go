@@ -51,7 +51,7 @@ func (s *Store) InsertSnapshot(ctx context.Context, snap *Snapshot) (bool, error
 	snap.SizeBytes = int64(len(snap.Flows) + len(snap.Credentials))
 	res, err := s.db.NewInsert().Model(snap).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 	if err != nil {
-		return false, err
+		return false, classify(err, "snapshot")
 	}
 	n, err := res.RowsAffected()
 	return n > 0, err
