@@ -223,7 +223,7 @@ func (s *Server) changeGroupDevices(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.RemoveGroupDevices(ctx, g.ID, req.Remove); err != nil {
+		if err := tx.RemoveGroupDevices(ctx, g, req.Remove); err != nil {
 			return err
 		}
 		// The group's env is in its devices' settings: those joining gain it, those leaving lose it.

@@ -48,13 +48,16 @@ func fieldsOf(r *apitest.Response) []string {
 	return out
 }
 
-// foreignGroup is a device group of the outsider's own team.
-func (w *deviceWorld) foreignGroup(t *testing.T) string {
+// foreignGroup is a device group of the outsider's own team, with a device of that team in it.
+func (w *deviceWorld) foreignGroup(t *testing.T) (group, device string) {
 	t.Helper()
 	out := w.as["outsider"]
 	team := out.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Theirs", "slug": "theirs"}).String("id")
 	app := out.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "their plant"}).String("id")
-	return out.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "their group"}).String("id")
+	group = out.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "their group"}).String("id")
+	device = out.Must(200, "POST", "/api/v1/devices", map[string]any{"name": "their gw", "team": team}).String("id")
+	out.Must(200, "PATCH", "/api/v1/devices/"+device, map[string]any{"applicationId": app, "deviceGroupId": group})
+	return group, device
 }
 
 // TestDeviceGroupsHoldOnlyTheirTeamsAndApplicationsDevices: a device joins a group of its own team and
@@ -67,7 +70,7 @@ func TestDeviceGroupsHoldOnlyTheirTeamsAndApplicationsDevices(t *testing.T) {
 		owner, env := w.as["owner"], w.env
 		d := w.register(t, "gw")
 		w.assign(t, d, map[string]any{"applicationId": w.appIDs[0]})
-		theirs := w.foreignGroup(t)
+		theirs, theirDevice := w.foreignGroup(t)
 		mine := owner.Must(201, "POST", "/api/v1/applications/"+w.appIDs[0]+"/device-groups", map[string]any{"name": "line"}).String("id")
 		office := owner.Must(201, "POST", "/api/v1/applications/"+w.appIDs[1]+"/device-groups", map[string]any{"name": "desk"}).String("id")
 		device := "/api/v1/devices/" + d.id
@@ -78,6 +81,10 @@ func TestDeviceGroupsHoldOnlyTheirTeamsAndApplicationsDevices(t *testing.T) {
 		refuses(t, env, owner, unknown, "PATCH", device, map[string]any{"deviceGroupId": "no-such-group"})
 		refuses(t, env, owner, otherApp, "PATCH", device, map[string]any{"deviceGroupId": office})
 		refuses(t, env, owner, otherApp, "PATCH", device, map[string]any{"instanceId": w.inst.ID, "deviceGroupId": mine})
+
+		members := "/api/v1/device-groups/" + mine + "/devices"
+		refuses(t, env, owner, refusal{422, "unknown_device", "add[0]"}, "PUT", members, map[string]any{"add": []string{theirDevice}})
+		refuses(t, env, owner, refusal{422, "unknown_device", "remove[0]"}, "PUT", members, map[string]any{"remove": []string{theirDevice}})
 
 		// The team's own group of the device's application: the device joins it and takes the group's target.
 		g, err := env.Store.GetDeviceGroup(context.Background(), mine)

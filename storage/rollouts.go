@@ -468,22 +468,13 @@ func (s *Store) ActiveRolloutOfGroup(ctx context.Context, groupID string) (strin
 // group has one). A device of another application, another group or unknown is refused, naming it; nothing
 // is changed then. It returns the devices whose target changed.
 func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	var devs []Device
-	if err := s.db.NewSelect().Model(&devs).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	found, err := s.teamDevices(ctx, g, "add", ids)
+	if err != nil || len(ids) == 0 {
 		return nil, err
-	}
-	found := make(map[string]*Device, len(devs))
-	for i := range devs {
-		found[devs[i].ID] = &devs[i]
 	}
 	for i, id := range ids {
 		d := found[id]
 		switch {
-		case d == nil || d.TeamID != g.TeamID:
-			return nil, domain.Unprocessable("unknown_device", "Device "+id+" does not exist.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of this team"})
 		case !g.Admits(d):
 			return nil, domain.Unprocessable("device_in_other_application", "Device "+id+" belongs to another application.", domain.FieldError{Field: "add[" + itoa(i) + "]", Detail: "is not a device of the group's application"})
 		case d.DeviceGroupID != nil && *d.DeviceGroupID != g.ID:
@@ -500,13 +491,37 @@ func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []strin
 	return ids, nil
 }
 
-// RemoveGroupDevices takes devices out of a group; they keep their target.
-func (s *Store) RemoveGroupDevices(ctx context.Context, groupID string, ids []string) error {
+// teamDevices loads the devices a membership change names (in field), refusing, by its place in the list, one
+// that is not a device of the group's team.
+func (s *Store) teamDevices(ctx context.Context, g *DeviceGroup, field string, ids []string) (map[string]*Device, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
+	}
+	var devs []Device
+	if err := s.db.NewSelect().Model(&devs).Where("id IN (?) AND team_id = ?", bun.In(ids), g.TeamID).Scan(ctx); err != nil {
+		return nil, err
+	}
+	found := make(map[string]*Device, len(devs))
+	for i := range devs {
+		found[devs[i].ID] = &devs[i]
+	}
+	for i, id := range ids {
+		if found[id] == nil {
+			return nil, domain.Unprocessable("unknown_device", "Device "+id+" does not exist.",
+				domain.FieldError{Field: field + "[" + itoa(i) + "]", Detail: "is not a device of this team"})
+		}
+	}
+	return found, nil
+}
+
+// RemoveGroupDevices takes devices of the group's team out of the group (a device of the team that is not in
+// it stays as it is); they keep their target. A device of another team, or none, is refused.
+func (s *Store) RemoveGroupDevices(ctx context.Context, g *DeviceGroup, ids []string) error {
+	if _, err := s.teamDevices(ctx, g, "remove", ids); err != nil || len(ids) == 0 {
+		return err
 	}
 	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL")).
-		Where("device_group_id = ? AND id IN (?)", groupID, bun.In(ids)).Exec(ctx)
+		Where("device_group_id = ? AND id IN (?)", g.ID, bun.In(ids)).Exec(ctx)
 	return err
 }
 

@@ -159,7 +159,9 @@ func TestDevicesThatLeftTheGroupKeepWhatTheyRun(t *testing.T) {
 		f := newRolloutFixture(t, st, 3)
 		_, err := st.PlanRollout(ctx, f.rID, f.group, []int{100})
 		require.NoError(t, err)
-		require.NoError(t, st.RemoveGroupDevices(ctx, f.group, []string{f.devices[0]}))
+		group, err := st.GetDeviceGroup(ctx, f.group)
+		require.NoError(t, err)
+		require.NoError(t, st.RemoveGroupDevices(ctx, group, []string{f.devices[0]}))
 		other := &storage.Application{ID: domain.NewID(), TeamID: f.teamID, Name: "elsewhere"}
 		require.NoError(t, st.InsertApplication(ctx, other))
 		moved, err := st.GetDevice(ctx, f.devices[1])
@@ -175,7 +177,7 @@ func TestDevicesThatLeftTheGroupKeepWhatTheyRun(t *testing.T) {
 		require.Len(t, failures, 2)
 		assert.Equal(t, "left the group before its wave", failures[0].Error)
 
-		require.NoError(t, st.RemoveGroupDevices(ctx, f.group, []string{f.devices[2]}))
+		require.NoError(t, st.RemoveGroupDevices(ctx, group, []string{f.devices[2]}))
 		_, err = st.RollBackRolloutBatch(ctx, f.rID, 10)
 		require.NoError(t, err)
 		for i, want := range []*string{&f.oldS, nil, &f.newS} {
