@@ -155,14 +155,14 @@ func (s *Server) registerDevices() {
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/devices", Tag: "devices", Summary: "The devices assigned to the application."}, s.listApplicationDevices)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId", Tag: "devices", Summary: "One device, with its state and connection status."}, s.getDevice)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/devices/:deviceId", Tag: "devices", Body: updateDeviceRequest{},
-		Summary: "Assign to an application or instance (null unassigns), set the target snapshot, mode, name or env; the device is told at once."}, s.updateDevice)
+		Summary: "Assign to an application or instance (null unassigns) and a group of its application, set the target snapshot, mode, name or env; the device is told at once."}, s.updateDevice)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/devices/:deviceId", Tag: "devices", Status: 204,
 		Summary: "Delete a device: its credentials stop working and its broker connection closes at once."}, s.deleteDevice)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Body: deviceSnapshotRequest{}, Status: 201,
 		Summary: "Pull the device's current flows into a snapshot of its application (the device must be connected)."}, s.createDeviceSnapshot)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Summary: "The snapshots pulled from the device."}, s.listDeviceSnapshots)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Body: provisioningTokenRequest{}, Status: 201,
-		Summary: "A token that registers new devices of the team (optionally straight into an application or instance); shown once."}, s.createProvisioningToken)
+		Summary: "A token that registers new devices of the team (optionally straight into an application, an instance, or a group with its application); shown once."}, s.createProvisioningToken)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Summary: "The team's provisioning tokens (without the tokens)."}, s.listProvisioningTokens)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId/provisioning-tokens/:tokenId", Tag: "devices", Status: 204,
 		Summary: "Revoke a provisioning token."}, s.deleteProvisioningToken)
@@ -590,6 +590,9 @@ func (s *Server) createDeviceSnapshot(c *fiber.Ctx) error {
 	}
 	if _, err := s.devices.ApplicationOf(c.UserContext(), s.store, d); err != nil {
 		return err
+	}
+	if err := devices.CheckSnapshotRoom(c.UserContext(), s.store, d.ID); err != nil {
+		return err // before the device is asked for its flows; checked again when the snapshot is stored
 	}
 	if s.broker == nil {
 		return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")

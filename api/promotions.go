@@ -69,39 +69,7 @@ func (s *Server) promote(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	var pr *storage.Promotion
-	var op *storage.Operation
-	var target *storage.PipelineStage
-	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		var source *storage.PipelineStage
-		if source, target, err = promotionStages(ctx, tx, p, c.Params("stageId")); err != nil {
-			return err
-		}
-		if target.Protected && role < domain.RoleOwner && !who.user.Admin {
-			return domain.Forbidden()
-		}
-		if err := checkPromotionSnapshot(ctx, tx, p, source, req.SnapshotID); err != nil {
-			return err
-		}
-		pr = &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: source.ID, TargetStageID: target.ID,
-			Status: initialStatus(target, at), RequestedBy: &who.user.ID}
-		if !at.IsZero() {
-			pr.ScheduledAt = &at
-		}
-		if req.SnapshotID != "" {
-			pr.SnapshotID = &req.SnapshotID
-		}
-		op = newOperation("promotion", "promotion", pr.ID, p.TeamID, pipeline.WorkflowID(pr.ID), who)
-		pr.OperationID = &op.ID
-		if err := tx.InsertPromotion(ctx, pr); err != nil {
-			return err
-		}
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, p.TeamID, "application.pipeline.stage-promoted", "pipeline", p.ID,
-			map[string]any{"promotion": pr.ID, "from": source.ID, "to": target.ID, "at": pr.ScheduledAt})
-	})
+	pr, op, target, err := s.recordPromotion(c, who, role, p, req.SnapshotID, at)
 	if err != nil {
 		return err
 	}
@@ -117,6 +85,44 @@ func (s *Server) promote(c *fiber.Ctx) error {
 	op.RunID = runID
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"promotion": promotionView(pr), "operation": s.operationView(op)})
+}
+
+// recordPromotion checks a promotion from the stage in the path against the pipeline as the recording
+// transaction sees it (the next stage, its protection, the snapshot named) and records it with its operation.
+func (s *Server) recordPromotion(c *fiber.Ctx, who *caller, role domain.Role, p *storage.Pipeline, snapshotID string, at time.Time) (
+	pr *storage.Promotion, op *storage.Operation, target *storage.PipelineStage, err error) {
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		source, next, err := promotionStages(ctx, tx, p, c.Params("stageId"))
+		if err != nil {
+			return err
+		}
+		if next.Protected && role < domain.RoleOwner && !who.user.Admin {
+			return domain.Forbidden()
+		}
+		if err := checkPromotionSnapshot(ctx, tx, p, source, snapshotID); err != nil {
+			return err
+		}
+		target = next
+		pr = &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: source.ID, TargetStageID: next.ID,
+			Status: initialStatus(next, at), RequestedBy: &who.user.ID}
+		if !at.IsZero() {
+			pr.ScheduledAt = &at
+		}
+		if snapshotID != "" {
+			pr.SnapshotID = &snapshotID
+		}
+		op = newOperation("promotion", "promotion", pr.ID, p.TeamID, pipeline.WorkflowID(pr.ID), who)
+		pr.OperationID = &op.ID
+		if err := tx.InsertPromotion(ctx, pr); err != nil {
+			return err
+		}
+		if err := s.insertOperation(ctx, tx, op); err != nil {
+			return err
+		}
+		return audit(c, tx, who, p.TeamID, "application.pipeline.stage-promoted", "pipeline", p.ID,
+			map[string]any{"promotion": pr.ID, "from": source.ID, "to": next.ID, "at": pr.ScheduledAt})
+	})
+	return pr, op, target, err
 }
 
 // promotionStages returns the stage named in the path and the next one, which a promotion moves its snapshot into.

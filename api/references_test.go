@@ -159,6 +159,8 @@ func TestDeviceImportsItsFlowsOnceAndKeepsAtMostTheSnapshotCap(t *testing.T) {
 		refuses(t, w.env, full.agent, refusal{409, "limit_device_snapshots", ""}, "POST", path, provisioningReport(t, w.appIDs[0]))
 		r := full.agent.Do("POST", path, provisioningReport(t, w.appIDs[0]))
 		assert.Contains(t, r.String("message"), "at most 100 snapshots", "the answer names the limit")
+		refuses(t, w.env, w.as["owner"], refusal{409, "limit_device_snapshots", ""}, "POST", "/api/v1/devices/"+full.id+"/snapshots",
+			map[string]any{"name": "one more"})
 	})
 }
 

@@ -82,6 +82,16 @@ func (s *Service) ApplicationOf(ctx context.Context, st *storage.Store, d *stora
 	return "", domain.Conflict("device_unassigned", "The device belongs to no application or instance, so a snapshot of it has nowhere to go.")
 }
 
+// CheckSnapshotRoom refuses another snapshot of a device that holds MaxDeviceSnapshots already.
+func CheckSnapshotRoom(ctx context.Context, st *storage.Store, deviceID string) error {
+	n, err := st.CountDeviceSnapshots(ctx, deviceID)
+	if err == nil && n >= MaxDeviceSnapshots {
+		err = &domain.Error{Kind: domain.KindLimit, Code: "limit_device_snapshots",
+			Message: fmt.Sprintf("A device keeps at most %d snapshots; delete some of its snapshots first.", MaxDeviceSnapshots)}
+	}
+	return err
+}
+
 // CreateSnapshot stores flows pulled from a device as a snapshot of its application, linked to the device.
 // credentialSecret is the secret the credentials are encrypted with ("" = the device's own); they are kept
 // encrypted with the device's secret.
@@ -93,11 +103,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, st *storage.Store, d *stor
 	if err != nil {
 		return nil, err
 	}
-	if n, err := st.CountDeviceSnapshots(ctx, d.ID); err != nil || n >= MaxDeviceSnapshots {
-		if err == nil {
-			err = &domain.Error{Kind: domain.KindLimit, Code: "limit_device_snapshots",
-				Message: fmt.Sprintf("A device keeps at most %d snapshots; delete some of its snapshots first.", MaxDeviceSnapshots)}
-		}
+	if err := CheckSnapshotRoom(ctx, st, d.ID); err != nil {
 		return nil, err
 	}
 	flows := bytes.TrimSpace(u.Flows)
