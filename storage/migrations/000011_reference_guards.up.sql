@@ -93,9 +93,8 @@ ALTER TABLE devices ADD COLUMN flows_imported_at TIMESTAMPTZ;
     AND NOT EXISTS (SELECT 1 FROM snapshots s, pipelines p WHERE s.id = NEW.snapshot_id AND p.id = NEW.pipeline_id
         AND s.application_id <> p.application_id)`}}
 --bun:split
-{{.Guard "provisioning_tokens_refs" "tokens" "kind, team_id, owner_type, owner_id, scopes" (printf `
-    NEW.kind <> 'provisioning' OR NEW.team_id IS NOT NULL AND NEW.owner_type = 'team' AND NEW.owner_id = NEW.team_id
-    AND NOT EXISTS (SELECT 1 FROM %s sc WHERE
+{{.Guard "provisioning_tokens_refs" "tokens" "kind, team_id, scopes" (printf `
+    NEW.kind <> 'provisioning' OR NOT EXISTS (SELECT 1 FROM %s sc WHERE
         sc.value LIKE 'application:%%' AND NOT EXISTS (SELECT 1 FROM applications a WHERE a.id = substr(sc.value, 13) AND a.team_id = NEW.team_id)
         OR sc.value LIKE 'instance:%%' AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = substr(sc.value, 10) AND i.team_id = NEW.team_id)
         OR sc.value LIKE 'deviceGroup:%%' AND NOT EXISTS (SELECT 1 FROM device_groups g WHERE g.id = substr(sc.value, 13) AND g.team_id = NEW.team_id))` (.JSONStrings "NEW.scopes"))}}
