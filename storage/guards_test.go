@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -225,4 +226,59 @@ func TestDeletedGroupsReleaseTheirDevices(t *testing.T) {
 		assert.Nil(t, got.ApplicationID)
 		assert.Nil(t, got.DeviceGroupID, "the device left the group that went with its application")
 	})
+}
+
+// TestGuardsMigrationDropsCrossTeamReferences upgrades a database an older release left with a device in
+// another team's group and a provisioning token naming it (the attack the guards close): the device leaves
+// the group, the token is revoked, and the rows that broke no rule are kept. The old rows are written in SQL
+// of that release's schema, which later migrations may add columns to.
+func TestGuardsMigrationDropsCrossTeamReferences(t *testing.T) {
+	for _, dialect := range storagetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := storage.Open(ctx, storagetest.NewDatabase(t, dialect))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			require.NoError(t, st.MigrateUpTo(ctx, "000010"))
+			at := time.Now()
+			insert := func(query string, args ...any) string {
+				id := domain.NewID()
+				require.NoError(t, st.ExecRaw(ctx, query, append([]any{id}, args...)...))
+				return id
+			}
+			teamType := insert("INSERT INTO team_types (id, name, created_at, updated_at) VALUES (?, 'old', ?, ?)", at, at)
+			var teams, apps, groups [2]string
+			for i, slug := range []string{"victim", "attacker"} {
+				teams[i] = insert("INSERT INTO teams (id, name, slug, team_type_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)", slug, slug, teamType, at, at)
+				apps[i] = insert("INSERT INTO applications (id, team_id, name, created_at, updated_at) VALUES (?, ?, 'app', ?, ?)", teams[i], at, at)
+				groups[i] = insert("INSERT INTO device_groups (id, application_id, team_id, name, created_at, updated_at) VALUES (?, ?, ?, 'g', ?, ?)",
+					apps[i], teams[i], at, at)
+			}
+			device := func(group string) string {
+				return insert("INSERT INTO devices (id, team_id, application_id, device_group_id, name, credential_secret, settings_hash, created_at, updated_at)"+
+					" VALUES (?, ?, ?, ?, 'd', 'x', 'h', ?, ?)", teams[1], apps[1], group, at, at)
+			}
+			token := func(group string) string {
+				hash := domain.NewID()
+				insert("INSERT INTO tokens (id, token_hash, kind, name, owner_type, owner_id, team_id, scopes, created_at) VALUES (?, ?, 'provisioning', 'p', 'team', ?, ?, ?, ?)",
+					hash, teams[1], teams[1], `["device:provision","deviceGroup:`+group+`"]`, at)
+				return hash
+			}
+			intruder, member := device(groups[0]), device(groups[1])
+			stolen, own := token(groups[0]), token(groups[1])
+
+			_, err = st.Migrate(ctx)
+			require.NoError(t, err)
+			got, err := st.GetDevice(ctx, intruder)
+			require.NoError(t, err)
+			assert.Nil(t, got.DeviceGroupID, "the device left the other team's group")
+			got, err = st.GetDevice(ctx, member)
+			require.NoError(t, err)
+			assert.Equal(t, &groups[1], got.DeviceGroupID, "a device of its own team's group stays")
+			_, err = st.GetTokenByHash(ctx, stolen, time.Now(), "provisioning")
+			assert.True(t, domain.IsKind(err, domain.KindNotFound), "the token naming the other team's group is revoked")
+			_, err = st.GetTokenByHash(ctx, own, time.Now(), "provisioning")
+			assert.NoError(t, err)
+		})
+	}
 }

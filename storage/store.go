@@ -8,6 +8,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,9 +108,12 @@ func (s *Store) RunInTx(ctx context.Context, fn func(ctx context.Context, tx *St
 }
 
 // Migrate applies every pending migration.
-func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+func (s *Store) Migrate(ctx context.Context) ([]string, error) { return s.migrate(ctx, migrationFiles) }
+
+// migrate applies the pending migrations of fsys.
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	migrations := migrate.NewMigrations()
-	if err := migrations.Discover(migrationFiles); err != nil {
+	if err := migrations.Discover(fsys); err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
 	// Migrations are templates: reference guards differ in syntax between the databases (see guards.go).
