@@ -120,8 +120,8 @@ func TestDeviceGroupsHoldOnlyTheirTeamsAndApplicationsDevices(t *testing.T) {
 	})
 }
 
-// provisioningReport is an agent's one-time import of the flows it brings (§1.4 step 4), credentials encrypted
-// with its own secret.
+// provisioningReport is an agent's one-time import of the flows it brings (docs/device-protocol.md §1.4), its
+// credentials encrypted with its own secret.
 func provisioningReport(t *testing.T, app string) map[string]any {
 	t.Helper()
 	creds, err := nodered.EncryptCredentials("agent-own-secret", map[string]any{"r1": map[string]any{"password": "pw"}})
