@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -341,7 +341,9 @@ func TestReadoptAfterPlatformKilled(t *testing.T) {
 // both end WaitReady with an error carrying the last log lines; the status says starting, not running.
 func TestReadinessFailures(t *testing.T) {
 	ctx := context.Background()
-	d := newTestDriver(t, "", func(c *Config) { c.ReadyTimeout = 3 * time.Second })
+	// Long enough for Node-RED to listen on a loaded machine (it took 8 s under CI's load): the stopped flows
+	// must be seen as stopped, not as a runtime that never answered; missing types end the wait at once.
+	d := newTestDriver(t, "", func(c *Config) { c.ReadyTimeout = 30 * time.Second })
 
 	stopped := testSpec("stopped-flows")
 	userDir := filepath.Join(d.instanceDir(stopped.InstanceID), userDirName)
@@ -366,6 +368,9 @@ func TestReadinessFailures(t *testing.T) {
 		var re *drivers.RuntimeError
 		if !errors.Is(err, c.want) || !errors.As(err, &re) || len(re.LastLines) == 0 {
 			t.Fatalf("%s: wait ready gave %v, want %v with log lines", c.spec.InstanceID, err, c.want)
+		}
+		if c.want == drivers.ErrNeverReady && !strings.Contains(re.Detail, "flows state stop") {
+			t.Fatalf("%s: the runtime never answered, so stopped flows were not what was tested: %v", c.spec.InstanceID, err)
 		}
 		if st.State != drivers.StateStarting || st.Reason == "" {
 			t.Fatalf("%s: status %+v", c.spec.InstanceID, st)
