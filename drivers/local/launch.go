@@ -205,7 +205,7 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 		code, reason := exitReason(cmd, p.sandboxed)
 		d.exited(inst, p, code, reason)
 	}()
-	pf := pidFile{PID: p.pid, Port: port, StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
+	pf := pidFile{PID: p.pid, Port: port, Host: listenAddress(port), StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
 		SafeMode: spec.SafeMode, Limited: p.limited}
 	if err := writePidFile(inst.dir, pf); err != nil {
 		// Without a pidfile a later driver could not re-adopt it; do not leave it running.
@@ -246,7 +246,7 @@ func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port i
 		tokens[tokenDigest(spec.ReadToken)] = "read"
 	}
 	js, err := nodered.RenderSettings(nodered.SettingsParams{
-		Port: port, Host: "127.0.0.1", HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
+		Port: port, Host: listenAddress(port), HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
 		SecretsFile: files.node.secrets, AdminTokens: tokens, StorageModule: storage,
 		EnvVarExcludes: slices.Sorted(maps.Keys(platform)), Settings: spec.Settings, Title: spec.Name,
 	})
