@@ -127,8 +127,8 @@ func subscribeComms(t *testing.T, conn *websocket.Conn, topics ...string) {
 func TestEditorProxyWithRealNodeRED(t *testing.T) {
 	t.Parallel()
 	w := newInstanceWorld(t, "sqlite")
-	port := freeTCPPort(t)
-	in, sec := w.addInstance(t, "e2e-editor", "http://127.0.0.1:"+strconv.Itoa(port))
+	port := freeRuntimePort(t)
+	in, sec := w.addInstance(t, "e2e-editor", testRuntimeURL(port))
 	red := startNodeRED(t, w.env.URL, in, sec, port)
 	editor := "/editor/" + in.ID
 	member, viewer := w.browsers["member"], w.browsers["viewer"]

@@ -4,35 +4,32 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/flowyard/flowyard/api/apitest"
 )
 
-// TestInstanceURLGetsNoSessionCookie checks that the instance URL the API shows is not a host the platform's
-// session cookie goes to: cookies ignore ports, so a URL on the platform's own host would hand a member's http-in
-// flow the session of everyone who opens it. The platform is reached both as 127.0.0.1 and as localhost; the
-// jar is net/http/cookiejar holding the platform's real Set-Cookie, and a real Node-RED behind the shown URL
-// reports the cookies it gets.
+// TestInstanceURLGetsNoSessionCookie checks that the instance URL the API shows (the runtime's own loopback
+// address, as the local driver gives it) is not a host the platform's session cookie goes to: cookies ignore
+// ports, so a URL on the platform's own host would hand a member's http-in flow the session of everyone who opens
+// it. The platform is reached both as 127.0.0.1 and as localhost; the jar is net/http/cookiejar holding the
+// platform's real Set-Cookie, and a real Node-RED behind the shown URL reports the cookies it gets. (That nothing
+// answers on 127.0.0.1:<port> is the driver's part: drivers/local TestInstanceGetsNoPlatformCookie.)
 func TestInstanceURLGetsNoSessionCookie(t *testing.T) {
 	t.Parallel()
 	w := newInstanceWorld(t, "sqlite")
-	portNumber := freeTCPPort(t)
-	port := strconv.Itoa(portNumber)
-	in, sec := w.addInstance(t, "cookie-jar", "http://127.0.0.1:"+port)
-	red := startNodeRED(t, w.env.URL, in, sec, portNumber)
+	port := freeRuntimePort(t)
+	in, sec := w.addInstance(t, "cookie-jar", testRuntimeURL(port))
+	red := startNodeRED(t, w.env.URL, in, sec, port)
 	status, body := red.call("POST", "/admin/flows", map[string]any{"flows": headerEchoFlow("cookies", "cookie")},
 		map[string]string{"Node-RED-API-Version": "v2"})
 	require.Equal(t, 200, status, body)
 
 	shown := w.browsers["member"].mustJSON(200, "GET", "/api/v1/instances/"+in.ID, nil)["url"].(string)
-	assert.Equal(t, "http://cookie-jar.localhost:"+port+"/api/", shown)
+	assert.Equal(t, testRuntimeURL(port)+"/api/", shown)
 	instanceURL, err := url.Parse(shown)
 	require.NoError(t, err)
 
@@ -49,7 +46,7 @@ func TestInstanceURLGetsNoSessionCookie(t *testing.T) {
 		require.NotEmpty(t, member.client.Jar.Cookies(platformURL), "the jar holds the session for %s", platformHost)
 
 		assert.Empty(t, member.client.Jar.Cookies(instanceURL), "signed in at %s, the jar sends nothing to %s", platformHost, shown)
-		browser := &http.Client{Jar: member.client.Jar, Transport: apitest.InstanceTransport(), Timeout: 10 * time.Second}
+		browser := &http.Client{Jar: member.client.Jar, Timeout: 10 * time.Second}
 		var seen string
 		require.Eventually(t, func() bool {
 			res, err := browser.Get(shown + "cookies")

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -80,15 +79,9 @@ func (s *Server) instanceView(in *storage.Instance) instanceJSON {
 const instanceNodeRoot = "/api/"
 
 // instanceBrowserURL is the instance URL the API and the dashboard show: where a browser reaches the instance's
-// own http-in routes. The platform itself keeps calling RuntimeURL (the editor proxy, flows, health checks).
-//
-// The local driver's Node-RED listens on a loopback port, and the platform usually runs on loopback too: cookies
-// ignore ports, so a browser would send the platform's session cookie to http://127.0.0.1:<port>/, where any
-// member's http-in flow could read it. Every name under .localhost reaches loopback as well (browsers and curl
-// resolve it themselves), and the platform's host-only cookie for 127.0.0.1 or localhost is not sent to it, so
-// a loopback runtime is shown as http://<name>.localhost:<port>/api/. Instance names are unique DNS labels and
-// never a platform host name, so no two instances share a host, and none is the platform's. A runtime
-// elsewhere (a Kubernetes service) is shown as it is.
+// own http-in routes, under the runtime's address. Runtimes never share the platform's host: the local driver
+// gives each Node-RED a loopback address of its own (127.1.x.y), so the platform's host-only session cookie for
+// 127.0.0.1 or localhost is never sent there; a Kubernetes runtime is an in-cluster service.
 func instanceBrowserURL(in *storage.Instance) string {
 	if in.RuntimeURL == "" {
 		return ""
@@ -97,28 +90,8 @@ func instanceBrowserURL(in *storage.Instance) string {
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	if isLoopbackHost(u.Hostname()) {
-		label := in.Name
-		if domain.ValidateInstanceName("name", label) != nil {
-			label = in.ID // a name from before names were checked
-		}
-		host := label + ".localhost"
-		if port := u.Port(); port != "" {
-			host = net.JoinHostPort(host, port)
-		}
-		u.Host = host
-	}
 	u.Path, u.RawPath = strings.TrimSuffix(u.Path, "/")+instanceNodeRoot, ""
 	return u.String()
-}
-
-// isLoopbackHost tells whether host names this machine's loopback interface: localhost or a loopback address.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) registerInstances() {

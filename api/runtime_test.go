@@ -236,10 +236,30 @@ func nodeRedRuntime(t *testing.T) nodered.Runtime {
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, "127.0.0.1")
+}
+
+func freePortOn(t *testing.T, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testRuntimeHost is where the tests' Node-RED listens: like the local driver's instances, on a loopback
+// address of its own, never the platform's 127.0.0.1 (or localhost), whose cookies browsers would send it.
+const testRuntimeHost = "127.1.255.254"
+
+// freeRuntimePort is a free port on testRuntimeHost.
+func freeRuntimePort(t *testing.T) int {
+	t.Helper()
+	return freePortOn(t, testRuntimeHost)
+}
+
+// testRuntimeURL is the runtime URL of a test's Node-RED on port.
+func testRuntimeURL(port int) string {
+	return "http://" + net.JoinHostPort(testRuntimeHost, strconv.Itoa(port))
 }
 
 func tokenDigest(token string) string {
@@ -251,7 +271,7 @@ func tokenDigest(token string) string {
 type nodeRED struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	url     string // http://127.0.0.1:port
+	url     string // testRuntimeURL(port)
 	admin   string // the "*" token
 	output  *proctest.Output
 	exited  chan struct{}
@@ -268,7 +288,7 @@ func startNodeRED(t *testing.T, forgeURL string, in *storage.Instance, sec insta
 	plugin, err := nodered.WriteStoragePlugin(dir)
 	require.NoError(t, err)
 	js, err := nodered.RenderSettings(nodered.SettingsParams{
-		Port: port, Host: "127.0.0.1", HTTPAdminRoot: "/admin/", HTTPNodeRoot: "/api/",
+		Port: port, Host: testRuntimeHost, HTTPAdminRoot: "/admin/", HTTPNodeRoot: "/api/",
 		CredentialSecret: sec.credentialSecret, StorageModule: plugin, Title: in.Name,
 		AdminTokens: map[string]string{tokenDigest(sec.admin): "*", tokenDigest(sec.read): "read"},
 	})
@@ -278,7 +298,7 @@ func startNodeRED(t *testing.T, forgeURL string, in *storage.Instance, sec insta
 	settings := filepath.Join(dir, "settings.js")
 	require.NoError(t, os.WriteFile(settings, js, 0o600))
 
-	p := &nodeRED{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), admin: sec.admin, output: &proctest.Output{}, exited: make(chan struct{})}
+	p := &nodeRED{t: t, url: testRuntimeURL(port), admin: sec.admin, output: &proctest.Output{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(rt.NodeBin, rt.RedJS, "-u", userDir, "-s", settings)
 	p.cmd.Env = append([]string{"PATH=" + filepath.Dir(rt.NodeBin) + ":/usr/bin:/bin", "HOME=" + userDir},
 		nodered.StoragePluginEnv(forgeURL, in.ID, sec.runtime)...)
@@ -509,7 +529,7 @@ func TestRuntimeWithRealNodeRED(t *testing.T) {
 	t.Parallel()
 	w := newInstanceWorld(t, "postgres")
 	in, sec := w.addInstance(t, "e2e-runtime", "")
-	red := startNodeRED(t, w.env.URL, in, sec, freeTCPPort(t))
+	red := startNodeRED(t, w.env.URL, in, sec, freeRuntimePort(t))
 
 	flows := []map[string]any{
 		{"id": "tab1", "type": "tab", "label": "Flow 1"},
@@ -538,7 +558,7 @@ func TestRuntimeWithRealNodeRED(t *testing.T) {
 	assert.Equal(t, "return 'hi';", entry.Body)
 
 	red.stop()
-	red = startNodeRED(t, w.env.URL, in, sec, freeTCPPort(t)) // a new, empty userDir
+	red = startNodeRED(t, w.env.URL, in, sec, freeRuntimePort(t)) // a new, empty userDir
 
 	status, body = red.call("GET", "/admin/flows", nil, nil)
 	require.Equal(t, 200, status, body)

@@ -53,7 +53,7 @@ const (
 type Status struct {
 	State               State
 	PID, Port           int
-	URL                 string // how the platform reaches it (http://127.0.0.1:port), not the URL browsers are shown
+	URL                 string // how the platform and browsers reach it (the local driver: http://127.1.x.y:port, an address of its own)
 	ExitCode            int    // of the last exit; -1 when unknown (e.g. a re-adopted process)
 	Reason              string // human-readable cause of the state, e.g. "exited with code 1"
 	LastLines           []string

@@ -39,19 +39,29 @@ func InstallModules(ctx context.Context, rt Runtime, userDir string, modules map
 	if len(modules) == 0 {
 		return nil
 	}
-	specs, err := moduleSpecs(modules)
+	args, err := PrepareModuleInstall(userDir, modules)
 	if err != nil {
-		return fmt.Errorf("install modules: %w", err)
-	}
-	if err := ensureUserDirPackage(userDir); err != nil {
-		return fmt.Errorf("install modules: %w", err)
+		return err
 	}
 	path := filepath.Dir(rt.NodeBin) + string(os.PathListSeparator) + os.Getenv("PATH")
-	args := append([]string{"install", "--save"}, specs...)
 	if _, err := runNpm(ctx, userDir, map[string]string{"PATH": path}, args...); err != nil {
 		return fmt.Errorf("install modules: %w", err)
 	}
 	return nil
+}
+
+// PrepareModuleInstall validates modules, gives userDir the package.json npm installs into, and returns the
+// arguments of the npm command (run in userDir) that installs them: for a caller that runs npm its own way,
+// in a sandbox for instance.
+func PrepareModuleInstall(userDir string, modules map[string]string) ([]string, error) {
+	specs, err := moduleSpecs(modules)
+	if err != nil {
+		return nil, fmt.Errorf("install modules: %w", err)
+	}
+	if err := ensureUserDirPackage(userDir); err != nil {
+		return nil, fmt.Errorf("install modules: %w", err)
+	}
+	return append([]string{"install", "--save"}, specs...), nil
 }
 
 // moduleSpecs validates modules and returns "name@version" arguments in a
@@ -92,17 +102,32 @@ func ensureUserDirPackage(userDir string) error {
 	return os.WriteFile(path, []byte(pkg), 0o644)
 }
 
-// npmSettings are the npm settings an operator may export for the platform
-// to pass on to npm: its cache, registry and user config, and its proxy and
-// certificate authority. npm reads them in either case.
-var npmSettings = []string{"cache", "registry", "userconfig", "proxy", "https_proxy", "noproxy", "cafile", "strict_ssl"}
+// npmNetworkSettings are the npm settings an operator may export for the
+// platform to pass on to npm that name no file: its registry and proxy. npm
+// reads them in either case.
+var npmNetworkSettings = []string{"registry", "proxy", "https_proxy", "noproxy", "strict_ssl"}
+
+// npmSettings are those and the settings naming the platform's files: its
+// cache, user config and certificate authority.
+var npmSettings = append(slices.Clone(npmNetworkSettings), "cache", "userconfig", "cafile")
 
 // NpmEnv is npm's whole environment: the minimum of childenv, the npm and
 // proxy settings the operator exported, and set. Never the platform's own
 // environment: npm runs the install scripts of modules that members name.
 func NpmEnv(set map[string]string) []string {
+	return npmEnv(npmSettings, set)
+}
+
+// SandboxNpmEnv is NpmEnv for an npm in an instance's sandbox, which shows
+// none of the platform's files: the operator's network settings pass, not
+// its cache, user config or CA file.
+func SandboxNpmEnv(set map[string]string) []string {
+	return npmEnv(npmNetworkSettings, set)
+}
+
+func npmEnv(settings []string, set map[string]string) []string {
 	inherit := slices.Clone(childenv.Proxy)
-	for _, name := range npmSettings {
+	for _, name := range settings {
 		inherit = append(inherit, "npm_config_"+name, "NPM_CONFIG_"+strings.ToUpper(name))
 	}
 	env := childenv.New(inherit...).

@@ -1,23 +1,16 @@
 package nodered
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha1"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowyard/flowyard/internal/npmtest"
 )
 
 // platformSecrets are variables the platform holds; no child process may see them.
@@ -66,58 +59,10 @@ func TestInstallModulesHidesThePlatformEnvironment(t *testing.T) {
 
 const envProbeModule = "flowyard-env-probe"
 
-// serveEnvProbeRegistry serves the minimum of the npm registry protocol for one package, whose install
-// script writes process.env as JSON to envFile, and returns the registry's URL.
+// serveEnvProbeRegistry serves a registry with one package, whose install script writes process.env as JSON
+// to envFile, and returns the registry's URL.
 func serveEnvProbeRegistry(t *testing.T, envFile string) string {
 	t.Helper()
-	script := "require('fs').writeFileSync(" + jsString(t, envFile) + ", JSON.stringify(process.env));\n"
-	pkg := `{"name":"` + envProbeModule + `","version":"1.0.0","scripts":{"install":"node install.js"}}`
-	tarball := tgz(t, map[string]string{"package/package.json": pkg, "package/install.js": script})
-	sha1sum, sha512sum := sha1.Sum(tarball), sha512.Sum512(tarball)
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	tarballPath := "/" + envProbeModule + "/-/" + envProbeModule + "-1.0.0.tgz"
-	mux.HandleFunc("/"+envProbeModule, func(w http.ResponseWriter, r *http.Request) {
-		version := map[string]any{"name": envProbeModule, "version": "1.0.0", "scripts": map[string]string{"install": "node install.js"},
-			"dist": map[string]string{"tarball": srv.URL + tarballPath, "shasum": hex.EncodeToString(sha1sum[:]),
-				"integrity": "sha512-" + base64.StdEncoding.EncodeToString(sha512sum[:])}}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"name": envProbeModule, "dist-tags": map[string]string{"latest": "1.0.0"},
-			"versions": map[string]any{"1.0.0": version}})
-	})
-	mux.HandleFunc(tarballPath, func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) })
-	return srv.URL
-}
-
-func jsString(t *testing.T, s string) string {
-	b, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// tgz packs files (path → content) as npm's tarballs are packed.
-func tgz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, content := range files {
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), ModTime: time.Unix(1700000000, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(content)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return npmtest.ServeInstallScript(t, envProbeModule,
+		"require('fs').writeFileSync("+npmtest.JSString(envFile)+", JSON.stringify(process.env));\n")
 }

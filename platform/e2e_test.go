@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,6 +211,7 @@ func TestInstanceLifecycleEndToEnd(t *testing.T) {
 	assert.Contains(t, string(logs.Raw), "Started flows")
 
 	deployAndCall(t, c, id, got.String("url"))
+	sessionCookieStaysOut(t, c, dev.URL, got.String("url"))
 	crashAndRecover(t, c, id, filepath.Join(dev.DataDir, "instances", id), got.String("url"))
 
 	for _, step := range []struct{ action, state string }{
@@ -238,13 +240,15 @@ func deployAndCall(t *testing.T, c *apitest.Client, id, instanceURL string) {
 		map[string]any{"id": "in1", "type": "http in", "z": "t1", "url": "/hello", "method": "get", "wires": []any{[]any{"fn1"}}},
 		map[string]any{"id": "fn1", "type": "function", "z": "t1", "func": "msg.payload = env.get('GREETING'); return msg;", "wires": []any{[]any{"out1"}}},
 		map[string]any{"id": "out1", "type": "http response", "z": "t1"},
+		map[string]any{"id": "in2", "type": "http in", "z": "t1", "url": "/cookies", "method": "get", "wires": []any{[]any{"fn2"}}},
+		map[string]any{"id": "fn2", "type": "function", "z": "t1", "func": "msg.payload = msg.req.headers.cookie || 'none'; return msg;", "wires": []any{[]any{"out1"}}},
 	}
 	cur := c.Must(200, "GET", "/api/v1/instances/"+id+"/flows", nil)
 	oldRev := cur.String("rev")
 	require.NotEmpty(t, oldRev, string(cur.Raw))
 	c.Must(200, "PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": oldRev})
 	waitFor(t, 30*time.Second, "the deployed flow to answer", func() bool {
-		resp, err := apitest.InstanceClient().Get(instanceURL + "hello")
+		resp, err := instanceClient.Get(instanceURL + "hello")
 		if err != nil {
 			return false
 		}
@@ -255,6 +259,30 @@ func deployAndCall(t *testing.T, c *apitest.Client, id, instanceURL string) {
 	stale := c.Do("PUT", "/api/v1/instances/"+id+"/flows", map[string]any{"flows": flows, "rev": oldRev})
 	assert.Equal(t, 409, stale.Status)
 	assert.Equal(t, "stale_rev", stale.String("code"))
+}
+
+// instanceClient reaches the instance URLs the API shows, without cookies.
+var instanceClient = &http.Client{Timeout: 30 * time.Second}
+
+// sessionCookieStaysOut checks that a member's flow cannot read the session of a user who follows a link to
+// the instance: the browser signed in at the platform sends its cookie neither to the URL the API shows (the
+// flows deployed by deployAndCall echo what they get) nor anywhere on 127.0.0.1:<port>, where nothing answers.
+func sessionCookieStaysOut(t *testing.T, c *apitest.Client, platformURL, instanceURL string) {
+	t.Helper()
+	platform, err := url.Parse(platformURL + "/")
+	require.NoError(t, err)
+	shown, err := url.Parse(instanceURL)
+	require.NoError(t, err)
+	require.NotEmpty(t, c.Jar().Cookies(platform), "signed in at %s", platformURL)
+	assert.Empty(t, c.Jar().Cookies(shown), "the browser sends no cookie to %s", instanceURL)
+	browser := &http.Client{Jar: c.Jar(), Timeout: 10 * time.Second}
+	resp, err := browser.Get(instanceURL + "cookies")
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "none", string(got), "what the flow behind %s gets", instanceURL)
+	_, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", shown.Port()), 5*time.Second)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED, "nothing answers on 127.0.0.1:%s", shown.Port())
 }
 
 // crashAndRecover kills the instance's Node-RED and waits for the platform to notice, record a recover
@@ -284,7 +312,7 @@ func crashAndRecover(t *testing.T, c *apitest.Client, id, instanceDir, instanceU
 	now := nodeRedProcesses(t, instanceDir)
 	require.Len(t, now, 1)
 	assert.NotEqual(t, pids[0], now[0], "a new Node-RED runs")
-	resp, err := apitest.InstanceClient().Get(instanceURL + "hello")
+	resp, err := instanceClient.Get(instanceURL + "hello")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode, "flows survive the crash (they live in the platform)")

@@ -108,7 +108,7 @@ func credentialFlows(version, password string) []any {
 		map[string]any{"id": "tab1", "type": "tab", "label": "Main " + version},
 		map[string]any{"id": "in1", "type": "http in", "z": "tab1", "url": "/probe", "method": "get", "wires": []any{[]any{"fn1"}}},
 		map[string]any{"id": "fn1", "type": "function", "z": "tab1", "outputs": 1, "wires": []any{[]any{"req1"}},
-			"func": "msg.url = 'http://127.0.0.1:' + msg.req.socket.localPort + '/api/echo';\ndelete msg.headers;\nreturn msg;"},
+			"func": "msg.url = 'http://' + msg.req.socket.localAddress + ':' + msg.req.socket.localPort + '/api/echo';\ndelete msg.headers;\nreturn msg;"},
 		request,
 		map[string]any{"id": "resp1", "type": "http response", "z": "tab1"},
 		map[string]any{"id": "in2", "type": "http in", "z": "tab1", "url": "/echo", "method": "get", "wires": []any{[]any{"fn2"}}},
@@ -135,7 +135,7 @@ func (f *snapshotFixture) call(id, path string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		url := f.c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("url")
-		resp, err := apitest.InstanceClient().Get(url + path)
+		resp, err := instanceClient.Get(url + path)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

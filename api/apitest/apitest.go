@@ -67,6 +67,9 @@ func (e *Env) Client(t testing.TB) *Client {
 	return &Client{t: t, base: e.URL, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
 }
 
+// Jar is the caller's cookie jar, as a browser signed in at the API holds it.
+func (c *Client) Jar() http.CookieJar { return c.http.Jar }
+
 // Response is a decoded answer.
 type Response struct {
 	Status int

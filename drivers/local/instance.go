@@ -114,6 +114,11 @@ func (d *Driver) adopt(inst *instance, initial bool) {
 		p := newProcess(pf.PID, pf.StartTicks)
 		p.adopted, p.port, p.specHash, p.safe, p.limited, p.startedAt = true, pf.Port, pf.SpecHash, pf.SafeMode, pf.Limited, pf.StartedAt
 		p.startedFlows.Store(true) // its start is over: its log lines were written before this driver existed
+		if pf.Host != listenAddress(pf.Port) {
+			// Started when Node-RED listened on 127.0.0.1, where browsers send the platform's cookie: an
+			// unknown spec makes the next Start replace it.
+			p.specHash = ""
+		}
 		state := drivers.StateStarting
 		if !pf.ReadyAt.IsZero() {
 			state = drivers.StateRunning
@@ -149,7 +154,7 @@ func (d *Driver) adopt(inst *instance, initial bool) {
 
 func runningStatus(p *process, state drivers.State) drivers.Status {
 	return drivers.Status{
-		State: state, PID: p.pid, Port: p.port, URL: fmt.Sprintf("http://127.0.0.1:%d", p.port),
+		State: state, PID: p.pid, Port: p.port, URL: runtimeURL(p.port),
 		StartedAt: p.startedAt, MemoryLimitEnforced: p.limited,
 	}
 }

@@ -68,14 +68,14 @@ func (d *Driver) launch(ctx context.Context, inst *instance, spec drivers.Instan
 	if err := os.MkdirAll(files.host.userDir, 0o755); err != nil {
 		return drivers.Status{}, err
 	}
-	if err := d.installModules(ctx, rt, inst.dir, files.host.userDir, spec.Modules); err != nil {
-		return drivers.Status{}, err
-	}
 	port, err := d.allocatePort(ctx, inst.dir)
 	if err != nil {
 		return drivers.Status{}, err
 	}
 	uid := d.sb.uid(port)
+	if err := d.installModules(ctx, inst, files, uid, spec.Modules); err != nil {
+		return drivers.Status{}, err
+	}
 	env, err := d.writeSettings(inst, spec, port, files, uid)
 	if err != nil {
 		return drivers.Status{}, err
@@ -205,7 +205,7 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 		code, reason := exitReason(cmd, p.sandboxed)
 		d.exited(inst, p, code, reason)
 	}()
-	pf := pidFile{PID: p.pid, Port: port, StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
+	pf := pidFile{PID: p.pid, Port: port, Host: listenAddress(port), StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
 		SafeMode: spec.SafeMode, Limited: p.limited}
 	if err := writePidFile(inst.dir, pf); err != nil {
 		// Without a pidfile a later driver could not re-adopt it; do not leave it running.
@@ -246,7 +246,7 @@ func (d *Driver) writeSettings(inst *instance, spec drivers.InstanceSpec, port i
 		tokens[tokenDigest(spec.ReadToken)] = "read"
 	}
 	js, err := nodered.RenderSettings(nodered.SettingsParams{
-		Port: port, Host: "127.0.0.1", HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
+		Port: port, Host: listenAddress(port), HTTPAdminRoot: drivers.AdminRoot, HTTPNodeRoot: drivers.NodeRoot,
 		SecretsFile: files.node.secrets, AdminTokens: tokens, StorageModule: storage,
 		EnvVarExcludes: slices.Sorted(maps.Keys(platform)), Settings: spec.Settings, Title: spec.Name,
 	})
@@ -297,18 +297,77 @@ func tokenDigest(token string) string {
 
 // installModules installs the spec's palette modules unless the same set (for the same Node.js) was
 // installed before and is still on disk. Modules dropped from the spec are not uninstalled.
-func (d *Driver) installModules(ctx context.Context, rt nodered.Runtime, dir, userDir string, modules map[string]string) error {
+func (d *Driver) installModules(ctx context.Context, inst *instance, files layout, uid int, modules map[string]string) error {
 	if len(modules) == 0 {
 		return nil
 	}
+	rt, userDir := files.host.rt, files.host.userDir
 	want, _ := json.Marshal(map[string]any{"node": rt.NodeVersion, "modules": modules})
-	if have, err := os.ReadFile(filepath.Join(dir, modulesFileName)); err == nil && string(have) == string(want) && modulesPresent(userDir, modules) {
+	if have, err := os.ReadFile(filepath.Join(inst.dir, modulesFileName)); err == nil && string(have) == string(want) && modulesPresent(userDir, modules) {
 		return nil
 	}
-	if err := nodered.InstallModules(ctx, rt, userDir, modules); err != nil {
+	var err error
+	if d.sb.isolated() {
+		err = d.sandboxedNpm(ctx, inst, files, uid, modules)
+	} else {
+		err = nodered.InstallModules(ctx, rt, userDir, modules)
+	}
+	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, modulesFileName), want, 0o644)
+	return writeFileAtomic(filepath.Join(inst.dir, modulesFileName), want, 0o644)
+}
+
+// sandboxedNpm runs npm install in the instance's sandbox, as its uid: the modules are named by members
+// (in blueprints and snapshots) and npm runs their install scripts, which must see no more than the
+// instance's Node-RED does. The sandbox shows only the user dir (read-write) and the stack; npm gets the
+// operator's registry and proxy settings, but not the platform's npm cache, ~/.npmrc or CA file.
+func (d *Driver) sandboxedNpm(ctx context.Context, inst *instance, files layout, uid int, modules map[string]string) error {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return fmt.Errorf("install modules: %w", nodered.ErrNpmMissing)
+	}
+	args, err := nodered.PrepareModuleInstall(files.host.userDir, modules)
+	if err != nil {
+		return err
+	}
+	if err := giveTo(files.host.userDir, uid); err != nil {
+		return fmt.Errorf("give the user dir to uid %d: %w", uid, err)
+	}
+	var mounts []sandboxMount
+	for _, m := range files.mounts {
+		if m.inside == sandboxUserDir || m.inside == sandboxStackDir || m.host == m.inside { // not settings or secrets
+			mounts = append(mounts, m)
+		}
+	}
+	env := nodered.SandboxNpmEnv(map[string]string{"PATH": filepath.Dir(files.node.rt.NodeBin) + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME": sandboxUserDir})
+	// --die-with-parent: unlike Node-RED, npm must not outlive the start that runs it (or its cancellation).
+	options := append(d.sb.options(mounts, env), "--die-with-parent")
+	ctx, cancel := context.WithTimeout(ctx, npmTimeout)
+	defer cancel()
+	cmd, err := d.sb.command(ctx, options, d.sb.payload(uid, append([]string{npm}, args...)))
+	if err != nil {
+		return err
+	}
+	defer closeFiles(cmd.ExtraFiles)
+	inst.logs.system("installing %d palette module(s) in the sandbox as uid %d", len(modules), uid)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("install modules: npm install: %w\n%s", errors.Join(ctx.Err(), err), lastBytes(out, 4096))
+	}
+	return nil
+}
+
+// npmTimeout bounds a sandboxed npm install.
+const npmTimeout = 10 * time.Minute
+
+// lastBytes is the end of out, which names npm's real error (E404, ETARGET, a failed build).
+func lastBytes(out []byte, n int) string {
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func modulesPresent(userDir string, modules map[string]string) bool {

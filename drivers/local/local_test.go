@@ -47,7 +47,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("second start should return the same runtime: %+v %v", again, err)
 	}
 	st, err := d.WaitReady(ctx, spec.InstanceID)
-	if err != nil || st.State != drivers.StateRunning || st.URL != fmt.Sprintf("http://127.0.0.1:%d", port) {
+	if err != nil || st.State != drivers.StateRunning || st.URL != runtimeURL(port) {
 		t.Fatalf("wait ready: %+v %v", st, err)
 	}
 	if code, body := httpGet(t, st.URL+"/api/hello", ""); code != 200 || body != "hello undefined" {

@@ -16,7 +16,8 @@ import (
 type pidFile struct {
 	PID        int       `json:"pid"`
 	Port       int       `json:"port"`
-	StartTicks uint64    `json:"startTicks"` // /proc start time, guards against PID reuse
+	Host       string    `json:"host,omitempty"` // the address it listens on; "" before instances had their own
+	StartTicks uint64    `json:"startTicks"`     // /proc start time, guards against PID reuse
 	StartedAt  time.Time `json:"startedAt"`
 	ReadyAt    time.Time `json:"readyAt,omitzero"`
 	SpecHash   string    `json:"specHash"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,9 +77,24 @@ func readPort(dir string) (int, bool) {
 	return p, err == nil && p > 0
 }
 
-// portFree bind-tests a port on the loopback address Node-RED listens on.
+// listenAddress is the loopback address of the instance on port, the only one its Node-RED listens on:
+// 127.1.<port/256>.<port%256>, one address per port (Linux routes all of 127.0.0.0/8 to loopback without
+// configuration). Cookies ignore ports, so on 127.0.0.1 (or localhost, which browsers send there) any flow
+// would get the platform's host-only session cookie from whoever opens a link to it; no platform URL and no
+// other instance uses this address, so no browser sends it another site's cookie.
+func listenAddress(port int) string {
+	return netip.AddrFrom4([4]byte{127, 1, byte(port >> 8), byte(port)}).String()
+}
+
+// runtimeURL is where the platform, and browsers, reach the instance on port.
+func runtimeURL(port int) string {
+	return "http://" + net.JoinHostPort(listenAddress(port), strconv.Itoa(port))
+}
+
+// portFree bind-tests a port on the address Node-RED would listen on (a process on the wildcard address
+// holds it there too).
 func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	l, err := net.Listen("tcp", net.JoinHostPort(listenAddress(p), strconv.Itoa(p)))
 	if err != nil {
 		return false
 	}

@@ -37,7 +37,7 @@ func (d *Driver) watchReady(inst *instance, p *process) {
 		current := inst.proc == p && !p.stopping.Load()
 		if current && err == nil {
 			inst.status.State, inst.status.Reason = drivers.StateRunning, ""
-			pf := pidFile{PID: p.pid, Port: p.port, StartTicks: p.startTicks, StartedAt: p.startedAt,
+			pf := pidFile{PID: p.pid, Port: p.port, Host: listenAddress(p.port), StartTicks: p.startTicks, StartedAt: p.startedAt,
 				ReadyAt: time.Now(), SpecHash: p.specHash, SafeMode: p.safe, Limited: p.limited}
 			if werr := writePidFile(inst.dir, pf); werr != nil {
 				d.log.Warn("record readiness in pidfile", "instance", inst.id, "err", werr)
@@ -55,7 +55,7 @@ func (d *Driver) watchReady(inst *instance, p *process) {
 
 // waitFlows polls GET <admin>/flows/state until the flows run ("start", or "safe" in safe mode).
 func (d *Driver) waitFlows(inst *instance, p *process, token string) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d%sflows/state", p.port, drivers.AdminRoot)
+	url := runtimeURL(p.port) + drivers.AdminRoot + "flows/state"
 	deadline := time.Now().Add(d.cfg.ReadyTimeout)
 	last := "no answer yet"
 	var sawStart time.Time

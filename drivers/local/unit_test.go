@@ -101,12 +101,12 @@ func TestLogRingKeepsLastLines(t *testing.T) {
 
 func TestPortsAreOwnedUntilRemove(t *testing.T) {
 	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	busy := freePort(t)
+	l, err := net.Listen("tcp", net.JoinHostPort(listenAddress(busy), strconv.Itoa(busy))) // a foreign process there
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	busy := l.Addr().(*net.TCPAddr).Port
 	d := newTestDriver(t, "", func(c *Config) { c.PortMin, c.PortMax = busy, busy+2 })
 	dir := func(id string) string {
 		p := d.instanceDir(id)
