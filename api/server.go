@@ -15,6 +15,7 @@ import (
 	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -71,6 +72,9 @@ type Deps struct {
 	Billing *billing.Service
 	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
 	SnapshotSchedules SnapshotScheduler
+	// Mail queues e-mail (invitations, password resets); nil when no SMTP server is configured, when the links
+	// are logged for the operator and returned to whoever asked for them instead.
+	Mail *mail.Outbox
 }
 
 // Server is the HTTP API.
@@ -93,6 +97,7 @@ type Server struct {
 	billing   *billing.Service
 	schedules SnapshotScheduler
 	live      *liveHub
+	mail      *mail.Outbox
 }
 
 // New builds the API with every route registered.
@@ -111,6 +116,7 @@ func New(d Deps) *Server {
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines
 	s.schedules = d.SnapshotSchedules
+	s.mail = d.Mail
 	s.live = newLiveHub(d.Config.Live)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{

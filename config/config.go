@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +46,7 @@ type Config struct {
 	MetricsListen string // address of the Prometheus /metrics server; empty: none
 	Kubernetes    KubernetesConfig
 	Stripe        StripeConfig
+	Mail          MailConfig
 	Limits        Limits // abuse limits of the API and the broker
 
 	// TrustedProxies are the load balancers and reverse proxies in front of the API: from a peer in these ranges,
@@ -70,6 +73,16 @@ type StripeConfig struct {
 	APIURL        string        // Stripe's API base URL; empty: Stripe itself (tests and dev point it at stripe-mock)
 	Reconcile     time.Duration // how often every team's bill is compared with Stripe
 }
+
+// MailConfig is how Flowyard sends e-mail (invitations, password resets). Without an SMTP URL nothing is sent:
+// the link a message would carry is logged and handed to whoever asked for it.
+type MailConfig struct {
+	SMTPURL string // smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (TLS); empty: no e-mail
+	From    string // the From address, e.g. "Flowyard <flowyard@example.com>"
+}
+
+// MailEnabled reports whether an SMTP server is configured.
+func (c Config) MailEnabled() bool { return c.Mail.SMTPURL != "" }
 
 // BillingEnabled reports whether a Stripe key is configured.
 func (c Config) BillingEnabled() bool { return c.Stripe.Key != "" }
@@ -110,6 +123,8 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "", "json, text, or auto (JSON unless a terminal)")
 	s.str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "", "first platform admin, created on first start (idempotent)")
 	s.str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "", "its password")
+	s.str(&c.Mail.SMTPURL, "smtp-url", "FLOWYARD_SMTP_URL", "", "(none)", "SMTP server for invitations and password resets: `smtp://user:pass@host:587` (STARTTLS when the server offers it) or `smtps://user:pass@host:465` (TLS); escape an `@` in the user name as `%40`; the password is masked in the start-up log. Without it nothing is mailed: each link is logged for the operator, and an invitation's is returned to the inviter")
+	s.str(&c.Mail.From, "mail-from", "FLOWYARD_MAIL_FROM", "", "", "From address of that mail, e.g. `Flowyard <flowyard@example.com>` (needed with `--smtp-url`)")
 	s.boolean(&c.SecureCookies, "secure-cookies", "FLOWYARD_SECURE_COOKIES", "mark cookies Secure behind a TLS proxy")
 	s.str(&raw.proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "(none)", "comma-separated address ranges (`10.0.0.0/8,fd00::/8`) of the load balancers in front of the API; from them, `X-Forwarded-For` names the client the per-address limits count")
 	s.int(&c.BodyLimitMB, "body-limit-mb", "FLOWYARD_BODY_LIMIT_MB", 16, "largest request body in MiB")
@@ -268,6 +283,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--body-limit-mb=%d must be from 1 to 1024", c.BodyLimitMB))
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Mail.validate()...)
 	if c.Stripe.Key != "" && c.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("FLOWYARD_STRIPE_WEBHOOK_SECRET is needed with FLOWYARD_STRIPE_KEY: webhooks cannot be verified without it"))
 	}
@@ -303,7 +319,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("trustedProxies", c.TrustedProxies),
 		slog.String("driver", c.Driver), slog.String("instanceSandbox", c.InstanceSandbox), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
 		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
-		slog.String("stripeApiUrl", c.Stripe.APIURL))
+		slog.String("stripeApiUrl", c.Stripe.APIURL),
+		slog.String("smtpUrl", maskSMTPURL(c.Mail.SMTPURL)), slog.String("mailFrom", c.Mail.From))
 }
 
 func mask(s string) string {
@@ -328,6 +345,45 @@ func maskURL(u string) string {
 		return scheme + "://" + user + ":****@" + host
 	}
 	return u
+}
+
+// maskSMTPURL hides the password of an SMTP URL. It parses the URL rather than cutting at "@", since the user
+// name of a mail account is often an address; a URL that does not parse is hidden whole.
+func maskSMTPURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "****"
+	}
+	return u.Redacted()
+}
+
+func (m MailConfig) validate() []error {
+	if m.SMTPURL == "" {
+		return nil
+	}
+	var errs []error
+	u, err := url.Parse(m.SMTPURL)
+	switch {
+	case err != nil:
+		errs = append(errs, errors.New("--smtp-url is not a URL (escape an @ in the user name as %40)"))
+	case u.Scheme != "smtp" && u.Scheme != "smtps":
+		errs = append(errs, fmt.Errorf("--smtp-url must start with smtp:// or smtps://, not %s://", u.Scheme))
+	case u.Hostname() == "":
+		errs = append(errs, errors.New("--smtp-url needs a host"))
+	case u.Port() != "":
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("--smtp-url port %q must be from 1 to 65535", u.Port()))
+		}
+	}
+	if m.From == "" {
+		errs = append(errs, errors.New("--mail-from (FLOWYARD_MAIL_FROM) is needed with --smtp-url"))
+	} else if _, err := mail.ParseAddress(m.From); err != nil {
+		errs = append(errs, fmt.Errorf("--mail-from=%q is not an e-mail address", m.From))
+	}
+	return errs
 }
 
 // Logger builds the process logger: JSON unless stderr is a terminal.

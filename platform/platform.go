@@ -174,6 +174,9 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	deps.HTTPMetrics = apiMetrics(reg, st)
 	deps.SnapshotSchedules = &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
+	if deps.Mail, err = startMail(ctx, cfg, st, sealer, log); err != nil {
+		return err
+	}
 	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
 	if err != nil {
 		return err
@@ -235,6 +238,9 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopping.run("the worker", e.stop)
 	go e.reconcile(ctx)
 	deps := e.apiDeps(api.Deps{Store: st, Sealer: sealer, HTTPMetrics: apiMetrics(reg, st)})
+	if deps.Mail, err = startMail(ctx, cfg, st, sealer, log); err != nil {
+		return err
+	}
 	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
 	if err != nil {
 		return err
