@@ -57,14 +57,22 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
 	s.limiter.loginSucceeded(email)
+	if err := s.startSession(c, u); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"user": userView(u)})
+}
+
+// startSession signs u in on this browser: a new session and its cookie.
+func (s *Server) startSession(c *fiber.Ctx, u *storage.User) error {
 	token, hashed := domain.NewToken(domain.TokenPrefixSession)
-	expires := at.Add(s.cfg.SessionTTL)
+	expires := time.Now().Add(s.cfg.SessionTTL)
 	if err := s.store.InsertSession(c.UserContext(), &storage.Session{TokenHash: hashed, UserID: u.ID, ExpiresAt: expires}); err != nil {
 		return err
 	}
 	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: expires, HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteLaxMode, Secure: s.cfg.SecureCookies || c.Protocol() == "https"})
-	return c.JSON(fiber.Map{"user": userView(u)})
+	return nil
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {

@@ -30,12 +30,14 @@ import (
 
 // publicRoutes answer without a caller by design; each has its own protection.
 var publicRoutes = map[string]string{
-	"GET /healthz":                        "liveness probe: answers ok, nothing of any team",
-	"GET /readyz":                         "readiness probe: names dependencies, nothing of any team",
-	"GET /api/v1/openapi.json":            "the API's description, fetched by this very test",
-	"POST /api/v1/auth/login":             "sign-in: e-mail and password are its credentials (login tests and the rate limiter cover it)",
-	"POST /api/v1/auth/logout":            "ends the caller's own session, which would sign the intruder out mid-test",
-	"POST /api/v1/billing/stripe-webhook": "Stripe's webhook: its own signature, verified before anything is read (billing tests)",
+	"GET /healthz":                             "liveness probe: answers ok, nothing of any team",
+	"GET /readyz":                              "readiness probe: names dependencies, nothing of any team",
+	"GET /api/v1/openapi.json":                 "the API's description, fetched by this very test",
+	"POST /api/v1/auth/login":                  "sign-in: e-mail and password are its credentials (login tests and the rate limiter cover it)",
+	"POST /api/v1/auth/logout":                 "ends the caller's own session, which would sign the intruder out mid-test",
+	"POST /api/v1/billing/stripe-webhook":      "Stripe's webhook: its own signature, verified before anything is read (billing tests)",
+	"POST /api/v1/invitations/{token}/accept":  "the invitation link's token is its credential (invitations tests: forged, used, revoked, expired links)",
+	"POST /api/v1/invitations/{token}/decline": "likewise",
 }
 
 // ownAccountRoutes are open to every signed-in user and act on the caller's own account or on the platform's
@@ -238,6 +240,9 @@ func (w *crossWorld) buildTenant(t *testing.T, team, teamID, runtimeURL string) 
 
 	prov := owner.mustJSON(201, "POST", "/api/v1/teams/"+teamID+"/provisioning-tokens", map[string]any{"name": name("prov")})
 	a.params["provisioningTokenId"], a.secrets["provisioning token id"], a.secrets["provisioning token"] = id(prov), id(prov), prov["token"].(string)
+	inv := owner.mustJSON(201, "POST", "/api/v1/teams/"+teamID+"/invitations", map[string]any{"email": name("invitee") + "@example.com", "role": "member"})
+	a.params["invitationId"], a.secrets["invitation id"], a.secrets["invited address"] = id(inv), id(inv), name("invitee")+"@example.com"
+	a.secrets["invitation link"] = inv["link"].(string)
 	pat := owner.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": name("pat")})
 	a.params["userTokenId"], a.secrets["personal token id"], a.secrets["personal token"] = id(pat), id(pat), pat["token"].(string)
 	return a

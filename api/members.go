@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -20,8 +21,9 @@ type changeRoleRequest struct {
 
 func (s *Server) registerMembers() {
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/members", Summary: "The team's members.", Tag: "teams"}, s.listMembers)
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/members", Summary: "Add an existing user to the team by e-mail (platform admins); " +
-		"team owners get 403 invitations_unavailable for every address until invitations exist.", Tag: "teams", Body: addMemberRequest{}, Status: 201}, s.addMember)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/members", Summary: "Add someone by e-mail. A platform admin adds an existing account at once (201, the member); " +
+		"a team owner invites the address instead (202, the invitation, exactly as POST /api/v1/teams/{teamId}/invitations answers it).",
+		Tag: "teams", Body: addMemberRequest{}, Status: 201}, s.addMember)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/teams/:teamId/members/:userId", Summary: "Change a member's role.", Tag: "teams", Body: changeRoleRequest{}}, s.changeMemberRole)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId/members/:userId", Summary: "Remove a member (or leave the team).", Tag: "teams", Status: 204}, s.removeMember)
 }
@@ -50,16 +52,9 @@ func parseRoleField(s string) (domain.Role, error) {
 	return r, nil
 }
 
-// errInvitationsUnavailable answers a team owner who asks to add someone. Adding an existing account without its
-// holder's consent is not allowed, and invitations (which ask for it) do not exist yet. The answer comes before
-// the address is looked up, so it is the same whether or not the address belongs to an account: the route does
-// not tell a team owner who is registered.
-var errInvitationsUnavailable = &domain.Error{Kind: domain.KindForbidden, Code: "invitations_unavailable",
-	Message: "Flowyard does not add people to a team without their consent and cannot send invitations yet; " +
-		"ask a platform admin to add the person's account to the team."}
-
-// addMember adds an existing user to a team. Only platform admins may (the operator, who sees every account
-// anyway); see errInvitationsUnavailable for everyone else.
+// addMember adds an existing user to a team when a platform admin asks (the operator, who sees every account
+// anyway). Anyone else with the right to add members invites the address: joining needs the consent of the
+// person who joins, and the answer must not tell the owner whether the address has an account.
 func (s *Server) addMember(c *fiber.Ctx) error {
 	who, team, _, err := s.teamFor(c, domain.ActionTeamUserInvite)
 	if err != nil {
@@ -69,6 +64,13 @@ func (s *Server) addMember(c *fiber.Ctx) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	if !who.user.Admin {
+		v, err := s.invite(c, who, team, inviteRequest(req))
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusAccepted).JSON(v)
+	}
 	email, emailErr := domain.ValidateEmail("email", req.Email)
 	if err := domain.Collect(emailErr); err != nil {
 		return err
@@ -76,9 +78,6 @@ func (s *Server) addMember(c *fiber.Ctx) error {
 	role, err := parseRoleField(req.Role)
 	if err != nil {
 		return err
-	}
-	if !who.user.Admin {
-		return errInvitationsUnavailable
 	}
 	var added storage.Member
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
@@ -104,6 +103,7 @@ func (s *Server) addMember(c *fiber.Ctx) error {
 	return created(c, memberView(&added))
 }
 
+// checkMemberLimit refuses one more member when the members and the pending invitations fill the team's limit.
 func (s *Server) checkMemberLimit(ctx context.Context, tx *storage.Store, team *storage.Team) error {
 	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
 	if err != nil {
@@ -113,7 +113,11 @@ func (s *Server) checkMemberLimit(ctx context.Context, tx *storage.Store, team *
 	if err != nil {
 		return err
 	}
-	if domain.Exceeds(tt.Properties.Limits.Members, n) {
+	pending, err := tx.CountPendingInvitations(ctx, team.ID, time.Now())
+	if err != nil {
+		return err
+	}
+	if domain.Exceeds(tt.Properties.Limits.Members, n+pending) {
 		return domain.LimitExceeded("members", tt.Properties.Limits.Members)
 	}
 	return nil

@@ -163,6 +163,7 @@ func (s *Server) registerRoutes() {
 	s.registerPlatformObjects()
 	s.registerTeams()
 	s.registerMembers()
+	s.registerInvitations()
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()

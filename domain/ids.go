@@ -56,6 +56,8 @@ const (
 	TokenPrefixDevice       = "fyd_"
 	TokenPrefixProvisioning = "fyp_"
 	TokenPrefixInstance     = "fyi_"
+	TokenPrefixInvitation   = "fyv_"
+	TokenPrefixReset        = "fyr_"
 )
 
 // NewToken returns a random token with the prefix, and the hash to store in its place.

@@ -1,1 +1,3 @@
+DROP TABLE invitations;
+--bun:split
 DROP TABLE mail_outbox;

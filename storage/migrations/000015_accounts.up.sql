@@ -13,3 +13,21 @@ CREATE TABLE mail_outbox (
 );
 --bun:split
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at);
+--bun:split
+-- Invitations to a team by e-mail. Only the digest of the link's token is stored. A row keeps its final state
+-- (accepted, declined, revoked) so that a used link answers why it no longer works; an address has at most one
+-- pending invitation a team.
+CREATE TABLE invitations (
+    id          TEXT PRIMARY KEY,
+    team_id     TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    email       TEXT NOT NULL,
+    role        BIGINT NOT NULL,
+    token_hash  TEXT NOT NULL UNIQUE,
+    status      TEXT NOT NULL,
+    invited_by  TEXT REFERENCES users (id) ON DELETE SET NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+--bun:split
+CREATE UNIQUE INDEX invitations_pending_email ON invitations (team_id, email) WHERE status = 'pending';
