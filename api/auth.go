@@ -24,9 +24,10 @@ var errCrossOrigin = &domain.Error{Kind: domain.KindForbidden, Code: "cross_orig
 
 // caller is who sent a request.
 type caller struct {
-	user     *storage.User
-	tokenID  string // the personal access token used, if any
-	readOnly bool   // a token with the "read" scope may only read
+	user        *storage.User
+	tokenID     string // the personal access token used, if any
+	sessionHash string // the digest of the session cookie used, if any
+	readOnly    bool   // a token with the "read" scope may only read
 }
 
 func (c *caller) domainCaller() domain.Caller {
@@ -60,7 +61,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			return &domain.Error{Kind: domain.KindForbidden, Code: "read_only_token", Message: "This token may only read."}
 		}
 		c.Locals("caller", who)
-		return c.Next()
+		return s.holdToPasswordChange(c, who.user)
 	}
 	if cookie := c.Cookies(sessionCookie); cookie != "" {
 		u, err := s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
@@ -70,13 +71,28 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			return errCrossOrigin
 		}
 		if err == nil {
-			c.Locals("caller", &caller{user: u})
-		} else if !domain.IsKind(err, domain.KindNotFound) {
+			c.Locals("caller", &caller{user: u, sessionHash: domain.HashToken(cookie)})
+			return s.holdToPasswordChange(c, u)
+		}
+		if !domain.IsKind(err, domain.KindNotFound) {
 			return err
 		}
 		// An expired or unknown cookie is treated as none, so a stale browser can still reach the login route.
 	}
 	return c.Next()
+}
+
+// errPasswordChangeRequired answers a user who must choose a password first (the generated first admin).
+var errPasswordChangeRequired = &domain.Error{Kind: domain.KindForbidden, Code: "password_change_required",
+	Message: "Change your password first: POST /api/v1/user/password with the current one and a new one."}
+
+// holdToPasswordChange lets a user who must change the password reach only the password change and sign-out
+// (the dashboard's pages are served before authentication, so it can show the form).
+func (s *Server) holdToPasswordChange(c *fiber.Ctx, u *storage.User) error {
+	if !u.PasswordChangeRequired || c.Method() == fiber.MethodPost && (c.Path() == passwordChangePath || c.Path() == logoutPath) {
+		return c.Next()
+	}
+	return errPasswordChangeRequired
 }
 
 func bearerToken(c *fiber.Ctx) (string, bool) {

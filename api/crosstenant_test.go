@@ -38,6 +38,8 @@ var publicRoutes = map[string]string{
 	"POST /api/v1/billing/stripe-webhook":      "Stripe's webhook: its own signature, verified before anything is read (billing tests)",
 	"POST /api/v1/invitations/{token}/accept":  "the invitation link's token is its credential (invitations tests: forged, used, revoked, expired links)",
 	"POST /api/v1/invitations/{token}/decline": "likewise",
+	"POST /api/v1/auth/password-reset":         "answers alike for every address and mails only the address's holder (passwords tests)",
+	"POST /api/v1/auth/password-reset/{token}": "the reset link's token is its credential (passwords tests: forged, used, expired links)",
 }
 
 // ownAccountRoutes are open to every signed-in user and act on the caller's own account or on the platform's
@@ -46,6 +48,7 @@ var publicRoutes = map[string]string{
 var ownAccountRoutes = map[string]string{
 	"GET /api/v1/user":                            "the caller's own profile",
 	"GET /api/v1/user/tokens":                     "the caller's own tokens",
+	"POST /api/v1/user/password":                  "changes the caller's own password (needs the current one)",
 	"POST /api/v1/user/tokens":                    "creates a token for the caller",
 	"GET /api/v1/teams":                           "the caller's own teams",
 	"POST /api/v1/teams":                          "creates a team owned by the caller",

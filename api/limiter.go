@@ -49,6 +49,9 @@ const (
 	DefaultLoginDelay              = time.Second
 
 	loginWindow     = 15 * time.Minute
+	resetWindow     = time.Hour
+	resetsPerEmail  = 3  // reset e-mails one address can be sent in resetWindow
+	resetsPerIP     = 20 // reset requests one client address may send in resetWindow
 	provisionWindow = time.Minute
 
 	loginDelayMost = 15 * time.Minute // the longest delay of an account
@@ -79,12 +82,13 @@ type limiters struct {
 	accounts   *backoff // sign-in attempts per account
 	addresses  *window  // failed sign-ins per client address
 	provisions *window  // provisioning attempts, failed or not
+	resets     *window  // password-reset requests per address asked about and per client address
 }
 
 func newLimiters(l Limits) *limiters {
 	l = l.withDefaults()
 	return &limiters{Limits: l, accounts: newBackoff(l.LoginFailuresPerAccount, l.LoginDelay, loginDelayMost, loginForget),
-		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow)}
+		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow), resets: newWindow(resetWindow)}
 }
 
 // loginAttempt lets a sign-in for this account from this address go ahead (0), or says how long it must wait. An
@@ -119,6 +123,17 @@ func (l *limiters) provisionAttempt(tokenHash, ip string, at time.Time) error {
 			fmt.Sprintf("More than %d devices were provisioned from this address in a minute; wait and try again.", l.ProvisionsPerIP), wait)
 	}
 	l.provisions.add(at, "t:"+tokenHash, "i:"+ip)
+	return nil
+}
+
+// resetRequest counts one password-reset request for an e-mail address from a client address, and refuses it with
+// 429 when either has used up its window. The address is counted whether or not an account has it, so the
+// limit's answer tells nothing either.
+func (l *limiters) resetRequest(email, ip string, at time.Time) error {
+	if wait := max(l.resets.wait("e:"+email, resetsPerEmail, at), l.resets.wait("i:"+ip, resetsPerIP, at)); wait > 0 {
+		return domain.TooMany("too_many_password_resets", "Too many password resets were asked for; wait as long as Retry-After says.", wait)
+	}
+	l.resets.add(at, "e:"+email, "i:"+ip)
 	return nil
 }
 

@@ -164,6 +164,7 @@ func (s *Server) registerRoutes() {
 	s.registerTeams()
 	s.registerMembers()
 	s.registerInvitations()
+	s.registerPasswords()
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()

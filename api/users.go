@@ -37,14 +37,14 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	return created(c, userView(u))
 }
 
-// NewUser validates a new user's fields and hashes the password. The admin CLI uses it too, so both paths
-// apply the same rules.
+// NewUser validates a new user's fields and hashes the password. Every way an account is made (the admin API and
+// CLI, the configured first admin, accepting an invitation) goes through it, so each applies the password policy.
 func NewUser(email, name, password string, admin bool) (*storage.User, error) {
 	email, emailErr := domain.ValidateEmail("email", email)
 	if name == "" {
 		name = email
 	}
-	if err := domain.Collect(emailErr, domain.ValidateName("name", name), domain.ValidatePassword("password", password)); err != nil {
+	if err := domain.Collect(emailErr, domain.ValidateName("name", name), domain.ValidateNewPassword("password", password)); err != nil {
 		return nil, err
 	}
 	hash, err := domain.HashPassword(password)

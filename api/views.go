@@ -10,15 +10,17 @@ import (
 // Views turn store rows into the API's JSON shapes; no bun model is ever written out directly.
 
 type userJSON struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Admin     bool      `json:"admin"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+	// PasswordChangeRequired: every route but the password change and sign-out answers 403 until it is done.
+	PasswordChangeRequired bool      `json:"passwordChangeRequired"`
+	CreatedAt              time.Time `json:"createdAt"`
 }
 
 func userView(u *storage.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Admin: u.Admin, CreatedAt: u.CreatedAt}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Admin: u.Admin, PasswordChangeRequired: u.PasswordChangeRequired, CreatedAt: u.CreatedAt}
 }
 
 type tokenJSON struct {

@@ -26,7 +26,6 @@ var reservedInstanceNames = map[string]bool{
 const (
 	MaxNameLength        = 100
 	MaxDescriptionLength = 2000
-	MinPasswordLength    = 8
 	MaxPasswordLength    = 128
 )
 
@@ -101,15 +100,6 @@ func ValidateEmail(field, s string) (string, *FieldError) {
 		return s, &FieldError{Field: field, Detail: "must be an e-mail address"}
 	}
 	return s, nil
-}
-
-// ValidatePassword checks a new password's length.
-func ValidatePassword(field, s string) *FieldError {
-	n := utf8.RuneCountInString(s)
-	if n < MinPasswordLength || n > MaxPasswordLength {
-		return &FieldError{Field: field, Detail: fmt.Sprintf("must be %d to %d characters", MinPasswordLength, MaxPasswordLength)}
-	}
-	return nil
 }
 
 // ValidateEnvName checks an environment variable name. FF_ and FLOWYARD_ names belong to the platform.

@@ -95,12 +95,14 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 	if err != nil {
 		return describe(err)
 	}
+	// A generated password has been in a log: its holder must choose their own before doing anything else.
+	u.PasswordChangeRequired = generated
 	if err := st.InsertUser(ctx, u); err != nil {
 		return err
 	}
 	if generated {
 		// Printed once: the password is not stored anywhere but as a hash.
-		log.Warn("created the platform admin with a generated password, shown only this once: keep it",
+		log.Warn("created the platform admin with a generated password, shown only this once: sign in and change it",
 			"signIn", cfg.PublicURL+"/", "email", email, "password", password)
 	} else {
 		log.Info("created the platform admin", "email", email)

@@ -38,8 +38,8 @@ func TestMakeRunFromAFreshFolder(t *testing.T) {
 	t.Cleanup(func() { killInstanceRuntimes(filepath.Join(folder, "data")) })
 
 	run.start()
-	password := run.generatedPassword()
-	runQuickstart(t, run.url, password)
+	runQuickstart(t, run.url, run.generatedPassword(), quickstartPassword)
+	password := quickstartPassword // the quick start changed the generated one
 	c := (&apitest.Env{URL: run.url}).Client(t)
 	c.Login("admin@localhost", password)
 	instance := onlyInstance(t, c, "My Team")
@@ -148,9 +148,12 @@ func (r *makeRun) generatedPassword() string {
 	return ""
 }
 
-// runQuickstart runs the README's quick-start blocks with bash from an empty folder, the password typed
-// at its prompt; only the address is moved to the test's port.
-func runQuickstart(t *testing.T, url, password string) {
+// quickstartPassword is what the quick start is told to change the generated admin password to.
+const quickstartPassword = "quick-start-admin-password"
+
+// runQuickstart runs the README's quick-start blocks with bash from an empty folder, the generated password and
+// a new one typed at its prompts; only the address is moved to the test's port.
+func runQuickstart(t *testing.T, url, password, newPassword string) {
 	t.Helper()
 	script := quickstartScript(t)
 	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", url)
@@ -158,7 +161,7 @@ func runQuickstart(t *testing.T, url, password string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = t.TempDir()
-	cmd.Stdin = strings.NewReader(password + "\n")
+	cmd.Stdin = strings.NewReader(password + "\n" + newPassword + "\n")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "the README's quick start failed:\n%s\noutput:\n%s", script, out)
 }

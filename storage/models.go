@@ -16,8 +16,10 @@ type User struct {
 	Name          string
 	PasswordHash  string
 	Admin         bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// PasswordChangeRequired holds the user to changing the password before anything else (a generated one).
+	PasswordChangeRequired bool
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 }
 
 // Session is a signed-in browser; only the hash of its cookie value is stored.

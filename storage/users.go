@@ -120,7 +120,7 @@ type TokenOwner struct {
 func (s *Store) GetUserByToken(ctx context.Context, hash, kind string, at time.Time) (*User, *Token, error) {
 	var row TokenOwner
 	err := s.db.NewSelect().TableExpr("tokens AS t").
-		ColumnExpr("u.id AS u_id, u.email AS u_email, u.name AS u_name, u.password_hash AS u_password_hash, u.admin AS u_admin, u.created_at AS u_created_at, u.updated_at AS u_updated_at").
+		ColumnExpr("u.id AS u_id, u.email AS u_email, u.name AS u_name, u.password_hash AS u_password_hash, u.admin AS u_admin, u.password_change_required AS u_password_change_required, u.created_at AS u_created_at, u.updated_at AS u_updated_at").
 		ColumnExpr("t.id AS t_id, t.kind AS t_kind, t.name AS t_name, t.owner_type AS t_owner_type, t.owner_id AS t_owner_id, t.scopes AS t_scopes, t.expires_at AS t_expires_at").
 		Join("JOIN users AS u ON u.id = t.owner_id").
 		Where("t.token_hash = ? AND t.kind = ? AND t.owner_type = 'user'", hash, kind).
@@ -130,4 +130,54 @@ func (s *Store) GetUserByToken(ctx context.Context, hash, kind string, at time.T
 		return nil, nil, classify(err, "token")
 	}
 	return &row.User, &row.Token, nil
+}
+
+// SetPassword stores a new password hash and lifts the requirement to change it.
+func (s *Store) SetPassword(ctx context.Context, userID, hash string) error {
+	res, err := s.db.NewUpdate().Model((*User)(nil)).Set("password_hash = ?", hash).Set("password_change_required = FALSE").
+		Set("updated_at = ?", now()).Where("id = ?", userID).Exec(ctx)
+	return mustAffect(res, err, "user")
+}
+
+// DeleteSessionsOfUser ends every session of a user but the one whose hash is kept ("" for none).
+func (s *Store) DeleteSessionsOfUser(ctx context.Context, userID, keep string) error {
+	_, err := s.db.NewDelete().Model((*Session)(nil)).Where("user_id = ? AND token_hash <> ?", userID, keep).Exec(ctx)
+	return err
+}
+
+// PasswordReset is a password-reset link; only the digest of its token is stored.
+type PasswordReset struct {
+	bun.BaseModel `bun:"table:password_resets"`
+	TokenHash     string `bun:",pk"`
+	UserID        string
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+}
+
+// InsertPasswordReset stores a reset link.
+func (s *Store) InsertPasswordReset(ctx context.Context, r *PasswordReset) error {
+	r.CreatedAt = now()
+	_, err := s.db.NewInsert().Model(r).Exec(ctx)
+	return err
+}
+
+// TakePasswordReset uses up an unexpired reset link: it is deleted in the same statement that finds it, so a
+// link works once even when two requests race.
+func (s *Store) TakePasswordReset(ctx context.Context, hash string, at time.Time) (*PasswordReset, error) {
+	r := new(PasswordReset)
+	err := s.db.NewSelect().Model(r).Where("token_hash = ? AND expires_at > ?", hash, at.UTC()).Scan(ctx)
+	if err != nil {
+		return nil, classify(err, "password reset")
+	}
+	res, err := s.db.NewDelete().Model((*PasswordReset)(nil)).Where("token_hash = ?", hash).Exec(ctx)
+	if err := mustAffect(res, err, "password reset"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeletePasswordResets removes every reset link of a user (the password changed).
+func (s *Store) DeletePasswordResets(ctx context.Context, userID string) error {
+	_, err := s.db.NewDelete().Model((*PasswordReset)(nil)).Where("user_id = ?", userID).Exec(ctx)
+	return err
 }

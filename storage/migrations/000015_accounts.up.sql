@@ -31,3 +31,17 @@ CREATE TABLE invitations (
 );
 --bun:split
 CREATE UNIQUE INDEX invitations_pending_email ON invitations (team_id, email) WHERE status = 'pending';
+--bun:split
+-- A user whose password someone else chose (the generated first admin) must choose their own before anything else.
+ALTER TABLE users ADD COLUMN password_change_required BOOLEAN NOT NULL DEFAULT FALSE;
+--bun:split
+-- Password-reset links: only the digest of the token is stored; a row is deleted when used, and every row of
+-- the user when the password changes.
+CREATE TABLE password_resets (
+    token_hash TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    expires_at TIMESTAMPTZ NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+--bun:split
+CREATE INDEX password_resets_user_id ON password_resets (user_id);
