@@ -13,9 +13,13 @@ export class ApiError extends Error {
 }
 
 let onUnauthorized = () => {};
+let onPasswordChangeRequired = () => {};
 
 // setUnauthorizedHandler decides what a 401 does (the app sends the user to sign in).
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+
+// setPasswordChangeHandler decides what a 403 password_change_required does (the app shows the password form).
+export function setPasswordChangeHandler(fn) { onPasswordChangeRequired = fn; }
 
 export async function request(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
@@ -34,6 +38,7 @@ export async function request(method, path, body) {
   if (!res.ok) {
     const err = new ApiError(res.status, data);
     if (res.status === 401 && path !== '/auth/login') onUnauthorized(err);
+    if (err.code === 'password_change_required') onPasswordChangeRequired(err);
     throw err;
   }
   return data;

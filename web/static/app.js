@@ -17,12 +17,22 @@ api.setUnauthorizedHandler(() => {
   if (location.pathname !== '/signin') navigate('/signin?next=' + encodeURIComponent(location.pathname + location.search), { replace: true });
 });
 
+// passwordPath is where a user who must change the password is held (the API answers nothing else).
+const passwordPath = '/account/password';
+
+api.setPasswordChangeHandler(() => {
+  state.user = { ...(state.user || {}), passwordChangeRequired: true };
+  if (location.pathname !== passwordPath) navigate(passwordPath, { replace: true });
+});
+
 async function loadSession() {
   try {
     state.user = await api.get('/user');
     state.teams = await api.list('/teams');
-  } catch {
-    state.user = null;
+  } catch (err) {
+    // A user held to changing the password is signed in, but may read nothing until it is done.
+    state.user = err instanceof api.ApiError && err.code === 'password_change_required' ? { passwordChangeRequired: true } : null;
+    state.teams = [];
   }
 }
 
@@ -53,6 +63,7 @@ function renderShell(team) {
     h('form', { class: 'switcher', onSubmit: go, 'aria-label': 'Switch team' }, h('label', { for: 'team-switcher' }, 'Team'), switcher,
       h('button', { type: 'submit' }, 'Open'), h('a', { href: '/teams/new' }, 'New team')),
     h('div', { class: 'who' }, h('span', {}, state.user.name || state.user.email, state.user.admin ? ' (admin)' : ''),
+      ' ', h('a', { href: passwordPath }, 'Change password'), ' ',
       h('button', { type: 'button', id: 'sign-out', onClick: signOut }, 'Sign out')));
   renderNav(team);
 }
@@ -144,6 +155,10 @@ async function show() {
     navigate('/signin?next=' + encodeURIComponent(location.pathname + location.search), { replace: true });
     return;
   }
+  if (state.user?.passwordChangeRequired && location.pathname !== passwordPath && !m?.route.public) {
+    navigate(passwordPath, { replace: true });
+    return;
+  }
   let team = null;
   if (m?.params.team) {
     team = findTeam(m.params.team);
@@ -174,6 +189,6 @@ function draw(seq, title, nodes) {
   announce(title || 'Flowyard');
 }
 
-export const app = { state, refreshTeams };
+export const app = { state, refreshTeams, loadSession };
 
 startRouter(routes, show);

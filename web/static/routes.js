@@ -7,6 +7,9 @@ import * as api from './api.js';
 
 export const routes = [
   { path: '/signin', page: () => import('./pages/signin.js'), public: true },
+  { path: '/invitations/:token', page: () => import('./pages/invitation.js'), public: true },
+  { path: '/reset-password/:token', page: () => import('./pages/reset-password.js'), public: true },
+  { path: '/account/password', page: () => import('./pages/password.js') },
   { path: '/', page: () => import('./pages/home.js') },
   { path: '/teams/new', page: () => import('./pages/team-new.js') },
   { path: '/teams/:team', page: () => import('./pages/applications.js'),

@@ -1,5 +1,5 @@
 import * as api from '../api.js';
-import { action, announce, form, h, replace, section, table } from '../ui.js';
+import { action, announce, copyBlock, fmtTime, form, h, replace, section, table } from '../ui.js';
 
 export const title = 'Members';
 
@@ -31,14 +31,46 @@ export async function render(ctx) {
   ];
 }
 
-// addMemberSection: until invitations exist, only platform admins add existing accounts to a team (the API
-// refuses owners alike for every address, so that it reveals no account); owners are told so.
+// addMemberSection: owners invite by e-mail (the person joins by accepting); platform admins may also add an
+// existing account at once. Without a mail server the API answers the invitation link, shown here to pass on.
 function addMemberSection(ctx, base, refresh) {
   if (!ctx.can('team:user:invite')) return null;
-  if (!ctx.user.admin) {
-    return section('Add a member', h('p', { class: 'hint' },
-      'Invitations are not available yet: a platform admin adds people who already have an account.'));
-  }
+  const pendingEl = h('div', {});
+  const linkEl = h('div', {});
+  const refreshPending = async () => replace(pendingEl, table({
+    caption: 'Pending invitations',
+    empty: 'No pending invitations.',
+    columns: [
+      { label: 'Email', cell: (i) => i.email },
+      { label: 'Role', cell: (i) => i.role },
+      { label: 'Expires', cell: (i) => fmtTime(i.expiresAt) },
+      { label: 'Actions', cell: (i) => action('Revoke', async () => {
+        await api.del(`${base}/invitations/${i.id}`);
+        announce(`The invitation to ${i.email} was revoked.`);
+        await refreshPending();
+      }) },
+    ],
+    rows: await api.list(`${base}/invitations`),
+    rowAttrs: (i) => ({ 'data-invitation': i.email }),
+  }));
+  refreshPending();
+  const invite = form({
+    label: 'Invite a member', submit: 'Send invitation', cls: 'inline',
+    fields: [{ name: 'email', label: 'Email', type: 'email', required: true, hint: 'They join when they accept the e-mailed link.' },
+      { name: 'role', label: 'Role', type: 'select', value: 'member', options: roles }],
+    onSubmit: async (v, el) => {
+      const inv = await api.post(`${base}/invitations`, v);
+      el.reset();
+      replace(linkEl, inv.link ? copyBlock('Invitation link', inv.link) : null);
+      announce(inv.link ? `Invitation to ${v.email} created: no mail server is configured, so pass on the link.` : `Invitation sent to ${v.email}.`);
+      await refreshPending();
+    },
+  });
+  return [section('Invite a member', invite, linkEl, pendingEl), ctx.user.admin ? directAddSection(base, refresh) : null];
+}
+
+// directAddSection: a platform admin adds an existing account without an invitation.
+function directAddSection(base, refresh) {
   return section('Add a member', form({
     label: 'Add a member', submit: 'Add member', cls: 'inline',
     fields: [{ name: 'email', label: 'Email', type: 'email', required: true, hint: 'The person needs a Flowyard account.' },

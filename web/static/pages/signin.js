@@ -1,6 +1,6 @@
 import * as api from '../api.js';
 import { app } from '../app.js';
-import { form, h } from '../ui.js';
+import { form, h, section } from '../ui.js';
 
 export const title = 'Sign in';
 
@@ -16,9 +16,22 @@ export async function render(ctx) {
     onSubmit: async (v) => {
       const res = await api.post('/auth/login', { email: v.email, password: v.password });
       app.state.user = res.user;
+      if (res.user.passwordChangeRequired) return ctx.navigate('/account/password', { replace: true });
       await app.refreshTeams();
       ctx.navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', { replace: true });
     },
   });
-  return h('div', { class: 'narrow' }, h('h1', {}, 'Sign in to Flowyard'), signIn);
+  const sent = h('p', { role: 'status' });
+  const forgot = form({
+    label: 'Get a reset link',
+    submit: 'Send reset link',
+    fields: [{ name: 'email', label: 'Address of your account', type: 'email', required: true, autocomplete: 'username' }],
+    onSubmit: async (v, el) => {
+      const res = await api.post('/auth/password-reset', { email: v.email });
+      el.reset();
+      sent.textContent = res.message;
+    },
+  });
+  return h('div', { class: 'narrow' }, h('h1', {}, 'Sign in to Flowyard'), signIn,
+    h('details', { class: 'forgot' }, h('summary', {}, 'Forgot your password?'), section('Get a reset link', forgot, sent)));
 }
