@@ -279,6 +279,9 @@ func optional(s string) *string {
 
 // checkDeviceLimit applies the team type's device limit, inside the registering transaction.
 func (s *Server) checkDeviceLimit(ctx context.Context, tx *storage.Store, team *storage.Team) error {
+	if err := tx.LockTeam(ctx, team.ID); err != nil {
+		return err
+	}
 	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
 	if err != nil {
 		return err

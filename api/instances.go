@@ -232,6 +232,9 @@ func orEmpty(m map[string]any) map[string]any {
 
 // checkInstanceLimits applies the team type's instance limits, inside the creating transaction.
 func (s *Server) checkInstanceLimits(ctx context.Context, tx *storage.Store, in *storage.Instance) error {
+	if err := tx.LockTeam(ctx, in.TeamID); err != nil {
+		return err
+	}
 	team, err := tx.GetTeam(ctx, in.TeamID)
 	if err != nil {
 		return err

@@ -105,6 +105,9 @@ func (s *Server) addMember(c *fiber.Ctx) error {
 
 // checkMemberLimit refuses one more member when the members and the pending invitations fill the team's limit.
 func (s *Server) checkMemberLimit(ctx context.Context, tx *storage.Store, team *storage.Team) error {
+	if err := tx.LockTeam(ctx, team.ID); err != nil {
+		return err
+	}
 	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
 	if err != nil {
 		return err

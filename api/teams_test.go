@@ -3,11 +3,13 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -103,5 +105,47 @@ func TestTeamTypeChangeChecksEveryLimit(t *testing.T) {
 
 		fits := newType("Exact", map[string]any{"members": 4, "instances": 2, "instancesPerType": map[string]int{instanceType: 2}, "devices": 2})
 		assert.Equal(t, fits, owner.Must(200, "PATCH", team, map[string]any{"teamTypeId": fits}).String("teamTypeId"))
+	})
+}
+
+// Concurrent requests never take a team past a limit: the count and the insert of each happen under the
+// team's lock, so of many registrations racing for the last free device slot exactly one wins.
+func TestConcurrentRequestsMeetTheTeamLimits(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect string) {
+		sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+		require.NoError(t, err)
+		w := newWorld(t, dialect, func(d *api.Deps) { d.Sealer = sealer })
+		team := "/api/v1/teams/" + w.teamID
+		const devicesAllowed = 2
+		small := w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Two devices", "selfService": true,
+			"properties": map[string]any{"limits": map[string]any{"devices": devicesAllowed}}}).String("id")
+		w.byRole["owner"].Must(200, "PATCH", team, map[string]any{"teamTypeId": small})
+
+		statuses := make([]int, 12)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := w.byRole["owner"].Do("POST", "/api/v1/devices",
+					map[string]any{"name": fmt.Sprint("racer-", i), "type": "pi", "team": w.teamID})
+				statuses[i] = r.Status
+				if r.Status != 200 && r.Status != 409 {
+					t.Logf("%s", r.Raw)
+				}
+			}()
+		}
+		wg.Wait()
+		registered := 0
+		for _, s := range statuses {
+			assert.Contains(t, []int{200, 409}, s)
+			if s == 200 {
+				registered++
+			}
+		}
+		assert.Equal(t, devicesAllowed, registered, "statuses %v", statuses)
+		n, err := w.env.Store.CountTeamDevices(context.Background(), w.teamID)
+		require.NoError(t, err)
+		assert.Equal(t, devicesAllowed, n, "the team holds no more devices than its type allows")
 	})
 }

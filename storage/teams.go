@@ -105,3 +105,11 @@ func (s *Store) ListMembers(ctx context.Context, teamID string, p Page) ([]Membe
 		Where("m.team_id = ?", teamID)
 	return listPage(ctx, q, "m.user_id", p, func(m *Member) string { return m.UserID })
 }
+
+// LockTeam holds the team's row until the transaction ends, so that counting what a team holds and adding to it
+// (a limit check and its insert) happen one request at a time for that team. Postgres, at READ COMMITTED, would
+// otherwise let concurrent transactions each count the same total and all insert; SQLite takes its write lock.
+func (s *Store) LockTeam(ctx context.Context, teamID string) error {
+	_, err := s.db.NewUpdate().Table("teams").Set("id = id").Where("id = ?", teamID).Exec(ctx)
+	return err
+}
