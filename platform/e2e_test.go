@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,8 @@ func freePort(t testing.TB) int {
 // startDev runs `flowyard dev` in-process on free ports with its own data dir, using the repository's
 // bin/temporal and the shared test stacks dir, and returns the API's URL.
 // startDev takes extra flags that override the defaults (the last of a flag wins).
+// A port found free can be taken by another test package before flowyard binds it; such a start is retried on
+// other ports instead of failing the test.
 func startDev(t testing.TB, extra ...string) devEnv {
 	t.Helper()
 	repo, err := filepath.Abs("..")
@@ -48,6 +51,20 @@ func startDev(t testing.TB, extra ...string) devEnv {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
 	}
+	for attempt := 1; ; attempt++ {
+		env, err := tryStartDev(t, repo, bin, extra)
+		if err == nil {
+			return env
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			t.Fatalf("flowyard dev did not start: %v", err)
+		}
+		t.Logf("flowyard dev lost a port to another process (%v); starting it on other ports", err)
+	}
+}
+
+// tryStartDev starts `flowyard dev` once and waits until it is ready, or returns the error it exited with.
+func tryStartDev(t testing.TB, repo, bin string, extra []string) (devEnv, error) {
 	dataDir := t.TempDir()
 	linkStacks(t, dataDir)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -63,6 +80,12 @@ func startDev(t testing.TB, extra ...string) devEnv {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	go func() { done <- platform.RunDev(ctx, cfg, log) }()
+	url := "http://" + listen
+	if err := readyOrExited(url, done); err != nil {
+		cancel()
+		killInstanceRuntimes(dataDir)
+		return devEnv{}, err
+	}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -75,9 +98,26 @@ func startDev(t testing.TB, extra ...string) devEnv {
 		// Node-RED processes outlive the platform by design (they are re-adopted on its next start).
 		killInstanceRuntimes(dataDir)
 	})
-	url := "http://" + listen
-	waitReady(t, url)
-	return devEnv{URL: url, DataDir: dataDir, TemporalAddress: fmt.Sprintf("127.0.0.1:%d", tport)}
+	return devEnv{URL: url, DataDir: dataDir, TemporalAddress: fmt.Sprintf("127.0.0.1:%d", tport)}, nil
+}
+
+// readyOrExited waits until the API at url is ready, or returns why flowyard dev exited first.
+func readyOrExited(url string, exited <-chan error) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited during start-up: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if resp, err := http.Get(url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+	}
+	return errors.New("the API was not ready after 90 s")
 }
 
 // devEnv is a running `flowyard dev`.
