@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,13 +32,29 @@ import (
 	"github.com/flowyard/flowyard/platform"
 )
 
+// freePort finds a free port below the kernel's ephemeral range (32768 and up), where every outgoing connection
+// on the machine takes its local port: a port found free there is often taken by some connection of another test
+// package before flowyard binds it. Ports are drawn from 6000–10999 (a Temporal port's UI takes port+1000) and
+// never handed out twice by this process.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		p := 6000 + rand.IntN(5000)
+		if !portsGiven[p] && portFree(p) {
+			portsGiven[p] = true
+			return p
+		}
+	}
+	t.Fatal("no free port in 6000-10999")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // startDev runs `flowyard dev` in-process on free ports with its own data dir, using the repository's
 // bin/temporal and the shared test stacks dir, and returns the API's URL.
