@@ -1,21 +1,15 @@
 package temporalenv
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/flowyard/flowyard/internal/certtest"
 )
 
 func writeConfig(t *testing.T, content string) string {
@@ -231,7 +225,8 @@ func TestDevServerArgs(t *testing.T) {
 func TestClientOptionsAPIKeyAndTLS(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
-	certFile, keyFile := writeSelfSignedCert(t, dir)
+	cert := certtest.WriteSelfSigned(t, dir, "temporal.example.com")
+	certFile, keyFile := cert.CertFile, cert.KeyFile
 	cfg := DefaultConfig()
 	cfg.APIKeyEnv = "FLOWYARD_TEST_TEMPORAL_API_KEY"
 
@@ -260,37 +255,5 @@ func TestClientOptionsAPIKeyAndTLS(t *testing.T) {
 	cfg.TLS.CAFile = keyFile
 	if _, err := ClientOptions(cfg, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("a CA file without certificates must be reported, got %v", err)
-	}
-}
-
-func writeSelfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "temporal.example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
