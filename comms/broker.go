@@ -1,5 +1,5 @@
-// Package comms is Flowyard's embedded MQTT broker for devices (mochi-mqtt): MQTT 3.1.1 over TCP and over
-// WebSocket, each device signing in with the username and password it got at registration, topic ACLs exactly
+// Package comms is Flowyard's embedded MQTT broker for devices (mochi-mqtt): MQTT 3.1.1 over TCP (or TLS) and
+// over WebSocket, each device signing in with the username and password it got at registration, topic ACLs exactly
 // as FlowFuse's device protocol sets them (acl.go) for every message a device makes the broker publish, its
 // publishes and its Last Will alike, and the platform's side of the conversation: it consumes devices' status
 // messages, records them, answers with `update` commands when a device runs something other than its target,
@@ -8,6 +8,7 @@ package comms
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type Config struct {
 	WSListen string // MQTT over WebSocket, host:port; "" for none
 	Devices  *devices.Service
 	Log      *slog.Logger
+	// TLSCertFile and TLSKeyFile (PEM) make the TCP listener speak MQTT over TLS; both are read again when they
+	// change (see certFiles).
+	TLSCertFile, TLSKeyFile string
 	// MaxPacketBytes overrides DefaultMaxPacketBytes.
 	MaxPacketBytes int
 	// MessagesPerSecond and Burst override DefaultMessagesPerSecond and DefaultBurst, the publish rate allowed
@@ -57,6 +61,7 @@ type Broker struct {
 	log        *slog.Logger
 	platformID string
 	tcpAddr    string
+	tcpTLS     bool
 	wsAddr     string
 
 	doors   doors // the listeners and their connections
@@ -140,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("serve MQTT: %w", err)
 	}
-	b.log.Info("MQTT broker listening", "tcp", b.tcpAddr, "websocket", b.wsAddr)
+	b.log.Info("MQTT broker listening", "tcp", b.tcpAddr, "tls", b.tcpTLS, "websocket", b.wsAddr)
 	return b, nil
 }
 
@@ -151,6 +156,13 @@ func (b *Broker) listen(cfg Config) error {
 			return fmt.Errorf("MQTT listen on %s: %w", cfg.Listen, err)
 		}
 		b.tcpAddr = ln.Addr().String()
+		if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+			certs, err := newCertFiles(cfg.TLSCertFile, cfg.TLSKeyFile, b.log)
+			if err != nil {
+				return err
+			}
+			ln, b.tcpTLS = tls.NewListener(ln, certs.tlsConfig()), true
+		}
 		if err := b.srv.AddListener(tcpListener{listeners.NewNet("tcp", ln)}); err != nil {
 			return err
 		}

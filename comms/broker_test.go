@@ -87,12 +87,15 @@ type conn struct {
 	lost     chan error
 }
 
-func connect(t *testing.T, url, clientID, username, password string) (*conn, error) {
+func connect(t *testing.T, url, clientID, username, password string, options ...func(*paho.ClientOptions)) (*conn, error) {
 	t.Helper()
 	c := &conn{commands: make(chan map[string]any, 16), lost: make(chan error, 1)}
 	opts := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(username).SetPassword(password).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost <- err })
+	for _, o := range options {
+		o(opts)
+	}
 	c.cl = paho.NewClient(opts)
 	tok := c.cl.Connect()
 	tok.Wait()
