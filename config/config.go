@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,21 +34,23 @@ type Config struct {
 	TemporalFile  string // path of temporal.yaml
 	MQTTListen    string
 	MQTTWSListen  string // MQTT over WebSocket for devices; "" for none
-	MQTTPublicURL string // the broker URL handed to devices; default mqtt://<MQTTListen>
-	InstancePorts string // local driver: the port range of Node-RED instances, "min-max"
-	LogLevel      string
-	LogFormat     string // json, text or auto
-	AdminEmail    string
-	AdminPassword string
-	SecureCookies bool
-	BodyLimitMB   int
-	Driver        string // where instances run: local or kubernetes
-	RuntimeAPIURL string // how Node-RED instances reach the API (storage plugin); default PublicURL
-	MetricsListen string // address of the Prometheus /metrics server; empty: none
-	Kubernetes    KubernetesConfig
-	Stripe        StripeConfig
-	Mail          MailConfig
-	Limits        Limits // abuse limits of the API and the broker
+	MQTTPublicURL string // the broker URL handed to devices; default mqtt(s)://<MQTTListen>; "" once loaded: none
+	// MQTTTLSCert and MQTTTLSKey (PEM files) make the MQTT TCP listener speak TLS.
+	MQTTTLSCert, MQTTTLSKey string
+	InstancePorts           string // local driver: the port range of Node-RED instances, "min-max"
+	LogLevel                string
+	LogFormat               string // json, text or auto
+	AdminEmail              string
+	AdminPassword           string
+	SecureCookies           bool
+	BodyLimitMB             int
+	Driver                  string // where instances run: local or kubernetes
+	RuntimeAPIURL           string // how Node-RED instances reach the API (storage plugin); default PublicURL
+	MetricsListen           string // address of the Prometheus /metrics server; empty: none
+	Kubernetes              KubernetesConfig
+	Stripe                  StripeConfig
+	Mail                    MailConfig
+	Limits                  Limits // abuse limits of the API and the broker
 
 	// TrustedProxies are the load balancers and reverse proxies in front of the API: from a peer in these ranges,
 	// X-Forwarded-For names the client whose address the per-address limits count. None by default.
@@ -116,7 +119,9 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "", "Temporal address, namespace, task queues")
 	s.str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "", "embedded MQTT broker")
 	s.str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "", "the broker over WebSocket (any path, `/` included); empty: none")
-	s.str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "`mqtt://<mqtt-listen>`", "broker URL handed to devices")
+	s.str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "`mqtt://<mqtt-listen>` (`mqtts://` with a certificate)", "broker URL handed to devices (`mqtt`, `mqtts`, `ws` or `wss`); `none`: devices get no broker and check in over HTTP")
+	s.str(&c.MQTTTLSCert, "mqtt-tls-cert", "FLOWYARD_MQTT_TLS_CERT", "", "(plain TCP)", "certificate file (PEM, chain included) of the MQTT TCP listener: with `--mqtt-tls-key`, `--mqtt-listen` speaks MQTT over TLS; both files are read again when they change, so a renewed certificate needs no restart")
+	s.str(&c.MQTTTLSKey, "mqtt-tls-key", "FLOWYARD_MQTT_TLS_KEY", "", "", "its private key file (PEM)")
 	s.str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "", "port range of local Node-RED instances")
 	s.str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto, "", "isolation of local instances: `auto` (bubblewrap when it works, else run them unisolated with a warning), `bwrap` (refuse to start without it), `none` (unisolated on purpose)")
 	s.str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "", "debug, info, warn, error")
@@ -189,7 +194,7 @@ func (c *Config) resolvePaths() error {
 	if c.TemporalBin == "" {
 		c.TemporalBin = defaultTemporalBin()
 	}
-	for _, p := range []*string{&c.DataDir, &c.StacksDir, &c.TemporalBin, &c.TemporalFile, &c.Kubernetes.Kubeconfig} {
+	for _, p := range []*string{&c.DataDir, &c.StacksDir, &c.TemporalBin, &c.TemporalFile, &c.Kubernetes.Kubeconfig, &c.MQTTTLSCert, &c.MQTTTLSKey} {
 		if *p == "" {
 			continue
 		}
@@ -246,9 +251,7 @@ func (c *Config) validate() error {
 	if _, port, err := net.SplitHostPort(c.MQTTWSListen); c.MQTTWSListen != "" && (err != nil || port == "") {
 		errs = append(errs, fmt.Errorf("--mqtt-ws-listen=%q is not host:port", c.MQTTWSListen))
 	}
-	if c.MQTTPublicURL == "" {
-		c.MQTTPublicURL = "mqtt://" + c.MQTTListen
-	}
+	errs = append(errs, c.validateMQTTTLSAndURL()...)
 	if c.TemporalPort < 1 || c.TemporalPort > 64535 {
 		errs = append(errs, fmt.Errorf("--temporal-port=%d must be from 1 to 64535 (its UI uses port+1000)", c.TemporalPort))
 	}
@@ -298,6 +301,29 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// validateMQTTTLSAndURL checks that the TLS files come in pairs and settles the broker URL devices are given:
+// the default follows the listener, "none" hands out no broker.
+func (c *Config) validateMQTTTLSAndURL() []error {
+	var errs []error
+	if (c.MQTTTLSCert == "") != (c.MQTTTLSKey == "") {
+		errs = append(errs, errors.New("set both --mqtt-tls-cert and --mqtt-tls-key, or neither"))
+	}
+	switch {
+	case c.MQTTPublicURL == "none":
+		c.MQTTPublicURL = ""
+	case c.MQTTPublicURL == "" && c.MQTTTLSCert != "":
+		c.MQTTPublicURL = "mqtts://" + c.MQTTListen
+	case c.MQTTPublicURL == "":
+		c.MQTTPublicURL = "mqtt://" + c.MQTTListen
+	default:
+		u, err := url.Parse(c.MQTTPublicURL)
+		if err != nil || u.Host == "" || !slices.Contains([]string{"mqtt", "mqtts", "ws", "wss"}, u.Scheme) {
+			errs = append(errs, fmt.Errorf("--mqtt-public-url=%q must be an mqtt://, mqtts://, ws:// or wss:// URL with a host, or none", c.MQTTPublicURL))
+		}
+	}
+	return errs
+}
+
 // StoreURL is the database to open: Postgres when configured, else the SQLite file in the data dir.
 func (c Config) StoreURL() string {
 	if c.DatabaseURL != "" {
@@ -314,6 +340,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("kubeconfig", c.Kubernetes.Kubeconfig),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
+		slog.String("mqttPublicUrl", c.MQTTPublicURL), slog.String("mqttTlsCert", c.MQTTTLSCert),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
 		slog.Any("trustedProxies", c.TrustedProxies),

@@ -21,6 +21,7 @@ import (
 func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer) (*comms.Broker, error) {
 	svc := &devices.Service{Store: st, Sealer: sealer, ForgeURL: cfg.PublicURL, BrokerURL: cfg.MQTTPublicURL}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
+		TLSCertFile: cfg.MQTTTLSCert, TLSKeyFile: cfg.MQTTTLSKey,
 		MaxPacketBytes: cfg.Limits.MQTTMaxPacketKB << 10, MessagesPerSecond: cfg.Limits.MQTTMessagesPerSecond, Burst: cfg.Limits.MQTTBurst})
 	if err != nil {
 		return nil, err
