@@ -41,6 +41,9 @@ const (
 	annotationSpecHash = "flowyard.io/spec-hash"
 	annotationSafeMode = "flowyard.io/safe-mode"
 
+	// The Helm chart's NetworkPolicies select every instance pod by these two values of labelManagedBy and
+	// labelComponent (deploy/helm/flowyard/templates/networkpolicy.yaml); internal/deploycheck checks that they
+	// fence the pods this driver makes.
 	managedBy = "flowyard"
 	component = "node-red-instance"
 )

@@ -50,6 +50,10 @@ func productionValues() map[string]any {
 			"tlsSecretName": "nodered-wildcard-tls"},
 		"api": map[string]any{"ingress": map[string]any{"enabled": true, "className": "nginx", "host": "flowyard.example.com",
 			"tlsSecretName": "flowyard-tls"}},
+		"mqtt": map[string]any{
+			"tcp":       map[string]any{"enabled": true, "host": "mqtt.example.com", "tls": map[string]any{"existingSecret": "mqtt-tls"}},
+			"websocket": map[string]any{"enabled": true, "host": "mqtt-ws.example.com", "className": "nginx", "tlsSecretName": "mqtt-ws-tls"},
+		},
 	}
 }
 
@@ -120,13 +124,14 @@ func TestChartRendersEveryObjectAsAValidTypedManifest(t *testing.T) {
 	assert.Equal(t, []string{
 		"ConfigMap/prod-flowyard-config",
 		"Deployment/prod-flowyard-api", "Deployment/prod-flowyard-worker",
-		"Ingress/prod-flowyard-api",
+		"Ingress/prod-flowyard-api", "Ingress/prod-flowyard-mqtt-ws",
 		"Job/prod-flowyard-migrate",
+		"NetworkPolicy/prod-flowyard-instances", "NetworkPolicy/prod-flowyard-instances-default-deny",
 		"PodDisruptionBudget/prod-flowyard-api", "PodDisruptionBudget/prod-flowyard-worker",
 		"Role/prod-flowyard-api", "Role/prod-flowyard-worker",
 		"RoleBinding/prod-flowyard-api", "RoleBinding/prod-flowyard-worker",
 		"Secret/prod-flowyard-secrets",
-		"Service/prod-flowyard-api",
+		"Service/prod-flowyard-api", "Service/prod-flowyard-mqtt", "Service/prod-flowyard-mqtt-ws",
 		"ServiceAccount/prod-flowyard-api", "ServiceAccount/prod-flowyard-worker",
 	}, objs.keys())
 
@@ -172,7 +177,11 @@ func TestAPIAndWorkerDeployments(t *testing.T) {
 		for _, m := range c.VolumeMounts {
 			mounts[m.MountPath] = m.Name
 		}
-		assert.Equal(t, map[string]string{"/etc/flowyard/temporal.yaml": "config", "/var/lib/flowyard": "data", "/tmp": "tmp"}, mounts)
+		want := map[string]string{"/etc/flowyard/temporal.yaml": "config", "/var/lib/flowyard": "data", "/tmp": "tmp"}
+		if component == "api" {
+			want["/etc/flowyard/mqtt-tls"] = "mqtt-tls" // the broker's certificate
+		}
+		assert.Equal(t, want, mounts, component)
 
 		pdb := objs["PodDisruptionBudget/prod-flowyard-"+component].(*policyv1.PodDisruptionBudget)
 		assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue())

@@ -73,3 +73,9 @@ runAsNonRoot: true
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* instancePodLabels: what the kubernetes driver puts on every instance pod (drivers/kubernetes/objects.go). */}}
+{{- define "flowyard.instancePodLabels" -}}
+app.kubernetes.io/managed-by: flowyard
+app.kubernetes.io/component: node-red-instance
+{{- end -}}
