@@ -2,12 +2,15 @@ package deploycheck_test
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -209,4 +212,20 @@ func splitHostPort(addr string) (string, int32, error) {
 	}
 	n, err := strconv.ParseInt(port, 10, 32)
 	return host, int32(n), err
+}
+
+// TestDocumentedValuesRender: the values-prod.yaml that deploy/README.md shows renders, and gives devices the
+// broker it describes.
+func TestDocumentedValuesRender(t *testing.T) {
+	readme, err := os.ReadFile("../../deploy/README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "`values-prod.yaml`:\n\n```yaml\n")
+	require.True(t, ok, "the values block of deploy/README.md")
+	block, _, _ := strings.Cut(rest, "```")
+	var values map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(block), &values))
+	objs, _ := decode(t, render(t, values))
+	assert.Equal(t, "mqtts://mqtt.example.com:8883", loadServeConfig(t, objs).MQTTPublicURL)
+	assert.Contains(t, objs, "NetworkPolicy/prod-flowyard-instances")
+	assert.Contains(t, objs, "Ingress/prod-flowyard-mqtt-ws")
 }
