@@ -34,6 +34,9 @@ const (
 	DefaultMaxPacketBytes = 1 << 20
 	// writesPending bounds the packets queued to one client; devices receive few.
 	writesPending = 64
+	// DefaultConnectTimeout is how long a new connection may take to sign in (its TLS handshake or WebSocket
+	// upgrade included) before it is closed, so that nobody holds connections open on a public port without.
+	DefaultConnectTimeout = 20 * time.Second
 )
 
 // Config configures the broker.
@@ -45,6 +48,8 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile (PEM) make the TCP listener speak MQTT over TLS; both are read again when they
 	// change (see certFiles).
 	TLSCertFile, TLSKeyFile string
+	// ConnectTimeout overrides DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// MaxPacketBytes overrides DefaultMaxPacketBytes.
 	MaxPacketBytes int
 	// MessagesPerSecond and Burst override DefaultMessagesPerSecond and DefaultBurst, the publish rate allowed
@@ -114,6 +119,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
 		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
+	b.doors.signIn = cfg.ConnectTimeout
+	if b.doors.signIn <= 0 {
+		b.doors.signIn = DefaultConnectTimeout
+	}
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler),
 		ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024, SysTopicResendInterval: 3600})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
@@ -173,7 +182,7 @@ func (b *Broker) listen(cfg Config) error {
 			return fmt.Errorf("MQTT websocket listen on %s: %w", cfg.WSListen, err)
 		}
 		b.wsAddr = ln.Addr().String()
-		if err := b.srv.AddListener(newWSListener("ws", ln)); err != nil {
+		if err := b.srv.AddListener(newWSListener("ws", ln, b.doors.signIn)); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package comms
 import (
 	"net"
 	"sync"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -16,6 +17,10 @@ import (
 // mochi-mqtt only waits for the clients' goroutines to end. Closing at the connection also ends the
 // connections that never signed in, which mochi-mqtt does not know as clients and would wait for.
 type doors struct {
+	// signIn is how long a new connection has to send its CONNECT: the deadline set on it here is replaced by the
+	// keepalive's once mochi-mqtt has read the CONNECT.
+	signIn time.Duration
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
@@ -66,6 +71,7 @@ func (d *doors) admit(c net.Conn) (net.Conn, error) {
 	}
 	tc := &trackedConn{Conn: c, doors: d}
 	d.conns[tc] = struct{}{}
+	_ = c.SetDeadline(time.Now().Add(d.signIn))
 	return tc, nil
 }
 

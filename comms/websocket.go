@@ -20,6 +20,7 @@ import (
 type wsListener struct {
 	id       string
 	ln       net.Listener
+	signIn   time.Duration // how long a new connection has to send its CONNECT
 	srv      *http.Server
 	upgrader websocket.Upgrader
 	log      *slog.Logger
@@ -27,8 +28,8 @@ type wsListener struct {
 	establish chan listeners.EstablishFn
 }
 
-func newWSListener(id string, ln net.Listener) *wsListener {
-	return &wsListener{id: id, ln: ln, upgrader: websocket.Upgrader{Subprotocols: []string{"mqtt"},
+func newWSListener(id string, ln net.Listener, signIn time.Duration) *wsListener {
+	return &wsListener{id: id, ln: ln, signIn: signIn, upgrader: websocket.Upgrader{Subprotocols: []string{"mqtt"},
 		// Agents are not browsers; a browser page gains nothing from a connection it cannot authenticate.
 		CheckOrigin: func(*http.Request) bool { return true }}}
 }
@@ -53,6 +54,9 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.Close()
+	// The HTTP server cleared the connection's deadline once it had read the upgrade request: the CONNECT gets
+	// its own, which mochi-mqtt replaces with the keepalive's.
+	_ = c.NetConn().SetDeadline(time.Now().Add(l.signIn))
 	if err := establish(l.id, &wsConn{Conn: c.NetConn(), ws: c}); err != nil && l.log != nil {
 		l.log.Debug("websocket client ended", "err", err)
 	}

@@ -1,0 +1,34 @@
+package comms_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/comms"
+	"github.com/flowyard/flowyard/internal/certtest"
+)
+
+// TestConnectionsThatNeverSignInAreClosed: on a port open to the internet, nobody may hold connections without
+// signing in. A connection that sends no CONNECT (over TCP, WebSocket, or TLS without even a handshake) is closed
+// after the connect timeout; a device that signed in keeps its connection past it.
+func TestConnectionsThatNeverSignInAreClosed(t *testing.T) {
+	short := func(c *comms.Config) { c.ConnectTimeout = 200 * time.Millisecond }
+	f := newFixture(t, short)
+	d := f.register(t, nil)
+	for _, url := range []string{"tcp://" + f.broker.Addr(), "ws://" + f.broker.WSAddr() + "/"} {
+		silent := dialRaw(t, url)
+		assert.True(t, silent.closed(10*time.Second), "%s: a connection without CONNECT is closed", url)
+		dev := dialRaw(t, url)
+		code, err := dev.connectAs(d, nil)
+		require.NoError(t, err)
+		require.Zero(t, code)
+		assert.False(t, dev.closed(time.Second), "%s: a signed-in device keeps its connection", url)
+	}
+
+	tlsBroker := newFixture(t, short, withTLS(certtest.WriteSelfSigned(t, t.TempDir(), "127.0.0.1")))
+	silent := dialRaw(t, "tcp://"+tlsBroker.broker.Addr())
+	assert.True(t, silent.closed(10*time.Second), "a TLS connection that never shakes hands is closed")
+}
