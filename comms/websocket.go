@@ -54,8 +54,8 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.Close()
-	// The HTTP server cleared the connection's deadline once it had read the upgrade request: the CONNECT gets
-	// its own, which mochi-mqtt replaces with the keepalive's.
+	// The HTTP server moved the read deadline set at accept (doors) while it read the upgrade request and then
+	// cleared it: the CONNECT gets a deadline of its own, which mochi-mqtt replaces with the keepalive's.
 	_ = c.NetConn().SetDeadline(time.Now().Add(l.signIn))
 	if err := establish(l.id, &wsConn{Conn: c.NetConn(), ws: c}); err != nil && l.log != nil {
 		l.log.Debug("websocket client ended", "err", err)
