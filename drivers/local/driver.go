@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +45,11 @@ type Config struct {
 	// SandboxUIDBase + an instance's port is the uid its Node-RED runs as when the platform runs as root;
 	// default 200000.
 	SandboxUIDBase int
+	// DenyNetworks are refused to sandboxed instances besides the host's own addresses and the link-local
+	// ranges (see netfilter.go): a database or Temporal on another host, say.
+	DenyNetworks []netip.Prefix
+
+	networkFilterOff bool // benchmarks compare the sandbox with and without the network filter
 }
 
 func (c *Config) setDefaults() error {
@@ -91,14 +97,18 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Driver runs Node-RED instances as local processes. Create it with New.
 type Driver struct {
-	cfg     Config
-	log     *slog.Logger
-	cg      cgroups
-	sb      sandbox
-	client  *http.Client
-	closing chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	cfg Config
+	log *slog.Logger
+	cg  cgroups
+	sb  sandbox
+	// net filters the instances' traffic (network.go); nil when it cannot, for netReason.
+	net        *netFilter
+	netReason  string
+	netChecked time.Time // by pollLoop only
+	client     *http.Client
+	closing    chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -134,13 +144,14 @@ func New(cfg Config) (*Driver, error) {
 	if d.cg.parent == "" {
 		d.log.Warn("memory and cpu limits are not enforced", "reason", d.cg.reason)
 	}
-	if !sb.isolated() {
-		d.log.Warn("INSTANCES ARE NOT ISOLATED: every flow can read the data dir, the secret key, the database "+
-			"and every other instance, and act as the platform", "reason", sb.reason)
-	}
+	d.net, d.netReason = d.networkFilter() // before adoption, which takes runs that ended unwatched out of it
 	if err := d.loadInstances(); err != nil {
 		return nil, err
 	}
+	if err := d.startNetwork(); err != nil {
+		return nil, err
+	}
+	d.warnIfNotIsolated()
 	d.wg.Add(1)
 	go d.pollLoop()
 	return d, nil
@@ -148,9 +159,15 @@ func New(cfg Config) (*Driver, error) {
 
 // Close stops the driver's background work without touching the runtimes: they keep running and a new
 // driver re-adopts them. No OnExit is called after Close.
+// The network filter stays while it filters an instance; an empty one goes.
 func (d *Driver) Close() error {
 	d.once.Do(func() { close(d.closing) })
 	d.wg.Wait()
+	if d.net != nil {
+		if err := d.net.remove(true); err != nil {
+			d.log.Warn("could not remove the instances' empty network filter", "table", d.net.table.Name, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -387,6 +404,7 @@ func (d *Driver) pollLoop() {
 		for _, inst := range all {
 			d.pollInstance(inst)
 		}
+		d.watchNetwork()
 	}
 }
 

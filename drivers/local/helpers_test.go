@@ -96,9 +96,18 @@ func newTestDriver(t testing.TB, dataDir string, tweak func(*Config)) *Driver {
 	}
 	t.Cleanup(func() {
 		d.Close()
-		killAllUnder(cfg.DataDir)
+		killAllUnder(d.cfg.DataDir)
+		dropNetworkFilter(t, d.cfg.DataDir)
 	})
 	return d
+}
+
+// dropNetworkFilter removes the network filter of dataDir, whose instances are gone: another test's
+// instance may get one of their uids.
+func dropNetworkFilter(t testing.TB, dataDir string) {
+	if err := newNetFilter(dataDir, nil).remove(false); err != nil && os.Geteuid() == 0 {
+		t.Errorf("remove the network filter of %s: %v", dataDir, err)
+	}
 }
 
 // killAllUnder kills every process started for an instance under dataDir: the safety net that keeps a

@@ -40,6 +40,7 @@ type process struct {
 	// sandbox, with whatever the flows left running.
 	initPID   int
 	initTicks uint64
+	net       *netMember // its entry in the network filter; nil when it runs as the platform's uid
 
 	stopping atomic.Bool // set (under instance.mu) before the driver signals it, so its exit is no crash
 	exitOnce sync.Once
@@ -119,6 +120,12 @@ func (d *Driver) adopt(inst *instance, initial bool) {
 			// unknown spec makes the next Start replace it.
 			p.specHash = ""
 		}
+		var legacy bool
+		if p.net, legacy = d.adoptedNetRun(pf.PID, pf.Port, pf); legacy {
+			p.specHash = "" // started before the network filter: the next Start replaces it
+			d.log.Warn("re-adopted an instance started before its network was filtered: it is filtered now, and "+
+				"its flows cannot be saved until it restarts", "instance", inst.id, "pid", p.pid)
+		}
 		state := drivers.StateStarting
 		if !pf.ReadyAt.IsZero() {
 			state = drivers.StateRunning
@@ -135,6 +142,7 @@ func (d *Driver) adopt(inst *instance, initial bool) {
 		if err == nil {
 			p := newProcess(pids[0], st.startTicks)
 			p.adopted, p.port, p.startedAt = true, port, time.Now()
+			p.net, _ = d.adoptedNetRun(pids[0], port, pidFile{})
 			p.startedFlows.Store(true)
 			inst.proc = p
 			inst.status = runningStatus(p, drivers.StateStarting)
@@ -149,6 +157,9 @@ func (d *Driver) adopt(inst *instance, initial bool) {
 	if havePF {
 		inst.status = drivers.Status{State: drivers.StateCrashed, Port: pf.Port, ExitCode: -1,
 			Reason: "exited while no driver was watching", StartedAt: pf.StartedAt}
+		if pf.NetRun != "" {
+			d.releaseNet(&netMember{uid: d.cfg.SandboxUIDBase + pf.Port, run: pf.NetRun})
+		}
 	}
 }
 
@@ -182,6 +193,9 @@ func (d *Driver) reuse(inst *instance, spec drivers.InstanceSpec, hash string) (
 func (d *Driver) exited(inst *instance, p *process, code int, reason string) {
 	p.exitOnce.Do(func() {
 		p.endSandbox()
+		if !d.closed() { // a closed driver no longer speaks for the instance: its successor may run it again
+			d.releaseNet(p.net)
+		}
 		p.exitCode = code
 		close(p.done)
 		if d.closed() {

@@ -73,23 +73,36 @@ func (d *Driver) launch(ctx context.Context, inst *instance, spec drivers.Instan
 		return drivers.Status{}, err
 	}
 	uid := d.sb.uid(port)
-	if err := d.installModules(ctx, inst, files, uid, spec.Modules); err != nil {
+	// In the network filter before anything of the instance runs: npm runs the modules' install scripts.
+	run := d.netRun(ctx, uid, port, spec.ForgeURL)
+	if err := d.admitNet(run); err != nil {
 		return drivers.Status{}, err
 	}
-	env, err := d.writeSettings(inst, spec, port, files, uid)
+	p, err := d.run(ctx, inst, spec, files, port, uid, run, hash)
 	if err != nil {
-		return drivers.Status{}, err
-	}
-	cmd, err := d.command(files, spec, uid, env)
-	if err != nil {
-		return drivers.Status{}, err
-	}
-	p, err := d.spawn(inst, cmd, spec, port, hash)
-	if err != nil {
+		d.releaseNet(run)
 		return drivers.Status{}, err
 	}
 	d.watchReady(inst, p)
 	return d.snapshot(inst), nil
+}
+
+// run installs the instance's modules, writes its settings and starts its Node-RED as uid, with run its
+// entry in the network filter.
+func (d *Driver) run(ctx context.Context, inst *instance, spec drivers.InstanceSpec, files layout, port, uid int,
+	run *netMember, hash string) (*process, error) {
+	if err := d.installModules(ctx, inst, files, uid, run, spec.Modules); err != nil {
+		return nil, err
+	}
+	env, err := d.writeSettings(inst, spec, port, files, uid)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := d.command(files, spec, uid, env)
+	if err != nil {
+		return nil, err
+	}
+	return d.spawn(inst, cmd, spec, port, hash, run)
 }
 
 // command runs Node-RED as uid with exactly env, in its sandbox when the driver has one.
@@ -156,7 +169,7 @@ func nodeArgs(rt nodered.Runtime, spec drivers.InstanceSpec, userDir, settings s
 
 // spawn starts cmd with its output in the instance's log file, inside the instance's cgroup when limits
 // are enforced, and records it in the pidfile.
-func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec, port int, hash string) (*process, error) {
+func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec, port int, hash string, run *netMember) (*process, error) {
 	cgroup, err := d.cg.prepare(spec.InstanceID, spec.MemoryMB, spec.CPUPercent)
 	if err != nil {
 		return nil, err
@@ -174,7 +187,7 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 
 	p := &process{done: make(chan struct{}), port: port, specHash: hash, safe: spec.SafeMode, cmd: cmd,
-		limited: cgroup != nil && spec.MemoryMB > 0, token: spec.AdminToken, sandboxed: d.sb.isolated()}
+		limited: cgroup != nil && spec.MemoryMB > 0, token: spec.AdminToken, sandboxed: d.sb.isolated(), net: run}
 	inst.logs.setOnLine(func(l drivers.LogLine) { noteLogLine(p, l) })
 	inst.logs.system("starting node-red %s on port %d%s%s", spec.NodeRedVersion, port,
 		map[bool]string{true: " in safe mode"}[spec.SafeMode], d.sandboxNote(port))
@@ -205,9 +218,7 @@ func (d *Driver) spawn(inst *instance, cmd *exec.Cmd, spec drivers.InstanceSpec,
 		code, reason := exitReason(cmd, p.sandboxed)
 		d.exited(inst, p, code, reason)
 	}()
-	pf := pidFile{PID: p.pid, Port: port, Host: listenAddress(port), StartTicks: p.startTicks, StartedAt: p.startedAt, SpecHash: hash,
-		SafeMode: spec.SafeMode, Limited: p.limited}
-	if err := writePidFile(inst.dir, pf); err != nil {
+	if err := writePidFile(inst.dir, p.pidFile()); err != nil {
 		// Without a pidfile a later driver could not re-adopt it; do not leave it running.
 		p.stopping.Store(true)
 		signalGroup(p.pid, syscall.SIGKILL)
@@ -297,7 +308,7 @@ func tokenDigest(token string) string {
 
 // installModules installs the spec's palette modules unless the same set (for the same Node.js) was
 // installed before and is still on disk. Modules dropped from the spec are not uninstalled.
-func (d *Driver) installModules(ctx context.Context, inst *instance, files layout, uid int, modules map[string]string) error {
+func (d *Driver) installModules(ctx context.Context, inst *instance, files layout, uid int, run *netMember, modules map[string]string) error {
 	if len(modules) == 0 {
 		return nil
 	}
@@ -308,7 +319,7 @@ func (d *Driver) installModules(ctx context.Context, inst *instance, files layou
 	}
 	var err error
 	if d.sb.isolated() {
-		err = d.sandboxedNpm(ctx, inst, files, uid, modules)
+		err = d.sandboxedNpm(ctx, inst, files, uid, run, modules)
 	} else {
 		err = nodered.InstallModules(ctx, rt, userDir, modules)
 	}
@@ -322,7 +333,7 @@ func (d *Driver) installModules(ctx context.Context, inst *instance, files layou
 // (in blueprints and snapshots) and npm runs their install scripts, which must see no more than the
 // instance's Node-RED does. The sandbox shows only the user dir (read-write) and the stack; npm gets the
 // operator's registry and proxy settings, but not the platform's npm cache, ~/.npmrc or CA file.
-func (d *Driver) sandboxedNpm(ctx context.Context, inst *instance, files layout, uid int, modules map[string]string) error {
+func (d *Driver) sandboxedNpm(ctx context.Context, inst *instance, files layout, uid int, run *netMember, modules map[string]string) error {
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		return fmt.Errorf("install modules: %w", nodered.ErrNpmMissing)
@@ -352,11 +363,16 @@ func (d *Driver) sandboxedNpm(ctx context.Context, inst *instance, files layout,
 	}
 	defer closeFiles(cmd.ExtraFiles)
 	inst.logs.system("installing %d palette module(s) in the sandbox as uid %d", len(modules), uid)
+	if run != nil { // npm's registry and proxies may be local (a registry mirror): reachable while npm runs
+		if err := d.admitNet(new(run.with(d.endpoints(ctx, urlsIn(env)...)...))); err != nil {
+			return err
+		}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("install modules: npm install: %w\n%s", errors.Join(ctx.Err(), err), lastBytes(out, 4096))
 	}
-	return nil
+	return d.admitNet(run)
 }
 
 // npmTimeout bounds a sandboxed npm install.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,6 +24,20 @@ type pidFile struct {
 	SpecHash   string    `json:"specHash"`
 	SafeMode   bool      `json:"safeMode,omitempty"`
 	Limited    bool      `json:"memoryLimitEnforced,omitempty"`
+	// The run's entry in the network filter and the local endpoints it may reach, for a later driver to
+	// filter it again; "" when it runs unfiltered (or was started before the filter existed).
+	NetRun     string           `json:"netRun,omitempty"`
+	NetAllowed []netip.AddrPort `json:"netAllowed,omitempty"`
+}
+
+// pidFile is what a later driver needs to re-adopt p.
+func (p *process) pidFile() pidFile {
+	pf := pidFile{PID: p.pid, Port: p.port, Host: listenAddress(p.port), StartTicks: p.startTicks, StartedAt: p.startedAt,
+		SpecHash: p.specHash, SafeMode: p.safe, Limited: p.limited}
+	if p.net != nil {
+		pf.NetRun, pf.NetAllowed = p.net.run, p.net.allowed
+	}
+	return pf
 }
 
 const (

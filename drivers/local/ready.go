@@ -37,8 +37,8 @@ func (d *Driver) watchReady(inst *instance, p *process) {
 		current := inst.proc == p && !p.stopping.Load()
 		if current && err == nil {
 			inst.status.State, inst.status.Reason = drivers.StateRunning, ""
-			pf := pidFile{PID: p.pid, Port: p.port, Host: listenAddress(p.port), StartTicks: p.startTicks, StartedAt: p.startedAt,
-				ReadyAt: time.Now(), SpecHash: p.specHash, SafeMode: p.safe, Limited: p.limited}
+			pf := p.pidFile()
+			pf.ReadyAt = time.Now()
 			if werr := writePidFile(inst.dir, pf); werr != nil {
 				d.log.Warn("record readiness in pidfile", "instance", inst.id, "err", werr)
 			}

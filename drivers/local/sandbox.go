@@ -334,7 +334,10 @@ func (d *Driver) sandboxNote(port int) string {
 	if !d.sb.isolated() {
 		return " (not isolated: " + d.sb.reason + ")"
 	}
-	return fmt.Sprintf(" in its sandbox as uid %d", d.sb.uid(port))
+	if d.net == nil {
+		return fmt.Sprintf(" in its sandbox as uid %d (network not filtered: %s)", d.sb.uid(port), d.netReason)
+	}
+	return fmt.Sprintf(" in its sandbox as uid %d, its network filtered", d.sb.uid(port))
 }
 
 // giveTo makes path, and everything under it when it is a directory, owned by uid (as its group too),
@@ -364,7 +367,28 @@ func giveTo(path string, uid int) error {
 	})
 }
 
-// Isolated reports whether instances run sandboxed, and if not, why.
+// Isolated reports whether instances run sandboxed with their network filtered, and if not, why. A
+// sandbox without the filter is reported as "network not filtered: <why>".
 func (d *Driver) Isolated() (bool, string) {
-	return d.sb.isolated(), d.sb.reason
+	switch {
+	case !d.sb.isolated():
+		return false, d.sb.reason
+	case d.net == nil:
+		return false, "network not filtered: " + d.netReason
+	}
+	return true, ""
+}
+
+// warnIfNotIsolated says at start, loudly, what a flow can do when instances are not isolated.
+func (d *Driver) warnIfNotIsolated() {
+	isolated, why := d.Isolated()
+	switch {
+	case isolated:
+	case !d.sb.isolated():
+		d.log.Warn("INSTANCES ARE NOT ISOLATED: every flow can read the data dir, the secret key, the database "+
+			"and every other instance, and act as the platform", "reason", why)
+	default:
+		d.log.Warn("INSTANCES ARE NOT ISOLATED: every flow can reach the platform's own services over the network "+
+			"(Temporal, the database, the MQTT broker, every other instance's Node-RED, the cloud's metadata) and act as the platform", "reason", why)
+	}
 }
