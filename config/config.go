@@ -58,6 +58,9 @@ type Config struct {
 
 	// InstanceSandbox is how the local driver isolates instances: SandboxAuto, SandboxBwrap or SandboxNone.
 	InstanceSandbox string
+	// InstanceDenyNetworks are refused to sandboxed local instances besides the host's own addresses and the
+	// link-local ranges: a database or Temporal on another host.
+	InstanceDenyNetworks []netip.Prefix
 }
 
 // The values of --instance-sandbox. Each Node-RED of the local driver runs whatever its flows say (exec and
@@ -103,7 +106,7 @@ type KubernetesConfig struct {
 
 // rawSettings are settings read as text and parsed after the flags.
 type rawSettings struct {
-	reconcile, proxies, pullSecrets string
+	reconcile, proxies, pullSecrets, denyNetworks string
 }
 
 // register declares every setting, in the order the README's table lists them (config/readme_test.go checks it).
@@ -123,7 +126,8 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.MQTTTLSCert, "mqtt-tls-cert", "FLOWYARD_MQTT_TLS_CERT", "", "(plain TCP)", "certificate file (PEM, chain included) of the MQTT TCP listener: with `--mqtt-tls-key`, `--mqtt-listen` speaks MQTT over TLS; both files are read again when they change, so a renewed certificate needs no restart")
 	s.str(&c.MQTTTLSKey, "mqtt-tls-key", "FLOWYARD_MQTT_TLS_KEY", "", "", "its private key file (PEM)")
 	s.str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "", "port range of local Node-RED instances")
-	s.str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto, "", "isolation of local instances: `auto` (bubblewrap when it works, else run them unisolated with a warning), `bwrap` (refuse to start without it), `none` (unisolated on purpose)")
+	s.str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto, "", "isolation of local instances: `auto` (bubblewrap and, as root, the nftables network filter when they work, else run them unisolated with a warning), `bwrap` (refuse to start without both), `none` (unisolated on purpose)")
+	s.str(&raw.denyNetworks, "instance-deny-networks", "FLOWYARD_INSTANCE_DENY_NETWORKS", "", "(none)", "comma-separated address ranges (`10.0.5.0/24,fd00:db::/64`) sandboxed local instances may not reach, besides the host's own addresses and the link-local and cloud metadata ones they never reach: list where the database, Temporal or other internal services run on other hosts (the runtime API stays reachable)")
 	s.str(&c.LogLevel, "log-level", "FLOWYARD_LOG_LEVEL", "info", "", "debug, info, warn, error")
 	s.str(&c.LogFormat, "log-format", "FLOWYARD_LOG_FORMAT", "auto", "", "json, text, or auto (JSON unless a terminal)")
 	s.str(&c.AdminEmail, "admin-email", "FLOWYARD_ADMIN_EMAIL", "", "", "first platform admin, created on first start (idempotent)")
@@ -170,7 +174,10 @@ func Load(name string, args []string, getenv func(string) string) (Config, error
 	if c.Stripe.Reconcile, err = time.ParseDuration(raw.reconcile); err != nil || c.Stripe.Reconcile < time.Minute {
 		return c, fmt.Errorf("--stripe-reconcile-every=%q must be a duration of at least 1m", raw.reconcile)
 	}
-	if c.TrustedProxies, err = parseTrustedProxies(raw.proxies); err != nil {
+	if c.TrustedProxies, err = parseAddressRanges("trusted-proxies", raw.proxies); err != nil {
+		return c, err
+	}
+	if c.InstanceDenyNetworks, err = parseAddressRanges("instance-deny-networks", raw.denyNetworks); err != nil {
 		return c, err
 	}
 	for _, s := range strings.Split(raw.pullSecrets, ",") {
@@ -344,7 +351,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
 		slog.Any("trustedProxies", c.TrustedProxies),
-		slog.String("driver", c.Driver), slog.String("instanceSandbox", c.InstanceSandbox), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
+		slog.String("driver", c.Driver), slog.String("instanceSandbox", c.InstanceSandbox), slog.Any("instanceDenyNetworks", c.InstanceDenyNetworks), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
 		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
 		slog.String("stripeApiUrl", c.Stripe.APIURL),
 		slog.String("smtpUrl", maskSMTPURL(c.Mail.SMTPURL)), slog.String("mailFrom", c.Mail.From))

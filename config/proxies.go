@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// parseTrustedProxies reads --trusted-proxies: address ranges in CIDR notation, comma-separated (a single
-// address stands for itself). Empty entries are skipped, so "" trusts no proxy.
-func parseTrustedProxies(list string) ([]netip.Prefix, error) {
+// parseAddressRanges reads a setting (--trusted-proxies, --instance-deny-networks) of address ranges in CIDR
+// notation, comma-separated (a single address stands for itself). Empty entries are skipped, so "" is none.
+func parseAddressRanges(setting, list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range strings.Split(list, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -18,7 +18,7 @@ func parseTrustedProxies(list string) ([]netip.Prefix, error) {
 		if err != nil {
 			addr, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, fmt.Errorf("--trusted-proxies: %q is not an address range such as 10.0.0.0/8 or fd00::/8", s)
+				return nil, fmt.Errorf("--%s: %q is not an address range such as 10.0.0.0/8 or fd00::/8", setting, s)
 			}
 			p = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
 		}

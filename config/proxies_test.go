@@ -30,3 +30,17 @@ func TestTrustedProxiesDefaultToNoneAndComeFromEnvOrFlag(t *testing.T) {
 		assert.True(t, strings.Contains(err.Error(), "--trusted-proxies"), "%s: the error names the setting: %v", bad, err)
 	}
 }
+
+func TestInstanceDenyNetworksParseLikeTrustedProxies(t *testing.T) {
+	c, err := Load("dev", nil, env(nil))
+	require.NoError(t, err)
+	assert.Empty(t, c.InstanceDenyNetworks, "only the built-in ranges unless configured")
+
+	c, err = Load("dev", []string{"--instance-deny-networks", "10.0.5.7/24, fd00:db::1"}, env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.5.0/24"), netip.MustParsePrefix("fd00:db::1/128")}, c.InstanceDenyNetworks)
+
+	_, err = Load("dev", nil, env(map[string]string{"FLOWYARD_INSTANCE_DENY_NETWORKS": "database-host"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--instance-deny-networks", "the error names the setting")
+}

@@ -162,7 +162,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 	if cfg.Driver != "kubernetes" {
 		min, max, _ := cfg.PortRange() // validated with the config
 		return local.New(local.Config{DataDir: cfg.DataDir, StacksDir: cfg.StacksDir, Logger: log, OnExit: onExit, PortMin: min, PortMax: max,
-			Sandbox: local.SandboxMode(cfg.InstanceSandbox)})
+			Sandbox: local.SandboxMode(cfg.InstanceSandbox), DenyNetworks: cfg.InstanceDenyNetworks})
 	}
 	k := cfg.Kubernetes
 	cs, err := kubernetes.NewClient(k.Kubeconfig)

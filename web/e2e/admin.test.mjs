@@ -102,6 +102,13 @@ describe('team and admin pages', () => {
     await heading(p, 'Stacks');
     await p.locator('#isolation-warning', { hasText: 'Instances not isolated: bwrap not found' }).waitFor();
     await p.close();
+    const unfiltered = await browser.context.newPage();
+    unfiltered.on('pageerror', (e) => pageErrors.push(`isolation: ${e.message}`));
+    await unfiltered.route('**/readyz', (route) => route.fulfill({ json: { store: 'ok', instances: 'not isolated: network not filtered: nftables does not work here' } }));
+    await unfiltered.goto('/admin/stacks');
+    await heading(unfiltered, 'Stacks');
+    await unfiltered.locator('#isolation-warning', { hasText: /network not filtered: nftables does not work here\. Any flow can reach the platform's services/ }).waitFor();
+    await unfiltered.close();
     const real = await (await page.request.get('/readyz')).json();
     await page.goto('/admin/stacks');
     await heading(page, 'Stacks');

@@ -78,7 +78,9 @@ function whenShown(li, nav, team) {
 }
 
 // isolation is what the public readiness probe says of the instances' sandbox: "ok", or why instances run
-// unisolated (every flow can then read the platform's files). Asked once a session, for platform admins.
+// unisolated: without the sandbox every flow can read the platform's files; in a sandbox whose network is not
+// filtered ("network not filtered: …") it can reach the platform's services. Asked once a session, for
+// platform admins.
 let isolation = null;
 function isolationWarning() {
   isolation ??= fetch('/readyz').then((r) => r.json()).then((b) => b.instances || 'ok').catch(() => 'ok');
@@ -86,7 +88,11 @@ function isolationWarning() {
   isolation.then((said) => {
     if (said === 'ok') return;
     note.hidden = false;
-    replace(note, h('strong', {}, 'Instances not isolated'), ': ', said.replace(/^not isolated: /, ''), '. Any flow can read the platform\'s files.');
+    const why = said.replace(/^not isolated: /, '');
+    const consequence = why.startsWith('network not filtered')
+      ? '. Any flow can reach the platform\'s services (Temporal, the database, other instances).'
+      : '. Any flow can read the platform\'s files.';
+    replace(note, h('strong', {}, 'Instances not isolated'), ': ', why, consequence);
   });
   return note;
 }
