@@ -161,13 +161,16 @@ func New(cfg Config) (*Driver, error) {
 // driver re-adopts them. No OnExit is called after Close.
 // The network filter stays while it filters an instance; an empty one goes.
 func (d *Driver) Close() error {
-	d.once.Do(func() { close(d.closing) })
-	d.wg.Wait()
-	if d.net != nil {
-		if err := d.net.remove(true); err != nil {
-			d.log.Warn("could not remove the instances' empty network filter", "table", d.net.table.Name, "err", err)
+	d.once.Do(func() {
+		close(d.closing)
+		d.wg.Wait()
+		if d.net != nil {
+			if err := d.net.remove(true); err != nil {
+				d.log.Warn("could not remove the instances' empty network filter", "table", d.net.table.Name, "err", err)
+			}
 		}
-	}
+	})
+	d.wg.Wait()
 	return nil
 }
 

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(runHelperPlatform(dir))
 	}
+	if arg := os.Getenv(netHelperEnv); arg != "" {
+		os.Exit(runNetHelper(arg))
+	}
 	if _, err := exec.LookPath("node"); err != nil {
 		fmt.Fprintln(os.Stderr, "drivers/local tests need Node.js 20 (`node` in PATH) to run real Node-RED:", err)
 		os.Exit(1)

@@ -1,18 +1,26 @@
 package local
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/flowyard/flowyard/drivers"
@@ -221,4 +229,339 @@ func addrPortOf(t testing.TB, rawURL string) netip.AddrPort {
 		t.Fatalf("%s: %v", rawURL, err)
 	}
 	return ap
+}
+
+// netHelperEnv makes the test binary create a driver (mode and data dir in the variable: "auto /path") and
+// print what it says of its isolation, for TestNetworkNotFilteredWithoutRootOrNftables, which runs it with
+// less privilege than the tests have.
+const netHelperEnv = "FLOWYARD_LOCAL_NET_HELPER"
+
+func runNetHelper(arg string) int {
+	mode, dataDir, _ := strings.Cut(arg, " ")
+	d, err := New(Config{DataDir: dataDir, Sandbox: SandboxMode(mode), Logger: slog.New(slog.NewTextHandler(os.Stdout, nil))})
+	if err != nil {
+		fmt.Println("refused:", err)
+		return 0
+	}
+	defer d.Close()
+	isolated, why := d.Isolated()
+	fmt.Printf("isolated=%v why=%s\n", isolated, why)
+	return 0
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the network filter needs root: instances share the platform's uid otherwise")
+	}
+}
+
+// probeSpec is an instance with the red team's flows, served by a runtime API of its own (returned).
+func probeSpec(t *testing.T, id string) (drivers.InstanceSpec, netip.AddrPort) {
+	spec := testSpec(id)
+	spec.InstanceToken = "instance-token-" + id
+	newFakeForge(t, &spec, redTeamFlows)
+	return spec, addrPortOf(t, spec.ForgeURL)
+}
+
+// checkConnections has the instance at st connect to every target: those marked allowed must connect,
+// the others must be refused by the network filter.
+func checkConnections(t *testing.T, st drivers.Status, targets ...attack) {
+	t.Helper()
+	var got []attempt
+	if err := json.Unmarshal(postJSON(t, st.URL+"/api/attack/js", map[string]any{"attacks": targets}), &got); err != nil {
+		t.Fatalf("function node answered: %v", err)
+	}
+	for i, a := range got {
+		t.Logf("%s: ok=%v got %.200q", a.Name, a.OK, a.Got)
+		if want := targets[i]; a.OK != want.allowed || (!a.OK && !refusedByFilter(a.Got)) {
+			t.Errorf("%s from %s: got ok=%v %.200q, want allowed=%v", a.Name, st.URL, a.OK, a.Got, want.allowed)
+		}
+	}
+}
+
+// filterMembers reads the network filter of dataDir (without networks of the operator's); complete is
+// false when the table is missing or broken.
+func filterMembers(t *testing.T, dataDir string) (members map[int]netMember, complete bool) {
+	t.Helper()
+	return readFilter(t, newNetFilter(dataDir, nil))
+}
+
+func readFilter(t *testing.T, f *netFilter) (members map[int]netMember, complete bool) {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, complete, err = f.read(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return members, complete
+}
+
+func tableExists(t *testing.T, dataDir string) bool {
+	t.Helper()
+	c, _ := nftables.New()
+	exists, err := newNetFilter(dataDir, nil).exists(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exists
+}
+
+// TestNetworkFilterFollowsInstances: a running instance's uid is in the filter with its run and its
+// endpoints; a driver restarted over the same data dir keeps the instance it adopts filtered and takes
+// out one that died while no driver watched; a table removed behind the driver's back (a firewall
+// reload) is written again; a stopped instance leaves the filter, and the driver that closes with none
+// left takes the table away.
+func TestNetworkFilterFollowsInstances(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	temporal, _ := bannerListener(t, "127.0.0.1:0", "temporal")
+	d1 := newTestDriver(t, dataDir, func(c *Config) { c.Sandbox = SandboxBwrap })
+	kept, keptForge := probeSpec(t, "kept")
+	died, _ := probeSpec(t, "died")
+	st := startReady(t, d1, kept)
+	diedPID := startReady(t, d1, died).PID
+	diedUID := processUIDOrFail(t, diedPID)
+	keptUID := processUIDOrFail(t, st.PID)
+	pf, _, _ := readPidFile(d1.instanceDir(kept.InstanceID))
+	want := newNetMember(keptUID, pf.NetRun, keptForge, ownEndpoint(st.Port))
+	if members, complete := filterMembers(t, dataDir); !complete || !members[keptUID].equal(want) || members[diedUID].run == "" {
+		t.Fatalf("filter holds %+v (complete %v), want %+v and the other instance", members, complete, want)
+	}
+	probe := []attack{allowed(connectTo("its runtime API", keptForge, "")), connectTo("Temporal", temporal, "temporal")}
+	checkConnections(t, st, probe...)
+
+	d1.Close() // the platform goes; its instances stay, and one of them dies meanwhile
+	if !tableExists(t, dataDir) {
+		t.Fatal("the table went with the driver while an instance ran")
+	}
+	signalGroup(diedPID, syscall.SIGKILL)
+	eventually(t, "the killed instance's sandbox to end", func() bool { return !uidInUse(diedUID) })
+
+	d2 := newTestDriver(t, dataDir, func(c *Config) { c.Sandbox = SandboxBwrap })
+	members, _ := filterMembers(t, dataDir)
+	if !members[keptUID].equal(want) {
+		t.Errorf("after the restart the filter holds %+v for the adopted instance, want %+v", members[keptUID], want)
+	}
+	if _, ok := members[diedUID]; ok {
+		t.Errorf("the instance that died unwatched is still in the filter: %+v", members)
+	}
+	checkConnections(t, st, probe...)
+
+	deleteTable(t, dataDir) // as `nft flush ruleset` in a firewall reload would
+	eventually(t, "the filter to be written again", func() bool {
+		members, complete := filterMembers(t, dataDir)
+		return complete && members[keptUID].equal(want)
+	})
+
+	if err := d2.Stop(ctx, kept.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ := filterMembers(t, dataDir); len(members) > 0 {
+		t.Errorf("the stopped instance is still in the filter: %+v", members)
+	}
+	d2.Close()
+	if tableExists(t, dataDir) {
+		t.Error("the empty table outlived the driver")
+	}
+}
+
+func processUIDOrFail(t *testing.T, pid int) int {
+	t.Helper()
+	uid, err := processUID(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+func deleteTable(t *testing.T, dataDir string) {
+	t.Helper()
+	c, _ := nftables.New()
+	c.DelTable(newNetFilter(dataDir, nil).table)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNetworkFiltersOfTwoDataDirs: two platforms on one host have a table each; each instance reaches its
+// own runtime API and not the other platform's; a uid left over in one table (by a platform killed before
+// it saw its instance end) does not follow the instance of the other platform that gets it; and one
+// platform's table going leaves the other's instances filtered.
+func TestNetworkFiltersOfTwoDataDirs(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	temporal, _ := bannerListener(t, "127.0.0.1:0", "temporal")
+	portB := freePort(t) // known in advance, and so is the uid of B's instance
+	dA := newTestDriver(t, "", func(c *Config) { c.Sandbox = SandboxBwrap })
+	dB := newTestDriver(t, "", func(c *Config) { c.Sandbox = SandboxBwrap; c.PortMin, c.PortMax = portB, portB })
+	if dA.net.table.Name == dB.net.table.Name {
+		t.Fatalf("both data dirs have table %s", dA.net.table.Name)
+	}
+	a, forgeA := probeSpec(t, "a")
+	b, forgeB := probeSpec(t, "b")
+	stA := startReady(t, dA, a)
+	uidA, uidB := processUIDOrFail(t, stA.PID), defaultSandboxUIDBase+portB
+	if err := dA.net.admit(newNetMember(uidB, "left over")); err != nil {
+		t.Fatal(err)
+	}
+	stB := startReady(t, dB, b)
+
+	membersA, _ := filterMembers(t, dA.cfg.DataDir)
+	membersB, _ := filterMembers(t, dB.cfg.DataDir)
+	if _, ok := membersA[uidB]; ok || membersB[uidB].run == "" || membersA[uidA].run == "" {
+		t.Errorf("A's table holds %+v, B's %+v: want A's instance in A's only and B's in B's only", membersA, membersB)
+	}
+	checkConnections(t, stA, allowed(connectTo("A's runtime API", forgeA, "")), connectTo("B's runtime API", forgeB, ""))
+	checkConnections(t, stB, allowed(connectTo("B's runtime API", forgeB, "")), connectTo("A's runtime API", forgeA, ""))
+
+	if err := dA.Stop(ctx, a.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	dA.Close()
+	if tableExists(t, dA.cfg.DataDir) || !tableExists(t, dB.cfg.DataDir) {
+		t.Fatal("closing A must remove A's empty table and leave B's")
+	}
+	checkConnections(t, stB, allowed(connectTo("B's runtime API", forgeB, "")), connectTo("Temporal", temporal, "temporal"))
+}
+
+// TestNetworkFilterRules reads the rules back: the instances' sockets alone are matched, and what they are
+// refused is the host's own addresses, the link-local and metadata ranges and the operator's networks,
+// which leaves the internet and the LAN reachable.
+func TestNetworkFilterRules(t *testing.T) {
+	requireRoot(t)
+	deny := []netip.Prefix{netip.MustParsePrefix("10.0.5.0/24"), netip.MustParsePrefix("fd00:db::/64")}
+	d := newTestDriver(t, "", func(c *Config) { c.Sandbox = SandboxBwrap; c.DenyNetworks = deny })
+	m := newNetMember(defaultSandboxUIDBase+1, "run", netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("[::1]:8080"))
+	if err := d.admitNet(&m); err != nil {
+		t.Fatal(err)
+	}
+	if members, complete := readFilter(t, d.net); !complete || len(members) != 1 || !members[m.uid].equal(m) {
+		t.Fatalf("filter holds %+v (complete %v), want %+v", members, complete, m)
+	}
+	c, _ := nftables.New()
+	rules, err := c.GetRules(d.net.table, &nftables.Chain{Name: netChain, Table: d.net.table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := rules[0].Exprs; len(first) != 3 || !isSkuidNotInInstances(first) {
+		t.Errorf("the first rule does not let every other socket through: %#v", first)
+	}
+	var refused []string
+	for _, r := range rules {
+		if _, ok := r.Exprs[len(r.Exprs)-1].(*expr.Reject); ok {
+			refused = append(refused, refusedBy(t, r.Exprs))
+		}
+	}
+	want := []string{"the host's own addresses"}
+	for _, p := range append(slices.Clone(defaultDenyNetworks), deny...) {
+		want = append(want, p.String())
+	}
+	if !slices.Equal(refused, want) {
+		t.Errorf("the rules refuse %q, want %q", refused, want)
+	}
+	for _, outside := range []string{"198.18.0.2", "8.8.8.8", "192.168.1.10", "2001:db8::1"} {
+		for _, p := range refused[1:] {
+			if netip.MustParsePrefix(p).Contains(netip.MustParseAddr(outside)) {
+				t.Errorf("%s, not the host's, is refused by %s", outside, p)
+			}
+		}
+	}
+}
+
+func isSkuidNotInInstances(exprs []expr.Any) bool {
+	meta, ok1 := exprs[0].(*expr.Meta)
+	lookup, ok2 := exprs[1].(*expr.Lookup)
+	verdict, ok3 := exprs[2].(*expr.Verdict)
+	return ok1 && ok2 && ok3 && meta.Key == expr.MetaKeySKUID && lookup.SetName == netSetInstances && lookup.Invert &&
+		verdict.Kind == expr.VerdictAccept
+}
+
+// refusedBy names what a reject rule matches: the host's own addresses (fib daddr type local) or a prefix.
+func refusedBy(t *testing.T, exprs []expr.Any) string {
+	var addr []byte
+	bits := -1
+	for _, e := range exprs {
+		switch e := e.(type) {
+		case *expr.Fib:
+			return "the host's own addresses"
+		case *expr.Bitwise:
+			bits = 0
+			for _, b := range e.Mask {
+				bits += popcount(b)
+			}
+		case *expr.Cmp:
+			if len(e.Data) == 4 || len(e.Data) == 16 {
+				addr = e.Data
+			}
+		}
+	}
+	a, ok := netip.AddrFromSlice(addr)
+	if !ok {
+		t.Fatalf("a reject rule matches neither an address nor the host's: %#v", exprs)
+	}
+	if bits < 0 {
+		bits = a.BitLen()
+	}
+	return netip.PrefixFrom(a, bits).String()
+}
+
+func popcount(b byte) int {
+	n := 0
+	for ; b != 0; b &= b - 1 {
+		n++
+	}
+	return n
+}
+
+// TestNetworkNotFilteredWithoutRootOrNftables: where the filter cannot work (a platform that does not run
+// as root, whose instances share its uid; a root without CAP_NET_ADMIN, as in a container that forbids
+// nftables), auto mode starts with the instances reported as not isolated, and bwrap mode refuses to start.
+func TestNetworkNotFilteredWithoutRootOrNftables(t *testing.T) {
+	requireRoot(t)
+	dir, err := os.MkdirTemp("", "flowyard-net-helper-") // under /tmp, where another uid can get in
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "local.test")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		setpriv []string
+		reason  string
+	}{
+		{"not root", []string{"--reuid=65534", "--regid=65534", "--clear-groups"}, "the platform does not run as root"},
+		{"root without CAP_NET_ADMIN", []string{"--inh-caps=-net_admin", "--bounding-set=-net_admin"}, "nftables does not work here"},
+	} {
+		for _, mode := range []SandboxMode{SandboxAuto, SandboxBwrap} {
+			t.Run(c.name+", "+string(mode), func(t *testing.T) {
+				dataDir, err := os.MkdirTemp(dir, "data-")
+				if err != nil || os.Chmod(dataDir, 0o777) != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command("setpriv", append(c.setpriv, bin)...)
+				cmd.Env = append(os.Environ(), netHelperEnv+"="+string(mode)+" "+dataDir)
+				out, _ := cmd.CombinedOutput()
+				t.Logf("%s", out)
+				switch {
+				case mode == SandboxBwrap && !strings.Contains(string(out), "refused: local driver: the instance sandbox is required but its network filter is unusable: "+c.reason):
+					t.Error("bwrap mode did not refuse to start without the network filter")
+				case mode == SandboxAuto && (!strings.Contains(string(out), "isolated=false why=network not filtered: "+c.reason) ||
+					!strings.Contains(string(out), `level=WARN msg="INSTANCES ARE NOT ISOLATED: every flow can reach the platform's own services`)):
+					t.Error("auto mode did not report the instances' network as not isolated, with a WARN line")
+				}
+			})
+		}
+	}
 }
