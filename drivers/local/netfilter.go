@@ -19,6 +19,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -313,7 +314,6 @@ func (f *netFilter) replace(c *nftables.Conn, members map[int]netMember) error {
 	c.DelTable(f.table)
 	c.AddTable(f.table)
 	instances, allowed4, allowed6 := f.sets()
-	instances.Comment = f.comment()
 	v4, v6 := allowedElements(all)
 	for set, elems := range map[*nftables.Set][]nftables.SetElement{instances: instanceElements(all), allowed4: v4, allowed6: v6} {
 		if err := c.AddSet(set, elems); err != nil {
@@ -323,8 +323,12 @@ func (f *netFilter) replace(c *nftables.Conn, members map[int]netMember) error {
 	policy := nftables.ChainPolicyAccept
 	chain := c.AddChain(&nftables.Chain{Name: netChain, Table: f.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-	for _, exprs := range f.rules(instances, allowed4, allowed6) {
-		c.AddRule(&nftables.Rule{Table: f.table, Chain: chain, Exprs: exprs})
+	for i, exprs := range f.rules(instances, allowed4, allowed6) {
+		rule := &nftables.Rule{Table: f.table, Chain: chain, Exprs: exprs}
+		if i == 0 {
+			rule.UserData = userdata.AppendString(nil, userdata.TypeComment, f.comment())
+		}
+		c.AddRule(rule)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("network filter: write table %s: %w", f.table.Name, err)
@@ -340,11 +344,11 @@ func (f *netFilter) sets() (instances, allowed4, allowed6 *nftables.Set) {
 			KeyType: nftables.MustConcatSetType(nftables.TypeUID, nftables.TypeIP6Addr, nftables.TypeInetService)}
 }
 
-// comment tells, in the table itself, whose it is: the data dir, and the mount namespace that path is
-// seen from (collectGarbage trusts a missing path only when it looks from the same one).
+// comment tells, on the table's first rule, whose the table is: the data dir, and the mount namespace that
+// path is seen from (collectGarbage trusts a missing path only when it looks from the same one).
 func (f *netFilter) comment() string {
 	c := "flowyard " + mountNamespace()
-	if len(c)+1+len(f.dataDir) <= 200 { // the kernel keeps 256 bytes of a set's user data
+	if len(c)+1+len(f.dataDir) <= 200 { // the kernel keeps 256 bytes of a rule's user data
 		c += " " + f.dataDir
 	}
 	return c
@@ -363,11 +367,12 @@ func (f *netFilter) collectGarbage() {
 		return
 	}
 	for _, t := range f.foreignTables(c) {
-		set, err := c.GetSetByName(t, netSetInstances)
-		if err != nil {
+		rules, err := c.GetRules(t, &nftables.Chain{Name: netChain, Table: t})
+		if err != nil || len(rules) == 0 {
 			continue
 		}
-		fields := strings.SplitN(set.Comment, " ", 3)
+		comment, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
+		fields := strings.SplitN(comment, " ", 3)
 		if len(fields) != 3 || fields[0] != "flowyard" || fields[1] != mountNamespace() || !filepath.IsAbs(fields[2]) {
 			continue
 		}

@@ -565,3 +565,24 @@ func TestNetworkNotFilteredWithoutRootOrNftables(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkFilterOfAGoneDataDirIsCollected: a driver starting deletes the tables of data dirs that no
+// longer exist (a test's, or one an operator removed) and leaves those of data dirs that do.
+func TestNetworkFilterOfAGoneDataDirIsCollected(t *testing.T) {
+	requireRoot(t)
+	gone, kept := filepath.Join(t.TempDir(), "gone"), t.TempDir()
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{gone, kept} {
+		if err := newNetFilter(dir, nil).sync([]netMember{newNetMember(defaultSandboxUIDBase+1, "left over")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { dropNetworkFilter(t, kept) })
+	os.RemoveAll(gone)
+	newTestDriver(t, "", func(c *Config) { c.Sandbox = SandboxBwrap })
+	if tableExists(t, gone) || !tableExists(t, kept) {
+		t.Errorf("after a driver started, the table of the removed data dir exists: %v, the other's: %v", tableExists(t, gone), tableExists(t, kept))
+	}
+}
