@@ -104,13 +104,13 @@ measure() { # test-regexp [env...]: runs one measurement test of ./platform
     { tail -50 "$TMP/$test.log" >&2; echo "$test $*" >> "$FAILED"; return 1; }
 }
 
-# The cost of the instance sandbox: Start → ready through the local driver, 10 starts in a bubblewrap sandbox and
-# 10 without (BenchmarkStartToReady in drivers/local).
+# The cost of the instance sandbox: Start → ready through the local driver, 10 starts in a bubblewrap sandbox with
+# the network filter, 10 in the sandbox without it and 10 without either (BenchmarkStartToReady in drivers/local).
 bench_sandbox() {
   echo "measuring instance starts with and without the sandbox" >&2
   go test ./drivers/local -run '^$' -bench 'BenchmarkStartToReady' -benchtime 10x -timeout 30m > "$TMP/sandbox.txt" 2>&1 ||
     { tail -50 "$TMP/sandbox.txt" >&2; echo "BenchmarkStartToReady (drivers/local)" >> "$FAILED"; return 0; }
-  # Lines look like: BenchmarkStartToReady/sandbox=bwrap-2  10  … ns/op  98.2 MiB-rss  930 ms-max-ready  810 ms-median-ready  760 ms-min-ready
+  # Lines look like: BenchmarkStartToReady/sandbox=bwrap,network=filtered-2  10  … ns/op  98.2 MiB-rss  930 ms-max-ready  810 ms-median-ready  760 ms-min-ready
   awk '/^BenchmarkStartToReady\/sandbox=/ {
       mode=$1; sub(/.*sandbox=/, "", mode); sub(/-[0-9]+$/, "", mode)
       for (i=3; i<NF; i++) { if ($(i+1)=="ms-median-ready") med=$i; if ($(i+1)=="ms-min-ready") lo=$i; if ($(i+1)=="ms-max-ready") hi=$i }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -18,18 +20,26 @@ import (
 const rssSettle = 3 * time.Second
 
 // BenchmarkStartToReady measures Start → WaitReady of one instance through the driver (the first
-// iteration creates the userDir, later ones restart it) and the RSS of the runtime 3 s after ready, with
-// the instance in its bubblewrap sandbox and without one.
+// iteration creates the userDir, later ones restart it) and the RSS of the runtime 3 s after ready: in its
+// bubblewrap sandbox with its network filtered (as root; what a platform runs), in the sandbox without
+// the filter, and without either.
 // Run: go test ./drivers/local -run '^$' -bench StartToReady -benchtime 10x
 func BenchmarkStartToReady(b *testing.B) {
-	for _, mode := range []SandboxMode{SandboxBwrap, SandboxNone} {
-		b.Run("sandbox="+string(mode), func(b *testing.B) { benchmarkStartToReady(b, mode) })
+	for _, c := range []struct {
+		name  string
+		tweak func(*Config)
+	}{
+		{"sandbox=bwrap,network=filtered", func(c *Config) { c.Sandbox = SandboxBwrap }},
+		{"sandbox=bwrap,network=unfiltered", func(c *Config) { c.Sandbox, c.networkFilterOff = SandboxAuto, true }},
+		{"sandbox=none", func(c *Config) { c.Sandbox = SandboxNone }},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchmarkStartToReady(b, c.tweak) })
 	}
 }
 
-func benchmarkStartToReady(b *testing.B, mode SandboxMode) {
+func benchmarkStartToReady(b *testing.B, tweak func(*Config)) {
 	ctx := context.Background()
-	d := newTestDriver(b, "", func(c *Config) { c.Sandbox = mode })
+	d := newTestDriver(b, "", tweak)
 	spec := testSpec("bench")
 	if _, err := d.stack(ctx, spec.NodeRedVersion, ""); err != nil { // install outside the timing
 		b.Fatal(err)
@@ -113,4 +123,33 @@ func report(b *testing.B, took []time.Duration, rss int64) {
 	b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "ms-max-ready")
 	b.ReportMetric(float64(rss)/(1<<20), "MiB-rss")
 	b.Logf("start to ready: %v; RSS %.1f MiB", took, float64(rss)/(1<<20))
+}
+
+// BenchmarkNetworkFilterAdmitRelease measures what the network filter adds to an instance's start and
+// stop: putting its uid and endpoints in the table (beside 100 other instances) and taking them out.
+// Run: go test ./drivers/local -run '^$' -bench NetworkFilterAdmitRelease
+func BenchmarkNetworkFilterAdmitRelease(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the network filter needs root")
+	}
+	dataDir := b.TempDir()
+	f := newNetFilter(dataDir, nil)
+	var others []netMember
+	for i := range 100 {
+		others = append(others, newNetMember(defaultSandboxUIDBase+1000+i, "other", ownEndpoint(1000+i)))
+	}
+	if err := f.sync(others); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.remove(false) })
+	m := newNetMember(defaultSandboxUIDBase+1, "run", netip.MustParseAddrPort("127.0.0.1:8080"), ownEndpoint(1))
+	b.ResetTimer()
+	for range b.N {
+		if err := f.admit(m); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.release(m.uid, m.run); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -128,10 +128,11 @@ func (f *netFilter) update(rebuild bool, change func(members map[int]netMember))
 }
 
 func (f *netFilter) write(rebuild bool, change func(members map[int]netMember)) (rebuilt bool, err error) {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.AsLasting()) // one netlink socket for the reads and the write
 	if err != nil {
 		return false, err
 	}
+	defer c.CloseLasting()
 	have, complete, err := f.read(c)
 	if err != nil {
 		return false, err
