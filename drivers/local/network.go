@@ -161,11 +161,11 @@ func (d *Driver) endpoints(ctx context.Context, urls ...string) []netip.AddrPort
 		if err != nil || u.Hostname() == "" {
 			continue
 		}
-		port, err := strconv.ParseUint(u.Port(), 10, 16)
-		if u.Port() == "" {
-			port, err = map[string]uint64{"http": 80, "https": 443}[u.Scheme], nil
+		port := map[string]uint64{"http": 80, "https": 443}[u.Scheme]
+		if u.Port() != "" {
+			port, _ = strconv.ParseUint(u.Port(), 10, 16)
 		}
-		if err != nil || port == 0 {
+		if port == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(ctx, resolveTimeout)

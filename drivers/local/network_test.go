@@ -586,3 +586,18 @@ func TestNetworkFilterOfAGoneDataDirIsCollected(t *testing.T) {
 		t.Errorf("after a driver started, the table of the removed data dir exists: %v, the other's: %v", tableExists(t, gone), tableExists(t, kept))
 	}
 }
+
+// TestEndpointsOfURLs: the runtime API's and npm's URLs become the addresses and ports an instance may reach.
+func TestEndpointsOfURLs(t *testing.T) {
+	d := &Driver{log: discardLogger()}
+	got := d.endpoints(context.Background(), "http://127.0.0.1", "https://[::1]/registry/", "http://localhost:8080/api", "not a url", "http://")
+	for _, want := range []string{"127.0.0.1:80", "[::1]:443", "127.0.0.1:8080"} {
+		if !slices.Contains(got, netip.MustParseAddrPort(want)) {
+			t.Errorf("endpoints = %v, want %s among them", got, want)
+		}
+	}
+	env := []string{"PATH=/usr/bin", "npm_config_registry=http://127.0.0.1:4873/", "HTTPS_PROXY=https://proxy:3128", "npm_config_strict_ssl=true"}
+	if urls := urlsIn(env); !slices.Equal(urls, []string{"http://127.0.0.1:4873/", "https://proxy:3128"}) {
+		t.Errorf("urlsIn = %q", urls)
+	}
+}
