@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -371,20 +372,21 @@ func (d *Driver) Logs(ctx context.Context, id string, since time.Time, limit int
 
 // Running implements drivers.Driver; the IDs are sorted.
 func (d *Driver) Running(ctx context.Context) ([]string, error) {
-	d.mu.Lock()
-	all := make([]*instance, 0, len(d.instances))
-	for _, inst := range d.instances {
-		all = append(all, inst)
-	}
-	d.mu.Unlock()
 	var ids []string
-	for _, inst := range all {
+	for _, inst := range d.allInstances() {
 		if inst.live() {
 			ids = append(ids, inst.id)
 		}
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// allInstances are the records of every instance the driver knows, in no order.
+func (d *Driver) allInstances() []*instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Collect(maps.Values(d.instances))
 }
 
 // pollLoop tails the logs of live instances and watches re-adopted processes, which cannot be wait()ed.
@@ -398,13 +400,7 @@ func (d *Driver) pollLoop() {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		all := make([]*instance, 0, len(d.instances))
-		for _, inst := range d.instances {
-			all = append(all, inst)
-		}
-		d.mu.Unlock()
-		for _, inst := range all {
+		for _, inst := range d.allInstances() {
 			d.pollInstance(inst)
 		}
 		d.watchNetwork()

@@ -54,14 +54,8 @@ func (d *Driver) startNetwork() error {
 
 // netMembers are the filter entries of the runtimes the driver watches.
 func (d *Driver) netMembers() []netMember {
-	d.mu.Lock()
-	all := make([]*instance, 0, len(d.instances))
-	for _, inst := range d.instances {
-		all = append(all, inst)
-	}
-	d.mu.Unlock()
 	var members []netMember
-	for _, inst := range all {
+	for _, inst := range d.allInstances() {
 		inst.mu.Lock()
 		if p := inst.proc; p != nil && p.net != nil {
 			members = append(members, *p.net)

@@ -25,7 +25,7 @@ type pidFile struct {
 	SafeMode   bool      `json:"safeMode,omitempty"`
 	Limited    bool      `json:"memoryLimitEnforced,omitempty"`
 	// The run's entry in the network filter and the local endpoints it may reach, for a later driver to
-	// filter it again; "" when it runs unfiltered (or was started before the filter existed).
+	// filter it (again); "" when it runs as the platform's uid, or was started before the filter existed.
 	NetRun     string           `json:"netRun,omitempty"`
 	NetAllowed []netip.AddrPort `json:"netAllowed,omitempty"`
 }
