@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
@@ -15,7 +16,8 @@ import (
 type Pipelines struct {
 	Store     *storage.Store
 	Snapshots *snapshots.Service
-	Notifier  DeviceNotifier // nil: devices learn their new target on their next check-in
+	Devices   *devices.Service // sets an instance's device target
+	Notifier  DeviceNotifier   // nil: devices learn their new target on their next check-in
 }
 
 // PromotionPlan is what a promotion deploys and where.
@@ -254,17 +256,49 @@ func (a *Pipelines) SetDeviceTarget(ctx context.Context, deviceID, snapshotID st
 	return nil
 }
 
-// SetInstanceDevicesTarget makes the snapshot the target of the instance's devices and tells them; it
-// reports how many there are.
-func (a *Pipelines) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapshotID string) (int, error) {
-	ids, err := a.Store.SetInstanceDevicesTarget(ctx, instanceID, snapshotID)
+// InstanceDevicesDeploy asks to pass what a promotion deployed into an instance on to the instance's devices.
+type InstanceDevicesDeploy struct {
+	InstanceID, PromotedSnapshotID string
+	NewSnapshotID                  string // the ID of the instance's snapshot, chosen by the workflow so a retry stores one
+	RequestedBy                    string
+}
+
+// DeployToInstanceDevices takes a snapshot of the instance as the promotion left it and makes it the instance's
+// device target (a stage's deployToDevices): every device assigned to the instance takes it, and so does one
+// assigned later. The promoted snapshot itself belongs to the source stage's instance, and a device target is a
+// snapshot of the instance. It tells the devices and reports how many there are.
+func (a *Pipelines) DeployToInstanceDevices(ctx context.Context, req InstanceDevicesDeploy) (int, error) {
+	promoted, err := a.Store.GetSnapshotMeta(ctx, req.PromotedSnapshotID)
 	if err != nil {
-		return 0, err
+		return 0, rejected(err)
+	}
+	m := snapshots.Meta{ID: req.NewSnapshotID, Name: promoted.Name,
+		Description: fmt.Sprintf("Deployed to the instance's devices by a promotion of snapshot %q.", promoted.Name)}
+	if req.RequestedBy != "" {
+		m.CreatedBy = &req.RequestedBy
+	}
+	snap, err := a.Snapshots.Capture(ctx, req.InstanceID, m)
+	if err != nil {
+		return 0, rejected(err)
+	}
+	var ids []string
+	err = a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) (err error) {
+		ids, err = a.Devices.SetInstanceTarget(ctx, tx, req.InstanceID, &snap.ID)
+		return err
+	})
+	if err != nil {
+		return 0, rejected(err)
 	}
 	if a.Notifier != nil && len(ids) > 0 {
 		_ = a.Notifier.NotifyDevices(ctx, ids) // a device not reached learns on its next check-in
 	}
 	return len(ids), nil
+}
+
+// SetInstanceDevicesTarget is version 1 of deployToDevices, kept for promotions recorded before version 2: it
+// does what DeployToInstanceDevices does, with a snapshot ID of its own (a retry may store a second snapshot).
+func (a *Pipelines) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapshotID string) (int, error) {
+	return a.DeployToInstanceDevices(ctx, InstanceDevicesDeploy{InstanceID: instanceID, PromotedSnapshotID: snapshotID})
 }
 
 // GroupRollout asks to record a rollout of a snapshot to a group, started by a promotion.

@@ -46,6 +46,11 @@ func (s *Service) LiveSnapshot(ctx context.Context, d *storage.Device) (map[stri
 			modules["node-red"] = snap.NodeRedVersion
 		}
 	}
+	if v, err := s.nodeRedVersionOverride(ctx, d); err != nil {
+		return nil, err
+	} else if v != "" {
+		modules["node-red"] = v
+	}
 	settings := snap.Settings
 	if settings == nil {
 		settings = map[string]any{}
@@ -53,6 +58,23 @@ func (s *Service) LiveSnapshot(ctx context.Context, d *storage.Device) (map[stri
 	return map[string]any{"id": snap.ID, "name": snap.Name, "description": snap.Description, "settings": settings,
 		"env": mergeEnv(platformEnv, snap.Env), "modules": modules, "flows": json.RawMessage(snap.Flows),
 		"credentials": creds}, nil
+}
+
+// nodeRedVersionOverride is the Node-RED version the fleet settings choose for an application-owned device, ""
+// for none: FlowFuse puts it among the snapshot's modules for those devices only (docs/device-protocol.md §2.3).
+func (s *Service) nodeRedVersionOverride(ctx context.Context, d *storage.Device) (string, error) {
+	if d.ApplicationID == nil {
+		return "", nil
+	}
+	g, err := s.deviceGroup(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	var group domain.FleetSettings
+	if g != nil {
+		group = g.FleetSettings
+	}
+	return domain.MergeFleetSettings(group, d.FleetSettings).NodeRedVersion, nil
 }
 
 // reencrypt moves a credentials blob from one sealed secret to another.
@@ -125,7 +147,7 @@ func mergeEnv(platform [][2]string, layers ...[]domain.EnvVar) map[string]string
 // settingsEnv is the env of a device's settings: the platform's variables, then its target snapshot's env,
 // its group's env and its own, a later one winning, as FlowFuse merges them. The agent lays it over the
 // snapshot's env, so it is the whole environment the flows see.
-func (s *Service) settingsEnv(ctx context.Context, d *storage.Device) (map[string]string, error) {
+func (s *Service) settingsEnv(ctx context.Context, d *storage.Device, g *storage.DeviceGroup) (map[string]string, error) {
 	platformEnv, snap, err := s.platformEnv(ctx, d)
 	if err != nil {
 		return nil, err
@@ -134,34 +156,39 @@ func (s *Service) settingsEnv(ctx context.Context, d *storage.Device) (map[strin
 	if snap != nil {
 		snapEnv = snap.Env
 	}
-	if d.DeviceGroupID != nil {
-		g, err := s.Store.GetDeviceGroup(ctx, *d.DeviceGroupID)
-		if err != nil {
-			return nil, err
-		}
+	if g != nil {
 		groupEnv = g.Env
 	}
 	return mergeEnv(platformEnv, snapEnv, groupEnv, d.Env), nil
 }
 
-// settingsDocument is the `GET live/settings` document without its hash (docs/device-protocol.md §2.4). Flowyard offers
-// none of FlowFuse's licensed features to devices, so they are all off.
+// settingsDocument is the `GET live/settings` document without its hash (docs/device-protocol.md §2.4): the env,
+// the fleet settings (group's, then the device's own), and FlowFuse's licensed features, which Flowyard does
+// not offer to devices, all off.
 func (s *Service) settingsDocument(ctx context.Context, d *storage.Device) (map[string]any, error) {
-	env, err := s.settingsEnv(ctx, d)
+	g, err := s.deviceGroup(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{
+	env, err := s.settingsEnv(ctx, d, g)
+	if err != nil {
+		return nil, err
+	}
+	fleet, err := s.effectiveFleetSettings(d, g)
+	if err != nil {
+		return nil, err
+	}
+	doc := map[string]any{
 		"env":          env,
 		"autoSnapshot": false,
-		"editor":       map[string]any{},
-		"palette":      map[string]any{},
 		"features":     map[string]bool{"shared-library": false, "projectComms": false, "teamBroker": false, "tables": false},
 		"assistant": map[string]any{"enabled": false, "requestTimeout": 60000, "mcp": map[string]bool{"enabled": false},
 			"completions": map[string]bool{"enabled": false, "inlineEnabled": false}},
 		"mqttNodes": map[string]any{"enabled": false, "username": "", "linked": false},
 		"mode":      TargetOf(d).Mode,
-	}, nil
+	}
+	fleetDocument(doc, fleet)
+	return doc, nil
 }
 
 // LiveSettings is the `GET live/settings` document with the device's settings hash.

@@ -17,6 +17,7 @@ import (
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/drivers/kubernetes"
@@ -102,7 +103,8 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
 		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
-		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
+		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
+			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
 	}
 	svc, billingClient := newBilling(cfg, st, c, tcfg, log, e.instances)
 	if svc != nil {

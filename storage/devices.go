@@ -39,6 +39,8 @@ type Device struct {
 	UpdatedAt        time.Time
 	ChangedAt        time.Time  // moves on every change the live event stream shows (see touchDevice)
 	FlowsImportedAt  *time.Time // when the device imported the flows it brought at provisioning (once)
+	// FleetSettings are the device's own fleet settings, laid over its group's (npmrc sealed).
+	FleetSettings domain.FleetSettings `bun:",type:text"`
 }
 
 // DeviceReport is what an agent's check-in changes on its device.
@@ -173,6 +175,28 @@ func (s *Store) MarkFlowsImported(ctx context.Context, id string, at time.Time) 
 	}
 	n, err := res.RowsAffected()
 	return n > 0, err
+}
+
+// AllowFlowsImport lets a device import the flows it brings once more: it was set up again with a one-time
+// code, after which FlowFuse's agent offers the import.
+func (s *Store) AllowFlowsImport(ctx context.Context, id string) error {
+	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("flows_imported_at = NULL").Where("id = ?", id).Exec(ctx)
+	return err
+}
+
+// ConsumeToken deletes an unexpired token of the kind and returns it: a single-use code works once, even when
+// two requests race for it (only one DELETE finds the row).
+func (s *Store) ConsumeToken(ctx context.Context, hash, kind string, at time.Time) (*Token, error) {
+	var rows []Token
+	err := s.db.NewDelete().Model(&rows).Where("token_hash = ? AND kind = ?", hash, kind).
+		Where("expires_at IS NULL OR expires_at > ?", at.UTC()).Returning("*").Scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, domain.NotFound("token")
+	}
+	return &rows[0], nil
 }
 
 // CountDeviceSnapshots counts the snapshots pulled from a device, for its cap.

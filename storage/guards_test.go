@@ -130,6 +130,11 @@ var guardCases = []guardCase{
 		in.ID, in.Name, in.ApplicationID = domain.NewID(), "copy-"+domain.NewID(), pick(own, a.app, b.app).ID
 		return st.InsertInstance(ctx, &in)
 	}},
+	{"an instance's device target is another team's snapshot", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		in := *a.inst
+		in.DeviceTargetSnapshotID = &pick(own, a.snap, b.snap).ID
+		return st.UpdateInstance(ctx, &in, "device_target_snapshot_id")
+	}},
 	{"a rollout of another team's group", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		return st.InsertRollout(ctx, &storage.Rollout{ID: domain.NewID(), GroupID: pick(own, a.group, b.group).ID, TeamID: a.team,
 			ApplicationID: a.app.ID, SnapshotID: a.snap.ID, Status: "succeeded"})

@@ -231,8 +231,10 @@ type Instance struct {
 	RuntimeURL       string
 	CrashCount       int
 	LastCrashAt      *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// DeviceTargetSnapshotID is the snapshot of this instance that its devices run (and a device assigned later takes).
+	DeviceTargetSnapshotID *string
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 }
 
 // TeamOwned is a row of one team; the API loads what a request names through it to refuse another team's.

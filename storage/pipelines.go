@@ -234,14 +234,20 @@ func (s *Store) LatestSnapshotOf(ctx context.Context, kind, ownerID string) (*Sn
 	return snap, classify(err, "snapshot")
 }
 
-// SetInstanceDevicesTarget makes snapshotID the target of every device assigned to the instance, and returns
-// their IDs (a stage's deployToDevices).
-func (s *Store) SetInstanceDevicesTarget(ctx context.Context, instanceID, snapshotID string) ([]string, error) {
+// SetInstanceDeviceTarget makes snapshotID (a snapshot of the instance, or nil) the instance's device target.
+// A snapshot becomes the target of every device assigned to the instance as well, whose IDs it returns; clearing
+// the target leaves the devices running what they run.
+func (s *Store) SetInstanceDeviceTarget(ctx context.Context, instanceID string, snapshotID *string) ([]string, error) {
+	res, err := s.db.NewUpdate().Model((*Instance)(nil)).Set("device_target_snapshot_id = ?", snapshotID).
+		Set("updated_at = ?", now()).Where("id = ?", instanceID).Exec(ctx)
+	if err := mustAffect(res, err, "instance"); err != nil || snapshotID == nil {
+		return nil, err
+	}
 	var ids []string
-	err := s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("instance_id = ?", instanceID).Scan(ctx, &ids)
+	err = s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("instance_id = ?", instanceID).Order("id").Scan(ctx, &ids)
 	if err != nil || len(ids) == 0 {
 		return ids, err
 	}
-	_, err = touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).Where("instance_id = ?", instanceID).Exec(ctx)
+	_, err = touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", *snapshotID)).Where("instance_id = ?", instanceID).Exec(ctx)
 	return ids, err
 }

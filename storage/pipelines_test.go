@@ -68,24 +68,48 @@ func TestPipelinesStagesAndHistory(t *testing.T) {
 	})
 }
 
-func TestInstanceDevicesTakeAPromotedSnapshot(t *testing.T) {
+func TestInstanceDeviceTarget(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
 		require.NoError(t, st.SeedDefaults(ctx)) // first: seeding defaults needs an empty store
 		f := newRolloutFixture(t, st, 2)
-		in := newInstanceIn(t, st, &storage.Application{ID: f.appID, TeamID: f.teamID}, "with-devices").ID
+		inst := newInstanceIn(t, st, &storage.Application{ID: f.appID, TeamID: f.teamID}, "with-devices")
+		in := inst.ID
+		own := snapshotOf(inst, "for the devices", false)
+		_, err := st.InsertSnapshot(ctx, own)
+		require.NoError(t, err)
 		d, err := st.GetDevice(ctx, f.devices[0])
 		require.NoError(t, err)
 		d.ApplicationID, d.InstanceID, d.DeviceGroupID = nil, &in, nil
 		require.NoError(t, st.UpdateDevice(ctx, d, "application_id", "instance_id", "device_group_id"))
-		ids, err := st.SetInstanceDevicesTarget(ctx, in, f.newS)
+		ids, err := st.SetInstanceDeviceTarget(ctx, in, &own.ID)
 		require.NoError(t, err)
 		assert.Equal(t, []string{f.devices[0]}, ids)
 		for i, id := range f.devices {
 			got, err := st.GetDevice(ctx, id)
 			require.NoError(t, err)
-			want := map[int]string{0: f.newS, 1: f.oldS}[i]
+			want := map[int]string{0: own.ID, 1: f.oldS}[i]
 			assert.Equal(t, want, *got.TargetSnapshotID)
 		}
+		got, err := st.GetInstance(ctx, in)
+		require.NoError(t, err)
+		assert.Equal(t, own.ID, *got.DeviceTargetSnapshotID)
+
+		_, err = st.SetInstanceDeviceTarget(ctx, in, &f.newS)
+		assert.True(t, domain.IsKind(err, domain.KindUnprocessable), "only a snapshot of the instance itself: %v", err)
+
+		ids, err = st.SetInstanceDeviceTarget(ctx, in, nil)
+		require.NoError(t, err)
+		assert.Empty(t, ids, "clearing the target leaves the devices as they are")
+		dev, err := st.GetDevice(ctx, f.devices[0])
+		require.NoError(t, err)
+		assert.Equal(t, own.ID, *dev.TargetSnapshotID)
+
+		_, err = st.SetInstanceDeviceTarget(ctx, in, &own.ID)
+		require.NoError(t, err)
+		require.NoError(t, st.DeleteSnapshot(ctx, own.ID))
+		got, err = st.GetInstance(ctx, in)
+		require.NoError(t, err)
+		assert.Nil(t, got.DeviceTargetSnapshotID, "a deleted snapshot is nobody's target")
 	})
 }

@@ -21,8 +21,10 @@ type DeviceGroup struct {
 	Description      string
 	TargetSnapshotID *string
 	Env              []domain.EnvVar `bun:",type:text"`
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// FleetSettings are the group's fleet settings, under each device's own (npmrc sealed).
+	FleetSettings domain.FleetSettings `bun:",type:text"`
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Admits tells whether a device may be in the group: a group holds devices of its own team and application.

@@ -268,15 +268,26 @@ func (pr *promotion) promoteInstance(instanceID string) error {
 	return err
 }
 
-// deployToInstanceDevices makes the promoted snapshot the target of the instance's devices (added after
-// promotions were first recorded, hence the version marker).
+// deployToInstanceDevices makes what the instance now runs its devices' target (added after promotions were
+// first recorded, hence the version marker). Version 1 set the promoted snapshot on each device; version 2 takes
+// a snapshot of the instance itself, with an ID chosen here so a retry stores one, and makes it the instance's
+// device target, which devices assigned later take too.
 func (pr *promotion) deployToInstanceDevices(r *activities.TargetResult) error {
-	if workflow.GetVersion(pr.ctx, "deploy-to-devices", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	v := workflow.GetVersion(pr.ctx, "deploy-to-devices", workflow.DefaultVersion, 2)
+	if v == workflow.DefaultVersion {
 		return nil
 	}
 	var n int
 	ctx := workflow.WithActivityOptions(pr.ctx, shortOptions)
-	if err := workflow.ExecuteActivity(ctx, a.SetInstanceDevicesTarget, r.ID, pr.st.SnapshotID).Get(pr.ctx, &n); err != nil {
+	var err error
+	if v == 1 {
+		err = workflow.ExecuteActivity(ctx, a.SetInstanceDevicesTarget, r.ID, pr.st.SnapshotID).Get(pr.ctx, &n)
+	} else {
+		req := activities.InstanceDevicesDeploy{InstanceID: r.ID, PromotedSnapshotID: pr.st.SnapshotID, NewSnapshotID: pr.newID(),
+			RequestedBy: pr.p.RequestedBy}
+		err = workflow.ExecuteActivity(ctx, a.DeployToInstanceDevices, req).Get(pr.ctx, &n)
+	}
+	if err != nil {
 		return err
 	}
 	r.Detail = fmt.Sprintf("and its %d devices", n)

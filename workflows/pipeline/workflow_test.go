@@ -64,7 +64,10 @@ func newEnv(t *testing.T, w *world, targets []domain.StageTarget) *testsuite.Tes
 		return nil
 	})
 	env.OnActivity(a.RecordGroupRollout, mock.Anything, mock.Anything).Return("team-1", nil)
-	env.OnActivity(a.SetInstanceDevicesTarget, mock.Anything, mock.Anything, mock.Anything).Return(3, nil)
+	env.OnActivity(a.DeployToInstanceDevices, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.InstanceDevicesDeploy) (int, error) {
+		w.devices = append(w.devices, req.InstanceID+"="+req.PromotedSnapshotID)
+		return 3, nil
+	})
 	return env
 }
 
@@ -195,4 +198,5 @@ func TestDeployToDevicesPassesTheSnapshotOnFromEachInstance(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&got))
 	assert.Equal(t, "succeeded", got.Results[0].Status)
 	assert.Equal(t, "and its 3 devices", got.Results[0].Detail)
+	assert.Equal(t, []string{everyKind[0].ID + "=snap-1"}, w.devices, "the instance's devices get what the instance now runs")
 }
