@@ -48,8 +48,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	ctx := c.UserContext()
-	if bearer, ok := bearerToken(c); ok && isDeviceCredential(bearer) {
-		// Device and provisioning tokens reach only the device routes, which check them (devicelive.go).
+	if bearer, ok := bearerToken(c); ok && (isDeviceCredential(bearer) || isOneTimeCodeSetup(c, bearer)) {
+		// Device and provisioning tokens reach only the device routes, which check them (devicelive.go), and a
+		// one-time code only the registration route (onboarding.go).
 		return c.Next()
 	}
 	if bearer, ok := bearerToken(c); ok {

@@ -33,6 +33,9 @@ type registerDeviceRequest struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 	Team string `json:"team"`
+	// Setup and AgentHost are what an agent sends with a one-time code as bearer (docs/device-protocol.md §1.4).
+	Setup     bool   `json:"setup,omitempty"`
+	AgentHost string `json:"agentHost,omitempty"`
 }
 
 type updateDeviceRequest struct {
@@ -43,6 +46,8 @@ type updateDeviceRequest struct {
 	TargetSnapshotID *string          `json:"targetSnapshotId,omitempty"`
 	Mode             *string          `json:"mode,omitempty"`
 	Env              *[]domain.EnvVar `json:"env,omitempty"`
+	// Settings are the device's own fleet settings (null: none, its group's apply).
+	Settings *devices.FleetSettingsInput `json:"settings,omitempty"`
 }
 
 type provisioningTokenRequest struct {
@@ -84,8 +89,10 @@ type deviceJSON struct {
 	AgentVersion     string          `json:"agentVersion"`
 	NodeRedVersion   string          `json:"nodeRedVersion"`
 	NodejsVersion    string          `json:"nodejsVersion"`
-	CreatedAt        time.Time       `json:"createdAt"`
-	UpdatedAt        time.Time       `json:"updatedAt"`
+	// Settings are the device's own fleet settings, laid over its group's.
+	Settings  devices.FleetSettingsView `json:"settings"`
+	CreatedAt time.Time                 `json:"createdAt"`
+	UpdatedAt time.Time                 `json:"updatedAt"`
 }
 
 // registeredDeviceJSON is the one answer that carries a device's credentials, with what a device.yml needs.
@@ -94,7 +101,9 @@ type registeredDeviceJSON struct {
 	Team        teamRefJSON          `json:"team"`
 	ForgeURL    string               `json:"forgeURL"`
 	Credentials *devices.Credentials `json:"credentials"`
-	Meta        map[string]string    `json:"meta"`
+	// AgentConfig is the device.yml an agent runs with, holding the credentials.
+	AgentConfig string            `json:"agentConfig"`
+	Meta        map[string]string `json:"meta"`
 }
 
 type provisioningTokenJSON struct {
@@ -124,7 +133,7 @@ func (s *Server) deviceView(d *storage.Device) deviceJSON {
 		TargetSnapshotID: d.TargetSnapshotID, ActiveSnapshotID: d.ActiveSnapshotID,
 		IsDeploying:  d.TargetSnapshotID != nil && (d.ActiveSnapshotID == nil || *d.ActiveSnapshotID != *d.TargetSnapshotID),
 		AgentVersion: d.AgentVersion, NodeRedVersion: d.NodeRedVersion, NodejsVersion: d.NodejsVersion,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+		Settings: devices.ViewFleetSettings(d.FleetSettings), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
 func provisioningTokenView(t *storage.Token) provisioningTokenJSON {
@@ -181,6 +190,9 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 	if bearer, ok := bearerToken(c); ok && strings.HasPrefix(bearer, domain.TokenPrefixProvisioning) {
 		return s.provisionDevice(c, bearer, &req)
 	}
+	if req.Setup {
+		return s.setUpWithCode(c, &req)
+	}
 	if err := domain.Collect(requiredField("team", req.Team)); err != nil {
 		return err
 	}
@@ -216,42 +228,68 @@ func (s *Server) provisionDevice(c *fiber.Ctx, bearer string, req *registerDevic
 }
 
 func (s *Server) createDevice(c *fiber.Ctx, who *caller, req *registerDeviceRequest, tok *storage.Token, event string) error {
-	ctx := c.UserContext()
-	d, err := s.devices.NewDevice(req.Team, req.Name, req.Type)
-	if err != nil {
+	var r *registration
+	err := s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) (err error) {
+		r, err = s.registerInTx(c, tx, who, req, tok, event)
 		return err
-	}
-	var creds *devices.Credentials
-	var team *storage.Team
-	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		if team, err = tx.GetTeam(ctx, d.TeamID); err != nil {
-			return err
-		}
-		if tok != nil {
-			if err := assignProvisioned(ctx, tx, d, tok); err != nil {
-				return err
-			}
-		}
-		if err := s.checkDeviceLimit(ctx, tx, team); err != nil {
-			return err
-		}
-		if creds, err = s.devices.Register(ctx, tx, d); err != nil {
-			return err
-		}
-		body := map[string]any{"name": d.Name}
-		if tok != nil {
-			body["provisioningTokenId"] = tok.ID
-		}
-		return audit(c, tx, who, d.TeamID, event, "device", d.ID, body)
 	})
 	if err != nil {
 		return err
 	}
-	if s.billing != nil {
-		s.billing.UsageChanged(ctx, d.TeamID)
+	return s.registered(c, r)
+}
+
+// registration is a device whose credentials were just issued, with its team.
+type registration struct {
+	device *storage.Device
+	team   *storage.Team
+	creds  *devices.Credentials
+}
+
+// registerInTx stores a new device of req.Team, assigned to what tok (a provisioning token, or nil) names, and
+// issues its credentials.
+func (s *Server) registerInTx(c *fiber.Ctx, tx *storage.Store, who *caller, req *registerDeviceRequest, tok *storage.Token, event string) (*registration, error) {
+	ctx := c.UserContext()
+	d, err := s.devices.NewDevice(req.Team, req.Name, req.Type)
+	if err != nil {
+		return nil, err
 	}
-	return c.JSON(registeredDeviceJSON{deviceJSON: s.deviceView(d), Team: teamRefJSON{ID: team.ID, Name: team.Name},
-		ForgeURL: s.cfg.PublicURL, Credentials: creds, Meta: map[string]string{"ffVersion": compatibleFlowFuseVersion, "flowyardVersion": s.cfg.Version}})
+	team, err := tx.GetTeam(ctx, d.TeamID)
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil {
+		if err := assignProvisioned(ctx, tx, d, tok); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkDeviceLimit(ctx, tx, team); err != nil {
+		return nil, err
+	}
+	creds, err := s.devices.Register(ctx, tx, d)
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{"name": d.Name}
+	if tok != nil {
+		body["provisioningTokenId"] = tok.ID
+	}
+	return &registration{device: d, team: team, creds: creds}, audit(c, tx, who, d.TeamID, event, "device", d.ID, body)
+}
+
+// registered answers a registration (the one answer with a device's credentials) and counts the device for billing.
+func (s *Server) registered(c *fiber.Ctx, r *registration) error {
+	if s.billing != nil {
+		s.billing.UsageChanged(c.UserContext(), r.device.TeamID)
+	}
+	return c.JSON(s.registeredView(r))
+}
+
+func (s *Server) registeredView(r *registration) registeredDeviceJSON {
+	d := r.device
+	return registeredDeviceJSON{deviceJSON: s.deviceView(d), Team: teamRefJSON{ID: r.team.ID, Name: r.team.Name},
+		ForgeURL: s.cfg.PublicURL, Credentials: r.creds, AgentConfig: agentConfig(d.ID, s.cfg.PublicURL, r.creds),
+		Meta: map[string]string{"ffVersion": compatibleFlowFuseVersion, "flowyardVersion": s.cfg.Version}}
 }
 
 // assignProvisioned gives a device what its provisioning token pre-assigns, checked again now: a token's
@@ -266,6 +304,9 @@ func assignProvisioned(ctx context.Context, tx *storage.Store, d *storage.Device
 	d.ApplicationID, d.InstanceID, d.DeviceGroupID = owner.application, owner.instance, owner.group
 	if owner.groupTarget != nil {
 		d.TargetSnapshotID = owner.groupTarget
+	}
+	if owner.instanceTarget != nil {
+		d.TargetSnapshotID = owner.instanceTarget
 	}
 	return nil
 }
@@ -346,11 +387,11 @@ func (s *Server) getDevice(c *fiber.Ctx) error {
 	return c.JSON(s.deviceView(d))
 }
 
-// patchAction is the least action a device change needs: owners change what the device is and where it
-// belongs; members may change its env and what it runs.
+// patchAction is the least action a device change needs: owners change what the device is, where it belongs
+// and its fleet settings; members may change its env and what it runs.
 func patchAction(req *updateDeviceRequest, present map[string]bool) domain.Action {
 	switch {
-	case present["name"] || present["applicationId"] || present["instanceId"] || present["deviceGroupId"] || present["mode"]:
+	case present["name"] || present["applicationId"] || present["instanceId"] || present["deviceGroupId"] || present["mode"] || present["settings"]:
 		return domain.ActionDeviceEdit
 	case present["targetSnapshotId"]:
 		return domain.ActionDeviceSnapshotSetTarget
@@ -435,6 +476,17 @@ func (s *Server) applyDevicePatch(ctx context.Context, tx *storage.Store, d *sto
 		}
 		d.Env, cols = env, append(cols, "env")
 	}
+	if present["settings"] {
+		var in devices.FleetSettingsInput
+		if req.Settings != nil {
+			in = *req.Settings
+		}
+		f, err := s.devices.StorableFleetSettings("settings", in, d.FleetSettings)
+		if err != nil {
+			return nil, err
+		}
+		d.FleetSettings, cols = f, append(cols, "fleet_settings")
+	}
 	ownerCols, err := s.assignOwner(ctx, tx, d, req, present)
 	if err != nil {
 		return nil, err
@@ -455,7 +507,8 @@ func (s *Server) applyDevicePatch(ctx context.Context, tx *storage.Store, d *sto
 
 // assignOwner moves a device to an application or an instance of its team (never both), or unassigns it. A
 // device that changes owner forgets its target snapshot, which belonged to the old owner (and assignGroup takes
-// it out of its group, which belongs to the old application).
+// it out of its group, which belongs to the old application); one assigned to an instance takes the instance's
+// device target.
 func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.Device, req *updateDeviceRequest, present map[string]bool) ([]string, error) {
 	if !present["applicationId"] && !present["instanceId"] {
 		return nil, nil
@@ -464,6 +517,7 @@ func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.
 		return nil, domain.Invalid(domain.FieldError{Field: "instanceId", Detail: "a device belongs to an application or to an instance, not both"})
 	}
 	app, inst := d.ApplicationID, d.InstanceID
+	var target *string // a device assigned to an instance takes the instance's device target
 	switch {
 	case req.ApplicationID != nil:
 		a, err := teamObject(ctx, tx.GetApplication, "applicationId", d.TeamID, *req.ApplicationID)
@@ -476,7 +530,7 @@ func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.
 		if err != nil {
 			return nil, err
 		}
-		app, inst = nil, &in.ID
+		app, inst, target = nil, &in.ID, in.DeviceTargetSnapshotID
 	default:
 		if present["applicationId"] {
 			app = nil
@@ -488,7 +542,7 @@ func (s *Server) assignOwner(ctx context.Context, tx *storage.Store, d *storage.
 	if sameRef(app, d.ApplicationID) && sameRef(inst, d.InstanceID) {
 		return nil, nil
 	}
-	d.ApplicationID, d.InstanceID, d.TargetSnapshotID = app, inst, nil
+	d.ApplicationID, d.InstanceID, d.TargetSnapshotID = app, inst, target
 	return []string{"application_id", "instance_id", "target_snapshot_id"}, nil
 }
 
@@ -683,7 +737,7 @@ func validateProvisioningToken(req *provisioningTokenRequest) error {
 
 // provisionedOwner is where a provisioning token puts the devices it registers.
 type provisionedOwner struct {
-	application, instance, group, groupTarget *string
+	application, instance, group, groupTarget, instanceTarget *string
 }
 
 // scopes encodes the owner as token scopes.
@@ -720,7 +774,7 @@ func provisioningOwner(ctx context.Context, tx *storage.Store, teamID string, re
 		if err != nil {
 			return o, err
 		}
-		o.instance = &in.ID
+		o.instance, o.instanceTarget = &in.ID, in.DeviceTargetSnapshotID
 	}
 	if req.DeviceGroupID == nil || *req.DeviceGroupID == "" {
 		return o, nil
@@ -764,6 +818,9 @@ func (s *Server) deleteProvisioningToken(c *fiber.Ctx) error {
 			return err
 		}
 		if err := tx.DeleteTokenOfOwner(ctx, id, "team", teamID); err != nil {
+			return err
+		}
+		if err := devices.RevokeProvisioningOTCs(ctx, tx, id); err != nil {
 			return err
 		}
 		return audit(c, tx, who, teamID, "team.device.provisioning-token.deleted", "team", teamID, map[string]any{"tokenId": id})

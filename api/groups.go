@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -20,6 +21,8 @@ type updateGroupRequest struct {
 	Name        *string          `json:"name,omitempty"`
 	Description *string          `json:"description,omitempty"`
 	Env         *[]domain.EnvVar `json:"env,omitempty"`
+	// Settings are the group's fleet settings, under each device's own.
+	Settings *devices.FleetSettingsInput `json:"settings,omitempty"`
 }
 
 type groupMembershipRequest struct {
@@ -34,13 +37,15 @@ type groupJSON struct {
 	Description      string          `json:"description"`
 	TargetSnapshotID *string         `json:"targetSnapshotId"`
 	Env              []domain.EnvVar `json:"env"`
-	DeviceCount      int             `json:"deviceCount"`
-	CreatedAt        time.Time       `json:"createdAt"`
+	// Settings are the group's fleet settings.
+	Settings    devices.FleetSettingsView `json:"settings"`
+	DeviceCount int                       `json:"deviceCount"`
+	CreatedAt   time.Time                 `json:"createdAt"`
 }
 
-func groupView(g *storage.DeviceGroup, devices int) groupJSON {
+func groupView(g *storage.DeviceGroup, count int) groupJSON {
 	return groupJSON{ID: g.ID, ApplicationID: g.ApplicationID, Name: g.Name, Description: g.Description,
-		TargetSnapshotID: g.TargetSnapshotID, Env: g.Env, DeviceCount: devices, CreatedAt: g.CreatedAt}
+		TargetSnapshotID: g.TargetSnapshotID, Env: g.Env, Settings: devices.ViewFleetSettings(g.FleetSettings), DeviceCount: count, CreatedAt: g.CreatedAt}
 }
 
 // maxMembershipChange bounds one membership request; bigger fleets are moved in several requests.
@@ -50,7 +55,7 @@ func (s *Server) registerGroups() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/applications/:applicationId/device-groups", Summary: "Create a device group.", Tag: "device-groups", Body: createGroupRequest{}, Status: 201}, s.createGroup)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/device-groups", Summary: "The application's device groups.", Tag: "device-groups"}, s.listGroups)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/device-groups/:groupId", Summary: "One device group.", Tag: "device-groups"}, s.getGroup)
-	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/device-groups/:groupId", Summary: "Rename a group or change its environment (its devices get a new settings hash and an update).", Tag: "device-groups", Body: updateGroupRequest{}}, s.updateGroup)
+	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/device-groups/:groupId", Summary: "Rename a group or change its environment or fleet settings (its devices get a new settings hash and an update).", Tag: "device-groups", Body: updateGroupRequest{}}, s.updateGroup)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/device-groups/:groupId", Summary: "Delete a group; its devices keep running what they run.", Tag: "device-groups", Status: 204}, s.deleteGroup)
 	s.route(routeDoc{Method: "PUT", Path: "/api/v1/device-groups/:groupId/devices", Summary: "Add and remove devices.", Tag: "device-groups", Body: groupMembershipRequest{}}, s.changeGroupDevices)
 }
@@ -147,6 +152,12 @@ func (s *Server) updateGroup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if req.Settings != nil {
+		if g.FleetSettings, err = s.devices.StorableFleetSettings("settings", *req.Settings, g.FleetSettings); err != nil {
+			return err
+		}
+		cols = append(cols, "fleet_settings")
+	}
 	if len(cols) == 0 {
 		return s.getGroup(c)
 	}
@@ -155,9 +166,9 @@ func (s *Server) updateGroup(c *fiber.Ctx) error {
 		if err := tx.UpdateDeviceGroup(ctx, g, cols...); err != nil {
 			return err
 		}
-		if req.Env != nil {
-			// Group env reaches devices through their settings: a new settings hash for each device of the
-			// group, and an `update` that makes its agent fetch them again.
+		if req.Env != nil || req.Settings != nil {
+			// Group env and fleet settings reach devices through their settings: a new settings hash for each
+			// device of the group, and an `update` that makes its agent fetch them again.
 			ids, err := tx.ListGroupDeviceIDs(ctx, g.ID)
 			if err != nil {
 				return err

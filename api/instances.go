@@ -61,15 +61,17 @@ type instanceJSON struct {
 	BlueprintID    *string         `json:"blueprintId,omitempty"`
 	Settings       map[string]any  `json:"settings"`
 	Env            []domain.EnvVar `json:"env"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
+	// DeviceTargetSnapshotID is the snapshot of this instance that its devices run.
+	DeviceTargetSnapshotID *string   `json:"deviceTargetSnapshotId"`
+	CreatedAt              time.Time `json:"createdAt"`
+	UpdatedAt              time.Time `json:"updatedAt"`
 }
 
 func (s *Server) instanceView(in *storage.Instance) instanceJSON {
 	v := instanceJSON{ID: in.ID, Name: in.Name, ApplicationID: in.ApplicationID, TeamID: in.TeamID, State: in.State,
 		StateReason: in.StateReason, EditorURL: s.cfg.PublicURL + "/editor/" + in.ID + "/", InstanceTypeID: in.InstanceTypeID,
 		StackID: in.StackID, TemplateID: in.TemplateID, BlueprintID: in.BlueprintID, Settings: in.Settings, Env: in.Env,
-		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
+		DeviceTargetSnapshotID: in.DeviceTargetSnapshotID, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
 	v.URL = instanceBrowserURL(in)
 	return v
 }

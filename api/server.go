@@ -176,6 +176,8 @@ func (s *Server) registerRoutes() {
 	s.registerDevices()
 	s.registerDeviceLive()
 	s.registerGroups()
+	s.registerDeviceTargets()
+	s.registerOnboarding()
 	s.registerRollouts()
 	s.registerPipelines()
 	s.registerBilling()
