@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,10 +32,28 @@ type Snapshot struct {
 	Credentials json.RawMessage   `json:"credentials"`
 }
 
-// Settings is the `live/settings` document (docs/device-protocol.md §2.4); the agent uses its hash and env.
+// Settings is the `live/settings` document (docs/device-protocol.md §2.4); the agent uses its hash, env and the
+// fleet settings: the Node-RED version to install, the palette's .npmrc and catalogues, the local editor login.
 type Settings struct {
-	Hash string            `json:"hash"`
-	Env  map[string]string `json:"env"`
+	Hash   string            `json:"hash"`
+	Env    map[string]string `json:"env"`
+	Editor struct {
+		NodeRedVersion string `json:"nodeRedVersion,omitempty"`
+	} `json:"editor"`
+	Palette struct {
+		NPMRC      string   `json:"npmrc,omitempty"`
+		Catalogues []string `json:"catalogues,omitempty"`
+	} `json:"palette"`
+	Security struct {
+		LocalAuth *LocalAuth `json:"localAuth,omitempty"`
+	} `json:"security"`
+}
+
+// LocalAuth is the login of the editor on the device; Pass is a bcrypt hash.
+type LocalAuth struct {
+	Enabled bool   `json:"enabled"`
+	User    string `json:"user"`
+	Pass    string `json:"pass"`
 }
 
 // Runner runs Node-RED for the agent (or pretends to, when simulating).
@@ -72,6 +92,11 @@ type Options struct {
 const stateFile = "flowfuse-instance.json"
 
 type persisted struct {
+	// SecretDigest is a digest of the credential secret the user dir was written with: a device set up again with
+	// new credentials downloads its snapshot again, as its old credentials no longer decrypt.
+	SecretDigest string `json:"credentialSecretDigest,omitempty"`
+	// NodeRed is the node-red dependency installed, so that a new version in the settings installs again.
+	NodeRed     string    `json:"nodeRedInstalled,omitempty"`
 	OwnerType   string    `json:"ownerType"`
 	Application *string   `json:"application"`
 	Project     *string   `json:"project"`
@@ -198,10 +223,19 @@ func (a *Agent) saveProvisioned(reg *registration) error {
 
 func (a *Agent) loadState() {
 	b, err := os.ReadFile(filepath.Join(a.opts.Dir, stateFile))
-	if err == nil && json.Unmarshal(b, &a.st) == nil {
-		return
+	if err != nil || json.Unmarshal(b, &a.st) != nil {
+		a.st = persisted{}
 	}
-	a.st = persisted{}
+	if digest := secretDigest(a.cfg.CredentialSecret); a.st.SecretDigest != "" && a.st.SecretDigest != digest {
+		a.log.Info("the device has a new credential secret; its snapshot will be downloaded again")
+		a.st.Snapshot, a.st.Settings, a.st.NodeRed = nil, nil, ""
+	}
+}
+
+// secretDigest identifies a credential secret without keeping it.
+func secretDigest(secret string) string {
+	sum := sha256.Sum256([]byte("flowyard-agent credential secret\x00" + secret))
+	return hex.EncodeToString(sum[:8])
 }
 
 // saveState persists the agent's state; the caller holds a.mu.

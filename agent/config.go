@@ -37,6 +37,7 @@ type DeviceConfig struct {
 	DeviceName        string `yaml:"deviceName,omitempty"`
 	Port              int    `yaml:"port,omitempty"`
 	AutoProvisioned   bool   `yaml:"autoProvisioned,omitempty"`
+	CliSetup          bool   `yaml:"cliSetup,omitempty"` // set up with a one-time code
 	// Extras are the other keys of the file, written back as they were.
 	Extras map[string]any `yaml:",inline"`
 }

@@ -103,17 +103,43 @@ func (a *Agent) deploy(ctx context.Context, needSnap, needSettings bool) {
 		}
 	}
 	a.mu.Lock()
+	effective := withNodeRedVersion(snap, settings, a.st.Application != nil)
+	installed := a.st.NodeRed
+	if installed == "" && a.st.Snapshot != nil {
+		installed = a.st.Snapshot.Modules["node-red"] // installed by an agent that did not record it
+	}
+	install := needSnap || effective.Modules["node-red"] != installed
 	a.st.Snapshot, a.st.Settings = snap, settings // persisted before installing, as FlowFuse's agent does
+	a.st.SecretDigest = secretDigest(a.cfg.CredentialSecret)
 	a.saveState()
 	a.mu.Unlock()
-	if needSnap {
+	if install {
 		a.setState("installing", "")
 	}
-	if err := a.runner.Prepare(ctx, snap, settings, needSnap); err != nil {
+	if err := a.runner.Prepare(ctx, effective, settings, install); err != nil {
 		a.failed(ctx, fmt.Errorf("install snapshot %s: %w", snap.ID, err))
 		return
 	}
+	a.mu.Lock()
+	a.st.NodeRed = effective.Modules["node-red"]
+	a.saveState()
+	a.mu.Unlock()
 	a.start(ctx)
+}
+
+// withNodeRedVersion is the snapshot as the device installs it: for an application-owned device, the Node-RED
+// version its fleet settings choose replaces the snapshot's (docs/device-protocol.md §4.2), as FlowFuse's agent does.
+func withNodeRedVersion(snap *Snapshot, settings *Settings, applicationOwned bool) *Snapshot {
+	if settings == nil || settings.Editor.NodeRedVersion == "" || !applicationOwned {
+		return snap
+	}
+	out := *snap
+	out.Modules = make(map[string]string, len(snap.Modules))
+	for k, v := range snap.Modules {
+		out.Modules[k] = v
+	}
+	out.Modules["node-red"] = settings.Editor.NodeRedVersion
+	return &out
 }
 
 func (a *Agent) failed(ctx context.Context, err error) {

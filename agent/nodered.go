@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +70,9 @@ func (n *NodeRED) Prepare(ctx context.Context, snap *Snapshot, settings *Setting
 		return err
 	}
 	if install {
+		if err := n.writeNpmrc(settings); err != nil {
+			return err
+		}
 		if err := n.install(ctx, snap); err != nil {
 			return err
 		}
@@ -86,7 +91,13 @@ func (n *NodeRED) Prepare(ctx context.Context, snap *Snapshot, settings *Setting
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(n.Dir, "settings.js"), []byte(n.settingsJS()), 0o600); err != nil {
+	// The probe token lets the agent read the flows' state when the local editor login is on (settings.js
+	// accepts it as a read-only token): new on every Prepare, and only in the user dir, which is the agent's.
+	probe := randomToken()
+	if err := os.WriteFile(filepath.Join(n.Dir, "settings.js"), []byte(n.settingsJS(settings, probe)), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, ".flowyard-probe"), []byte(probe), 0o600); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -130,9 +141,28 @@ func (n *NodeRED) install(ctx context.Context, snap *Snapshot) error {
 }
 
 // settingsJS is the Node-RED settings file: the port, the device's credential secret, the editor under
-// /device-editor on the loopback interface only, and logs to stdout.
-func (n *NodeRED) settingsJS() string {
+// /device-editor on the loopback interface only, logs to stdout, and what the fleet settings ask for: the
+// palette's catalogues and the local editor login (with a read-only token for the agent's own readiness probe).
+func (n *NodeRED) settingsJS(settings *Settings, probe string) string {
 	secret, _ := json.Marshal(n.CredentialSecret)
+	editorTheme := map[string]any{"tours": false}
+	var adminAuth string
+	if settings != nil {
+		if c := settings.Palette.Catalogues; len(c) > 0 {
+			editorTheme["palette"] = map[string]any{"catalogues": c}
+		}
+		if a := settings.Security.LocalAuth; a != nil && a.Enabled {
+			users, _ := json.Marshal([]map[string]string{{"username": a.User, "password": a.Pass, "permissions": "*"}})
+			token, _ := json.Marshal(probe)
+			adminAuth = fmt.Sprintf(`
+    adminAuth: {
+        type: "credentials",
+        users: %s,
+        tokens: function (token) { return Promise.resolve(token === %s ? { username: "flowyard-agent", permissions: "read" } : null) },
+    },`, users, token)
+		}
+	}
+	theme, _ := json.Marshal(editorTheme)
 	return fmt.Sprintf(`// Written by flowyard-agent; rewritten on every deployment.
 module.exports = {
     uiPort: %d,
@@ -141,9 +171,30 @@ module.exports = {
     httpAdminRoot: "/device-editor",
     userDir: %q,
     logging: { console: { level: "info", metrics: false, audit: false } },
-    editorTheme: { tours: false },
+    editorTheme: %s,%s
 }
-`, n.Port, secret, n.Dir)
+`, n.Port, secret, n.Dir, theme, adminAuth)
+}
+
+func randomToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// writeNpmrc writes the palette's .npmrc from the fleet settings before npm install (npm reads the project's
+// .npmrc), or removes one an earlier deployment wrote.
+func (n *NodeRED) writeNpmrc(settings *Settings) error {
+	path := filepath.Join(n.Dir, ".npmrc")
+	if settings == nil || settings.Palette.NPMRC == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return os.WriteFile(path, []byte(settings.Palette.NPMRC), 0o600)
 }
 
 // processEnv is the Node-RED process's environment: the host's PATH and HOME, then the snapshot's env, then
@@ -239,7 +290,11 @@ func (n *NodeRED) waitFlows(ctx context.Context, done chan struct{}) error {
 			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
-		resp, err := hc.Get(url)
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if probe, err := os.ReadFile(filepath.Join(n.Dir, ".flowyard-probe")); err == nil {
+			req.Header.Set("Authorization", "Bearer "+string(probe))
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			continue
 		}

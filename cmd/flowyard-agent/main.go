@@ -1,5 +1,6 @@
 // Command flowyard-agent runs a device for Flowyard (or FlowFuse): `flowyard-agent --config device.yml
-// [--dir DIR]`, or a fleet of simulated devices: `flowyard-agent simulate --forge-url URL
+// [--dir DIR]`; sets one up with a one-time code first: `flowyard-agent --otc CODE --ff-url URL [--otc-no-start]
+// [--otc-import-flows FLOWS.json]`; or runs a fleet of simulated devices: `flowyard-agent simulate --forge-url URL
 // --provisioning-token TOKEN --count N [--failure-rate F] [--delay D] [--dir DIR]`.
 package main
 
@@ -47,12 +48,36 @@ func run(ctx context.Context, args []string) error {
 	npmCache := fs.String("npm-cache", "", "npm cache dir to install from (default: npm's)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Var(versionFlag{}, "version", "print the version and exit")
+	var setup agent.SetupOptions
+	fs.StringVar(&setup.Code, "otc", "", "set the device up with this one-time code first (with --ff-url)")
+	fs.StringVar(&setup.Code, "o", "", "short for --otc")
+	fs.StringVar(&setup.ForgeURL, "ff-url", "", "the platform's URL, for --otc")
+	fs.StringVar(&setup.ForgeURL, "u", "", "short for --ff-url")
+	fs.StringVar(&setup.ImportFlows, "otc-import-flows", "", "with --otc: a Node-RED flows file to import as the device's first target")
+	noStart := fs.Bool("otc-no-start", false, "with --otc: only write device.yml, do not start")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	path := *config
 	if _, err := os.Stat(path); err != nil && !filepath.IsAbs(path) {
 		path = filepath.Join(*dir, path)
+	}
+	if setup.Code != "" || setup.ForgeURL != "" {
+		if setup.ForgeURL == "" {
+			return fmt.Errorf("--otc needs --ff-url")
+		}
+		if !filepath.IsAbs(*config) {
+			path = filepath.Join(*dir, *config) // a new device.yml goes in the working dir, as FlowFuse's does
+		}
+		setup.ConfigPath, setup.Dir = path, *dir
+		msg, err := agent.Setup(ctx, setup)
+		if err != nil {
+			return err
+		}
+		fmt.Println(msg)
+		if *noStart {
+			return nil
+		}
 	}
 	return agent.Run(ctx, agent.Options{ConfigPath: path, Dir: *dir, Port: *port, Interval: *interval, NpmCache: *npmCache, Log: logger(*level)})
 }

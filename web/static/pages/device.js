@@ -1,5 +1,6 @@
 import * as api from '../api.js';
-import { action, announce, badge, fmtTime, h, replace, section } from '../ui.js';
+import { action, announce, badge, copyBlock, fmtTime, h, replace, section } from '../ui.js';
+import { showCode } from './provisioning.js';
 
 export const title = 'Device';
 
@@ -22,6 +23,7 @@ export async function render(ctx) {
   const facts = h('dl', { class: 'facts' });
   const statusEl = h('span', {});
   const modeEl = h('div', { class: 'actions' });
+  const shownOnce = h('div', { 'aria-live': 'polite' });
 
   const draw = async () => {
     const [active, target, groupName, appName] = await Promise.all([snapshotName(dev.activeSnapshotId), snapshotName(dev.targetSnapshotId),
@@ -45,7 +47,16 @@ export async function render(ctx) {
       dev = await api.patch(`/devices/${id}`, { mode: dev.mode === 'developer' ? 'autonomous' : 'developer' });
       announce(`${dev.name} is in ${dev.mode} mode.`);
       await draw();
-    }) : null, ctx.can('device:delete') ? action('Delete device', async () => {
+    }) : null, ctx.can('device:edit') ? action('One-time code', async () => {
+      showCode(shownOnce, await api.post(`/devices/${id}/one-time-code`), `gives the agent that uses it new credentials of ${dev.name}; the current ones work until then`);
+    }) : null, ctx.can('device:edit') ? action('Regenerate credentials', async () => {
+      const r = await api.post(`/devices/${id}/credentials`);
+      replace(shownOnce, h('div', { class: 'card' }, h('h2', {}, 'New credentials'),
+        h('p', {}, 'The old ones no longer work. This device.yml is shown only now: give it to the device\'s agent.'),
+        copyBlock('device.yml', r.agentConfig)));
+      announce('New credentials; they are shown once.');
+    }, { danger: true, confirm: { title: `Regenerate the credentials of ${dev.name}?`, text: 'Its current credentials stop working at once, and it disconnects until its agent has the new device.yml.', confirm: 'Regenerate' } }) : null,
+    ctx.can('device:delete') ? action('Delete device', async () => {
       await api.del(`/devices/${id}`);
       ctx.navigate(dev.applicationId ? ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) : ctx.teamPath());
     }, { danger: true, confirm: { title: `Delete ${dev.name}?`, text: 'Its credentials stop working at once.', confirm: 'Delete' } }) : null);
@@ -58,5 +69,5 @@ export async function render(ctx) {
     draw();
   });
   return [h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / '),
-    h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl)];
+    h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl, shownOnce)];
 }

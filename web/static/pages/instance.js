@@ -162,18 +162,30 @@ async function snapshotsSection(ctx, inst, watch) {
   if (!ctx.can('project:snapshot:list')) return null;
   const listEl = h('div', {});
   const exportSel = h('select', { id: 'export-snapshot', name: 'snapshotId' });
+  const targetEl = h('p', { id: 'device-target' });
+  const setTarget = async (snapshotId) => {
+    inst = snapshotId ? await api.put(`/instances/${inst.id}/device-target`, { snapshotId }) : await api.del(`/instances/${inst.id}/device-target`);
+    announce(snapshotId ? 'The snapshot is now the target of the instance\'s devices.' : 'The instance has no device target now.');
+    await refresh();
+  };
   const refresh = async () => {
     const items = await api.list(`/instances/${inst.id}/snapshots`);
+    const target = items.find((s) => s.id === inst.deviceTargetSnapshotId);
+    const canTarget = ctx.can('device:snapshot:set-target');
+    replace(targetEl, 'Devices\' target: ', target ? h('strong', {}, target.name) : inst.deviceTargetSnapshotId ? inst.deviceTargetSnapshotId : 'none',
+      target && canTarget ? [' ', action('Clear device target', () => setTarget(null), { confirm: { title: 'Clear the device target?', text: 'The instance\'s devices keep running what they run; devices assigned later get nothing.', confirm: 'Clear' } })] : null);
     replace(exportSel, items.map((s) => h('option', { value: s.id }, s.name)));
     replace(listEl, table({
       caption: 'Snapshots of the instance',
       columns: [
-        { label: 'Name', cell: (s) => s.name + (s.auto ? ' (automatic)' : '') },
+        { label: 'Name', cell: (s) => [s.name + (s.auto ? ' (automatic)' : ''), s.id === inst.deviceTargetSnapshotId ? h('span', { class: 'badge', 'data-device-target': '' }, 'device target') : null] },
         { label: 'Created', cell: (s) => fmtTime(s.createdAt) },
         { label: 'Actions', cell: (s) => h('div', { class: 'actions' },
           ctx.can('project:snapshot:rollback') ? action('Roll back', async () => {
             watch.show((await api.post(`/instances/${inst.id}/rollback`, { snapshotId: s.id })).operation);
           }, { confirm: { title: `Roll back to ${s.name}?`, text: 'The instance restarts with the flows, settings and environment of this snapshot.', confirm: 'Roll back' } }) : null,
+          canTarget && s.id !== inst.deviceTargetSnapshotId ? action('Set as device target', () => setTarget(s.id),
+            { confirm: { title: `Deploy ${s.name} to the instance's devices?`, text: 'Every device assigned to the instance runs it, and so does a device assigned later.', confirm: 'Set target' } }) : null,
           ctx.can('snapshot:delete') ? action('Delete', async () => { await api.del(`/snapshots/${s.id}`); announce(`Snapshot ${s.name} deleted.`); await refresh(); },
             { danger: true, confirm: { title: `Delete snapshot ${s.name}?`, confirm: 'Delete' } }) : null) },
       ],
@@ -183,7 +195,7 @@ async function snapshotsSection(ctx, inst, watch) {
     }));
   };
   await refresh();
-  return section('Snapshots', listEl,
+  return section('Snapshots', targetEl, listEl,
     h('p', {}, h('a', { href: ctx.teamPath(`/instances/${inst.id}/snapshot-schedule`), id: 'snapshot-schedule' }, 'Automatic snapshot schedule')),
     ctx.can('project:snapshot:create') ? form({
       label: 'Take a snapshot', submit: 'Take snapshot', cls: 'inline',

@@ -8,6 +8,16 @@ export function deviceYml(token, team, name) {
   return `forgeURL: ${location.origin}\nprovisioningTeam: ${team.id}\nprovisioningName: ${name}\nprovisioningToken: ${token}\n`;
 }
 
+// showCode shows a one-time code once, with the command FlowFuse's installer and agent take it in.
+export function showCode(el, code, what) {
+  replace(el, h('div', { class: 'card' },
+    h('h2', {}, 'One-time code'),
+    h('p', {}, `This code ${what}. It works once, until ${fmtTime(code.expiresAt)}, and is shown only now.`),
+    h('p', { class: 'token', id: 'one-time-code', 'data-token': code.otc }, code.otc),
+    copyBlock('Set the device up with', code.command)));
+  announce('One-time code created; it is shown once.');
+}
+
 export async function render(ctx) {
   const [apps, tokens] = await Promise.all([api.list(`/teams/${ctx.team.id}/applications`), api.list(`/teams/${ctx.team.id}/provisioning-tokens`)]);
   const groupsByApp = new Map();
@@ -23,11 +33,15 @@ export async function render(ctx) {
       { label: 'Application', cell: (t) => appName(t.applicationId) },
       { label: 'Expires', cell: (t) => (t.expiresAt ? fmtTime(t.expiresAt) : 'never') },
       { label: 'Created', cell: (t) => fmtTime(t.createdAt) },
-      { label: 'Actions', cell: (t) => (ctx.can('team:device:provisioning-token:delete') ? action('Revoke', async () => {
-        await api.del(`/teams/${ctx.team.id}/provisioning-tokens/${t.id}`);
-        announce(`Token ${t.name} revoked.`);
-        drawList(await api.list(`/teams/${ctx.team.id}/provisioning-tokens`));
-      }, { danger: true, confirm: { title: `Revoke ${t.name}?`, text: 'Devices that already provisioned keep working; new ones cannot use it.', confirm: 'Revoke' } }) : '') },
+      { label: 'Actions', cell: (t) => h('div', { class: 'actions' },
+        ctx.can('team:device:provisioning-token:create') ? action('One-time code', async () => {
+          showCode(shownOnce, await api.post(`/teams/${ctx.team.id}/provisioning-tokens/${t.id}/one-time-codes`), `registers one new device as ${t.name} would`);
+        }) : null,
+        ctx.can('team:device:provisioning-token:delete') ? action('Revoke', async () => {
+          await api.del(`/teams/${ctx.team.id}/provisioning-tokens/${t.id}`);
+          announce(`Token ${t.name} revoked.`);
+          drawList(await api.list(`/teams/${ctx.team.id}/provisioning-tokens`));
+        }, { danger: true, confirm: { title: `Revoke ${t.name}?`, text: 'Devices that already provisioned keep working; new ones, and its unused one-time codes, cannot use it.', confirm: 'Revoke' } }) : null) },
     ],
     rows: items,
     empty: 'No provisioning tokens yet.',
