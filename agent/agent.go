@@ -226,7 +226,7 @@ func (a *Agent) loadState() {
 	if err != nil || json.Unmarshal(b, &a.st) != nil {
 		a.st = persisted{}
 	}
-	if digest := secretDigest(a.cfg.CredentialSecret); a.st.SecretDigest != "" && a.st.SecretDigest != digest {
+	if digest := secretDigest(a.cfg.CredentialSecret); a.st.Snapshot != nil && a.st.SecretDigest != "" && a.st.SecretDigest != digest {
 		a.log.Info("the device has a new credential secret; its snapshot will be downloaded again")
 		a.st.Snapshot, a.st.Settings, a.st.NodeRed = nil, nil, ""
 	}

@@ -113,6 +113,8 @@ func (a *Agent) deploy(ctx context.Context, needSnap, needSettings bool) {
 	a.st.SecretDigest = secretDigest(a.cfg.CredentialSecret)
 	a.saveState()
 	a.mu.Unlock()
+	a.log.Info("deploying", "snapshot", snap.ID, "newSnapshot", needSnap, "newSettings", needSettings, "install", install,
+		"nodeRed", effective.Modules["node-red"])
 	if install {
 		a.setState("installing", "")
 	}

@@ -19,8 +19,9 @@ import (
 
 // TestDeviceOnboardingFleetSettingsAndInstanceTarget runs flowyard-agent against flowyard dev without a device
 // file: it is set up with a provisioning token's one-time code and imports a local Node-RED's flows, which the
-// platform makes its target and the agent's real Node-RED runs. The application's fleet settings turn on the
-// local editor login (Node-RED refuses its admin API without it, the flows keep running). Assigned to an
+// platform makes its target and the agent's real Node-RED runs. Its group's fleet settings choose another
+// Node-RED version, which the agent installs, and turn on the local editor login (Node-RED refuses its admin API
+// without it; the flows keep running). Assigned to an
 // instance with a device target, the device runs that target. Its credentials are regenerated: the running
 // agent is revoked and stops Node-RED, and started again with the new device.yml it runs the target again.
 func TestDeviceOnboardingFleetSettingsAndInstanceTarget(t *testing.T) {
@@ -64,13 +65,15 @@ func TestDeviceOnboardingFleetSettingsAndInstanceTarget(t *testing.T) {
 	// Fleet settings of the device's group: the local editor login. Node-RED restarts with it.
 	group := c.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "line"}).String("id")
 	c.Must(200, "PUT", "/api/v1/device-groups/"+group+"/devices", map[string]any{"add": []string{deviceID}})
-	c.Must(200, "PATCH", "/api/v1/device-groups/"+group, map[string]any{"settings": map[string]any{
+	c.Must(200, "PATCH", "/api/v1/device-groups/"+group, map[string]any{"settings": map[string]any{"nodeRedVersion": "4.1.14",
 		"localAuth": map[string]any{"enabled": true, "user": "operator", "password": "a local password"},
 		"palette":   map[string]any{"catalogues": []string{"https://catalogue.nodered.org/catalogue.json"}}}})
-	waitFor(t, 2*time.Minute, "Node-RED to ask for the local login", func() bool {
-		return status(t, fmt.Sprintf("http://127.0.0.1:%d/device-editor/flows", port)) == 401
+	waitFor(t, 4*time.Minute, "the device to run the group's Node-RED version", func() bool {
+		d := c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil)
+		require.NotEqual(t, "error", d.String("state"), "the device failed: %s", d.Raw)
+		return d.String("state") == "running" && d.String("nodeRedVersion") == "4.1.14"
 	})
-	waitDevice(t, c, deviceID, imported, 2*time.Minute)
+	assert.Equal(t, 401, status(t, fmt.Sprintf("http://127.0.0.1:%d/device-editor/flows", port)), "Node-RED asks for the local login")
 	assert.Equal(t, "hello from the import", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
 
 	// The instance's device target reaches the device once it is assigned to the instance.
@@ -91,8 +94,11 @@ func TestDeviceOnboardingFleetSettingsAndInstanceTarget(t *testing.T) {
 	stopAgent()
 	require.NoError(t, os.WriteFile(cfgPath, []byte(regen.String("agentConfig")), 0o600))
 	runAgent(t, agent.Options{ConfigPath: cfgPath, Dir: dir, Port: port, Interval: 5 * time.Second})
-	waitDevice(t, c, deviceID, target, 4*time.Minute)
+	waitFor(t, 4*time.Minute, "the agent with the new device.yml to run the target again", func() bool {
+		return status(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)) == 200
+	})
 	assert.Equal(t, "hello from the instance", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
+	waitDevice(t, c, deviceID, target, time.Minute)
 }
 
 func status(t *testing.T, url string) int {

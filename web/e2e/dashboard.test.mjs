@@ -190,6 +190,30 @@ describe('the dashboard', () => {
     await screenshot(page, 'device');
   });
 
+  it('makes a one-time code and new credentials for a device, each shown once', async () => {
+    await page.getByRole('button', { name: 'One-time code' }).click();
+    const code = await page.locator('#one-time-code').getAttribute('data-token');
+    assert.match(code, /^[0-9a-z]{5}(-[0-9a-z]{5}){3}$/);
+    assert.match(await page.locator('.copy pre').innerText(), new RegExp(`--otc '${code}' --ff-url `));
+    await page.getByRole('button', { name: 'Regenerate credentials' }).click();
+    await page.getByRole('dialog', { name: /Regenerate the credentials/ }).getByRole('button', { name: 'Regenerate' }).click();
+    await page.getByRole('heading', { name: 'New credentials' }).waitFor();
+    assert.match(await page.locator('.copy pre').innerText(), /deviceId: .+\ntoken: fyd_/);
+    assert.deepEqual(await unlabelled(page), [], 'every control of the device page has a label');
+  });
+
+  it('marks a snapshot as the devices\' target of its instance, and clears it', async () => {
+    await page.goto(at.instance);
+    const row = page.locator('tr[data-snapshot="v1"]');
+    await row.getByRole('button', { name: 'Set as device target' }).click();
+    await page.getByRole('dialog', { name: /Deploy v1 to the instance's devices/ }).getByRole('button', { name: 'Set target' }).click();
+    await page.locator('#device-target', { hasText: 'v1' }).waitFor();
+    await row.locator('[data-device-target]').waitFor();
+    await page.getByRole('button', { name: 'Clear device target' }).click();
+    await page.getByRole('dialog', { name: 'Clear the device target?' }).getByRole('button', { name: 'Clear' }).click();
+    await page.locator('#device-target', { hasText: 'none' }).waitFor();
+  });
+
   it('exports a snapshot and deletes another after a confirmation', async () => {
     await page.goto(at.instance);
     await page.getByLabel('Snapshot', { exact: true }).selectOption({ label: 'v1' });
