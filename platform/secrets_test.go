@@ -27,7 +27,8 @@ const secretsWebhookSecret = "whsec_secrets_at_rest_test"
 // session, a personal token, an instance with its runtime tokens, snapshots with credentials, an export and an
 // import under a passphrase, a device with its token, broker password and credential secret, provisioning
 // tokens and a device provisioned with its own flows and credential secret, a device group with a rollout, a
-// pipeline with a promotion, a snapshot schedule, a billed team with Stripe's keys), then reads every row of
+// pipeline with a promotion, a snapshot schedule, fleet settings with an npmrc token and a local editor password,
+// one-time codes, regenerated device credentials, a billed team with Stripe's keys), then reads every row of
 // every table the database's catalog lists and checks that none of the secrets appears in clear.
 func TestNoSecretInClearAtRest(t *testing.T) {
 	stripeURL := stripetest.StartMock(t)
@@ -59,6 +60,7 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	s.provisionWithFlows()
 	s.groupRollout(device)
 	s.promote(id)
+	s.fleetSettingsAndCodes(device)
 	s.bill(objects)
 
 	st, err := storage.Open(context.Background(), filepath.Join(dev.DataDir, "flowyard.db"))
@@ -219,6 +221,27 @@ func (s *secretScenario) groupRollout(device string) {
 		return agent.Must(200, "GET", "/api/v1/devices/"+device+"/live/state", nil).String("snapshot") == s.snap
 	})
 	agent.Must(200, "GET", "/api/v1/devices/"+device+"/live/snapshot", nil)
+}
+
+// fleetSettingsAndCodes gives a group fleet settings with a registry token in its .npmrc and a local editor
+// password, makes one-time codes for a device and a provisioning token, and regenerates the device's credentials.
+func (s *secretScenario) fleetSettingsAndCodes(device string) {
+	s.t.Helper()
+	group := s.c.Must(201, "POST", "/api/v1/applications/"+s.app+"/device-groups", map[string]any{"name": "fleet-group"}).String("id")
+	s.c.Must(200, "PATCH", "/api/v1/device-groups/"+group, map[string]any{"settings": map[string]any{
+		"palette":   map[string]any{"npmrc": "//npm.example.com/:_authToken=npm_s3cr3t_registry_token\n"},
+		"localAuth": map[string]any{"enabled": true, "user": "operator", "password": "s3cr3t-local-editor"}}})
+	s.secrets["registry token in an npmrc"] = "npm_s3cr3t_registry_token"
+	s.secrets["local editor password"] = "s3cr3t-local-editor"
+	s.secrets["device one-time code"] = s.c.Must(201, "POST", "/api/v1/devices/"+device+"/one-time-code", nil).String("otc")
+	tok := s.c.Must(201, "POST", "/api/v1/teams/"+s.team+"/provisioning-tokens", map[string]any{"name": "codes"}).String("id")
+	s.secrets["provisioning one-time code"] = s.c.Must(201, "POST", "/api/v1/teams/"+s.team+"/provisioning-tokens/"+tok+"/one-time-codes", nil).String("otc")
+	creds := s.c.Must(200, "POST", "/api/v1/devices/"+device+"/credentials", nil).Body["credentials"].(map[string]any)
+	s.secrets["regenerated device token"] = creds["token"].(string)
+	s.secrets["regenerated credential secret"] = creds["credentialSecret"].(string)
+	if b, ok := creds["broker"].(map[string]any); ok {
+		s.secrets["regenerated broker password"] = b["password"].(string)
+	}
 }
 
 // promote promotes the instance through a pipeline into a device group (of the provisioned device).
