@@ -87,6 +87,21 @@ func TestFleetSettingsReachTheAgents(t *testing.T) {
 		assert.NotContains(t, dump, "npm-secret-token", "sealed at rest")
 		assert.NotContains(t, dump, "a local password")
 
+		// Deleting the group drops its settings and env from its devices' settings, with a new hash and an update.
+		other := w.register(t, "other")
+		w.assign(t, other, map[string]any{"applicationId": app})
+		doomed := owner.Must(201, "POST", "/api/v1/applications/"+app+"/device-groups", map[string]any{"name": "doomed"}).String("id")
+		owner.Must(200, "PUT", "/api/v1/device-groups/"+doomed+"/devices", map[string]any{"add": []string{other.id}})
+		owner.Must(200, "PATCH", "/api/v1/device-groups/"+doomed, map[string]any{"env": []map[string]any{{"name": "LINE", "value": "7"}},
+			"settings": map[string]any{"nodeRedVersion": "4.1.14"}})
+		inGroup := other.agent.Must(200, "GET", "/api/v1/devices/"+other.id+"/live/settings", nil).Body
+		assert.Equal(t, "7", inGroup["env"].(map[string]any)["LINE"])
+		owner.Must(204, "DELETE", "/api/v1/device-groups/"+doomed, nil)
+		alone := other.agent.Must(200, "GET", "/api/v1/devices/"+other.id+"/live/settings", nil).Body
+		assert.NotContains(t, alone["env"], "LINE")
+		assert.Empty(t, alone["editor"])
+		assert.NotEqual(t, inGroup["hash"], alone["hash"], "the agent learns its settings changed")
+
 		// Leaving the group drops the group's settings.
 		owner.Must(200, "PATCH", "/api/v1/devices/"+d.id, map[string]any{"deviceGroupId": nil, "settings": nil})
 		got = settings()

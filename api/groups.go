@@ -56,7 +56,7 @@ func (s *Server) registerGroups() {
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/device-groups", Summary: "The application's device groups.", Tag: "device-groups"}, s.listGroups)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/device-groups/:groupId", Summary: "One device group.", Tag: "device-groups"}, s.getGroup)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/device-groups/:groupId", Summary: "Rename a group or change its environment or fleet settings (its devices get a new settings hash and an update).", Tag: "device-groups", Body: updateGroupRequest{}}, s.updateGroup)
-	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/device-groups/:groupId", Summary: "Delete a group; its devices keep running what they run.", Tag: "device-groups", Status: 204}, s.deleteGroup)
+	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/device-groups/:groupId", Summary: "Delete a group; its devices keep running what they run, without the group's env and fleet settings (they get an update).", Tag: "device-groups", Status: 204}, s.deleteGroup)
 	s.route(routeDoc{Method: "PUT", Path: "/api/v1/device-groups/:groupId/devices", Summary: "Add and remove devices.", Tag: "device-groups", Body: groupMembershipRequest{}}, s.changeGroupDevices)
 }
 
@@ -192,6 +192,7 @@ func (s *Server) deleteGroup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	var released []string
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
 		if active, err := tx.ActiveRolloutOfGroup(ctx, g.ID); err != nil || active != "" {
 			if err == nil {
@@ -199,7 +200,14 @@ func (s *Server) deleteGroup(c *fiber.Ctx) error {
 			}
 			return err
 		}
+		if released, err = tx.ListGroupDeviceIDs(ctx, g.ID); err != nil {
+			return err
+		}
 		if err := tx.DeleteDeviceGroup(ctx, g.ID); err != nil {
+			return err
+		}
+		// Its devices lose the group's env and fleet settings: new settings hashes, and an update.
+		if err := s.devices.RehashDevices(ctx, tx, released); err != nil {
 			return err
 		}
 		return audit(c, tx, who, g.TeamID, "application.device-group.deleted", "device-group", g.ID, map[string]any{"name": g.Name})
@@ -207,6 +215,7 @@ func (s *Server) deleteGroup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.notifyDevices(c.UserContext(), released)
 	return noContent(c)
 }
 
