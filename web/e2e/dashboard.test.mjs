@@ -202,6 +202,23 @@ describe('the dashboard', () => {
     assert.deepEqual(await unlabelled(page), [], 'every control of the device page has a label');
   });
 
+  it('sets a group\'s fleet settings, keeping the password write-only', async () => {
+    await page.getByRole('link', { name: 'line', exact: true }).click();
+    const settings = page.getByRole('form', { name: 'Fleet settings of the group' });
+    await settings.getByLabel('Node-RED version').fill('4.1.15');
+    await settings.getByLabel('Palette catalogues (one URL a line)').fill('https://catalogue.nodered.org/catalogue.json');
+    await settings.getByLabel('Local editor login').check();
+    await settings.getByLabel('Local editor user').fill('operator');
+    await settings.getByLabel('Local editor password').fill('a local password');
+    await settings.getByRole('button', { name: 'Save fleet settings' }).click();
+    await page.locator('#status', { hasText: 'Fleet settings of the group saved' }).waitFor();
+    const groupId = new URL(page.url()).pathname.split('/').pop();
+    const group = await (await page.request.get(`/api/v1/device-groups/${groupId}`)).json();
+    assert.deepEqual(group.settings, { nodeRedVersion: '4.1.15', palette: { npmrcSet: false, catalogues: ['https://catalogue.nodered.org/catalogue.json'] },
+      localAuth: { enabled: true, user: 'operator', passwordSet: true } });
+    assert.deepEqual(await unlabelled(page), [], 'every control of the group page has a label');
+  });
+
   it('marks a snapshot as the devices\' target of its instance, and clears it', async () => {
     await page.goto(at.instance);
     const row = page.locator('tr[data-snapshot="v1"]');

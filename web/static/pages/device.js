@@ -1,6 +1,7 @@
 import * as api from '../api.js';
 import { action, announce, badge, copyBlock, fmtTime, h, replace, section } from '../ui.js';
 import { showCode } from './provisioning.js';
+import { fleetSettingsSection } from '../fleet.js';
 
 export const title = 'Device';
 
@@ -69,5 +70,6 @@ export async function render(ctx) {
     draw();
   });
   return [h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / '),
-    h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl, shownOnce)];
+    h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl, shownOnce),
+    ctx.can('device:edit') ? fleetSettingsSection(`/devices/${id}`, dev.settings, 'device') : null];
 }

@@ -1,6 +1,7 @@
 import * as api from '../api.js';
 import { action, announce, badge, fmtTime, form, h, replace, section, table } from '../ui.js';
 import { operationLine, watchOperation } from '../operation.js';
+import { fleetSettingsSection } from '../fleet.js';
 
 export const title = 'Device group';
 
@@ -74,6 +75,7 @@ export async function render(ctx) {
     rolloutEl,
     ctx.can('rollout:control') ? rolloutForm(ctx, group, base, snaps) : null,
     section('Devices', membersEl),
+    ctx.can('application:device-group:update') ? fleetSettingsSection(`/device-groups/${group.id}`, group.settings, 'group') : null,
   ];
 }
 
