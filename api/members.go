@@ -161,8 +161,12 @@ func (s *Server) changeMemberRole(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"userId": userID, "role": role.String()})
 }
 
-// ensureAnotherOwner refuses to leave a team without an owner.
+// ensureAnotherOwner refuses to leave a team without an owner. The team's row is locked first, as deleting a
+// user locks the teams they own, so two requests cannot each take away one of the last two owners.
 func ensureAnotherOwner(ctx context.Context, tx *storage.Store, teamID string) error {
+	if err := tx.LockTeam(ctx, teamID); err != nil {
+		return err
+	}
 	owners, err := tx.CountMembers(ctx, teamID, domain.RoleOwner)
 	if err != nil {
 		return err
