@@ -58,6 +58,8 @@ const (
 	TokenPrefixInstance     = "fyi_"
 	TokenPrefixInvitation   = "fyv_"
 	TokenPrefixReset        = "fyr_"
+	// TokenPrefixVerification marks a link that confirms a signed-up account's e-mail address.
+	TokenPrefixVerification = "fye_"
 )
 
 // NewToken returns a random token with the prefix, and the hash to store in its place.

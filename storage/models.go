@@ -20,6 +20,10 @@ type User struct {
 	PasswordChangeRequired bool
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
+	// SuspendedAt is when a platform admin suspended the account; nil while it is active.
+	SuspendedAt *time.Time
+	// EmailUnverified marks an account made by sign-up whose address has not been confirmed yet.
+	EmailUnverified bool
 }
 
 // Session is a signed-in browser; only the hash of its cookie value is stored.

@@ -122,6 +122,7 @@ func (s *Store) GetUserByToken(ctx context.Context, hash, kind string, at time.T
 	err := s.db.NewSelect().TableExpr("tokens AS t").
 		ColumnExpr("u.id AS u_id, u.email AS u_email, u.name AS u_name, u.password_hash AS u_password_hash, u.admin AS u_admin, u.password_change_required AS u_password_change_required, u.created_at AS u_created_at, u.updated_at AS u_updated_at").
 		ColumnExpr("t.id AS t_id, t.kind AS t_kind, t.name AS t_name, t.owner_type AS t_owner_type, t.owner_id AS t_owner_id, t.scopes AS t_scopes, t.expires_at AS t_expires_at").
+		ColumnExpr("u.suspended_at AS u_suspended_at, u.email_unverified AS u_email_unverified").
 		Join("JOIN users AS u ON u.id = t.owner_id").
 		Where("t.token_hash = ? AND t.kind = ? AND t.owner_type = 'user'", hash, kind).
 		Where("t.expires_at IS NULL OR t.expires_at > ?", at.UTC()).
@@ -165,15 +166,18 @@ func (s *Store) InsertPasswordReset(ctx context.Context, r *PasswordReset) error
 // link works once even when two requests race.
 func (s *Store) TakePasswordReset(ctx context.Context, hash string, at time.Time) (*PasswordReset, error) {
 	r := new(PasswordReset)
-	err := s.db.NewSelect().Model(r).Where("token_hash = ? AND expires_at > ?", hash, at.UTC()).Scan(ctx)
+	return r, takeLink(ctx, s, r, hash, at, "password reset")
+}
+
+// takeLink reads the unexpired single-use link (a row of a table with token_hash and expires_at) into row and
+// deletes it in the same transaction; a missing, expired or already taken one is not found.
+func takeLink[T any](ctx context.Context, s *Store, row *T, hash string, at time.Time, what string) error {
+	err := s.db.NewSelect().Model(row).Where("token_hash = ? AND expires_at > ?", hash, at.UTC()).Scan(ctx)
 	if err != nil {
-		return nil, classify(err, "password reset")
+		return classify(err, what)
 	}
-	res, err := s.db.NewDelete().Model((*PasswordReset)(nil)).Where("token_hash = ?", hash).Exec(ctx)
-	if err := mustAffect(res, err, "password reset"); err != nil {
-		return nil, err
-	}
-	return r, nil
+	res, err := s.db.NewDelete().Model((*T)(nil)).Where("token_hash = ?", hash).Exec(ctx)
+	return mustAffect(res, err, what)
 }
 
 // DeletePasswordResets removes every reset link of a user (the password changed).
