@@ -42,6 +42,19 @@ type PasswordReset struct {
 	Expires time.Time
 }
 
+// Verification is what the e-mail confirming a signed-up account's address says.
+type Verification struct {
+	Name    string
+	Link    string
+	Expires time.Time
+}
+
+// AccountExists is what a sign-up with an address that already has an account mails to that address, in place
+// of a confirmation link (the sign-up's answer does not tell whether an account has it).
+type AccountExists struct {
+	SignInLink string
+}
+
 // InvitationMessage renders the invitation e-mail to an address.
 func InvitationMessage(to string, data Invitation) (Message, error) {
 	return render("invitation", to, data)
@@ -50,6 +63,16 @@ func InvitationMessage(to string, data Invitation) (Message, error) {
 // PasswordResetMessage renders the password-reset e-mail to an address.
 func PasswordResetMessage(to string, data PasswordReset) (Message, error) {
 	return render("password_reset", to, data)
+}
+
+// VerificationMessage renders the e-mail confirming a signed-up account's address.
+func VerificationMessage(to string, data Verification) (Message, error) {
+	return render("verification", to, data)
+}
+
+// AccountExistsMessage renders the notice to an address that has an account and was used to sign up again.
+func AccountExistsMessage(to string, data AccountExists) (Message, error) {
+	return render("account_exists", to, data)
 }
 
 // render executes the templates name.subject, name.text (text/template) and name.html (html/template, which

@@ -74,6 +74,22 @@ func TestInvitationRendersTextAndEscapedHTML(t *testing.T) {
 	assert.Contains(t, reset.Text, "http://x/reset")
 }
 
+// TestSignUpMessagesEscapeTheChosenName: the confirmation e-mail greets the name someone typed at sign-up, escaped
+// in HTML; the notice to an address that has an account carries no confirmation link.
+func TestSignUpMessagesEscapeTheChosenName(t *testing.T) {
+	m, err := flowmail.VerificationMessage("eve@example.com", flowmail.Verification{Name: `<img src=x onerror=alert(1)>`,
+		Link: "http://flowyard.test/verify-email/fye_abc", Expires: time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)})
+	require.NoError(t, err)
+	assert.Equal(t, "Confirm your e-mail address for Flowyard", m.Subject)
+	assert.Contains(t, m.Text, "http://flowyard.test/verify-email/fye_abc")
+	assert.Contains(t, m.HTML, `href="http://flowyard.test/verify-email/fye_abc"`)
+	assert.NotContains(t, m.HTML, "<img", "the name is escaped in HTML")
+	exists, err := flowmail.AccountExistsMessage("eve@example.com", flowmail.AccountExists{SignInLink: "http://flowyard.test/signin"})
+	require.NoError(t, err)
+	assert.Contains(t, exists.Text, "http://flowyard.test/signin")
+	assert.NotContains(t, exists.Text+exists.HTML, "verify-email")
+}
+
 // TestOutboxDeliversToARealSMTPServer queues a message in a transaction and reads it back from an SMTP server
 // that requires a login.
 func TestOutboxDeliversToARealSMTPServer(t *testing.T) {
