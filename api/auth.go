@@ -72,6 +72,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			return errCrossOrigin
 		}
 		if err == nil {
+			if refused := signInRefusal(u); refused != nil {
+				return refused
+			}
 			c.Locals("caller", &caller{user: u, sessionHash: domain.HashToken(cookie)})
 			return s.holdToPasswordChange(c, u)
 		}
@@ -117,6 +120,9 @@ func (s *Server) callerFromToken(ctx context.Context, token string) (*caller, er
 		return nil, domain.Unauthorized("The bearer token is not valid, has expired or was revoked.")
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := signInRefusal(u); err != nil {
 		return nil, err
 	}
 	return &caller{user: u, tokenID: tok.ID, readOnly: slices.Contains(tok.Scopes, "read")}, nil

@@ -57,6 +57,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
 	s.limiter.loginSucceeded(email)
+	if err := signInRefusal(u); err != nil {
+		return err
+	}
 	if err := s.startSession(c, u); err != nil {
 		return err
 	}

@@ -40,6 +40,10 @@ var publicRoutes = map[string]string{
 	"POST /api/v1/invitations/{token}/decline": "likewise",
 	"POST /api/v1/auth/password-reset":         "answers alike for every address and mails only the address's holder (passwords tests)",
 	"POST /api/v1/auth/password-reset/{token}": "the reset link's token is its credential (passwords tests: forged, used, expired links)",
+	"POST /api/v1/auth/signup":                 "off unless an admin turns it on; answers alike for every address and mails only the address (signup tests)",
+	"POST /api/v1/auth/signup/resend":          "answers alike for every address and mails only an unconfirmed account's address (signup tests)",
+	"POST /api/v1/auth/verify-email/{token}":   "the confirmation link's token and the sign-up's password are its credentials (signup tests: forged, used, expired links)",
+	"GET /api/v1/settings":                     "the platform settings the sign-in page needs, nothing of any team",
 }
 
 // ownAccountRoutes are open to every signed-in user and act on the caller's own account or on the platform's

@@ -253,16 +253,32 @@ func (s *Server) invitee(ctx context.Context, tx *storage.Store, signedIn *calle
 		}
 		return signedIn.user, nil
 	}
-	if _, err := tx.GetUserByEmail(ctx, inv.Email); err == nil {
+	existing, err := tx.GetUserByEmail(ctx, inv.Email)
+	unconfirmed := err == nil && existing.EmailUnverified
+	if err == nil && !unconfirmed {
 		return nil, domain.Unauthorized("An account has the invited address: sign in with it, then accept the invitation.")
-	} else if !domain.IsKind(err, domain.KindNotFound) {
+	} else if err != nil && !domain.IsKind(err, domain.KindNotFound) {
 		return nil, err
 	}
 	u, err := NewUser(inv.Email, req.Name, req.Password, false)
 	if err != nil {
 		return nil, err
 	}
+	if unconfirmed {
+		return claimUnconfirmedAccount(ctx, tx, existing, u)
+	}
 	return u, tx.InsertUser(ctx, u)
+}
+
+// claimUnconfirmedAccount gives an account made by sign-up and never confirmed to whoever accepts an invitation
+// to its address: the mailed invitation proves the address as the confirmation link would, so the invitee's
+// name and password replace the sign-up's and the address counts as confirmed.
+func claimUnconfirmedAccount(ctx context.Context, tx *storage.Store, existing, invitee *storage.User) (*storage.User, error) {
+	existing.Name, existing.PasswordHash, existing.EmailUnverified = invitee.Name, invitee.PasswordHash, false
+	if err := tx.UpdateUser(ctx, existing, "name", "password_hash", "email_unverified"); err != nil {
+		return nil, err
+	}
+	return existing, tx.DeleteEmailVerifications(ctx, existing.ID)
 }
 
 func (s *Server) declineInvitation(c *fiber.Ctx) error {

@@ -32,17 +32,17 @@ type mailWorld struct {
 	box  *mail.Outbox
 }
 
-func newMailWorld(t *testing.T, dialect string) *mailWorld {
+func newMailWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *mailWorld {
 	t.Helper()
 	mw := &mailWorld{smtp: mailtest.Start(t, "")}
-	mw.world = newWorld(t, dialect, func(d *api.Deps) {
+	mw.world = newWorld(t, dialect, append(mutate, func(d *api.Deps) {
 		sealer, err := domain.NewSealer(strings.Repeat("m", 32))
 		require.NoError(t, err)
 		sender, err := mail.NewSMTP(mw.smtp.URL(), "flowyard@example.com")
 		require.NoError(t, err)
 		mw.box = mail.NewOutbox(d.Store, sealer, sender, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		d.Mail = mw.box
-	})
+	})...)
 	return mw
 }
 

@@ -50,8 +50,8 @@ const (
 
 	loginWindow     = 15 * time.Minute
 	resetWindow     = time.Hour
-	resetsPerEmail  = 3  // reset e-mails one address can be sent in resetWindow
-	resetsPerIP     = 20 // reset requests one client address may send in resetWindow
+	resetsPerEmail  = 3  // reset (or sign-up) e-mails one address can be sent in resetWindow
+	resetsPerIP     = 20 // reset (or sign-up) requests one client address may send in resetWindow
 	provisionWindow = time.Minute
 
 	loginDelayMost = 15 * time.Minute // the longest delay of an account
@@ -83,12 +83,14 @@ type limiters struct {
 	addresses  *window  // failed sign-ins per client address
 	provisions *window  // provisioning attempts, failed or not
 	resets     *window  // password-reset requests per address asked about and per client address
+	signups    *window  // sign-ups and confirmation resends per address asked about and per client address
 }
 
 func newLimiters(l Limits) *limiters {
 	l = l.withDefaults()
 	return &limiters{Limits: l, accounts: newBackoff(l.LoginFailuresPerAccount, l.LoginDelay, loginDelayMost, loginForget),
-		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow), resets: newWindow(resetWindow)}
+		addresses: newWindow(loginWindow), provisions: newWindow(provisionWindow), resets: newWindow(resetWindow),
+		signups: newWindow(resetWindow)}
 }
 
 // loginAttempt lets a sign-in for this account from this address go ahead (0), or says how long it must wait. An
@@ -130,10 +132,22 @@ func (l *limiters) provisionAttempt(tokenHash, ip string, at time.Time) error {
 // 429 when either has used up its window. The address is counted whether or not an account has it, so the
 // limit's answer tells nothing either.
 func (l *limiters) resetRequest(email, ip string, at time.Time) error {
-	if wait := max(l.resets.wait("e:"+email, resetsPerEmail, at), l.resets.wait("i:"+ip, resetsPerIP, at)); wait > 0 {
-		return domain.TooMany("too_many_password_resets", "Too many password resets were asked for; wait as long as Retry-After says.", wait)
+	return mailedLinkRequest(l.resets, email, ip, at, "too_many_password_resets", "Too many password resets were asked for; wait as long as Retry-After says.")
+}
+
+// signUpRequest counts one sign-up or confirmation resend, which mails an address, as resetRequest counts a
+// reset: per address asked about, whether or not an account has it, and per client address.
+func (l *limiters) signUpRequest(email, ip string, at time.Time) error {
+	return mailedLinkRequest(l.signups, email, ip, at, "too_many_sign_ups", "Too many sign-ups or confirmation links were asked for; wait as long as Retry-After says.")
+}
+
+// mailedLinkRequest counts a request that mails a link to an address in w, and refuses it with 429 (code,
+// message) when the address or the client address has used up its window.
+func mailedLinkRequest(w *window, email, ip string, at time.Time, code, message string) error {
+	if wait := max(w.wait("e:"+email, resetsPerEmail, at), w.wait("i:"+ip, resetsPerIP, at)); wait > 0 {
+		return domain.TooMany(code, message, wait)
 	}
-	l.resets.add(at, "e:"+email, "i:"+ip)
+	w.add(at, "e:"+email, "i:"+ip)
 	return nil
 }
 

@@ -57,8 +57,9 @@ type liveEvent struct {
 type pollFunc func(ctx context.Context) (events []liveEvent, cursor string)
 
 type subscriber struct {
-	ch      chan liveEvent // closed by the hub when the subscriber is dropped
-	allowed func(domain.Action) bool
+	ch         chan liveEvent // closed by the hub when the subscriber is dropped
+	allowed    func(domain.Action) bool
+	credential string // what the stream's caller signed in with (streamCredential); "" is never checked
 }
 
 type topic struct {
@@ -75,18 +76,25 @@ type liveHub struct {
 	topics  map[string]*topic
 	closing chan struct{} // closed by Shutdown: every stream ends
 	closed  sync.Once
+
+	// revoked, when set, is asked about the streams' credentials (livecredentials.go); sweeping tells whether its
+	// loop runs, and wake asks it to run now.
+	revoked  credentialCheck
+	sweeping bool
+	wake     chan struct{}
 }
 
 func newLiveHub(cfg LiveConfig) *liveHub {
-	return &liveHub{cfg: cfg.withDefaults(), topics: map[string]*topic{}, closing: make(chan struct{})}
+	return &liveHub{cfg: cfg.withDefaults(), topics: map[string]*topic{}, closing: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // subscribe joins the topic, starting its poller (built by start, with the topic's first cursor) when it is
 // the first subscriber. It returns the subscriber and the topic's current cursor.
-func (h *liveHub) subscribe(key string, allowed func(domain.Action) bool, start func() (pollFunc, string)) (*subscriber, string) {
-	sub := &subscriber{ch: make(chan liveEvent, h.cfg.Buffer), allowed: allowed}
+func (h *liveHub) subscribe(key, credential string, allowed func(domain.Action) bool, start func() (pollFunc, string)) (*subscriber, string) {
+	sub := &subscriber{ch: make(chan liveEvent, h.cfg.Buffer), allowed: allowed, credential: credential}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.startSweeping()
 	t := h.topics[key]
 	if t == nil {
 		poll, cursor := start()
@@ -215,8 +223,9 @@ type liveStream struct {
 	// begin writes the first events after the stream has subscribed (so nothing falls between the two), and
 	// may return a filter for the events the poller sends next (to skip what begin already sent).
 	begin func(ctx context.Context, w *sseWriter, cursor string) func(liveEvent) bool
-	// stillAllowed is asked every Recheck: false ends the stream (signed out, token revoked, role changed or
-	// gone), and the client's reconnect meets the usual checks.
+	// stillAllowed is asked every Recheck: false ends the stream (role changed or gone), and the client's
+	// reconnect meets the usual checks. A credential that stops letting its holder in (signed out, token revoked,
+	// account suspended or deleted) ends the stream sooner, within a poll interval (livecredentials.go).
 	stillAllowed func(ctx context.Context) bool
 }
 
@@ -228,9 +237,10 @@ func (s *Server) serveStream(c *fiber.Ctx, ls liveStream) error {
 	c.Set("X-Accel-Buffering", "no") // proxies must pass events on as they come
 	conn := c.Context().Conn()
 	writeTimeout := s.app.Config().WriteTimeout
+	credential := streamCredential(c)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		w := &sseWriter{w: bw, conn: conn, writeTimeout: writeTimeout, allowed: ls.allowed}
-		sub, cursor := s.live.subscribe(ls.topic, ls.allowed, ls.start)
+		sub, cursor := s.live.subscribe(ls.topic, credential, ls.allowed, ls.start)
 		defer s.live.unsubscribe(ls.topic, sub)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -305,8 +315,11 @@ func (s *Server) sameAccess(c *fiber.Ctx, teamID string, role domain.Role) func(
 			u, err = s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
 			who = &caller{user: u}
 		}
+		if err == nil && who.user != nil {
+			err = signInRefusal(who.user)
+		}
 		if err != nil {
-			return !domain.IsKind(err, domain.KindNotFound) && !domain.IsKind(err, domain.KindUnauthorized)
+			return !domain.IsClientError(err)
 		}
 		m, err := s.store.GetMembership(ctx, teamID, who.user.ID)
 		switch {

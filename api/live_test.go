@@ -18,9 +18,9 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	start := func() (pollFunc, string) {
 		return func(context.Context) ([]liveEvent, string) { return nil, "" }, "c0"
 	}
-	slow, cursor := h.subscribe("t", everyone, start)
+	slow, cursor := h.subscribe("t", "", everyone, start)
 	assert.Equal(t, "c0", cursor)
-	fast, _ := h.subscribe("t", everyone, start)
+	fast, _ := h.subscribe("t", "", everyone, start)
 	h.mu.Lock()
 	tp := h.topics["t"]
 	h.mu.Unlock()

@@ -25,10 +25,6 @@ type changePasswordRequest struct {
 	NewPassword     string `json:"newPassword"`
 }
 
-type resetRequest struct {
-	Email string `json:"email"`
-}
-
 type completeResetRequest struct {
 	NewPassword string `json:"newPassword"`
 }
@@ -38,7 +34,7 @@ func (s *Server) registerPasswords() {
 		"Ends the caller's other sessions; personal access tokens stay.", Tag: "auth", Body: changePasswordRequest{}, Status: 204}, s.changePassword)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/password-reset", Summary: "Ask for a password-reset link by e-mail. " +
 		"The answer is the same whether or not an account has the address; rate-limited per address and per client (429).",
-		Tag: "auth", Public: true, Body: resetRequest{}, Status: 202}, s.requestPasswordReset)
+		Tag: "auth", Public: true, Body: emailRequest{}, Status: 202}, s.requestPasswordReset)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/password-reset/:token", Summary: "Choose a new password with a reset link " +
 		"(works once, for an hour). Ends every session of the account.", Tag: "auth", Public: true, Body: completeResetRequest{}, Status: 204}, s.completePasswordReset)
 }
@@ -87,63 +83,48 @@ func (s *Server) setPassword(c *fiber.Ctx, u *storage.User, password, keepSessio
 // replacePassword stores a password hash in tx and ends every session of the user but keepSession ("" for all)
 // and every pending reset link: whoever knew the old password, or held a link, is out.
 func replacePassword(ctx context.Context, c *fiber.Ctx, tx *storage.Store, userID, hash, keepSession, event string) error {
-	steps := []func() error{
+	return runSteps(
 		func() error { return tx.SetPassword(ctx, userID, hash) },
 		func() error { return tx.DeleteSessionsOfUser(ctx, userID, keepSession) },
 		func() error { return tx.DeletePasswordResets(ctx, userID) },
 		func() error {
 			return audit(c, tx, &caller{user: &storage.User{ID: userID}}, "", event, "user", userID, nil)
 		},
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
+	)
 }
 
 // requestPasswordReset mails a reset link when an account has the address, and answers the same either way.
 // Without an SMTP server the link is only logged for the operator: it is never answered, since whoever asks
 // need not own the address.
 func (s *Server) requestPasswordReset(c *fiber.Ctx) error {
-	var req resetRequest
-	if err := s.decode(c, &req); err != nil {
-		return err
-	}
-	email, emailErr := domain.ValidateEmail("email", req.Email)
-	if err := domain.Collect(emailErr); err != nil {
-		return err
-	}
-	if err := s.limiter.resetRequest(email, s.clientAddress(c), time.Now()); err != nil {
-		return err
-	}
-	err := s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		u, err := tx.GetUserByEmail(ctx, email)
-		if domain.IsKind(err, domain.KindNotFound) {
-			return nil
+	err := s.forAccountOf(c, s.limiter.resetRequest, func(ctx context.Context, tx *storage.Store, u *storage.User) error {
+		if signInRefusal(u) != nil {
+			return nil // a suspended or unconfirmed account gets no link, and the answer does not say so
 		}
-		if err != nil {
-			return err
-		}
-		token, hash := domain.NewToken(domain.TokenPrefixReset)
-		expires := time.Now().Add(resetTTL).UTC().Truncate(time.Second)
-		if err := tx.InsertPasswordReset(ctx, &storage.PasswordReset{TokenHash: hash, UserID: u.ID, ExpiresAt: expires}); err != nil {
-			return err
-		}
-		link := s.cfg.PublicURL + "/reset-password/" + token
-		msg, err := mail.PasswordResetMessage(u.Email, mail.PasswordReset{Link: link, Expires: expires})
-		if err != nil {
-			return err
-		}
-		_, err = s.queueMail(ctx, tx, msg, link)
+		_, _, err := s.queueResetLink(ctx, tx, u)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.mailQueued()
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"message": "If an account has that address, a link to reset its password is on its way."})
+}
+
+// queueResetLink stores a reset link for u and queues its e-mail in tx; without an SMTP server the link is
+// logged and returned with mailed=false.
+func (s *Server) queueResetLink(ctx context.Context, tx *storage.Store, u *storage.User) (link string, mailed bool, err error) {
+	token, hash := domain.NewToken(domain.TokenPrefixReset)
+	expires := time.Now().Add(resetTTL).UTC().Truncate(time.Second)
+	if err := tx.InsertPasswordReset(ctx, &storage.PasswordReset{TokenHash: hash, UserID: u.ID, ExpiresAt: expires}); err != nil {
+		return "", false, err
+	}
+	link = s.cfg.PublicURL + "/reset-password/" + token
+	msg, err := mail.PasswordResetMessage(u.Email, mail.PasswordReset{Link: link, Expires: expires})
+	if err != nil {
+		return "", false, err
+	}
+	mailed, err = s.queueMail(ctx, tx, msg, link)
+	return link, mailed, err
 }
 
 var errResetLinkInvalid = &domain.Error{Kind: domain.KindNotFound, Code: "reset_link_invalid",
@@ -169,10 +150,23 @@ func (s *Server) completePasswordReset(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
+		if err := accountMayReset(ctx, tx, reset.UserID); err != nil {
+			return err
+		}
 		return replacePassword(ctx, c, tx, reset.UserID, hash, "", "user.password.reset")
 	})
 	if err != nil {
 		return err
 	}
 	return noContent(c)
+}
+
+// accountMayReset refuses a reset link of an account suspended after the link was sent (suspension deletes the
+// pending links, so this holds only against a race).
+func accountMayReset(ctx context.Context, tx *storage.Store, userID string) error {
+	u, err := tx.GetUserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	return signInRefusal(u)
 }

@@ -45,6 +45,9 @@ var routeCases = []routeCase{
 	{"POST", "/api/v1/blueprints", map[string]any{"name": "bp", "flows": []any{}}, "admin", 201, ""},
 	{"POST", "/api/v1/users", map[string]any{"email": "new@example.com", "password": "long enough pw"}, "admin", 201, ""},
 	{"GET", "/api/v1/users", nil, "admin", 200, ""},
+	{"GET", "/api/v1/users/{user:dashboard}", nil, "admin", 200, ""},
+	{"PATCH", "/api/v1/users/{user:dashboard}", map[string]any{"name": "dashboard"}, "admin", 200, ""},
+	{"PATCH", "/api/v1/settings", map[string]any{"signUp": false}, "admin", 200, ""},
 	{"GET", "/api/v1/teams/{team}/events", nil, "dashboard", 200, ""},
 	{"GET", "/api/v1/instances/{instance}/logs/stream", nil, "viewer", 200, ""},
 }

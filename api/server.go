@@ -118,6 +118,7 @@ func New(d Deps) *Server {
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
 	s.live = newLiveHub(d.Config.Live)
+	s.live.revoked = s.revokedCredentials
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",
@@ -165,6 +166,9 @@ func (s *Server) registerRoutes() {
 	s.registerMembers()
 	s.registerInvitations()
 	s.registerPasswords()
+	s.registerSignUp()
+	s.registerSettings()
+	s.registerUserAdministration()
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()

@@ -17,10 +17,16 @@ type userJSON struct {
 	// PasswordChangeRequired: every route but the password change and sign-out answers 403 until it is done.
 	PasswordChangeRequired bool      `json:"passwordChangeRequired"`
 	CreatedAt              time.Time `json:"createdAt"`
+	// Suspended accounts cannot sign in or use their tokens until a platform admin reinstates them.
+	Suspended   bool       `json:"suspended"`
+	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
+	// EmailVerified is false for an account made by sign-up until its address is confirmed.
+	EmailVerified bool `json:"emailVerified"`
 }
 
 func userView(u *storage.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Admin: u.Admin, PasswordChangeRequired: u.PasswordChangeRequired, CreatedAt: u.CreatedAt}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Admin: u.Admin, PasswordChangeRequired: u.PasswordChangeRequired, CreatedAt: u.CreatedAt,
+		Suspended: u.SuspendedAt != nil, SuspendedAt: u.SuspendedAt, EmailVerified: !u.EmailUnverified}
 }
 
 type tokenJSON struct {
