@@ -60,7 +60,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"FLOWYARD_ADMIN_EMAIL=admin@example.com", "FLOWYARD_ADMIN_PASSWORD=admin-password",
 		"FLOWYARD_MEMBER_EMAIL=member@example.com", "FLOWYARD_MEMBER_PASSWORD=member-password",
 		"FLOWYARD_VIEWER_EMAIL=viewer@example.com", "FLOWYARD_VIEWER_PASSWORD=viewer-password",
-		"FLOWYARD_FIGURES_PATH="+figures, fmt.Sprintf("FLOWYARD_FIGURES_INSTANCES=%d", figureInstances),
+		"FLOWYARD_LOG_FILE="+dev.LogFile, "FLOWYARD_FIGURES_PATH="+figures, fmt.Sprintf("FLOWYARD_FIGURES_INSTANCES=%d", figureInstances),
 		"FLOWYARD_BENCH_FILE="+figuresFile(t, repo))
 	if os.Getenv("FLOWYARD_SCREENSHOTS") == "1" {
 		env = append(env, "FLOWYARD_SCREENSHOTS_DIR="+filepath.Join(repo, "docs", "screenshots"))

@@ -93,10 +93,16 @@ func tryStartDev(t testing.TB, repo, bin string, extra []string) (devEnv, error)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The log goes to a file in the data dir, where a test reads what the operator would (a link that was not
+	// mailed), and to stderr with -v.
+	logFile, err := os.Create(filepath.Join(dataDir, "flowyard.log"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = logFile.Close() })
+	handlers := []slog.Handler{slog.NewTextHandler(logFile, nil)}
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		handlers = append(handlers, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	log := slog.New(slog.NewMultiHandler(handlers...))
 	go func() { done <- platform.RunDev(ctx, cfg, log) }()
 	url := "http://" + listen
 	if err := readyOrExited(url, done); err != nil {
@@ -116,7 +122,7 @@ func tryStartDev(t testing.TB, repo, bin string, extra []string) (devEnv, error)
 		// Node-RED processes outlive the platform by design (they are re-adopted on its next start).
 		killInstanceRuntimes(dataDir)
 	})
-	return devEnv{URL: url, DataDir: dataDir, TemporalAddress: fmt.Sprintf("127.0.0.1:%d", tport)}, nil
+	return devEnv{URL: url, DataDir: dataDir, TemporalAddress: fmt.Sprintf("127.0.0.1:%d", tport), LogFile: logFile.Name()}, nil
 }
 
 // readyOrExited waits until the API at url is ready, or returns why flowyard dev exited first.
@@ -141,6 +147,7 @@ func readyOrExited(url string, exited <-chan error) error {
 // devEnv is a running `flowyard dev`.
 type devEnv struct {
 	URL, DataDir, TemporalAddress string
+	LogFile                       string // what flowyard logged, as text
 }
 
 // linkStacks shares installed Node-RED stacks between test runs: npm runs once per machine, not per test.

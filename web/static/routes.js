@@ -9,6 +9,8 @@ export const routes = [
   { path: '/signin', page: () => import('./pages/signin.js'), public: true },
   { path: '/invitations/:token', page: () => import('./pages/invitation.js'), public: true },
   { path: '/reset-password/:token', page: () => import('./pages/reset-password.js'), public: true },
+  { path: '/signup', page: () => import('./pages/signup.js'), public: true },
+  { path: '/verify-email/:token', page: () => import('./pages/verify-email.js'), public: true },
   { path: '/account/password', page: () => import('./pages/password.js') },
   { path: '/', page: () => import('./pages/home.js') },
   { path: '/teams/new', page: () => import('./pages/team-new.js') },
@@ -38,4 +40,5 @@ export const routes = [
   { path: '/admin/team-types', page: () => import('./pages/admin-team-types.js'), nav: { scope: 'admin', label: 'Team types' } },
   { path: '/admin/blueprints', page: () => import('./pages/admin-blueprints.js'), nav: { scope: 'admin', label: 'Blueprints' } },
   { path: '/admin/users', page: () => import('./pages/admin-users.js'), nav: { scope: 'admin', label: 'Users' } },
+  { path: '/admin/users/:user', page: () => import('./pages/admin-user.js') },
 ];

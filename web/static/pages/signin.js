@@ -32,6 +32,8 @@ export async function render(ctx) {
       sent.textContent = res.message;
     },
   });
+  const settings = await api.get('/settings').catch(() => ({}));
   return h('div', { class: 'narrow' }, h('h1', {}, 'Sign in to Flowyard'), signIn,
+    settings.signUp ? h('p', {}, 'New here? ', h('a', { href: '/signup' }, 'Create an account')) : null,
     h('details', { class: 'forgot' }, h('summary', {}, 'Forgot your password?'), section('Get a reset link', forgot, sent)));
 }
