@@ -390,8 +390,14 @@ func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, instanceID string, target *u
 	}
 	_ = backend.SetDeadline(time.Time{})
 	head := switchingProtocolsHead(res)
+	credential := streamCredential(c)
 	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(client net.Conn) { pipeWebsocket(client, backend, reader, head) })
+	c.Context().Hijack(func(client net.Conn) {
+		// The websocket ends, like a live stream, when the caller's session or token stops letting them in.
+		release := s.live.hold(credential, func() { endWebsocket(client, backend) })
+		defer release()
+		pipeWebsocket(client, backend, reader, head)
+	})
 	return nil
 }
 
@@ -473,21 +479,22 @@ func pipeWebsocket(client, backend net.Conn, backendReader *bufio.Reader, head [
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	stop := func() {
-		// Closing a hijacked fasthttp connection is a no-op until the handler returns; an expired deadline
-		// ends a blocked read on either side instead.
-		_ = client.SetDeadline(time.Unix(1, 0))
-		_ = backend.SetDeadline(time.Unix(1, 0))
-	}
 	go func() {
 		defer wg.Done()
 		_, _ = io.Copy(backend, client)
-		stop()
+		endWebsocket(client, backend)
 	}()
 	go func() {
 		defer wg.Done()
 		_, _ = io.Copy(client, backendReader)
-		stop()
+		endWebsocket(client, backend)
 	}()
 	wg.Wait()
+}
+
+// endWebsocket ends a piped websocket. Closing a hijacked fasthttp connection is a no-op until the handler
+// returns; an expired deadline ends a blocked read on either side instead.
+func endWebsocket(client, backend net.Conn) {
+	_ = client.SetDeadline(time.Unix(1, 0))
+	_ = backend.SetDeadline(time.Unix(1, 0))
 }

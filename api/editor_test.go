@@ -254,6 +254,24 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		assert.Equal(t, 404, res.StatusCode)
 	})
 
+	t.Run("a suspended user's comms websocket closes at once", func(t *testing.T) {
+		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {viewer.cookieHeader()}})
+		require.NoError(t, err)
+		subscribeComms(t, conn, "notification/#")
+		waitForComms(t, conn, "notification/runtime-state", `"state"`)
+		id := viewer.mustJSON(200, "GET", "/api/v1/user", nil)["id"].(string)
+		w.browsers["admin"].mustJSON(200, "POST", "/api/v1/users/"+id+"/actions/suspend", nil)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(eventWait)))
+		for {
+			_, _, err := conn.ReadMessage()
+			if err != nil {
+				var timeout net.Error
+				assert.False(t, errors.As(err, &timeout) && timeout.Timeout(), "the websocket was closed, not left open: %v", err)
+				break
+			}
+		}
+	})
+
 	t.Run("a module uploaded in the palette manager is installed", func(t *testing.T) {
 		tarball := packNodeModule(t, "node-red-contrib-flowyard-upload", "flowyard-upload")
 		var body bytes.Buffer

@@ -82,10 +82,12 @@ type liveHub struct {
 	revoked  credentialCheck
 	sweeping bool
 	wake     chan struct{}
+	held     map[*heldConnection]bool
 }
 
 func newLiveHub(cfg LiveConfig) *liveHub {
-	return &liveHub{cfg: cfg.withDefaults(), topics: map[string]*topic{}, closing: make(chan struct{}), wake: make(chan struct{}, 1)}
+	return &liveHub{cfg: cfg.withDefaults(), topics: map[string]*topic{}, closing: make(chan struct{}), wake: make(chan struct{}, 1),
+		held: map[*heldConnection]bool{}}
 }
 
 // subscribe joins the topic, starting its poller (built by start, with the topic's first cursor) when it is

@@ -10,13 +10,35 @@ import (
 	"github.com/flowyard/flowyard/domain"
 )
 
-// A live stream outlives the request that opened it, so the credential it was opened with is checked again
-// while it runs. Each replica asks the store about the credentials of all its open streams together, once a
+// A live stream, like an editor's websocket, outlives the request that opened it, so the credential it was
+// opened with is checked again while it runs. Each replica asks the store about the credentials of all its open streams together, once a
 // poll interval (two or three queries, however many streams), and ends every stream whose credential no
 // longer lets its holder in: the session signed out or ended (a password change, a forced reset), the token
 // revoked or expired, the account suspended or deleted. A change made on this replica wakes the check at once;
 // one made on another is seen at the next interval. The store being down keeps the streams: the check is about
 // revocation, and EventSource does not reconnect after a 5xx.
+
+// heldConnection is a long-lived connection other than a stream (an editor's websocket, piped to Node-RED),
+// ended like a stream when its credential is revoked.
+type heldConnection struct {
+	credential string
+	end        func()
+}
+
+// hold registers a connection opened with credential ("" is never checked) until release is called; end is
+// called, at most once, when the credential is revoked first.
+func (h *liveHub) hold(credential string, end func()) (release func()) {
+	c := &heldConnection{credential: credential, end: end}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held[c] = true
+	h.startSweeping()
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.held, c)
+	}
+}
 
 // credentialCheck answers which of the credentials asked about no longer let their holder in; ok is false
 // when that cannot be told now.
@@ -123,34 +145,41 @@ func (h *liveHub) stopSweeping() {
 	h.sweeping = false
 }
 
-// openCredentials lists the distinct credentials of the open streams; open is false (and the loop marked
-// stopped) when there are none.
+// openCredentials lists the distinct credentials of the open streams and held connections; open is false (and
+// the loop marked stopped) when there are none.
 func (h *liveHub) openCredentials() (credentials []string, open bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.topics) == 0 {
+	if len(h.topics) == 0 && len(h.held) == 0 {
 		h.sweeping = false
 		return nil, false
 	}
-	seen := map[string]bool{}
+	seen := map[string]bool{"": true}
+	add := func(credential string) {
+		if !seen[credential] {
+			seen[credential] = true
+			credentials = append(credentials, credential)
+		}
+	}
 	for _, t := range h.topics {
 		for sub := range t.subs {
-			if sub.credential != "" && !seen[sub.credential] {
-				seen[sub.credential] = true
-				credentials = append(credentials, sub.credential)
-			}
+			add(sub.credential)
 		}
+	}
+	for c := range h.held {
+		add(c.credential)
 	}
 	return credentials, true
 }
 
-// endStreams drops every subscriber holding a revoked credential: its channel closes, which ends its stream.
+// endStreams drops every subscriber holding a revoked credential (its channel closes, which ends its stream)
+// and ends every held connection holding one.
 func (h *liveHub) endStreams(revoked map[string]bool) {
 	if len(revoked) == 0 {
 		return
 	}
+	var ends []func()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, t := range h.topics {
 		for sub := range t.subs {
 			if revoked[sub.credential] {
@@ -158,5 +187,15 @@ func (h *liveHub) endStreams(revoked map[string]bool) {
 				close(sub.ch)
 			}
 		}
+	}
+	for c := range h.held {
+		if revoked[c.credential] {
+			delete(h.held, c)
+			ends = append(ends, c.end)
+		}
+	}
+	h.mu.Unlock()
+	for _, end := range ends {
+		end()
 	}
 }
