@@ -52,15 +52,17 @@ func (s *Server) login(c *fiber.Ctx) error {
 		hash = u.PasswordHash
 	}
 	// Unknown e-mail and wrong password take the same time and get the same answer.
-	if !domain.CheckPassword(hash, req.Password) {
+	passwordRight := domain.CheckPassword(hash, req.Password)
+	if err := s.ssoRefusesPassword(c.UserContext(), email, u, passwordRight); err != nil {
+		s.limiter.loginFailed(email, client, time.Now())
+		return err
+	}
+	if !passwordRight {
 		s.limiter.loginFailed(email, client, time.Now())
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
 	s.limiter.loginSucceeded(email)
-	if err := s.startSession(c, u); err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"user": userView(u)})
+	return s.signInAfterPassword(c, u)
 }
 
 // startSession signs u in on this browser: a new session and its cookie.

@@ -98,6 +98,7 @@ type Server struct {
 	schedules SnapshotScheduler
 	live      *liveHub
 	mail      *mail.Outbox
+	providers *providers // OpenID providers of single sign-on, cached
 }
 
 // New builds the API with every route registered.
@@ -117,6 +118,7 @@ func New(d Deps) *Server {
 	s.pipelines = d.Pipelines
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
+	s.providers = newProviders()
 	s.live = newLiveHub(d.Config.Live)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 	s.app = fiber.New(fiber.Config{
@@ -165,6 +167,10 @@ func (s *Server) registerRoutes() {
 	s.registerMembers()
 	s.registerInvitations()
 	s.registerPasswords()
+	s.registerSSOConfigs()
+	s.registerSSOSignIn()
+	s.registerTwoFactor()
+	s.registerSecondFactor()
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()
