@@ -287,7 +287,9 @@ func newProviders() *providers {
 }
 
 // context carries the providers' HTTP client to go-oidc and x/oauth2.
-func (ps *providers) context(ctx context.Context) context.Context { return oidc.ClientContext(ctx, ps.client) }
+func (ps *providers) context(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, ps.client)
+}
 
 // get returns the provider of an issuer, from the cache while it is fresh.
 func (ps *providers) get(ctx context.Context, issuer string) (*oidc.Provider, error) {
