@@ -35,6 +35,9 @@ type Config struct {
 	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
 	Limits        Limits // abuse limits; zero values take the defaults
+	// CodeClock is the time two-factor codes are checked against (time.Now when nil). Not a setting: tests move
+	// it from one 30-second step to the next instead of waiting.
+	CodeClock func() time.Time
 
 	// TrustedProxies are the proxies in front of the API whose X-Forwarded-For names the client (clientAddress);
 	// none by default, so a client cannot pick the address its limits count.

@@ -128,7 +128,7 @@ func (s *Server) confirmTwoFactor(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	step, ok, err := s.matchTOTP(t, req.Code, time.Now())
+	step, ok, err := s.matchTOTP(t, req.Code)
 	if err != nil {
 		return err
 	}
@@ -289,15 +289,15 @@ func (s *Server) useSecondFactor(ctx context.Context, tx *storage.Store, t *stor
 	if recoveryCode != "" {
 		return tx.TakeRecoveryCode(ctx, t.UserID, domain.HashRecoveryCode(recoveryCode))
 	}
-	step, ok, err := s.matchTOTP(t, code, time.Now())
+	step, ok, err := s.matchTOTP(t, code)
 	if err != nil || !ok {
 		return false, err
 	}
 	return tx.UseTOTPStep(ctx, t.UserID, step) // false for a code whose step was used already: a replay
 }
 
-// matchTOTP finds the time step, around at, whose code is the one given.
-func (s *Server) matchTOTP(t *storage.UserTOTP, code string, at time.Time) (int64, bool, error) {
+// matchTOTP finds the time step, around now, whose code is the one given.
+func (s *Server) matchTOTP(t *storage.UserTOTP, code string) (int64, bool, error) {
 	if s.sealer == nil {
 		return 0, false, errNoSealer
 	}
@@ -306,6 +306,10 @@ func (s *Server) matchTOTP(t *storage.UserTOTP, code string, at time.Time) (int6
 		return 0, false, err
 	}
 	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	at := time.Now()
+	if s.cfg.CodeClock != nil {
+		at = s.cfg.CodeClock()
+	}
 	now := at.Unix() / totpPeriod
 	for step := now - totpSkew; step <= now+totpSkew; step++ {
 		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOptions)
