@@ -10,6 +10,7 @@ export const routes = [
   { path: '/invitations/:token', page: () => import('./pages/invitation.js'), public: true },
   { path: '/reset-password/:token', page: () => import('./pages/reset-password.js'), public: true },
   { path: '/account/password', page: () => import('./pages/password.js') },
+  { path: '/account/two-factor', page: () => import('./pages/two-factor.js') },
   { path: '/', page: () => import('./pages/home.js') },
   { path: '/teams/new', page: () => import('./pages/team-new.js') },
   { path: '/teams/:team', page: () => import('./pages/applications.js'),
@@ -38,4 +39,5 @@ export const routes = [
   { path: '/admin/team-types', page: () => import('./pages/admin-team-types.js'), nav: { scope: 'admin', label: 'Team types' } },
   { path: '/admin/blueprints', page: () => import('./pages/admin-blueprints.js'), nav: { scope: 'admin', label: 'Blueprints' } },
   { path: '/admin/users', page: () => import('./pages/admin-users.js'), nav: { scope: 'admin', label: 'Users' } },
+  { path: '/admin/sign-in', page: () => import('./pages/admin-sign-in.js'), nav: { scope: 'admin', label: 'Sign-in' } },
 ];
