@@ -125,13 +125,7 @@ func (s *Server) createSSOConfig(c *fiber.Ctx) error {
 	if err := s.applySSOConfig(c.UserContext(), cfg, req, true); err != nil {
 		return err
 	}
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if err := tx.InsertSSOConfig(ctx, cfg); err != nil {
-			return ssoDomainTaken(err)
-		}
-		return audit(c, tx, who, "", "sso.created", "sso_configuration", cfg.ID, map[string]any{"domain": cfg.Domain, "issuerUrl": cfg.IssuerURL})
-	})
-	if err != nil {
+	if err := s.saveSSOConfig(c, who, cfg, "sso.created", (*storage.Store).InsertSSOConfig); err != nil {
 		return err
 	}
 	return created(c, s.ssoConfigAnswer(c, cfg))
@@ -158,13 +152,7 @@ func (s *Server) updateSSOConfig(c *fiber.Ctx) error {
 	if err := s.applySSOConfig(c.UserContext(), cfg, req, patch.ClientSecret != nil); err != nil {
 		return err
 	}
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if err := tx.UpdateSSOConfig(ctx, cfg); err != nil {
-			return ssoDomainTaken(err)
-		}
-		return audit(c, tx, who, "", "sso.updated", "sso_configuration", cfg.ID, map[string]any{"domain": cfg.Domain, "issuerUrl": cfg.IssuerURL})
-	})
-	if err != nil {
+	if err := s.saveSSOConfig(c, who, cfg, "sso.updated", (*storage.Store).UpdateSSOConfig); err != nil {
 		return err
 	}
 	return c.JSON(s.ssoConfigAnswer(c, cfg))
@@ -186,6 +174,17 @@ func (s *Server) deleteSSOConfig(c *fiber.Ctx) error {
 		return err
 	}
 	return noContent(c)
+}
+
+// saveSSOConfig writes a configuration (insert or update) and its audit entry in one transaction.
+func (s *Server) saveSSOConfig(c *fiber.Ctx, who *caller, cfg *storage.SSOConfig, event string,
+	write func(*storage.Store, context.Context, *storage.SSOConfig) error) error {
+	return s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if err := write(tx, ctx, cfg); err != nil {
+			return ssoDomainTaken(err)
+		}
+		return audit(c, tx, who, "", event, "sso_configuration", cfg.ID, map[string]any{"domain": cfg.Domain, "issuerUrl": cfg.IssuerURL})
+	})
 }
 
 func deref(p *string, fallback string) string {

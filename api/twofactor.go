@@ -156,11 +156,7 @@ func (s *Server) renewRecoveryCodes(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var codes []string
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		codes, err = newRecoveryCodes(ctx, tx, who.user.ID)
-		return err
-	})
+	codes, err := newRecoveryCodes(c.UserContext(), s.store, who.user.ID)
 	if err != nil {
 		return err
 	}
