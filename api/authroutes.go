@@ -21,7 +21,7 @@ type createTokenRequest struct {
 }
 
 func (s *Server) registerAuth() {
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/login", Summary: "Sign in with e-mail and password; sets the session cookie.", Tag: "auth", Public: true, Body: loginRequest{}}, s.login)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/login", Summary: "Sign in with e-mail and password; sets the session cookie, or answers 202 secondFactorRequired when two-factor sign-in is on (then POST " + secondFactorPath + ").", Tag: "auth", Public: true, Body: loginRequest{}}, s.login)
 	s.route(routeDoc{Method: "POST", Path: logoutPath, Summary: "Sign out.", Tag: "auth", Public: true, Status: 204}, s.logout)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/user", Summary: "The caller.", Tag: "auth"}, s.getCurrentUser)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/user/tokens", Summary: "The caller's personal access tokens.", Tag: "auth"}, s.listUserTokens)
@@ -52,7 +52,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 		hash = u.PasswordHash
 	}
 	// Unknown e-mail and wrong password take the same time and get the same answer.
-	if !domain.CheckPassword(hash, req.Password) {
+	passwordRight := domain.CheckPassword(hash, req.Password)
+	if err := s.ssoRefusesPassword(c.UserContext(), email, u, passwordRight); err != nil {
+		s.limiter.loginFailed(email, client, time.Now())
+		return err
+	}
+	if !passwordRight {
 		s.limiter.loginFailed(email, client, time.Now())
 		return domain.Unauthorized("The e-mail or password is not right.")
 	}
@@ -60,14 +65,16 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := signInRefusal(u); err != nil {
 		return err
 	}
-	if err := s.startSession(c, u); err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"user": userView(u)})
+	return s.signInAfterPassword(c, u)
 }
 
-// startSession signs u in on this browser: a new session and its cookie.
+// startSession signs u in on this browser: a new session and its cookie. Every way in (password, second
+// factor, single sign-on, invitation, confirmation) ends here, so a suspended or unconfirmed account is
+// refused here too, whatever the way did before.
 func (s *Server) startSession(c *fiber.Ctx, u *storage.User) error {
+	if err := signInRefusal(u); err != nil {
+		return err
+	}
 	token, hashed := domain.NewToken(domain.TokenPrefixSession)
 	expires := time.Now().Add(s.cfg.SessionTTL)
 	if err := s.store.InsertSession(c.UserContext(), &storage.Session{TokenHash: hashed, UserID: u.ID, ExpiresAt: expires}); err != nil {

@@ -44,6 +44,10 @@ var publicRoutes = map[string]string{
 	"POST /api/v1/auth/signup/resend":          "answers alike for every address and mails only an unconfirmed account's address (signup tests)",
 	"POST /api/v1/auth/verify-email/{token}":   "the confirmation link's token and the sign-up's password are its credentials (signup tests: forged, used, expired links)",
 	"GET /api/v1/settings":                     "the platform settings the sign-in page needs, nothing of any team",
+	"GET /api/v1/auth/sso/lookup":              "tells whether an address's domain signs in through single sign-on, nothing of any team",
+	"GET /api/v1/auth/sso/start":               "sends the browser to its domain's provider; nothing of any team",
+	"GET /api/v1/auth/sso/callback":            "the sealed cookie and the provider's signed ID token are its credentials (sso tests: forged state, nonce, audience, issuer, expiry)",
+	"POST /api/v1/auth/login/second-factor":    "the pending sign-in's cookie and the code are its credentials (two-factor tests: replayed, foreign, expired)",
 }
 
 // ownAccountRoutes are open to every signed-in user and act on the caller's own account or on the platform's
@@ -54,6 +58,11 @@ var ownAccountRoutes = map[string]string{
 	"GET /api/v1/user/tokens":                     "the caller's own tokens",
 	"POST /api/v1/user/password":                  "changes the caller's own password (needs the current one)",
 	"POST /api/v1/user/tokens":                    "creates a token for the caller",
+	"GET /api/v1/user/two-factor":                 "the caller's own two-factor sign-in",
+	"POST /api/v1/user/two-factor":                "enrols an authenticator for the caller",
+	"POST /api/v1/user/two-factor/confirm":        "confirms the caller's own enrolment",
+	"POST /api/v1/user/two-factor/recovery-codes": "renews the caller's own recovery codes (needs a proof)",
+	"POST /api/v1/user/two-factor/disable":        "turns the caller's own two-factor sign-in off (needs a proof)",
 	"GET /api/v1/teams":                           "the caller's own teams",
 	"POST /api/v1/teams":                          "creates a team owned by the caller",
 	"GET /api/v1/stacks":                          "platform catalogue, readable by every signed-in user",
@@ -252,6 +261,7 @@ func (w *crossWorld) buildTenant(t *testing.T, team, teamID, runtimeURL string) 
 	a.secrets["invitation link"] = inv["link"].(string)
 	pat := owner.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": name("pat")})
 	a.params["userTokenId"], a.secrets["personal token id"], a.secrets["personal token"] = id(pat), id(pat), pat["token"].(string)
+	a.params["ssoConfigurationId"] = domain.NewID() // platform-wide and admin-only: no team owns one, and none is needed to be refused
 	return a
 }
 

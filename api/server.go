@@ -35,6 +35,9 @@ type Config struct {
 	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
 	Version       string
 	Limits        Limits // abuse limits; zero values take the defaults
+	// CodeClock is the time two-factor codes are checked against (time.Now when nil). Not a setting: tests move
+	// it from one 30-second step to the next instead of waiting.
+	CodeClock func() time.Time
 
 	// TrustedProxies are the proxies in front of the API whose X-Forwarded-For names the client (clientAddress);
 	// none by default, so a client cannot pick the address its limits count.
@@ -98,6 +101,7 @@ type Server struct {
 	schedules SnapshotScheduler
 	live      *liveHub
 	mail      *mail.Outbox
+	providers *providers // OpenID providers of single sign-on, cached
 }
 
 // New builds the API with every route registered.
@@ -117,6 +121,7 @@ func New(d Deps) *Server {
 	s.pipelines = d.Pipelines
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
+	s.providers = newProviders()
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
@@ -169,6 +174,10 @@ func (s *Server) registerRoutes() {
 	s.registerSignUp()
 	s.registerSettings()
 	s.registerUserAdministration()
+	s.registerSSOConfigs()
+	s.registerSSOSignIn()
+	s.registerTwoFactor()
+	s.registerSecondFactor()
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()

@@ -53,6 +53,7 @@ func incrementRandom(r *[10]byte) {
 const (
 	TokenPrefixUser         = "fyu_"
 	TokenPrefixSession      = "fys_"
+	TokenPrefixSecondFactor = "fyf_" // a sign-in waiting for its second factor
 	TokenPrefixDevice       = "fyd_"
 	TokenPrefixProvisioning = "fyp_"
 	TokenPrefixInstance     = "fyi_"

@@ -62,6 +62,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"FLOWYARD_VIEWER_EMAIL=viewer@example.com", "FLOWYARD_VIEWER_PASSWORD=viewer-password",
 		"FLOWYARD_LOG_FILE="+dev.LogFile, "FLOWYARD_FIGURES_PATH="+figures, fmt.Sprintf("FLOWYARD_FIGURES_INSTANCES=%d", figureInstances),
 		"FLOWYARD_BENCH_FILE="+figuresFile(t, repo))
+	env = append(env, ssoBrowserEnv(t, c, dev.URL)...)
 	if os.Getenv("FLOWYARD_SCREENSHOTS") == "1" {
 		env = append(env, "FLOWYARD_SCREENSHOTS_DIR="+filepath.Join(repo, "docs", "screenshots"))
 	}

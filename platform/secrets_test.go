@@ -28,8 +28,9 @@ const secretsWebhookSecret = "whsec_secrets_at_rest_test"
 // import under a passphrase, a device with its token, broker password and credential secret, provisioning
 // tokens and a device provisioned with its own flows and credential secret, a device group with a rollout, a
 // pipeline with a promotion, a snapshot schedule, fleet settings with an npmrc token and a local editor password,
-// one-time codes, regenerated device credentials, a billed team with Stripe's keys), then reads every row of
-// every table the database's catalog lists and checks that none of the secrets appears in clear.
+// one-time codes, regenerated device credentials, a billed team with Stripe's keys, a single sign-on client secret,
+// a two-factor key and recovery codes), then reads every row of every table the database's catalog lists and
+// checks that none of the secrets appears in clear.
 func TestNoSecretInClearAtRest(t *testing.T) {
 	stripeURL := stripetest.StartMock(t)
 	dev := startDev(t, "--stripe-key", stripetest.MockKey, "--stripe-api-url", stripeURL, "--stripe-webhook-secret", secretsWebhookSecret)
@@ -62,6 +63,7 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	s.promote(id)
 	s.fleetSettingsAndCodes(device)
 	s.bill(objects)
+	s.accountSecrets()
 
 	st, err := storage.Open(context.Background(), filepath.Join(dev.DataDir, "flowyard.db"))
 	require.NoError(t, err)

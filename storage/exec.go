@@ -23,3 +23,13 @@ func mustAffect(res sql.Result, err error, what string) error {
 
 // count narrows bun's int64 counts; counts here are far below 2^31.
 func count(n int64, err error) (int, error) { return int(n), err }
+
+// affectedOne reports whether a statement changed exactly one row: the statement held its condition, so the
+// caller won a race for that row.
+func affectedOne(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

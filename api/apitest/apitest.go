@@ -70,6 +70,10 @@ func (e *Env) Client(t testing.TB) *Client {
 // Jar is the caller's cookie jar, as a browser signed in at the API holds it.
 func (c *Client) Jar() http.CookieJar { return c.http.Jar }
 
+// HTTP is the caller's HTTP client (its cookie jar included), for requests that are not JSON calls: a browser's
+// redirects, say.
+func (c *Client) HTTP() *http.Client { return c.http }
+
 // Response is a decoded answer.
 type Response struct {
 	Status int

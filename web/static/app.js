@@ -64,6 +64,7 @@ function renderShell(team) {
       h('button', { type: 'submit' }, 'Open'), h('a', { href: '/teams/new' }, 'New team')),
     h('div', { class: 'who' }, h('span', {}, state.user.name || state.user.email, state.user.admin ? ' (admin)' : ''),
       ' ', h('a', { href: passwordPath }, 'Change password'), ' ',
+      h('a', { href: '/account/two-factor' }, 'Two-factor sign-in'), ' ',
       h('button', { type: 'button', id: 'sign-out', onClick: signOut }, 'Sign out')));
   renderNav(team);
 }

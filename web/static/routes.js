@@ -12,6 +12,7 @@ export const routes = [
   { path: '/signup', page: () => import('./pages/signup.js'), public: true },
   { path: '/verify-email/:token', page: () => import('./pages/verify-email.js'), public: true },
   { path: '/account/password', page: () => import('./pages/password.js') },
+  { path: '/account/two-factor', page: () => import('./pages/two-factor.js') },
   { path: '/', page: () => import('./pages/home.js') },
   { path: '/teams/new', page: () => import('./pages/team-new.js') },
   { path: '/teams/:team', page: () => import('./pages/applications.js'),
@@ -41,4 +42,5 @@ export const routes = [
   { path: '/admin/blueprints', page: () => import('./pages/admin-blueprints.js'), nav: { scope: 'admin', label: 'Blueprints' } },
   { path: '/admin/users', page: () => import('./pages/admin-users.js'), nav: { scope: 'admin', label: 'Users' } },
   { path: '/admin/users/:user', page: () => import('./pages/admin-user.js') },
+  { path: '/admin/sign-in', page: () => import('./pages/admin-sign-in.js'), nav: { scope: 'admin', label: 'Sign-in' } },
 ];
