@@ -321,3 +321,26 @@ func decodeEnvelope(t *testing.T, res *http.Response) map[string]any {
 	_ = json.Unmarshal(raw, &env)
 	return env
 }
+
+// TestSSODoesNotLetASuspendedAccountIn: the provider vouching for an address does not reinstate its account; a
+// suspended user's single sign-on is refused and signs no one in, and works again once reinstated.
+func TestSSODoesNotLetASuspendedAccountIn(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect string) {
+		w := newSSOWorld(t, dialect)
+		first := w.env.Client(t)
+		require.Equal(t, 303, w.ssoSignIn(t, first, "alice@corp.example", nil).StatusCode)
+		alice := signedInAs(t, first)["id"].(string)
+		w.admin.Must(200, "POST", "/api/v1/users/"+alice+"/actions/suspend", nil)
+
+		refused := w.env.Client(t)
+		res := w.ssoSignIn(t, refused, "alice@corp.example", nil)
+		assert.Equal(t, 403, res.StatusCode)
+		assert.Equal(t, "account_suspended", decodeEnvelope(t, res)["code"])
+		assert.Equal(t, 401, refused.Do("GET", "/api/v1/user", nil).Status, "nobody signed in")
+
+		w.admin.Must(200, "POST", "/api/v1/users/"+alice+"/actions/reinstate", nil)
+		again := w.env.Client(t)
+		require.Equal(t, 303, w.ssoSignIn(t, again, "alice@corp.example", nil).StatusCode)
+		assert.Equal(t, alice, signedInAs(t, again)["id"])
+	})
+}

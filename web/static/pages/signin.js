@@ -11,6 +11,7 @@ const ssoErrors = {
   sso_email_unverified: 'Your sign-in provider has not verified your e-mail address, so Flowyard cannot use it.',
   sso_email_other_domain: 'Your sign-in provider signed you in with an address of another organisation.',
   sso_provider_unavailable: 'Your organisation\'s sign-in provider does not answer; try again shortly.',
+  account_suspended: 'Your account is suspended; ask a platform admin.',
   sso_not_configured: 'Your address no longer signs in through single sign-on; sign in with your password.',
 };
 const ssoFallback = 'The single sign-on did not work; start again, or ask a platform admin.';
