@@ -55,6 +55,22 @@ type AccountExists struct {
 	SignInLink string
 }
 
+// Alert is what an alert e-mail says.
+type Alert struct {
+	TeamName  string
+	Title     string
+	Message   string
+	At        time.Time
+	Link      string // the subject in the dashboard
+	RulesLink string // the team's alert rules
+	RuleName  string
+}
+
+// AlertMessage renders an alert e-mail to an address.
+func AlertMessage(to string, data Alert) (Message, error) {
+	return render("alert", to, data)
+}
+
 // InvitationMessage renders the invitation e-mail to an address.
 func InvitationMessage(to string, data Invitation) (Message, error) {
 	return render("invitation", to, data)
