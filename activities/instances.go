@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/nodered"
@@ -92,24 +93,58 @@ type StateChange struct {
 	Desired    string // when set, also records what the instance should be
 }
 
-// SetState writes the instance's state projection.
+// SetState writes the instance's state projection, and in the same transaction the alert its new state calls
+// for (crashed, stopped by an error, running in safe mode), so that neither is kept without the other.
 func (a *Instances) SetState(ctx context.Context, c StateChange) error {
-	if c.Desired != "" {
-		in, err := a.Store.GetInstance(ctx, c.InstanceID)
+	var moved bool
+	var teamID string
+	err := a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		in, err := tx.GetInstance(ctx, c.InstanceID)
+		if domain.IsKind(err, domain.KindNotFound) && c.Desired == "" {
+			return nil // deleted meanwhile: nothing to project into
+		}
 		if err != nil {
 			return nonRetryableIfNotFound(err)
 		}
-		in.DesiredState = c.Desired
-		if err := a.Store.UpdateInstance(ctx, in, "desired_state"); err != nil {
+		teamID = in.TeamID
+		if c.Desired != "" {
+			in.DesiredState = c.Desired
+			if err := tx.UpdateInstance(ctx, in, "desired_state"); err != nil {
+				return err
+			}
+		}
+		if moved, err = tx.SetInstanceState(ctx, c.InstanceID, c.State, c.Reason, c.From...); err != nil || !moved {
 			return err
 		}
+		return emitStateAlert(ctx, tx, in, c)
+	})
+	if err == nil && moved && billingStates[c.State] {
+		a.usageMayHaveChanged(ctx, teamID)
 	}
-	moved, err := a.Store.SetInstanceState(ctx, c.InstanceID, c.State, c.Reason, c.From...)
-	if err == nil && moved && a.Usage != nil && billingStates[c.State] {
-		if in, err := a.Store.GetInstance(ctx, c.InstanceID); err == nil {
-			a.usageMayHaveChanged(ctx, in.TeamID)
-		}
+	return err
+}
+
+// SafeModeReason is the state reason of an instance the lifecycle started in safe mode.
+const SafeModeReason = "started in safe mode after repeated crashes: flows are loaded but not running; fix them and restart"
+
+// emitStateAlert records the alert for an instance entering state c from in's state: once per transition (a
+// retried write finds the state already set, and the key names the state it left).
+func emitStateAlert(ctx context.Context, tx *storage.Store, in *storage.Instance, c StateChange) error {
+	kind := ""
+	switch {
+	case c.State == "crashed":
+		kind = alerts.KindInstanceCrashed
+	case c.State == "error":
+		kind = alerts.KindInstanceError
+	case c.State == "running" && c.Reason == SafeModeReason:
+		kind = alerts.KindInstanceSafeMode
 	}
+	if kind == "" || (in.State == c.State && in.StateReason == c.Reason) {
+		return nil
+	}
+	_, err := alerts.Emit(ctx, tx, alerts.Event{TeamID: in.TeamID, Kind: kind, SubjectType: "instance", SubjectID: in.ID,
+		SubjectName: in.Name, Message: c.Reason,
+		DedupKey: fmt.Sprintf("%s:%s:%d", kind, in.ID, in.UpdatedAt.UnixMicro())})
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/snapshots"
@@ -171,8 +172,26 @@ func (a *Pipelines) SavePromotionProgress(ctx context.Context, pp PromotionProgr
 		if err := tx.UpdatePromotion(ctx, pr); err != nil {
 			return err
 		}
+		if err := emitPromotionAlert(ctx, tx, pr); err != nil {
+			return err
+		}
 		return savePromotionOperation(ctx, tx, pp)
 	})
+}
+
+// emitPromotionAlert records the alert of a failed promotion in the transaction that records the failure, once
+// per promotion.
+func emitPromotionAlert(ctx context.Context, tx *storage.Store, pr *storage.Promotion) error {
+	if pr.Status != storage.PromotionFailed {
+		return nil
+	}
+	name := pr.PipelineID
+	if p, err := tx.GetPipeline(ctx, pr.PipelineID); err == nil {
+		name = p.Name
+	}
+	_, err := alerts.Emit(ctx, tx, alerts.Event{TeamID: pr.TeamID, Kind: alerts.KindPromotionFailed, SubjectType: "pipeline",
+		SubjectID: pr.PipelineID, SubjectName: name, Message: pr.Reason, DedupKey: alerts.KindPromotionFailed + ":" + pr.ID})
+	return err
 }
 
 func savePromotionOperation(ctx context.Context, tx *storage.Store, pp PromotionProgress) error {

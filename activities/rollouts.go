@@ -2,9 +2,12 @@ package activities
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -115,7 +118,27 @@ func (a *Rollouts) SaveRolloutProgress(ctx context.Context, p RolloutProgress) e
 	if err := a.Store.SaveRolloutProgress(ctx, r); err != nil {
 		return err
 	}
+	if err := a.emitAlert(ctx, r); err != nil {
+		return err
+	}
 	return a.finishOperation(ctx, p)
+}
+
+// emitAlert records the alert of a rollout that ended failed or rolled back, once per rollout (a retry of this
+// activity finds it stored).
+func (a *Rollouts) emitAlert(ctx context.Context, r *storage.Rollout) error {
+	kind := map[string]string{"failed": alerts.KindRolloutFailed, "rolled_back": alerts.KindRolloutRolledBack}[r.Status]
+	if kind == "" {
+		return nil
+	}
+	name := r.GroupID
+	if g, err := a.Store.GetDeviceGroup(ctx, r.GroupID); err == nil {
+		name = g.Name
+	}
+	msg := fmt.Sprintf("%d of %d devices updated, %d failed, %d rolled back. %s", r.Updated, r.Total, r.Failed, r.RolledBack, r.Reason)
+	_, err := alerts.Emit(ctx, a.Store, alerts.Event{TeamID: r.TeamID, Kind: kind, SubjectType: "device-group", SubjectID: r.GroupID,
+		SubjectName: name, Message: strings.TrimSpace(msg), DedupKey: kind + ":" + r.ID})
+	return err
 }
 
 func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {

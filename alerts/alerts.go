@@ -39,7 +39,7 @@ func ValidKind(kind string) bool { return slices.Contains(Kinds, kind) }
 type Event struct {
 	TeamID      string
 	Kind        string
-	SubjectType string // instance, device, rollout, promotion, team, webhook
+	SubjectType string // instance, device, device-group (a rollout), pipeline (a promotion), team, webhook
 	SubjectID   string
 	SubjectName string
 	Message     string
@@ -123,6 +123,10 @@ func dashboardPath(e *storage.AlertEvent) string {
 		return base + "/instances/" + e.SubjectID
 	case "device":
 		return base + "/devices/" + e.SubjectID
+	case "device-group":
+		return base + "/device-groups/" + e.SubjectID
+	case "pipeline":
+		return base + "/pipelines/" + e.SubjectID
 	case "team":
 		return base + "/billing"
 	}

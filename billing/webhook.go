@@ -8,6 +8,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -164,12 +165,41 @@ func (s *Service) apply(ctx context.Context, tx *storage.Store, ev event, obj st
 		res.Ignored, res.Status = "older than the status it would change", sub.Status
 		return false, nil
 	}
+	before := sub.Status
 	changed, err := s.applyToSubscription(ctx, tx, ev.Type, obj, sub, at)
+	if err == nil {
+		err = emitProblem(ctx, tx, ev, before, sub)
+	}
 	res.Status = sub.Status
 	if err == nil && !changed {
 		res.Ignored = "nothing to change"
 	}
 	return changed, err
+}
+
+// emitProblem records a billing_problem alert, in the transaction that applies the event, when a payment failed
+// or the subscription became past due, unpaid or cancelled; once per Stripe event.
+func emitProblem(ctx context.Context, tx *storage.Store, ev event, before string, sub *storage.Subscription) error {
+	var msg string
+	switch {
+	case ev.Type == EventInvoicePaymentFail:
+		msg = "A payment failed; Stripe retries it. The subscription is " + sub.Status + "."
+	case sub.Status == before:
+		return nil
+	case sub.Status == StatusPastDue, sub.Status == StatusUnpaid:
+		msg = "The subscription is " + sub.Status + ": pay the open invoice, or the team's instances are suspended."
+	case sub.Status == StatusCanceled:
+		msg = "The subscription was cancelled; the team's instances are suspended."
+	default:
+		return nil
+	}
+	name := sub.TeamID
+	if team, err := tx.GetTeam(ctx, sub.TeamID); err == nil {
+		name = team.Name
+	}
+	_, err := alerts.Emit(ctx, tx, alerts.Event{TeamID: sub.TeamID, Kind: alerts.KindBillingProblem, SubjectType: "team",
+		SubjectID: sub.TeamID, SubjectName: name, Message: msg, DedupKey: alerts.KindBillingProblem + ":" + ev.ID})
+	return err
 }
 
 func isHandled(typ string) bool {

@@ -51,6 +51,9 @@ type Config struct {
 	Stripe                  StripeConfig
 	Mail                    MailConfig
 	Limits                  Limits // abuse limits of the API and the broker
+	// WebhooksAllowPrivate lets teams' alert webhooks reach loopback, private and link-local addresses (refused
+	// by default: the platform would POST into its own network for a tenant).
+	WebhooksAllowPrivate bool
 
 	// TrustedProxies are the load balancers and reverse proxies in front of the API: from a peer in these ranges,
 	// X-Forwarded-For names the client whose address the per-address limits count. None by default.
@@ -134,6 +137,7 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.AdminPassword, "admin-password", "FLOWYARD_ADMIN_PASSWORD", "", "", "its password")
 	s.str(&c.Mail.SMTPURL, "smtp-url", "FLOWYARD_SMTP_URL", "", "(none)", "SMTP server for invitations, password resets and sign-up confirmations: `smtp://user:pass@host:587` (STARTTLS when the server offers it) or `smtps://user:pass@host:465` (TLS); escape an `@` in the user name as `%40`; the password is masked in the start-up log. Without it nothing is mailed: each link is logged for the operator, and an invitation's (or a reset an admin forced) is returned to whoever asked")
 	s.str(&c.Mail.From, "mail-from", "FLOWYARD_MAIL_FROM", "", "", "From address of that mail, e.g. `Flowyard <flowyard@example.com>` (needed with `--smtp-url`)")
+	s.boolean(&c.WebhooksAllowPrivate, "webhooks-allow-private", "FLOWYARD_WEBHOOKS_ALLOW_PRIVATE", "let teams' alert webhooks reach loopback, private (RFC 1918, unique local), link-local and shared (CGNAT) addresses; refused by default, since the platform would otherwise POST into its own network for any tenant. Checked on the address each delivery connects to")
 	s.boolean(&c.SecureCookies, "secure-cookies", "FLOWYARD_SECURE_COOKIES", "mark cookies Secure behind a TLS proxy")
 	s.str(&raw.proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "(none)", "comma-separated address ranges (`10.0.0.0/8,fd00::/8`) of the load balancers in front of the API; from them, `X-Forwarded-For` names the client the per-address limits count")
 	s.int(&c.BodyLimitMB, "body-limit-mb", "FLOWYARD_BODY_LIMIT_MB", 16, "largest request body in MiB")
@@ -354,7 +358,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("driver", c.Driver), slog.String("instanceSandbox", c.InstanceSandbox), slog.Any("instanceDenyNetworks", c.InstanceDenyNetworks), slog.String("runtimeApiUrl", c.RuntimeAPIURL), slog.String("metricsListen", c.MetricsListen),
 		slog.String("stripeKey", mask(c.Stripe.Key)), slog.String("stripeWebhookSecret", mask(c.Stripe.WebhookSecret)),
 		slog.String("stripeApiUrl", c.Stripe.APIURL),
-		slog.String("smtpUrl", maskSMTPURL(c.Mail.SMTPURL)), slog.String("mailFrom", c.Mail.From))
+		slog.String("smtpUrl", maskSMTPURL(c.Mail.SMTPURL)), slog.String("mailFrom", c.Mail.From),
+		slog.Bool("webhooksAllowPrivate", c.WebhooksAllowPrivate))
 }
 
 func mask(s string) string {

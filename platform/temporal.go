@@ -14,6 +14,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/config"
@@ -22,11 +23,13 @@ import (
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/drivers/kubernetes"
 	"github.com/flowyard/flowyard/drivers/local"
+	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
+	"github.com/flowyard/flowyard/workflows/alert"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
@@ -106,6 +109,13 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
 			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
 	}
+	alertWorker, err := startAlerts(ctx, cfg, tcfg, st, sealer, c, log)
+	if err != nil {
+		_ = drv.Close()
+		c.Close()
+		return nil, err
+	}
+	e.workers = append(e.workers, alertWorker)
 	svc, billingClient := newBilling(cfg, st, c, tcfg, log, e.instances)
 	if svc != nil {
 		e.billing, instanceActs.Usage = svc, svc
@@ -133,6 +143,23 @@ func (e *engine) stop() {
 	}
 	_ = e.closeDriver()
 	e.client.Close()
+}
+
+// startAlerts builds the alerts worker (delivery workflows and their activities) and runs the dispatcher,
+// which starts a delivery for each event and watches for devices offline too long, until ctx ends.
+func startAlerts(ctx context.Context, cfg config.Config, tcfg temporalenv.Config, st *storage.Store, sealer *domain.Sealer, c client.Client, log *slog.Logger) (sdkworker.Worker, error) {
+	d := &alerts.Deliverer{Store: st, Sealer: sealer, HTTP: alerts.SafeClient(cfg.WebhooksAllowPrivate), PublicURL: cfg.PublicURL}
+	if cfg.MailEnabled() {
+		sender, err := mail.NewSMTP(cfg.Mail.SMTPURL, cfg.Mail.From)
+		if err != nil {
+			return nil, err
+		}
+		d.Mail = sender
+	}
+	deliveries := &alert.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueAlerts)}
+	dispatcher := &alerts.Dispatcher{Store: st, Start: deliveries.Start, Log: log.With("component", "alerts")}
+	go dispatcher.Run(ctx)
+	return worker.NewAlerts(c, deliveries.TaskQueue, &activities.Alerts{Deliverer: d}), nil
 }
 
 // dialTemporal is temporalenv.Dial with the SDK's metrics recorded into reg (when not nil).

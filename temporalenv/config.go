@@ -34,6 +34,7 @@ const (
 	QueueRollouts  = "rollouts"
 	QueuePipelines = "pipelines"
 	QueueBilling   = "billing"
+	QueueAlerts    = "alerts"
 )
 
 // Search attributes registered for every Flowyard namespace, so an operator can find any operation in
@@ -123,6 +124,7 @@ func DefaultConfig() Config {
 			QueueRollouts:  QueueRollouts,
 			QueuePipelines: QueuePipelines,
 			QueueBilling:   QueueBilling,
+			QueueAlerts:    QueueAlerts,
 		},
 		SearchAttributes: map[string]string{
 			AttrTeamID:        "Keyword",

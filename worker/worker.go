@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/workflows/alert"
 	billingwf "github.com/flowyard/flowyard/workflows/billing"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/pipeline"
@@ -55,6 +56,15 @@ func NewBilling(c client.Client, taskQueue string, acts *activities.Billing) sdk
 func NewPipelines(c client.Client, taskQueue string, acts *activities.Pipelines) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(pipeline.Promote, workflow.RegisterOptions{Name: pipeline.WorkflowName})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// NewAlerts builds a worker for the alerts task queue: each alert event's delivery workflow and its e-mail and
+// webhook activities, apart from instance work so that a slow receiver never delays an instance.
+func NewAlerts(c client.Client, taskQueue string, acts *activities.Alerts) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(alert.Deliver, workflow.RegisterOptions{Name: alert.WorkflowName})
 	w.RegisterActivity(acts)
 	return w
 }

@@ -153,7 +153,7 @@ func (r *run) start(during string, safeMode, resetCrashes bool) (string, error) 
 	}
 	reason := ""
 	if safeMode {
-		reason = "started in safe mode after repeated crashes: flows are loaded but not running; fix them and restart"
+		reason = activities.SafeModeReason
 	}
 	if resetCrashes {
 		if err := r.exec(shortOptions, "", a.ResetCrashes, r.p.InstanceID); err != nil {
