@@ -43,6 +43,9 @@ type Config struct {
 	// none by default, so a client cannot pick the address its limits count.
 	TrustedProxies []netip.Prefix
 
+	// WebhooksAllowPrivate lets alert webhooks point at loopback, private and link-local addresses.
+	WebhooksAllowPrivate bool
+
 	// Live tunes the live event streams; zero values take the defaults.
 	Live LiveConfig
 	// WriteTimeout bounds writing one response (60 s); an event stream moves it forward before each write, so
@@ -194,6 +197,7 @@ func (s *Server) registerRoutes() {
 	s.registerRollouts()
 	s.registerPipelines()
 	s.registerBilling()
+	s.registerAlerts()
 	s.registerEvents()
 	s.registerOpenAPI()
 }

@@ -42,6 +42,8 @@ const (
 	ActionOperationRead        Action = "operation:read"
 	ActionTeamBillingRead      Action = "team:billing:read"
 	ActionTeamBillingManage    Action = "team:billing:manage"
+	ActionTeamAlertsRead       Action = "team:alerts:read"   // alert rules, webhooks, the delivery log
+	ActionTeamAlertsManage     Action = "team:alerts:manage" // change them, send a test
 
 	// Devices, as in FlowFuse's table.
 	ActionDeviceGroupCreate       Action = "application:device-group:create"
@@ -114,6 +116,8 @@ var rolePermissions = map[Action]Role{
 	ActionOperationRead:        RoleViewer,
 	ActionTeamBillingRead:      RoleOwner,
 	ActionTeamBillingManage:    RoleOwner,
+	ActionTeamAlertsRead:       RoleMember,
+	ActionTeamAlertsManage:     RoleOwner,
 
 	ActionDeviceGroupCreate:       RoleOwner,
 	ActionDeviceGroupList:         RoleMember,

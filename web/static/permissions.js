@@ -38,6 +38,8 @@ export const MIN_ROLE = {
   'operation:read': 'viewer',
   'team:billing:read': 'owner',
   'team:billing:manage': 'owner',
+  'team:alerts:read': 'member',
+  'team:alerts:manage': 'owner',
   'application:device-group:create': 'owner',
   'application:device-group:list': 'member',
   'application:device-group:read': 'member',
