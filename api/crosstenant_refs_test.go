@@ -26,7 +26,7 @@ var fieldObjects = map[string]string{
 	"team": "teamId", "teamId": "teamId", "application": "applicationId", "applicationId": "applicationId",
 	"instance": "instanceId", "instanceId": "instanceId", "snapshot": "snapshotId", "snapshotId": "snapshotId",
 	"targetSnapshotId": "snapshotId", "device": "deviceId", "deviceId": "deviceId", "add": "deviceId", "remove": "deviceId",
-	"deviceGroupId": "groupId", "groupId": "groupId",
+	"deviceGroupId": "groupId", "groupId": "groupId", "webhookId": "webhookId",
 }
 
 // catalogueFields name the platform's shared objects (stacks, templates…) or another system's (Stripe's
@@ -109,6 +109,9 @@ var referenceBodies = map[string]func(w *crossWorld, t *testing.T, ref string) (
 			return map[string]any{"action": "prompt"}, map[string]string{"stageId": w.b.params["fleetStageId"]}
 		}
 		return map[string]any{"action": "prompt"}, nil
+	},
+	"POST /api/v1/teams/{teamId}/alert-rules": func(_ *crossWorld, _ *testing.T, _ string) (map[string]any, map[string]string) {
+		return map[string]any{"name": "intruder", "kinds": []string{"instance_crashed"}}, nil
 	},
 }
 

@@ -259,6 +259,10 @@ func (w *crossWorld) buildTenant(t *testing.T, team, teamID, runtimeURL string) 
 	inv := owner.mustJSON(201, "POST", "/api/v1/teams/"+teamID+"/invitations", map[string]any{"email": name("invitee") + "@example.com", "role": "member"})
 	a.params["invitationId"], a.secrets["invitation id"], a.secrets["invited address"] = id(inv), id(inv), name("invitee")+"@example.com"
 	a.secrets["invitation link"] = inv["link"].(string)
+	hook := owner.mustJSON(201, "POST", "/api/v1/teams/"+teamID+"/webhooks", map[string]any{"name": name("hook"), "url": "https://203.0.113.10/" + name("hook")})
+	a.params["webhookId"], a.secrets["webhook id"], a.secrets["webhook secret"], a.secrets["webhook url"] = id(hook), id(hook), hook["secret"].(string), hook["url"].(string)
+	rule := owner.mustJSON(201, "POST", "/api/v1/teams/"+teamID+"/alert-rules", map[string]any{"name": name("rule"), "kinds": []string{"instance_crashed"}, "webhookId": id(hook)})
+	a.params["ruleId"], a.secrets["alert rule id"], a.secrets["alert rule name"] = id(rule), id(rule), name("rule")
 	pat := owner.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": name("pat")})
 	a.params["userTokenId"], a.secrets["personal token id"], a.secrets["personal token"] = id(pat), id(pat), pat["token"].(string)
 	a.params["ssoConfigurationId"] = domain.NewID() // platform-wide and admin-only: no team owns one, and none is needed to be refused
