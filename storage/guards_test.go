@@ -25,6 +25,9 @@ type guardTenant struct {
 	pipe           *storage.Pipeline
 	stage, stage2  storage.PipelineStage
 	otherAppsGroup *storage.DeviceGroup
+	hook           *storage.AlertWebhook
+	rule           *storage.AlertRule
+	event          *storage.AlertEvent
 }
 
 func newGuardTenant(t *testing.T, st *storage.Store, slug string) *guardTenant {
@@ -52,6 +55,13 @@ func newGuardTenant(t *testing.T, st *storage.Store, slug string) *guardTenant {
 	g.stage2 = storage.PipelineStage{ID: domain.NewID(), Name: "fleet", Action: domain.StagePrompt,
 		Targets: []domain.StageTarget{{Kind: domain.TargetDeviceGroup, ID: g.group.ID}}}
 	require.NoError(t, st.ReplaceStages(ctx, g.pipe.ID, []storage.PipelineStage{g.stage, g.stage2}))
+	g.hook = &storage.AlertWebhook{ID: domain.NewID(), TeamID: g.team, Name: "h", URL: "https://203.0.113.1/", Secret: "sealed"}
+	require.NoError(t, st.InsertAlertWebhook(ctx, g.hook))
+	g.rule = &storage.AlertRule{ID: domain.NewID(), TeamID: g.team, Name: "r", Kinds: []string{"instance_crashed"}, WebhookID: &g.hook.ID, Enabled: true}
+	require.NoError(t, st.InsertAlertRule(ctx, g.rule))
+	g.event = &storage.AlertEvent{ID: domain.NewID(), TeamID: g.team, Kind: "test", SubjectType: "webhook", SubjectID: g.hook.ID, DedupKey: domain.NewID()}
+	_, err = st.InsertAlertEvent(ctx, g.event)
+	require.NoError(t, err)
 	return g
 }
 
@@ -70,6 +80,25 @@ func pick[T any](own bool, mine, theirs T) T {
 }
 
 var guardCases = []guardCase{
+	{"an alert rule sends to another team's webhook", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		return st.InsertAlertRule(ctx, &storage.AlertRule{ID: domain.NewID(), TeamID: a.team, Name: "r", Kinds: []string{"instance_crashed"},
+			WebhookID: &pick(own, a.hook, b.hook).ID, Enabled: true})
+	}},
+	{"an alert event narrowed to another team's rule", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		_, err := st.InsertAlertEvent(ctx, &storage.AlertEvent{ID: domain.NewID(), TeamID: a.team, Kind: "device_offline", SubjectType: "device",
+			SubjectID: a.dev.ID, DedupKey: domain.NewID(), RuleID: &pick(own, a.rule, b.rule).ID})
+		return err
+	}},
+	{"an alert event for another team's webhook", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		_, err := st.InsertAlertEvent(ctx, &storage.AlertEvent{ID: domain.NewID(), TeamID: a.team, Kind: "test", SubjectType: "webhook",
+			SubjectID: a.hook.ID, DedupKey: domain.NewID(), WebhookID: &pick(own, a.hook, b.hook).ID})
+		return err
+	}},
+	{"an alert delivery of another team's event", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		_, err := st.PutAlertDelivery(ctx, &storage.AlertDelivery{ID: domain.NewID(), TeamID: a.team, EventID: pick(own, a.event, b.event).ID,
+			Channel: "email", Target: "x@example.com", Status: storage.DeliveryPending})
+		return err
+	}},
 	{"a device joins another team's group", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		d := *a.dev
 		d.DeviceGroupID = &pick(own, a.group, b.group).ID
