@@ -209,7 +209,7 @@ func (d *Deliverer) postWebhook(ctx context.Context, del *storage.AlertDelivery,
 	}
 	body, err := json.Marshal(Payload{ID: ev.ID, Type: ev.Kind, Title: Title(ev), Message: ev.Message, TeamID: ev.TeamID,
 		Subject: PayloadSubject{Type: ev.SubjectType, ID: ev.SubjectID, Name: ev.SubjectName},
-		URL: d.PublicURL + dashboardPath(ev), CreatedAt: ev.CreatedAt})
+		URL:     d.PublicURL + dashboardPath(ev), CreatedAt: ev.CreatedAt})
 	if err != nil {
 		return 0, permanent("%v", err)
 	}

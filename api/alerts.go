@@ -98,7 +98,7 @@ func alertDeliveryView(d *storage.AlertDeliveryView) alertDeliveryJSON {
 	ev := &storage.AlertEvent{Kind: d.Kind, SubjectID: d.SubjectID, SubjectName: d.SubjectName}
 	return alertDeliveryJSON{ID: d.ID, EventID: d.EventID, Kind: d.Kind, Title: alerts.Title(ev), Message: d.Message,
 		Subject: alerts.PayloadSubject{Type: d.SubjectType, ID: d.SubjectID, Name: d.SubjectName},
-		RuleID: d.RuleID, WebhookID: d.WebhookID, Channel: d.Channel, Target: d.Target, Status: d.Status, Attempts: d.Attempts,
+		RuleID:  d.RuleID, WebhookID: d.WebhookID, Channel: d.Channel, Target: d.Target, Status: d.Status, Attempts: d.Attempts,
 		LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
 }
 
