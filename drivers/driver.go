@@ -90,6 +90,20 @@ type Driver interface {
 	Running(ctx context.Context) ([]string, error)
 }
 
+// Usage is what an instance's runtime uses at one moment: CPU in percent of one core (200 = two cores busy),
+// averaged since the previous reading, and resident memory in bytes.
+type Usage struct {
+	CPUPercent  float64
+	MemoryBytes int64
+}
+
+// UsageReader is a driver that can measure its instances (the local driver from their processes, the
+// kubernetes driver from the cluster's metrics API when it has one).
+type UsageReader interface {
+	// Usage measures every instance with a live runtime that this driver can see.
+	Usage(ctx context.Context) (map[string]Usage, error)
+}
+
 // ExitFunc is called (from a driver goroutine) when a runtime exits without being asked to, so the platform can
 // mark the instance crashed and restart it with back-off (the restart policy lives in the workflow, not the driver).
 type ExitFunc func(instanceID string, st Status)

@@ -198,6 +198,10 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 	if err != nil {
 		return nil, err
 	}
+	mc, err := kubernetes.NewMetricsClient(k.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
 	ns := k.Namespace
 	if ns == "" {
 		ns = kubernetes.InClusterNamespace()
@@ -205,7 +209,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 	if ns == "" {
 		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
 	}
-	return kubernetes.New(kubernetes.Config{Client: cs, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
+	return kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
 		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, Logger: log, OnExit: onExit})
 }
 

@@ -15,6 +15,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	metrics "k8s.io/metrics/pkg/client/clientset/versioned"
 
 	"github.com/flowyard/flowyard/drivers"
 )
@@ -30,6 +31,8 @@ const DefaultRedJS = "/usr/src/node-red/node_modules/node-red/red.js"
 type Config struct {
 	Client    k8s.Interface
 	Namespace string // where every instance's objects live
+	// Metrics reads the metrics API (metrics.k8s.io) for Usage; nil: instances are not measured.
+	Metrics metrics.Interface
 	// Image is a text/template for the container image, with the fields NodeRedVersion, NodeVersion and
 	// NodeMajor of the instance's stack. Default DefaultImage.
 	Image            string
@@ -120,6 +123,19 @@ func (c *Config) imageFor(nodeRedVersion, nodeVersion string) (string, error) {
 // NewClient connects to the cluster: with the kubeconfig file when one is named, else with the pod's service
 // account (in-cluster).
 func NewClient(kubeconfig string) (k8s.Interface, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return cs, nil
+}
+
+// restConfig reads a kubeconfig file, or the in-cluster service account when kubeconfig is empty.
+func restConfig(kubeconfig string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -130,11 +146,7 @@ func NewClient(kubeconfig string) (k8s.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
-	cs, err := k8s.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return cs, nil
+	return cfg, nil
 }
 
 // serviceAccountNamespaceFile is where Kubernetes tells a pod its namespace.

@@ -111,6 +111,8 @@ type Driver struct {
 	once       sync.Once
 	wg         sync.WaitGroup
 
+	usage usageState // previous CPU readings, for Usage's rates
+
 	mu        sync.Mutex
 	instances map[string]*instance
 	stacks    map[string]nodered.Runtime // found by EnsureStack, by "nodeRedVersion/nodeVersion"

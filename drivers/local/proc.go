@@ -24,6 +24,7 @@ type procStat struct {
 	ppid       int    // parent
 	pgid       int    // process group
 	startTicks uint64 // start time in clock ticks after boot: with the PID, it identifies one process
+	cpuTicks   uint64 // user and system CPU time used, in clock ticks
 }
 
 // readProcStat parses /proc/<pid>/stat. The command name may hold spaces and parentheses, so fields are
@@ -51,7 +52,13 @@ func readProcStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
 	}
-	return procStat{state: fields[0][0], ppid: ppid, pgid: pgid, startTicks: start}, nil
+	// utime and stime are fields 14 and 15.
+	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat utime, stime: %w", pid, err)
+	}
+	return procStat{state: fields[0][0], ppid: ppid, pgid: pgid, startTicks: start, cpuTicks: utime + stime}, nil
 }
 
 // processAlive reports whether pid is still the process that started at startTicks and has not exited
