@@ -23,6 +23,7 @@ import (
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/drivers/kubernetes"
 	"github.com/flowyard/flowyard/drivers/local"
+	"github.com/flowyard/flowyard/health"
 	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/snapshots"
@@ -99,6 +100,9 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		return nil, err
 	}
 	e.driver, e.closeDriver = drv, drv.Close
+	if reader, ok := drv.(drivers.UsageReader); ok {
+		go (&health.Sampler{Store: st, Driver: reader, Log: log.With("component", "health")}).Run(ctx)
+	}
 	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL, Schedules: e.schedules}
 	e.workers = []sdkworker.Worker{
 		worker.New(c, e.instances.TaskQueue, worker.Activities{
