@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -101,6 +102,32 @@ func TestAlertRulesValidateAndStayInTheTeam(t *testing.T) {
 			assert.Equal(t, hook.String("id"), *events[0].WebhookID)
 			member.Must(403, "POST", "/api/v1/webhooks/"+hook.String("id")+"/test", nil)
 			member.Must(200, "GET", "/api/v1/teams/"+w.teamID+"/alert-deliveries", nil)
+		})
+	}
+}
+
+// TestInstanceHealthSeries: viewers read an instance's samples of the last hour, oldest first (an older one is
+// left out); another team's instance is not found.
+func TestInstanceHealthSeries(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect)
+			ctx := context.Background()
+			app := w.byRole["owner"].Must(201, "POST", "/api/v1/teams/"+w.teamID+"/applications", map[string]any{"name": "plant"}).String("id")
+			in := newInstanceRow(t, w.env.Store, w.teamID, app, "line")
+			require.NoError(t, w.env.Store.InsertInstance(ctx, in))
+			now := time.Now().UTC().Truncate(time.Second)
+			require.NoError(t, w.env.Store.InsertInstanceSamples(ctx, []storage.InstanceSample{
+				{InstanceID: in.ID, At: now.Add(-30 * time.Second), CPUPercent: 3.5, MemoryBytes: 90 << 20},
+				{InstanceID: in.ID, At: now.Add(-2 * time.Hour), CPUPercent: 99, MemoryBytes: 1},
+				{InstanceID: in.ID, At: now.Add(-15 * time.Second), CPUPercent: 7, MemoryBytes: 95 << 20},
+			}))
+			r := w.byRole["viewer"].Must(200, "GET", "/api/v1/instances/"+in.ID+"/health", nil)
+			samples := r.Body["samples"].([]any)
+			require.Len(t, samples, 2)
+			assert.Equal(t, 3.5, samples[0].(map[string]any)["cpuPercent"])
+			assert.Equal(t, float64(95<<20), samples[1].(map[string]any)["memoryBytes"])
+			w.byRole["outsider"].Must(404, "GET", "/api/v1/instances/"+in.ID+"/health", nil)
 		})
 	}
 }

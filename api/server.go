@@ -198,6 +198,7 @@ func (s *Server) registerRoutes() {
 	s.registerPipelines()
 	s.registerBilling()
 	s.registerAlerts()
+	s.registerHealthSamples()
 	s.registerEvents()
 	s.registerOpenAPI()
 }

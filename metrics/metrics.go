@@ -132,3 +132,49 @@ func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), v)
 	}
 }
+
+// InstanceUsage is one instance's latest measurement.
+type InstanceUsage struct {
+	InstanceID, TeamID string
+	CPUPercent         float64
+	MemoryBytes        int64
+}
+
+// usageCollector reports each instance's latest CPU and memory, read at each scrape.
+type usageCollector struct {
+	cpu, memory *prometheus.Desc
+	read        func(ctx context.Context) ([]InstanceUsage, error)
+}
+
+// NewInstanceUsageCollector returns a collector of flowyard_instance_cpu_percent and
+// flowyard_instance_memory_bytes, one series per instance (labels instance and team) that read returns: the
+// same figures as the dashboard's chart, so every API replica reports the same values.
+func NewInstanceUsageCollector(read func(ctx context.Context) ([]InstanceUsage, error)) prometheus.Collector {
+	labels := []string{"instance", "team"}
+	return &usageCollector{
+		cpu: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "instance", "cpu_percent"),
+			"CPU of the instance's runtime in percent of one core, from its latest sample (every 15 s).", labels, nil),
+		memory: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "instance", "memory_bytes"),
+			"Resident memory of the instance's runtime in bytes, from its latest sample.", labels, nil),
+		read: read,
+	}
+}
+
+func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.cpu
+	ch <- c.memory
+}
+
+func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	usage, err := c.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.cpu, fmt.Errorf("read instance samples: %w", err))
+		return
+	}
+	for _, u := range usage {
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.GaugeValue, u.CPUPercent, u.InstanceID, u.TeamID)
+		ch <- prometheus.MustNewConstMetric(c.memory, prometheus.GaugeValue, float64(u.MemoryBytes), u.InstanceID, u.TeamID)
+	}
+}

@@ -199,3 +199,15 @@ func TestTemporalSDKMetricsFromARealClient(t *testing.T) {
 	assert.True(t, found, "temporal_request_total for DescribeTaskQueue in:\n%s", body)
 	assert.Contains(t, body, "temporal_request_latency_seconds_bucket{")
 }
+
+func TestInstanceUsageCollectorReportsEachInstancesLatestSample(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	usage := []InstanceUsage{{InstanceID: "i1", TeamID: "t1", CPUPercent: 12.5, MemoryBytes: 104857600}}
+	reg.MustRegister(NewInstanceUsageCollector(func(context.Context) ([]InstanceUsage, error) { return usage, nil }))
+	srv := httptestServer(t, reg)
+	body := get(t, srv+"/metrics")
+	assert.Contains(t, body, `flowyard_instance_cpu_percent{instance="i1",team="t1"} 12.5`)
+	assert.Contains(t, body, `flowyard_instance_memory_bytes{instance="i1",team="t1"} 1.048576e+08`)
+	usage = nil
+	assert.NotContains(t, get(t, srv+"/metrics"), "flowyard_instance_cpu_percent{", "an instance no longer sampled drops out")
+}

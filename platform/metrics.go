@@ -11,6 +11,7 @@ import (
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/drivers"
+	"github.com/flowyard/flowyard/health"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/instance"
@@ -53,7 +54,21 @@ func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
 		func(ctx context.Context, status string) (int, error) {
 			return st.CountRows(ctx, "rollouts", "status", status)
 		}))
+	reg.MustRegister(metrics.NewInstanceUsageCollector(func(ctx context.Context) ([]metrics.InstanceUsage, error) {
+		return latestUsage(ctx, st, time.Now())
+	}))
 	return metrics.NewHTTP(reg)
+}
+
+// latestUsage is each instance's newest sample, if it is recent (a stopped instance drops out of /metrics
+// within a minute).
+func latestUsage(ctx context.Context, st *storage.Store, now time.Time) ([]metrics.InstanceUsage, error) {
+	rows, err := st.LatestInstanceSamples(ctx, now.Add(-4*health.DefaultEvery))
+	out := make([]metrics.InstanceUsage, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, metrics.InstanceUsage{InstanceID: r.InstanceID, TeamID: r.TeamID, CPUPercent: r.CPUPercent, MemoryBytes: r.MemoryBytes})
+	}
+	return out, err
 }
 
 // driverLogs lets the API read runtime logs through a driver.
