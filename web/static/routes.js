@@ -27,6 +27,8 @@ export const routes = [
     nav: { scope: 'team', label: 'Members', action: 'team:user:list' } },
   { path: '/teams/:team/audit-log', page: () => import('./pages/audit.js'),
     nav: { scope: 'team', label: 'Audit log', action: 'team:audit-log' } },
+  { path: '/teams/:team/alerts', page: () => import('./pages/alerts.js'),
+    nav: { scope: 'team', label: 'Alerts', action: 'team:alerts:read' } },
   { path: '/teams/:team/pipelines', page: () => import('./pages/pipelines.js'),
     nav: { scope: 'team', label: 'Pipelines', action: 'pipeline:read' } },
   { path: '/teams/:team/pipelines/:pipeline', page: () => import('./pages/pipeline.js') },

@@ -2,6 +2,7 @@ import * as api from '../api.js';
 import { stream } from '../sse.js';
 import { action, announce, badge, download, fmtTime, form, h, replace, section, table } from '../ui.js';
 import { operationLine, watchOperation } from '../operation.js';
+import { healthSection } from '../health.js';
 
 export const title = 'Instance';
 
@@ -55,6 +56,7 @@ export async function render(ctx) {
           ? h('a', { href: inst.editorUrl, target: '_blank', rel: 'noopener', id: 'open-editor' }, 'Open editor') : '—'),
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(inst.createdAt))),
       actionsEl, op.el),
+    healthSection(ctx, id),
     h('div', { class: 'grid' }, settingsSection(ctx, inst, template), envSection(ctx, inst, template)),
     logsSection(ctx, id),
     await snapshotsSection(ctx, inst, watch),
