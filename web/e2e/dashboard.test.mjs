@@ -73,6 +73,13 @@ describe('the dashboard', () => {
     // No reload: the state arrives by the team's event stream.
     await page.locator('h1 .badge[data-state="running"]').waitFor({ timeout: 180_000 });
     await page.locator('.operation .badge[data-state="succeeded"]').waitFor();
+    // Its CPU and memory chart fills once the worker has measured it (every 15 s): Refresh until it shows.
+    const health = page.getByRole('region', { name: 'Health (last hour)' });
+    for (let i = 0; i < 60 && !(await health.locator('svg.spark').count()); i++) {
+      await health.getByRole('button', { name: 'Refresh' }).click();
+      await health.locator('svg.spark, .empty').first().waitFor();
+    }
+    await health.getByRole('img', { name: /^Memory: now \d+ MiB/ }).waitFor();
     await screenshot(page, 'instance');
     assert.deepEqual(await unlabelled(page), [], 'every control of the instance page has a label');
   });
