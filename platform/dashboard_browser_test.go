@@ -47,7 +47,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build the agent: %s", out)
 
-	dev := startDev(t)
+	// The alerts page's test delivers to a webhook receiver it runs on 127.0.0.1.
+	dev := startDev(t, "--webhooks-allow-private")
 	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
 	for _, u := range []string{"member", "viewer"} {

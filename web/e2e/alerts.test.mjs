@@ -1,7 +1,11 @@
-// Alerts in a real browser: an owner adds a webhook (its secret shown once; one on this machine is refused with
-// the reason next to the URL), a rule sending crashes to it, sends a test and sees the delivery in the log; a
-// member reads the page without the controls that change it.
+// Alerts in a real browser: an owner adds a webhook (its secret shown once; a URL that is not http(s) is refused
+// with the reason next to the field), a rule sending crashes to it, sends a test that a receiver on this machine
+// gets with a valid signature, and sees the delivery succeed in the log; a member reads the page without the
+// controls that change it. The platform runs with --webhooks-allow-private (the receiver is on 127.0.0.1;
+// the refusal of such destinations by default is tested in Go).
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
 
@@ -10,15 +14,35 @@ const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_ME
 const suffix = Date.now().toString(36).slice(-5);
 const slug = `alerts-${suffix}`;
 
+// receiver accepts webhook deliveries on 127.0.0.1, keeping each with whether its signature verified.
+function receiver() {
+  const got = [];
+  let secret = '';
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]+)$/.exec(req.headers['x-flowyard-signature'] || '') || [];
+      const want = crypto.createHmac('sha256', secret).update(`${t}.`).update(body).digest('hex');
+      got.push({ event: req.headers['x-flowyard-event'], signed: !!v1 && crypto.timingSafeEqual(Buffer.from(v1), Buffer.from(want)) });
+      res.writeHead(204).end();
+    });
+  });
+  return { got, server, setSecret: (s) => { secret = s; } };
+}
+
 describe('alerts', () => {
   let browser;
   let page;
   const pageErrors = [];
+  const hook = receiver();
 
   before(async () => {
     browser = await launch();
     page = await browser.context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    await new Promise((resolve) => hook.server.listen(0, '127.0.0.1', resolve));
     await signIn(page, admin.email, admin.password);
     const res = await page.request.post('/api/v1/teams', { data: { name: `Alerts ${suffix}`, slug } });
     assert.equal(res.status(), 201, await res.text());
@@ -28,21 +52,24 @@ describe('alerts', () => {
   });
 
   after(async () => {
+    hook.server.close();
     await browser?.close();
     assert.deepEqual(pageErrors, [], 'no script errors');
   });
 
-  it('adds a webhook, refusing one on this machine, and shows its secret once', async () => {
+  it('adds a webhook, refusing a URL that is not http(s), and shows its secret once', async () => {
     await page.goto(`/teams/${slug}/alerts`);
     await page.getByRole('heading', { level: 1, name: 'Alerts' }).waitFor();
     const create = page.getByRole('form', { name: 'Create a webhook' });
     await create.getByLabel('Webhook name').fill('ops');
-    await create.getByLabel('URL').fill('http://127.0.0.1:9/hook');
+    await create.getByLabel('URL').fill('ftp://127.0.0.1/hook');
     await create.getByRole('button', { name: 'Create webhook' }).click();
-    await create.locator('[data-field="url"] .field-error', { hasText: /loopback, private or link-local/ }).waitFor();
-    await create.getByLabel('URL').fill('https://203.0.113.10/hook');
+    await create.locator('[data-field="url"] .field-error', { hasText: /http:\/\/ or https:\/\// }).waitFor();
+    await create.getByLabel('URL').fill(`http://127.0.0.1:${hook.server.address().port}/flowyard`);
     await create.getByRole('button', { name: 'Create webhook' }).click();
-    assert.match(await page.locator('#webhook-secret').textContent(), /^whsec_[0-9a-z]+$/);
+    const secret = await page.locator('#webhook-secret').textContent();
+    assert.match(secret, /^whsec_[0-9a-z]+$/);
+    hook.setSecret(secret);
     await page.getByRole('table', { name: 'Webhooks of the team' }).getByRole('cell', { name: 'ops', exact: true }).waitFor();
   });
 
@@ -62,14 +89,16 @@ describe('alerts', () => {
     assert.deepEqual(await unlabelled(page), [], 'every control of the alerts page has a label');
   });
 
-  it('sends a test and sees its delivery in the log', async () => {
+  it('sends a test, which the receiver gets signed, and sees it delivered in the log', async () => {
     await page.getByRole('table', { name: 'Webhooks of the team' }).getByRole('button', { name: 'Send test' }).click();
     const log = page.getByRole('region', { name: 'Delivery log' });
-    for (let i = 0; i < 60 && !(await log.getByRole('row', { name: /Test alert from Flowyard/ }).count()); i++) {
+    const delivered = log.getByRole('row', { name: /Test alert from Flowyard.*webhook ops.*succeeded/ });
+    for (let i = 0; i < 60 && !(await delivered.count()); i++) {
       await log.getByRole('button', { name: 'Refresh' }).click();
       await log.locator('table, .empty').first().waitFor();
     }
-    await log.getByRole('row', { name: /Test alert from Flowyard.*webhook ops/ }).waitFor();
+    await delivered.waitFor();
+    assert.deepEqual(hook.got, [{ event: 'test', signed: true }]);
     await screenshot(page, 'alerts');
   });
 
