@@ -19,8 +19,8 @@ var planOptions = workflow.ActivityOptions{
 }
 
 // deliveryOptions make one delivery: an attempt is bounded by the HTTP client's or SMTP's own timeout, and
-// failures back off from 2 s doubling to 10 minutes, 10 attempts in all (about 40 minutes), before the delivery
-// is given up and logged as failed. Permanent failures (no SMTP server, a refused destination) are not retried.
+// failures back off from 2 s doubling (at most 10 minutes apart), 10 attempts over about 17 minutes, before the
+// delivery is given up and logged as failed. Permanent failures (no SMTP server, a refused destination) are not retried.
 var deliveryOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: time.Minute,
 	RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
