@@ -2,6 +2,7 @@ package alerts_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -106,5 +107,32 @@ func TestOfflineDevicesAlertOncePerStretch(t *testing.T) {
 		assert.ElementsMatch(t, []string{"gone", "brief"}, names, "a new stretch offline of gone, and brief's, now past the minutes")
 		assert.NotEqual(t, events[1].DedupKey, events[3].DedupKey)
 		_ = silent
+	})
+}
+
+// TestEventsWaitForTheWorkflowEngine: an event recorded while no delivery can start (Temporal down, the
+// process that detected it gone) stays in the store and is dispatched by the next dispatcher that can, once.
+func TestEventsWaitForTheWorkflowEngine(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		require.NoError(t, st.SeedDefaults(ctx))
+		types, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
+		require.NoError(t, err)
+		team := &storage.Team{ID: domain.NewID(), Name: "t", Slug: "t-" + domain.NewID()[18:], TeamTypeID: types[0].ID}
+		require.NoError(t, st.InsertTeam(ctx, team))
+		_, err = alerts.Emit(ctx, st, alerts.Event{TeamID: team.ID, Kind: alerts.KindRolloutFailed, SubjectType: "device-group", SubjectID: "g", DedupKey: "rollout_failed:r1"})
+		require.NoError(t, err)
+
+		down := &alerts.Dispatcher{Store: st, Start: func(context.Context, string, string) error { return errors.New("temporal unavailable") }}
+		assert.Error(t, down.DispatchPending(ctx))
+		pending, err := st.UndispatchedAlertEvents(ctx, 10)
+		require.NoError(t, err)
+		require.Len(t, pending, 1, "kept for later")
+
+		var started []string
+		up := &alerts.Dispatcher{Store: st, Start: func(_ context.Context, id, _ string) error { started = append(started, id); return nil }}
+		require.NoError(t, up.DispatchPending(ctx))
+		require.NoError(t, up.DispatchPending(ctx))
+		assert.Equal(t, []string{pending[0].ID}, started)
 	})
 }

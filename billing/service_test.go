@@ -247,6 +247,16 @@ func TestWebhookLifecycle(t *testing.T) {
 		}
 		assert.Equal(t, []string{"billing.subscribed", "billing.payment_failed", "billing.invoice_paid", "billing.subscription_updated",
 			"billing.subscription_cancelled"}, events, "one audit entry per applied event, none for the replay")
+
+		alerted, err := st.UndispatchedAlertEvents(ctx, 100)
+		require.NoError(t, err)
+		var problems []string
+		for _, e := range alerted {
+			assert.Equal(t, "billing_problem", e.Kind)
+			problems = append(problems, e.DedupKey)
+		}
+		assert.Equal(t, []string{"billing_problem:evt_2", "billing_problem:evt_4", "billing_problem:evt_6"}, problems,
+			"an alert for the failed payment, the unpaid and the cancelled subscription; none for the paid invoice or the late event")
 	})
 }
 
