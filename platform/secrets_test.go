@@ -58,6 +58,8 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	s.team = c.Must(200, "GET", "/api/v1/applications/"+s.app, nil).String("teamId")
 	device := s.registerDevice()
 	s.secrets["provisioning token"] = c.Must(201, "POST", "/api/v1/teams/"+s.team+"/provisioning-tokens", map[string]any{"name": "p"}).String("token")
+	// No rule sends to it and it is never tested: nothing is delivered to this address outside the machine.
+	s.secrets["webhook signing secret"] = c.Must(201, "POST", "/api/v1/teams/"+s.team+"/webhooks", map[string]any{"name": "ops", "url": "https://203.0.113.20/hook"}).String("secret")
 	s.provisionWithFlows()
 	s.groupRollout(device)
 	s.promote(id)
