@@ -18,6 +18,17 @@ import (
 	"github.com/flowyard/flowyard/storage/storagetest"
 )
 
+func newTeam(t *testing.T, st *storage.Store) *storage.Team {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, st.SeedDefaults(ctx))
+	types, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
+	require.NoError(t, err)
+	team := &storage.Team{ID: domain.NewID(), Name: "t", Slug: "t-" + domain.NewID()[18:], TeamTypeID: types[0].ID}
+	require.NoError(t, st.InsertTeam(ctx, team))
+	return team
+}
+
 // TestSignatureVerifiesOnlyTheSignedBodyAtItsTime: a receiver accepts the body as signed, and refuses it with
 // another secret, another body, or a timestamp outside its tolerance (a replayed request).
 func TestSignatureVerifiesOnlyTheSignedBodyAtItsTime(t *testing.T) {
@@ -50,11 +61,7 @@ func TestPrivateAddresses(t *testing.T) {
 func TestOfflineDevicesAlertOncePerStretch(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
-		require.NoError(t, st.SeedDefaults(ctx))
-		types, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
-		require.NoError(t, err)
-		team := &storage.Team{ID: domain.NewID(), Name: "t", Slug: "t-" + domain.NewID()[18:], TeamTypeID: types[0].ID}
-		require.NoError(t, st.InsertTeam(ctx, team))
+		team := newTeam(t, st)
 		now := time.Now().UTC().Truncate(time.Second)
 		device := func(name string, connected bool, lastSeen, disconnected time.Duration) *storage.Device {
 			d := &storage.Device{ID: domain.NewID(), TeamID: team.ID, Name: name, CredentialSecret: "x", Mode: "autonomous", SettingsHash: "h", Connected: connected}
@@ -115,12 +122,8 @@ func TestOfflineDevicesAlertOncePerStretch(t *testing.T) {
 func TestEventsWaitForTheWorkflowEngine(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
-		require.NoError(t, st.SeedDefaults(ctx))
-		types, _, err := storage.ListObjects[storage.TeamType](ctx, st, storage.Page{})
-		require.NoError(t, err)
-		team := &storage.Team{ID: domain.NewID(), Name: "t", Slug: "t-" + domain.NewID()[18:], TeamTypeID: types[0].ID}
-		require.NoError(t, st.InsertTeam(ctx, team))
-		_, err = alerts.Emit(ctx, st, alerts.Event{TeamID: team.ID, Kind: alerts.KindRolloutFailed, SubjectType: "device-group", SubjectID: "g", DedupKey: "rollout_failed:r1"})
+		team := newTeam(t, st)
+		_, err := alerts.Emit(ctx, st, alerts.Event{TeamID: team.ID, Kind: alerts.KindRolloutFailed, SubjectType: "device-group", SubjectID: "g", DedupKey: "rollout_failed:r1"})
 		require.NoError(t, err)
 
 		down := &alerts.Dispatcher{Store: st, Start: func(context.Context, string, string) error { return errors.New("temporal unavailable") }}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/billing"
@@ -119,24 +114,5 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, "the cancelled team's three instances are suspended", func() bool { return suspended.count() == 3 })
 	require.NoError(t, c.GetWorkflow(ctx, billingwf.WorkflowID(tm.ID), "").Get(ctx, nil), "the workflow ends once idle")
-	recordBillingHistory(t, c, billingwf.WorkflowID(tm.ID))
-}
-
-// recordBillingHistory writes the last run of a team's billing workflow into workflows/billing/testdata for
-// the replay test, when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate change to the workflow).
-func recordBillingHistory(t *testing.T, c client.Client, workflowID string) {
-	t.Helper()
-	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
-		return
-	}
-	var events []*historypb.HistoryEvent
-	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		events = append(events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "billing", "testdata", "replay_team.json"), b, 0o644))
+	recordHistory(t, c, billingwf.WorkflowID(tm.ID), "billing", "replay_team.json")
 }
