@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	metricsfake "k8s.io/metrics/pkg/client/clientset/versioned/fake"
 
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/drivers/kubernetes"
@@ -20,8 +21,6 @@ import (
 
 // permission is what one API call needs: a verb on a resource (with subresource) of an API group.
 type permission struct{ group, resource, verb string }
-
-var groups = map[string]string{"deployments": "apps", "ingresses": "networking.k8s.io"}
 
 // used turns the fake clientset's recorded calls into the permissions they need. A server-side apply is
 // a patch that may create the object, so it needs create as well.
@@ -37,7 +36,7 @@ func used(actions []k8stesting.Action) []permission {
 		if a.GetSubresource() != "" {
 			res += "/" + a.GetSubresource()
 		}
-		p := permission{group: groups[a.GetResource().Resource], resource: res, verb: a.GetVerb()}
+		p := permission{group: a.GetResource().Group, resource: res, verb: a.GetVerb()}
 		add(p)
 		if pa, ok := a.(k8stesting.PatchAction); ok && pa.GetPatchType() == "application/apply-patch+yaml" {
 			p.verb = "create"
@@ -83,7 +82,8 @@ func TestWorkerRoleGrantsExactlyWhatTheDriverUses(t *testing.T) {
 	role := roleOf(t, objs, "prod-flowyard-worker")
 
 	cs := fake.NewClientset()
-	d, err := kubernetes.New(kubernetes.Config{Client: cs, Namespace: "nodered", Domain: "nodered.example.com",
+	mc := metricsfake.NewSimpleClientset()
+	d, err := kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: "nodered", Domain: "nodered.example.com",
 		ReadyTimeout: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond, OnExit: func(string, drivers.Status) {}})
 	require.NoError(t, err)
 	defer d.Close()
@@ -100,11 +100,13 @@ func TestWorkerRoleGrantsExactlyWhatTheDriverUses(t *testing.T) {
 	require.NoError(t, err)
 	_, err = d.Running(ctx)
 	require.NoError(t, err)
+	_, err = d.Usage(ctx)
+	require.NoError(t, err)
 	require.NoError(t, d.Stop(ctx, "i1"))
 	require.NoError(t, d.Remove(ctx, "i1"))
 
 	// Everything but the test's own stand-in for the Deployment controller (between the two marks).
-	need := used(append(slices.Clone(cs.Actions()[:created]), cs.Actions()[mark:]...))
+	need := used(append(append(slices.Clone(cs.Actions()[:created]), cs.Actions()[mark:]...), mc.Actions()...))
 	for _, p := range need {
 		assert.True(t, allows(role, p), "worker Role lacks %+v", p)
 	}
