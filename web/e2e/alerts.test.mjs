@@ -93,7 +93,8 @@ describe('alerts', () => {
     await page.getByRole('table', { name: 'Webhooks of the team' }).getByRole('button', { name: 'Send test' }).click();
     const log = page.getByRole('region', { name: 'Delivery log' });
     const delivered = log.getByRole('row', { name: /Test alert from Flowyard.*webhook ops.*succeeded/ });
-    for (let i = 0; i < 60 && !(await delivered.count()); i++) {
+    for (let i = 0; i < 120 && !(await delivered.count()); i++) {
+      await page.waitForTimeout(500); // a pause between looks, not an assertion on time
       await log.getByRole('button', { name: 'Refresh' }).click();
       await log.locator('table, .empty').first().waitFor();
     }

@@ -75,7 +75,8 @@ describe('the dashboard', () => {
     await page.locator('.operation .badge[data-state="succeeded"]').waitFor();
     // Its CPU and memory chart fills once the worker has measured it (every 15 s): Refresh until it shows.
     const health = page.getByRole('region', { name: 'Health (last hour)' });
-    for (let i = 0; i < 60 && !(await health.locator('svg.spark').count()); i++) {
+    for (let i = 0; i < 120 && !(await health.locator('svg.spark').count()); i++) {
+      await page.waitForTimeout(500); // a pause between looks, not an assertion on time
       await health.getByRole('button', { name: 'Refresh' }).click();
       await health.locator('svg.spark, .empty').first().waitFor();
     }
