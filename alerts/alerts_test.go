@@ -118,7 +118,8 @@ func TestOfflineDevicesAlertOncePerStretch(t *testing.T) {
 }
 
 // TestEventsWaitForTheWorkflowEngine: an event recorded while no delivery can start (Temporal down, the
-// process that detected it gone) stays in the store and is dispatched by the next dispatcher that can, once.
+// process that detected it gone) stays in the store and is dispatched by the next dispatcher that can, once;
+// the log drops it with its deliveries once past the retention.
 func TestEventsWaitForTheWorkflowEngine(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
@@ -137,5 +138,18 @@ func TestEventsWaitForTheWorkflowEngine(t *testing.T) {
 		require.NoError(t, up.DispatchPending(ctx))
 		require.NoError(t, up.DispatchPending(ctx))
 		assert.Equal(t, []string{pending[0].ID}, started)
+
+		_, err = st.PutAlertDelivery(ctx, &storage.AlertDelivery{ID: domain.NewID(), TeamID: team.ID, EventID: pending[0].ID,
+			Channel: "email", Target: "a@example.com", Status: storage.DeliverySucceeded})
+		require.NoError(t, err)
+		kept, err := st.DeleteAlertEventsBefore(ctx, time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+		assert.Zero(t, kept, "the log keeps recent events")
+		dropped, err := st.DeleteAlertEventsBefore(ctx, time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		assert.Equal(t, 1, dropped)
+		log, _, err := st.ListAlertDeliveries(ctx, team.ID, storage.Page{})
+		require.NoError(t, err)
+		assert.Empty(t, log, "an event's deliveries go with it")
 	})
 }
