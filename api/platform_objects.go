@@ -82,16 +82,24 @@ type instanceTypeRequest struct {
 	Description *string         `json:"description,omitempty"`
 	Active      *bool           `json:"active,omitempty"`
 	Properties  *map[string]any `json:"properties,omitempty"`
+	// ContextLimitKB is how much persistent context each instance of the type may keep, in KiB (0: none;
+	// default 1024).
+	ContextLimitKB *int `json:"contextLimitKB,omitempty"`
 }
 
 type instanceTypeJSON struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	Active      bool           `json:"active"`
-	Properties  map[string]any `json:"properties"`
-	CreatedAt   time.Time      `json:"createdAt"`
+	ID             string         `json:"id"`
+	Name           string         `json:"name"`
+	Description    string         `json:"description"`
+	Active         bool           `json:"active"`
+	Properties     map[string]any `json:"properties"`
+	ContextLimitKB int            `json:"contextLimitKB"`
+	CreatedAt      time.Time      `json:"createdAt"`
 }
+
+// maxContextLimitKB caps an instance type's persistent context: the context plugin holds it all in memory
+// and reads it whole when Node-RED starts.
+const maxContextLimitKB = 64 << 10
 
 func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.InstanceType, instanceTypeRequest, instanceTypeRequest, instanceTypeJSON] {
 	apply := func(t *storage.InstanceType, req *instanceTypeRequest, creating bool) ([]string, error) {
@@ -100,12 +108,16 @@ func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.I
 		f.description(req.Description, &t.Description)
 		f.set(req.Active != nil, "active", func() { t.Active = *req.Active })
 		f.set(req.Properties != nil, "properties", func() { t.Properties = *req.Properties })
+		f.set(req.ContextLimitKB != nil, "context_limit_kb", func() {
+			t.ContextLimitKB = *req.ContextLimitKB
+			f.between("contextLimitKB", t.ContextLimitKB, 0, maxContextLimitKB)
+		})
 		return f.result()
 	}
 	return objectRoutes[storage.InstanceType, *storage.InstanceType, instanceTypeRequest, instanceTypeRequest, instanceTypeJSON]{
 		path: "/api/v1/instance-types", tag: "instance-types", param: "instanceTypeId",
 		build: func(ctx context.Context, req *instanceTypeRequest) (*storage.InstanceType, error) {
-			t := &storage.InstanceType{ID: domain.NewID(), Active: true, Properties: map[string]any{}}
+			t := &storage.InstanceType{ID: domain.NewID(), Active: true, Properties: map[string]any{}, ContextLimitKB: storage.DefaultContextLimitKB}
 			_, err := apply(t, req, true)
 			return t, err
 		},
@@ -113,7 +125,8 @@ func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.I
 			return apply(t, req, false)
 		},
 		view: func(t *storage.InstanceType) instanceTypeJSON {
-			return instanceTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, Properties: t.Properties, CreatedAt: t.CreatedAt}
+			return instanceTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, Properties: t.Properties,
+				ContextLimitKB: t.ContextLimitKB, CreatedAt: t.CreatedAt}
 		},
 		usedBy: append([]usage{{"stacks", "instance_type_id", "stacks"}}, instanceTypeUsers...),
 	}

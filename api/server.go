@@ -181,6 +181,7 @@ func (s *Server) registerRoutes() {
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()
+	s.registerRuntimeContext()
 	s.registerEditor()
 	s.registerInstances()
 	s.registerSnapshots()

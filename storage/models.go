@@ -112,8 +112,13 @@ type InstanceType struct {
 	Description   string
 	Active        bool
 	Properties    map[string]any `bun:",type:text"`
+	// ContextLimitKB is how much persistent context an instance of the type may keep (0: none).
+	ContextLimitKB int `bun:"context_limit_kb"`
 	Stamps
 }
+
+// DefaultContextLimitKB is an instance type's persistent context limit unless an admin sets another.
+const DefaultContextLimitKB = 1024
 
 // Stack fixes the Node-RED (and Node.js) version and the resources of the instances on it.
 type Stack struct {
