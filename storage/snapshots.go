@@ -61,6 +61,7 @@ func (s *Store) InsertSnapshot(ctx context.Context, snap *Snapshot) (bool, error
 	if snap.Context != nil {
 		snap.SizeBytes += int64(len(*snap.Context))
 	}
+	snap.HasContext = snap.Context != nil
 	res, err := s.db.NewInsert().Model(snap).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 	if err != nil {
 		return false, classify(err, "snapshot")

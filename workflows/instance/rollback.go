@@ -47,7 +47,8 @@ func (r *run) rollback() (string, error) {
 	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRollback})
 	autoID := r.newID()
 	auto := activities.AutoSnapshot{InstanceID: r.p.InstanceID, SnapshotID: autoID, Name: AutoSnapshotBeforeRollback,
-		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID}}
+		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID},
+		WithContext: target.HasContext}
 	if err := r.exec(snapshotOptions, "automatic snapshot taken", sa.TakeAutoSnapshot, auto); err != nil {
 		return r.putBack(target.State, err)
 	}
