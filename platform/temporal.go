@@ -179,7 +179,8 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
 	}
 	return kubernetes.New(kubernetes.Config{Client: cs, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
-		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, Logger: log, OnExit: onExit})
+		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, StorageClassName: k.StorageClass,
+		DataSizeMB: k.DataSizeMB, Logger: log, OnExit: onExit})
 }
 
 // apiDeps gives the API its view of the engine.
