@@ -346,15 +346,7 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.instances == nil {
-		return s.failOperation(c.UserContext(), op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
-	}
-	p := instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op.ID, Action: instance.ActionRollback, SnapshotID: snap.ID}
-	if op.RunID, err = s.instances.Run(c.UserContext(), p); err != nil {
-		return s.failOperation(c.UserContext(), op, err)
-	}
-	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"instance": s.instanceView(in), "operation": s.operationView(op)})
+	return s.startRun(c, in, op, instance.Params{Action: instance.ActionRollback, SnapshotID: snap.ID})
 }
 
 // seedFromSnapshot fills a new instance from a snapshot of its team: flows, credentials re-encrypted to the

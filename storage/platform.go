@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // Platform objects (team types, instance types, stacks, templates, blueprints) share one set of CRUD queries.
@@ -69,4 +71,24 @@ func DeleteObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, id strin
 // CountRows counts rows of table where column = value, to tell whether an object is in use.
 func (s *Store) CountRows(ctx context.Context, table, column, value string) (int, error) {
 	return count(s.db.NewSelect().TableExpr("?", bun.Ident(table)).Where("? = ?", bun.Ident(column), value).Count(ctx))
+}
+
+// UsableStack returns the stack an instance of the type may be created on or moved to: one that exists, is
+// active, and is made for every instance type or for this one. Each refusal is a 422 naming stackId.
+func UsableStack(ctx context.Context, s *Store, stackID, instanceTypeID string) (*Stack, error) {
+	stack, err := GetObject[Stack](ctx, s, stackID)
+	switch {
+	case domain.IsKind(err, domain.KindNotFound):
+		return nil, domain.Unprocessable("unknown_reference", "The stackId names nothing that exists.",
+			domain.FieldError{Field: "stackId", Detail: "does not exist"})
+	case err != nil:
+		return nil, err
+	case !stack.Active:
+		return nil, domain.Unprocessable("stack_inactive", "The stack is no longer offered for new instances or stack changes.",
+			domain.FieldError{Field: "stackId", Detail: "is not active"})
+	case stack.InstanceTypeID != nil && *stack.InstanceTypeID != instanceTypeID:
+		return nil, domain.Unprocessable("stack_other_instance_type", "The stack is made for another instance type than the instance's.",
+			domain.FieldError{Field: "stackId", Detail: "belongs to another instance type"})
+	}
+	return stack, nil
 }

@@ -39,6 +39,7 @@ CREATE TABLE stack_moves (
     total         BIGINT NOT NULL DEFAULT 0,
     moved         BIGINT NOT NULL DEFAULT 0,
     failed        BIGINT NOT NULL DEFAULT 0,
+    skipped       BIGINT NOT NULL DEFAULT 0,
     pending       BIGINT NOT NULL DEFAULT 0,
     reason        TEXT NOT NULL DEFAULT '',
     operation_id  TEXT,

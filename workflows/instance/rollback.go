@@ -91,20 +91,24 @@ func (r *run) restore(autoID string, cause error) (string, error) {
 	return r.startPrevious(cause)
 }
 
-// startPrevious starts the runtime on the content the instance held before the rollback, and fails the
-// operation with cause while leaving the instance running.
+// startPrevious starts the runtime on the content (and stack) the instance held before the rollback or
+// upgrade, and fails the operation with cause while leaving the instance running.
 func (r *run) startPrevious(cause error) (string, error) {
-	if _, err := r.start(StateRollback, false, true); err != nil {
+	during, restored := StateRollback, "the rollback failed and the flows from before it run again: "
+	if r.p.Action == ActionUpgrade {
+		during, restored = StateUpgrading, "the upgrade failed and the instance runs its previous stack and flows again: "
+	}
+	if _, err := r.start(during, false, true); err != nil {
 		return "", alsoFailed(cause, "starting the previous flows again", err)
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning,
-		Reason: "the rollback failed and the flows from before it run again: " + message(cause)})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning, Reason: restored + message(cause)})
 	return r.keep(StateRunning, cause)
 }
 
-// putBack writes the state the instance had before a rollback that changed nothing, with the reason.
+// putBack writes the state the instance had before a rollback or upgrade that changed nothing, with the reason.
 func (r *run) putBack(state string, cause error) (string, error) {
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state, Reason: "the rollback failed and changed nothing: " + message(cause)})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state,
+		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + message(cause)})
 	return r.keep(state, cause)
 }
 
