@@ -44,7 +44,7 @@ type StackMoveCounts struct {
 
 // StackMoveProgress is the projection of a move the API reads.
 type StackMoveProgress struct {
-	MoveID, OperationID, Status, Reason                       string
+	MoveID, OperationID, Status, Reason                 string
 	Wave, Waves, Total, Moved, Failed, Skipped, Pending int
 }
 

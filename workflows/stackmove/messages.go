@@ -57,9 +57,9 @@ type State struct {
 
 // Progress is the answer of the progress query and the workflow's result.
 type Progress struct {
-	Status                                             string
+	Status                                              string
 	Wave, Waves, Total, Moved, Failed, Skipped, Pending int
-	Reason                                             string
+	Reason                                              string
 }
 
 // WorkflowID derives the workflow ID from the move's ID.
