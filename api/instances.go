@@ -211,10 +211,27 @@ func (s *Server) newInstance(ctx context.Context, tx *storage.Store, app *storag
 		if err != nil {
 			return nil, initialStorage{}, err
 		}
+		if err := blueprintOffered(ctx, tx, bp, app.TeamID); err != nil {
+			return nil, initialStorage{}, err
+		}
 		in.BlueprintID, in.Modules = &bp.ID, bp.Modules
 		docs.flows = mustJSON(bp.Flows)
 	}
 	return in, docs, nil
+}
+
+// blueprintOffered refuses a blueprint that is not offered to the team's type, naming it.
+func blueprintOffered(ctx context.Context, tx *storage.Store, bp *storage.Blueprint, teamID string) error {
+	team, err := tx.GetTeam(ctx, teamID)
+	if err != nil {
+		return err
+	}
+	ok, err := tx.BlueprintOffered(ctx, bp.ID, team.TeamTypeID)
+	if err != nil || ok {
+		return err
+	}
+	return domain.Unprocessable("blueprint_not_offered", "The blueprint \""+bp.Name+"\" is not offered to this team's type.",
+		domain.FieldError{Field: "blueprintId", Detail: "is not offered to this team's type"})
 }
 
 func requiredField(field, v string) *domain.FieldError {

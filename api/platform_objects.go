@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/flowyard/flowyard/domain"
@@ -45,7 +46,7 @@ func teamTypeRoutes() objectRoutes[storage.TeamType, *storage.TeamType, teamType
 			return teamTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, SelfService: t.SelfService,
 				Properties: t.Properties, CreatedAt: t.CreatedAt}
 		},
-		usedBy: []usage{{"teams", "team_type_id", "teams"}},
+		usedBy: []usage{{"teams", "team_type_id", "teams"}, {"blueprint_team_types", "team_type_id", "blueprints"}},
 	}
 }
 
@@ -284,6 +285,9 @@ type blueprintRequest struct {
 	Description *string            `json:"description,omitempty"`
 	Flows       *[]any             `json:"flows,omitempty"`
 	Modules     *map[string]string `json:"modules,omitempty"`
+	// TeamTypeIDs are the team types whose teams may create instances from the blueprint; [] (the default):
+	// every team type.
+	TeamTypeIDs *[]string `json:"teamTypeIds,omitempty"`
 }
 
 type blueprintJSON struct {
@@ -292,7 +296,16 @@ type blueprintJSON struct {
 	Description string            `json:"description"`
 	Flows       []any             `json:"flows"`
 	Modules     map[string]string `json:"modules"`
+	TeamTypeIDs []string          `json:"teamTypeIds"`
 	CreatedAt   time.Time         `json:"createdAt"`
+}
+
+// blueprintTeamTypes is what apply reports when a blueprint's team types change (blueprint_team_types).
+const blueprintTeamTypes = "team_types"
+
+func blueprintView(b *storage.Blueprint) blueprintJSON {
+	return blueprintJSON{ID: b.ID, Name: b.Name, Description: b.Description, Flows: b.Flows, Modules: b.Modules,
+		TeamTypeIDs: b.TeamTypeIDs, CreatedAt: b.CreatedAt}
 }
 
 func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, blueprintRequest, blueprintRequest, blueprintJSON] {
@@ -308,6 +321,9 @@ func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, bluep
 			b.Modules = *req.Modules
 			f.errs = append(f.errs, domain.ValidateModules("modules", b.Modules)...)
 		})
+		f.set(req.TeamTypeIDs != nil, blueprintTeamTypes, func() {
+			b.TeamTypeIDs = slices.Compact(slices.Sorted(slices.Values(*req.TeamTypeIDs)))
+		})
 		return f.result()
 	}
 	return objectRoutes[storage.Blueprint, *storage.Blueprint, blueprintRequest, blueprintRequest, blueprintJSON]{
@@ -320,9 +336,25 @@ func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, bluep
 		apply: func(ctx context.Context, b *storage.Blueprint, req *blueprintRequest) ([]string, error) {
 			return apply(b, req, false)
 		},
-		view: func(b *storage.Blueprint) blueprintJSON {
-			return blueprintJSON{ID: b.ID, Name: b.Name, Description: b.Description, Flows: b.Flows, Modules: b.Modules, CreatedAt: b.CreatedAt}
+		view:          blueprintView,
+		usedBy:        blueprintUsers,
+		related:       writeBlueprintTeamTypes,
+		relatedFields: []string{blueprintTeamTypes},
+		load: func(ctx context.Context, st *storage.Store, bs ...*storage.Blueprint) error {
+			return st.LoadBlueprintTeamTypes(ctx, bs...)
 		},
-		usedBy: blueprintUsers,
 	}
+}
+
+// writeBlueprintTeamTypes stores the team types a blueprint is offered to, each one an existing team type.
+func writeBlueprintTeamTypes(ctx context.Context, tx *storage.Store, b *storage.Blueprint) error {
+	if b.TeamTypeIDs == nil {
+		b.TeamTypeIDs = []string{}
+	}
+	for _, id := range b.TeamTypeIDs {
+		if err := exists[storage.TeamType](ctx, tx, "teamTypeIds", id); err != nil {
+			return err
+		}
+	}
+	return tx.SetBlueprintTeamTypes(ctx, b.ID, b.TeamTypeIDs)
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/stackmove"
@@ -134,4 +136,18 @@ func indexOf(parts []any, instanceID string) int {
 		}
 	}
 	return -1
+}
+
+// stackMoveOf records a move of the instance's stack to a new one, planned, with the instance in it, as the
+// API and the workflow would.
+func stackMoveOf(t *testing.T, st *storage.Store, in *storage.Instance) string {
+	t.Helper()
+	ctx := context.Background()
+	to := &storage.Stack{ID: domain.NewID(), Name: "move-target-" + strings.ToLower(domain.NewID()), NodeRedVersion: "4.1.15", MemoryMB: 256, CPUPercent: 50, Active: true}
+	require.NoError(t, storage.InsertObject(ctx, st, to))
+	m := &storage.StackMove{ID: domain.NewID(), FromStackID: in.StackID, ToStackID: to.ID, Status: storage.StackMoveSucceeded}
+	require.NoError(t, st.InsertStackMove(ctx, m))
+	_, err := st.PlanStackMove(ctx, m.ID, in.StackID, []int{100})
+	require.NoError(t, err)
+	return m.ID
 }

@@ -150,13 +150,16 @@ type Template struct {
 
 // Blueprint is a starting set of flows and the modules they need.
 type Blueprint struct {
-	bun.BaseModel `bun:"table:blueprints"`
+	bun.BaseModel `bun:"table:blueprints,alias:b"`
 	ID            string `bun:",pk"`
 	Name          string
 	Description   string
 	Flows         []any             `bun:",type:text"`
 	Modules       map[string]string `bun:",type:text"`
 	Stamps
+	// TeamTypeIDs are the team types it is offered to (none: every one), kept in blueprint_team_types
+	// (SetBlueprintTeamTypes, LoadBlueprintTeamTypes).
+	TeamTypeIDs []string `bun:"-"`
 }
 
 // AuditEntry records who did what, when.
