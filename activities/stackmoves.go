@@ -105,22 +105,13 @@ func (a *StackMoves) SaveStackMoveProgress(ctx context.Context, p StackMoveProgr
 	if err := a.Store.SaveStackMoveProgress(ctx, m); err != nil {
 		return err
 	}
-	if p.OperationID == "" {
-		return nil
-	}
-	op, err := a.Store.GetOperation(ctx, p.OperationID)
-	if err != nil {
-		return nonRetryableIfNotFound(err)
-	}
-	op.Status = storage.OperationRunning
+	progress := map[string]any{"done": p.Moved + p.Failed + p.Skipped, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
+		"moved": p.Moved, "failed": p.Failed, "skipped": p.Skipped, "pending": p.Pending, "status": p.Status}
 	switch p.Status {
 	case storage.StackMoveSucceeded:
-		op.Status = storage.OperationSucceeded
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationSucceeded, "", progress)
 	case storage.StackMoveFailed:
-		op.Status, op.Error = storage.OperationFailed, p.Reason
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationFailed, p.Reason, progress)
 	}
-	op.Progress = map[string]any{"done": p.Moved + p.Failed + p.Skipped, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
-		"moved": p.Moved, "failed": p.Failed, "skipped": p.Skipped, "pending": p.Pending, "status": p.Status}
-	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
-	return err
+	return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationRunning, "", progress)
 }

@@ -37,20 +37,11 @@ func (r *run) upgrade() (string, error) {
 	if err := r.exec(snapshotOptions, "automatic snapshot taken", sa.TakeAutoSnapshot, auto); err != nil {
 		return r.putBack(target.State, err)
 	}
-	if target.ShouldRun {
-		if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
-			return "", err
-		}
-	}
-	if err := r.exec(shortOptions, "stack changed", a.SetStack, r.p.InstanceID, r.p.StackID); err != nil {
-		if !target.ShouldRun {
-			return r.putBack(target.State, err)
-		}
-		return r.startPrevious(err)
-	}
-	if !target.ShouldRun {
-		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: target.State})
-		return target.State, nil
+	start, final, err := r.swap(target.ShouldRun, target.State, func() error {
+		return r.exec(shortOptions, "stack changed", a.SetStack, r.p.InstanceID, r.p.StackID)
+	})
+	if !start {
+		return final, err
 	}
 	state, err := r.start(StateUpgrading, false, true)
 	if err != nil {
