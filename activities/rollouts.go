@@ -159,23 +159,29 @@ func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
 }
 
 func (a *Rollouts) finishOperation(ctx context.Context, p RolloutProgress) error {
-	if p.OperationID == "" {
+	progress := map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
+		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
+	switch p.Status {
+	case "succeeded":
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationSucceeded, "", progress)
+	case "failed", "rolled_back", "aborted":
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationFailed, p.Status+": "+p.Reason, progress)
+	}
+	return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationRunning, "", progress)
+}
+
+// updateWaveOperation writes the operation of a fleet workflow that proceeds in waves (a rollout, a stack
+// move): its status, error and progress; a finished operation never moves again, and none ("") is fine.
+func updateWaveOperation(ctx context.Context, st *storage.Store, operationID, status, errMsg string, progress map[string]any) error {
+	if operationID == "" {
 		return nil
 	}
-	op, err := a.Store.GetOperation(ctx, p.OperationID)
+	op, err := st.GetOperation(ctx, operationID)
 	if err != nil {
 		return nonRetryableIfNotFound(err)
 	}
-	op.Status = storage.OperationRunning
-	switch p.Status {
-	case "succeeded":
-		op.Status = storage.OperationSucceeded
-	case "failed", "rolled_back", "aborted":
-		op.Status, op.Error = storage.OperationFailed, p.Status+": "+p.Reason
-	}
-	op.Progress = map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
-		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
-	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	op.Status, op.Error, op.Progress = status, errMsg, progress
+	_, err = st.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
 	return err
 }
 

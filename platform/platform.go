@@ -175,6 +175,7 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
 	deps.HTTPMetrics = apiMetrics(reg, st)
 	deps.SnapshotSchedules = &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
+	deps.StackMoves = newStackMoves(c, tcfg)
 	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
 	if deps.Mail, err = startMail(ctx, cfg, st, sealer, log); err != nil {
 		return err

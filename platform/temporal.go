@@ -35,6 +35,7 @@ import (
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
 	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/stackmove"
 )
 
 // loadTemporalConfig reads temporal.yaml (defaults when it is absent) and, in dev, points it at the embedded
@@ -64,6 +65,7 @@ type engine struct {
 	instances   *instance.Client
 	rollouts    *rollout.Client
 	pipelines   *pipeline.Client
+	stackMoves  *stackmove.Client
 	schedules   *snapshot.Client
 	workers     []sdkworker.Worker
 	notifier    *lateNotifier
@@ -92,8 +94,9 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
 		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
 			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		schedules: &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		notifier:  &lateNotifier{}}
+		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		stackMoves: newStackMoves(c, tcfg),
+		notifier:   &lateNotifier{}}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
 		c.Close()
@@ -109,7 +112,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Instances: instanceActs,
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
-		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
+		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}, &activities.StackMoves{Store: st}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
 			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
 	}
@@ -214,7 +217,13 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
 	}
 	return kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
-		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, Logger: log, OnExit: onExit})
+		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, StorageClassName: k.StorageClass,
+		DataSizeMB: k.DataSizeMB, Logger: log, OnExit: onExit})
+}
+
+// newStackMoves is the facade that starts moves of a stack's instances, for the API.
+func newStackMoves(c client.Client, tcfg temporalenv.Config) *stackmove.Client {
+	return &stackmove.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts), InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 }
 
 // apiDeps gives the API its view of the engine.
@@ -222,6 +231,7 @@ func (e *engine) apiDeps(d api.Deps) api.Deps {
 	d.Instances = e.instances
 	d.Rollouts = e.rollouts
 	d.Pipelines = e.pipelines
+	d.StackMoves = e.stackMoves
 	d.SnapshotSchedules = e.schedules
 	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL
