@@ -21,9 +21,11 @@ import (
 	"github.com/flowyard/flowyard/comms"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/nodered"
+	"github.com/flowyard/flowyard/relay"
 )
 
-// newBrokerWorld is a deviceWorld whose API talks to the real embedded MQTT broker, on the same store.
+// newBrokerWorld is a deviceWorld whose API reaches devices through the relay and the real embedded MQTT broker,
+// on the same store: the single-process path (on Postgres, too, with nothing else listening).
 func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) {
 	t.Helper()
 	var broker *comms.Broker
@@ -33,7 +35,9 @@ func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) 
 			Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 1 << 20})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = b.Close() })
-		broker, d.Broker = b, b
+		rel := relay.New(d.Store, nil)
+		rel.Attach(b)
+		broker, d.Broker = b, rel
 	})
 	return w, broker
 }

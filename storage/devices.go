@@ -75,6 +75,16 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*Device, error) {
 	return d, classify(err, "device")
 }
 
+// GetDevices returns the devices of ids that exist, in no particular order.
+func (s *Store) GetDevices(ctx context.Context, ids []string) ([]Device, error) {
+	var out []Device
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.In(ids)).Scan(ctx)
+	return out, err
+}
+
 // ListTeamDevices returns a page of a team's devices.
 func (s *Store) ListTeamDevices(ctx context.Context, teamID string, p Page) ([]Device, string, error) {
 	q := s.db.NewSelect().Model((*Device)(nil)).Where("team_id = ?", teamID)
