@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -19,6 +17,7 @@ import (
 	"github.com/flowyard/flowyard/comms"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/mqttdevice"
 	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
@@ -26,8 +25,8 @@ import (
 
 // The relay between processes, on Postgres: two "replicas" (a store, an embedded broker and a relay each, as
 // `flowyard serve` has) and a "worker" (a store and a relay without a broker) share one database, and a device
-// speaking the protocol (paho) is connected to replica A only. Devices never heartbeat here: whatever reaches
-// the device was pushed.
+// speaking the protocol (internal/mqttdevice) is connected to replica A only. Devices never heartbeat here:
+// whatever reaches the device was pushed.
 
 // replica is one process's store, broker (nil for a worker) and relay.
 type replica struct {
@@ -109,16 +108,6 @@ func waitListening(t *testing.T, r *replica) {
 	}
 }
 
-// agent is a device connected with paho, as a FlowFuse agent would be: subscribed to its command topic,
-// publishing its status only when the test says so.
-type agent struct {
-	id       string
-	cl       paho.Client
-	topic    string // ff/v1/<team>/d/<device>/
-	commands chan map[string]any
-	lost     chan error
-}
-
 func (w *world) register(t *testing.T) (*storage.Device, *devices.Credentials) {
 	t.Helper()
 	d, err := w.svc.NewDevice(w.team, "dev", "test")
@@ -132,38 +121,22 @@ func (w *world) register(t *testing.T) (*storage.Device, *devices.Credentials) {
 	return d, creds
 }
 
-func connectAgent(t *testing.T, r *replica, d *storage.Device, creds *devices.Credentials) *agent {
-	t.Helper()
-	a := &agent{id: d.ID, topic: "ff/v1/" + d.TeamID + "/d/" + d.ID + "/", commands: make(chan map[string]any, 16), lost: make(chan error, 1)}
-	user := creds.Broker.Username
-	opts := paho.NewClientOptions().AddBroker("tcp://" + r.broker.Addr()).SetClientID(user).SetUsername(user).SetPassword(creds.Broker.Password).
-		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetConnectionLostHandler(func(_ paho.Client, err error) { a.lost <- err })
-	a.cl = paho.NewClient(opts)
-	tok := a.cl.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	t.Cleanup(func() { a.cl.Disconnect(0) })
-	tok = a.cl.Subscribe(a.topic+"command", 0, func(_ paho.Client, m paho.Message) {
-		var cmd map[string]any
-		if json.Unmarshal(m.Payload(), &cmd) == nil {
-			a.commands <- cmd
-		}
-	})
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	return a
+// agent is a device connected to one replica's broker.
+type agent struct {
+	*mqttdevice.Device
+	id string
 }
 
-// report publishes a status saying the device runs snapshot (and the settings hash), then waits for the
-// broker to have recorded it.
+func connectAgent(t *testing.T, r *replica, d *storage.Device, creds *devices.Credentials) *agent {
+	t.Helper()
+	return &agent{Device: mqttdevice.Connect(t, "tcp://"+r.broker.Addr(), creds.Broker.Username, creds.Broker.Password), id: d.ID}
+}
+
+// report publishes a status saying the device runs snapshot with the settings hash, and waits until the
+// broker has recorded it.
 func (a *agent) report(t *testing.T, st *storage.Store, app, snapshot, settings string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"ownerType": "application", "application": app, "snapshot": snapshot, "settings": settings,
-		"state": "running", "mode": "autonomous", "agentVersion": "4.2.1"})
-	tok := a.cl.Publish(a.topic+"status", 0, false, body)
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
+	a.Status(t, app, snapshot, settings)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d, err := st.GetDevice(context.Background(), a.id)
@@ -173,23 +146,6 @@ func (a *agent) report(t *testing.T, st *storage.Store, app, snapshot, settings 
 		}
 		require.True(t, time.Now().Before(deadline), "the status was not recorded within 30 s")
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// next waits for the next command named name, skipping others (a device that never heartbeats receives only
-// what was pushed to it). The wait is long: this checks delivery, not its speed (BenchmarkDelivery does).
-func (a *agent) next(t *testing.T, name string) map[string]any {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case cmd := <-a.commands:
-			if cmd["command"] == name {
-				return cmd
-			}
-		case <-timeout:
-			t.Fatalf("no %q command reached the device", name)
-		}
 	}
 }
 
@@ -233,7 +189,7 @@ func TestUpdateReachesTheReplicaHoldingTheDevice(t *testing.T) {
 		snap := w.snaps[(i+1)%2]
 		hash := w.setTarget(t, from.store, a.id, snap)
 		require.NoError(t, from.relay.NotifyDevices(ctx, []string{a.id}))
-		upd := a.next(t, "update")
+		upd := a.Next(t, "update")
 		assert.Equal(t, snap, upd["snapshot"])
 		assert.Equal(t, hash, upd["settings"])
 		assert.Equal(t, w.app, upd["application"])
@@ -261,7 +217,7 @@ func TestManyDevicesInOneCall(t *testing.T) {
 	}
 	require.NoError(t, w.worker.relay.NotifyDevices(context.Background(), ids))
 	for _, a := range agents {
-		a.next(t, "update")
+		a.Next(t, "update")
 	}
 }
 
@@ -272,7 +228,7 @@ func TestDeleteDisconnectsOnAnotherReplica(t *testing.T) {
 	require.NoError(t, w.b.store.DeleteDevice(context.Background(), a.id))
 	w.b.relay.DisconnectDevice(context.Background(), a.id)
 	select {
-	case <-a.lost:
+	case <-a.Lost:
 	case <-time.After(60 * time.Second):
 		t.Fatal("the device on A was not disconnected")
 	}
@@ -299,12 +255,7 @@ func TestUploadThroughAnotherReplica(t *testing.T) {
 		up, err := w.b.relay.RequestUpload(rctx, d)
 		answer <- result{up, err}
 	}()
-	req := a.next(t, "upload")
-	reply, _ := json.Marshal(map[string]any{"teamId": w.team, "deviceId": a.id, "command": "upload", "correlationData": req["correlationData"],
-		"payload": map[string]any{"state": "running", "flows": []map[string]any{{"id": "tab1", "type": "tab", "label": "Line 3"}},
-			"credentials": map[string]any{}, "package": map[string]any{"modules": map[string]string{"node-red": "4.1.15"}}}})
-	tok := a.cl.Publish(req["responseTopic"].(string), 0, false, reply)
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	a.Reply(t, a.Next(t, "upload"), mqttdevice.UploadAnswer("Line 3"))
 	got := <-answer
 	require.NoError(t, got.err)
 	assert.Contains(t, string(got.up.Flows), "Line 3")
@@ -317,7 +268,7 @@ func TestUploadThroughAnotherReplica(t *testing.T) {
 	de, ok := domain.AsError(err)
 	require.True(t, ok, "%v", err)
 	assert.Equal(t, "device_timeout", de.Code)
-	a.next(t, "upload")
+	a.Next(t, "upload")
 
 	// A device connected nowhere: no replica acknowledges, B answers device_offline.
 	other, _ := w.register(t)
@@ -345,7 +296,7 @@ func TestListenerReconnects(t *testing.T) {
 		_, err := admin.ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid)
 		require.NoError(t, err)
 	}
-	upd := a.next(t, "update")
+	upd := a.Next(t, "update")
 	assert.Equal(t, w.snaps[1], upd["snapshot"])
 	assert.Equal(t, hash, upd["settings"])
 	waitListening(t, w.a)
@@ -354,7 +305,7 @@ func TestListenerReconnects(t *testing.T) {
 	a.report(t, w.a.store, w.app, w.snaps[1], hash)
 	w.setTarget(t, w.b.store, a.id, w.snaps[0])
 	require.NoError(t, w.b.relay.NotifyDevices(ctx, []string{a.id}))
-	assert.Equal(t, w.snaps[0], a.next(t, "update")["snapshot"])
+	assert.Equal(t, w.snaps[0], a.Next(t, "update")["snapshot"])
 }
 
 // listenerPIDs are the backends of the database that listen for notifications.
