@@ -125,7 +125,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Instances: instanceActs,
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
-		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.relay}),
+		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
 			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}),
 	}

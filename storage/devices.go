@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -108,6 +109,25 @@ func (s *Store) UpdateDevice(ctx context.Context, d *Device, columns ...string) 
 	d.ChangedAt = d.UpdatedAt
 	res, err := s.db.NewUpdate().Model(d).Column(append(columns, "updated_at", "changed_at")...).WherePK().Exec(ctx)
 	return mustAffect(res, err, "device")
+}
+
+// SetSettingsHashes stores the settings hash of each device (by ID) in one statement.
+func (s *Store) SetSettingsHashes(ctx context.Context, hashes map[string]string) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(hashes))
+	var cases strings.Builder
+	args := make([]any, 0, 2*len(hashes))
+	cases.WriteString("settings_hash = CASE id")
+	for id, hash := range hashes {
+		cases.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, hash)
+		ids = append(ids, id)
+	}
+	cases.WriteString(" END")
+	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set(cases.String(), args...)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	return err
 }
 
 // touchDevice stamps a bulk device update as a change of the devices' own settings, which the live event
