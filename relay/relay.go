@@ -106,11 +106,11 @@ func (r *Relay) NotifyDevices(ctx context.Context, ids []string) error {
 	return r.publishIDs(ctx, kindUpdate, rest)
 }
 
-// DisconnectDevice closes a deleted device's connection, wherever it is.
+// DisconnectDevice closes a deleted device's connection, wherever it is: here and, since a device that just
+// moved to this replica may still hold a dying connection to another, on every other replica too.
 func (r *Relay) DisconnectDevice(ctx context.Context, id string) {
-	if c := r.local(); c != nil && c.Holds(id) {
+	if c := r.local(); c != nil {
 		c.DisconnectDevice(id)
-		return
 	}
 	if err := r.publishIDs(ctx, kindDisconnect, []string{id}); err != nil {
 		r.log.Warn("could not ask the other processes to disconnect a deleted device", "device", id, "err", err)
