@@ -3,10 +3,14 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // Messages between the processes that share a Postgres database (LISTEN/NOTIFY), and the table where an
@@ -27,32 +31,101 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 	if !s.Notifies() {
 		return ErrNoNotifications
 	}
+	if len(payload) > MaxNotifyBytes {
+		return fmt.Errorf("a notification of %d bytes is over Postgres's limit of %d", len(payload), MaxNotifyBytes)
+	}
 	_, err := s.root.ExecContext(ctx, "SELECT pg_notify(?, ?)", channel, payload)
 	return err
 }
 
 // Listener receives the notifications of one channel on a connection of its own.
-type Listener struct{ ln *pgdriver.Listener }
+type Listener struct {
+	ln      *pgdriver.Listener
+	channel string
+	early   []string // received while Listen confirmed the connection listens
+}
 
-// Listen opens a connection that listens on channel. What was notified before it returns is not received.
+// listenConfirmTimeout bounds how long Listen waits for its connection to hear itself; confirmEvery is how often
+// it asks again meanwhile.
+const (
+	listenConfirmTimeout = 10 * time.Second
+	confirmEvery         = 50 * time.Millisecond
+)
+
+// Listen opens a connection that listens on channel. When it returns, the connection listens: every
+// notification sent from then on is received. (pgdriver sends LISTEN without waiting for the server to run it,
+// so a notification sent right after could be missed: Listen notifies a channel of its own until it hears
+// itself.) What was notified before is not received.
 func (s *Store) Listen(ctx context.Context, channel string) (*Listener, error) {
 	if !s.Notifies() {
 		return nil, ErrNoNotifications
 	}
-	ln := pgdriver.NewListener(s.root)
-	if err := ln.Listen(ctx, channel); err != nil {
-		_ = ln.Close()
+	l := &Listener{ln: pgdriver.NewListener(s.root), channel: channel}
+	confirm := "flowyard_listening_" + strings.ToLower(domain.NewID())
+	if err := l.ln.Listen(ctx, channel, confirm); err != nil {
+		_ = l.ln.Close()
 		return nil, err
 	}
-	return &Listener{ln: ln}, nil
+	if err := l.hear(ctx, s, confirm); err != nil {
+		_ = l.ln.Close()
+		return nil, fmt.Errorf("the listening connection did not hear itself: %w", err)
+	}
+	return l, nil
+}
+
+// hear notifies confirm until the connection hears it, keeping what the channel brings meanwhile. The wait has
+// no read deadline (pgdriver drops a connection whose read timed out): the notifier closes the connection when
+// the time is up, which ends it.
+func (l *Listener) hear(ctx context.Context, s *Store, confirm string) error {
+	heard := make(chan struct{})
+	defer close(heard)
+	go func() {
+		tick := time.NewTicker(confirmEvery)
+		defer tick.Stop()
+		giveUp := time.After(listenConfirmTimeout)
+		for {
+			_ = s.Notify(ctx, confirm, "") // a failure shows as silence
+			select {
+			case <-heard:
+				return
+			case <-tick.C:
+			case <-giveUp:
+				_ = l.ln.Close()
+				return
+			case <-ctx.Done():
+				_ = l.ln.Close()
+				return
+			}
+		}
+	}()
+	for {
+		ch, payload, err := l.ln.Receive(ctx)
+		switch {
+		case err != nil:
+			return err
+		case ch == confirm:
+			return nil
+		case ch == l.channel:
+			l.early = append(l.early, payload)
+		}
+	}
 }
 
 // Receive waits for the next notification and returns its payload. An error means the connection is gone (or
 // the Listener closed): close it and listen again; what was notified meanwhile is lost. A connection that
 // silently stopped answering is not noticed here: Close it from another goroutine to end the wait.
 func (l *Listener) Receive(ctx context.Context) (string, error) {
-	_, payload, err := l.ln.Receive(ctx)
-	return payload, err
+	if len(l.early) > 0 {
+		p := l.early[0]
+		l.early = l.early[1:]
+		return p, nil
+	}
+	for {
+		ch, payload, err := l.ln.Receive(ctx)
+		if err != nil || ch == l.channel {
+			return payload, err
+		}
+	}
 }
 
 // Close closes the listening connection.
