@@ -273,7 +273,9 @@ func (b *Broker) PushMissed(ctx context.Context) {
 			sent++
 		}
 	})
-	b.log.Info("re-sent update to connected devices that run something else than their target", "devices", sent, "connected", len(ids), "err", err)
+	if len(ids) > 0 || err != nil {
+		b.log.Info("re-sent update to connected devices that run something else than their target", "devices", sent, "connected", len(ids), "err", err)
+	}
 }
 
 // readBatch is how many devices one query reads.

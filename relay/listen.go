@@ -64,8 +64,8 @@ func (r *Relay) Listen(ctx context.Context) {
 	}
 }
 
-// session listens on one connection until it is lost or ctx ends. After a reconnection it first makes up for
-// what may have been missed while nothing listened.
+// session listens on one connection until it is lost or ctx ends. Once it listens it makes up for what may have
+// been missed while nothing listened.
 func (r *Relay) session(ctx context.Context, again bool) error {
 	ln, err := r.store.Listen(ctx, channel)
 	if err != nil {
@@ -76,12 +76,13 @@ func (r *Relay) session(ctx context.Context, again bool) error {
 	defer r.listening.Store(false)
 	if again {
 		r.log.Info("listening for device notifications again; re-sending update to connected devices that run something else than their target")
-		r.later(ctx, func(ctx context.Context) {
-			if c := r.local(); c != nil {
-				c.PushMissed(ctx)
-			}
-		})
 	}
+	// Devices may have connected (and changes been notified) before this connection listened: at start too.
+	r.later(ctx, func(ctx context.Context) {
+		if c := r.local(); c != nil {
+			c.PushMissed(ctx)
+		}
+	})
 	got := make(chan string)
 	lost := make(chan error, 1)
 	stop := make(chan struct{})
