@@ -19,7 +19,7 @@ const idsPerMessage = 200
 const (
 	kindUpdate     = "update"     // IDs: tell them their target (from any process)
 	kindDisconnect = "disconnect" // IDs: close their connections (deleted devices)
-	kindUpload     = "upload"     // IDs[0]: ask it for its flows; Req, From, Expires
+	kindUpload     = "upload"     // IDs[0]: ask it for its flows; Req, From, WaitMS
 	kindAck        = "ack"        // To holds the device of request Req and asked it
 	kindReply      = "reply"      // To: the answer to request Req is stored
 	kindPing       = "ping"       // From tests its own listening connection
@@ -27,12 +27,12 @@ const (
 
 // message is one notification.
 type message struct {
-	Kind    string   `json:"k"`
-	From    string   `json:"f,omitempty"`
-	To      string   `json:"t,omitempty"`
-	IDs     []string `json:"ids,omitempty"`
-	Req     string   `json:"r,omitempty"`
-	Expires int64    `json:"e,omitempty"` // Unix ms: when the asker stops waiting
+	Kind   string   `json:"k"`
+	From   string   `json:"f,omitempty"`
+	To     string   `json:"t,omitempty"`
+	IDs    []string `json:"ids,omitempty"`
+	Req    string   `json:"r,omitempty"`
+	WaitMS int64    `json:"w,omitempty"` // how long the device may take to answer, in ms (not a time: clocks differ)
 }
 
 var errNotListening = errors.New("not listening for device notifications from the other processes; devices connected here learn of changes made elsewhere at their next heartbeat")
@@ -50,26 +50,31 @@ func (r *Relay) Listen(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.runWork(ctx) })
 	defer wg.Wait()
-	for attempt := 0; ctx.Err() == nil; attempt++ {
-		err := r.session(ctx, attempt > 0)
+	failures := 0 // in a row, without listening in between
+	for again := false; ctx.Err() == nil; again = true {
+		listened, err := r.session(ctx, again)
 		if ctx.Err() != nil {
 			return
+		}
+		if listened {
+			failures = 0
 		}
 		r.log.Warn("lost the connection that listens for device notifications; listening again", "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, retryEvery)):
+		case <-time.After(min(time.Duration(failures)*500*time.Millisecond, retryEvery)):
 		}
+		failures++
 	}
 }
 
-// session listens on one connection until it is lost or ctx ends. Once it listens it makes up for what may have
-// been missed while nothing listened.
-func (r *Relay) session(ctx context.Context, again bool) error {
+// session listens on one connection until it is lost or ctx ends, and says whether it listened at all. Once it
+// listens it makes up for what may have been missed while nothing listened.
+func (r *Relay) session(ctx context.Context, again bool) (listened bool, err error) {
 	ln, err := r.store.Listen(ctx, channel)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer ln.Close()
 	r.listening.Store(true)
@@ -101,7 +106,7 @@ func (r *Relay) session(ctx context.Context, again bool) error {
 			}
 		}
 	}()
-	return r.receive(ctx, got, lost)
+	return true, r.receive(ctx, got, lost)
 }
 
 // receive handles notifications as they come. A connection quiet for PingEvery is tested with a notification

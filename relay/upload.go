@@ -72,7 +72,7 @@ func (r *Relay) requestElsewhere(ctx context.Context, d *storage.Device) (*devic
 	r.pending.Store(req, p)
 	defer r.pending.Delete(req)
 	deadline, _ := ctx.Deadline()
-	m := message{Kind: kindUpload, From: r.id, Req: req, IDs: []string{d.ID}, Expires: deadline.Add(-replyMargin).UnixMilli()}
+	m := message{Kind: kindUpload, From: r.id, Req: req, IDs: []string{d.ID}, WaitMS: time.Until(deadline.Add(-replyMargin)).Milliseconds()}
 	if err := r.publish(ctx, m); err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (r *Relay) answered(m message) {
 // answerUpload runs in the process holding the device: acknowledge, ask the device, store what it answered
 // (or why not) and tell the asker.
 func (r *Relay) answerUpload(c Connections, m message) {
-	ctx, cancel := context.WithDeadline(context.Background(), time.UnixMilli(m.Expires))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.WaitMS)*time.Millisecond)
 	defer cancel()
 	deviceID := m.IDs[0]
 	if err := r.publish(ctx, message{Kind: kindAck, To: m.From, Req: m.Req}); err != nil {
