@@ -287,8 +287,13 @@ func TestListenerReconnects(t *testing.T) {
 	ctx := context.Background()
 	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(w.url)))
 	defer admin.Close()
-	before := listenerPIDs(t, admin)
-	require.Len(t, before, 2, "A and B listen")
+	// A and B listen on one connection each (a connection closed a moment ago may still be listed: wait).
+	var before []int
+	deadline := time.Now().Add(30 * time.Second)
+	for before = listenerPIDs(t, admin); len(before) != 2; before = listenerPIDs(t, admin) {
+		require.True(t, time.Now().Before(deadline), "A and B listen, one connection each: %v", before)
+		time.Sleep(50 * time.Millisecond)
+	}
 	// Written while A will not be listening: no notification at all, as if the process that wrote it had
 	// died before it notified.
 	hash := w.setTarget(t, w.b.store, a.id, w.snaps[1])
