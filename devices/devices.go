@@ -60,6 +60,8 @@ type Service struct {
 	ForgeURL, BrokerURL string
 	// OfflineAfter overrides DefaultOfflineAfter.
 	OfflineAfter time.Duration
+
+	memo *memo // set on the copy RehashDevices works with: reads shared by a batch of devices, once
 }
 
 // Credentials are a device's secrets, shown once when it is registered.

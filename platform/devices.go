@@ -3,7 +3,6 @@ package platform
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,38 +12,35 @@ import (
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/metrics"
+	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/storage"
 )
 
-// startBroker runs the embedded MQTT broker for devices and gives the API its view of it: the broker to
-// notify, the URL handed to devices, and a readiness check.
-func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer) (*comms.Broker, error) {
+// startBroker runs the embedded MQTT broker for devices, attaches it to the relay and gives the API its view of
+// them: the relay to reach devices (connected here or to another replica), the URL handed to devices, and
+// readiness checks. On Postgres the relay listens for the other processes' notifications until the returned
+// stop is called.
+func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer, rel *relay.Relay) (*comms.Broker, func(), error) {
 	svc := &devices.Service{Store: st, Sealer: sealer, ForgeURL: cfg.PublicURL, BrokerURL: cfg.MQTTPublicURL}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
 		TLSCertFile: cfg.MQTTTLSCert, TLSKeyFile: cfg.MQTTTLSKey,
 		MaxPacketBytes: cfg.Limits.MQTTMaxPacketKB << 10, MessagesPerSecond: cfg.Limits.MQTTMessagesPerSecond, Burst: cfg.Limits.MQTTBurst})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	deps.Broker = b
+	rel.Attach(b)
+	deps.Broker = rel
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
-	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
-	return b, nil
-}
-
-// lateNotifier tells devices their target changed through the broker once it runs (the worker starts
-// first); until then, and in a worker without a broker, devices learn it on their next check-in.
-type lateNotifier struct{ broker atomic.Pointer[comms.Broker] }
-
-// NotifyDevices implements activities.DeviceNotifier.
-func (n *lateNotifier) NotifyDevices(ctx context.Context, ids []string) error {
-	b := n.broker.Load()
-	if b == nil {
-		return nil
-	}
-	for _, id := range ids {
-		b.NotifyDevice(ctx, id)
-	}
-	return nil
+	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
+		api.Checker{Name: "relay", Check: func(ctx context.Context) error {
+			if err := rel.Check(ctx); err != nil {
+				return api.Degraded(err.Error())
+			}
+			return nil
+		}})
+	lctx, cancel := context.WithCancel(ctx)
+	listened := make(chan struct{})
+	go func() { defer close(listened); rel.Listen(lctx) }()
+	return b, func() { cancel(); <-listened }, nil
 }

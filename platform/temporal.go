@@ -26,6 +26,7 @@ import (
 	"github.com/flowyard/flowyard/health"
 	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
+	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
@@ -62,16 +63,39 @@ type engine struct {
 	tcfg        temporalenv.Config
 	driver      drivers.Driver
 	closeDriver func() error
-	instances   *instance.Client
-	rollouts    *rollout.Client
-	pipelines   *pipeline.Client
-	stackMoves  *stackmove.Client
-	schedules   *snapshot.Client
-	workers     []sdkworker.Worker
-	notifier    *lateNotifier
-	billing     *billing.Service // nil when billing is off
-	store       *storage.Store
-	log         *slog.Logger
+	facades
+	workers []sdkworker.Worker
+	relay   *relay.Relay     // tells devices their target changed, through the broker holding each one
+	billing *billing.Service // nil when billing is off
+	store   *storage.Store
+	log     *slog.Logger
+}
+
+// facades are the workflow clients the API and the worker start and signal workflows with.
+type facades struct {
+	instances  *instance.Client
+	rollouts   *rollout.Client
+	pipelines  *pipeline.Client
+	schedules  *snapshot.Client
+	stackMoves *stackmove.Client
+}
+
+func newFacades(c client.Client, tcfg temporalenv.Config) facades {
+	return facades{
+		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
+			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		stackMoves: newStackMoves(c, tcfg),
+	}
+}
+
+// apiDeps gives the API the facades.
+func (f facades) apiDeps(d api.Deps) api.Deps {
+	d.Instances, d.Rollouts, d.Pipelines, d.SnapshotSchedules = f.instances, f.rollouts, f.pipelines, f.schedules
+	d.StackMoves = f.stackMoves
+	return d
 }
 
 // startEngine dials Temporal (recording the SDK's metrics into reg when it is not nil), builds the
@@ -89,14 +113,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
-		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
-			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		stackMoves: newStackMoves(c, tcfg),
-		notifier:   &lateNotifier{}}
+	e := &engine{client: c, tcfg: tcfg, store: st, log: log, facades: newFacades(c, tcfg), relay: relay.New(st, log)}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
 		c.Close()
@@ -112,9 +129,9 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Instances: instanceActs,
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
-		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}, &activities.StackMoves{Store: st}),
+		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}, &activities.StackMoves{Store: st}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
-			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
+			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}),
 	}
 	alertWorker, err := startAlerts(ctx, cfg, tcfg, st, sealer, c, log)
 	if err != nil {
@@ -228,11 +245,7 @@ func newStackMoves(c client.Client, tcfg temporalenv.Config) *stackmove.Client {
 
 // apiDeps gives the API its view of the engine.
 func (e *engine) apiDeps(d api.Deps) api.Deps {
-	d.Instances = e.instances
-	d.Rollouts = e.rollouts
-	d.Pipelines = e.pipelines
-	d.StackMoves = e.stackMoves
-	d.SnapshotSchedules = e.schedules
+	d = e.facades.apiDeps(d)
 	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
