@@ -62,6 +62,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			return &domain.Error{Kind: domain.KindForbidden, Code: "read_only_token", Message: "This token may only read."}
 		}
 		c.Locals("caller", who)
+		// A token is not held to two-factor enrolment (README): a user made it and can revoke it.
 		return s.holdToPasswordChange(c, who.user)
 	}
 	if cookie := c.Cookies(sessionCookie); cookie != "" {
@@ -76,7 +77,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 				return refused
 			}
 			c.Locals("caller", &caller{user: u, sessionHash: domain.HashToken(cookie)})
-			return s.holdToPasswordChange(c, u)
+			return s.holdSession(c, u)
 		}
 		if !domain.IsKind(err, domain.KindNotFound) {
 			return err
@@ -93,10 +94,42 @@ var errPasswordChangeRequired = &domain.Error{Kind: domain.KindForbidden, Code: 
 // holdToPasswordChange lets a user who must change the password reach only the password change and sign-out
 // (the dashboard's pages are served before authentication, so it can show the form).
 func (s *Server) holdToPasswordChange(c *fiber.Ctx, u *storage.User) error {
-	if !u.PasswordChangeRequired || c.Method() == fiber.MethodPost && (c.Path() == passwordChangePath || c.Path() == logoutPath) {
-		return c.Next()
+	if err := passwordHold(c, u); err != nil {
+		return err
 	}
-	return errPasswordChangeRequired
+	return c.Next()
+}
+
+func passwordHold(c *fiber.Ctx, u *storage.User) error {
+	if u.PasswordChangeRequired && !allowedWhileHeld(c, passwordHoldRoutes) {
+		return errPasswordChangeRequired
+	}
+	return nil
+}
+
+// holdSession holds a signed-in browser to what its account must do first: change the password, then, while the
+// platform requires it, turn on two-factor sign-in.
+func (s *Server) holdSession(c *fiber.Ctx, u *storage.User) error {
+	if err := passwordHold(c, u); err != nil {
+		return err
+	}
+	held, err := s.heldToTwoFactor(c.UserContext(), u)
+	if err != nil {
+		return err
+	}
+	if held && !allowedWhileHeld(c, twoFactorHoldRoutes) {
+		return errTwoFactorRequired
+	}
+	return c.Next()
+}
+
+// heldRoute is a route a held user may still reach, to do what is asked of them.
+type heldRoute struct{ method, path string }
+
+var passwordHoldRoutes = []heldRoute{{fiber.MethodPost, passwordChangePath}, {fiber.MethodPost, logoutPath}}
+
+func allowedWhileHeld(c *fiber.Ctx, routes []heldRoute) bool {
+	return slices.Contains(routes, heldRoute{c.Method(), c.Path()})
 }
 
 func bearerToken(c *fiber.Ctx) (string, bool) {

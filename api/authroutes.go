@@ -23,7 +23,7 @@ type createTokenRequest struct {
 func (s *Server) registerAuth() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/auth/login", Summary: "Sign in with e-mail and password; sets the session cookie, or answers 202 secondFactorRequired when two-factor sign-in is on (then POST " + secondFactorPath + ").", Tag: "auth", Public: true, Body: loginRequest{}}, s.login)
 	s.route(routeDoc{Method: "POST", Path: logoutPath, Summary: "Sign out.", Tag: "auth", Public: true, Status: 204}, s.logout)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/user", Summary: "The caller.", Tag: "auth"}, s.getCurrentUser)
+	s.route(routeDoc{Method: "GET", Path: currentUserPath, Summary: "The caller.", Tag: "auth"}, s.getCurrentUser)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/user/tokens", Summary: "The caller's personal access tokens.", Tag: "auth"}, s.listUserTokens)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/user/tokens", Summary: "Create a personal access token (shown once).", Tag: "auth", Body: createTokenRequest{}, Status: 201}, s.createUserToken)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/user/tokens/:tokenId", Summary: "Revoke a personal access token.", Tag: "auth", Status: 204}, s.deleteUserToken)

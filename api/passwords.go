@@ -15,6 +15,7 @@ import (
 const (
 	passwordChangePath = "/api/v1/user/password"
 	logoutPath         = "/api/v1/auth/logout"
+	currentUserPath    = "/api/v1/user"
 )
 
 // resetTTL is how long a password-reset link works.

@@ -14,17 +14,23 @@ import (
 type platformSettingsJSON struct {
 	// SignUp lets anyone create an account on the sign-in page, which works once its address is confirmed.
 	SignUp bool `json:"signUp"`
+	// RequireTwoFactor holds every signed-in user without two-factor sign-in to turning it on (twofactor_required.go).
+	RequireTwoFactor bool `json:"requireTwoFactor"`
 }
 
 // settingsPatch changes the settings it names.
 type settingsPatch struct {
-	SignUp *bool `json:"signUp,omitempty"`
+	SignUp           *bool `json:"signUp,omitempty"`
+	RequireTwoFactor *bool `json:"requireTwoFactor,omitempty"`
 }
 
+const settingsPath = "/api/v1/settings"
+
 func (s *Server) registerSettings() {
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/settings", Summary: "The platform settings (anyone may read them: the sign-in page offers sign-up when signUp is on).",
+	s.route(routeDoc{Method: "GET", Path: settingsPath, Summary: "The platform settings (anyone may read them: the sign-in page offers sign-up when signUp is on).",
 		Tag: "settings", Public: true}, s.getSettings)
-	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/settings", Summary: "Change platform settings (platform admins): signUp (off by default).",
+	s.route(routeDoc{Method: "PATCH", Path: settingsPath, Summary: "Change platform settings (platform admins): signUp and " +
+		"requireTwoFactor (both off by default).",
 		Tag: "settings", Body: settingsPatch{}}, s.patchSettings)
 }
 
@@ -61,6 +67,9 @@ func (s *Server) patchSettings(c *fiber.Ctx) error {
 	}
 	var req settingsPatch
 	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.checkRequireTwoFactor(c.UserContext(), who, req); err != nil {
 		return err
 	}
 	changed := map[string]json.RawMessage{} // the fields the request names (omitempty leaves the others out)
