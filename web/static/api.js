@@ -14,12 +14,16 @@ export class ApiError extends Error {
 
 let onUnauthorized = () => {};
 let onPasswordChangeRequired = () => {};
+let onTwoFactorRequired = () => {};
 
 // setUnauthorizedHandler decides what a 401 does (the app sends the user to sign in).
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
 // setPasswordChangeHandler decides what a 403 password_change_required does (the app shows the password form).
 export function setPasswordChangeHandler(fn) { onPasswordChangeRequired = fn; }
+
+// setTwoFactorHandler decides what a 403 two_factor_required does (the app shows the two-factor set-up).
+export function setTwoFactorHandler(fn) { onTwoFactorRequired = fn; }
 
 export async function request(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
@@ -39,6 +43,7 @@ export async function request(method, path, body) {
     const err = new ApiError(res.status, data);
     if (res.status === 401 && path !== '/auth/login') onUnauthorized(err);
     if (err.code === 'password_change_required') onPasswordChangeRequired(err);
+    if (err.code === 'two_factor_required') onTwoFactorRequired(err);
     throw err;
   }
   return data;

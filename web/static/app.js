@@ -25,13 +25,24 @@ api.setPasswordChangeHandler(() => {
   if (location.pathname !== passwordPath) navigate(passwordPath, { replace: true });
 });
 
+// twoFactorPath is where a user is held while the platform requires two-factor sign-in and theirs is off.
+const twoFactorPath = '/account/two-factor';
+
+api.setTwoFactorHandler(() => {
+  if (state.user) state.user.twoFactorRequired = true;
+  if (location.pathname !== twoFactorPath) navigate(twoFactorPath, { replace: true });
+});
+
 async function loadSession() {
   try {
     state.user = await api.get('/user');
     state.teams = await api.list('/teams');
   } catch (err) {
-    // A user held to changing the password is signed in, but may read nothing until it is done.
-    state.user = err instanceof api.ApiError && err.code === 'password_change_required' ? { passwordChangeRequired: true } : null;
+    // A user held to changing the password is signed in, but may read nothing until it is done; one held to
+    // turning on two-factor sign-in may read who they are, but no team.
+    const code = err instanceof api.ApiError ? err.code : '';
+    if (code === 'password_change_required') state.user = { passwordChangeRequired: true };
+    else if (code !== 'two_factor_required') state.user = null;
     state.teams = [];
   }
 }
@@ -64,7 +75,7 @@ function renderShell(team) {
       h('button', { type: 'submit' }, 'Open'), h('a', { href: '/teams/new' }, 'New team')),
     h('div', { class: 'who' }, h('span', {}, state.user.name || state.user.email, state.user.admin ? ' (admin)' : ''),
       ' ', h('a', { href: passwordPath }, 'Change password'), ' ',
-      h('a', { href: '/account/two-factor' }, 'Two-factor sign-in'), ' ',
+      h('a', { href: twoFactorPath }, 'Two-factor sign-in'), ' ',
       h('button', { type: 'button', id: 'sign-out', onClick: signOut }, 'Sign out')));
   renderNav(team);
 }
@@ -164,6 +175,10 @@ async function show() {
   }
   if (state.user?.passwordChangeRequired && location.pathname !== passwordPath && !m?.route.public) {
     navigate(passwordPath, { replace: true });
+    return;
+  }
+  if (state.user?.twoFactorRequired && location.pathname !== twoFactorPath && !m?.route.public) {
+    navigate(twoFactorPath, { replace: true });
     return;
   }
   let team = null;

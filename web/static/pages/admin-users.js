@@ -59,6 +59,16 @@ export async function render(ctx) {
         announce(res.signUp ? 'Sign-up is on.' : 'Sign-up is off.');
       },
     })),
+    section('Two-factor sign-in', form({
+      label: 'Two-factor requirement', submit: 'Save',
+      fields: [{ name: 'requireTwoFactor', label: 'Require two-factor sign-in', type: 'checkbox', value: settings.requireTwoFactor,
+        hint: 'Signed-in users without it can do nothing but set it up. Single sign-on users are not held (their provider ' +
+          'decides); personal access tokens keep working. Turn on your own two-factor sign-in first.' }],
+      onSubmit: async (v) => {
+        const res = await api.patch('/settings', { requireTwoFactor: v.requireTwoFactor });
+        announce(res.requireTwoFactor ? 'Two-factor sign-in is required.' : 'Two-factor sign-in is not required.');
+      },
+    })),
     section('New user', form({
       label: 'Create a user', submit: 'Create user',
       fields: [{ name: 'email', label: 'Email', type: 'email', required: true },

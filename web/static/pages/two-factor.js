@@ -1,19 +1,29 @@
 import * as api from '../api.js';
+import { app } from '../app.js';
 import { announce, copyBlock, form, h, replace, section } from '../ui.js';
 
 export const title = 'Two-factor sign-in';
 
 // The caller's two-factor sign-in: set up an authenticator app (scan the QR code, confirm with a first code, keep
 // the recovery codes shown once), renew the recovery codes, or turn it off. Changes to an account that has it on
-// ask for a current code, a recovery code or the password.
-export async function render() {
+// ask for a current code, a recovery code or the password. While the platform requires two-factor sign-in, a user
+// without it is held here (the API answers 403 two_factor_required elsewhere) until it is on.
+export async function render(ctx) {
+  const required = app.state.user?.twoFactorRequired;
   const body = h('div', { 'aria-live': 'polite' });
   const draw = async () => {
     const state = await api.get('/user/two-factor');
+    if (required && state.enabled) { // the recovery codes were kept: the hold is over
+      await app.loadSession();
+      ctx.navigate('/', { replace: true });
+      return;
+    }
     replace(body, state.enabled ? enabledView(state, draw) : setUpView(draw));
   };
   await draw();
   return [h('h1', {}, 'Two-factor sign-in'),
+    required ? h('p', { role: 'note', class: 'hint', id: 'two-factor-required' }, 'This platform requires two-factor sign-in: ' +
+      'set up an authenticator app before going on. Until then you can reach nothing else.') : null,
     h('p', { class: 'muted' }, 'With two-factor sign-in on, signing in with your password also asks for a code from an authenticator app. ' +
       'Personal access tokens are not affected.'),
     body];
