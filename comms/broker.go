@@ -75,7 +75,7 @@ type Broker struct {
 
 	rate    rate          // publishes allowed to each device
 	dropped atomic.Uint64 // publishes dropped for going over the rate, since start
-	replies sync.Map      // correlation ID -> waiter
+	replies devices.Replies
 	closed  atomic.Bool
 	// work carries the store's work for devices (authentication, connection flags, status messages) from the
 	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
@@ -345,21 +345,13 @@ func (b *Broker) onStatus(pk packets.Packet) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := devices.ParseReport(pk.Payload)
-	if err != nil {
-		b.log.Warn("refused a malformed status message", "device", deviceID, "err", err)
-		return
-	}
-	d, err := b.store.GetDevice(ctx, deviceID)
-	if err != nil || d.TeamID != teamID {
-		b.log.Warn("status from an unknown device", "device", deviceID, "err", err)
-		return
-	}
-	if err := b.devices.Record(ctx, d, r, time.Now()); err != nil {
+	d, update, err := b.devices.OnStatus(ctx, teamID, deviceID, pk.Payload, time.Now())
+	switch {
+	case errors.Is(err, devices.ErrDroppedStatus):
+		b.log.Warn("refused a status message", "device", deviceID, "err", err)
+	case err != nil:
 		b.log.Error("record device status", "device", deviceID, "err", err)
-		return
-	}
-	if devices.NeedsUpdate(d, r) {
+	case update:
 		b.sendUpdate(d)
 	}
 }
