@@ -248,6 +248,6 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopping.run("the MQTT broker", func() { _ = broker.Close() })
-	e.notifier.broker.Store(broker)
+	e.notifier.set(broker)
 	return serveAPI(ctx, cfg, log, deps)
 }

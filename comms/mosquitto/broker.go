@@ -38,6 +38,9 @@ type Config struct {
 	Consume bool
 	// Timeout bounds each exchange with the plugin; default 10 s.
 	Timeout time.Duration
+	// ReconcileGrace is how long an account that disagrees with the store is left before it is put right, when
+	// a consuming process starts (reconcile.go); default 30 s.
+	ReconcileGrace time.Duration
 }
 
 // statusWorkers record status messages at once, each device always on the same one so that its messages stay in
@@ -76,6 +79,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.ReconcileGrace <= 0 {
+		cfg.ReconcileGrace = 30 * time.Second
+	}
 	addr, err := pahoAddress(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -110,6 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			_ = b.Close()
 			return nil, fmt.Errorf("reset device connections: %w", err)
 		}
+		b.reconcileInBackground(cfg.ReconcileGrace)
 	}
 	b.log.Info("connected to the external MQTT broker", "url", cfg.URL, "username", cfg.Username, "consumesStatus", cfg.Consume)
 	return b, nil

@@ -159,6 +159,7 @@ func (b *Broker) config(plugin, logFile string) string {
 		"allow_anonymous false",
 		"persistence false",
 		"retain_available false",
+		"sys_interval 1", // the tests count connected clients on $SYS
 		"listener " + port(b.Addr) + " 127.0.0.1",
 		"listener " + port(b.WSAddr) + " 127.0.0.1",
 		"protocol websockets",
