@@ -68,6 +68,7 @@ type Broker struct {
 	once       sync.Once
 	// connections counts the connections that subscribed, this one included.
 	connections atomic.Uint64
+	granting    atomic.Bool // the admin client is being given the platform's role, which closes its connections
 }
 
 // Start connects to the broker, makes sure the admin client may publish the devices' commands and subscribes
@@ -135,6 +136,15 @@ func (b *Broker) connect(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("subscribe at the MQTT broker at %s: %w", b.cfg.URL, ctx.Err())
 	}
+}
+
+// onLost logs a lost connection; paho connects again.
+func (b *Broker) onLost(_ paho.Client, err error) {
+	if b.granting.Load() {
+		b.log.Info("the broker closed the admin client's connections as it gave it the platform's role; connecting again")
+		return
+	}
+	b.log.Warn("lost the connection to the MQTT broker; connecting again", "err", err)
 }
 
 // onConnect subscribes again on every connection (the session is clean): the plugin's answers, the replies to

@@ -45,6 +45,8 @@ func (b *Broker) grantPlatform(ctx context.Context) error {
 	// The plugin closes every connection of a client whose roles change, this one included, so the answer may
 	// never come: what counts is that the admin has the role once this process is connected again.
 	before := b.connections.Load()
+	b.granting.Store(true)
+	defer b.granting.Store(false)
 	short, cancelShort := context.WithTimeout(ctx, time.Second)
 	_, _ = b.ctl.do(short, command{"command": "addClientRole", "username": b.cfg.Username, "rolename": platformRole})
 	cancelShort()
