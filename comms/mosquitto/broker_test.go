@@ -94,8 +94,8 @@ type client struct {
 
 func (w *world) connect(d device) (*client, error) {
 	c := &client{commands: make(chan map[string]any, 16), lost: make(chan error, 1)}
-	c.cl = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+w.mosq.Addr).SetClientID(d.username).SetUsername(d.username).
-		SetPassword(d.password).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5*time.Second).
+	c.cl = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + w.mosq.Addr).SetClientID(d.username).SetUsername(d.username).
+		SetPassword(d.password).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost <- err }))
 	tok := c.cl.Connect()
 	if !tok.WaitTimeout(5 * time.Second) {
