@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/comms/mosquitto"
@@ -73,6 +74,9 @@ type atSize struct {
 	AddMsSpreadMax float64 `json:"addMsMax"`
 	// AddCPUMs is the broker's own CPU time per add, which other processes on the machine do not inflate.
 	AddCPUMs float64 `json:"addMosquittoCpuMs"`
+	// LongestPauseMs is the longest round trip of a message through the broker while the adds ran: Mosquitto
+	// runs in one thread, so every device waits while the plugin saves its file.
+	LongestPauseMs float64 `json:"longestPauseMs"`
 }
 
 func measureAt(t *testing.T, n int) atSize {
@@ -85,17 +89,57 @@ func measureAt(t *testing.T, n int) atSize {
 	r := atSize{Accounts: n, StartSeconds: mb.StartedIn.Seconds(), FileMiB: fileMiB(t, mb.ConfigFile()), RSSMiB: rssMiB(t, mb.PID())}
 
 	added := make([]*storage.Device, 10)
+	stopProbe := probe(t, mb)
 	cpu := cpuMs(t, mb.PID())
 	adds := repeat(t, len(added), func(i int) error {
 		added[i] = newDevice(domain.NewID())
 		return b.Create(ctx, added[i], password())
 	})
 	r.AddCPUMs = (cpuMs(t, mb.PID()) - cpu) / float64(len(added))
+	r.LongestPauseMs = stopProbe()
 	r.AddMs, r.AddMsSpreadMin, r.AddMsSpreadMax = median(adds), adds[0], adds[len(adds)-1]
 	r.BareClientMs = median(repeat(t, 10, func(int) error { return b.CreateBareClient(ctx, "bare-"+domain.NewID(), password()) }))
 	r.DisableMs = median(repeat(t, 5, func(i int) error { return b.Disable(ctx, added[i].TeamID, added[i].ID) }))
 	r.DeleteMs = median(repeat(t, 5, func(i int) error { return b.Delete(ctx, added[i].TeamID, added[i].ID) }))
 	return r
+}
+
+// probe sends messages through the broker one after the other, as the admin client, until the returned function
+// is called; that returns the longest round trip in milliseconds.
+func probe(t *testing.T, mb *mosquittotest.Broker) func() float64 {
+	topic := devices.DeviceTopic("probe", domain.NewID(), "command")
+	got := make(chan struct{}, 1)
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mb.Addr).SetClientID("probe-" + domain.NewID()).
+		SetUsername(mb.AdminUsername).SetPassword(mb.AdminPassword).SetOrderMatters(false))
+	require.True(t, cl.Connect().WaitTimeout(10*time.Second))
+	tok := cl.Subscribe(topic, 0, func(paho.Client, paho.Message) { got <- struct{}{} })
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	stop, longest := make(chan struct{}), make(chan time.Duration, 1)
+	go func() {
+		defer cl.Disconnect(0)
+		var most time.Duration
+		for {
+			select {
+			case <-stop:
+				longest <- most
+				return
+			default:
+			}
+			t0 := time.Now()
+			cl.Publish(topic, 0, false, "ping")
+			select {
+			case <-got:
+			case <-time.After(time.Minute):
+			}
+			most = max(most, time.Since(t0))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return func() float64 {
+		close(stop)
+		return float64((<-longest).Microseconds()) / 1000
+	}
 }
 
 // seedAccounts adds n device accounts to the plugin's file, as the external broker mode makes them, in 100 teams.
