@@ -28,6 +28,7 @@ need() { # command debian-package
 }
 need wrk wrk
 need jq jq
+need mosquitto mosquitto
 
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
