@@ -13,8 +13,9 @@ import (
 
 // brokerUnavailable is the error of a change the broker did not take: the request changes nothing and may be
 // tried again.
-func brokerUnavailable(err error) error {
-	return domain.Unavailable("broker_unavailable", "The MQTT broker did not take the change, so nothing was changed: try again. ("+err.Error()+")")
+// The broker's own reason is logged where the call failed (comms/mosquitto), not answered.
+func brokerUnavailable(error) error {
+	return domain.Unavailable("broker_unavailable", "The MQTT broker did not take the change, so nothing was changed: try again.")
 }
 
 // OwnerColumns are the device columns its topic ACL depends on.

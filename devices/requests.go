@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -58,21 +59,33 @@ func ParseUpload(raw json.RawMessage) (*Upload, error) {
 	return &up, nil
 }
 
-// ErrDroppedStatus marks a status message that was not recorded: malformed, or not from a device of the
+// errDroppedStatus marks a status message that was not recorded: malformed, or not from a device of the
 // topic's team.
-var ErrDroppedStatus = errors.New("dropped a status message")
+var errDroppedStatus = errors.New("dropped a status message")
 
-// OnStatus consumes the status message a device published on ff/v1/<team>/d/<device>/status: it records it
-// and reports whether the device should be answered with `update`, because it does not run what it should
-// (docs/device-protocol.md §4.4). The broker lets only the device itself publish there.
-func (s *Service) OnStatus(ctx context.Context, teamID, deviceID string, payload []byte, at time.Time) (*storage.Device, bool, error) {
+// OnStatus consumes the status message a device published on ff/v1/<team>/d/<device>/status: it records it and,
+// when the device does not run what it should, answers with `update` through send (docs/device-protocol.md
+// §4.4). The broker lets only the device itself publish there. What cannot be recorded is logged and dropped.
+func (s *Service) OnStatus(ctx context.Context, log *slog.Logger, teamID, deviceID string, payload []byte, send func(*storage.Device)) {
+	d, update, err := s.record(ctx, teamID, deviceID, payload, time.Now())
+	switch {
+	case errors.Is(err, errDroppedStatus):
+		log.Warn("refused a status message", "device", deviceID, "err", err)
+	case err != nil:
+		log.Error("record device status", "device", deviceID, "err", err)
+	case update:
+		send(d)
+	}
+}
+
+func (s *Service) record(ctx context.Context, teamID, deviceID string, payload []byte, at time.Time) (*storage.Device, bool, error) {
 	r, err := ParseReport(payload)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: malformed: %w", ErrDroppedStatus, err)
+		return nil, false, fmt.Errorf("%w: malformed: %w", errDroppedStatus, err)
 	}
 	d, err := s.Store.GetDevice(ctx, deviceID)
 	if domain.IsKind(err, domain.KindNotFound) || (err == nil && d.TeamID != teamID) {
-		return nil, false, fmt.Errorf("%w: from an unknown device", ErrDroppedStatus)
+		return nil, false, fmt.Errorf("%w: from an unknown device", errDroppedStatus)
 	}
 	if err != nil {
 		return nil, false, err

@@ -9,9 +9,7 @@ package mosquitto
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"sync"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/lanes"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -61,7 +60,7 @@ type Broker struct {
 	log        *slog.Logger
 	platformID string
 	replies    devices.Replies
-	work       [statusWorkers]chan func()
+	work       *lanes.Lanes // records status messages, each device's in order
 	stop       chan struct{}
 	closed     atomic.Bool
 	subscribed chan struct{} // closed once the first connection has subscribed
@@ -88,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker", "broker", "external"), platformID: domain.NewID(),
-		stop: make(chan struct{}), subscribed: make(chan struct{})}
+		stop: make(chan struct{}), subscribed: make(chan struct{}), work: lanes.New(statusWorkers, statusQueue/statusWorkers)}
 	b.ctl = &control{}
 	opts := paho.NewClientOptions().AddBroker(addr).SetClientID("flowyard-" + b.platformID).SetUsername(cfg.Username).
 		SetPassword(cfg.Password).SetProtocolVersion(4).SetCleanSession(true).SetKeepAlive(30 * time.Second).
@@ -98,10 +97,6 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		})
 	b.cl = paho.NewClient(opts)
 	b.ctl.cl = b.cl
-	for i := range b.work {
-		b.work[i] = make(chan func(), statusQueue/statusWorkers)
-		go b.worker(b.work[i])
-	}
 	if err := b.connect(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
@@ -185,32 +180,12 @@ func (b *Broker) route(cl paho.Client, m paho.Message) {
 	case !ok:
 	case rest == "status":
 		payload := m.Payload()
-		b.later(deviceID, func() { b.onStatus(teamID, deviceID, payload) })
+		// When the lanes are behind this waits, which slows the delivery of messages to this process rather
+		// than dropping a status a rollout waits for.
+		b.work.Later(deviceID, func() { b.onStatus(teamID, deviceID, payload) })
 	default:
 		if !b.replies.Deliver(topic, m.Payload()) {
 			b.log.Warn("dropped a malformed command reply", "topic", topic)
-		}
-	}
-}
-
-// later runs fn on the device's worker after what is queued before it. When the workers are behind it waits,
-// which slows the delivery of messages to this process rather than dropping a status a rollout waits for.
-func (b *Broker) later(deviceID string, fn func()) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(deviceID))
-	select {
-	case b.work[h.Sum32()%statusWorkers] <- fn:
-	case <-b.stop:
-	}
-}
-
-func (b *Broker) worker(queue chan func()) {
-	for {
-		select {
-		case <-b.stop:
-			return
-		case fn := <-queue:
-			fn()
 		}
 	}
 }
@@ -219,15 +194,7 @@ func (b *Broker) worker(queue chan func()) {
 func (b *Broker) onStatus(teamID, deviceID string, payload []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	defer cancel()
-	d, update, err := b.cfg.Devices.OnStatus(ctx, teamID, deviceID, payload, time.Now())
-	switch {
-	case errors.Is(err, devices.ErrDroppedStatus):
-		b.log.Warn("refused a status message", "device", deviceID, "err", err)
-	case err != nil:
-		b.log.Error("record device status", "device", deviceID, "err", err)
-	case update:
-		b.sendUpdate(d)
-	}
+	b.cfg.Devices.OnStatus(ctx, b.log, teamID, deviceID, payload, b.sendUpdate)
 }
 
 // publish sends a message to devices at QoS 0, as the protocol does.
@@ -262,8 +229,8 @@ func (b *Broker) NotifyDevices(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// DisconnectDevice does nothing here: a deleted device's account was disabled with its deletion, which
-// closed its connections (Disable).
+// DisconnectDevice does nothing here: the plugin closed the device's connections already, when its account was
+// disabled with its deletion or given new credentials.
 func (b *Broker) DisconnectDevice(string) {}
 
 // RequestUpload asks a device for its flows with the `upload` command and waits for the reply, up to ctx's
@@ -293,6 +260,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	close(b.stop)
+	b.work.Stop()
 	b.cl.Disconnect(250)
 	return nil
 }
