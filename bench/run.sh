@@ -193,6 +193,16 @@ bench_dynsec() {
   for n in $(jq -r '.sequentialAddSeconds | keys[]' $j); do
     sample dynsec "$n accounts added one after the other (summed from the per-add figures)" h "$(jq ".sequentialAddSeconds[\"$n\"] / 3600" $j)"
   done
+  # A fleet on the external broker: 300 simulated agents provision (a broker account each) and take a rollout.
+  # Larger bursts outrun the broker: each account costs it a rewrite of its file (see deploy/README.md).
+  for run in $(seq 1 "$RUNS"); do
+    measure TestMeasureRollout FLOWYARD_BENCH_BROKER=external FLOWYARD_BENCH_DEVICES=300 || continue
+    local r=bench/rollout-external.json
+    sample dynsec "external broker, 300 devices: provisioning" s "$(jq .provisionSeconds $r)"
+    sample dynsec "external broker, 300 devices: rollout POST → succeeded" s "$(jq .rolloutSeconds $r)"
+    sample dynsec "external broker, 300 devices: Mosquitto memory per connected device" KiB "$(jq .mosquittoKiBPerDevice $r)"
+    sample dynsec "external broker, 300 devices: platform peak RSS" MiB "$(jq .peakRSSMiB $r)"
+  done
 }
 
 make -s build >/dev/null
