@@ -367,3 +367,42 @@ func nonRetryableIfNotFound(err error) error {
 	}
 	return err
 }
+
+// UpgradeTarget describes a stack change about to happen.
+type UpgradeTarget struct {
+	FromStackID string
+	FromVersion string // Node-RED version of the stack the instance leaves
+	ToVersion   string
+	State       string // the instance's state before the upgrade
+	ShouldRun   bool   // the instance should be running: the upgrade stops it and starts it on the new stack
+}
+
+// CheckUpgrade checks that the instance may move to the stack (it exists, is active and fits the instance's
+// type; storage.UsableStack) and reports what the instance runs now. A refusal is final.
+func (a *Instances) CheckUpgrade(ctx context.Context, instanceID, stackID string) (UpgradeTarget, error) {
+	in, err := a.Store.GetInstance(ctx, instanceID)
+	if err != nil {
+		return UpgradeTarget{}, rejected(err)
+	}
+	to, err := storage.UsableStack(ctx, a.Store, stackID, in.InstanceTypeID)
+	if err != nil {
+		return UpgradeTarget{}, rejected(err)
+	}
+	from, err := storage.GetObject[storage.Stack](ctx, a.Store, in.StackID)
+	if err != nil {
+		return UpgradeTarget{}, rejected(err)
+	}
+	return UpgradeTarget{FromStackID: from.ID, FromVersion: from.NodeRedVersion, ToVersion: to.NodeRedVersion,
+		State: in.State, ShouldRun: in.DesiredState == "running"}, nil
+}
+
+// SetStack records the instance's stack; the runtime takes it at its next start. Putting an upgraded instance
+// back on its previous stack goes through here too, so it does not check that the stack is still offered.
+func (a *Instances) SetStack(ctx context.Context, instanceID, stackID string) error {
+	in, err := a.Store.GetInstance(ctx, instanceID)
+	if err != nil {
+		return nonRetryableIfNotFound(err)
+	}
+	in.StackID = stackID
+	return a.Store.UpdateInstance(ctx, in, "stack_id")
+}

@@ -17,7 +17,7 @@ import (
 type Pipelines struct {
 	Store     *storage.Store
 	Snapshots *snapshots.Service
-	Devices   *devices.Service // sets an instance's device target
+	Devices   *devices.Service // sets an instance's device target; rehashes the devices whose target it sets
 	Notifier  DeviceNotifier   // nil: devices learn their new target on their next check-in
 }
 
@@ -264,7 +264,10 @@ func (a *Pipelines) SetDeviceTarget(ctx context.Context, deviceID, snapshotID st
 			return domain.Conflict("device_in_other_application", "The device is no longer in the pipeline's application.")
 		}
 		d.TargetSnapshotID = &snapshotID
-		return tx.UpdateDevice(ctx, d, "target_snapshot_id")
+		if err := a.Devices.Rehash(ctx, tx, d); err != nil {
+			return err
+		}
+		return tx.UpdateDevice(ctx, d, "target_snapshot_id", "settings_hash")
 	})
 	if err != nil {
 		return rejected(err)

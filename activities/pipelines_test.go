@@ -52,7 +52,7 @@ func TestPromotionLeavesADeviceMovedToAnotherApplication(t *testing.T) {
 
 		d.ApplicationID = &apps[0].ID
 		require.NoError(t, st.UpdateDevice(ctx, d, "application_id"))
-		require.NoError(t, (&activities.Pipelines{Store: st}).SetDeviceTarget(ctx, d.ID, snap.ID))
+		require.NoError(t, (&activities.Pipelines{Store: st, Devices: &devices.Service{Store: st}}).SetDeviceTarget(ctx, d.ID, snap.ID))
 	})
 }
 

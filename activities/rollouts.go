@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/flowyard/flowyard/alerts"
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -21,7 +22,8 @@ type DeviceNotifier interface {
 // activity is safe to retry and the workflow carries only counters.
 type Rollouts struct {
 	Store    *storage.Store
-	Notifier DeviceNotifier // nil: devices learn their target on their next check-in
+	Devices  *devices.Service // recomputes the settings hash of the devices whose target a rollout sets
+	Notifier DeviceNotifier   // nil: devices learn their target on their next check-in
 }
 
 // PlanRollout asks to assign a group's devices to waves.
@@ -58,7 +60,9 @@ func (a *Rollouts) PlanRollout(ctx context.Context, p PlanRollout) ([]int, error
 // between batches. A device is dispatched once however often this is retried.
 func (a *Rollouts) DispatchWave(ctx context.Context, p DispatchWave) error {
 	for {
-		ids, err := a.Store.DispatchRolloutBatch(ctx, p.RolloutID, p.Wave, p.SnapshotID, p.BatchSize)
+		ids, err := a.retarget(ctx, func(ctx context.Context, tx *storage.Store) ([]string, error) {
+			return tx.DispatchRolloutBatch(ctx, p.RolloutID, p.Wave, p.SnapshotID, p.BatchSize)
+		})
 		if err != nil || len(ids) == 0 {
 			return err
 		}
@@ -92,7 +96,9 @@ func (a *Rollouts) ExpireWave(ctx context.Context, rolloutID string, wave int) e
 func (a *Rollouts) RollBackDevices(ctx context.Context, rolloutID string, batchSize int) (int, error) {
 	total := 0
 	for {
-		ids, err := a.Store.RollBackRolloutBatch(ctx, rolloutID, batchSize)
+		ids, err := a.retarget(ctx, func(ctx context.Context, tx *storage.Store) ([]string, error) {
+			return tx.RollBackRolloutBatch(ctx, rolloutID, batchSize)
+		})
 		if err != nil || len(ids) == 0 {
 			return total, err
 		}
@@ -151,7 +157,9 @@ func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
 	default:
 		return nil
 	}
-	ids, err := a.Store.SettleGroupTarget(ctx, r.GroupID, target)
+	ids, err := a.retarget(ctx, func(ctx context.Context, tx *storage.Store) ([]string, error) {
+		return tx.SettleGroupTarget(ctx, r.GroupID, target)
+	})
 	if err == nil {
 		a.notify(ctx, ids)
 	}
@@ -159,23 +167,29 @@ func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
 }
 
 func (a *Rollouts) finishOperation(ctx context.Context, p RolloutProgress) error {
-	if p.OperationID == "" {
+	progress := map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
+		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
+	switch p.Status {
+	case "succeeded":
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationSucceeded, "", progress)
+	case "failed", "rolled_back", "aborted":
+		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationFailed, p.Status+": "+p.Reason, progress)
+	}
+	return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationRunning, "", progress)
+}
+
+// updateWaveOperation writes the operation of a fleet workflow that proceeds in waves (a rollout, a stack
+// move): its status, error and progress; a finished operation never moves again, and none ("") is fine.
+func updateWaveOperation(ctx context.Context, st *storage.Store, operationID, status, errMsg string, progress map[string]any) error {
+	if operationID == "" {
 		return nil
 	}
-	op, err := a.Store.GetOperation(ctx, p.OperationID)
+	op, err := st.GetOperation(ctx, operationID)
 	if err != nil {
 		return nonRetryableIfNotFound(err)
 	}
-	op.Status = storage.OperationRunning
-	switch p.Status {
-	case "succeeded":
-		op.Status = storage.OperationSucceeded
-	case "failed", "rolled_back", "aborted":
-		op.Status, op.Error = storage.OperationFailed, p.Status+": "+p.Reason
-	}
-	op.Progress = map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
-		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
-	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	op.Status, op.Error, op.Progress = status, errMsg, progress
+	_, err = st.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
 	return err
 }
 
@@ -186,6 +200,20 @@ func (a *Rollouts) notify(ctx context.Context, ids []string) {
 	if err := a.Notifier.NotifyDevices(ctx, ids); err != nil && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("notify devices; they will learn on their next check-in", "devices", len(ids), "error", err)
 	}
+}
+
+// retarget runs a change of devices' targets and stores their new settings hashes in the same transaction (the
+// settings hold FF_SNAPSHOT_ID and the snapshot's env, docs/device-protocol.md §2.4); it returns the devices.
+func (a *Rollouts) retarget(ctx context.Context, change func(ctx context.Context, tx *storage.Store) ([]string, error)) ([]string, error) {
+	var ids []string
+	err := a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		var err error
+		if ids, err = change(ctx, tx); err != nil {
+			return err
+		}
+		return a.Devices.RehashDevices(ctx, tx, ids)
+	})
+	return ids, err
 }
 
 func heartbeat(ctx context.Context, details ...any) {

@@ -24,6 +24,9 @@ type RollbackTarget struct {
 	SnapshotName string
 	State        string // the instance's state before the rollback
 	ShouldRun    bool   // the instance should be running: the rollback stops it and starts it again
+	// HasContext says the snapshot holds a persistent context, which the rollback restores: the automatic
+	// snapshot taken first then captures the instance's, so a failed rollback can put it back.
+	HasContext bool
 }
 
 // CheckRollback checks that the snapshot exists and may go into the instance (same application), and reports
@@ -41,7 +44,7 @@ func (a *Snapshots) CheckRollback(ctx context.Context, instanceID, snapshotID st
 	if err := snapshots.SameApplication(snap, in); err != nil {
 		return RollbackTarget{}, rejected(err)
 	}
-	return RollbackTarget{SnapshotName: snap.Name, State: in.State, ShouldRun: in.DesiredState == "running"}, nil
+	return RollbackTarget{SnapshotName: snap.Name, State: in.State, ShouldRun: in.DesiredState == "running", HasContext: snap.HasContext}, nil
 }
 
 // AutoSnapshot asks for an automatic snapshot of an instance.
@@ -51,13 +54,14 @@ type AutoSnapshot struct {
 	Name        string
 	Description string
 	Spare       []string // snapshots that retention must not delete (the one being restored)
+	WithContext bool     // capture the persistent context too
 }
 
 // TakeAutoSnapshot captures an automatic snapshot and prunes automatic snapshots beyond the instance's retention
 // (its snapshot schedule's keep, else snapshots.AutoRetention).
 func (a *Snapshots) TakeAutoSnapshot(ctx context.Context, req AutoSnapshot) error {
 	_, err := withHeartbeat(ctx, func(ctx context.Context) (struct{}, error) {
-		m := snapshots.Meta{ID: req.SnapshotID, Name: req.Name, Description: req.Description, Auto: true}
+		m := snapshots.Meta{ID: req.SnapshotID, Name: req.Name, Description: req.Description, Auto: true, WithContext: req.WithContext}
 		_, err := a.Service.Capture(ctx, req.InstanceID, m)
 		return struct{}{}, err
 	})

@@ -31,7 +31,7 @@ var fieldObjects = map[string]string{
 
 // catalogueFields name the platform's shared objects (stacks, templates…) or another system's (Stripe's
 // prices, the client an OpenID provider knows Flowyard by), which are no team's.
-var catalogueFields = map[string]bool{"instanceTypeId": true, "stackId": true, "templateId": true, "blueprintId": true, "teamTypeId": true,
+var catalogueFields = map[string]bool{"instanceTypeId": true, "stackId": true, "toStackId": true, "templateId": true, "blueprintId": true, "teamTypeId": true,
 	"planPriceId": true, "devicePriceId": true, "clientId": true}
 
 // provenanceFields are references a body carries but the API ignores, by operation: the fields below a path

@@ -221,6 +221,7 @@ func (w *crossWorld) buildTenant(t *testing.T, team, teamID, runtimeURL string) 
 	w.env.teamID, w.env.appID = teamID, app
 	in, sec := w.env.addInstance(t, name("line"), runtimeURL)
 	a.params["instanceId"], a.secrets["instance id"], a.secrets["instance name"] = in.ID, in.ID, in.Name
+	a.params["moveId"] = stackMoveOf(t, w.env.env.Store, in)
 	a.secrets["runtime token"], a.secrets["admin token"], a.secrets["read token"], a.secrets["instance credential secret"] = sec.runtime, sec.admin, sec.read, sec.credentialSecret
 	(&snapWorld{env: w.env.env}).deploy(t, in, sec.credentialSecret, apiFlowsV1, apiCreds)
 	a.secrets["node credential"] = "s3cr3t-pw"

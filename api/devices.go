@@ -19,12 +19,14 @@ import (
 // (credentials revoked and the broker connection closed at once), provisioning tokens, and device snapshots.
 // The agent side of the protocol is in devicelive.go.
 
-// DeviceBroker is the embedded MQTT broker as the API sees it.
+// DeviceBroker reaches devices wherever they are connected: to this process's broker or to another replica's
+// (relay.Relay implements it).
 type DeviceBroker interface {
-	// NotifyDevice sends a connected device the `update` command for its current target.
-	NotifyDevice(ctx context.Context, deviceID string)
+	// NotifyDevices sends the connected ones of the devices the `update` command for their current target; the
+	// others learn it at their next check-in, so an error loses nothing.
+	NotifyDevices(ctx context.Context, deviceIDs []string) error
 	// DisconnectDevice closes a device's broker connection (its credentials are gone).
-	DisconnectDevice(deviceID string)
+	DisconnectDevice(ctx context.Context, deviceID string)
 	// RequestUpload asks a connected device for its current flows (the `upload` command) and waits for them.
 	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
 }
@@ -432,8 +434,8 @@ func (s *Server) updateDevice(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(cols) > 0 && s.broker != nil {
-		s.broker.NotifyDevice(ctx, d.ID)
+	if len(cols) > 0 {
+		s.notifyDevices(ctx, []string{d.ID})
 	}
 	return c.JSON(s.deviceView(d))
 }
@@ -638,7 +640,7 @@ func (s *Server) deleteDevice(c *fiber.Ctx) error {
 		return err
 	}
 	if s.broker != nil {
-		s.broker.DisconnectDevice(d.ID)
+		s.broker.DisconnectDevice(c.UserContext(), d.ID)
 	}
 	if err := s.devices.DeleteAccount(c.UserContext(), d.TeamID, d.ID); err != nil {
 		s.log.Warn("the deleted device's broker account is disabled but not deleted yet", "device", d.ID, "err", err)

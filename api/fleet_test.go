@@ -37,7 +37,7 @@ func TestFleetSettingsReachTheAgents(t *testing.T) {
 		assert.NotContains(t, string(g.Raw), "npm-secret-token", "the npmrc is write-only")
 		assert.NotContains(t, string(g.Raw), "a local password")
 		assert.Equal(t, true, g.Body["settings"].(map[string]any)["palette"].(map[string]any)["npmrcSet"])
-		upd := a.next(t, "update")
+		upd := a.Next(t, "update")
 		got := settings()
 		assert.NotEqual(t, before["hash"], got["hash"])
 		assert.Equal(t, got["hash"], upd["settings"], "the update names the new hash")
@@ -54,7 +54,7 @@ func TestFleetSettingsReachTheAgents(t *testing.T) {
 		// The device's own settings win field by field; the group's secrets stay where the device sets none.
 		owner.Must(200, "PATCH", "/api/v1/devices/"+d.id, map[string]any{"settings": map[string]any{"nodeRedVersion": "4.1.15",
 			"localAuth": map[string]any{"enabled": false, "user": "operator"}}})
-		a.next(t, "update")
+		a.Next(t, "update")
 		got = settings()
 		assert.Equal(t, "4.1.15", got["editor"].(map[string]any)["nodeRedVersion"])
 		assert.Equal(t, npmrc, got["palette"].(map[string]any)["npmrc"])
@@ -126,7 +126,7 @@ func TestInstanceDeviceTarget(t *testing.T) {
 		assert.Equal(t, 403, w.as["viewer"].Do("PUT", path, map[string]any{"snapshotId": w.snapID}).Status)
 		in := member.Must(200, "PUT", path, map[string]any{"snapshotId": w.snapID})
 		assert.Equal(t, w.snapID, in.String("deviceTargetSnapshotId"))
-		upd := a.next(t, "update")
+		upd := a.Next(t, "update")
 		assert.Equal(t, w.snapID, upd["snapshot"])
 		assert.Equal(t, w.inst.ID, upd["project"])
 		assert.Equal(t, w.snapID, w.as["viewer"].Must(200, "GET", "/api/v1/devices/"+first.id, nil).String("targetSnapshotId"))

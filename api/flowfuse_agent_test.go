@@ -20,10 +20,13 @@ import (
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/comms"
 	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/internal/mqttdevice"
 	"github.com/flowyard/flowyard/nodered"
+	"github.com/flowyard/flowyard/relay"
 )
 
-// newBrokerWorld is a deviceWorld whose API talks to the real embedded MQTT broker, on the same store.
+// newBrokerWorld is a deviceWorld whose API reaches devices through the relay and the real embedded MQTT broker,
+// on the same store: the single-process path (on Postgres, too, with nothing else listening).
 func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) {
 	t.Helper()
 	var broker *comms.Broker
@@ -33,7 +36,9 @@ func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) 
 			Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 1 << 20})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = b.Close() })
-		broker, d.Broker = b, b
+		rel := relay.New(d.Store, nil)
+		rel.Attach(b)
+		broker, d.Broker = b, rel
 	})
 	return w, broker
 }
@@ -52,59 +57,12 @@ func fixture(t *testing.T, name string, values map[string]string) []byte {
 	return []byte(s)
 }
 
-// ffAgent is a FlowFuse agent's MQTT side as the fixtures describe it: signed in as device:<team>:<device>,
-// subscribed to its command topic.
-type ffAgent struct {
-	cl       paho.Client
-	topic    string // ff/v1/<team>/d/<device>/
-	commands chan map[string]any
-}
-
-func connectFFAgent(t *testing.T, b *comms.Broker, d registered) *ffAgent {
+// connectFFAgent connects a FlowFuse agent's MQTT side as the fixtures describe it: signed in as
+// device:<team>:<device>, subscribed to its command topic.
+func connectFFAgent(t *testing.T, b *comms.Broker, d registered) *mqttdevice.Device {
 	t.Helper()
 	broker := d.raw.Body["credentials"].(map[string]any)["broker"].(map[string]any)
-	user := broker["username"].(string)
-	parts := strings.Split(user, ":")
-	a := &ffAgent{topic: "ff/v1/" + parts[1] + "/d/" + parts[2] + "/", commands: make(chan map[string]any, 16)}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(user).SetUsername(user).
-		SetPassword(broker["password"].(string)).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-	a.cl = paho.NewClient(opts)
-	tok := a.cl.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	t.Cleanup(func() { a.cl.Disconnect(0) })
-	tok = a.cl.Subscribe(a.topic+"command", 0, func(_ paho.Client, m paho.Message) {
-		var cmd map[string]any
-		if json.Unmarshal(m.Payload(), &cmd) == nil {
-			a.commands <- cmd
-		}
-	})
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	return a
-}
-
-func (a *ffAgent) publish(t *testing.T, sub string, payload []byte) {
-	t.Helper()
-	tok := a.cl.Publish(a.topic+sub, 0, false, payload)
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-}
-
-// next waits for the next command named name, skipping others.
-func (a *ffAgent) next(t *testing.T, name string) map[string]any {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case cmd := <-a.commands:
-			if cmd["command"] == name {
-				return cmd
-			}
-		case <-timeout:
-			t.Fatalf("no %q command within 10 s", name)
-		}
-	}
+	return mqttdevice.Connect(t, "tcp://"+b.Addr(), broker["username"].(string), broker["password"].(string))
 }
 
 // TestFlowFuseAgentMessages drives the platform with the messages a FlowFuse device agent 4.x sends: the
@@ -131,15 +89,15 @@ func TestFlowFuseAgentMessages(t *testing.T) {
 
 		// MQTT: a null status is an agent updating; the heartbeat with a stale settings hash gets an update.
 		a := connectFFAgent(t, broker, d)
-		a.publish(t, "status", fixture(t, "status-updating.json", nil))
+		a.Publish(t, "status", json.RawMessage(fixture(t, "status-updating.json", nil)))
 		waitState(t, w, d.id, "updating")
 		stale := map[string]string{}
 		for k, v := range values {
 			stale[k] = v
 		}
 		stale["settingsHash"] = "stale"
-		a.publish(t, "status", fixture(t, "status.json", stale))
-		upd := a.next(t, "update")
+		a.Publish(t, "status", json.RawMessage(fixture(t, "status.json", stale)))
+		upd := a.Next(t, "update")
 		assert.Equal(t, hash, upd["settings"])
 		assert.Equal(t, w.snapID, upd["snapshot"])
 		assert.Equal(t, app, upd["application"])
@@ -155,12 +113,12 @@ func TestFlowFuseAgentMessages(t *testing.T) {
 		go func() {
 			answer <- w.as["member"].Do("POST", "/api/v1/devices/"+d.id+"/snapshots", map[string]any{"name": "line 3 as it runs"})
 		}()
-		req := a.next(t, "upload")
+		req := a.Next(t, "upload")
 		reply := map[string]string{"correlationData": req["correlationData"].(string), "credentials": sealed["$"]}
 		for k, v := range values {
 			reply[k] = v
 		}
-		a.cl.Publish(req["responseTopic"].(string), 0, false, fixture(t, "upload-reply.json", reply))
+		a.Client.Publish(req["responseTopic"].(string), 0, false, fixture(t, "upload-reply.json", reply))
 		pulled := <-answer
 		require.Equal(t, 201, pulled.Status, string(pulled.Raw))
 		snap, err := w.env.Store.GetSnapshot(context.Background(), pulled.String("id"))
@@ -277,10 +235,10 @@ func TestFlowFuseAgentOneTimeCodeSetup(t *testing.T) {
 }
 
 // waitDisconnected waits until the broker has closed an agent's connection.
-func waitDisconnected(t *testing.T, a *ffAgent) {
+func waitDisconnected(t *testing.T, a *mqttdevice.Device) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for a.cl.IsConnectionOpen() {
+	for a.Client.IsConnectionOpen() {
 		if time.Now().After(deadline) {
 			t.Fatal("the broker kept the connection of revoked credentials open")
 		}

@@ -283,11 +283,13 @@ func groupMembers(ctx context.Context, tx *storage.Store, groupID string, ids []
 	return out, nil
 }
 
+// notifyDevices sends devices whose target or settings changed the `update` command, wherever they are
+// connected; the ones not reached learn it at their next check-in.
 func (s *Server) notifyDevices(ctx context.Context, ids []string) {
-	if s.broker == nil {
+	if s.broker == nil || len(ids) == 0 {
 		return
 	}
-	for _, id := range ids {
-		s.broker.NotifyDevice(ctx, id)
+	if err := s.broker.NotifyDevices(ctx, ids); err != nil {
+		s.log.Warn("notify devices; they will learn at their next check-in", "devices", len(ids), "err", err)
 	}
 }

@@ -140,7 +140,7 @@ func TestGroupEnvReachesDevices(t *testing.T) {
 		changed := settings(d)
 		assert.Equal(t, "south", changed.Body["env"].(map[string]any)["SITE"])
 		assert.NotEqual(t, joined.String("hash"), changed.String("hash"), "a change of the group's env is a new hash")
-		upd := a.next(t, "update")
+		upd := a.Next(t, "update")
 		assert.Equal(t, changed.String("hash"), upd["settings"], "the connected device is told the new hash")
 		assert.Equal(t, w.snapID, upd["snapshot"])
 
@@ -153,6 +153,6 @@ func TestGroupEnvReachesDevices(t *testing.T) {
 		left := settings(d)
 		assert.NotContains(t, left.Body["env"], "SITE")
 		assert.Equal(t, "hi", left.Body["env"].(map[string]any)["GREETING"], "the snapshot's env again")
-		assert.Equal(t, left.String("hash"), a.next(t, "update")["settings"])
+		assert.Equal(t, left.String("hash"), a.Next(t, "update")["settings"])
 	})
 }

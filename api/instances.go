@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +99,7 @@ func (s *Server) registerInstances() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/applications/:applicationId/instances", Summary: "Create a Node-RED instance (202: provisioning runs as a workflow).", Tag: "instances", Body: createInstanceRequest{}, Status: 202}, s.createInstance)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/applications/:applicationId/instances", Summary: "The application's instances.", Tag: "instances"}, s.listInstances)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/instances/:instanceId", Summary: "One instance.", Tag: "instances"}, s.getInstance)
-	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/instances/:instanceId", Summary: "Change settings, env or stack (applied on the next restart).", Tag: "instances", Body: updateInstanceRequest{}}, s.updateInstance)
+	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/instances/:instanceId", Summary: "Change settings or env (applied on the next restart); a stack change is refused here: POST …/upgrade.", Tag: "instances", Body: updateInstanceRequest{}}, s.updateInstance)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/instances/:instanceId", Summary: "Delete an instance (202).", Tag: "instances", Status: 202}, s.deleteInstance)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/instances/:instanceId/actions/:action", Summary: "start, stop, restart or suspend (202).", Tag: "instances", Status: 202}, s.instanceAction)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/instances/:instanceId/logs", Summary: "Recent runtime log lines (?since=RFC3339&limit=).", Tag: "instances"}, s.instanceLogs)
@@ -212,10 +211,27 @@ func (s *Server) newInstance(ctx context.Context, tx *storage.Store, app *storag
 		if err != nil {
 			return nil, initialStorage{}, err
 		}
+		if err := blueprintOffered(ctx, tx, bp, app.TeamID); err != nil {
+			return nil, initialStorage{}, err
+		}
 		in.BlueprintID, in.Modules = &bp.ID, bp.Modules
 		docs.flows = mustJSON(bp.Flows)
 	}
 	return in, docs, nil
+}
+
+// blueprintOffered refuses a blueprint that is not offered to the team's type, naming it.
+func blueprintOffered(ctx context.Context, tx *storage.Store, bp *storage.Blueprint, teamID string) error {
+	team, err := tx.GetTeam(ctx, teamID)
+	if err != nil {
+		return err
+	}
+	ok, err := tx.BlueprintOffered(ctx, bp.ID, team.TeamTypeID)
+	if err != nil || ok {
+		return err
+	}
+	return domain.Unprocessable("blueprint_not_offered", "The blueprint \""+bp.Name+"\" is not offered to this team's type.",
+		domain.FieldError{Field: "blueprintId", Detail: "is not offered to this team's type"})
 }
 
 func requiredField(field, v string) *domain.FieldError {
@@ -277,10 +293,16 @@ func newOperation(kind, subjectType, subjectID, teamID, workflowID string, who *
 // startAction starts the lifecycle workflow for an operation already recorded, and answers 202. When the
 // engine refuses, the operation is marked failed so it never stays pending.
 func (s *Server) startAction(c *fiber.Ctx, in *storage.Instance, op *storage.Operation, action instance.Action) error {
+	return s.startRun(c, in, op, instance.Params{Action: action})
+}
+
+// startRun is startAction with the run's other parameters (a snapshot to restore, a stack to move to).
+func (s *Server) startRun(c *fiber.Ctx, in *storage.Instance, op *storage.Operation, p instance.Params) error {
 	if s.instances == nil {
 		return s.failOperation(c.UserContext(), op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
 	}
-	runID, err := s.instances.Run(c.UserContext(), instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op.ID, Action: action})
+	p.InstanceID, p.TeamID, p.OperationID = in.ID, in.TeamID, op.ID
+	runID, err := s.instances.Run(c.UserContext(), p)
 	if err != nil {
 		return s.failOperation(c.UserContext(), op, err)
 	}
@@ -402,15 +424,10 @@ func (s *Server) updateInstance(c *fiber.Ctx) error {
 		in.Env, cols = *req.Env, append(cols, "env")
 	}
 	if req.StackID != nil && *req.StackID != in.StackID {
-		in.StackID, cols = *req.StackID, append(cols, "stack_id")
+		return stackChangeIsAnOperation(in.ID)
 	}
 	if len(cols) > 0 {
 		err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-			if slices.Contains(cols, "stack_id") {
-				if err := usableStack(ctx, tx, in.StackID, in.InstanceTypeID); err != nil {
-					return err
-				}
-			}
 			if err := tx.UpdateInstance(ctx, in, cols...); err != nil {
 				return err
 			}

@@ -159,7 +159,7 @@ func (s *Server) reissueInTx(c *fiber.Ctx, tx *storage.Store, who *caller, devic
 // reissued closes the broker connection that used the old credentials and answers the new ones.
 func (s *Server) reissued(c *fiber.Ctx, r *registration) error {
 	if s.broker != nil {
-		s.broker.DisconnectDevice(r.device.ID)
+		s.broker.DisconnectDevice(c.UserContext(), r.device.ID)
 	}
 	team, err := s.store.GetTeam(c.UserContext(), r.device.TeamID)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"regexp"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -25,6 +26,12 @@ type objectRoutes[T any, P storage.ObjectPtr[T], Create any, Update any, View an
 	apply  func(ctx context.Context, obj P, req *Update) ([]string, error)
 	view   func(P) View
 	usedBy []usage
+	// related writes what an object holds outside its own row (a blueprint's team types) in the transaction
+	// that writes the row, load reads it back for the views, and relatedFields are the names apply reports
+	// for changes there; all optional.
+	related       func(ctx context.Context, tx *storage.Store, obj P) error
+	load          func(ctx context.Context, st *storage.Store, objs ...P) error
+	relatedFields []string
 }
 
 func register[T any, P storage.ObjectPtr[T], C any, U any, V any](s *Server, r objectRoutes[T, P, C, U, V]) {
@@ -59,12 +66,32 @@ func (r objectRoutes[T, P, C, U, V]) create(s *Server, c *fiber.Ctx) error {
 		if err := storage.InsertObject[T](ctx, tx, obj); err != nil {
 			return err
 		}
+		if err := r.writeRelated(ctx, tx, obj); err != nil {
+			return err
+		}
 		return audit(c, tx, who, "", "platform."+r.tag+".created", r.tag, obj.ObjectID(), nil)
 	})
+	if err == nil {
+		err = r.loadRelated(c.UserContext(), s.store, obj)
+	}
 	if err != nil {
 		return err
 	}
 	return created(c, r.view(obj))
+}
+
+func (r objectRoutes[T, P, C, U, V]) writeRelated(ctx context.Context, tx *storage.Store, obj P) error {
+	if r.related == nil {
+		return nil
+	}
+	return r.related(ctx, tx, obj)
+}
+
+func (r objectRoutes[T, P, C, U, V]) loadRelated(ctx context.Context, st *storage.Store, objs ...P) error {
+	if r.load == nil {
+		return nil
+	}
+	return r.load(ctx, st, objs...)
 }
 
 func (r objectRoutes[T, P, C, U, V]) list(s *Server, c *fiber.Ctx) error {
@@ -79,6 +106,13 @@ func (r objectRoutes[T, P, C, U, V]) list(s *Server, c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	objs := make([]P, len(rows))
+	for i := range rows {
+		objs[i] = P(&rows[i])
+	}
+	if err := r.loadRelated(c.UserContext(), s.store, objs...); err != nil {
+		return err
+	}
 	return list(c, rows, next, func(o *T) V { return r.view(P(o)) })
 }
 
@@ -87,6 +121,9 @@ func (r objectRoutes[T, P, C, U, V]) get(s *Server, c *fiber.Ctx) error {
 		return err
 	}
 	obj, err := storage.GetObject[T, P](c.UserContext(), s.store, c.Params(r.param))
+	if err == nil {
+		err = r.loadRelated(c.UserContext(), s.store, obj)
+	}
 	if err != nil {
 		return err
 	}
@@ -107,12 +144,19 @@ func (r objectRoutes[T, P, C, U, V]) update(s *Server, c *fiber.Ctx) error {
 	if err := s.decode(c, req); err != nil {
 		return err
 	}
+	if err := r.loadRelated(ctx, s.store, obj); err != nil {
+		return err
+	}
 	cols, err := r.apply(ctx, obj, req)
 	if err != nil || len(cols) == 0 {
 		return orView(c, err, r.view(obj))
 	}
 	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		if err := storage.UpdateObject[T](ctx, tx, obj, cols...); err != nil {
+		own := slices.DeleteFunc(slices.Clone(cols), func(c string) bool { return slices.Contains(r.relatedFields, c) })
+		if err := storage.UpdateObject[T](ctx, tx, obj, own...); err != nil {
+			return err
+		}
+		if err := r.writeRelated(ctx, tx, obj); err != nil {
 			return err
 		}
 		return audit(c, tx, who, "", "platform."+r.tag+".updated", r.tag, c.Params(r.param), map[string]any{"fields": cols})

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/flowyard/flowyard/domain"
@@ -45,7 +46,7 @@ func teamTypeRoutes() objectRoutes[storage.TeamType, *storage.TeamType, teamType
 			return teamTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, SelfService: t.SelfService,
 				Properties: t.Properties, CreatedAt: t.CreatedAt}
 		},
-		usedBy: []usage{{"teams", "team_type_id", "teams"}},
+		usedBy: []usage{{"teams", "team_type_id", "teams"}, {"blueprint_team_types", "team_type_id", "blueprints"}},
 	}
 }
 
@@ -82,16 +83,24 @@ type instanceTypeRequest struct {
 	Description *string         `json:"description,omitempty"`
 	Active      *bool           `json:"active,omitempty"`
 	Properties  *map[string]any `json:"properties,omitempty"`
+	// ContextLimitKB is how much persistent context each instance of the type may keep, in KiB (0: none;
+	// default 1024).
+	ContextLimitKB *int `json:"contextLimitKB,omitempty"`
 }
 
 type instanceTypeJSON struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	Active      bool           `json:"active"`
-	Properties  map[string]any `json:"properties"`
-	CreatedAt   time.Time      `json:"createdAt"`
+	ID             string         `json:"id"`
+	Name           string         `json:"name"`
+	Description    string         `json:"description"`
+	Active         bool           `json:"active"`
+	Properties     map[string]any `json:"properties"`
+	ContextLimitKB int            `json:"contextLimitKB"`
+	CreatedAt      time.Time      `json:"createdAt"`
 }
+
+// maxContextLimitKB caps an instance type's persistent context: the context plugin holds it all in memory
+// and reads it whole when Node-RED starts.
+const maxContextLimitKB = 64 << 10
 
 func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.InstanceType, instanceTypeRequest, instanceTypeRequest, instanceTypeJSON] {
 	apply := func(t *storage.InstanceType, req *instanceTypeRequest, creating bool) ([]string, error) {
@@ -100,12 +109,16 @@ func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.I
 		f.description(req.Description, &t.Description)
 		f.set(req.Active != nil, "active", func() { t.Active = *req.Active })
 		f.set(req.Properties != nil, "properties", func() { t.Properties = *req.Properties })
+		f.set(req.ContextLimitKB != nil, "context_limit_kb", func() {
+			t.ContextLimitKB = *req.ContextLimitKB
+			f.between("contextLimitKB", t.ContextLimitKB, 0, maxContextLimitKB)
+		})
 		return f.result()
 	}
 	return objectRoutes[storage.InstanceType, *storage.InstanceType, instanceTypeRequest, instanceTypeRequest, instanceTypeJSON]{
 		path: "/api/v1/instance-types", tag: "instance-types", param: "instanceTypeId",
 		build: func(ctx context.Context, req *instanceTypeRequest) (*storage.InstanceType, error) {
-			t := &storage.InstanceType{ID: domain.NewID(), Active: true, Properties: map[string]any{}}
+			t := &storage.InstanceType{ID: domain.NewID(), Active: true, Properties: map[string]any{}, ContextLimitKB: storage.DefaultContextLimitKB}
 			_, err := apply(t, req, true)
 			return t, err
 		},
@@ -113,7 +126,8 @@ func instanceTypeRoutes(s *Server) objectRoutes[storage.InstanceType, *storage.I
 			return apply(t, req, false)
 		},
 		view: func(t *storage.InstanceType) instanceTypeJSON {
-			return instanceTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, Properties: t.Properties, CreatedAt: t.CreatedAt}
+			return instanceTypeJSON{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active, Properties: t.Properties,
+				ContextLimitKB: t.ContextLimitKB, CreatedAt: t.CreatedAt}
 		},
 		usedBy: append([]usage{{"stacks", "instance_type_id", "stacks"}}, instanceTypeUsers...),
 	}
@@ -271,6 +285,9 @@ type blueprintRequest struct {
 	Description *string            `json:"description,omitempty"`
 	Flows       *[]any             `json:"flows,omitempty"`
 	Modules     *map[string]string `json:"modules,omitempty"`
+	// TeamTypeIDs are the team types whose teams may create instances from the blueprint; [] (the default):
+	// every team type.
+	TeamTypeIDs *[]string `json:"teamTypeIds,omitempty"`
 }
 
 type blueprintJSON struct {
@@ -279,7 +296,16 @@ type blueprintJSON struct {
 	Description string            `json:"description"`
 	Flows       []any             `json:"flows"`
 	Modules     map[string]string `json:"modules"`
+	TeamTypeIDs []string          `json:"teamTypeIds"`
 	CreatedAt   time.Time         `json:"createdAt"`
+}
+
+// blueprintTeamTypes is what apply reports when a blueprint's team types change (blueprint_team_types).
+const blueprintTeamTypes = "team_types"
+
+func blueprintView(b *storage.Blueprint) blueprintJSON {
+	return blueprintJSON{ID: b.ID, Name: b.Name, Description: b.Description, Flows: b.Flows, Modules: b.Modules,
+		TeamTypeIDs: b.TeamTypeIDs, CreatedAt: b.CreatedAt}
 }
 
 func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, blueprintRequest, blueprintRequest, blueprintJSON] {
@@ -295,6 +321,9 @@ func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, bluep
 			b.Modules = *req.Modules
 			f.errs = append(f.errs, domain.ValidateModules("modules", b.Modules)...)
 		})
+		f.set(req.TeamTypeIDs != nil, blueprintTeamTypes, func() {
+			b.TeamTypeIDs = slices.Compact(slices.Sorted(slices.Values(*req.TeamTypeIDs)))
+		})
 		return f.result()
 	}
 	return objectRoutes[storage.Blueprint, *storage.Blueprint, blueprintRequest, blueprintRequest, blueprintJSON]{
@@ -307,9 +336,25 @@ func blueprintRoutes() objectRoutes[storage.Blueprint, *storage.Blueprint, bluep
 		apply: func(ctx context.Context, b *storage.Blueprint, req *blueprintRequest) ([]string, error) {
 			return apply(b, req, false)
 		},
-		view: func(b *storage.Blueprint) blueprintJSON {
-			return blueprintJSON{ID: b.ID, Name: b.Name, Description: b.Description, Flows: b.Flows, Modules: b.Modules, CreatedAt: b.CreatedAt}
+		view:          blueprintView,
+		usedBy:        blueprintUsers,
+		related:       writeBlueprintTeamTypes,
+		relatedFields: []string{blueprintTeamTypes},
+		load: func(ctx context.Context, st *storage.Store, bs ...*storage.Blueprint) error {
+			return st.LoadBlueprintTeamTypes(ctx, bs...)
 		},
-		usedBy: blueprintUsers,
 	}
+}
+
+// writeBlueprintTeamTypes stores the team types a blueprint is offered to, each one an existing team type.
+func writeBlueprintTeamTypes(ctx context.Context, tx *storage.Store, b *storage.Blueprint) error {
+	if b.TeamTypeIDs == nil {
+		b.TeamTypeIDs = []string{}
+	}
+	for _, id := range b.TeamTypeIDs {
+		if err := exists[storage.TeamType](ctx, tx, "teamTypeIds", id); err != nil {
+			return err
+		}
+	}
+	return tx.SetBlueprintTeamTypes(ctx, b.ID, b.TeamTypeIDs)
 }

@@ -44,21 +44,8 @@ func applicationSnapshot(ctx context.Context, tx *storage.Store, field, applicat
 	return snap, err
 }
 
-// usableStack refuses a stack an instance may not be put on: one that does not exist, is not active, or is made
-// for another instance type than the instance's.
+// usableStack refuses a stack an instance of the type may not take (storage.UsableStack).
 func usableStack(ctx context.Context, st *storage.Store, stackID, instanceTypeID string) error {
-	stack, err := storage.GetObject[storage.Stack](ctx, st, stackID)
-	switch {
-	case domain.IsKind(err, domain.KindNotFound):
-		return unknownReference("stackId")
-	case err != nil:
-		return err
-	case !stack.Active:
-		return domain.Unprocessable("stack_inactive", "The stack is no longer offered for new instances or stack changes.",
-			domain.FieldError{Field: "stackId", Detail: "is not active"})
-	case stack.InstanceTypeID != nil && *stack.InstanceTypeID != instanceTypeID:
-		return domain.Unprocessable("stack_other_instance_type", "The stack is made for another instance type than the instance's.",
-			domain.FieldError{Field: "stackId", Detail: "belongs to another instance type"})
-	}
-	return nil
+	_, err := storage.UsableStack(ctx, st, stackID, instanceTypeID)
+	return err
 }

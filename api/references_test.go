@@ -164,8 +164,8 @@ func TestDeviceImportsItsFlowsOnceAndKeepsAtMostTheSnapshotCap(t *testing.T) {
 	})
 }
 
-// TestInstancesTakeOnlyActiveStacksOfTheirType: creating an instance or changing its stack to an inactive
-// stack, or to one made for another instance type, is refused naming stackId, and changes nothing.
+// TestInstancesTakeOnlyActiveStacksOfTheirType: creating an instance or upgrading it to an inactive stack, or
+// to one made for another instance type, is refused naming stackId, and changes nothing.
 func TestInstancesTakeOnlyActiveStacksOfTheirType(t *testing.T) {
 	eachDialect(t, func(t *testing.T, dialect string) {
 		w := newSnapWorld(t, dialect)
@@ -189,11 +189,12 @@ func TestInstancesTakeOnlyActiveStacksOfTheirType(t *testing.T) {
 		instances := "/api/v1/applications/" + w.appIDs[0] + "/instances"
 		refuses(t, w.env, owner, refusal{422, "stack_inactive", "stackId"}, "POST", instances, create(inactive))
 		refuses(t, w.env, owner, refusal{422, "stack_other_instance_type", "stackId"}, "POST", instances, create(foreign))
-		refuses(t, w.env, owner, refusal{422, "stack_inactive", "stackId"}, "PATCH", "/api/v1/instances/"+in.ID, map[string]any{"stackId": inactive})
-		refuses(t, w.env, owner, refusal{422, "stack_other_instance_type", "stackId"}, "PATCH", "/api/v1/instances/"+in.ID, map[string]any{"stackId": foreign})
+		upgrade := "/api/v1/instances/" + in.ID + "/upgrade"
+		refuses(t, w.env, owner, refusal{422, "stack_inactive", "stackId"}, "POST", upgrade, map[string]any{"stackId": inactive})
+		refuses(t, w.env, owner, refusal{422, "stack_other_instance_type", "stackId"}, "POST", upgrade, map[string]any{"stackId": foreign})
 		assert.Zero(t, w.runner.count(), "nothing was started")
 
-		assert.Equal(t, same, owner.Must(200, "PATCH", "/api/v1/instances/"+in.ID, map[string]any{"stackId": same}).String("stackId"))
+		owner.Must(202, "POST", upgrade, map[string]any{"stackId": same})
 		owner.Must(202, "POST", instances, create(same))
 	})
 }

@@ -72,6 +72,8 @@ type Deps struct {
 	Rollouts RolloutRunner
 	// Pipelines runs promotions; nil makes promote answer 503.
 	Pipelines PipelineRunner
+	// StackMoves moves every instance of a stack to another; nil makes that route answer 503.
+	StackMoves StackMoveRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
 	// DeviceAccounts are the broker's own device accounts (an external broker); nil with the embedded broker.
@@ -87,26 +89,27 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	app       *fiber.App
-	store     *storage.Store
-	log       *slog.Logger
-	cfg       Config
-	ready     []Checker
-	routes    []routeDoc
-	limiter   *limiters
-	wfURL     func(workflowID, runID string) string
-	sealer    *domain.Sealer
-	instances InstanceRunner
-	logs      LogReader
-	devices   *devices.Service
-	broker    DeviceBroker
-	rollouts  RolloutRunner
-	pipelines PipelineRunner
-	billing   *billing.Service
-	schedules SnapshotScheduler
-	live      *liveHub
-	mail      *mail.Outbox
-	providers *providers // OpenID providers of single sign-on, cached
+	app        *fiber.App
+	store      *storage.Store
+	log        *slog.Logger
+	cfg        Config
+	ready      []Checker
+	routes     []routeDoc
+	limiter    *limiters
+	wfURL      func(workflowID, runID string) string
+	sealer     *domain.Sealer
+	instances  InstanceRunner
+	logs       LogReader
+	devices    *devices.Service
+	broker     DeviceBroker
+	rollouts   RolloutRunner
+	pipelines  PipelineRunner
+	stackMoves StackMoveRunner
+	billing    *billing.Service
+	schedules  SnapshotScheduler
+	live       *liveHub
+	mail       *mail.Outbox
+	providers  *providers // OpenID providers of single sign-on, cached
 }
 
 // New builds the API with every route registered.
@@ -124,6 +127,7 @@ func New(d Deps) *Server {
 		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines
+	s.stackMoves = d.StackMoves
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
 	s.providers = newProviders()
@@ -186,9 +190,11 @@ func (s *Server) registerRoutes() {
 	s.registerApplications()
 	s.registerOperations()
 	s.registerRuntime()
+	s.registerRuntimeContext()
 	s.registerEditor()
 	s.registerInstances()
 	s.registerSnapshots()
+	s.registerUpgrades()
 	s.registerSnapshotSchedules()
 	s.registerFlows()
 	s.registerDevices()

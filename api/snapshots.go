@@ -21,6 +21,10 @@ import (
 type createSnapshotRequest struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// IncludeContext captures the instance's persistent context too (as last written by Node-RED, at most a
+	// few seconds old); a rollback to the snapshot then restores it. Without it, the context is left out and
+	// a rollback keeps the instance's own.
+	IncludeContext bool `json:"includeContext,omitempty"`
 }
 
 type updateSnapshotRequest struct {
@@ -62,18 +66,25 @@ type snapshotDocument struct {
 	Settings       map[string]any    `json:"settings,omitempty"`
 	Env            []domain.EnvVar   `json:"env,omitempty"`
 	Modules        map[string]string `json:"modules,omitempty"`
+	// HasContext says whether the snapshot holds the instance's persistent context; Context is that context
+	// ({"<scope>": {…}}) in the full view and an export, and is imported as it is.
+	HasContext bool            `json:"hasContext"`
+	Context    json.RawMessage `json:"context,omitempty"`
 }
 
 func snapshotMetaView(snap *storage.Snapshot) snapshotDocument {
 	created := snap.CreatedAt
 	return snapshotDocument{ID: snap.ID, InstanceID: snap.InstanceID, ApplicationID: snap.ApplicationID, TeamID: snap.TeamID,
 		Name: snap.Name, Description: snap.Description, Auto: snap.Auto, NodeRedVersion: snap.NodeRedVersion, Size: snap.SizeBytes,
-		CreatedBy: snap.CreatedBy, CreatedAt: &created}
+		CreatedBy: snap.CreatedBy, CreatedAt: &created, HasContext: snap.HasContext}
 }
 
 func snapshotFullView(snap *storage.Snapshot) snapshotDocument {
 	v := snapshotMetaView(snap)
 	v.Flows, v.Settings, v.Env, v.Modules = json.RawMessage(snap.Flows), snap.Settings, snap.Env, snap.Modules
+	if snap.Context != nil {
+		v.Context = json.RawMessage(*snap.Context)
+	}
 	return v
 }
 
@@ -141,11 +152,12 @@ func (s *Server) createSnapshot(c *fiber.Ctx) error {
 	}
 	var snap *storage.Snapshot
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		snap, err = s.snapshotService(tx).Capture(ctx, in.ID, snapshots.Meta{Name: req.Name, Description: req.Description, CreatedBy: userIDOf(who)})
+		meta := snapshots.Meta{Name: req.Name, Description: req.Description, CreatedBy: userIDOf(who), WithContext: req.IncludeContext}
+		snap, err = s.snapshotService(tx).Capture(ctx, in.ID, meta)
 		if err != nil {
 			return err
 		}
-		return audit(c, tx, who, in.TeamID, "snapshot.created", "snapshot", snap.ID, map[string]any{"instanceId": in.ID, "name": snap.Name})
+		return audit(c, tx, who, in.TeamID, "snapshot.created", "snapshot", snap.ID, map[string]any{"instanceId": in.ID, "name": snap.Name, "context": snap.HasContext})
 	})
 	if err != nil {
 		return err
@@ -284,7 +296,7 @@ func (s *Server) importSnapshot(c *fiber.Ctx) error {
 	}
 	doc := req.Snapshot
 	content := snapshots.Content{Flows: doc.Flows, Credentials: doc.Credentials, Settings: doc.Settings, Env: doc.Env,
-		Modules: doc.Modules, NodeRedVersion: doc.NodeRedVersion}
+		Modules: doc.Modules, NodeRedVersion: doc.NodeRedVersion, Context: doc.Context}
 	var snap *storage.Snapshot
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
 		meta := snapshots.Meta{Name: doc.Name, Description: doc.Description, CreatedBy: userIDOf(who)}
@@ -334,15 +346,7 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.instances == nil {
-		return s.failOperation(c.UserContext(), op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
-	}
-	p := instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op.ID, Action: instance.ActionRollback, SnapshotID: snap.ID}
-	if op.RunID, err = s.instances.Run(c.UserContext(), p); err != nil {
-		return s.failOperation(c.UserContext(), op, err)
-	}
-	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"instance": s.instanceView(in), "operation": s.operationView(op)})
+	return s.startRun(c, in, op, instance.Params{Action: instance.ActionRollback, SnapshotID: snap.ID})
 }
 
 // seedFromSnapshot fills a new instance from a snapshot of its team: flows, credentials re-encrypted to the
@@ -362,12 +366,13 @@ func (s *Server) seedFromSnapshot(ctx context.Context, tx *storage.Store, in *st
 		in.Env = seed.Env
 	}
 	in.Modules = seed.Modules
-	return initialStorage{flows: seed.Flows, credentials: seed.Credentials}, nil
+	return initialStorage{flows: seed.Flows, credentials: seed.Credentials, context: seed.Context}, nil
 }
 
 // initialStorage is what a new instance's storage plugin finds on its first start ("" = nothing).
 type initialStorage struct {
 	flows, credentials string
+	context            *string // persistent context, from a snapshot that captured it
 }
 
 // put writes the documents inside the creating transaction.
@@ -378,7 +383,16 @@ func (d initialStorage) put(ctx context.Context, tx *storage.Store, instanceID s
 		}
 	}
 	if d.credentials != "" {
-		return tx.PutInstanceStorage(ctx, instanceID, storage.StorageCredentials, d.credentials)
+		if err := tx.PutInstanceStorage(ctx, instanceID, storage.StorageCredentials, d.credentials); err != nil {
+			return err
+		}
+	}
+	if d.context != nil {
+		scopes, err := storage.ParseInstanceContext(*d.context)
+		if err != nil {
+			return err
+		}
+		return tx.ReplaceInstanceContext(ctx, instanceID, scopes)
 	}
 	return nil
 }

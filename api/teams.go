@@ -31,6 +31,7 @@ func (s *Server) registerTeams() {
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/teams/:teamId", Summary: "Rename a team or change its slug or type (team owners: self-service types only; the team must fit the new type's limits).", Tag: "teams", Body: updateTeamRequest{}}, s.updateTeam)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId", Summary: "Delete a team.", Tag: "teams", Status: 204}, s.deleteTeam)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/audit-log", Summary: "The team's audit log.", Tag: "teams"}, s.listTeamAudit)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/blueprints", Summary: "The blueprints the team's type is offered, to create instances from.", Tag: "teams"}, s.listTeamBlueprints)
 }
 
 func (s *Server) createTeam(c *fiber.Ctx) error {
@@ -289,7 +290,7 @@ func (s *Server) deleteTeam(c *fiber.Ctx) error {
 func (s *Server) forgetDevices(teamID string, deviceIDs []string) {
 	for _, id := range deviceIDs {
 		if s.broker != nil {
-			s.broker.DisconnectDevice(id)
+			s.broker.DisconnectDevice(context.Background(), id)
 		}
 		if err := s.devices.DeleteAccount(context.Background(), teamID, id); err != nil {
 			s.log.Warn("a deleted team's device keeps its broker account until the platform next starts", "team", teamID, "device", id, "err", err)
@@ -311,4 +312,28 @@ func (s *Server) listTeamAudit(c *fiber.Ctx) error {
 		return err
 	}
 	return list(c, rows, next, auditView)
+}
+
+// listTeamBlueprints lists the blueprints the team may create instances from: those its team type is offered.
+func (s *Server) listTeamBlueprints(c *fiber.Ctx) error {
+	_, team, _, err := s.teamFor(c, domain.ActionApplicationList)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rows, next, err := s.store.ListBlueprintsOfferedTo(c.UserContext(), team.TeamTypeID, p)
+	if err != nil {
+		return err
+	}
+	ptrs := make([]*storage.Blueprint, len(rows))
+	for i := range rows {
+		ptrs[i] = &rows[i]
+	}
+	if err := s.store.LoadBlueprintTeamTypes(c.UserContext(), ptrs...); err != nil {
+		return err
+	}
+	return list(c, rows, next, blueprintView)
 }

@@ -84,6 +84,7 @@ var rules = []rule{
 	{"the API reaches Temporal only through workflow facades, and never activities or drivers", under("api"),
 		anyOf(under("activities"), under("drivers"), prefixed("go.temporal.io"))},
 	{"activities never import the API or workflow code", under("activities"), anyOf(under("api"), prefixed("go.temporal.io/sdk/workflow"))},
+	{"relay reaches devices only through the Connections interface a broker implements: it never imports comms", under("relay"), under("comms")},
 	{"cmd holds wiring only: it imports config, platform and agent", under("cmd"),
 		func(imp string) bool {
 			return ours(imp) && !anyOf(exactly("config"), exactly("platform"), under("agent"))(imp)

@@ -5,14 +5,14 @@
 #
 #   BENCH_RUNS      repeats of the API, 1,000-device rollout and idle-RSS measurements (default 3)
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
-#   BENCH_ONLY      space-separated subset of: api instances snapshots devices rollouts dashboard dynsec (default: all)
+#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts dashboard dynsec (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
 PORT=${BENCH_PORT:-18480}
 RUNS=${BENCH_RUNS:-3}
 RUNS_10K=${BENCH_10K_RUNS:-1}
-ONLY=${BENCH_ONLY:-api instances snapshots devices rollouts dashboard dynsec}
+ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts dashboard dynsec}
 PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 TMP=$(mktemp -d)
 SAMPLES=$TMP/samples.jsonl   # one measured value per line
@@ -149,6 +149,21 @@ bench_devices() {
   sample devices "idle CPU with 1,000 connected devices" "% of a core" "$(jq .idleCpuPercentOfOneCore $j)"
 }
 
+# How fast a change reaches a device on the production layout (2 × flowyard serve, a worker, Postgres): a target
+# change sent to the replica holding the device and to the other one, and a one-device rollout from the worker
+# (BenchmarkDelivery in platform).
+bench_delivery() {
+  echo "measuring delivery across processes" >&2
+  go test ./platform -run '^$' -bench 'BenchmarkDelivery' -benchtime 50x -timeout 30m > "$TMP/delivery.txt" 2>&1 ||
+    { tail -50 "$TMP/delivery.txt" >&2; echo "BenchmarkDelivery (platform)" >> "$FAILED"; return 0; }
+  # Lines look like: BenchmarkDelivery/across-replicas-2  50  48.32 max-ms  12.75 median-ms  4.453 min-ms
+  awk '/^BenchmarkDelivery\// && /median-ms/ {
+      name=$1; sub(/^BenchmarkDelivery\//, "", name); sub(/-[0-9]+$/, "", name)
+      for (i=3; i<NF; i++) { if ($(i+1)=="median-ms") med=$i; if ($(i+1)=="min-ms") lo=$i; if ($(i+1)=="max-ms") hi=$i }
+      print name, med, lo, hi, $2 }' "$TMP/delivery.txt" |
+    while read -r name med lo hi n; do summary delivery "change → update at the device: $name" ms "$med" "$lo" "$hi" "$n"; done
+}
+
 bench_rollouts() {
   local n runs
   for n in 1000 10000; do
@@ -206,7 +221,7 @@ bench_dynsec() {
 }
 
 make -s build >/dev/null
-for part in api instances snapshots devices rollouts dashboard dynsec; do
+for part in api instances snapshots devices delivery rollouts dashboard dynsec; do
   if wanted "$part"; then "bench_$part"; fi
 done
 

@@ -93,7 +93,8 @@ const (
 type connection struct {
 	client *mqtt.Client
 	grant  grant
-	flow   *bucket // its publish rate
+	flow   *bucket         // its publish rate
+	last   *devices.Report // what its last status said it runs (nil before its first)
 }
 
 // Start binds the listeners and serves until Close.
@@ -225,24 +226,98 @@ func (b *Broker) connection(deviceID string) *connection {
 	return b.clients[deviceID]
 }
 
+// Holds reports whether the device is connected to this broker.
+func (b *Broker) Holds(deviceID string) bool { return b.connection(deviceID) != nil }
+
 // NotifyDevice refreshes what a connected device may subscribe to and sends it the `update` command for its
 // current target (docs/device-protocol.md §3.3). A device that is not connected learns it at its next check-in.
 func (b *Broker) NotifyDevice(ctx context.Context, deviceID string) {
-	conn := b.connection(deviceID)
-	if conn == nil {
-		return
-	}
-	d, err := b.store.GetDevice(ctx, deviceID)
-	if err != nil {
+	if err := b.NotifyDevices(ctx, []string{deviceID}); err != nil {
 		b.log.Warn("notify device", "device", deviceID, "err", err)
-		return
 	}
+}
+
+// NotifyDevices does what NotifyDevice does for each of the devices connected here, reading them in batches.
+func (b *Broker) NotifyDevices(ctx context.Context, deviceIDs []string) error {
+	return b.eachConnected(ctx, deviceIDs, func(d *storage.Device, _ *devices.Report) {
+		b.mu.Lock()
+		if cur := b.clients[d.ID]; cur != nil {
+			cur.grant = grantOf(d)
+		}
+		b.mu.Unlock()
+		b.sendUpdate(d)
+	})
+}
+
+// PushMissed sends `update` to every connected device whose last status says it runs something else than what
+// it should (devices.NeedsUpdate): a change notified while this process was not listening reaches it now rather
+// than at its next heartbeat. A device that has not sent a status yet gets its `update` in answer to its first.
+func (b *Broker) PushMissed(ctx context.Context) {
 	b.mu.Lock()
-	if cur := b.clients[deviceID]; cur != nil {
-		cur.grant = grantOf(d)
+	ids := make([]string, 0, len(b.clients))
+	for id, c := range b.clients {
+		if c.last != nil {
+			ids = append(ids, id)
+		}
 	}
 	b.mu.Unlock()
-	b.sendUpdate(d)
+	sent := 0
+	err := b.eachConnected(ctx, ids, func(d *storage.Device, last *devices.Report) {
+		if last != nil && devices.NeedsUpdate(d, last) {
+			b.sendUpdate(d)
+			sent++
+		}
+	})
+	if len(ids) > 0 || err != nil {
+		b.log.Info("re-sent update to connected devices that run something else than their target", "devices", sent, "connected", len(ids), "err", err)
+	}
+}
+
+// readBatch is how many devices one query reads.
+const readBatch = 200
+
+// eachConnected reads the devices of ids that are connected here, a batch at a time, and calls fn with each and
+// its last status.
+func (b *Broker) eachConnected(ctx context.Context, ids []string, fn func(*storage.Device, *devices.Report)) error {
+	held := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if b.Holds(id) {
+			held = append(held, id)
+		}
+	}
+	for len(held) > 0 {
+		n := min(len(held), readBatch)
+		list, err := b.store.GetDevices(ctx, held[:n])
+		if err != nil {
+			return err
+		}
+		held = held[n:]
+		for i := range list {
+			d := &list[i]
+			b.mu.Lock()
+			c := b.clients[d.ID]
+			var last *devices.Report
+			if c != nil {
+				last = c.last
+			}
+			b.mu.Unlock()
+			if c != nil {
+				fn(d, last)
+			}
+		}
+	}
+	return nil
+}
+
+// remember keeps what a connected device's status said it runs, for PushMissed.
+func (b *Broker) remember(deviceID string, r *devices.Report) {
+	last := &devices.Report{Project: r.Project, Application: r.Application, Snapshot: r.Snapshot, Settings: r.Settings,
+		HasProject: r.HasProject, HasApplication: r.HasApplication, HasSnapshot: r.HasSnapshot, HasSettings: r.HasSettings, State: r.State}
+	b.mu.Lock()
+	if c := b.clients[deviceID]; c != nil {
+		c.last = last
+	}
+	b.mu.Unlock()
 }
 
 func (b *Broker) sendUpdate(d *storage.Device) {
@@ -296,5 +371,22 @@ func (b *Broker) onStatus(pk packets.Packet) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b.devices.OnStatus(ctx, b.log, teamID, deviceID, pk.Payload, b.sendUpdate)
+	r, err := devices.ParseReport(pk.Payload)
+	if err != nil {
+		b.log.Warn("refused a malformed status message", "device", deviceID, "err", err)
+		return
+	}
+	d, err := b.store.GetDevice(ctx, deviceID)
+	if err != nil || d.TeamID != teamID {
+		b.log.Warn("status from an unknown device", "device", deviceID, "err", err)
+		return
+	}
+	if err := b.devices.Record(ctx, d, r, time.Now()); err != nil {
+		b.log.Error("record device status", "device", deviceID, "err", err)
+		return
+	}
+	b.remember(deviceID, r)
+	if devices.NeedsUpdate(d, r) {
+		b.sendUpdate(d)
+	}
 }

@@ -120,6 +120,8 @@ type KubernetesConfig struct {
 	IngressClass     string   // empty: the cluster's default
 	TLSSecret        string   // TLS secret for the instances' Ingresses; empty: plain HTTP
 	ImagePullSecrets []string // for a private registry
+	StorageClass     string   // storage class of the instances' PersistentVolumeClaims; empty: the cluster's default
+	DataSizeMB       int      // size of each instance's PersistentVolumeClaim
 }
 
 // rawSettings are settings read as text and parsed after the flags.
@@ -171,6 +173,8 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "the cluster's default", "ingress class of the instances' Ingresses")
 	s.str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "(plain HTTP)", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
 	s.str(&raw.pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "", "comma-separated image pull secrets, for a private registry")
+	s.str(&c.Kubernetes.StorageClass, "k8s-storage-class", "FLOWYARD_K8S_STORAGE_CLASS", "", "the cluster's default", "storage class of each instance's PersistentVolumeClaim (its user directory: installed modules, files its flows write)")
+	s.int(&c.Kubernetes.DataSizeMB, "k8s-data-size-mb", "FLOWYARD_K8S_DATA_SIZE_MB", 1024, "size of that claim in MiB; an existing claim keeps its size")
 	s.str(&c.Stripe.Key, "stripe-key", "FLOWYARD_STRIPE_KEY", "", "", "Stripe secret key; billing is off without it")
 	s.str(&c.Stripe.WebhookSecret, "stripe-webhook-secret", "FLOWYARD_STRIPE_WEBHOOK_SECRET", "", "", "signing secret of the Stripe webhook endpoint (`whsec_…`); needed with a key")
 	s.str(&c.Stripe.APIURL, "stripe-api-url", "FLOWYARD_STRIPE_API_URL", "", "Stripe's", "Stripe API base URL (e.g. a stripe-mock)")

@@ -63,6 +63,8 @@ type Service struct {
 	// Accounts are the broker's own device accounts when it signs devices in itself (an external broker); nil
 	// with the embedded broker, which asks the store.
 	Accounts Accounts
+
+	memo *memo // set on the copy RehashDevices works with: reads shared by a batch of devices, once
 }
 
 // Accounts are a broker's own accounts of devices: a broker that signs devices in and checks their topics

@@ -103,13 +103,13 @@ func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]stri
 	var env [][2]string
 	switch {
 	case d.ApplicationID != nil:
-		app, err := s.Store.GetApplication(ctx, *d.ApplicationID)
+		app, err := s.records().GetApplication(ctx, *d.ApplicationID)
 		if err != nil {
 			return nil, nil, err
 		}
 		env = append(env, [2]string{"FF_APPLICATION_ID", app.ID}, [2]string{"FF_APPLICATION_NAME", app.Name})
 	case d.InstanceID != nil:
-		in, err := s.Store.GetInstance(ctx, *d.InstanceID)
+		in, err := s.records().GetInstance(ctx, *d.InstanceID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -120,7 +120,7 @@ func (s *Service) platformEnv(ctx context.Context, d *storage.Device) ([][2]stri
 	if d.TargetSnapshotID == nil {
 		return append(env, [2]string{"FF_SNAPSHOT_ID", "0"}, [2]string{"FF_SNAPSHOT_NAME", "None"}), nil, nil
 	}
-	snap, err := s.Store.GetSnapshotMeta(ctx, *d.TargetSnapshotID)
+	snap, err := s.records().GetSnapshotMeta(ctx, *d.TargetSnapshotID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,18 +220,31 @@ func (s *Service) Rehash(ctx context.Context, st *storage.Store, d *storage.Devi
 	return nil
 }
 
+// rehashBatch is how many devices RehashDevices reads and writes at once.
+const rehashBatch = 200
+
 // RehashDevices recomputes and stores the settings hash of each device, inside tx: after a change to what
-// their settings hold that is not their own, such as their group's env or joining or leaving the group.
+// their settings hold that is not their own, such as their group's env, joining or leaving the group, or a
+// target set in bulk (rollouts). Devices are read and written a batch at a time, and what a batch shares (its
+// application, target snapshot, group) is read once; a device deleted meanwhile is left out.
 func (s *Service) RehashDevices(ctx context.Context, tx *storage.Store, ids []string) error {
-	for _, id := range ids {
-		d, err := tx.GetDevice(ctx, id)
+	for len(ids) > 0 {
+		n := min(len(ids), rehashBatch)
+		list, err := tx.GetDevices(ctx, ids[:n])
 		if err != nil {
 			return err
 		}
-		if err := s.Rehash(ctx, tx, d); err != nil {
-			return err
+		ids = ids[n:]
+		svc := *s
+		svc.memo = newMemo(tx)
+		hashes := make(map[string]string, len(list))
+		for i := range list {
+			if err := svc.Rehash(ctx, tx, &list[i]); err != nil {
+				return err
+			}
+			hashes[list[i].ID] = list[i].SettingsHash
 		}
-		if err := tx.UpdateDevice(ctx, d, "settings_hash"); err != nil {
+		if err := tx.SetSettingsHashes(ctx, hashes); err != nil {
 			return err
 		}
 	}

@@ -147,5 +147,5 @@ func (s *Service) deviceGroup(ctx context.Context, d *storage.Device) (*storage.
 	if d.DeviceGroupID == nil {
 		return nil, nil
 	}
-	return s.Store.GetDeviceGroup(ctx, *d.DeviceGroupID)
+	return s.records().GetDeviceGroup(ctx, *d.DeviceGroupID)
 }

@@ -89,7 +89,7 @@ type Secrets struct {
 // platform also owns: externalModules.palette.allowList/denyList (when
 // given) and editorTheme.projects.enabled (always false).
 var PlatformSettingsKeys = []string{
-	"adminAuth", "credentialSecret", "envVarExcludes",
+	"adminAuth", "contextStorage", "credentialSecret", "envVarExcludes",
 	"httpAdminRoot", "httpNodeRoot", "httpRoot", "https", "logging",
 	"readOnly", "requireHttps", "runtimeState", "storageModule", "telemetry",
 	"uiHost", "uiPort", "userDir",
@@ -113,7 +113,7 @@ func TokenDigest(token string) string {
 // the file as JSON, never by pasting strings into JavaScript. The file logs
 // JSON lines on stdout, enables runtimeState (so GET /flows/state works as a
 // readiness probe), turns telemetry off and keeps context in memory unless
-// the template settings say otherwise.
+// the flows choose the persistent store (see contextStorage).
 func RenderSettings(p SettingsParams) ([]byte, error) {
 	if err := p.normalise(); err != nil {
 		return nil, err
@@ -204,7 +204,6 @@ func defaultSettings() map[string]any {
 		"disableEditor":           false,
 		"flowFile":                "flows.json",
 		"flowFilePretty":          true,
-		"contextStorage":          map[string]any{"default": map[string]any{"module": "memory"}},
 		"nodeCloseTimeout":        5000,
 		"diagnostics":             map[string]any{"enabled": true, "ui": false},
 		"functionExternalModules": false,
@@ -226,6 +225,7 @@ func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
 	if p.DisableEditor {
 		s["disableEditor"] = true
 	}
+	s["contextStorage"] = p.contextStorage()
 	s["runtimeState"] = map[string]any{"enabled": true, "ui": false}
 	s["telemetry"] = map[string]any{"enabled": false, "updateNotification": false}
 	excludes := append([]string{EnvInstanceToken}, p.EnvVarExcludes...)
@@ -251,6 +251,22 @@ func (p *SettingsParams) applyPlatformSettings(s map[string]any) {
 		palette["allowList"] = nonNil(p.PaletteAllowList)
 		palette["denyList"] = nonNil(p.PaletteDenyList)
 	}
+}
+
+// ContextFlushSeconds is how often the persistent context store writes changed values to the platform (and
+// at once when Node-RED stops): what a killed process loses at most.
+const ContextFlushSeconds = 5
+
+// contextStorage keeps context in memory by default. With the storage plugin there is also the store
+// "persistent", as on FlowFuse: the plugin's context store, which keeps values in the platform (settings.js
+// sets its module, a function). A flow chooses it by name (flow.set("key", value, "persistent"), or the store
+// menu of a change node); memory stays the default, so nothing a flow keeps becomes persistent unasked.
+func (p *SettingsParams) contextStorage() map[string]any {
+	stores := map[string]any{"default": "memory", "memory": map[string]any{"module": "memory"}}
+	if p.StorageModule != "" {
+		stores["persistent"] = map[string]any{"config": map[string]any{"flushInterval": ContextFlushSeconds}}
+	}
+	return stores
 }
 
 // childMap returns m[key] as a map, replacing a non-map value with a new one.
@@ -382,6 +398,7 @@ if (storageModulePath) {
     if (secrets.instanceToken) {
         settings.storageModule.useToken(secrets.instanceToken);
     }
+    settings.contextStorage.persistent.module = settings.storageModule.contextStore;
 }
 
 module.exports = settings;

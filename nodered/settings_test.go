@@ -22,7 +22,8 @@ func loadSettingsInNode(t *testing.T, js []byte, tokens ...string) (settings map
 	}
 	script := `
 const s = require(process.argv[1]);
-const kinds = {tokens: typeof s.adminAuth.tokens, handler: typeof s.logging.console.handler, storageModule: typeof s.storageModule};
+const kinds = {tokens: typeof s.adminAuth.tokens, handler: typeof s.logging.console.handler, storageModule: typeof s.storageModule,
+    persistentContext: typeof (s.contextStorage.persistent || {}).module};
 Promise.all(process.argv.slice(2).map((tok) => s.adminAuth.tokens(tok))).then((users) => {
     console.log(JSON.stringify({settings: s, users: users, kinds: kinds}));
 });`
@@ -87,9 +88,10 @@ func TestRenderSettingsLoadsInNode(t *testing.T) {
 	want := map[string]any{
 		"uiPort": 18999.0, "uiHost": "127.0.0.1", "httpAdminRoot": "/admin", "httpNodeRoot": "/api",
 		"credentialSecret": "cred'\"secret", "disableEditor": true, "httpStatic": "/srv/static", "nodeCloseTimeout": 3000.0,
-		"runtimeState":    map[string]any{"enabled": true, "ui": false},
-		"telemetry":       map[string]any{"enabled": false, "updateNotification": false},
-		"contextStorage":  map[string]any{"default": map[string]any{"module": "memory"}},
+		"runtimeState": map[string]any{"enabled": true, "ui": false},
+		"telemetry":    map[string]any{"enabled": false, "updateNotification": false},
+		"contextStorage": map[string]any{"default": "memory", "memory": map[string]any{"module": "memory"},
+			"persistent": map[string]any{"config": map[string]any{"flushInterval": float64(ContextFlushSeconds)}}},
 		"envVarExcludes":  []any{EnvInstanceToken, "MY_SECRET"},
 		"adminAuth":       map[string]any{"tokenHeader": "x-flowyard-token"},
 		"logging":         map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": true}},
@@ -105,7 +107,7 @@ func TestRenderSettingsLoadsInNode(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", key, s[key], value)
 		}
 	}
-	if kinds["tokens"] != "function" || kinds["handler"] != "function" || kinds["storageModule"] != "object" {
+	if kinds["tokens"] != "function" || kinds["handler"] != "function" || kinds["storageModule"] != "object" || kinds["persistentContext"] != "function" {
 		t.Errorf("kinds %v", kinds)
 	}
 	wantUsers := []any{
@@ -127,6 +129,7 @@ func TestRenderSettingsDefaults(t *testing.T) {
 	for key, value := range map[string]any{
 		"uiHost": "127.0.0.1", "httpAdminRoot": "/", "httpNodeRoot": "/", "disableEditor": false,
 		"adminAuth": map[string]any{}, "envVarExcludes": []any{EnvInstanceToken},
+		"contextStorage": map[string]any{"default": "memory", "memory": map[string]any{"module": "memory"}}, // no persistent store without the plugin
 	} {
 		if !reflect.DeepEqual(s[key], value) {
 			t.Errorf("%s = %#v, want %#v", key, s[key], value)

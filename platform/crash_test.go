@@ -32,7 +32,7 @@ type devProcess struct {
 	url     string
 }
 
-func buildFlowyard(t *testing.T) string {
+func buildFlowyard(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "flowyard")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/flowyard").CombinedOutput()

@@ -3,7 +3,6 @@ package platform
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,28 +13,52 @@ import (
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/metrics"
+	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/storage"
 )
 
-// deviceBroker is how a process reaches devices: the embedded broker, or its connection to an external one.
+// deviceBroker is how a process reaches the devices it can reach itself: the embedded broker (the devices
+// connected to it) or its connection to an external broker (every device). The relay hands it what is for those
+// devices and, with the embedded broker, sends the rest to the other processes.
 type deviceBroker interface {
-	api.DeviceBroker
+	relay.Connections
 	Check(ctx context.Context) error
 	Close() error
 }
 
 // startBroker runs the devices' broker of an API process (the embedded one, or the connection to the external
-// one, which consumes status messages) and gives the API its view of it: the broker to notify, the URL handed
-// to devices, and a readiness check.
-func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer) (deviceBroker, error) {
+// one, which consumes status messages), attaches it to the relay and gives the API its view of them: the relay
+// to reach devices (connected here or to another replica), the URL handed to devices, and readiness checks. On
+// Postgres the relay listens for the other processes' notifications until the returned stop is called.
+func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, sealer *domain.Sealer, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer, rel *relay.Relay) (deviceBroker, func(), error) {
 	svc := &devices.Service{Store: st, Sealer: sealer, ForgeURL: cfg.PublicURL, BrokerURL: cfg.MQTTPublicURL}
+	b, err := startDeviceBroker(ctx, cfg, svc, log, deps, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rel.Attach(b)
+	deps.Broker = rel
+	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
+		api.Checker{Name: "relay", Check: func(ctx context.Context) error {
+			if err := rel.Check(ctx); err != nil {
+				return api.Degraded(err.Error())
+			}
+			return nil
+		}})
+	lctx, cancel := context.WithCancel(ctx)
+	listened := make(chan struct{})
+	go func() { defer close(listened); rel.Listen(lctx) }()
+	return b, func() { cancel(); <-listened }, nil
+}
+
+// startDeviceBroker starts the broker the settings choose.
+func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Service, log *slog.Logger, deps *api.Deps, reg prometheus.Registerer) (deviceBroker, error) {
 	if cfg.MQTTBroker == config.BrokerExternal {
 		b, err := startExternalBroker(ctx, cfg, svc, log, true)
 		if err != nil {
 			return nil, err
 		}
-		deps.Broker, deps.DeviceAccounts = b, b
-		deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
+		deps.DeviceAccounts = b
 		return b, nil
 	}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
@@ -44,10 +67,8 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	if err != nil {
 		return nil, err
 	}
-	deps.Broker = b
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
-	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check})
 	return b, nil
 }
 
@@ -56,24 +77,4 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 func startExternalBroker(ctx context.Context, cfg config.Config, svc *devices.Service, log *slog.Logger, consume bool) (*mosquitto.Broker, error) {
 	return mosquitto.Start(ctx, mosquitto.Config{URL: cfg.External.URL, Username: cfg.External.Username, Password: cfg.External.Password,
 		Devices: svc, Log: log, Consume: consume})
-}
-
-// lateNotifier tells devices their target changed through the broker once it runs (the worker starts
-// first); until then, and in a worker without a broker, devices learn it on their next check-in.
-type lateNotifier struct{ broker atomic.Pointer[notifyTarget] }
-
-type notifyTarget struct{ api.DeviceBroker }
-
-func (n *lateNotifier) set(b api.DeviceBroker) { n.broker.Store(&notifyTarget{b}) }
-
-// NotifyDevices implements activities.DeviceNotifier.
-func (n *lateNotifier) NotifyDevices(ctx context.Context, ids []string) error {
-	b := n.broker.Load()
-	if b == nil {
-		return nil
-	}
-	for _, id := range ids {
-		b.NotifyDevice(ctx, id)
-	}
-	return nil
 }

@@ -15,10 +15,9 @@ import (
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
-	"github.com/flowyard/flowyard/workflows/instance"
-	"github.com/flowyard/flowyard/workflows/snapshot"
 )
 
 // Version is set at build time.
@@ -170,20 +169,21 @@ func RunServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	deps := api.Deps{Store: st, Sealer: sealer, WorkflowURL: tcfg.WorkflowURL,
-		Instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		Ready:     []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}}
+	// Every workflow facade: rollouts and promotions started on any replica run on the workers.
+	f := newFacades(c, tcfg)
+	deps := f.apiDeps(api.Deps{Store: st, Sealer: sealer, WorkflowURL: tcfg.WorkflowURL,
+		Ready: []api.Checker{{Name: "temporal", Check: func(ctx context.Context) error { return temporalenv.Healthy(ctx, c) }}}})
 	deps.HTTPMetrics = apiMetrics(reg, st)
-	deps.SnapshotSchedules = &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 	deps.Billing, _ = newBilling(cfg, st, c, tcfg, log, nil)
 	if deps.Mail, err = startMail(ctx, cfg, st, sealer, log); err != nil {
 		return err
 	}
-	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
+	broker, stopRelay, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg, relay.New(st, log))
 	if err != nil {
 		return err
 	}
 	defer stopping.run("the MQTT broker", func() { _ = broker.Close() })
+	defer stopping.run("the device relay", stopRelay)
 	if cfg.Driver == "kubernetes" {
 		// Pods' logs are readable from any replica; local processes' only from the worker beside them.
 		drv, err := newDriver(cfg, log, nil)
@@ -243,11 +243,11 @@ func RunDev(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if deps.Mail, err = startMail(ctx, cfg, st, sealer, log); err != nil {
 		return err
 	}
-	broker, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg)
+	broker, stopRelay, err := startBroker(ctx, cfg, st, sealer, log, &deps, reg, e.relay)
 	if err != nil {
 		return err
 	}
 	defer stopping.run("the MQTT broker", func() { _ = broker.Close() })
-	e.notifier.set(broker)
+	defer stopping.run("the device relay", stopRelay)
 	return serveAPI(ctx, cfg, log, deps)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/flowyard/flowyard/health"
 	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
+	"github.com/flowyard/flowyard/relay"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
@@ -35,6 +36,7 @@ import (
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
 	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/stackmove"
 )
 
 // loadTemporalConfig reads temporal.yaml (defaults when it is absent) and, in dev, points it at the embedded
@@ -61,15 +63,39 @@ type engine struct {
 	tcfg        temporalenv.Config
 	driver      drivers.Driver
 	closeDriver func() error
-	instances   *instance.Client
-	rollouts    *rollout.Client
-	pipelines   *pipeline.Client
-	schedules   *snapshot.Client
-	workers     []sdkworker.Worker
-	notifier    *lateNotifier
-	billing     *billing.Service // nil when billing is off
-	store       *storage.Store
-	log         *slog.Logger
+	facades
+	workers []sdkworker.Worker
+	relay   *relay.Relay     // tells devices their target changed, through the broker holding each one
+	billing *billing.Service // nil when billing is off
+	store   *storage.Store
+	log     *slog.Logger
+}
+
+// facades are the workflow clients the API and the worker start and signal workflows with.
+type facades struct {
+	instances  *instance.Client
+	rollouts   *rollout.Client
+	pipelines  *pipeline.Client
+	schedules  *snapshot.Client
+	stackMoves *stackmove.Client
+}
+
+func newFacades(c client.Client, tcfg temporalenv.Config) facades {
+	return facades{
+		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
+			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
+		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		stackMoves: newStackMoves(c, tcfg),
+	}
+}
+
+// apiDeps gives the API the facades.
+func (f facades) apiDeps(d api.Deps) api.Deps {
+	d.Instances, d.Rollouts, d.Pipelines, d.SnapshotSchedules = f.instances, f.rollouts, f.pipelines, f.schedules
+	d.StackMoves = f.stackMoves
+	return d
 }
 
 // startEngine dials Temporal (recording the SDK's metrics into reg when it is not nil), builds the
@@ -87,13 +113,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{client: c, tcfg: tcfg, store: st, log: log,
-		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
-			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		schedules: &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		notifier:  &lateNotifier{}}
+	e := &engine{client: c, tcfg: tcfg, store: st, log: log, facades: newFacades(c, tcfg), relay: relay.New(st, log)}
 	drv, err := newDriver(cfg, log, e.onRuntimeExit)
 	if err != nil {
 		c.Close()
@@ -109,9 +129,9 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 			Instances: instanceActs,
 			Snapshots: &activities.Snapshots{Service: &snapshots.Service{Store: st, Sealer: sealer}},
 		}),
-		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Notifier: e.notifier}),
+		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}, &activities.StackMoves{Store: st}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
-			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.notifier}),
+			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}),
 	}
 	alertWorker, err := startAlerts(ctx, cfg, tcfg, st, sealer, c, log)
 	if err != nil {
@@ -214,15 +234,18 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
 	}
 	return kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
-		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, Logger: log, OnExit: onExit})
+		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, StorageClassName: k.StorageClass,
+		DataSizeMB: k.DataSizeMB, Logger: log, OnExit: onExit})
+}
+
+// newStackMoves is the facade that starts moves of a stack's instances, for the API.
+func newStackMoves(c client.Client, tcfg temporalenv.Config) *stackmove.Client {
+	return &stackmove.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts), InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
 }
 
 // apiDeps gives the API its view of the engine.
 func (e *engine) apiDeps(d api.Deps) api.Deps {
-	d.Instances = e.instances
-	d.Rollouts = e.rollouts
-	d.Pipelines = e.pipelines
-	d.SnapshotSchedules = e.schedules
+	d = e.facades.apiDeps(d)
 	d.Billing = e.billing
 	d.WorkflowURL = e.tcfg.WorkflowURL
 	d.Logs = driverLogs(e.driver)
@@ -315,7 +338,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		defer stopping.run("the MQTT broker connection", func() { _ = b.Close() })
-		e.notifier.set(b)
+		e.relay.Attach(b)
 	}
 	log.Info("worker running", "temporal", tcfg.Address, "namespace", tcfg.Namespace)
 	<-ctx.Done()

@@ -21,7 +21,7 @@ import (
 
 // Limits.
 const (
-	// MaxBytes caps a snapshot's flows and credentials together.
+	// MaxBytes caps a snapshot's flows, credentials and persistent context together.
 	MaxBytes = 20 << 20
 	// AutoRetention is how many automatic snapshots an instance keeps; older ones are pruned.
 	AutoRetention = 10
@@ -42,6 +42,9 @@ type Meta struct {
 	Description string
 	Auto        bool
 	CreatedBy   *string
+	// WithContext captures the instance's persistent context too; without it a rollback to the snapshot leaves
+	// the instance's context as it is.
+	WithContext bool
 }
 
 func (m Meta) validate() error {
@@ -51,7 +54,7 @@ func (m Meta) validate() error {
 // TooLarge is the error for content over MaxBytes.
 func TooLarge(size int) error {
 	return &domain.Error{Kind: domain.KindTooLarge, Code: "snapshot_too_large",
-		Message: fmt.Sprintf("The snapshot would hold %.1f MiB of flows and credentials; the limit is %d MiB.", float64(size)/(1<<20), MaxBytes>>20)}
+		Message: fmt.Sprintf("The snapshot would hold %.1f MiB of flows, credentials and context; the limit is %d MiB.", float64(size)/(1<<20), MaxBytes>>20)}
 }
 
 // Capture copies an instance's flows and credentials as its storage plugin last saved them, its effective
@@ -74,20 +77,49 @@ func (s *Service) Capture(ctx context.Context, instanceID string, m Meta) (*stor
 		if err := checkFlowsDocument(docs.flows); err != nil {
 			return err
 		}
-		if size := len(docs.flows) + len(docs.credentials); size > MaxBytes {
+		var persistent *string
+		if m.WithContext {
+			if persistent, err = contextDocument(ctx, tx, instanceID); err != nil {
+				return err
+			}
+		}
+		if size := contentSize(docs.flows, docs.credentials, persistent); size > MaxBytes {
 			return TooLarge(size)
 		}
 		snap, err = newSnapshot(ctx, tx, in, m)
 		if err != nil {
 			return err
 		}
-		snap.Flows, snap.Credentials = docs.flows, docs.credentials
+		snap.Flows, snap.Credentials, snap.Context = docs.flows, docs.credentials, persistent
 		snap.CredentialSecret = in.CredentialSecret // already sealed with the platform key
 		snap.Modules = installedModules(in.Modules, docs.settings)
 		_, err = tx.InsertSnapshot(ctx, snap)
 		return err
 	})
 	return snap, err
+}
+
+// contextDocument is the instance's persistent context as a snapshot keeps it.
+func contextDocument(ctx context.Context, tx *storage.Store, instanceID string) (*string, error) {
+	scopes, err := tx.GetInstanceContext(ctx, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := json.Marshal(scopes)
+	if err != nil {
+		return nil, err
+	}
+	s := string(doc)
+	return &s, nil
+}
+
+// contentSize is what counts against MaxBytes: flows, credentials and the persistent context, if any.
+func contentSize(flows, credentials string, persistent *string) int {
+	n := len(flows) + len(credentials)
+	if persistent != nil {
+		n += len(*persistent)
+	}
+	return n
 }
 
 // newSnapshot starts a snapshot of the instance: owner, names, effective settings and env, Node-RED version.
@@ -181,8 +213,9 @@ func installedModules(requested map[string]string, runtimeSettings string) map[s
 }
 
 // Apply writes a snapshot into an instance in one transaction, so the instance holds either all of the old or
-// all of the new: flows, credentials (re-encrypted to the instance's secret when the snapshot's differs), and
-// settings, env and modules as the instance's own values over its template. Applying the same snapshot twice
+// all of the new: flows, credentials (re-encrypted to the instance's secret when the snapshot's differs),
+// settings, env and modules as the instance's own values over its template, and the persistent context when
+// the snapshot captured it (else the instance keeps its own). Applying the same snapshot twice
 // gives the same result, so a retried activity is harmless. The runtime picks the content up on its next start.
 func (s *Service) Apply(ctx context.Context, snapshotID, instanceID string) error {
 	return s.apply(ctx, snapshotID, instanceID, false)
@@ -217,6 +250,9 @@ func (s *Service) apply(ctx context.Context, snapshotID, instanceID string, prom
 			return err
 		}
 		in.Modules = snap.Modules
+		if err := restoreContext(ctx, tx, snap, in.ID, promote); err != nil {
+			return err
+		}
 		if err := tx.PutInstanceStorage(ctx, in.ID, storage.StorageFlows, snap.Flows); err != nil {
 			return err
 		}
@@ -225,6 +261,19 @@ func (s *Service) apply(ctx context.Context, snapshotID, instanceID string, prom
 		}
 		return tx.UpdateInstance(ctx, in, "settings", "env", "modules")
 	})
+}
+
+// restoreContext makes a snapshot's persistent context the instance's, when the snapshot holds one. A promotion
+// never carries context: it belongs to the instance it was kept in, like the instance's env values.
+func restoreContext(ctx context.Context, tx *storage.Store, snap *storage.Snapshot, instanceID string, promote bool) error {
+	if snap.Context == nil || promote {
+		return nil
+	}
+	scopes, err := storage.ParseInstanceContext(*snap.Context)
+	if err != nil {
+		return err
+	}
+	return tx.ReplaceInstanceContext(ctx, instanceID, scopes)
 }
 
 // SameApplication allows a snapshot to go only into an instance of its own application.

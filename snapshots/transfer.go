@@ -1,6 +1,7 @@
 package snapshots
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -17,6 +18,8 @@ type Content struct {
 	Env            []domain.EnvVar
 	Modules        map[string]string
 	NodeRedVersion string
+	// Context is the persistent context ({"<scope>": {…}}), when the snapshot captured it; nil otherwise.
+	Context json.RawMessage
 }
 
 // Import stores content a user brings as a new snapshot of the instance (it is not applied). The credentials
@@ -41,7 +44,7 @@ func (s *Service) Import(ctx context.Context, in *storage.Instance, c Content, u
 	snap := &storage.Snapshot{ID: id, InstanceID: in.ID, ApplicationID: in.ApplicationID, TeamID: in.TeamID,
 		Name: m.Name, Description: m.Description, Auto: m.Auto, CreatedBy: m.CreatedBy,
 		Flows: string(c.Flows), Credentials: creds, CredentialSecret: in.CredentialSecret,
-		Settings: c.Settings, Env: env, Modules: c.Modules, NodeRedVersion: c.NodeRedVersion}
+		Settings: c.Settings, Env: env, Modules: c.Modules, NodeRedVersion: c.NodeRedVersion, Context: c.context()}
 	if _, err := s.Store.InsertSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}
@@ -54,7 +57,7 @@ func (s *Service) checkImport(c Content, userSecret, targetSealed string) (strin
 	if err := validateContent(c); err != nil {
 		return "", err
 	}
-	if size := len(c.Flows) + len(c.Credentials); size > MaxBytes {
+	if size := contentSize(string(c.Flows), string(c.Credentials), c.context()); size > MaxBytes {
 		return "", TooLarge(size)
 	}
 	return s.importCredentials(c.Credentials, userSecret, targetSealed)
@@ -73,6 +76,11 @@ func validateContent(c Content) error {
 	errs = append(errs, domain.ValidateSettings("snapshot.settings", c.Settings)...)
 	errs = append(errs, domain.ValidateEnv("snapshot.env", c.Env)...)
 	errs = append(errs, domain.ValidateModules("snapshot.modules", c.Modules)...)
+	if c.context() != nil {
+		if _, err := storage.ParseInstanceContext(*c.context()); err != nil {
+			errs = append(errs, domain.FieldError{Field: "snapshot.context", Detail: "must be an object of context scopes, each a JSON object"})
+		}
+	}
 	if len(c.NodeRedVersion) > 64 {
 		errs = append(errs, domain.FieldError{Field: "snapshot.nodeRedVersion", Detail: "must be at most 64 characters"})
 	}
@@ -82,12 +90,28 @@ func validateContent(c Content) error {
 	return nil
 }
 
+// context is the content's persistent context as stored (compact JSON), or nil when it has none.
+func (c Content) context() *string {
+	trimmed := bytes.TrimSpace(c.Context)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return nil
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, trimmed); err != nil {
+		s := string(trimmed) // refused by validateContent
+		return &s
+	}
+	s := compact.String()
+	return &s
+}
+
 // Seed is what a new instance starts with when it is created from a snapshot.
 type Seed struct {
 	Flows, Credentials string
 	Settings           map[string]any
 	Env                []domain.EnvVar
 	Modules            map[string]string
+	Context            *string // the snapshot's persistent context, when it captured one
 }
 
 // SeedFor reads a snapshot of the team for a new instance on template tpl whose (sealed) secret is
@@ -110,5 +134,5 @@ func (s *Service) SeedFor(ctx context.Context, snapshotID, teamID string, tpl *s
 	if err != nil {
 		return nil, err
 	}
-	return &Seed{Flows: snap.Flows, Credentials: creds, Settings: settings, Env: env, Modules: snap.Modules}, nil
+	return &Seed{Flows: snap.Flows, Credentials: creds, Settings: settings, Env: env, Modules: snap.Modules, Context: snap.Context}, nil
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -75,6 +76,16 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*Device, error) {
 	return d, classify(err, "device")
 }
 
+// GetDevices returns the devices of ids that exist, in no particular order.
+func (s *Store) GetDevices(ctx context.Context, ids []string) ([]Device, error) {
+	var out []Device
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.In(ids)).Scan(ctx)
+	return out, err
+}
+
 // ListTeamDevices returns a page of a team's devices.
 func (s *Store) ListTeamDevices(ctx context.Context, teamID string, p Page) ([]Device, string, error) {
 	q := s.db.NewSelect().Model((*Device)(nil)).Where("team_id = ?", teamID)
@@ -124,6 +135,25 @@ func (s *Store) UpdateDevice(ctx context.Context, d *Device, columns ...string) 
 	d.ChangedAt = d.UpdatedAt
 	res, err := s.db.NewUpdate().Model(d).Column(append(columns, "updated_at", "changed_at")...).WherePK().Exec(ctx)
 	return mustAffect(res, err, "device")
+}
+
+// SetSettingsHashes stores the settings hash of each device (by ID) in one statement.
+func (s *Store) SetSettingsHashes(ctx context.Context, hashes map[string]string) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(hashes))
+	var cases strings.Builder
+	args := make([]any, 0, 2*len(hashes))
+	cases.WriteString("settings_hash = CASE id")
+	for id, hash := range hashes {
+		cases.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, hash)
+		ids = append(ids, id)
+	}
+	cases.WriteString(" END")
+	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set(cases.String(), args...)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	return err
 }
 
 // touchDevice stamps a bulk device update as a change of the devices' own settings, which the live event

@@ -112,8 +112,13 @@ type InstanceType struct {
 	Description   string
 	Active        bool
 	Properties    map[string]any `bun:",type:text"`
+	// ContextLimitKB is how much persistent context an instance of the type may keep (0: none).
+	ContextLimitKB int `bun:"context_limit_kb"`
 	Stamps
 }
+
+// DefaultContextLimitKB is an instance type's persistent context limit unless an admin sets another.
+const DefaultContextLimitKB = 1024
 
 // Stack fixes the Node-RED (and Node.js) version and the resources of the instances on it.
 type Stack struct {
@@ -145,13 +150,16 @@ type Template struct {
 
 // Blueprint is a starting set of flows and the modules they need.
 type Blueprint struct {
-	bun.BaseModel `bun:"table:blueprints"`
+	bun.BaseModel `bun:"table:blueprints,alias:b"`
 	ID            string `bun:",pk"`
 	Name          string
 	Description   string
 	Flows         []any             `bun:",type:text"`
 	Modules       map[string]string `bun:",type:text"`
 	Stamps
+	// TeamTypeIDs are the team types it is offered to (none: every one), kept in blueprint_team_types
+	// (SetBlueprintTeamTypes, LoadBlueprintTeamTypes).
+	TeamTypeIDs []string `bun:"-"`
 }
 
 // AuditEntry records who did what, when.

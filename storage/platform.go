@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // Platform objects (team types, instance types, stacks, templates, blueprints) share one set of CRUD queries.
@@ -69,4 +71,95 @@ func DeleteObject[T any, P ObjectPtr[T]](ctx context.Context, s *Store, id strin
 // CountRows counts rows of table where column = value, to tell whether an object is in use.
 func (s *Store) CountRows(ctx context.Context, table, column, value string) (int, error) {
 	return count(s.db.NewSelect().TableExpr("?", bun.Ident(table)).Where("? = ?", bun.Ident(column), value).Count(ctx))
+}
+
+// UsableStack returns the stack an instance of the type may be created on or moved to: one that exists, is
+// active, and is made for every instance type or for this one. Each refusal is a 422 naming stackId.
+func UsableStack(ctx context.Context, s *Store, stackID, instanceTypeID string) (*Stack, error) {
+	stack, err := GetObject[Stack](ctx, s, stackID)
+	switch {
+	case domain.IsKind(err, domain.KindNotFound):
+		return nil, domain.Unprocessable("unknown_reference", "The stackId names nothing that exists.",
+			domain.FieldError{Field: "stackId", Detail: "does not exist"})
+	case err != nil:
+		return nil, err
+	case !stack.Active:
+		return nil, domain.Unprocessable("stack_inactive", "The stack is no longer offered for new instances or stack changes.",
+			domain.FieldError{Field: "stackId", Detail: "is not active"})
+	case stack.InstanceTypeID != nil && *stack.InstanceTypeID != instanceTypeID:
+		return nil, domain.Unprocessable("stack_other_instance_type", "The stack is made for another instance type than the instance's.",
+			domain.FieldError{Field: "stackId", Detail: "belongs to another instance type"})
+	}
+	return stack, nil
+}
+
+// blueprintTeamType offers a blueprint to a team type.
+type blueprintTeamType struct {
+	bun.BaseModel `bun:"table:blueprint_team_types"`
+	BlueprintID   string `bun:",pk"`
+	TeamTypeID    string `bun:",pk"`
+}
+
+// SetBlueprintTeamTypes offers the blueprint to exactly these team types; none offers it to every team type.
+func (s *Store) SetBlueprintTeamTypes(ctx context.Context, blueprintID string, teamTypeIDs []string) error {
+	return s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		if _, err := tx.db.NewDelete().Model((*blueprintTeamType)(nil)).Where("blueprint_id = ?", blueprintID).Exec(ctx); err != nil {
+			return err
+		}
+		rows := make([]blueprintTeamType, 0, len(teamTypeIDs))
+		for _, id := range teamTypeIDs {
+			rows = append(rows, blueprintTeamType{BlueprintID: blueprintID, TeamTypeID: id})
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		_, err := tx.db.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Exec(ctx)
+		return classify(err, "team type")
+	})
+}
+
+// LoadBlueprintTeamTypes fills TeamTypeIDs of each blueprint (sorted; empty: offered to every team type).
+func (s *Store) LoadBlueprintTeamTypes(ctx context.Context, blueprints ...*Blueprint) error {
+	if len(blueprints) == 0 {
+		return nil
+	}
+	ids := make([]string, len(blueprints))
+	for i, b := range blueprints {
+		ids[i] = b.ID
+	}
+	var rows []blueprintTeamType
+	err := s.db.NewSelect().Model(&rows).Where("blueprint_id IN (?)", bun.In(ids)).Order("blueprint_id", "team_type_id").Scan(ctx)
+	if err != nil {
+		return err
+	}
+	byBlueprint := map[string][]string{}
+	for _, r := range rows {
+		byBlueprint[r.BlueprintID] = append(byBlueprint[r.BlueprintID], r.TeamTypeID)
+	}
+	for _, b := range blueprints {
+		b.TeamTypeIDs = byBlueprint[b.ID]
+		if b.TeamTypeIDs == nil {
+			b.TeamTypeIDs = []string{}
+		}
+	}
+	return nil
+}
+
+// offeredTo selects the blueprints (alias b) offered to the team type: those limited to none and those
+// limited to it.
+func offeredTo(q *bun.SelectQuery, teamTypeID string) *bun.SelectQuery {
+	return q.Where("NOT EXISTS (SELECT 1 FROM blueprint_team_types bt WHERE bt.blueprint_id = b.id) OR "+
+		"EXISTS (SELECT 1 FROM blueprint_team_types bt WHERE bt.blueprint_id = b.id AND bt.team_type_id = ?)", teamTypeID)
+}
+
+// BlueprintOffered reports whether teams of the type may create instances from the blueprint.
+func (s *Store) BlueprintOffered(ctx context.Context, blueprintID, teamTypeID string) (bool, error) {
+	n, err := offeredTo(s.db.NewSelect().Model((*Blueprint)(nil)).Where("b.id = ?", blueprintID), teamTypeID).Count(ctx)
+	return n > 0, err
+}
+
+// ListBlueprintsOfferedTo returns a page of the blueprints teams of the type may create instances from.
+func (s *Store) ListBlueprintsOfferedTo(ctx context.Context, teamTypeID string, p Page) ([]Blueprint, string, error) {
+	q := s.db.NewSelect().Model((*Blueprint)(nil)).WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery { return offeredTo(q, teamTypeID) })
+	return listPage(ctx, q, "id", p, func(b *Blueprint) string { return b.ID })
 }

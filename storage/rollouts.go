@@ -205,6 +205,28 @@ func WaveSizes(n int, waves []int) []int {
 	return sizes
 }
 
+// waveOfEach lists, for waves of the given sizes filled in order, the wave of each member.
+func waveOfEach(sizes []int) []int {
+	var out []int
+	for wave, n := range sizes {
+		for ; n > 0; n-- {
+			out = append(out, wave)
+		}
+	}
+	return out
+}
+
+// insertInChunks inserts rows 500 at a time, far under either database's limit on bound parameters.
+func insertInChunks[T any](ctx context.Context, db bun.IDB, rows []T) error {
+	for start := 0; start < len(rows); start += 500 {
+		chunk := rows[start:min(start+500, len(rows))]
+		if _, err := db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PlanRollout assigns the group's devices to waves, once: a second call (a retried activity) returns the
 // plan made by the first.
 func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, waves []int) ([]int, error) {
@@ -221,20 +243,10 @@ func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, wave
 		}
 		sizes = WaveSizes(len(ids), waves)
 		rows := make([]RolloutDevice, 0, len(ids))
-		i := 0
-		for wave, n := range sizes {
-			for ; n > 0; n-- {
-				rows = append(rows, RolloutDevice{RolloutID: rolloutID, DeviceID: ids[i], Wave: wave, Status: RolloutDevicePending})
-				i++
-			}
+		for i, wave := range waveOfEach(sizes) {
+			rows = append(rows, RolloutDevice{RolloutID: rolloutID, DeviceID: ids[i], Wave: wave, Status: RolloutDevicePending})
 		}
-		for start := 0; start < len(rows); start += 500 {
-			chunk := rows[start:min(start+500, len(rows))]
-			if _, err := tx.db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
+		return insertInChunks(ctx, tx.db, rows)
 	})
 	return sizes, err
 }

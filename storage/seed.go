@@ -21,7 +21,7 @@ func (s *Store) SeedDefaults(ctx context.Context) error {
 		if err != nil || n > 0 {
 			return err
 		}
-		it := &InstanceType{ID: domain.NewID(), Name: "Standard", Description: "A Node-RED instance.", Active: true, Properties: map[string]any{}}
+		it := &InstanceType{ID: domain.NewID(), Name: "Standard", Description: "A Node-RED instance.", Active: true, Properties: map[string]any{}, ContextLimitKB: DefaultContextLimitKB}
 		steps := []func() error{
 			func() error { return InsertObject(ctx, tx, it) },
 			func() error {

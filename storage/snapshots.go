@@ -30,10 +30,19 @@ type Snapshot struct {
 	SizeBytes        int64
 	CreatedBy        *string
 	CreatedAt        time.Time
+
+	// Context is the instance's persistent context ({"<scope>": {…}}), captured only when the taker asked;
+	// nil: not captured.
+	Context *string
+	// HasContext says whether Context was captured, also where Context itself is not read.
+	HasContext bool `bun:",scanonly"`
 }
 
 // snapshotHeavyColumns are left out when only a snapshot's description is needed.
-var snapshotHeavyColumns = []string{"flows", "credentials", "credential_secret"}
+var snapshotHeavyColumns = []string{"flows", "credentials", "credential_secret", "context"}
+
+// hasContextColumn fills Snapshot.HasContext where the context itself is left out.
+const hasContextColumn = "context IS NOT NULL AS has_context"
 
 // InsertSnapshot adds a snapshot unless one with its ID exists, and reports whether it did: a retried
 // activity that already stored its snapshot stores nothing twice.
@@ -49,6 +58,10 @@ func (s *Store) InsertSnapshot(ctx context.Context, snap *Snapshot) (bool, error
 		snap.Modules = map[string]string{}
 	}
 	snap.SizeBytes = int64(len(snap.Flows) + len(snap.Credentials))
+	if snap.Context != nil {
+		snap.SizeBytes += int64(len(*snap.Context))
+	}
+	snap.HasContext = snap.Context != nil
 	res, err := s.db.NewInsert().Model(snap).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 	if err != nil {
 		return false, classify(err, "snapshot")
@@ -61,19 +74,20 @@ func (s *Store) InsertSnapshot(ctx context.Context, snap *Snapshot) (bool, error
 func (s *Store) GetSnapshot(ctx context.Context, id string) (*Snapshot, error) {
 	snap := new(Snapshot)
 	err := s.db.NewSelect().Model(snap).Where("id = ?", id).Scan(ctx)
+	snap.HasContext = snap.Context != nil
 	return snap, classify(err, "snapshot")
 }
 
 // GetSnapshotMeta returns a snapshot without its flows, credentials and secret.
 func (s *Store) GetSnapshotMeta(ctx context.Context, id string) (*Snapshot, error) {
 	snap := new(Snapshot)
-	err := s.db.NewSelect().Model(snap).ExcludeColumn(snapshotHeavyColumns...).Where("id = ?", id).Scan(ctx)
+	err := s.db.NewSelect().Model(snap).ExcludeColumn(snapshotHeavyColumns...).ColumnExpr(hasContextColumn).Where("id = ?", id).Scan(ctx)
 	return snap, classify(err, "snapshot")
 }
 
 // ListSnapshots returns a page of an instance's snapshots, oldest first, without their content.
 func (s *Store) ListSnapshots(ctx context.Context, instanceID string, p Page) ([]Snapshot, string, error) {
-	q := s.db.NewSelect().Model((*Snapshot)(nil)).ExcludeColumn(snapshotHeavyColumns...).Where("instance_id = ?", instanceID)
+	q := s.db.NewSelect().Model((*Snapshot)(nil)).ExcludeColumn(snapshotHeavyColumns...).ColumnExpr(hasContextColumn).Where("instance_id = ?", instanceID)
 	return listPage(ctx, q, "id", p, func(snap *Snapshot) string { return snap.ID })
 }
 

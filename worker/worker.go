@@ -13,6 +13,7 @@ import (
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
 	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/stackmove"
 )
 
 // Activities are every activity implementation the worker serves.
@@ -32,12 +33,15 @@ func New(c client.Client, taskQueue string, acts Activities) sdkworker.Worker {
 	return w
 }
 
-// NewRollouts builds a worker for the rollouts task queue: fleet rollouts run apart from instance work, so
-// a large rollout never delays an instance's start.
-func NewRollouts(c client.Client, taskQueue string, acts *activities.Rollouts) sdkworker.Worker {
+// NewRollouts builds a worker for the rollouts task queue: the fleet-wide work that proceeds in waves (device
+// rollouts, moves of a stack's instances) runs apart from instance work, so a large one never delays an
+// instance's start. A move's instance upgrades run on the instances queue.
+func NewRollouts(c client.Client, taskQueue string, acts *activities.Rollouts, moves *activities.StackMoves) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(rollout.Rollout, workflow.RegisterOptions{Name: rollout.WorkflowName})
+	w.RegisterWorkflowWithOptions(stackmove.Move, workflow.RegisterOptions{Name: stackmove.WorkflowName})
 	w.RegisterActivity(acts)
+	w.RegisterActivity(moves)
 	return w
 }
 

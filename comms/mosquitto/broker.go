@@ -229,6 +229,15 @@ func (b *Broker) NotifyDevices(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// Holds is true for every device: every process reaches every device through the external broker, so the
+// relay never needs to hand a message to another process.
+func (b *Broker) Holds(string) bool { return true }
+
+// PushMissed does nothing: messages for devices never travel between processes in this mode (see Holds), so
+// none can have been missed by this process's relay; a device that was offline learns its target at its next
+// check-in, as always.
+func (b *Broker) PushMissed(context.Context) {}
+
 // DisconnectDevice does nothing here: the plugin closed the device's connections already, when its account was
 // disabled with its deletion or given new credentials.
 func (b *Broker) DisconnectDevice(string) {}

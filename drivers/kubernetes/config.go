@@ -48,11 +48,15 @@ type Config struct {
 	// CPURequestPercent is the share of the CPU limit that a pod requests. Node-RED idles near zero and
 	// bursts on deploys, so requesting the whole limit would waste the cluster. Default 25.
 	CPURequestPercent int
-	DataSizeMB        int // size limit of the emptyDir holding the user directory (palette modules); default 1024
-	Logger            *slog.Logger
-	OnExit            drivers.ExitFunc // called when a runtime's container exits unasked; may be nil
-	ReadyTimeout      time.Duration    // how long WaitReady waits (image pulls included); default 5m
-	PollInterval      time.Duration    // WaitReady's polling period; default 1s
+	// DataSizeMB is the size each instance's PersistentVolumeClaim requests for its user directory (palette
+	// modules, files flows write); default 1024. A claim keeps the size it was made with.
+	DataSizeMB int
+	// StorageClassName is the storage class of those claims; empty: the cluster's default class.
+	StorageClassName string
+	Logger           *slog.Logger
+	OnExit           drivers.ExitFunc // called when a runtime's container exits unasked; may be nil
+	ReadyTimeout     time.Duration    // how long WaitReady waits (image pulls included); default 5m
+	PollInterval     time.Duration    // WaitReady's polling period; default 1s
 	// HTTPClient calls Node-RED's admin API (flows/state) through the instance's Service. Default: 2s timeout.
 	HTTPClient   *http.Client
 	FieldManager string // server-side apply field manager; default "flowyard"

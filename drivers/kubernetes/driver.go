@@ -1,6 +1,7 @@
 // Package kubernetes runs Node-RED instances as pods. Each instance gets, in one namespace, a Deployment of
 // one replica running Node-RED, a Secret (settings.js, tokens, credential secret), a ConfigMap (the storage
-// plugin), a Service and, when a domain is configured, an Ingress for its http-in routes. All of them are
+// plugin), a PersistentVolumeClaim (its user directory), a Service and, when a domain is configured, an
+// Ingress for its http-in routes. All of them are
 // named nr-<instance id>, carry the label flowyard.io/instance-id, and every object but the Deployment names
 // the Deployment as its owner, so deleting the Deployment makes Kubernetes delete the rest.
 //
@@ -135,6 +136,9 @@ func (d *Driver) ensureDeployment(ctx context.Context, p *plan) (types.UID, erro
 
 func (d *Driver) applyDependents(ctx context.Context, p *plan, owner types.UID) error {
 	core := d.cfg.Client.CoreV1()
+	if err := d.ensureClaim(ctx, p, owner); err != nil {
+		return err
+	}
 	if _, err := core.Secrets(d.cfg.Namespace).Apply(ctx, d.secret(p, owner), d.applyOpts()); err != nil {
 		return fmt.Errorf("apply secret: %w", err)
 	}
@@ -151,6 +155,24 @@ func (d *Driver) applyDependents(ctx context.Context, p *plan, owner types.UID) 
 	}
 	if _, err := ingresses.Apply(ctx, d.ingress(p, owner), d.applyOpts()); err != nil {
 		return fmt.Errorf("apply ingress: %w", err)
+	}
+	return nil
+}
+
+// ensureClaim creates the instance's PersistentVolumeClaim when it has none, and otherwise leaves it as it is:
+// a claim's class cannot change, and its size only grow where the class allows, so a new size or class
+// applies to new instances.
+func (d *Driver) ensureClaim(ctx context.Context, p *plan, owner types.UID) error {
+	claims := d.cfg.Client.CoreV1().PersistentVolumeClaims(d.cfg.Namespace)
+	_, err := claims.Get(ctx, p.name, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		if err != nil {
+			return fmt.Errorf("get persistentvolumeclaim: %w", err)
+		}
+		return nil
+	}
+	if _, err := claims.Create(ctx, d.claim(p, owner), metav1.CreateOptions{FieldManager: d.cfg.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create persistentvolumeclaim: %w", err)
 	}
 	return nil
 }
@@ -189,6 +211,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		ignoreNotFound(core.Services(ns).Delete(ctx, name, opts)),
 		ignoreNotFound(core.ConfigMaps(ns).Delete(ctx, name, opts)),
 		ignoreNotFound(core.Secrets(ns).Delete(ctx, name, opts)),
+		ignoreNotFound(core.PersistentVolumeClaims(ns).Delete(ctx, name, opts)),
 	)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)

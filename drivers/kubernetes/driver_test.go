@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -112,8 +113,24 @@ func TestStartCreatesDeploymentSecretConfigMapServiceAndIngress(t *testing.T) {
 	assert.Equal(t, "nr-inst1", path.Backend.Service.Name)
 	assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"kitchen.nodered.example.com"}, SecretName: "wildcard-tls"}}, ing.Spec.TLS)
 
+	pvc, err := c.cs.CoreV1().PersistentVolumeClaims(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, pvc.Spec.AccessModes)
+	assert.Equal(t, "1Gi", pvc.Spec.Resources.Requests.Storage().String(), "1024 MiB unless configured")
+	assert.Nil(t, pvc.Spec.StorageClassName, "the cluster's default class")
+	var data *corev1.Volume
+	for i, v := range pod.Volumes {
+		if v.Name == "data" {
+			data = &pod.Volumes[i]
+		}
+	}
+	require.NotNil(t, data)
+	require.NotNil(t, data.PersistentVolumeClaim, "the user directory is the instance's claim, not an emptyDir")
+	assert.Equal(t, "nr-inst1", data.PersistentVolumeClaim.ClaimName)
+	assert.Contains(t, ctr.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+
 	for kind, owners := range map[string][]metav1.OwnerReference{"secret": sec.OwnerReferences, "configmap": cm.OwnerReferences,
-		"service": svc.OwnerReferences, "ingress": ing.OwnerReferences} {
+		"service": svc.OwnerReferences, "ingress": ing.OwnerReferences, "persistentvolumeclaim": pvc.OwnerReferences} {
 		require.Len(t, owners, 1, kind)
 		assert.Equal(t, "Deployment", owners[0].Kind, kind)
 		assert.Equal(t, "nr-inst1", owners[0].Name, kind)
@@ -297,6 +314,38 @@ func TestRemoveDeletesEveryObject(t *testing.T) {
 	assert.Equal(t, []string{"Background", "Background"}, deletes, "the Deployment's dependents are collected by Kubernetes too")
 	_, err = d.Logs(ctx, "inst1", time.Time{}, 10)
 	assert.ErrorIs(t, err, drivers.ErrNotFound)
+}
+
+// TestTheClaimOutlivesPodsAndKeepsItsSize: each instance gets one claim of the configured class and size;
+// stopping, starting again and a restarted worker with another size keep it as it is (a claim cannot shrink or
+// change class), and removing the instance deletes it.
+func TestTheClaimOutlivesPodsAndKeepsItsSize(t *testing.T) {
+	c := newCluster(t)
+	d := c.driver(func(cfg *Config) { cfg.StorageClassName, cfg.DataSizeMB = "fast-ssd", 2048 })
+	_, err := d.Start(ctx, testSpec("inst1"))
+	require.NoError(t, err)
+	claims := c.cs.CoreV1().PersistentVolumeClaims(testNamespace)
+	pvc, err := claims.Get(ctx, "nr-inst1", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "fast-ssd", *pvc.Spec.StorageClassName)
+	assert.Equal(t, "2Gi", pvc.Spec.Resources.Requests.Storage().String())
+
+	require.NoError(t, d.Stop(ctx, "inst1"))
+	_, err = claims.Get(ctx, "nr-inst1", metav1.GetOptions{})
+	require.NoError(t, err, "a stopped instance keeps its files")
+	mark := len(c.cs.Actions())
+	other := c.driver(func(cfg *Config) { cfg.StorageClassName, cfg.DataSizeMB = "slow-hdd", 512 })
+	_, err = other.Start(ctx, testSpec("inst1"))
+	require.NoError(t, err)
+	assert.NotContains(t, c.writes(mark), "create persistentvolumeclaims")
+	pvc, err = claims.Get(ctx, "nr-inst1", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "fast-ssd", *pvc.Spec.StorageClassName, "an existing claim is left as it is")
+	assert.Equal(t, "2Gi", pvc.Spec.Resources.Requests.Storage().String())
+
+	require.NoError(t, other.Remove(ctx, "inst1"))
+	_, err = claims.Get(ctx, "nr-inst1", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the claim goes with the instance: %v", err)
 }
 
 func TestStatusOfUnknownOrInvalidIDsIsMissing(t *testing.T) {

@@ -171,6 +171,8 @@ func (c *cluster) dump() map[string]string {
 	add("services", svcs, err)
 	ings, err := c.cs.NetworkingV1().Ingresses(testNamespace).List(ctx, metav1.ListOptions{})
 	add("ingresses", ings, err)
+	claims, err := c.cs.CoreV1().PersistentVolumeClaims(testNamespace).List(ctx, metav1.ListOptions{})
+	add("persistentvolumeclaims", claims, err)
 	return out
 }
 

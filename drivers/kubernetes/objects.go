@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -222,6 +223,27 @@ func (d *Driver) configMap(p *plan, owner types.UID) *corev1ac.ConfigMapApplyCon
 	return corev1ac.ConfigMap(p.name, d.cfg.Namespace).WithLabels(p.labels).WithOwnerReferences(ownerRef(p.name, owner)).WithData(data)
 }
 
+// claim is the instance's user directory: a PersistentVolumeClaim of DataSizeMB in StorageClassName, owned
+// by the Deployment like every other object, so it goes when the instance goes. ReadWriteOnce is enough: the
+// Deployment's Recreate strategy never runs two pods of an instance at once.
+func (d *Driver) claim(p *plan, owner types.UID) *corev1.PersistentVolumeClaim {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: d.cfg.Namespace, Labels: p.labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: p.name, UID: owner, Controller: ptr(true)}}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse(strconv.Itoa(d.cfg.DataSizeMB) + "Mi")}},
+		},
+	}
+	if d.cfg.StorageClassName != "" {
+		pvc.Spec.StorageClassName = ptr(d.cfg.StorageClassName)
+	}
+	return pvc
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func (d *Driver) service(p *plan, owner types.UID) *corev1ac.ServiceApplyConfiguration {
 	return corev1ac.Service(p.name, d.cfg.Namespace).WithLabels(p.labels).WithOwnerReferences(ownerRef(p.name, owner)).
 		WithSpec(corev1ac.ServiceSpec().WithType(corev1.ServiceTypeClusterIP).
@@ -330,8 +352,10 @@ func mounts() []*corev1ac.VolumeMountApplyConfiguration {
 	}
 }
 
-// volumes: the user directory and /tmp are emptyDirs (flows live in the platform, not on the pod's disk),
-// settings.js comes from the Secret and the storage plugin from the ConfigMap, side by side in configDir.
+// volumes: the user directory is the instance's PersistentVolumeClaim, so the files its flows write and the
+// palette modules it installs outlive the pod (flows, credentials and context live in the platform); /tmp is
+// an emptyDir; settings.js comes from the Secret and the storage plugin from the ConfigMap, side by side in
+// configDir.
 func (d *Driver) volumes(p *plan) []*corev1ac.VolumeApplyConfiguration {
 	sources := []*corev1ac.VolumeProjectionApplyConfiguration{
 		corev1ac.VolumeProjection().WithSecret(corev1ac.SecretProjection().WithName(p.name).
@@ -342,15 +366,15 @@ func (d *Driver) volumes(p *plan) []*corev1ac.VolumeApplyConfiguration {
 			WithItems(corev1ac.KeyToPath().WithKey(nodered.StoragePluginFile).WithPath(nodered.StoragePluginFile))))
 	}
 	return []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName("data").WithEmptyDir(corev1ac.EmptyDirVolumeSource().
-			WithSizeLimit(resource.MustParse(strconv.Itoa(d.cfg.DataSizeMB) + "Mi"))),
+		corev1ac.Volume().WithName("data").WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(p.name)),
 		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("256Mi"))),
 		corev1ac.Volume().WithName("config").WithProjected(corev1ac.ProjectedVolumeSource().WithDefaultMode(0o440).WithSources(sources...)),
 	}
 }
 
 // installContainer installs the palette modules into the user directory with the image's own npm before
-// Node-RED starts. The user directory is an emptyDir, so this runs on every pod start.
+// Node-RED starts. It runs on every pod start: npm finds what is installed already in the claim, and a stack
+// change (another Node.js) gets native modules built again.
 func (d *Driver) installContainer(p *plan) *corev1ac.ContainerApplyConfiguration {
 	args := []string{"npm", "install", "--prefix", userDir, "--no-audit", "--no-fund", "--no-update-notifier", "--omit=dev", "--"}
 	for _, name := range slices.Sorted(maps.Keys(p.spec.Modules)) {

@@ -136,6 +136,10 @@ func (d *Driver) stack(ctx context.Context, nodeRedVersion, nodeVersion string) 
 	if errors.Is(err, nodered.ErrNodeMissing) {
 		return rt, fmt.Errorf("%w: %w", drivers.ErrNodeMissing, err)
 	}
+	if errors.Is(err, nodered.ErrIncompatibleNode) {
+		// No retry makes a Node-RED run on a Node.js its engines refuse: the stack itself is wrong.
+		return rt, fmt.Errorf("%w: %w", drivers.ErrInvalidSpec, err)
+	}
 	if err != nil {
 		return rt, err
 	}

@@ -464,3 +464,15 @@ func TestModulesInstalledOnce(t *testing.T) {
 		t.Fatal("modules were installed again for an unchanged spec")
 	}
 }
+
+// TestStackOnTheWrongNodeIsAnInvalidSpec: a stack whose Node-RED refuses the Node.js it would run on (Node-RED 5
+// on the machine's Node 20) fails its start as an invalid spec, which the platform does not retry.
+func TestStackOnTheWrongNodeIsAnInvalidSpec(t *testing.T) {
+	d := newTestDriver(t, "", nil)
+	spec := testSpec("too-new")
+	spec.NodeRedVersion = "5.0.7"
+	_, err := d.Start(context.Background(), spec)
+	if !errors.Is(err, drivers.ErrInvalidSpec) || !strings.Contains(err.Error(), "engines") {
+		t.Fatalf("start gave %v, want an invalid spec naming the engines", err)
+	}
+}

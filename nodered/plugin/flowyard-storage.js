@@ -20,6 +20,10 @@
 //   GET /library/{type}?name={path}  200 application/json: a directory listing
 //         (or a parsed entry); 200 any other type: the entry's text; 404: none
 //   PUT /library/{type}   JSON {name, meta, body}
+//   GET /context          {limitBytes, usedBytes, scopes: {<scope>: {…}}}: the persistent context
+//   PATCH /context        {<scope>: {…} | null}: replace or delete scopes; 413 past the limit
+//
+// The module also exports contextStore, Node-RED's context store "persistent" (see ContextStore below).
 //
 // Connection errors, timeouts and 5xx answers are retried with back-off for
 // a few seconds, so a platform restart does not crash Node-RED; a 4xx answer
@@ -79,7 +83,8 @@ function sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-// sendOnce makes one HTTP request and resolves with {status, type, body}.
+// sendOnce makes one HTTP request and resolves with {status, type, body}. payload is sent as JSON; a string
+// payload is JSON already.
 function sendOnce(method, url, payload) {
     return new Promise((resolve, reject) => {
         const headers = {
@@ -89,7 +94,7 @@ function sendOnce(method, url, payload) {
         };
         let body = null;
         if (payload !== undefined) {
-            body = Buffer.from(JSON.stringify(payload), "utf8");
+            body = Buffer.from(typeof payload === "string" ? payload : JSON.stringify(payload), "utf8");
             headers["Content-Type"] = "application/json";
             headers["Content-Length"] = body.length;
         }
@@ -127,7 +132,7 @@ async function request(method, path, options) {
                 return res;
             }
             if (res.status < 500) {
-                throw new PlatformRefusal("flowyard storage: " + what + " answered " + res.status + ": " + excerpt(res.body));
+                throw new PlatformRefusal("flowyard storage: " + what + " answered " + res.status + ": " + excerpt(res.body), res);
             }
             problem = "answered " + res.status + ": " + excerpt(res.body);
         } catch (err) {
@@ -146,7 +151,21 @@ async function request(method, path, options) {
     }
 }
 
-class PlatformRefusal extends Error {}
+// PlatformRefusal is a 4xx answer: the request was understood and refused, so retrying cannot help. It carries
+// the platform's error envelope (code, message) when there is one.
+class PlatformRefusal extends Error {
+    constructor(message, res) {
+        super(message);
+        this.status = res.status;
+        try {
+            const envelope = JSON.parse(res.body);
+            this.code = envelope.code;
+            this.platformMessage = envelope.message;
+        } catch (err) {
+            this.platformMessage = excerpt(res.body);
+        }
+    }
+}
 
 function parseJSON(what, text) {
     if (text.trim() === "") {
@@ -219,6 +238,352 @@ function prepareUserDir(userDir) {
     }
 }
 
+// ---- The persistent context store ----
+//
+// settings.js makes it the context store "persistent" (contextStorage.persistent.module = contextStore).
+// Node-RED reads and writes a context store synchronously unless the flow passes a callback, so the store
+// keeps the instance's whole context in memory: open() reads it from the platform (GET /context) before the
+// flows start, get/set/keys work on memory, and the scopes that changed are written back (PATCH /context) at
+// most every flushInterval seconds and at once by close(), which Node-RED calls when it stops (SIGTERM). Only
+// values set after the last write are lost when the process is killed.
+//
+// The platform caps an instance's context (its instance type's limit) and refuses a write past it. So that a
+// flow learns of it where it can act, set() checks the limit before it takes a value: over the limit it throws
+// (or calls back with) an error whose code is "context_limit_exceeded", and the context is unchanged. Measuring
+// a scope means serialising it, so set() keeps an upper bound of each changed scope's size (the old size plus
+// the new value's, plus its key) and measures exactly only when the bound reaches the limit or the key names
+// an array element. Values are stored as JSON: what JSON cannot hold (functions, undefined) is dropped as by
+// Node-RED's file store, and a value JSON cannot encode (a circular structure) is refused by set().
+
+const CONTEXT_FLUSH_SECONDS = 5;
+const CONTEXT_BATCH_BYTES = 1 << 20; // scopes per PATCH, so no request nears the platform's body limit
+
+// nodeRedUtil loads @node-red/util from the Node-RED running this plugin (red.js is the main module), for its
+// property expressions ("a.b[0]"), which context keys are.
+function nodeRedUtil() {
+    const from = require.main || module;
+    try {
+        return from.require("@node-red/util").util;
+    } catch (err) {
+        throw new Error("flowyard context: cannot load @node-red/util from Node-RED: " + err.message);
+    }
+}
+
+function jsonBytes(value) {
+    const json = JSON.stringify(value);
+    return json === undefined ? 0 : Buffer.byteLength(json, "utf8");
+}
+
+function formatBytes(n) {
+    return n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " bytes";
+}
+
+function contextLimitError(size, limit) {
+    const err = new Error(limit === 0 ?
+        "persistent context: this instance's type keeps no persistent context; the value was not stored" :
+        "persistent context is full: the value was not stored, as it would make this instance's persistent context " +
+        formatBytes(size) + ", over its limit of " + formatBytes(limit));
+    err.code = "context_limit_exceeded";
+    return err;
+}
+
+function notJSONError(key, err) {
+    const e = new Error("persistent context: the value of \"" + key + "\" was not stored: it cannot be written as JSON (" + err.message + ")");
+    e.code = "context_not_json";
+    return e;
+}
+
+class ContextStore {
+    constructor(config) {
+        const seconds = config.flushInterval === undefined ? CONTEXT_FLUSH_SECONDS : Number(config.flushInterval);
+        this.flushMs = Math.max(0, seconds) * 1000;
+        this.data = {};      // scope → its object
+        this.sizes = {};     // scope → bytes of its JSON; an upper bound while bounded[scope]
+        this.bounded = {};
+        this.total = 0;      // the sum of sizes
+        this.limit = 0;
+        this.dirty = new Set();
+        this.timer = null;
+        this.writing = Promise.resolve();
+        this.util = null;
+    }
+
+    async open() {
+        if (!target) {
+            target = readConfig();
+        }
+        this.util = nodeRedUtil();
+        const res = await request("GET", "/context");
+        const doc = parseJSON("context", res.body) || {};
+        this.limit = Number(doc.limitBytes) || 0;
+        for (const [scope, values] of Object.entries(doc.scopes || {})) {
+            this.data[scope] = values;
+            this.sizes[scope] = jsonBytes(values);
+            this.total += this.sizes[scope];
+        }
+    }
+
+    close() {
+        if (this.timer) {
+            clearTimeout(this.timer);
+            this.timer = null;
+        }
+        return this.dirty.size > 0 ? this.flush() : this.writing;
+    }
+
+    get(scope, key, callback) {
+        let value;
+        try {
+            value = Array.isArray(key) ? key.map((k) => this.getOne(scope, k)) : this.getOne(scope, key);
+        } catch (err) {
+            if (callback) {
+                return callback(err);
+            }
+            throw err;
+        }
+        if (!callback) {
+            return value;
+        }
+        if (Array.isArray(key)) {
+            callback(undefined, ...value);
+        } else {
+            callback(undefined, value);
+        }
+    }
+
+    getOne(scope, key) {
+        if (!this.data[scope]) {
+            return undefined;
+        }
+        try {
+            return this.util.getObjectProperty(this.data[scope], key);
+        } catch (err) {
+            if (err.code === "INVALID_EXPR") {
+                throw err;
+            }
+            return undefined;
+        }
+    }
+
+    set(scope, key, value, callback) {
+        try {
+            const keys = Array.isArray(key) ? key : [key];
+            let values = [value];
+            if (Array.isArray(key)) {
+                values = Array.isArray(value) ? value : [value];
+            }
+            // Like Node-RED's memory store: a key without a value gets null.
+            this.setAll(scope, keys, keys.map((k, i) => (i < values.length ? values[i] : null)));
+        } catch (err) {
+            if (callback) {
+                return callback(err);
+            }
+            throw err;
+        }
+        if (callback) {
+            callback(undefined);
+        }
+    }
+
+    setAll(scope, keys, values) {
+        const growth = this.growthBound(keys, values);
+        if (growth !== null && this.total + growth <= this.limit) {
+            this.apply(scope, keys, values);
+            this.sizes[scope] = (this.sizes[scope] || 0) + growth;
+            this.bounded[scope] = true;
+            this.total += growth;
+        } else {
+            this.setMeasured(scope, keys, values);
+        }
+        this.markDirty(scope);
+    }
+
+    // growthBound is how much the scope's JSON can grow at most when keys take values, or null when it cannot
+    // be bounded cheaply (an array index may create many elements). It refuses values JSON cannot encode.
+    growthBound(keys, values) {
+        let growth = 0;
+        for (let i = 0; i < keys.length; i++) {
+            let bytes;
+            try {
+                bytes = jsonBytes(values[i]);
+            } catch (err) {
+                throw notJSONError(keys[i], err);
+            }
+            if (String(keys[i]).includes("[")) {
+                return null;
+            }
+            // Each segment of a.b.c may add its quoted, escaped name, a colon, braces and a comma.
+            growth += bytes + 4 * jsonBytes(String(keys[i])) + 8;
+        }
+        return growth;
+    }
+
+    // setMeasured takes the values only if the context, measured exactly, stays within the limit (or shrinks).
+    setMeasured(scope, keys, values) {
+        const before = this.measureAll();
+        const saved = this.data[scope] === undefined ? undefined : JSON.stringify(this.data[scope]);
+        this.apply(scope, keys, values);
+        const size = jsonBytes(this.data[scope]);
+        const after = before - (this.sizes[scope] || 0) + size;
+        if (after > this.limit && after > before) {
+            if (saved === undefined) {
+                delete this.data[scope];
+            } else {
+                this.data[scope] = JSON.parse(saved);
+            }
+            throw contextLimitError(after, this.limit);
+        }
+        this.sizes[scope] = size;
+        this.total = after;
+    }
+
+    // measureAll replaces every bound with the scope's exact size and returns the exact total.
+    measureAll() {
+        for (const scope of Object.keys(this.bounded)) {
+            this.total -= this.sizes[scope];
+            this.sizes[scope] = jsonBytes(this.data[scope]);
+            this.total += this.sizes[scope];
+        }
+        this.bounded = {};
+        return this.total;
+    }
+
+    apply(scope, keys, values) {
+        if (!this.data[scope]) {
+            this.data[scope] = {};
+        }
+        for (let i = 0; i < keys.length; i++) {
+            this.util.setObjectProperty(this.data[scope], keys[i], values[i]);
+        }
+    }
+
+    keys(scope, callback) {
+        let keys = Object.keys(this.data[scope] || {});
+        if (scope === "global") {
+            keys = keys.filter((k) => k !== "set" && k !== "get" && k !== "keys");
+        }
+        if (!callback) {
+            return keys;
+        }
+        callback(null, keys);
+    }
+
+    delete(scope) {
+        if (this.data[scope] !== undefined) {
+            this.total -= this.sizes[scope] || 0;
+            delete this.data[scope];
+            delete this.sizes[scope];
+            delete this.bounded[scope];
+            this.markDirty(scope);
+        }
+        return Promise.resolve();
+    }
+
+    // clean drops the context of nodes and flows no longer deployed (Node-RED calls it after each deploy).
+    clean(activeNodes) {
+        const active = new Set(activeNodes || []);
+        for (const scope of Object.keys(this.data)) {
+            if (scope !== "global" && !active.has(scope.split(":")[0])) {
+                this.delete(scope);
+            }
+        }
+        return Promise.resolve();
+    }
+
+    markDirty(scope) {
+        this.dirty.add(scope);
+        if (!this.timer) {
+            this.timer = setTimeout(() => {
+                this.timer = null;
+                this.flush();
+            }, this.flushMs);
+        }
+    }
+
+    // flush writes the changed scopes, one write at a time; a failure is logged, never thrown at Node-RED.
+    flush() {
+        this.writing = this.writing.then(() => this.writeDirty()).catch((err) => {
+            contextLog("error", "persistent context: " + (err && err.message ? err.message : String(err)));
+        });
+        return this.writing;
+    }
+
+    async writeDirty() {
+        const scopes = Array.from(this.dirty);
+        this.dirty.clear();
+        let batch = [];
+        let bytes = 0;
+        for (const scope of scopes) {
+            const entry = this.entryOf(scope);
+            if (entry === null) {
+                continue;
+            }
+            if (batch.length > 0 && bytes + entry.length > CONTEXT_BATCH_BYTES) {
+                await this.send(batch);
+                batch = [];
+                bytes = 0;
+            }
+            batch.push({scope: scope, entry: entry});
+            bytes += entry.length;
+        }
+        if (batch.length > 0) {
+            await this.send(batch);
+        }
+    }
+
+    // entryOf is the scope's part of a PATCH body ("<scope>":{…}, or null for an empty or deleted scope), or
+    // null when the scope cannot be written as JSON any more (a flow changed a stored object in place).
+    entryOf(scope) {
+        const values = this.data[scope];
+        let json = "null";
+        if (values !== undefined && Object.keys(values).length > 0) {
+            try {
+                json = JSON.stringify(values);
+            } catch (err) {
+                contextLog("warn", "persistent context: scope " + scope + " not saved: it cannot be written as JSON (" + err.message + ")");
+                return null;
+            }
+        }
+        if (values !== undefined) {
+            this.total -= this.sizes[scope] || 0;
+            this.sizes[scope] = json === "null" ? 0 : Buffer.byteLength(json, "utf8");
+            this.total += this.sizes[scope];
+            delete this.bounded[scope];
+        }
+        return JSON.stringify(scope) + ":" + json;
+    }
+
+    async send(batch) {
+        try {
+            await request("PATCH", "/context", {payload: "{" + batch.map((b) => b.entry).join(",") + "}"});
+        } catch (err) {
+            if (err instanceof PlatformRefusal) {
+                // Refused for good (over the limit after values were changed in place, say): retrying cannot help.
+                contextLog("error", "persistent context: not saved: " + (err.platformMessage || err.message));
+                return;
+            }
+            for (const b of batch) {
+                this.dirty.add(b.scope);
+            }
+            if (!this.timer) {
+                this.timer = setTimeout(() => {
+                    this.timer = null;
+                    this.flush();
+                }, Math.max(this.flushMs, 1000));
+            }
+            throw err;
+        }
+    }
+}
+
+function contextLog(level, message) {
+    if (log && log[level]) {
+        log[level](message);
+    } else {
+        console.error(message);
+    }
+}
+
 module.exports = {
     useToken: function (token) {
         givenToken = token;
@@ -238,4 +603,8 @@ module.exports = {
     saveSessions: (sessions) => putDocument("sessions", sessions),
     getLibraryEntry: getLibraryEntry,
     saveLibraryEntry: saveLibraryEntry,
+    // The persistent context store: settings.js names it as contextStorage.persistent.module.
+    contextStore: function (config) {
+        return new ContextStore(config || {});
+    },
 };

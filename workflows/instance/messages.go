@@ -20,6 +20,7 @@ const (
 	ActionDelete    Action = "delete"
 	ActionRecover   Action = "recover"  // restart after an unexpected exit, with back-off
 	ActionRollback  Action = "rollback" // restore a snapshot (Params.SnapshotID); see rollback.go
+	ActionUpgrade   Action = "upgrade"  // move to another stack (Params.StackID); see upgrade.go
 )
 
 // UserActions are the actions a user may ask for through the API.
@@ -35,6 +36,8 @@ type Params struct {
 	// Promote makes ActionRollback a pipeline promotion: env merges instead of being replaced (see
 	// snapshots.PromotedEnv). Runs started before the field existed decode it as false and replay unchanged.
 	Promote bool
+	// StackID is the stack ActionUpgrade moves the instance to.
+	StackID string
 }
 
 // Result is the state a run left the instance in.
@@ -53,6 +56,7 @@ const (
 	StateSuspended    = "suspended"
 	StateRestarting   = "restarting"
 	StateRollback     = "rollback"
+	StateUpgrading    = "upgrading"
 	StateDeleting     = "deleting"
 	StateCrashed      = "crashed"
 	StateError        = "error"

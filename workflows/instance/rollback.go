@@ -47,35 +47,53 @@ func (r *run) rollback() (string, error) {
 	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRollback})
 	autoID := r.newID()
 	auto := activities.AutoSnapshot{InstanceID: r.p.InstanceID, SnapshotID: autoID, Name: AutoSnapshotBeforeRollback,
-		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID}}
+		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID},
+		WithContext: target.HasContext}
 	if err := r.exec(snapshotOptions, "automatic snapshot taken", sa.TakeAutoSnapshot, auto); err != nil {
 		return r.putBack(target.State, err)
-	}
-	if target.ShouldRun {
-		if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
-			return "", err
-		}
 	}
 	apply := sa.ApplySnapshot
 	if r.p.Promote {
 		apply = sa.PromoteSnapshot
 	}
-	if err := r.exec(snapshotOptions, "snapshot applied", apply, r.p.InstanceID, r.p.SnapshotID); err != nil {
-		// The transaction committed nothing: the instance still holds its own content.
-		if !target.ShouldRun {
-			return r.putBack(target.State, err)
-		}
-		return r.startPrevious(err)
-	}
-	if !target.ShouldRun {
-		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: target.State})
-		return target.State, nil
+	start, final, err := r.swap(target.ShouldRun, target.State, func() error {
+		// A failed write committed nothing: the instance still holds its own content.
+		return r.exec(snapshotOptions, "snapshot applied", apply, r.p.InstanceID, r.p.SnapshotID)
+	})
+	if !start {
+		return final, err
 	}
 	state, err := r.start(StateRollback, false, true)
 	if err != nil {
 		return r.restore(autoID, err)
 	}
 	return state, nil
+}
+
+// swap is what a rollback and an upgrade share once the automatic snapshot is taken: stop the runtime if the
+// instance should run, then write (the snapshot's content, the new stack). A failed write changed nothing, so
+// the instance is put back as it was. An instance that should not run keeps its state and takes what was
+// written at its next start. swap reports whether the runtime should now start on what was written; when not,
+// final and err are the run's result.
+func (r *run) swap(shouldRun bool, state string, write func() error) (start bool, final string, err error) {
+	if shouldRun {
+		if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
+			return false, "", err
+		}
+	}
+	if err := write(); err != nil {
+		if !shouldRun {
+			final, err = r.putBack(state, err)
+		} else {
+			final, err = r.startPrevious(err)
+		}
+		return false, final, err
+	}
+	if !shouldRun {
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state})
+		return false, state, nil
+	}
+	return true, "", nil
 }
 
 // restore writes the automatic snapshot back after the restored flows failed to start, and starts the runtime
@@ -90,20 +108,24 @@ func (r *run) restore(autoID string, cause error) (string, error) {
 	return r.startPrevious(cause)
 }
 
-// startPrevious starts the runtime on the content the instance held before the rollback, and fails the
-// operation with cause while leaving the instance running.
+// startPrevious starts the runtime on the content (and stack) the instance held before the rollback or
+// upgrade, and fails the operation with cause while leaving the instance running.
 func (r *run) startPrevious(cause error) (string, error) {
-	if _, err := r.start(StateRollback, false, true); err != nil {
+	during, restored := StateRollback, "the rollback failed and the flows from before it run again: "
+	if r.p.Action == ActionUpgrade {
+		during, restored = StateUpgrading, "the upgrade failed and the instance runs its previous stack and flows again: "
+	}
+	if _, err := r.start(during, false, true); err != nil {
 		return "", alsoFailed(cause, "starting the previous flows again", err)
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning,
-		Reason: "the rollback failed and the flows from before it run again: " + message(cause)})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning, Reason: restored + message(cause)})
 	return r.keep(StateRunning, cause)
 }
 
-// putBack writes the state the instance had before a rollback that changed nothing, with the reason.
+// putBack writes the state the instance had before a rollback or upgrade that changed nothing, with the reason.
 func (r *run) putBack(state string, cause error) (string, error) {
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state, Reason: "the rollback failed and changed nothing: " + message(cause)})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state,
+		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + message(cause)})
 	return r.keep(state, cause)
 }
 

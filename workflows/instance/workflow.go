@@ -108,6 +108,8 @@ func stepsOf(action Action) int {
 		return 3
 	case ActionRollback:
 		return rollbackSteps
+	case ActionUpgrade:
+		return upgradeSteps
 	}
 	return 2
 }
@@ -135,6 +137,8 @@ func (r *run) act() (string, error) {
 		return r.recoverFromCrash()
 	case ActionRollback:
 		return r.rollback()
+	case ActionUpgrade:
+		return r.upgrade()
 	}
 	return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown action %q", r.p.Action), "InvalidArgument", nil)
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/workflows/waves"
 )
 
 var a *activities.Rollouts
@@ -91,12 +92,10 @@ func Rollout(ctx workflow.Context, p Params) (Progress, error) {
 }
 
 func validate(s Strategy) error {
-	switch {
-	case len(s.Waves) == 0 || s.Waves[len(s.Waves)-1] != 100:
-		return temporal.NewNonRetryableApplicationError("waves must end at 100", "InvalidArgument", nil)
-	case s.FailureThreshold < 0 || s.FailureThreshold > 1:
-		return temporal.NewNonRetryableApplicationError("failureThreshold must be within 0..1", "InvalidArgument", nil)
-	case s.BatchSize < 1 || s.WaveTimeout <= 0:
+	if err := waves.Validate(s.Waves, s.FailureThreshold); err != nil {
+		return err
+	}
+	if s.BatchSize < 1 || s.WaveTimeout <= 0 {
 		return temporal.NewNonRetryableApplicationError("batchSize and waveTimeout must be positive", "InvalidArgument", nil)
 	}
 	return nil
@@ -233,8 +232,7 @@ func (r *rollout) counts() (activities.RolloutCounts, error) {
 
 // exceeded compares failures with the devices dispatched so far.
 func (r *rollout) exceeded() bool {
-	dispatched := r.st.Total - r.st.Pending
-	return dispatched > 0 && float64(r.st.Failed)/float64(dispatched) > r.p.Strategy.FailureThreshold
+	return waves.Exceeded(r.st.Failed, r.st.Total-r.st.Pending, r.p.Strategy.FailureThreshold)
 }
 
 // stopOnFailures stops sending the new snapshot and, with autoRollback, returns every device the rollout

@@ -58,7 +58,8 @@ const option = (o) => ({ value: o.id, label: o.name });
 const active = (list) => list.filter((o) => o.active !== false);
 
 async function createInstanceForm(ctx, app, stacks) {
-  const [types, templates] = await Promise.all([api.list('/instance-types'), api.list('/templates')]);
+  const [types, templates, blueprints] = await Promise.all([api.list('/instance-types'), api.list('/templates'),
+    api.list(`/teams/${ctx.team.id}/blueprints`)]);
   return section('New instance', form({
     label: 'Create an instance',
     submit: 'Create instance',
@@ -67,9 +68,11 @@ async function createInstanceForm(ctx, app, stacks) {
       { name: 'instanceTypeId', label: 'Instance type', type: 'select', options: active(types).map(option) },
       { name: 'stackId', label: 'Stack', type: 'select', options: active(stacks).map((s) => ({ value: s.id, label: `${s.name} (Node-RED ${s.nodeRedVersion})` })) },
       { name: 'templateId', label: 'Template', type: 'select', options: active(templates).map(option) },
+      { name: 'blueprintId', label: 'Blueprint (the flows and modules it starts with)', type: 'select',
+        options: [{ value: '', label: 'None: empty flows' }, ...blueprints.map(option)] },
     ],
     onSubmit: async (v) => {
-      const res = await api.post(`/applications/${app.id}/instances`, v);
+      const res = await api.post(`/applications/${app.id}/instances`, { ...v, blueprintId: v.blueprintId || undefined });
       ctx.navigate(ctx.teamPath(`/instances/${res.instance.id}`));
     },
   }));

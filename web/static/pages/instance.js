@@ -1,6 +1,6 @@
 import * as api from '../api.js';
 import { stream } from '../sse.js';
-import { action, announce, badge, download, fmtTime, form, h, replace, section, table } from '../ui.js';
+import { action, announce, badge, confirmDialog, download, fmtTime, form, h, replace, section, table } from '../ui.js';
 import { operationLine, watchOperation } from '../operation.js';
 import { healthSection } from '../health.js';
 
@@ -17,15 +17,17 @@ const lifecycle = [
 export async function render(ctx) {
   const id = ctx.params.instance;
   let inst = await api.get(`/instances/${id}`);
-  const [app, template, ops] = await Promise.all([
+  const [app, template, ops, stacks] = await Promise.all([
     api.get(`/applications/${inst.applicationId}`),
     api.get(`/templates/${inst.templateId}`).catch(() => ({ settings: {}, policy: {}, env: [] })),
     api.get(`/instances/${id}/operations?limit=1`).catch(() => ({ items: [] })),
+    api.list('/stacks').catch(() => []),
   ]);
   ctx.title = inst.name;
 
   const stateEl = h('span', {});
   const reasonEl = h('p', { class: 'muted' });
+  const stackEl = h('dd', { id: 'instance-stack' });
   const actionsEl = h('div', { class: 'actions', role: 'group', 'aria-label': 'Instance actions' });
   const op = operationLine();
   const watch = watchOperation(ctx, op, (o) => o.subjectType === 'instance' && o.subjectId === id);
@@ -33,6 +35,7 @@ export async function render(ctx) {
 
   const draw = () => {
     replace(stateEl, badge(inst.state));
+    stackEl.textContent = stackLabel(stacks, inst.stackId);
     reasonEl.textContent = inst.stateReason || '';
     replace(actionsEl, actionButtons(ctx, inst, watch));
   };
@@ -54,9 +57,11 @@ export async function render(ctx) {
         h('dt', {}, 'URL'), h('dd', {}, inst.url ? h('a', { href: inst.url, target: '_blank', rel: 'noopener' }, inst.url) : '—'),
         h('dt', {}, 'Editor'), h('dd', {}, inst.editorUrl && ctx.can('project:flows:view')
           ? h('a', { href: inst.editorUrl, target: '_blank', rel: 'noopener', id: 'open-editor' }, 'Open editor') : '—'),
+        h('dt', {}, 'Node-RED'), stackEl,
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(inst.createdAt))),
       actionsEl, op.el),
     healthSection(ctx, id),
+    upgradeSection(ctx, inst, stacks, watch),
     h('div', { class: 'grid' }, settingsSection(ctx, inst, template), envSection(ctx, inst, template)),
     logsSection(ctx, id),
     await snapshotsSection(ctx, inst, watch),
@@ -78,6 +83,33 @@ function actionButtons(ctx, inst, watch) {
     }, { danger: true, confirm: { title: `Delete ${inst.name}?`, text: 'Its flows, settings and snapshots go with it. This cannot be undone.', confirm: 'Delete' } }));
   }
   return out;
+}
+
+const stackLabel = (stacks, id) => {
+  const s = stacks.find((x) => x.id === id);
+  return s ? `${s.nodeRedVersion} (stack ${s.name})` : '—';
+};
+
+// upgradeSection moves the instance to another stack: an operation that snapshots it, restarts it on the new
+// Node-RED and waits for its flows, and puts the old stack and flows back if they do not start.
+function upgradeSection(ctx, inst, stacks, watch) {
+  if (!ctx.can('project:edit')) return null;
+  const choices = stacks.filter((s) => s.active && s.id !== inst.stackId && (!s.instanceTypeId || s.instanceTypeId === inst.instanceTypeId));
+  if (!choices.length) return null;
+  return section('Change Node-RED version', h('p', { class: 'muted' },
+    'The instance is snapshotted, restarted on the stack you choose and checked until its flows run; if they do not start, it goes back to its current stack and flows.'),
+  form({
+    label: 'Change Node-RED version', submit: 'Change version', cls: 'inline',
+    fields: [{ name: 'stackId', label: 'Stack', type: 'select',
+      options: choices.map((s) => ({ value: s.id, label: `Node-RED ${s.nodeRedVersion} (stack ${s.name})` })) }],
+    onSubmit: async (v) => {
+      const to = stacks.find((s) => s.id === v.stackId);
+      if (!(await confirmDialog({ title: `Move ${inst.name} to Node-RED ${to.nodeRedVersion}?`,
+        text: 'Its flows stop while it restarts on the new version.', confirm: 'Change version' }))) return;
+      watch.show((await api.post(`/instances/${inst.id}/upgrade`, { stackId: v.stackId })).operation);
+      announce(`${inst.name} is moving to Node-RED ${to.nodeRedVersion}.`);
+    },
+  }));
 }
 
 // settingsSection edits the instance's own settings over its template's; settings the template locks are shown
@@ -182,10 +214,12 @@ async function snapshotsSection(ctx, inst, watch) {
       columns: [
         { label: 'Name', cell: (s) => [s.name + (s.auto ? ' (automatic)' : ''), s.id === inst.deviceTargetSnapshotId ? h('span', { class: 'badge', 'data-device-target': '' }, 'device target') : null] },
         { label: 'Created', cell: (s) => fmtTime(s.createdAt) },
+        { label: 'Persistent context', cell: (s) => (s.hasContext ? 'included' : '—') },
         { label: 'Actions', cell: (s) => h('div', { class: 'actions' },
           ctx.can('project:snapshot:rollback') ? action('Roll back', async () => {
             watch.show((await api.post(`/instances/${inst.id}/rollback`, { snapshotId: s.id })).operation);
-          }, { confirm: { title: `Roll back to ${s.name}?`, text: 'The instance restarts with the flows, settings and environment of this snapshot.', confirm: 'Roll back' } }) : null,
+          }, { confirm: { title: `Roll back to ${s.name}?`, confirm: 'Roll back', text: 'The instance restarts with the flows, settings and environment of this snapshot' +
+            (s.hasContext ? ', and its persistent context.' : '; its persistent context stays as it is.') } }) : null,
           canTarget && s.id !== inst.deviceTargetSnapshotId ? action('Set as device target', () => setTarget(s.id),
             { confirm: { title: `Deploy ${s.name} to the instance's devices?`, text: 'Every device assigned to the instance runs it, and so does a device assigned later.', confirm: 'Set target' } }) : null,
           ctx.can('snapshot:delete') ? action('Delete', async () => { await api.del(`/snapshots/${s.id}`); announce(`Snapshot ${s.name} deleted.`); await refresh(); },
@@ -201,9 +235,11 @@ async function snapshotsSection(ctx, inst, watch) {
     h('p', {}, h('a', { href: ctx.teamPath(`/instances/${inst.id}/snapshot-schedule`), id: 'snapshot-schedule' }, 'Automatic snapshot schedule')),
     ctx.can('project:snapshot:create') ? form({
       label: 'Take a snapshot', submit: 'Take snapshot', cls: 'inline',
-      fields: [{ name: 'name', label: 'Snapshot name', required: true }, { name: 'description', label: 'Description (optional)' }],
+      fields: [{ name: 'name', label: 'Snapshot name', required: true }, { name: 'description', label: 'Description (optional)' },
+        { name: 'includeContext', label: 'Include the persistent context', type: 'checkbox' }],
       onSubmit: async (v, el) => {
-        const res = await api.post(`/instances/${inst.id}/snapshots`, { name: v.name, description: v.description || undefined });
+        const res = await api.post(`/instances/${inst.id}/snapshots`,
+          { name: v.name, description: v.description || undefined, includeContext: v.includeContext || undefined });
         if (res.operation) watch.show(res.operation);
         el.reset();
         announce(`Snapshot ${v.name} taken.`);

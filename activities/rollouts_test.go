@@ -1,0 +1,78 @@
+package activities_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+)
+
+// TestBulkTargetsCarryTheirSettingsHash: every activity that moves devices to another target in bulk (a
+// rollout's waves, its rollback and its settling, a promotion to a device) stores
+// the settings hash of their new settings (docs/device-protocol.md §2.4: the hash changes whenever the
+// settings do, and FF_SNAPSHOT_ID and the snapshot's env are in them). A stale hash would give `update` and
+// `live/settings` the old settings' hash for the new settings.
+func TestBulkTargetsCarryTheirSettingsHash(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+		require.NoError(t, err)
+		in := storagetest.NewInstance(t, st, sealer, nil)
+		svc := &devices.Service{Store: st, Sealer: sealer}
+		snaps := [3]string{}
+		for i := range snaps {
+			snap := &storage.Snapshot{ID: domain.NewID(), ApplicationID: in.ApplicationID, TeamID: in.TeamID, Name: domain.NewID(), Flows: "[]", Credentials: "{}",
+				Env: []domain.EnvVar{{Name: "VERSION", Value: fmt.Sprint("v", i)}}}
+			_, err := st.InsertSnapshot(ctx, snap)
+			require.NoError(t, err)
+			snaps[i] = snap.ID
+		}
+		g := &storage.DeviceGroup{ID: domain.NewID(), ApplicationID: in.ApplicationID, TeamID: in.TeamID, Name: "g"}
+		require.NoError(t, st.InsertDeviceGroup(ctx, g))
+		var ids []string
+		for range 3 {
+			d := &storage.Device{ID: domain.NewID(), TeamID: in.TeamID, ApplicationID: &in.ApplicationID, DeviceGroupID: &g.ID, Name: "d",
+				CredentialSecret: "x", Mode: "autonomous", TargetSnapshotID: &snaps[0]}
+			require.NoError(t, svc.Rehash(ctx, st, d))
+			require.NoError(t, st.InsertDevice(ctx, d))
+			ids = append(ids, d.ID)
+		}
+		fresh := func(what string, ids ...string) {
+			t.Helper()
+			for _, id := range ids {
+				d, err := st.GetDevice(ctx, id)
+				require.NoError(t, err)
+				want := *d
+				require.NoError(t, svc.Rehash(ctx, st, &want))
+				assert.Equal(t, want.SettingsHash, d.SettingsHash, "%s: the stored settings hash is that of the device's settings", what)
+			}
+		}
+		rollouts := &activities.Rollouts{Store: st, Devices: svc}
+		r := &storage.Rollout{ID: domain.NewID(), GroupID: g.ID, TeamID: in.TeamID, ApplicationID: in.ApplicationID, SnapshotID: snaps[1], Status: "running"}
+		require.NoError(t, st.InsertRollout(ctx, r))
+		_, err = rollouts.PlanRollout(ctx, activities.PlanRollout{RolloutID: r.ID, GroupID: g.ID, SnapshotID: snaps[1], Waves: []int{100}})
+		require.NoError(t, err)
+		require.NoError(t, rollouts.DispatchWave(ctx, activities.DispatchWave{RolloutID: r.ID, Wave: 0, SnapshotID: snaps[1], BatchSize: 2}))
+		fresh("a rollout's wave", ids...)
+
+		n, err := rollouts.RollBackDevices(ctx, r.ID, 2)
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		fresh("a rollback", ids...)
+
+		require.NoError(t, rollouts.SaveRolloutProgress(ctx, activities.RolloutProgress{RolloutID: r.ID, Status: "succeeded"}))
+		fresh("a rollout settling its group", ids...)
+
+		pipelines := &activities.Pipelines{Store: st, Devices: svc}
+		require.NoError(t, pipelines.SetDeviceTarget(ctx, ids[0], snaps[2]))
+		fresh("a promotion to a device", ids[0])
+	})
+}

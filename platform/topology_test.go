@@ -1,0 +1,200 @@
+package platform_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/proctest"
+	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
+	"github.com/flowyard/flowyard/temporalenv"
+)
+
+// topology is the production layout on one machine: one Postgres database, a Temporal dev server, then
+// `flowyard migrate`, `flowyard worker` and N `flowyard serve` replicas (each with its embedded broker), every
+// flowyard a child process of the test with the same database, secret key and Temporal.
+type topology struct {
+	t        testing.TB
+	bin      string
+	dbURL    string
+	temporal string // host:port
+	secret   string
+	worker   *child
+	serves   []*replica
+}
+
+// replica is one `flowyard serve`: its API URL and its broker's MQTT address.
+type replica struct {
+	*child
+	url, mqtt string
+}
+
+// child is one flowyard process.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	out  *proctest.Output
+}
+
+// startTopology runs the layout with n serve replicas and waits until each is ready and listens for the other
+// processes' device notifications.
+func startTopology(t testing.TB, replicas int) *topology {
+	t.Helper()
+	tp := &topology{t: t, bin: buildFlowyard(t), dbURL: storagetest.NewDatabase(t, "postgres"), secret: domain.NewSecret(40)}
+	tp.temporal = startTemporal(t)
+	tp.once("migrate", "--admin-email", "admin@example.com", "--admin-password", "admin-password")
+	tp.worker = tp.start("worker", "worker", "--instance-ports", instancePorts())
+	for i := range replicas {
+		listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		r := &replica{url: "http://" + listen, mqtt: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		r.child = tp.start(fmt.Sprintf("serve-%c", 'a'+i), "serve", "--listen", listen, "--mqtt-listen", r.mqtt, "--mqtt-ws-listen", "")
+		tp.serves = append(tp.serves, r)
+	}
+	for _, r := range tp.serves {
+		r.waitRelay(t)
+	}
+	return tp
+}
+
+// startTemporal runs a headless Temporal dev server with Flowyard's namespace and search attributes.
+func startTemporal(t testing.TB) string {
+	t.Helper()
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := temporalenv.DefaultConfig()
+	attrs, err := cfg.SearchAttributeTypes()
+	require.NoError(t, err)
+	port := temporalPort(t)
+	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: filepath.Join(repo, "bin", "temporal"), DataDir: t.TempDir(),
+		IP: "127.0.0.1", Port: port, Headless: true, Namespace: cfg.Namespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	return srv.Address()
+}
+
+// args are the flags every flowyard process of the layout shares, then extra.
+func (tp *topology) args(sub string, extra ...string) []string {
+	repo, _ := filepath.Abs("..")
+	dataDir := tp.t.TempDir()
+	linkStacks(tp.t, dataDir)
+	return append([]string{sub, "--database-url", tp.dbURL, "--data-dir", dataDir, "--temporal-config", filepath.Join(repo, "temporal.yaml"),
+		"--log-format", "text"}, extra...)
+}
+
+func (tp *topology) env() []string {
+	return append(os.Environ(), "FLOWYARD_SECRET_KEY="+tp.secret, "FLOWYARD_TEMPORAL_ADDRESS="+tp.temporal)
+}
+
+// once runs a subcommand to its end.
+func (tp *topology) once(sub string, extra ...string) {
+	tp.t.Helper()
+	cmd := exec.Command(tp.bin, tp.args(sub, extra...)...)
+	cmd.Env = tp.env()
+	out, err := cmd.CombinedOutput()
+	require.NoError(tp.t, err, "flowyard %s:\n%s", sub, out)
+}
+
+// start runs a long-lived subcommand, stopped with SIGTERM when the test ends (its output is shown when the
+// test failed).
+func (tp *topology) start(name, sub string, extra ...string) *child {
+	tp.t.Helper()
+	c := &child{name: name, out: &proctest.Output{}}
+	c.cmd = exec.Command(tp.bin, tp.args(sub, extra...)...)
+	c.cmd.Env = tp.env()
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	require.NoError(tp.t, c.cmd.Start())
+	tp.t.Cleanup(func() {
+		proctest.Stop(tp.t, c.cmd, syscall.SIGTERM, 30*time.Second, c.out.String)
+		if tp.t.Failed() {
+			tp.t.Logf("flowyard %s output:\n%s", c.name, c.out.String())
+		}
+	})
+	return c
+}
+
+// waitRelay waits until the replica is ready and listens for device notifications ("relay": "ok" in /readyz).
+func (r *replica) waitRelay(t testing.TB) {
+	t.Helper()
+	waitReady(t, r.url)
+	c := (&apitest.Env{URL: r.url}).Client(t)
+	waitFor(t, 30*time.Second, r.name+" to listen for device notifications", func() bool {
+		return c.Do("GET", "/readyz", nil).String("relay") == "ok"
+	})
+}
+
+// client signs the admin in on the replica.
+func (r *replica) client(t testing.TB) *apitest.Client {
+	t.Helper()
+	c := (&apitest.Env{URL: r.url}).Client(t)
+	c.Login("admin@example.com", "admin-password")
+	return c
+}
+
+// store opens the layout's database from the test, for fixtures and checks.
+func (tp *topology) store() *storage.Store {
+	tp.t.Helper()
+	st, err := storage.Open(context.Background(), tp.dbURL)
+	require.NoError(tp.t, err)
+	tp.t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// listenerPIDs are the Postgres backends of the layout's database that listen for notifications.
+func (tp *topology) listenerPIDs() []int {
+	tp.t.Helper()
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(tp.dbURL)))
+	defer db.Close()
+	rows, err := db.Query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+	require.NoError(tp.t, err)
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		require.NoError(tp.t, rows.Scan(&pid))
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// killListeners ends every listening connection of the database, as a Postgres restart or a network cut would.
+func (tp *topology) killListeners() []int {
+	tp.t.Helper()
+	pids := tp.listenerPIDs()
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(tp.dbURL)))
+	defer db.Close()
+	for _, pid := range pids {
+		_, err := db.Exec("SELECT pg_terminate_backend($1)", pid)
+		require.NoError(tp.t, err)
+	}
+	return pids
+}
+
+// insertSnapshots stores application snapshots (no instance needed) for devices to target.
+func insertSnapshots(t testing.TB, st *storage.Store, team, app string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		snap := &storage.Snapshot{ID: domain.NewID(), ApplicationID: app, TeamID: team, Name: fmt.Sprint("v", i), NodeRedVersion: "4.1.15",
+			Flows: `[{"id":"tab1","type":"tab","label":"v` + fmt.Sprint(i) + `"}]`, Credentials: "{}"}
+		_, err := st.InsertSnapshot(context.Background(), snap)
+		require.NoError(t, err)
+		ids = append(ids, snap.ID)
+	}
+	return ids
+}
