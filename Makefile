@@ -7,7 +7,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-short test-crash web-test-deps sandbox-deps bench lint fuzz clean tools
+.PHONY: all build run test test-short test-crash web-test-deps sandbox-deps broker-deps bench lint fuzz clean tools
 
 all: build
 
@@ -34,7 +34,7 @@ run: build
 
 # Runs every test: SQLite and Postgres stores (Postgres where reachable; FLOWYARD_REQUIRE_POSTGRES=1 makes it
 # mandatory), the Temporal dev server, real Node-RED (installed with npm on first use).
-test: tools bin/stripe-mock web-test-deps sandbox-deps
+test: tools bin/stripe-mock web-test-deps sandbox-deps broker-deps
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -55,6 +55,11 @@ web-test-deps: web/e2e/node_modules/.package-lock.json
 # Debian's bubblewrap is installed here when bwrap is missing.
 sandbox-deps:
 	@command -v bwrap >/dev/null || $(SUDO) apt-get install -y bubblewrap || { $(SUDO) apt-get update && $(SUDO) apt-get install -y bubblewrap; }
+
+# The external broker mode's tests (comms, comms/mosquitto, platform) start throwaway Mosquitto brokers with the
+# dynamic-security plugin: Debian's mosquitto is installed here when missing.
+broker-deps:
+	@command -v mosquitto_ctrl >/dev/null || $(SUDO) apt-get install -y mosquitto || { $(SUDO) apt-get update && $(SUDO) apt-get install -y mosquitto; }
 
 web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund

@@ -426,7 +426,10 @@ func (s *Server) updateDevice(c *fiber.Ctx) error {
 		if err := tx.UpdateDevice(ctx, d, append(cols, "settings_hash")...); err != nil {
 			return err
 		}
-		return audit(c, tx, who, d.TeamID, "device.updated", "device", d.ID, map[string]any{"fields": cols})
+		if err := audit(c, tx, who, d.TeamID, "device.updated", "device", d.ID, map[string]any{"fields": cols}); err != nil {
+			return err
+		}
+		return s.devices.RefreshAccount(ctx, d, cols)
 	})
 	if err != nil {
 		return err
@@ -617,22 +620,42 @@ func (s *Server) deleteDevice(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	revoked := false
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
 		if err := tx.DeleteDevice(ctx, d.ID); err != nil {
 			return err
 		}
-		return audit(c, tx, who, d.TeamID, "device.deleted", "device", d.ID, map[string]any{"name": d.Name})
+		if err := audit(c, tx, who, d.TeamID, "device.deleted", "device", d.ID, map[string]any{"name": d.Name}); err != nil {
+			return err
+		}
+		// Last, so that a broker that refuses leaves the device as it was; undone below if the commit fails.
+		err := s.devices.RevokeAccount(ctx, d)
+		revoked = err == nil
+		return err
 	})
 	if err != nil {
+		if revoked {
+			s.restoreAccount(c.UserContext(), d)
+		}
 		return err
 	}
 	if s.broker != nil {
 		s.broker.DisconnectDevice(c.UserContext(), d.ID)
 	}
+	if err := s.devices.DeleteAccount(c.UserContext(), d.TeamID, d.ID); err != nil {
+		s.log.Warn("the deleted device's broker account is disabled but not deleted yet", "device", d.ID, "err", err)
+	}
 	if s.billing != nil {
 		s.billing.UsageChanged(c.UserContext(), d.TeamID)
 	}
 	return noContent(c)
+}
+
+// restoreAccount re-enables the broker account of a device whose deletion did not commit.
+func (s *Server) restoreAccount(ctx context.Context, d *storage.Device) {
+	if err := s.devices.RestoreAccount(ctx, d); err != nil {
+		s.log.Error("a device whose deletion failed keeps a disabled broker account until the platform next starts", "device", d.ID, "err", err)
+	}
 }
 
 func (s *Server) createDeviceSnapshot(c *fiber.Ctx) error {

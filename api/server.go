@@ -76,6 +76,8 @@ type Deps struct {
 	StackMoves StackMoveRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
+	// DeviceAccounts are the broker's own device accounts (an external broker); nil with the embedded broker.
+	DeviceAccounts devices.Accounts
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
 	Billing *billing.Service
 	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
@@ -131,7 +133,7 @@ func New(d Deps) *Server {
 	s.providers = newProviders()
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
-	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
+	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL, Accounts: d.DeviceAccounts}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",
 		BodyLimit: d.Config.BodyLimit,

@@ -260,7 +260,11 @@ func (s *Server) deleteTeam(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	var deviceIDs []string
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		if deviceIDs, err = tx.TeamDeviceIDs(ctx, team.ID); err != nil {
+			return err
+		}
 		if err := tx.DeleteTeam(ctx, team.ID); err != nil {
 			return err
 		}
@@ -276,7 +280,22 @@ func (s *Server) deleteTeam(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	go s.forgetDevices(team.ID, deviceIDs)
 	return noContent(c)
+}
+
+// forgetDevices disconnects a deleted team's devices and removes their broker accounts, after the answer: an
+// external broker takes one change at a time, each costing in proportion to its accounts (README, "External
+// broker"). Accounts left when the process stops are deleted at the platform's next start.
+func (s *Server) forgetDevices(teamID string, deviceIDs []string) {
+	for _, id := range deviceIDs {
+		if s.broker != nil {
+			s.broker.DisconnectDevice(context.Background(), id)
+		}
+		if err := s.devices.DeleteAccount(context.Background(), teamID, id); err != nil {
+			s.log.Warn("a deleted team's device keeps its broker account until the platform next starts", "team", teamID, "device", id, "err", err)
+		}
+	}
 }
 
 func (s *Server) listTeamAudit(c *fiber.Ctx) error {

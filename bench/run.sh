@@ -5,14 +5,14 @@
 #
 #   BENCH_RUNS      repeats of the API, 1,000-device rollout and idle-RSS measurements (default 3)
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
-#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts dashboard (default: all)
+#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts dashboard dynsec (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
 PORT=${BENCH_PORT:-18480}
 RUNS=${BENCH_RUNS:-3}
 RUNS_10K=${BENCH_10K_RUNS:-1}
-ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts dashboard}
+ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts dashboard dynsec}
 PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 TMP=$(mktemp -d)
 SAMPLES=$TMP/samples.jsonl   # one measured value per line
@@ -28,6 +28,7 @@ need() { # command debian-package
 }
 need wrk wrk
 need jq jq
+need mosquitto mosquitto
 
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
@@ -190,8 +191,37 @@ bench_dashboard() {
   done
 }
 
+# What a device account costs the external broker (Mosquitto's dynamic-security plugin) when it holds 0, 1,000,
+# 10,000 and 50,000 of them (TestMeasureDynamicSecurity in comms/mosquitto; about 5 minutes).
+bench_dynsec() {
+  echo "measuring Mosquitto's dynamic security at 0 to 50,000 device accounts" >&2
+  FLOWYARD_BENCH=1 go test ./comms/mosquitto -run '^TestMeasureDynamicSecurity$' -count=1 -timeout 60m > "$TMP/dynsec.log" 2>&1 ||
+    { tail -50 "$TMP/dynsec.log" >&2; echo "TestMeasureDynamicSecurity (comms/mosquitto)" >> "$FAILED"; return 0; }
+  local j=bench/dynsec.json n
+  for n in $(jq -r '.sizes[].accounts' $j); do
+    summary dynsec "device account added at $n accounts (role and client)" ms \
+      "$(jq ".sizes[] | select(.accounts == $n) | .addMs" $j)" "$(jq ".sizes[] | select(.accounts == $n) | .addMsMin" $j)" \
+      "$(jq ".sizes[] | select(.accounts == $n) | .addMsMax" $j)" 10
+    sample dynsec "Mosquitto CPU per account added at $n accounts" ms "$(jq ".sizes[] | select(.accounts == $n) | .addMosquittoCpuMs" $j)"
+    sample dynsec "Mosquitto RSS with $n accounts" MiB "$(jq ".sizes[] | select(.accounts == $n) | .mosquittoRSSMiB" $j)"
+  done
+  for n in $(jq -r '.sequentialAddSeconds | keys[]' $j); do
+    sample dynsec "$n accounts added one after the other (summed from the per-add figures)" h "$(jq ".sequentialAddSeconds[\"$n\"] / 3600" $j)"
+  done
+  # A fleet on the external broker: 300 simulated agents provision (a broker account each) and take a rollout.
+  # Larger bursts outrun the broker: each account costs it a rewrite of its file (see deploy/README.md).
+  for run in $(seq 1 "$RUNS"); do
+    measure TestMeasureRollout FLOWYARD_BENCH_BROKER=external FLOWYARD_BENCH_DEVICES=300 || continue
+    local r=bench/rollout-external.json
+    sample dynsec "external broker, 300 devices: provisioning" s "$(jq .provisionSeconds $r)"
+    sample dynsec "external broker, 300 devices: rollout POST → succeeded" s "$(jq .rolloutSeconds $r)"
+    sample dynsec "external broker, 300 devices: Mosquitto memory per connected device" KiB "$(jq .mosquittoKiBPerDevice $r)"
+    sample dynsec "external broker, 300 devices: platform peak RSS" MiB "$(jq .peakRSSMiB $r)"
+  done
+}
+
 make -s build >/dev/null
-for part in api instances snapshots devices delivery rollouts dashboard; do
+for part in api instances snapshots devices delivery rollouts dashboard dynsec; do
   if wanted "$part"; then "bench_$part"; fi
 done
 
@@ -205,7 +235,7 @@ jq -s '.' "$SUMMARIES" > "$TMP/summaries.json"
 jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go env GOVERSION)" \
-  '["api","instances","snapshots","devices","rollouts","dashboard"] as $order
+  '["api","instances","snapshots","devices","rollouts","dashboard","dynsec"] as $order
    | {date: $date, commit: $commit, machine: $machine,
       figures: ($s[0] + $a[0] | sort_by((.group as $g | $order | index($g)), .name))}' > bench/report.json
 

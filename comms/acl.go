@@ -1,27 +1,18 @@
 package comms
 
-import "strings"
+import (
+	"strings"
 
-// Topic namespace of the FlowFuse device protocol (docs/device-protocol.md §3.2).
-const topicPrefix = "ff/v1/"
+	"github.com/flowyard/flowyard/devices"
+)
 
-// deviceTopic is ff/v1/<team>/d/<device>/<leaf>.
-func deviceTopic(teamID, deviceID, leaf string) string {
-	return topicPrefix + teamID + "/d/" + deviceID + "/" + leaf
-}
+// The protocol's topics (docs/device-protocol.md §3.2), named where the rules of the protocol live.
+const topicPrefix = devices.TopicPrefix
 
-// parseDeviceTopic splits ff/v1/<team>/d/<device>/<rest...>.
-func parseDeviceTopic(topic string) (teamID, deviceID, rest string, ok bool) {
-	p, found := strings.CutPrefix(topic, topicPrefix)
-	if !found {
-		return "", "", "", false
-	}
-	parts := strings.SplitN(p, "/", 4)
-	if len(parts) != 4 || parts[1] != "d" || parts[0] == "" || parts[2] == "" {
-		return "", "", "", false
-	}
-	return parts[0], parts[2], parts[3], true
-}
+var (
+	deviceTopic      = devices.DeviceTopic
+	parseDeviceTopic = devices.ParseDeviceTopic
+)
 
 // grant is what one connected device may do: who it is and what it belongs to.
 type grant struct {
@@ -52,9 +43,9 @@ func (g grant) canSubscribe(filter string) bool {
 	switch filter {
 	case deviceTopic(g.teamID, g.deviceID, "command"):
 		return true
-	case topicPrefix + g.teamID + "/a/" + g.applicationID + "/command":
+	case devices.OwnerCommandTopic(g.teamID, "a", g.applicationID):
 		return g.applicationID != ""
-	case topicPrefix + g.teamID + "/p/" + g.instanceID + "/command":
+	case devices.OwnerCommandTopic(g.teamID, "p", g.instanceID):
 		return g.instanceID != ""
 	}
 	return false

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/lanes"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -75,13 +75,12 @@ type Broker struct {
 
 	rate    rate          // publishes allowed to each device
 	dropped atomic.Uint64 // publishes dropped for going over the rate, since start
-	replies sync.Map      // correlation ID -> waiter
+	replies devices.Replies
 	closed  atomic.Bool
 	// work carries the store's work for devices (authentication, connection flags, status messages) from the
 	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
 	// device's events stay in order and the store's deep stacks stay off the thousands of connection goroutines.
-	work [statusWorkers]chan func()
-	stop chan struct{}
+	work *lanes.Lanes
 }
 
 // statusWorkers is how many status messages are recorded at once; statusQueue how many may wait.
@@ -119,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
+		platformID: domain.NewID(), clients: map[string]*connection{}, work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
 	b.doors.signIn = cfg.ConnectTimeout
 	if b.doors.signIn <= 0 {
 		b.doors.signIn = DefaultConnectTimeout
@@ -136,10 +135,6 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := b.store.ResetDeviceConnections(ctx, time.Now()); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("reset device connections: %w", err)
-	}
-	for i := range b.work {
-		b.work[i] = make(chan func(), statusQueue/statusWorkers)
-		go b.worker(b.work[i])
 	}
 	for i, filter := range []string{deviceTopic("+", "+", "status"), deviceTopic("+", "+", "response/"+b.platformID)} {
 		handler := b.queueStatus
@@ -203,7 +198,7 @@ func (b *Broker) Close() error {
 	// disconnecting waits for room in its worker's queue. With thousands of devices gone at once, draining those
 	// queues one database write at a time kept `flowyard dev` from stopping within a minute. The connection
 	// flags they would have written are reset when a broker starts.
-	close(b.stop)
+	b.work.Stop()
 	// Then close every connection here, not through mochi-mqtt, whose way deadlocks (see doors); closing the
 	// server then only waits for the clients' goroutines to end.
 	b.doors.close()
@@ -364,51 +359,7 @@ func grantOf(d *storage.Device) grant {
 // comes again only at the device's next heartbeat.
 func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 	_, deviceID, _, _ := parseDeviceTopic(pk.TopicName)
-	b.later(deviceID, func() { b.onStatus(pk) })
-}
-
-func (b *Broker) queue(deviceID string) chan func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(deviceID))
-	return b.work[h.Sum32()%statusWorkers]
-}
-
-// onWorker runs fn on the device's worker and waits for it. It reports false, without waiting further, when the
-// broker closes first: the workers stop without running what is still queued, and a client whose sign-in waited
-// for them forever would keep Close waiting for its connection forever. fn may still be running then, so the
-// caller reads nothing fn writes.
-func (b *Broker) onWorker(deviceID string, fn func()) bool {
-	done := make(chan struct{})
-	select {
-	case b.queue(deviceID) <- func() { defer close(done); fn() }:
-	case <-b.stop:
-		return false
-	}
-	select {
-	case <-done:
-		return true
-	case <-b.stop:
-		return false
-	}
-}
-
-// later runs fn on the device's worker after what is queued before it.
-func (b *Broker) later(deviceID string, fn func()) {
-	select {
-	case b.queue(deviceID) <- fn:
-	case <-b.stop:
-	}
-}
-
-func (b *Broker) worker(queue chan func()) {
-	for {
-		select {
-		case <-b.stop:
-			return
-		case fn := <-queue:
-			fn()
-		}
-	}
+	b.work.Later(deviceID, func() { b.onStatus(pk) })
 }
 
 // onStatus consumes a device's status message: record it and, when the device does not run what it should, answer with

@@ -20,13 +20,15 @@ import (
 	"github.com/flowyard/flowyard/storage/storagetest"
 )
 
-// fixture is a running broker on a fresh store with a team, two applications and registered devices.
+// fixture is a running broker on a fresh store with a team, two applications and registered devices: the
+// embedded broker, or an external Mosquitto the platform manages (external_test.go).
 type fixture struct {
-	broker *comms.Broker
-	svc    *devices.Service
-	store  *storage.Store
-	team   string
-	apps   [2]string
+	broker   *comms.Broker   // the embedded broker; nil in external mode
+	external *externalBroker // the external broker; nil in embedded mode
+	svc      *devices.Service
+	store    *storage.Store
+	team     string
+	apps     [2]string
 }
 
 type device struct {
@@ -34,6 +36,21 @@ type device struct {
 }
 
 func newFixture(t *testing.T, options ...func(*comms.Config)) *fixture {
+	t.Helper()
+	f := newWorld(t)
+	cfg := comms.Config{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0", Devices: f.svc, Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 64 << 10}
+	for _, o := range options {
+		o(&cfg)
+	}
+	b, err := comms.Start(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	f.broker = b
+	return f
+}
+
+// newWorld is a fresh store with the fixture's team and applications, and the devices service on it.
+func newWorld(t *testing.T) *fixture {
 	t.Helper()
 	st := storagetest.New(t, "sqlite")
 	ctx := context.Background()
@@ -49,15 +66,39 @@ func newFixture(t *testing.T, options ...func(*comms.Config)) *fixture {
 		f.apps[i] = domain.NewID()
 		require.NoError(t, st.InsertApplication(ctx, &storage.Application{ID: f.apps[i], TeamID: f.team, Name: fmt.Sprint("app", i)}))
 	}
-	cfg := comms.Config{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0", Devices: svc, Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 64 << 10}
-	for _, o := range options {
-		o(&cfg)
-	}
-	b, err := comms.Start(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	f.broker = b
 	return f
+}
+
+// platformBroker is the broker as the platform uses it, in either mode.
+type platformBroker interface {
+	NotifyDevice(ctx context.Context, deviceID string)
+	DisconnectDevice(deviceID string)
+	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
+}
+
+func (f *fixture) platform() platformBroker {
+	if f.external != nil {
+		return f.external.Broker
+	}
+	return f.broker
+}
+
+// tcpURL is the broker's MQTT over TCP.
+func (f *fixture) tcpURL() string { return f.urls()["tcp"] }
+
+// deleteDevice deletes a device as the API does: its credentials go with it and its connection is closed.
+func (f *fixture) deleteDevice(t *testing.T, id string) {
+	t.Helper()
+	ctx := context.Background()
+	d := f.get(t, id)
+	require.NoError(t, f.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		if err := tx.DeleteDevice(ctx, id); err != nil {
+			return err
+		}
+		return f.svc.RevokeAccount(ctx, d)
+	}))
+	f.platform().DisconnectDevice(id)
+	require.NoError(t, f.svc.DeleteAccount(ctx, d.TeamID, id))
 }
 
 func (f *fixture) register(t *testing.T, app *string) device {
@@ -108,7 +149,7 @@ func connect(t *testing.T, url, clientID, username, password string, options ...
 
 func (f *fixture) connect(t *testing.T, d device) *conn {
 	t.Helper()
-	c, err := connect(t, "tcp://"+f.broker.Addr(), d.username, d.username, d.password)
+	c, err := connect(t, f.tcpURL(), d.username, d.username, d.password)
 	require.NoError(t, err)
 	return c
 }

@@ -41,7 +41,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	var d *storage.Device
 	var err error
-	if !h.b.onWorker(deviceID, func() {
+	if !h.b.work.Wait(deviceID, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d, err = h.b.devices.DeviceByBrokerPassword(ctx, string(pk.Connect.Password))
@@ -158,7 +158,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 
 // setConnected records a connection opening or closing, in order with the device's status messages.
 func (b *Broker) setConnected(deviceID string, connected bool) {
-	b.later(deviceID, func() {
+	b.work.Later(deviceID, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// Stamped when recorded, after the statuses queued before it: a disconnection is never older than

@@ -145,6 +145,23 @@ func (c *rawClient) closed(timeout time.Duration) bool {
 	return false
 }
 
+// handled reports whether the broker answers a QoS 1 or 2 publish (PUBACK, PUBREC) or closes the connection
+// within the timeout: either way it has dealt with the publish.
+func (c *rawClient) handled(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		pk, err := c.read(time.Until(deadline))
+		if err != nil {
+			var ne net.Error
+			return !(errors.As(err, &ne) && ne.Timeout())
+		}
+		if pk.FixedHeader.Type == packets.Puback || pk.FixedHeader.Type == packets.Pubrec {
+			return true
+		}
+	}
+	return false
+}
+
 // drop closes the connection without DISCONNECT, as a device that loses power or network.
 func (c *rawClient) drop() { _ = c.conn.Close() }
 

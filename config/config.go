@@ -34,23 +34,26 @@ type Config struct {
 	TemporalFile  string // path of temporal.yaml
 	MQTTListen    string
 	MQTTWSListen  string // MQTT over WebSocket for devices; "" for none
-	MQTTPublicURL string // the broker URL handed to devices; default mqtt(s)://<MQTTListen>; "" once loaded: none
+	MQTTPublicURL string // the broker URL handed to devices; default mqtt(s)://<MQTTListen> or the external broker's URL; "" once loaded: none
 	// MQTTTLSCert and MQTTTLSKey (PEM files) make the MQTT TCP listener speak TLS.
 	MQTTTLSCert, MQTTTLSKey string
-	InstancePorts           string // local driver: the port range of Node-RED instances, "min-max"
-	LogLevel                string
-	LogFormat               string // json, text or auto
-	AdminEmail              string
-	AdminPassword           string
-	SecureCookies           bool
-	BodyLimitMB             int
-	Driver                  string // where instances run: local or kubernetes
-	RuntimeAPIURL           string // how Node-RED instances reach the API (storage plugin); default PublicURL
-	MetricsListen           string // address of the Prometheus /metrics server; empty: none
-	Kubernetes              KubernetesConfig
-	Stripe                  StripeConfig
-	Mail                    MailConfig
-	Limits                  Limits // abuse limits of the API and the broker
+	// MQTTBroker is BrokerEmbedded or BrokerExternal; External is the external broker's connection.
+	MQTTBroker    string
+	External      ExternalBroker
+	InstancePorts string // local driver: the port range of Node-RED instances, "min-max"
+	LogLevel      string
+	LogFormat     string // json, text or auto
+	AdminEmail    string
+	AdminPassword string
+	SecureCookies bool
+	BodyLimitMB   int
+	Driver        string // where instances run: local or kubernetes
+	RuntimeAPIURL string // how Node-RED instances reach the API (storage plugin); default PublicURL
+	MetricsListen string // address of the Prometheus /metrics server; empty: none
+	Kubernetes    KubernetesConfig
+	Stripe        StripeConfig
+	Mail          MailConfig
+	Limits        Limits // abuse limits of the API and the broker
 	// WebhooksAllowPrivate lets teams' alert webhooks reach loopback, private and link-local addresses (refused
 	// by default: the platform would POST into its own network for a tenant).
 	WebhooksAllowPrivate bool
@@ -74,6 +77,18 @@ const (
 	SandboxBwrap = "bwrap" // bubblewrap or refuse to start
 	SandboxNone  = "none"  // no sandbox, on purpose
 )
+
+// The values of --mqtt-broker.
+const (
+	BrokerEmbedded = "embedded" // each API process runs its own broker (comms)
+	BrokerExternal = "external" // the platform manages an existing Mosquitto 2 with dynamic security (comms/mosquitto)
+)
+
+// ExternalBroker is how the platform reaches an external Mosquitto: its URL and the dynamic-security admin
+// client it signs in as. The password is a secret: masked in the log, never in a child's environment.
+type ExternalBroker struct {
+	URL, Username, Password string
+}
 
 // StripeConfig turns billing on: without a key the platform bills nobody and works fully.
 type StripeConfig struct {
@@ -127,9 +142,13 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.TemporalFile, "temporal-config", "FLOWYARD_TEMPORAL_CONFIG", "temporal.yaml", "", "Temporal address, namespace, task queues")
 	s.str(&c.MQTTListen, "mqtt-listen", "FLOWYARD_MQTT_LISTEN", "127.0.0.1:1884", "", "embedded MQTT broker")
 	s.str(&c.MQTTWSListen, "mqtt-ws-listen", "FLOWYARD_MQTT_WS_LISTEN", "127.0.0.1:1885", "", "the broker over WebSocket (any path, `/` included); empty: none")
-	s.str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "`mqtt://<mqtt-listen>` (`mqtts://` with a certificate)", "broker URL handed to devices (`mqtt`, `mqtts`, `ws` or `wss`); `none`: devices get no broker and check in over HTTP")
+	s.str(&c.MQTTPublicURL, "mqtt-public-url", "FLOWYARD_MQTT_PUBLIC_URL", "", "`mqtt://<mqtt-listen>` (`mqtts://` with a certificate), or the external broker's URL", "broker URL handed to devices (`mqtt`, `mqtts`, `ws` or `wss`); `none`: devices get no broker and check in over HTTP")
 	s.str(&c.MQTTTLSCert, "mqtt-tls-cert", "FLOWYARD_MQTT_TLS_CERT", "", "(plain TCP)", "certificate file (PEM, chain included) of the MQTT TCP listener: with `--mqtt-tls-key`, `--mqtt-listen` speaks MQTT over TLS; both files are read again when they change, so a renewed certificate needs no restart")
 	s.str(&c.MQTTTLSKey, "mqtt-tls-key", "FLOWYARD_MQTT_TLS_KEY", "", "", "its private key file (PEM)")
+	s.str(&c.MQTTBroker, "mqtt-broker", "FLOWYARD_MQTT_BROKER", BrokerEmbedded, "", "`embedded` (each `flowyard serve` runs a broker) or `external`: the platform manages an existing Mosquitto 2 with its dynamic-security plugin, one account per device (deploy/README.md, \"External broker\")")
+	s.str(&c.External.URL, "mqtt-external-url", "FLOWYARD_MQTT_EXTERNAL_URL", "", "", "the external broker as the platform reaches it: `mqtt://`, `mqtts://`, `ws://` or `wss://host:port`")
+	s.str(&c.External.Username, "mqtt-external-username", "FLOWYARD_MQTT_EXTERNAL_USERNAME", "admin", "", "the broker's dynamic-security admin client (`mosquitto_ctrl dynsec init` makes it)")
+	s.str(&c.External.Password, "mqtt-external-password", "FLOWYARD_MQTT_EXTERNAL_PASSWORD", "", "", "its password: a secret, masked in the log and never given to a child process; set the variable (a flag shows in `ps`)")
 	s.str(&c.InstancePorts, "instance-ports", "FLOWYARD_INSTANCE_PORTS", "12000-12999", "", "port range of local Node-RED instances")
 	s.str(&c.InstanceSandbox, "instance-sandbox", "FLOWYARD_INSTANCE_SANDBOX", SandboxAuto, "", "isolation of local instances: `auto` (bubblewrap and, as root, the nftables network filter when they work, else run them unisolated with a warning), `bwrap` (refuse to start without both), `none` (unisolated on purpose)")
 	s.str(&raw.denyNetworks, "instance-deny-networks", "FLOWYARD_INSTANCE_DENY_NETWORKS", "", "(none)", "comma-separated address ranges (`10.0.5.0/24,fd00:db::/64`) sandboxed local instances may not reach, besides the host's own addresses and the link-local and cloud metadata ones they never reach: list where the database, Temporal or other internal services run on other hosts (the runtime API stays reachable)")
@@ -266,6 +285,7 @@ func (c *Config) validate() error {
 	if _, port, err := net.SplitHostPort(c.MQTTWSListen); c.MQTTWSListen != "" && (err != nil || port == "") {
 		errs = append(errs, fmt.Errorf("--mqtt-ws-listen=%q is not host:port", c.MQTTWSListen))
 	}
+	errs = append(errs, c.validateBroker()...)
 	errs = append(errs, c.validateMQTTTLSAndURL()...)
 	if c.TemporalPort < 1 || c.TemporalPort > 64535 {
 		errs = append(errs, fmt.Errorf("--temporal-port=%d must be from 1 to 64535 (its UI uses port+1000)", c.TemporalPort))
@@ -316,6 +336,29 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// validateBroker checks the broker mode; an external broker is also, by default, the one devices are handed.
+func (c *Config) validateBroker() []error {
+	switch c.MQTTBroker {
+	case BrokerEmbedded:
+		return nil
+	case BrokerExternal:
+	default:
+		return []error{fmt.Errorf("--mqtt-broker=%q must be embedded or external", c.MQTTBroker)}
+	}
+	var errs []error
+	u, err := url.Parse(c.External.URL)
+	if err != nil || u.Host == "" || !slices.Contains([]string{"mqtt", "mqtts", "ws", "wss"}, u.Scheme) {
+		errs = append(errs, fmt.Errorf("--mqtt-external-url=%q must be mqtt://, mqtts://, ws:// or wss://host:port with --mqtt-broker=external", c.External.URL))
+	}
+	if c.External.Username == "" || c.External.Password == "" {
+		errs = append(errs, errors.New("--mqtt-broker=external needs the admin client's FLOWYARD_MQTT_EXTERNAL_USERNAME and FLOWYARD_MQTT_EXTERNAL_PASSWORD"))
+	}
+	if c.MQTTPublicURL == "" {
+		c.MQTTPublicURL = c.External.URL
+	}
+	return errs
+}
+
 // validateMQTTTLSAndURL checks that the TLS files come in pairs and settles the broker URL devices are given:
 // the default follows the listener, "none" hands out no broker.
 func (c *Config) validateMQTTTLSAndURL() []error {
@@ -356,6 +399,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
 		slog.Int("temporalPort", c.TemporalPort), slog.String("mqttListen", c.MQTTListen), slog.String("mqttWsListen", c.MQTTWSListen),
 		slog.String("mqttPublicUrl", c.MQTTPublicURL), slog.String("mqttTlsCert", c.MQTTTLSCert),
+		slog.String("mqttBroker", c.MQTTBroker), slog.String("mqttExternalUrl", c.External.URL),
+		slog.String("mqttExternalUsername", c.External.Username), slog.String("mqttExternalPassword", mask(c.External.Password)),
 		slog.String("logLevel", c.LogLevel), slog.String("adminEmail", c.AdminEmail),
 		slog.String("adminPassword", mask(c.AdminPassword)), slog.Bool("secureCookies", c.SecureCookies),
 		slog.Any("trustedProxies", c.TrustedProxies),

@@ -60,8 +60,26 @@ type Service struct {
 	ForgeURL, BrokerURL string
 	// OfflineAfter overrides DefaultOfflineAfter.
 	OfflineAfter time.Duration
+	// Accounts are the broker's own device accounts when it signs devices in itself (an external broker); nil
+	// with the embedded broker, which asks the store.
+	Accounts Accounts
 
 	memo *memo // set on the copy RehashDevices works with: reads shared by a batch of devices, once
+}
+
+// Accounts are a broker's own accounts of devices: a broker that signs devices in and checks their topics
+// itself hears of every device, password and owner through them. Each call answers once the broker applied it.
+type Accounts interface {
+	// Create gives a device an account that signs in with password, as the device's client ID only, and allows
+	// exactly its topics (docs/device-protocol.md §3.7); a device that has one gets the new password, enabled.
+	Create(ctx context.Context, d *storage.Device, password string) error
+	// Refresh makes the account allow the device's topics as they are now (its owner changed).
+	Refresh(ctx context.Context, d *storage.Device) error
+	// Disable stops the device from signing in and closes its connections; Enable undoes it.
+	Disable(ctx context.Context, teamID, deviceID string) error
+	Enable(ctx context.Context, teamID, deviceID string) error
+	// Delete removes the account; one already gone is no error.
+	Delete(ctx context.Context, teamID, deviceID string) error
 }
 
 // Credentials are a device's secrets, shown once when it is registered.
@@ -175,6 +193,14 @@ func (s *Service) IssueCredentials(ctx context.Context, tx *storage.Store, d *st
 		}
 	}
 	creds := &Credentials{Token: token, CredentialSecret: secret}
+	if s.Accounts != nil {
+		// Inside the transaction: the broker learns the password now, the only time it is known, and a broker
+		// that refuses it leaves nothing registered. An account made for a transaction that then fails is
+		// deleted when the platform next starts (see the external broker's reconciliation).
+		if err := s.Accounts.Create(ctx, d, password); err != nil {
+			return nil, brokerUnavailable(err)
+		}
+	}
 	if s.BrokerURL != "" {
 		creds.Broker = &BrokerCredentials{URL: s.BrokerURL, Username: BrokerUsername(d.TeamID, d.ID), Password: password}
 	}

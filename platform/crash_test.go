@@ -26,6 +26,7 @@ type devProcess struct {
 	bin     string
 	dataDir string
 	args    []string
+	env     []string // added to the test's environment
 	cmd     *exec.Cmd
 	out     *bytes.Buffer
 	url     string
@@ -67,7 +68,7 @@ func (d *devProcess) start() {
 	d.out = &bytes.Buffer{}
 	d.cmd = exec.Command(d.bin, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.cmd.Env = append(os.Environ(), "FLOWYARD_SECRET_KEY=")
+	d.cmd.Env = append(append(os.Environ(), "FLOWYARD_SECRET_KEY="), d.env...)
 	require.NoError(d.t, d.cmd.Start())
 	waitReady(d.t, d.url)
 }

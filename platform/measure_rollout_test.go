@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -25,7 +27,9 @@ import (
 // TestMeasureRollout rolls a snapshot out to FLOWYARD_BENCH_DEVICES (default 10,000) simulated devices run by
 // a separate flowyard-agent process, and reports the time from POST …/rollouts to succeeded, the platform's
 // peak RSS (this test process holds the platform; the fleet runs elsewhere) and the largest history length
-// of any run of the rollout workflow. Only under make bench (FLOWYARD_BENCH=1); writes bench/rollout.json.
+// of any run of the rollout workflow. Only under make bench (FLOWYARD_BENCH=1); writes bench/rollout.json. With
+// FLOWYARD_BENCH_BROKER=external the devices connect to a throwaway Mosquitto the platform manages, and the
+// broker's memory is reported too (bench/rollout-external.json).
 func TestMeasureRollout(t *testing.T) {
 	if os.Getenv("FLOWYARD_BENCH") != "1" {
 		t.Skip("a measurement, not a test: run it with make bench")
@@ -34,7 +38,16 @@ func TestMeasureRollout(t *testing.T) {
 	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	w := prepareFleet(t, startDev(t, bulkProvisioning...))
+	flags, mb := slices.Clone(bulkProvisioning), externalBroker(t)
+	if mb != nil {
+		flags = append(flags, "--mqtt-broker", "external", "--mqtt-external-url", mb.URL(), "--mqtt-external-username", mb.AdminUsername,
+			"--mqtt-external-password", mb.AdminPassword)
+	}
+	w := prepareFleet(t, startDev(t, flags...))
+	var brokerBaseline float64
+	if mb != nil {
+		brokerBaseline = rssMiB(mb.PID())
+	}
 	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "bench"}).String("id")
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
@@ -63,10 +76,25 @@ func TestMeasureRollout(t *testing.T) {
 
 	longest := longestHistory(t, w.dev.TemporalAddress, ro["id"].(string))
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "rolloutSeconds": took.Seconds(),
-		"peakRSSMiB": peakRSSMiB(), "longestHistoryEvents": longest, "counts": ro["counts"]}
+		"peakRSSMiB": peakRSSMiB(), "longestHistoryEvents": longest, "counts": ro["counts"], "broker": "embedded"}
+	file := "rollout.json"
+	if mb != nil {
+		report["broker"], file = "external", "rollout-external.json"
+		report["mosquittoRSSMiB"] = rssMiB(mb.PID())
+		report["mosquittoKiBPerDevice"] = (rssMiB(mb.PID()) - brokerBaseline) * 1024 / float64(n)
+	}
 	b, _ := json.MarshalIndent(report, "", "  ")
 	t.Logf("rollout: %s", b)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", "rollout.json"), b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", file), b, 0o644))
+}
+
+// externalBroker is a throwaway Mosquitto for the fleet with FLOWYARD_BENCH_BROKER=external (the platform then
+// manages its device accounts), nil for the embedded broker.
+func externalBroker(t *testing.T) *mosquittotest.Broker {
+	if os.Getenv("FLOWYARD_BENCH_BROKER") != "external" {
+		return nil
+	}
+	return mosquittotest.Start(t)
 }
 
 // bulkProvisioning lifts the provisioning rate limits (1,000 a minute by default): a measured fleet joins all at

@@ -330,6 +330,16 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer stopping.run("the worker", e.stop)
 	e.reconcile(ctx)
+	if cfg.MQTTBroker == config.BrokerExternal {
+		// Every process reaches every device through the external broker: the worker tells devices of the
+		// targets its rollouts and promotions set at once.
+		b, err := startExternalBroker(ctx, cfg, &devices.Service{Store: st}, log, false)
+		if err != nil {
+			return err
+		}
+		defer stopping.run("the MQTT broker connection", func() { _ = b.Close() })
+		e.relay.Attach(b)
+	}
 	log.Info("worker running", "temporal", tcfg.Address, "namespace", tcfg.Namespace)
 	<-ctx.Done()
 	return nil

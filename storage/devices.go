@@ -103,6 +103,32 @@ func (s *Store) CountTeamDevices(ctx context.Context, teamID string) (int, error
 	return count(s.db.NewSelect().Model((*Device)(nil)).Where("team_id = ?", teamID).Count(ctx))
 }
 
+// TeamDeviceIDs lists the IDs of a team's devices (their broker accounts go with the team).
+func (s *Store) TeamDeviceIDs(ctx context.Context, teamID string) ([]string, error) {
+	var ids []string
+	err := s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("team_id = ?", teamID).Scan(ctx, &ids)
+	return ids, err
+}
+
+// DeviceTeams maps those of ids that are devices to their teams (a broker's accounts checked against the store).
+func (s *Store) DeviceTeams(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ID     string `bun:"id"`
+		TeamID string `bun:"team_id"`
+	}
+	if err := s.db.NewSelect().Model((*Device)(nil)).Column("id", "team_id").Where("id IN (?)", bun.In(ids)).Scan(ctx, &rows); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ID] = r.TeamID
+	}
+	return out, nil
+}
+
 // UpdateDevice writes the given columns and the update time.
 func (s *Store) UpdateDevice(ctx context.Context, d *Device, columns ...string) error {
 	d.UpdatedAt = now()

@@ -1,0 +1,155 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// Request is a command that expects a reply (docs/device-protocol.md §3.4): the correlation travels inside the
+// payload, and the agent answers on ResponseTopic.
+type Request struct {
+	Command         string         `json:"command"`
+	DeviceID        string         `json:"deviceId"`
+	TeamID          string         `json:"teamId"`
+	CorrelationData string         `json:"correlationData"`
+	CreatedAt       int64          `json:"createdAt"`
+	ExpiresAt       int64          `json:"expiresAt"`
+	ResponseTopic   string         `json:"responseTopic"`
+	Payload         map[string]any `json:"payload"`
+}
+
+// NewRequest is the command for a device, answered on its response topic named after the asking platform
+// process, valid until deadline.
+func NewRequest(d *storage.Device, command, correlation, platformID string, now, deadline time.Time) Request {
+	return Request{Command: command, DeviceID: d.ID, TeamID: d.TeamID, CorrelationData: correlation, CreatedAt: now.UnixMilli(),
+		ExpiresAt: deadline.UnixMilli(), ResponseTopic: DeviceTopic(d.TeamID, d.ID, "response/"+platformID), Payload: map[string]any{}}
+}
+
+// Reply is the agent's answer to a Request.
+type Reply struct {
+	DeviceID        string          `json:"deviceId"`
+	Command         string          `json:"command"`
+	CorrelationData string          `json:"correlationData"`
+	Payload         json.RawMessage `json:"payload"`
+}
+
+// ParseReply reads a device's reply to a command; it must name the command, its correlation and a payload.
+func ParseReply(payload []byte) (Reply, bool) {
+	var r Reply
+	if json.Unmarshal(payload, &r) != nil || r.CorrelationData == "" || r.Command == "" || len(r.Payload) == 0 {
+		return r, false
+	}
+	return r, true
+}
+
+// ParseUpload reads a device's reply to upload: its flows, credentials and package.
+func ParseUpload(raw json.RawMessage) (*Upload, error) {
+	var up Upload
+	if err := json.Unmarshal(raw, &up); err != nil || len(up.Flows) == 0 {
+		return nil, domain.Unprocessable("bad_device_reply", "The device's reply to upload is not flows.")
+	}
+	return &up, nil
+}
+
+// errDroppedStatus marks a status message that was not recorded: malformed, or not from a device of the
+// topic's team.
+var errDroppedStatus = errors.New("dropped a status message")
+
+// OnStatus consumes the status message a device published on ff/v1/<team>/d/<device>/status: it records it and,
+// when the device does not run what it should, answers with `update` through send (docs/device-protocol.md
+// §4.4). The broker lets only the device itself publish there. What cannot be recorded is logged and dropped.
+func (s *Service) OnStatus(ctx context.Context, log *slog.Logger, teamID, deviceID string, payload []byte, send func(*storage.Device)) {
+	d, update, err := s.record(ctx, teamID, deviceID, payload, time.Now())
+	switch {
+	case errors.Is(err, errDroppedStatus):
+		log.Warn("refused a status message", "device", deviceID, "err", err)
+	case err != nil:
+		log.Error("record device status", "device", deviceID, "err", err)
+	case update:
+		send(d)
+	}
+}
+
+func (s *Service) record(ctx context.Context, teamID, deviceID string, payload []byte, at time.Time) (*storage.Device, bool, error) {
+	r, err := ParseReport(payload)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: malformed: %w", errDroppedStatus, err)
+	}
+	d, err := s.Store.GetDevice(ctx, deviceID)
+	if domain.IsKind(err, domain.KindNotFound) || (err == nil && d.TeamID != teamID) {
+		return nil, false, fmt.Errorf("%w: from an unknown device", errDroppedStatus)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.Record(ctx, d, r, at); err != nil {
+		return nil, false, fmt.Errorf("record device status: %w", err)
+	}
+	return d, NeedsUpdate(d, r), nil
+}
+
+// Replies matches devices' replies to the platform's requests waiting for them. The zero value is ready.
+type Replies struct {
+	waiting sync.Map // correlation data -> waiter
+}
+
+// waiter is a request waiting for the reply of one device.
+type waiter struct {
+	deviceID string
+	reply    chan json.RawMessage
+}
+
+// Ask sends a device a command with publish (its command topic, the request) and waits for the reply, up to
+// ctx's deadline, or 10 s without one. platformID names the asking process's response topic.
+func (r *Replies) Ask(ctx context.Context, d *storage.Device, command, platformID string, publish func(topic string, payload []byte) error) (json.RawMessage, error) {
+	id := domain.NewID()
+	reply := make(chan json.RawMessage, 1)
+	r.waiting.Store(id, waiter{deviceID: d.ID, reply: reply})
+	defer r.waiting.Delete(id)
+	now := time.Now()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = now.Add(10 * time.Second)
+	}
+	payload, err := json.Marshal(NewRequest(d, command, id, platformID, now, deadline))
+	if err != nil {
+		return nil, err
+	}
+	if err := publish(DeviceTopic(d.TeamID, d.ID, "command"), payload); err != nil {
+		return nil, err
+	}
+	select {
+	case raw := <-reply:
+		return raw, nil
+	case <-ctx.Done():
+		return nil, domain.Unavailable("device_timeout", "The device did not answer in time.")
+	}
+}
+
+// Deliver hands a reply published on topic (a device's response topic) to the request waiting for its
+// correlation data, and reports false for a malformed one. A reply from another device than the one asked, or
+// one nobody waits for, is dropped.
+func (r *Replies) Deliver(topic string, payload []byte) bool {
+	_, deviceID, _, ok := ParseDeviceTopic(topic)
+	reply, valid := ParseReply(payload)
+	if !ok || !valid {
+		return false
+	}
+	v, found := r.waiting.Load(reply.CorrelationData)
+	if !found || v.(waiter).deviceID != deviceID {
+		return true
+	}
+	select {
+	case v.(waiter).reply <- reply.Payload:
+	default:
+	}
+	return true
+}
