@@ -46,7 +46,7 @@ func (b *Broker) RequestUpload(ctx context.Context, d *storage.Device) (*devices
 	if b.connection(d.ID) == nil {
 		return nil, domain.Conflict("device_offline", "The device is not connected to the broker, so it cannot send its flows.")
 	}
-	raw, err := b.request(ctx, d, "upload")
+	raw, err := b.request(ctx, d, "upload", map[string]any{})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func parseUpload(raw json.RawMessage) (*devices.Upload, error) {
 	return &up, nil
 }
 
-func (b *Broker) request(ctx context.Context, d *storage.Device, command string) (json.RawMessage, error) {
+func (b *Broker) request(ctx context.Context, d *storage.Device, command string, body map[string]any) (json.RawMessage, error) {
 	id := domain.NewID()
 	reply := make(chan json.RawMessage, 1)
 	b.replies.Store(id, waiter{deviceID: d.ID, reply: reply})
@@ -73,7 +73,7 @@ func (b *Broker) request(ctx context.Context, d *storage.Device, command string)
 		deadline = now.Add(10 * time.Second)
 	}
 	req := commandRequest{Command: command, DeviceID: d.ID, TeamID: d.TeamID, CorrelationData: id, CreatedAt: now.UnixMilli(),
-		ExpiresAt: deadline.UnixMilli(), ResponseTopic: deviceTopic(d.TeamID, d.ID, "response/"+b.platformID), Payload: map[string]any{}}
+		ExpiresAt: deadline.UnixMilli(), ResponseTopic: deviceTopic(d.TeamID, d.ID, "response/"+b.platformID), Payload: body}
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
