@@ -178,7 +178,7 @@ func (s *Server) registerDevices() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Body: deviceSnapshotRequest{}, Status: 201,
 		Summary: "Pull the device's current flows into a snapshot of its application (the device must be connected)."}, s.createDeviceSnapshot)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Summary: "The snapshots pulled from the device."}, s.listDeviceSnapshots)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/logs/stream", Tag: "devices",
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/logs/stream", Tag: "devices", Stream: true,
 		Summary: "The device's Node-RED log as Server-Sent Events: recent lines, then new ones; the device is asked for its log while someone watches."}, s.deviceLogStream)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/actions/:action", Tag: "devices", Status: 202,
 		Summary: "start, stop, restart or suspend the device's Node-RED (members; 202 once the device accepted, its state follows)."}, s.deviceAction)
