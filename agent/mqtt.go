@@ -107,11 +107,14 @@ func (m *mqttLink) onCommand(_ paho.Client, msg paho.Message) {
 	case "upload":
 		go m.reply(cmd, m.a.upload())
 	case "startLog":
+		m.a.log.Info("streaming the log to the platform")
 		m.a.logs.start(m.publishLog)
 	case "stopLog":
+		m.a.log.Info("no longer streaming the log")
 		m.a.logs.stop()
 	case "action":
 		action := actionOf(msg.Payload())
+		m.a.log.Info("action", "action", action)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
