@@ -27,8 +27,8 @@ type agentEvents struct {
 }
 
 func (e *agentEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (e *agentEvents) WithAttrs([]slog.Attr) slog.Handler      { return e }
-func (e *agentEvents) WithGroup(string) slog.Handler           { return e }
+func (e *agentEvents) WithAttrs([]slog.Attr) slog.Handler       { return e }
+func (e *agentEvents) WithGroup(string) slog.Handler            { return e }
 func (e *agentEvents) Handle(_ context.Context, r slog.Record) error {
 	ev := r.Message
 	r.Attrs(func(a slog.Attr) bool {
