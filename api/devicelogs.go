@@ -32,10 +32,10 @@ func (s *Server) deviceLogStream(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.broker == nil {
-		return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
+	if s.deviceLive == nil {
+		return errNoDeviceLive()
 	}
-	teamID, id, broker := d.TeamID, d.ID, s.broker
+	teamID, id, broker := d.TeamID, d.ID, s.deviceLive
 	read := func(_ context.Context, since time.Time, limit int) ([]liveEvent, error) {
 		lines := broker.LogLines(id, since.Add(-time.Nanosecond), limit) // since is inclusive here
 		events := make([]liveEvent, 0, len(lines))
@@ -46,6 +46,10 @@ func (s *Server) deviceLogStream(c *fiber.Ctx) error {
 	}
 	watch := func() func() { return broker.WatchLog(teamID, id) }
 	return s.serveLogStream(c, "devicelogs:"+id, s.sameAccess(c, d.TeamID, role), read, watch)
+}
+
+func errNoDeviceLive() error {
+	return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
 }
 
 // deviceActionTimeout bounds the wait for the device's answer to an action.
@@ -60,12 +64,12 @@ func (s *Server) deviceAction(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.broker == nil {
-		return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
+	if s.deviceLive == nil {
+		return errNoDeviceLive()
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), deviceActionTimeout)
 	defer cancel()
-	result := s.broker.DeviceAction(ctx, d, action)
+	result := s.deviceLive.DeviceAction(ctx, d, action)
 	if de, ok := domain.AsError(result); ok && de.Code == "device_offline" {
 		return result // nothing was asked of the device
 	}

@@ -29,6 +29,11 @@ type DeviceBroker interface {
 	DisconnectDevice(ctx context.Context, deviceID string)
 	// RequestUpload asks a connected device for its current flows (the `upload` command) and waits for them.
 	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
+}
+
+// DeviceLive reaches a device for its live log and for actions on its Node-RED (comms.Broker implements it for
+// the devices connected to this process).
+type DeviceLive interface {
 	// WatchLog asks the device for its log while someone watches (`startLog` for the first, `stopLog` when the
 	// returned function has been called by the last); LogLines reads the lines received meanwhile.
 	WatchLog(teamID, deviceID string) (stop func())

@@ -38,7 +38,7 @@ func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*dev
 		t.Cleanup(func() { _ = b.Close() })
 		rel := relay.New(d.Store, nil)
 		rel.Attach(b)
-		broker, d.Broker = b, rel
+		broker, d.Broker, d.DeviceLive = b, rel, b
 	})...)
 	return w, broker
 }

@@ -76,6 +76,8 @@ type Deps struct {
 	StackMoves StackMoveRunner
 	// Broker tells connected devices about changes; nil leaves them to find out on their next check-in.
 	Broker DeviceBroker
+	// DeviceLive streams devices' logs and runs actions on them; nil makes those routes answer 503.
+	DeviceLive DeviceLive
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
 	Billing *billing.Service
 	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
@@ -100,6 +102,7 @@ type Server struct {
 	logs       LogReader
 	devices    *devices.Service
 	broker     DeviceBroker
+	deviceLive DeviceLive
 	rollouts   RolloutRunner
 	pipelines  PipelineRunner
 	stackMoves StackMoveRunner
@@ -122,7 +125,7 @@ func New(d Deps) *Server {
 		d.Config.WriteTimeout = 60 * time.Second
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
-		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
+		instances: d.Instances, logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive, rollouts: d.Rollouts}
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines
 	s.stackMoves = d.StackMoves

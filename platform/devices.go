@@ -30,6 +30,7 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	}
 	rel.Attach(b)
 	deps.Broker = rel
+	deps.DeviceLive = b // devices connected to this process only (docs/ARCHITECTURE.md §6)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
