@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/mqttdevice"
 )
 
 // TestFlowFuseAgentLiveLog: a FlowFuse agent is asked for its log (`startLog`) when the first person watches
@@ -24,9 +25,9 @@ func TestFlowFuseAgentLiveLog(t *testing.T) {
 		assert.Equal(t, 404, w.as["outsider"].Do("GET", logs, nil).Status)
 
 		first := w.as["viewer"].Stream(logs, "")
-		a.next(t, "startLog")
-		a.publish(t, "logs", fixture(t, "logs-buffer.json", nil))
-		a.publish(t, "logs", fixture(t, "logs-entry.json", nil))
+		a.Next(t, "startLog")
+		a.Publish(t, "logs", json.RawMessage(fixture(t, "logs-buffer.json", nil)))
+		a.Publish(t, "logs", json.RawMessage(fixture(t, "logs-entry.json", nil)))
 		want := []string{"Welcome to Node-RED", "Node-RED version: v4.1.15", "Encrypted credentials not found", "Started flows",
 			"connect ECONNREFUSED 127.0.0.1:1883", `{"topic":"line3/temp","payload":21.5}`}
 		lines := readLogLines(t, first, len(want))
@@ -37,7 +38,7 @@ func TestFlowFuseAgentLiveLog(t *testing.T) {
 		second := w.as["member"].Stream(logs, "")
 		assert.Equal(t, want, msgsOf(readLogLines(t, second, len(want))), "the recent lines first")
 		first.Close()
-		a.publish(t, "logs", []byte(`{"level":"info","msg":"still watched","ts":"17653062201110000"}`))
+		a.Publish(t, "logs", json.RawMessage([]byte(`{"level":"info","msg":"still watched","ts":"17653062201110000"}`)))
 		assert.Equal(t, []string{"still watched"}, msgsOf(readLogLines(t, second, 1)))
 		second.Close()
 		seen := commandsUntil(t, a, "stopLog")
@@ -45,7 +46,7 @@ func TestFlowFuseAgentLiveLog(t *testing.T) {
 
 		third := w.as["viewer"].Stream(logs, "")
 		defer third.Close()
-		a.next(t, "startLog")
+		a.Next(t, "startLog")
 	})
 }
 
@@ -80,13 +81,13 @@ func msgsOf(lines []logLine) []string {
 }
 
 // commandsUntil collects the names of the commands the agent gets until one named last.
-func commandsUntil(t *testing.T, a *ffAgent, last string) []string {
+func commandsUntil(t *testing.T, a *mqttdevice.Device, last string) []string {
 	t.Helper()
 	var seen []string
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case cmd := <-a.commands:
+		case cmd := <-a.Commands:
 			name, _ := cmd["command"].(string)
 			if name == last {
 				return seen
@@ -114,7 +115,7 @@ func TestFlowFuseAgentActions(t *testing.T) {
 		assert.Equal(t, 409, w.as["member"].Do("POST", path+"restart", nil).Status, "not connected: not asked")
 
 		a := connectFFAgent(t, broker, d)
-		a.publish(t, "status", fixture(t, "status.json", values))
+		a.Publish(t, "status", json.RawMessage(fixture(t, "status.json", values)))
 		waitState(t, w, d.id, "running")
 		assert.Equal(t, 403, w.as["viewer"].Do("POST", path+"restart", nil).Status)
 		assert.Equal(t, 404, w.as["outsider"].Do("POST", path+"restart", nil).Status)
@@ -124,20 +125,20 @@ func TestFlowFuseAgentActions(t *testing.T) {
 		ask := func(action, wantSent, reply string) *apitest.Response {
 			answer := make(chan *apitest.Response, 1)
 			go func() { answer <- w.as["member"].Do("POST", path+action, nil) }()
-			req := a.next(t, "action")
+			req := a.Next(t, "action")
 			assert.Equal(t, wantSent, req["payload"].(map[string]any)["action"])
 			v := map[string]string{"correlationData": req["correlationData"].(string)}
 			for k, val := range values {
 				v[k] = val
 			}
-			a.cl.Publish(req["responseTopic"].(string), 0, false, fixture(t, reply, v))
+			a.Client.Publish(req["responseTopic"].(string), 0, false, fixture(t, reply, v))
 			return <-answer
 		}
 		r := ask("restart", "restart", "action-reply.json")
 		assert.Equal(t, 202, r.Status, string(r.Raw))
 		r = ask("stop", "suspend", "action-reply.json")
 		assert.Equal(t, 202, r.Status, string(r.Raw))
-		a.publish(t, "status", fixture(t, "status-suspended.json", values))
+		a.Publish(t, "status", json.RawMessage(fixture(t, "status-suspended.json", values)))
 		waitState(t, w, d.id, "suspended")
 		r = ask("start", "start", "action-reply-failed.json")
 		assert.Equal(t, 409, r.Status, string(r.Raw))
