@@ -106,6 +106,9 @@ type persisted struct {
 	TargetState string    `json:"targetState"`
 }
 
+// logBufferSize is how many of Node-RED's lines the agent keeps for the live log (FlowFuse's default bufferSize).
+const logBufferSize = 1000
+
 // Agent is one running device agent.
 type Agent struct {
 	opts    Options
@@ -123,6 +126,8 @@ type Agent struct {
 	crashes  []time.Time
 
 	targets chan map[string]json.RawMessage
+	actions chan actionRequest
+	logs    *logBuffer // Node-RED's recent output, streamed after startLog
 	mq      *mqttLink
 }
 
@@ -156,7 +161,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{opts: opts, cfg: cfg, log: opts.Log, started: time.Now(), state: "stopped",
-		targets: make(chan map[string]json.RawMessage, 1)}
+		targets: make(chan map[string]json.RawMessage, 1), actions: make(chan actionRequest), logs: newLogBuffer(logBufferSize)}
 	if cfg.Provisioning() {
 		if err := a.provision(ctx); err != nil {
 			return nil, err
@@ -172,7 +177,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	a.runner = opts.Runner
 	if a.runner == nil {
 		a.runner = &NodeRED{Dir: filepath.Join(opts.Dir, "project"), Port: port, CredentialSecret: a.cfg.CredentialSecret,
-			NpmCache: opts.NpmCache, Log: a.log, OnExit: a.onNodeREDExit}
+			NpmCache: opts.NpmCache, Log: a.log, OnExit: a.onNodeREDExit, Output: a.logs}
 	}
 	a.c = &client{http: opts.HTTP, forgeURL: a.cfg.ForgeURL, deviceID: a.cfg.DeviceID, token: a.cfg.Token}
 	a.loadState()
@@ -295,12 +300,7 @@ func (a *Agent) resumeLocal(ctx context.Context) {
 		return
 	}
 	a.log.Info("starting the snapshot from before the restart", "snapshot", snap.ID)
-	a.setState("starting", "")
-	if err := a.runner.Start(ctx); err != nil {
-		a.setState("error", err.Error())
-		return
-	}
-	a.setState("running", "")
+	a.start(ctx)
 }
 
 // heartbeat publishes the state over MQTT when connected, else checks in over HTTP.
@@ -353,6 +353,8 @@ func (a *Agent) updater(ctx context.Context) {
 			return
 		case t := <-a.targets:
 			a.apply(ctx, t)
+		case req := <-a.actions:
+			req.done <- a.runAction(ctx, req.action)
 		}
 	}
 }
@@ -406,8 +408,12 @@ func (a *Agent) report() map[string]any {
 	if mode == "" {
 		mode = "autonomous"
 	}
+	targetState := a.st.TargetState
+	if targetState == "" {
+		targetState = "running"
+	}
 	r := map[string]any{"ownerType": ownerType, "project": a.st.Project, "application": a.st.Application, "snapshot": snapshot,
-		"settings": settings, "state": a.state, "mode": mode, "targetState": "running",
+		"settings": settings, "state": a.state, "mode": mode, "targetState": targetState,
 		"health":       map[string]any{"uptime": int(time.Since(a.started).Seconds()), "snapshotRestartCount": a.restarts},
 		"agentVersion": Version, "licensed": nil, "nodejsVersion": nodeVersion(), "nodeRedVersion": a.runner.NodeRedVersion()}
 	if a.detail != "" {

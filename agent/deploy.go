@@ -153,8 +153,12 @@ func (a *Agent) failed(ctx context.Context, err error) {
 	a.setState("error", err.Error())
 }
 
-// start starts Node-RED and reports running, or the error.
+// start starts Node-RED and reports running, or the error; a suspended device stays stopped.
 func (a *Agent) start(ctx context.Context) {
+	if a.suspended() {
+		a.setState("suspended", "")
+		return
+	}
 	a.setState("starting", "")
 	if err := a.runner.Start(ctx); err != nil {
 		a.setState("error", "start Node-RED: "+err.Error())
@@ -171,7 +175,7 @@ func (a *Agent) ensureRunning(ctx context.Context) {
 	a.mu.Lock()
 	snap, state := a.st.Snapshot, a.state
 	a.mu.Unlock()
-	if snap == nil || state == "running" || state == "error" || state == "crashed" || !a.runner.Prepared() {
+	if snap == nil || state == "running" || state == "error" || state == "crashed" || state == "suspended" && a.suspended() || !a.runner.Prepared() {
 		if snap == nil && state != "stopped" {
 			a.setState("stopped", "")
 		}

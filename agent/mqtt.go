@@ -106,8 +106,30 @@ func (m *mqttLink) onCommand(_ paho.Client, msg paho.Message) {
 		}
 	case "upload":
 		go m.reply(cmd, m.a.upload())
+	case "startLog":
+		m.a.log.Info("streaming the log to the platform")
+		m.a.logs.start(m.publishLog)
+	case "stopLog":
+		m.a.log.Info("no longer streaming the log")
+		m.a.logs.stop()
+	case "action":
+		action := actionOf(msg.Payload())
+		m.a.log.Info("action", "action", action)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			m.reply(cmd, actionReply(m.a.act(ctx, action)))
+			m.publishStatus(m.a.report()) // the outcome, in the state
+		}()
 	default:
 		m.a.log.Debug("ignored a command this agent does not implement", "command", cmd.Command)
+	}
+}
+
+// publishLog publishes log entries (an array or one entry) on the device's logs topic.
+func (m *mqttLink) publishLog(v any) {
+	if b, err := json.Marshal(v); err == nil {
+		m.cl.Publish(m.prefix+"logs", 0, false, b)
 	}
 }
 
@@ -159,5 +181,3 @@ func readJSONFile(path, empty string) json.RawMessage {
 	}
 	return b
 }
-
-var _ = context.Background

@@ -32,6 +32,7 @@ type NodeRED struct {
 	NpmCache         string
 	Log              *slog.Logger
 	OnExit           func(error) // Node-RED exited on its own
+	Output           io.Writer   // also gets Node-RED's output, if set (the live log)
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -244,7 +245,11 @@ func (n *NodeRED) Start(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command("node", filepath.Join(n.Dir, "node_modules", "node-red", "red.js"), "-u", n.Dir, "-s", filepath.Join(n.Dir, "settings.js"))
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = n.Dir, env, logFile, logFile
+	var out io.Writer = logFile
+	if n.Output != nil {
+		out = io.MultiWriter(logFile, n.Output)
+	}
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = n.Dir, env, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		n.mu.Unlock()

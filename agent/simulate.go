@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -57,14 +58,15 @@ func Simulate(ctx context.Context, o SimulateOptions) error {
 			// Spread the starts, 4 ms per device (40 s for 10,000), so the fleet provisions at a pace a platform on
 			// SQLite keeps up with; faster, provisioning requests time out and their retries register extra devices.
 			time.Sleep(time.Duration(rand.Int64N(4*int64(o.Count)+1)) * time.Millisecond)
+			runner := &simRunner{delay: o.Delay, failureRate: o.FailureRate}
 			opts := Options{ConfigPath: filepath.Join(dir, "device.yml"), Dir: dir, HTTP: hc, Interval: o.Interval,
-				Log: o.Log.With("device", filepath.Base(dir)), ProvisionRetry: 5 * time.Second,
-				Runner: &simRunner{delay: o.Delay, failureRate: o.FailureRate}}
+				Log: o.Log.With("device", filepath.Base(dir)), ProvisionRetry: 5 * time.Second, Runner: runner}
 			a, err := newAgent(ctx, opts)
 			if err != nil {
 				errs <- fmt.Errorf("%s: %w", filepath.Base(dir), err)
 				return
 			}
+			runner.out = a.logs
 			if started.Add(1) == int64(o.Count) && o.Ready != nil {
 				o.Ready()
 			}
@@ -99,6 +101,14 @@ func writeSimConfig(dir string, o SimulateOptions, i int) error {
 type simRunner struct {
 	delay       time.Duration
 	failureRate float64
+	out         io.Writer // the agent's live log: a simulated Node-RED says when it starts and stops
+}
+
+// say writes a line as Node-RED would.
+func (r *simRunner) say(level, msg string) {
+	if r.out != nil {
+		fmt.Fprintf(r.out, "%s - [%s] %s\n", time.Now().Format("2 Jan 15:04:05"), level, msg)
+	}
 }
 
 func (r *simRunner) Prepare(ctx context.Context, snap *Snapshot, _ *Settings, install bool) error {
@@ -115,8 +125,14 @@ func (r *simRunner) Prepare(ctx context.Context, snap *Snapshot, _ *Settings, in
 	return nil
 }
 
-func (r *simRunner) Start(context.Context) error { return nil }
-func (r *simRunner) Stop(context.Context) error  { return nil }
-func (r *simRunner) Clean() error                { return nil }
-func (r *simRunner) Prepared() bool              { return true } // nothing is installed, so nothing can be missing
-func (r *simRunner) NodeRedVersion() string      { return "simulated" }
+func (r *simRunner) Start(context.Context) error {
+	r.say("info", "Started flows (simulated)")
+	return nil
+}
+func (r *simRunner) Stop(context.Context) error {
+	r.say("info", "Stopped flows (simulated)")
+	return nil
+}
+func (r *simRunner) Clean() error           { return nil }
+func (r *simRunner) Prepared() bool         { return true } // nothing is installed, so nothing can be missing
+func (r *simRunner) NodeRedVersion() string { return "simulated" }

@@ -380,7 +380,7 @@ func (w *crossWorld) paramValue(t *testing.T, path, name string, tn tenant) stri
 	switch {
 	case name == "*" || name == "type":
 		return "flows" // the editor's and the runtime library's rest of the path
-	case name == "action" && strings.Contains(path, "/instances/"):
+	case name == "action" && (strings.Contains(path, "/instances/") || strings.Contains(path, "/devices/")):
 		return "restart"
 	case name == "action" && strings.Contains(path, "/rollouts/"):
 		return "pause"

@@ -31,6 +31,17 @@ type DeviceBroker interface {
 	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
 }
 
+// DeviceLive reaches a device for its live log and for actions on its Node-RED (comms.Broker implements it for
+// the devices connected to this process).
+type DeviceLive interface {
+	// WatchLog asks the device for its log while someone watches (`startLog` for the first, `stopLog` when the
+	// returned function has been called by the last); LogLines reads the lines received meanwhile.
+	WatchLog(teamID, deviceID string) (stop func())
+	LogLines(deviceID string, since time.Time, limit int) []devices.LogLine
+	// DeviceAction asks a connected device to start, stop, restart or suspend its Node-RED and waits for its answer.
+	DeviceAction(ctx context.Context, d *storage.Device, action string) error
+}
+
 type registerDeviceRequest struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
@@ -172,6 +183,10 @@ func (s *Server) registerDevices() {
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Body: deviceSnapshotRequest{}, Status: 201,
 		Summary: "Pull the device's current flows into a snapshot of its application (the device must be connected)."}, s.createDeviceSnapshot)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Summary: "The snapshots pulled from the device."}, s.listDeviceSnapshots)
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/logs/stream", Tag: "devices", Stream: true,
+		Summary: "The device's Node-RED log as Server-Sent Events: recent lines, then new ones; the device is asked for its log while someone watches."}, s.deviceLogStream)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/actions/:action", Tag: "devices", Status: 202,
+		Summary: "start, stop, restart or suspend the device's Node-RED (members; 202 once the device accepted, its state follows)."}, s.deviceAction)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Body: provisioningTokenRequest{}, Status: 201,
 		Summary: "A token that registers new devices of the team (optionally straight into an application, an instance, or a group with its application); shown once."}, s.createProvisioningToken)
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Summary: "The team's provisioning tokens (without the tokens)."}, s.listProvisioningTokens)

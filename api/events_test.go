@@ -383,7 +383,7 @@ func TestInstanceLogStream(t *testing.T) {
 func TestStreamRoutesDocumented(t *testing.T) {
 	env := apitest.Start(t, "sqlite")
 	paths := env.Client(t).Must(200, "GET", "/api/v1/openapi.json", nil).Body["paths"].(map[string]any)
-	for _, p := range []string{"/api/v1/teams/{teamId}/events", "/api/v1/instances/{instanceId}/logs/stream"} {
+	for _, p := range []string{"/api/v1/teams/{teamId}/events", "/api/v1/instances/{instanceId}/logs/stream", "/api/v1/devices/{deviceId}/logs/stream"} {
 		get, _ := paths[p].(map[string]any)["get"].(map[string]any)
 		require.NotNil(t, get, p)
 		ok := get["responses"].(map[string]any)["200"].(map[string]any)

@@ -27,10 +27,10 @@ import (
 
 // newBrokerWorld is a deviceWorld whose API reaches devices through the relay and the real embedded MQTT broker,
 // on the same store: the single-process path (on Postgres, too, with nothing else listening).
-func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) {
+func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*deviceWorld, *comms.Broker) {
 	t.Helper()
 	var broker *comms.Broker
-	w := newDeviceWorldWith(t, dialect, nil, func(d *api.Deps) {
+	w := newDeviceWorldWith(t, dialect, nil, append(more, func(d *api.Deps) {
 		svc := &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
 		b, err := comms.Start(context.Background(), comms.Config{Listen: "127.0.0.1:0", Devices: svc,
 			Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 1 << 20})
@@ -38,8 +38,8 @@ func newBrokerWorld(t *testing.T, dialect string) (*deviceWorld, *comms.Broker) 
 		t.Cleanup(func() { _ = b.Close() })
 		rel := relay.New(d.Store, nil)
 		rel.Attach(b)
-		broker, d.Broker = b, rel
-	})
+		broker, d.Broker, d.DeviceLive = b, rel, b
+	})...)
 	return w, broker
 }
 

@@ -54,6 +54,27 @@ func (s *Server) instanceLogStream(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	id := in.ID
+	read := func(ctx context.Context, since time.Time, limit int) ([]liveEvent, error) {
+		if s.logs == nil {
+			return nil, nil
+		}
+		lines, err := s.logs(ctx, id, since, limit)
+		events := make([]liveEvent, 0, len(lines))
+		for _, l := range lines {
+			events = append(events, logEvent(l))
+		}
+		return events, err
+	}
+	return s.serveLogStream(c, "logs:"+id, s.sameAccess(c, in.TeamID, role), read, nil)
+}
+
+// logRead reads the lines of one log from since (inclusive), up to limit, as events ordered by their at.
+type logRead func(ctx context.Context, since time.Time, limit int) ([]liveEvent, error)
+
+// serveLogStream streams a log: the recent lines (?since=, ?limit=, or after the Last-Event-ID of a reconnect),
+// then new ones, one poller per log and replica. watch, if set, runs while the poller does (someone watches).
+func (s *Server) serveLogStream(c *fiber.Ctx, topic string, stillAllowed func(context.Context) bool, read logRead, watch func() (stop func())) error {
 	since, limit, err := logWindow(c)
 	if err != nil {
 		return err
@@ -61,73 +82,71 @@ func (s *Server) instanceLogStream(c *fiber.Ctx) error {
 	if last, err := time.Parse(time.RFC3339Nano, c.Get("Last-Event-ID")); err == nil {
 		since, limit = last.Add(time.Nanosecond), logPollLimit // a reconnect: everything after the last line seen
 	}
-	id := in.ID
 	return s.serveStream(c, liveStream{
-		topic:        "logs:" + id,
-		stillAllowed: s.sameAccess(c, in.TeamID, role),
+		topic:        topic,
+		stillAllowed: stillAllowed,
 		allowed:      func(domain.Action) bool { return true },
-		start:        func() (pollFunc, string) { return s.newLogPoller(id) },
+		start:        func() (pollFunc, string) { return newLogPoller(read, watch), "" },
 		begin: func(ctx context.Context, w *sseWriter, _ string) func(liveEvent) bool {
-			last := s.sendRecentLogs(ctx, w, id, since, limit)
+			last := s.sendRecentLogs(ctx, w, topic, read, since, limit)
 			return func(ev liveEvent) bool { return ev.at.After(last) }
 		},
 	})
 }
 
 // sendRecentLogs writes the lines the stream starts with and returns the time of the last one.
-func (s *Server) sendRecentLogs(ctx context.Context, w *sseWriter, id string, since time.Time, limit int) time.Time {
-	if s.logs == nil {
-		return since
-	}
-	lines, err := s.logs(ctx, id, since, limit)
+func (s *Server) sendRecentLogs(ctx context.Context, w *sseWriter, topic string, read logRead, since time.Time, limit int) time.Time {
+	events, err := read(ctx, since, limit)
 	if err != nil {
-		s.log.Debug("read recent log lines", "instance", id, "err", err) // not running yet: new lines follow
+		s.log.Debug("read recent log lines", "log", topic, "err", err) // not running yet: new lines follow
 	}
 	last := since
-	for _, l := range lines {
-		w.event(logEvent(l))
-		last = l.Time
+	for _, ev := range events {
+		w.event(ev)
+		last = ev.at
 	}
 	return last
 }
 
-// logPoller follows one instance's log. LogReader's since is inclusive, so it counts the lines already sent
-// that carry exactly the latest time, and skips them on the next read.
+// logPoller follows one log. A read's since is inclusive, so it counts the lines already sent that carry
+// exactly the latest time, and skips them on the next read.
 type logPoller struct {
-	s           *Server
-	id          string
+	read        logRead
+	watch       func() (stop func())
+	stopWatch   func()
 	since       time.Time
 	sentAtSince int
 }
 
-func (s *Server) newLogPoller(id string) (pollFunc, string) {
-	p := &logPoller{s: s, id: id, since: time.Now().Add(-logStartOverlap)}
-	return p.poll, ""
+func newLogPoller(read logRead, watch func() (stop func())) pollFunc {
+	p := &logPoller{read: read, watch: watch, since: time.Now().Add(-logStartOverlap)}
+	return p.poll
 }
 
 func (p *logPoller) poll(ctx context.Context) ([]liveEvent, string) {
-	if p.s.logs == nil {
-		return nil, ""
+	if p.watch != nil && p.stopWatch == nil {
+		p.stopWatch = p.watch()
+		context.AfterFunc(ctx, p.stopWatch) // the poller's context ends when the last watcher leaves
 	}
-	lines, err := p.s.logs(ctx, p.id, p.since, logPollLimit)
+	events, err := p.read(ctx, p.since, logPollLimit)
 	if err != nil {
 		return nil, "" // stopped or not started: keep trying while someone watches
 	}
 	var out []liveEvent
 	skip := p.sentAtSince
-	for _, l := range lines {
+	for _, ev := range events {
 		switch {
-		case l.Time.Before(p.since):
+		case ev.at.Before(p.since):
 			continue
-		case l.Time.Equal(p.since) && skip > 0:
+		case ev.at.Equal(p.since) && skip > 0:
 			skip--
 			continue
-		case l.Time.Equal(p.since):
+		case ev.at.Equal(p.since):
 			p.sentAtSince++
 		default:
-			p.since, p.sentAtSince = l.Time, 1
+			p.since, p.sentAtSince = ev.at, 1
 		}
-		out = append(out, logEvent(l))
+		out = append(out, ev)
 	}
 	return out, ""
 }

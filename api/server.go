@@ -78,6 +78,8 @@ type Deps struct {
 	Broker DeviceBroker
 	// DeviceAccounts are the broker's own device accounts (an external broker); nil with the embedded broker.
 	DeviceAccounts devices.Accounts
+	// DeviceLive streams devices' logs and runs actions on them; nil makes those routes answer 503.
+	DeviceLive DeviceLive
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
 	Billing *billing.Service
 	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
@@ -102,6 +104,7 @@ type Server struct {
 	logs       LogReader
 	devices    *devices.Service
 	broker     DeviceBroker
+	deviceLive DeviceLive
 	rollouts   RolloutRunner
 	pipelines  PipelineRunner
 	stackMoves StackMoveRunner
@@ -124,7 +127,7 @@ func New(d Deps) *Server {
 		d.Config.WriteTimeout = 60 * time.Second
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
-		instances: d.Instances, logs: d.Logs, broker: d.Broker, rollouts: d.Rollouts}
+		instances: d.Instances, logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive, rollouts: d.Rollouts}
 	s.billing = d.Billing
 	s.pipelines = d.Pipelines
 	s.stackMoves = d.StackMoves

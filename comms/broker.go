@@ -76,6 +76,7 @@ type Broker struct {
 	rate    rate          // publishes allowed to each device
 	dropped atomic.Uint64 // publishes dropped for going over the rate, since start
 	replies devices.Replies
+	logs    *logWatch // the devices whose log someone watches here, and their recent lines
 	closed  atomic.Bool
 	// work carries the store's work for devices (authentication, connection flags, status messages) from the
 	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
@@ -95,6 +96,9 @@ type connection struct {
 	grant  grant
 	flow   *bucket         // its publish rate
 	last   *devices.Report // what its last status said it runs (nil before its first)
+	// logAsked is set once this connection was sent startLog: a device that reconnects while watched is asked
+	// again at its first status (sent once it has subscribed to its commands).
+	logAsked atomic.Bool
 }
 
 // Start binds the listeners and serves until Close.
@@ -118,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
+		platformID: domain.NewID(), clients: map[string]*connection{}, logs: newLogWatch(), work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
 	b.doors.signIn = cfg.ConnectTimeout
 	if b.doors.signIn <= 0 {
 		b.doors.signIn = DefaultConnectTimeout
@@ -136,14 +140,15 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("reset device connections: %w", err)
 	}
-	for i, filter := range []string{deviceTopic("+", "+", "status"), deviceTopic("+", "+", "response/"+b.platformID)} {
-		handler := b.queueStatus
-		if i == 1 {
-			handler = b.onResponse
-		}
-		if err := b.srv.Subscribe(filter, i+1, handler); err != nil {
+	handlers := []struct {
+		filter string
+		fn     mqtt.InlineSubFn
+	}{{deviceTopic("+", "+", "status"), b.queueStatus}, {deviceTopic("+", "+", "response/"+b.platformID), b.onResponse},
+		{deviceTopic("+", "+", "logs"), b.onLogs}}
+	for i, h := range handlers {
+		if err := b.srv.Subscribe(h.filter, i+1, h.fn); err != nil {
 			_ = b.Close()
-			return nil, fmt.Errorf("subscribe %s: %w", filter, err)
+			return nil, fmt.Errorf("subscribe %s: %w", h.filter, err)
 		}
 	}
 	if err := b.srv.Serve(); err != nil {
@@ -389,4 +394,5 @@ func (b *Broker) onStatus(pk packets.Packet) {
 	if devices.NeedsUpdate(d, r) {
 		b.sendUpdate(d)
 	}
+	b.resumeLog(teamID, deviceID)
 }

@@ -28,9 +28,12 @@ type Request struct {
 
 // NewRequest is the command for a device, answered on its response topic named after the asking platform
 // process, valid until deadline.
-func NewRequest(d *storage.Device, command, correlation, platformID string, now, deadline time.Time) Request {
+func NewRequest(d *storage.Device, command string, body map[string]any, correlation, platformID string, now, deadline time.Time) Request {
+	if body == nil {
+		body = map[string]any{}
+	}
 	return Request{Command: command, DeviceID: d.ID, TeamID: d.TeamID, CorrelationData: correlation, CreatedAt: now.UnixMilli(),
-		ExpiresAt: deadline.UnixMilli(), ResponseTopic: DeviceTopic(d.TeamID, d.ID, "response/"+platformID), Payload: map[string]any{}}
+		ExpiresAt: deadline.UnixMilli(), ResponseTopic: DeviceTopic(d.TeamID, d.ID, "response/"+platformID), Payload: body}
 }
 
 // Reply is the agent's answer to a Request.
@@ -109,7 +112,7 @@ type waiter struct {
 
 // Ask sends a device a command with publish (its command topic, the request) and waits for the reply, up to
 // ctx's deadline, or 10 s without one. platformID names the asking process's response topic.
-func (r *Replies) Ask(ctx context.Context, d *storage.Device, command, platformID string, publish func(topic string, payload []byte) error) (json.RawMessage, error) {
+func (r *Replies) Ask(ctx context.Context, d *storage.Device, command string, body map[string]any, platformID string, publish func(topic string, payload []byte) error) (json.RawMessage, error) {
 	id := domain.NewID()
 	reply := make(chan json.RawMessage, 1)
 	r.waiting.Store(id, waiter{deviceID: d.ID, reply: reply})
@@ -119,7 +122,7 @@ func (r *Replies) Ask(ctx context.Context, d *storage.Device, command, platformI
 	if !ok {
 		deadline = now.Add(10 * time.Second)
 	}
-	payload, err := json.Marshal(NewRequest(d, command, id, platformID, now, deadline))
+	payload, err := json.Marshal(NewRequest(d, command, body, id, platformID, now, deadline))
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ var rolePermissions = map[Action]Role{
 	ActionDeviceEdit:              RoleOwner,
 	ActionDeviceEditEnv:           RoleMember,
 	ActionDeviceDelete:            RoleOwner,
-	ActionDeviceChangeStatus:      RoleOwner,
+	ActionDeviceChangeStatus:      RoleMember,
 	ActionDeviceSnapshotCreate:    RoleMember,
 	ActionDeviceSnapshotList:      RoleViewer,
 	ActionDeviceSnapshotSetTarget: RoleMember,

@@ -135,7 +135,7 @@ func TestDeviceEndToEnd(t *testing.T) {
 // runAgent runs flowyard-agent in-process until the test ends or the returned stop is called.
 func runAgent(t *testing.T, opts agent.Options) func() {
 	t.Helper()
-	if testing.Verbose() {
+	if testing.Verbose() && opts.Log == nil {
 		opts.Log = testLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -248,7 +248,7 @@ func (b *Broker) RequestUpload(ctx context.Context, d *storage.Device) (*devices
 	if b.cfg.Devices.Status(d, time.Now()) != devices.StatusOnline {
 		return nil, domain.Conflict("device_offline", "The device is not connected to the broker, so it cannot send its flows.")
 	}
-	raw, err := b.replies.Ask(ctx, d, "upload", b.platformID, b.publish)
+	raw, err := b.replies.Ask(ctx, d, "upload", nil, b.platformID, b.publish)
 	if err != nil {
 		return nil, err
 	}

@@ -198,6 +198,18 @@ describe('the dashboard', () => {
     await screenshot(page, 'device');
   });
 
+  it('streams a device\'s log and restarts, suspends and starts its Node-RED', async () => {
+    await page.locator('#device-logs', { hasText: 'Started flows (simulated)' }).waitFor();
+    await page.getByRole('button', { name: 'Restart', exact: true }).click();
+    await page.locator('#status', { hasText: 'is restarting Node-RED' }).waitFor();
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('dialog', { name: 'Suspend Node-RED on the device?' }).getByRole('button', { name: 'Suspend' }).click();
+    await page.locator('#status', { hasText: 'suspended Node-RED' }).waitFor();
+    await page.locator('dl.facts dd', { hasText: 'suspended' }).waitFor();
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await page.locator('dl.facts dd', { hasText: 'running' }).waitFor();
+  });
+
   it('makes a one-time code and new credentials for a device, each shown once', async () => {
     await page.getByRole('button', { name: 'One-time code' }).click();
     const code = await page.locator('#one-time-code').getAttribute('data-token');

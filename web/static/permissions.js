@@ -54,7 +54,7 @@ export const MIN_ROLE = {
   'device:edit': 'owner',
   'device:edit-env': 'member',
   'device:delete': 'owner',
-  'device:change-status': 'owner',
+  'device:change-status': 'member',
   'device:snapshot:create': 'member',
   'device:snapshot:list': 'viewer',
   'device:snapshot:set-target': 'member',

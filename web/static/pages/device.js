@@ -1,4 +1,5 @@
 import * as api from '../api.js';
+import { stream } from '../sse.js';
 import { action, announce, badge, copyBlock, fmtTime, h, replace, section } from '../ui.js';
 import { showCode } from './provisioning.js';
 import { fleetSettingsSection } from '../fleet.js';
@@ -71,5 +72,37 @@ export async function render(ctx) {
   });
   return [h('p', { class: 'muted' }, h('a', { href: ctx.teamPath() }, 'Applications'), ' / '),
     h('h1', {}, dev.name, ' ', statusEl), section('Device', facts, modeEl, shownOnce),
+    nodeRedSection(ctx, id, () => dev), deviceLogsSection(ctx, id),
     ctx.can('device:edit') ? fleetSettingsSection(`/devices/${id}`, dev.settings, 'device') : null];
+}
+
+// nodeRedSection holds the actions on the device's Node-RED; the device answers at once, and the state it then
+// reports reaches the page as a device event.
+function nodeRedSection(ctx, id, current) {
+  if (!ctx.can('device:change-status')) return null;
+  const ask = (name, done, confirm) => action(name[0].toUpperCase() + name.slice(1), async () => {
+    await api.post(`/devices/${id}/actions/${name}`);
+    announce(`${current().name} ${done}; its state follows.`);
+  }, confirm ? { confirm } : {});
+  return section('Node-RED', h('div', { class: 'actions', id: 'device-actions' },
+    ask('start', 'accepted to start Node-RED'),
+    ask('restart', 'is restarting Node-RED'),
+    ask('stop', 'accepted to stop Node-RED', { title: 'Stop Node-RED on the device?', text: 'It stays stopped, across updates and agent restarts, until it is started.', confirm: 'Stop' }),
+    ask('suspend', 'suspended Node-RED', { title: 'Suspend Node-RED on the device?', text: 'It stays stopped, across updates and agent restarts, until it is started.', confirm: 'Suspend' })));
+}
+
+// deviceLogsSection streams the device's Node-RED log while the page is open: the device sends it only while
+// someone watches, recent lines first.
+function deviceLogsSection(ctx, id) {
+  if (!ctx.can('device:read')) return null;
+  const pre = h('pre', { class: 'logs', id: 'device-logs', tabindex: '0', 'aria-label': 'Device log' });
+  const note = h('p', { class: 'muted' }, 'The device sends its log while this page is open.');
+  const add = (l) => {
+    pre.append(`${new Date(l.ts).toLocaleTimeString()} [${l.level}] ${l.msg}\n`);
+    pre.scrollTop = pre.scrollHeight;
+  };
+  ctx.onCleanup(stream(`/api/v1/devices/${id}/logs/stream?limit=200`, 'log', add, () => {
+    note.textContent = 'The device\'s log cannot be streamed now.';
+  }));
+  return section('Logs', note, pre);
 }

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
+)
+
+// A device's live log and the actions on its Node-RED (docs/device-protocol.md §3.3, §3.5). The log stream
+// follows the instance log stream's conventions (logstream.go); while a replica streams a device's log, its
+// broker asks the device for it.
+
+// deviceLogEvent is a device's log line as an event: ordered and resumed by when the platform received it,
+// showing when the device wrote it.
+func deviceLogEvent(l devices.LogLine) liveEvent {
+	data, _ := json.Marshal(logEventJSON{TS: l.Time, Level: l.Level, Msg: l.Msg})
+	return liveEvent{id: l.Received.UTC().Format(time.RFC3339Nano), name: "log", at: l.Received, data: data}
+}
+
+func (s *Server) deviceLogStream(c *fiber.Ctx) error {
+	d, err := s.store.GetDevice(c.UserContext(), c.Params("deviceId"))
+	if err != nil {
+		return err
+	}
+	_, role, err := s.teamAccess(c, d.TeamID, domain.ActionDeviceRead, "device")
+	if err != nil {
+		return err
+	}
+	if s.deviceLive == nil {
+		return errNoDeviceLive()
+	}
+	teamID, id, broker := d.TeamID, d.ID, s.deviceLive
+	read := func(_ context.Context, since time.Time, limit int) ([]liveEvent, error) {
+		lines := broker.LogLines(id, since.Add(-time.Nanosecond), limit) // since is inclusive here
+		events := make([]liveEvent, 0, len(lines))
+		for _, l := range lines {
+			events = append(events, deviceLogEvent(l))
+		}
+		return events, nil
+	}
+	watch := func() func() { return broker.WatchLog(teamID, id) }
+	return s.serveLogStream(c, "devicelogs:"+id, s.sameAccess(c, d.TeamID, role), read, watch)
+}
+
+func errNoDeviceLive() error {
+	return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
+}
+
+// deviceActionTimeout bounds the wait for the device's answer to an action.
+const deviceActionTimeout = 15 * time.Second
+
+func (s *Server) deviceAction(c *fiber.Ctx) error {
+	action := c.Params("action")
+	if _, err := devices.ActionCommand(action); err != nil {
+		return err
+	}
+	who, d, err := s.deviceFor(c, domain.ActionDeviceChangeStatus)
+	if err != nil {
+		return err
+	}
+	if s.deviceLive == nil {
+		return errNoDeviceLive()
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), deviceActionTimeout)
+	defer cancel()
+	result := s.deviceLive.DeviceAction(ctx, d, action)
+	if de, ok := domain.AsError(result); ok && de.Code == "device_offline" {
+		return result // nothing was asked of the device
+	}
+	body := map[string]any{"action": action}
+	if de, ok := domain.AsError(result); ok {
+		body["error"] = de.Code
+	}
+	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
+		return audit(c, tx, who, d.TeamID, "device.action", "device", d.ID, body)
+	})
+	if result != nil {
+		return result
+	}
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"action": action, "accepted": true})
+}
