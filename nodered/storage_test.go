@@ -47,6 +47,8 @@ func (f *fakePlatform) handler() http.Handler {
 		mux.HandleFunc("GET "+prefix+doc, f.guard(func(w http.ResponseWriter, r *http.Request) { f.getDoc(w, doc) }))
 		mux.HandleFunc("PUT "+prefix+doc, f.guard(func(w http.ResponseWriter, r *http.Request) { f.putDoc(w, r, doc) }))
 	}
+	mux.HandleFunc("GET "+prefix+"context", f.guard(f.getContext))
+	mux.HandleFunc("PATCH "+prefix+"context", f.guard(f.patchContext))
 	mux.HandleFunc("GET "+prefix+"library/{type}", f.guard(f.getLibrary))
 	mux.HandleFunc("PUT "+prefix+"library/{type}", f.guard(f.putLibrary))
 	return mux
@@ -77,6 +79,48 @@ func (f *fakePlatform) guard(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// contextLimit is the persistent context the fake platform keeps, as an instance type's default limit.
+const contextLimit = 1 << 20
+
+// getContext answers the persistent context store's load (GET /context): the scopes kept, unlimited in count.
+func (f *fakePlatform) getContext(w http.ResponseWriter, _ *http.Request) {
+	f.mu.Lock()
+	scopes := f.contextScopes()
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"limitBytes": contextLimit, "usedBytes": 0, "scopes": scopes})
+}
+
+// patchContext replaces the scopes a PATCH /context names; null deletes one.
+func (f *fakePlatform) patchContext(w http.ResponseWriter, r *http.Request) {
+	var changes map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&changes); err != nil {
+		http.Error(w, "bad context document", http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	scopes := f.contextScopes()
+	for scope, value := range changes {
+		if string(value) == "null" {
+			delete(scopes, scope)
+		} else {
+			scopes[scope] = value
+		}
+	}
+	f.docs["context"], _ = json.Marshal(scopes)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// contextScopes reads the kept context; the caller holds f.mu.
+func (f *fakePlatform) contextScopes() map[string]json.RawMessage {
+	scopes := map[string]json.RawMessage{}
+	if doc, ok := f.docs["context"]; ok {
+		json.Unmarshal(doc, &scopes)
+	}
+	return scopes
 }
 
 func (f *fakePlatform) getDoc(w http.ResponseWriter, name string) {

@@ -88,6 +88,7 @@ describe('upgrades and blueprints', () => {
     const options = async () => {
       await page.goto(`/teams/${slug}/applications/${at.app.id}`);
       const select = page.getByRole('form', { name: 'Create an instance' }).getByLabel(/^Blueprint/);
+      await select.waitFor(); // allTextContents does not wait: before the page renders it would answer []
       return select.locator('option').allTextContents();
     };
     assert.ok(!(await options()).includes(`pro-only-${suffix}`), 'not offered to the team\'s type');
