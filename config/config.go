@@ -25,6 +25,7 @@ import (
 type Config struct {
 	Listen        string // API address
 	PublicURL     string // how browsers and devices reach the API
+	EditorDomain  string // each instance's editor is served on its own origin, <instanceId>.<EditorDomain>
 	DataDir       string // absolute once loaded, like every path below
 	StacksDir     string // installed Node-RED stacks of the local driver; default DataDir/stacks
 	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
@@ -133,6 +134,8 @@ type rawSettings struct {
 func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "", "API address")
 	s.str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "`http://<listen>`", "how browsers and devices reach the API")
+	s.str(&c.EditorDomain, "editor-domain", "FLOWYARD_EDITOR_DOMAIN", "", "`editor.localhost` for a public URL on an IP address or `localhost`, else `editor.<public host>`",
+		"each instance's editor is served on an origin of its own, `<instance id>.<editor domain>` with the public URL's scheme and port, by the API itself: production needs a wildcard DNS record and TLS certificate for `*.<editor domain>` pointing at the API")
 	s.str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "", "SQLite file, generated secret key, instances, Temporal's file")
 	s.str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "`<data-dir>/stacks`", "Node-RED stacks the local driver installs with npm (share one between data dirs to install once)")
 	s.str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "(SQLite)", "`postgres://user:pass@host:5432/db`")
@@ -329,6 +332,9 @@ func (c *Config) validate() error {
 		c.PublicURL = "http://" + c.Listen
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if err := c.resolveEditorDomain(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RuntimeAPIURL == "" {
 		c.RuntimeAPIURL = c.PublicURL
 	}
@@ -393,7 +399,7 @@ func (c Config) StoreURL() string {
 // LogValue describes the effective configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("dataDir", c.DataDir),
+		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("editorDomain", c.EditorDomain), slog.String("dataDir", c.DataDir),
 		slog.String("stacksDir", c.StacksDir), slog.String("temporalBin", c.TemporalBin), slog.String("temporalConfig", c.TemporalFile),
 		slog.String("kubeconfig", c.Kubernetes.Kubeconfig),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),
