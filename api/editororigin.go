@@ -83,6 +83,10 @@ func (o editorOrigins) instanceOf(hostHeader string) (instanceID string, editorH
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host, port = host[:i], host[i+1:]
 	}
+	host = strings.TrimSuffix(host, ".") // the same name, fully qualified
+	if host == o.domain {
+		return "", true
+	}
 	label, ok := strings.CutSuffix(host, "."+o.domain)
 	if !ok {
 		return "", false
