@@ -38,8 +38,11 @@ var editorClient = &fasthttp.Client{
 	NoDefaultUserAgentHeader: true,
 	ReadTimeout:              5 * time.Minute,
 	WriteTimeout:             time.Minute,
-	MaxIdleConnDuration:      30 * time.Second,
-	MaxResponseBodySize:      64 << 20,
+	// Node.js closes a keep-alive connection after 5 s idle (http.Server keepAliveTimeout): a connection kept longer
+	// is dead when it is next used, and a page of the editor leaves dozens of them, more than the client's five
+	// attempts at a GET, so the next page would fail with runtime_unreachable. Close them first.
+	MaxIdleConnDuration: 3 * time.Second,
+	MaxResponseBodySize: 64 << 20,
 	// The path is sent as editorBackendPath checked it: normalising it again could take it out of the admin root.
 	DisablePathNormalizing: true,
 	Dial:                   func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, editorDialTimeout) },
@@ -59,10 +62,13 @@ var editorDroppedRequestHeaders = []string{
 }
 
 // Response headers never passed back: Node-RED must not set cookies on the editor origin (its session cookie is
-// the platform's).
+// the platform's), nor open its answers to other origins (its admin API says Access-Control-Allow-Origin: * to
+// every request): an editor origin answers its own pages only.
 var editorDroppedResponseHeaders = []string{
 	fiber.HeaderSetCookie, fiber.HeaderConnection, fiber.HeaderKeepAlive, "Proxy-Connection", fiber.HeaderTE,
 	fiber.HeaderTrailer, fiber.HeaderUpgrade,
+	fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlAllowCredentials, fiber.HeaderAccessControlAllowMethods,
+	fiber.HeaderAccessControlAllowHeaders, fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlMaxAge,
 }
 
 // Headers of a websocket upgrade that the proxy copies to Node-RED; everything else is dropped.

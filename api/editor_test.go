@@ -183,7 +183,7 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		otherEditor := "http://" + domain.NewID() + ".editor.localhost:" + strings.Split(addr, ":")[1]
 		for _, h := range []map[string]string{
 			{"Origin": "http://evil.example"},
-			{"Origin": w.env.URL},  // the platform is another origin too
+			{"Origin": w.env.URL},   // the platform is another origin too
 			{"Origin": otherEditor}, // another instance's editor: the same site, another origin
 			{"Sec-Fetch-Site": "same-site"},
 			{"Sec-Fetch-Site": "cross-site"},
@@ -336,6 +336,7 @@ func newRecordingBackend(t *testing.T) *recordingBackend {
 		default:
 			http.SetCookie(rw, &http.Cookie{Name: "flowyard_session", Value: "overwritten"})
 			rw.Header().Set("X-Backend", "yes")
+			rw.Header().Set("Access-Control-Allow-Origin", "*") // as Node-RED's admin API answers every request
 			rw.Write([]byte("path=" + r.URL.Path + " query=" + r.URL.RawQuery))
 		}
 	}))
@@ -380,6 +381,7 @@ func TestEditorProxyHeaders(t *testing.T) {
 	assert.Equal(t, strings.TrimPrefix(backend.srv.URL, "http://"), got.Host)
 	assert.Empty(t, a.header.Values("Set-Cookie"), "Node-RED cannot set cookies on the editor origin")
 	assert.Equal(t, "yes", a.header.Get("X-Backend"))
+	assert.Empty(t, a.header.Get("Access-Control-Allow-Origin"), "no other origin may read the editor's answers")
 	assert.NotEmpty(t, a.header.Get("X-Request-Id"))
 	assert.Equal(t, "same-origin", a.header.Get("Cross-Origin-Resource-Policy"), "no other origin may embed the editor's answers")
 	assert.Equal(t, 200, member.do("GET", "/flows", nil, nil).status, "the editor session survived")

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,4 +378,35 @@ func cookieFrom(t *testing.T, a answer, name string) string {
 	}
 	t.Fatalf("no %s cookie in %v", name, a.header.Values("Set-Cookie"))
 	return ""
+}
+
+// TestEditorSurvivesNodeJSClosingIdleConnections loads a page's worth of requests at once, waits as long as
+// Node.js keeps an idle keep-alive connection (5 s, its http.Server's keepAliveTimeout), and loads again: the
+// proxy must not send the next request over the connections Node.js has closed.
+func TestEditorSurvivesNodeJSClosingIdleConnections(t *testing.T) {
+	t.Parallel()
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // long enough for a page's requests to need connections of their own
+		_, _ = rw.Write([]byte("ok"))
+	}))
+	backend.Config.IdleTimeout = 5 * time.Second
+	backend.Start()
+	t.Cleanup(backend.Close)
+	w := newInstanceWorld(t, "sqlite")
+	in, _ := w.addInstance(t, "idle", backend.URL)
+	e := openEditor(t, w.browsers["member"], in.ID)
+	load := func() {
+		var wg sync.WaitGroup
+		for range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				assert.Equal(t, 200, e.do("GET", "/red/asset.js", nil, nil).status)
+			}()
+		}
+		wg.Wait()
+	}
+	load()
+	time.Sleep(5*time.Second + 500*time.Millisecond)
+	load()
 }

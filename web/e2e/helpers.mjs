@@ -71,3 +71,14 @@ export function unlabelled(page) {
     return bad;
   });
 }
+
+// watchCSP records, into list, every Content-Security-Policy violation the browser reports on a page of the
+// platform's origin (chromium logs each on the console) in the whole browser context: the dashboard's pages
+// must need nothing their policy forbids. Editor origins have no such policy and are not watched.
+export function watchCSP(context, list) {
+  const platform = new URL(baseURL()).origin;
+  context.on('console', (msg) => {
+    const url = msg.page()?.url() || '';
+    if (url.startsWith(platform) && /Content.Security.Policy/i.test(msg.text())) list.push(`${url}: ${msg.text()}`);
+  });
+}
