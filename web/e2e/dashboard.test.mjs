@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
+import { baseURL, editorLoaded, env, launch, screenshot, signIn, unlabelled, watchCSP } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_MEMBER_PASSWORD') };
@@ -23,10 +23,12 @@ describe('the dashboard', () => {
   let page;
   let agent;
   const pageErrors = [];
+  const cspViolations = [];
   const at = {}; // addresses of pages made along the way
 
   before(async () => {
     browser = await launch();
+    watchCSP(browser.context, cspViolations);
     page = await browser.context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });
@@ -85,10 +87,12 @@ describe('the dashboard', () => {
     assert.deepEqual(await unlabelled(page), [], 'every control of the instance page has a label');
   });
 
-  it('opens the editor of the instance', async () => {
+  it('opens the editor of the instance on its own origin', async () => {
     const [editor] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('link', { name: 'Open editor' }).click()]);
-    await editor.locator('#red-ui-header').waitFor({ timeout: 60_000 });
-    assert.match(new URL(editor.url()).pathname, /^\/editor\//);
+    await editorLoaded(editor);
+    const url = new URL(editor.url());
+    assert.equal(url.host, `${at.instance.split('/').pop()}.editor.localhost:${new URL(baseURL()).port}`);
+    assert.equal(url.pathname + url.search, '/');
     await editor.close();
   });
 
@@ -278,6 +282,7 @@ describe('the dashboard', () => {
     for (const [who, role] of [[member, 'member'], [viewer, 'viewer']]) {
       const b = await launch();
       try {
+        watchCSP(b.context, cspViolations);
         const p = await b.context.newPage();
         p.on('pageerror', (e) => pageErrors.push(`${role}: ${e.message}`));
         await signIn(p, who.email, who.password);
@@ -323,7 +328,8 @@ describe('the dashboard', () => {
     }
   });
 
-  it('raised no script errors', () => {
+  it('raised no script errors and no Content-Security-Policy violation', () => {
     assert.deepEqual(pageErrors, []);
+    assert.deepEqual(cspViolations, []);
   });
 });

@@ -10,32 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, env, launch, signIn, watchCSP } from './helpers.mjs';
+import { baseURL, debugFlow, debugMessage, deployInEditor, editorLoaded, env, launch, signIn, watchCSP } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const suffix = Date.now().toString(36).slice(-5);
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-// debugFlow injects marker every second into a debug node that shows it in the sidebar.
-export const debugFlow = (marker) => [
-  { id: 'e2einject', type: 'inject', x: 150, y: 80, name: 'tick', repeat: '1', once: true, onceDelay: '0.1', topic: '',
-    payload: marker, payloadType: 'str', props: [{ p: 'payload' }], wires: [['e2edebug']] },
-  { id: 'e2edebug', type: 'debug', x: 350, y: 80, name: 'show', active: true, tosidebar: true, console: false, complete: 'payload', wires: [] },
-];
-
-// deployInEditor adds a flow to the open tab of the editor, as a paste would, presses Deploy and waits for
-// Node-RED to confirm it.
-export async function deployInEditor(editor, flow) {
-  await editor.evaluate((nodes) => RED.view.importNodes(nodes, { generateIds: true, touchImport: true }), flow);
-  await editor.locator('#red-ui-header-button-deploy').click();
-  await editor.locator('.red-ui-notification', { hasText: /Successfully deployed/ }).waitFor({ timeout: 30_000 });
-}
-
-// debugMessage waits for a message holding text in the debug sidebar.
-export async function debugMessage(editor, text) {
-  await editor.evaluate(() => RED.sidebar.show('debug'));
-  await editor.locator('.red-ui-debug-msg', { hasText: text }).first().waitFor({ timeout: 30_000 });
-}
 
 // packProbe packs the hostile module of testdata with the targets written into its editor script.
 function packProbe(targets) {
@@ -96,7 +75,7 @@ describe('editors on their own origins', () => {
     const inst = instances[name];
     await page.goto(`/teams/${instances.team.slug}/instances/${inst.id}`);
     const [editor] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('link', { name: 'Open editor' }).click()]);
-    await editor.locator('#red-ui-header').waitFor({ timeout: 60_000 });
+    await editorLoaded(editor);
     return editor;
   };
 
@@ -118,7 +97,7 @@ describe('editors on their own origins', () => {
     await editor.close();
   });
 
-  it('gives a hostile module\'s editor script nothing of the platform or of another editor', async () => {
+  it('gives a hostile module\'s editor script nothing of the platform or of another editor', async (t) => {
     const target = instances.target;
     const tarball = packProbe({
       platform: new URL(baseURL()).origin,
@@ -128,15 +107,19 @@ describe('editors on their own origins', () => {
       otherRuntime: new URL(target.url).origin,
     });
     const editor = await openEditor('victim');
-    const origin = new URL(editor.url()).origin;
-    // The palette manager's upload, as a member would install a module from a file.
-    const upload = await editor.request.post(`${origin}/nodes`, {
-      multipart: { tarball: { name: path.basename(tarball), mimeType: 'application/gzip', buffer: fs.readFileSync(tarball) } },
-    });
-    assert.equal(upload.status(), 200, await upload.text());
+    // The palette manager's upload, as a member installs a module from a file: from the editor's own page.
+    const upload = await editor.evaluate(async ({ name, base64 }) => {
+      const form = new FormData();
+      form.append('tarball', new Blob([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], { type: 'application/gzip' }), name);
+      const res = await fetch('nodes', { method: 'POST', body: form });
+      return { status: res.status, body: await res.text() };
+    }, { name: path.basename(tarball), base64: fs.readFileSync(tarball).toString('base64') });
+    assert.equal(upload.status, 200, upload.body);
     await editor.reload();
+    await editorLoaded(editor);
     await editor.locator('body[data-flowyard-probe]').waitFor({ state: 'attached', timeout: 60_000 });
     const results = JSON.parse(await editor.locator('body').getAttribute('data-flowyard-probe'));
+    t.diagnostic(`what the module's script got: ${JSON.stringify(results)}`);
 
     assert.equal(results.ownFlows.status, 200, `the module's script runs and reaches its own instance: ${JSON.stringify(results.ownFlows)}`);
     for (const [name, r] of Object.entries(results)) {
@@ -147,8 +130,8 @@ describe('editors on their own origins', () => {
     const teams = await (await page.request.get('/api/v1/teams')).json();
     assert.ok(!teams.items.some((t) => t.name === `probe-${suffix}`), 'no team was created with the user\'s cookie');
     const other = await openEditor('target');
-    const flows = await (await other.request.get(`${new URL(other.url()).origin}/flows`)).json();
-    assert.ok(JSON.stringify(flows).includes(`hello-target-${suffix}`), 'the other instance\'s flows are still deployed');
+    const flows = await other.evaluate(() => fetch('flows').then((r) => r.text()));
+    assert.ok(flows.includes(`hello-target-${suffix}`), `the other instance's flows are still deployed: ${flows.slice(0, 300)}`);
     await other.close();
     await editor.close();
   });

@@ -82,3 +82,35 @@ export function watchCSP(context, list) {
     if (url.startsWith(platform) && /Content.Security.Policy/i.test(msg.text())) list.push(`${url}: ${msg.text()}`);
   });
 }
+
+// ---- the Node-RED editor, on its instance's own origin ----
+
+// debugFlow injects marker every second into a debug node that shows it in the sidebar.
+export const debugFlow = (marker) => [
+  { id: 'e2einject', type: 'inject', x: 150, y: 80, name: 'tick', repeat: '1', once: true, onceDelay: '0.1', topic: '',
+    payload: marker, payloadType: 'str', props: [{ p: 'payload' }], wires: [['e2edebug']] },
+  { id: 'e2edebug', type: 'debug', x: 350, y: 80, name: 'show', active: true, tosidebar: true, console: false, complete: 'payload', wires: [] },
+];
+
+// editorLoaded waits until the editor has loaded its palette and flows (its header shows before).
+export async function editorLoaded(editor) {
+  await editor.locator('#red-ui-header').waitFor({ timeout: 90_000 });
+  await editor.waitForFunction(() => window.RED?.nodes?.getType('debug') && RED.workspaces.active(), null, { timeout: 90_000 });
+}
+
+// deployInEditor adds a flow to the open tab of the editor, as a paste would, presses Deploy and waits for
+// Node-RED to confirm it.
+export async function deployInEditor(editor, flow) {
+  await editor.evaluate((nodes) => {
+    RED.view.importNodes(nodes, { generateIds: true, touchImport: true });
+    RED.nodes.dirty(true); // a paste is placed with a click, which marks the flows changed
+  }, flow);
+  await editor.locator('#red-ui-header-button-deploy').click();
+  await editor.locator('.red-ui-notification', { hasText: /Successfully deployed/ }).waitFor({ timeout: 30_000 });
+}
+
+// debugMessage waits for a message holding text in the debug sidebar.
+export async function debugMessage(editor, text) {
+  await editor.evaluate(() => RED.sidebar.show('debug'));
+  await editor.locator('.red-ui-debug-msg', { hasText: text }).first().waitFor({ timeout: 30_000 });
+}
