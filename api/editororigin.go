@@ -62,9 +62,18 @@ func newEditorOrigins(publicURL, editorDomain string) editorOrigins {
 		o.domain = "editor.localhost"
 	}
 	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
-		o.scheme, o.port = u.Scheme, u.Port()
+		o.scheme = u.Scheme
+		o.port = o.explicitPort(u.Port())
 	}
 	return o
+}
+
+// explicitPort is a port as a browser writes it in a Host header: none for the scheme's default.
+func (o editorOrigins) explicitPort(port string) string {
+	if o.scheme == "http" && port == "80" || o.scheme == "https" && port == "443" {
+		return ""
+	}
+	return port
 }
 
 // origin is the editor origin of an instance.
@@ -91,7 +100,7 @@ func (o editorOrigins) instanceOf(hostHeader string) (instanceID string, editorH
 	if !ok {
 		return "", false
 	}
-	if port != o.port || !isInstanceLabel(label) {
+	if o.explicitPort(port) != o.port || !isInstanceLabel(label) {
 		return "", true
 	}
 	return label, true
