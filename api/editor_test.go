@@ -245,11 +245,11 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 	})
 
 	t.Run("a suspended user's comms websocket closes at once", func(t *testing.T) {
-		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {viewer.cookieHeader()}})
+		conn, _, err := viewer.comms(t, addr)
 		require.NoError(t, err)
 		subscribeComms(t, conn, "notification/#")
 		waitForComms(t, conn, "notification/runtime-state", `"state"`)
-		id := viewer.mustJSON(200, "GET", "/api/v1/user", nil)["id"].(string)
+		id := w.browsers["viewer"].mustJSON(200, "GET", "/api/v1/user", nil)["id"].(string)
 		w.browsers["admin"].mustJSON(200, "POST", "/api/v1/users/"+id+"/actions/suspend", nil)
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(eventWait)))
 		for {
@@ -260,6 +260,7 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 				break
 			}
 		}
+		assert.Equal(t, 401, viewer.do("GET", "/flows", nil, nil).status, "and the suspended user's editor session ends")
 	})
 
 	t.Run("a module uploaded in the palette manager is installed", func(t *testing.T) {

@@ -119,7 +119,7 @@ func TestEditorOriginSessions(t *testing.T) {
 		first := e.follow(link)
 		require.Equal(t, 303, first.status, first.body)
 		setCookie := strings.Join(first.header.Values("Set-Cookie"), "\n")
-		assert.Contains(t, setCookie, "flowyard_editor=fye_")
+		assert.Contains(t, setCookie, "flowyard_editor=fyo_")
 		for _, attr := range []string{"httponly", "samesite=lax", "path=/"} {
 			assert.Contains(t, strings.ToLower(setCookie), attr)
 		}
@@ -175,7 +175,7 @@ func TestEditorOriginSessions(t *testing.T) {
 		platformCookie := member.cookieHeader()
 		require.True(t, strings.HasPrefix(platformCookie, "flowyard_session=fys_"), platformCookie)
 		editorCookie := e.cookieHeader()
-		require.True(t, strings.HasPrefix(editorCookie, "flowyard_editor=fye_"), editorCookie)
+		require.True(t, strings.HasPrefix(editorCookie, "flowyard_editor=fyo_"), editorCookie)
 		platformToken, editorToken := strings.TrimPrefix(platformCookie, "flowyard_session="), strings.TrimPrefix(editorCookie, "flowyard_editor=")
 
 		before := backend.count()
