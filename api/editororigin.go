@@ -14,7 +14,7 @@ import (
 )
 
 // Every instance's editor is served on an origin of its own, http(s)://<instanceId>.<editor domain>[:port], by
-// this same server, which tells it by the Host header (docs/ARCHITECTURE.md §10). A node module's editor script
+// this same server, which tells it by the Host header (docs/ARCHITECTURE.md §12). A node module's editor script
 // runs with whoever opens the editor; on its own origin it can reach that instance's editor and nothing else: not
 // the platform's API (another origin, whose cookie is host-only and never sent there), not another instance's
 // editor (another origin again, whose writes are refused by sameOrigin).

@@ -13,7 +13,7 @@ var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // resolveEditorDomain gives EditorDomain its default and checks it. Each instance's editor gets the origin
 // <instance id>.<editor domain> (26 characters and a dot before the domain), so that a node module's editor
-// script reaches neither the platform nor another instance's editor (docs/ARCHITECTURE.md §10).
+// script reaches neither the platform nor another instance's editor (docs/ARCHITECTURE.md §12).
 func (c *Config) resolveEditorDomain() error {
 	public, err := url.Parse(c.PublicURL)
 	if err != nil || public.Hostname() == "" {
