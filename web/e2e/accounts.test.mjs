@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { env, launch, signIn, watchCSP } from './helpers.mjs';
+import { env, launch, signIn } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const suffix = Date.now().toString(36).slice(-5);
@@ -19,12 +19,10 @@ describe('invitations and passwords', () => {
   let browser;
   let page;
   const pageErrors = [];
-  const cspViolations = [];
   let link;
 
   before(async () => {
     browser = await launch();
-    watchCSP(browser.context, cspViolations);
     page = await browser.context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await signIn(page, admin.email, admin.password);
@@ -35,7 +33,7 @@ describe('invitations and passwords', () => {
   after(async () => {
     await browser?.close();
     assert.deepEqual(pageErrors, [], 'no script errors');
-    assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violation');
+    assert.deepEqual(browser.cspViolations, [], 'no Content-Security-Policy violation');
   });
 
   it('invites from the members page and shows the link when nothing is mailed', async () => {
@@ -52,7 +50,6 @@ describe('invitations and passwords', () => {
   it('lets a newcomer create an account by accepting, and change the password', async () => {
     const b = await launch();
     try {
-      watchCSP(b.context, cspViolations);
       const p = await b.context.newPage();
       await p.goto(new URL(link).pathname);
       await p.getByRole('heading', { level: 1, name: 'Join a team' }).waitFor();
@@ -85,7 +82,6 @@ describe('invitations and passwords', () => {
   it('answers a reset request on the sign-in page alike for every address', async () => {
     const b = await launch();
     try {
-      watchCSP(b.context, cspViolations);
       const p = await b.context.newPage();
       await p.goto('/signin');
       await p.getByText('Forgot your password?').click();

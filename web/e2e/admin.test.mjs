@@ -4,7 +4,7 @@
 // may read without a single write button, and no link to the pages it may not.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { env, launch, screenshot, signIn, watchCSP } from './helpers.mjs';
+import { env, launch, screenshot, signIn } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const viewer = { email: env('FLOWYARD_VIEWER_EMAIL'), password: env('FLOWYARD_VIEWER_PASSWORD') };
@@ -25,12 +25,10 @@ describe('team and admin pages', () => {
   let browser;
   let page;
   const pageErrors = [];
-  const cspViolations = [];
   const at = {};
 
   before(async () => {
     browser = await launch();
-    watchCSP(browser.context, cspViolations);
     page = await browser.context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await signIn(page, admin.email, admin.password);
@@ -122,7 +120,6 @@ describe('team and admin pages', () => {
   it('shows a viewer the pages without write buttons', async () => {
     const b = await launch();
     try {
-      watchCSP(b.context, cspViolations);
       const p = await b.context.newPage();
       p.on('pageerror', (e) => pageErrors.push(`viewer: ${e.message}`));
       await signIn(p, viewer.email, viewer.password);
@@ -144,6 +141,6 @@ describe('team and admin pages', () => {
 
   it('raised no script errors', () => {
     assert.deepEqual(pageErrors, []);
-    assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violation');
+    assert.deepEqual(browser.cspViolations, [], 'no Content-Security-Policy violation');
   });
 });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, editorLoaded, env, launch, screenshot, signIn, unlabelled, watchCSP } from './helpers.mjs';
+import { baseURL, editorLoaded, env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_MEMBER_PASSWORD') };
@@ -23,12 +23,10 @@ describe('the dashboard', () => {
   let page;
   let agent;
   const pageErrors = [];
-  const cspViolations = [];
   const at = {}; // addresses of pages made along the way
 
   before(async () => {
     browser = await launch();
-    watchCSP(browser.context, cspViolations);
     page = await browser.context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });
@@ -282,7 +280,6 @@ describe('the dashboard', () => {
     for (const [who, role] of [[member, 'member'], [viewer, 'viewer']]) {
       const b = await launch();
       try {
-        watchCSP(b.context, cspViolations);
         const p = await b.context.newPage();
         p.on('pageerror', (e) => pageErrors.push(`${role}: ${e.message}`));
         await signIn(p, who.email, who.password);
@@ -330,6 +327,6 @@ describe('the dashboard', () => {
 
   it('raised no script errors and no Content-Security-Policy violation', () => {
     assert.deepEqual(pageErrors, []);
-    assert.deepEqual(cspViolations, []);
+    assert.deepEqual(browser.cspViolations, []);
   });
 });

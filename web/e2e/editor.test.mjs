@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, debugFlow, debugMessage, deployInEditor, editorLoaded, env, launch, signIn, watchCSP } from './helpers.mjs';
+import { baseURL, debugFlow, debugMessage, deployInEditor, editorLoaded, env, launch, signIn } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const suffix = Date.now().toString(36).slice(-5);
@@ -35,13 +35,11 @@ const gotNothing = (r) => Boolean(r.error) || (r.type === 'opaque' && r.status =
 describe('editors on their own origins', () => {
   let browser;
   let page;
-  const cspViolations = [];
   const instances = {}; // name -> {id, url}
 
   before(async () => {
     browser = await launch();
     page = await browser.context.newPage();
-    watchCSP(browser.context, cspViolations);
     await signIn(page, admin.email, admin.password);
     const call = async (method, p, data, status) => {
       const res = await page.request.fetch(`/api/v1${p}`, { method, data });
@@ -137,6 +135,6 @@ describe('editors on their own origins', () => {
   });
 
   it('raised no Content-Security-Policy violation on the dashboard\'s pages', () => {
-    assert.deepEqual(cspViolations, []);
+    assert.deepEqual(browser.cspViolations, []);
   });
 });

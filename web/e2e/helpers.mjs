@@ -17,7 +17,9 @@ export const baseURL = () => env('FLOWYARD_URL');
 const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync'];
 
-// launch starts chromium with a fresh --user-data-dir (Playwright passes the profile directory as that flag).
+// launch starts chromium with a fresh --user-data-dir (Playwright passes the profile directory as that flag). Every
+// Content-Security-Policy violation on a dashboard page is recorded (cspViolations), and close fails the test
+// that closes the browser when there was one: the dashboard must need nothing its policy forbids.
 export async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flowyard-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -28,11 +30,14 @@ export async function launch() {
     viewport: { width: 1280, height: 800 },
   });
   context.setDefaultTimeout(30_000);
+  const cspViolations = [];
+  watchCSP(context, cspViolations);
   const close = async () => {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
+    if (cspViolations.length) throw new Error(`Content-Security-Policy violations on the dashboard:\n${cspViolations.join('\n')}`);
   };
-  return { context, close };
+  return { context, close, cspViolations };
 }
 
 // signIn signs in on the dashboard's own form.
@@ -73,9 +78,9 @@ export function unlabelled(page) {
 }
 
 // watchCSP records, into list, every Content-Security-Policy violation the browser reports on a page of the
-// platform's origin (chromium logs each on the console) in the whole browser context: the dashboard's pages
-// must need nothing their policy forbids. Editor origins have no such policy and are not watched.
-export function watchCSP(context, list) {
+// platform's origin (chromium logs each on the console) in the whole browser context. Editor origins have no such
+// policy and are not watched.
+function watchCSP(context, list) {
   const platform = new URL(baseURL()).origin;
   context.on('console', (msg) => {
     const url = msg.page()?.url() || '';
