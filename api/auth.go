@@ -12,6 +12,8 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
+// sessionCookie is the platform's session cookie (its name takes the __Host- prefix with Secure cookies:
+// cookieName). It is host-only: no editor origin, no instance, no other host ever gets it.
 const sessionCookie = "flowyard_session"
 
 // Token kinds stored in the tokens table.
@@ -65,7 +67,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		// A token is not held to two-factor enrolment (README): a user made it and can revoke it.
 		return s.holdToPasswordChange(c, who.user)
 	}
-	if cookie := c.Cookies(sessionCookie); cookie != "" {
+	if cookie := c.Cookies(s.cookieName(sessionCookie)); cookie != "" {
 		u, err := s.store.GetSessionUser(ctx, domain.HashToken(cookie), time.Now())
 		if err == nil && !s.sameOriginRequest(c) {
 			// The browser adds the cookie to requests other pages send too: an instance's own pages are served

@@ -80,18 +80,19 @@ func (s *Server) startSession(c *fiber.Ctx, u *storage.User) error {
 	if err := s.store.InsertSession(c.UserContext(), &storage.Session{TokenHash: hashed, UserID: u.ID, ExpiresAt: expires}); err != nil {
 		return err
 	}
-	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: expires, HTTPOnly: true,
-		SameSite: fiber.CookieSameSiteLaxMode, Secure: s.cfg.SecureCookies || c.Protocol() == "https"})
+	c.Cookie(s.hostOnlyCookie(c, sessionCookie, token, expires))
 	return nil
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
-	if cookie := c.Cookies(sessionCookie); cookie != "" {
+	if cookie := c.Cookies(s.cookieName(sessionCookie)); cookie != "" {
+		// The session's editor sessions end with it (editor_grants cascade).
 		if err := s.store.DeleteSession(c.UserContext(), domain.HashToken(cookie)); err != nil {
 			return err
 		}
 	}
-	c.ClearCookie(sessionCookie)
+	// Cleared with the attributes it was set with: a browser ignores a __Host- cookie without them.
+	c.Cookie(s.hostOnlyCookie(c, sessionCookie, "", time.Unix(0, 0)))
 	return noContent(c)
 }
 

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"io"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -33,7 +32,7 @@ func markDeclaredTooLong(limit int) func(*fasthttp.RequestHeader) fasthttp.Reque
 	}
 }
 
-// streamedBodyKey holds, in the request's locals, the *streamedBody of an editor request.
+// streamedBodyKey holds, in the request's locals, the *streamedBody of a request to an editor origin.
 const streamedBodyKey = "flowyard.streamedBody"
 
 var (
@@ -56,7 +55,7 @@ func (s *Server) limitBodies(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	limit := s.cfg.BodyLimit
-	if !strings.HasPrefix(c.Path(), editorPathPrefix) {
+	if !s.isEditorHost(c) {
 		if err := readBody(c, stream, limit); err != nil {
 			c.Context().SetConnectionClose()
 			return err

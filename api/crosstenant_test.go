@@ -26,7 +26,7 @@ import (
 // expired and revoked credentials, and team B's device, provisioning and runtime tokens call every operation of
 // the OpenAPI document (so a new route is covered without a change here) with team A's IDs in the path and a
 // plausible body. None may succeed, fail inside (5xx), show anything of team A, write anything, or reach team
-// A's Node-RED through the editor proxy.
+// A's Node-RED through its editor origin.
 
 // publicRoutes answer without a caller by design; each has its own protection.
 var publicRoutes = map[string]string{
@@ -138,7 +138,7 @@ func TestCrossTenantSecurityMatrix(t *testing.T) {
 		start := time.Now()
 		t.Logf("%d calls naming team A's objects in bodies on team B's, one field at a time (%s)", w.sweepBodyReferences(t, ops), time.Since(start).Round(time.Millisecond))
 		t.Logf("%d writes tried by team A's read-only callers", w.sweepReadOnlyRoles(t, ops))
-		assert.Zero(t, w.backend.count(), "no request reached team A's Node-RED through the editor proxy")
+		assert.Zero(t, w.backend.count(), "no request reached team A's Node-RED through its editor origin")
 		w.checkEditorWebsocket(t)
 		w.checkEditorTraversal(t)
 		w.checkDeviceClaims(t)
@@ -378,8 +378,8 @@ func (w *crossWorld) resolve(t *testing.T, path string, tn tenant) string {
 func (w *crossWorld) paramValue(t *testing.T, path, name string, tn tenant) string {
 	t.Helper()
 	switch {
-	case name == "*" || name == "type":
-		return "flows" // the editor's and the runtime library's rest of the path
+	case name == "type":
+		return "flows" // the runtime library's rest of the path
 	case name == "action" && (strings.Contains(path, "/instances/") || strings.Contains(path, "/devices/")):
 		return "restart"
 	case name == "action" && strings.Contains(path, "/rollouts/"):
@@ -466,9 +466,9 @@ func (w *crossWorld) stringFor(field string) any {
 
 // sweepReadOnlyRoles has team A's viewer and dashboard user, and its owner's read-only token, call every
 // operation that writes (not GET) on team A's objects: neither the permission table nor the token's scope lets
-// them write, so each is refused and writes nothing. The editor is
-// left out: a viewer's editor requests go to Node-RED with its read-only token, which refuses writes itself
-// (editor_test.go).
+// them write, so each is refused and writes nothing. The editor link is left out: a viewer gets one, for the
+// read-only editor, whose requests go to Node-RED with its read-only token, which refuses writes itself
+// (editor_test.go, editororigin_test.go).
 func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 	t.Helper()
 	calls := 0
@@ -476,7 +476,7 @@ func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 		key := op.method + " " + op.path
 		_, public := publicRoutes[key]
 		_, own := ownAccountRoutes[key]
-		if public || own || op.method == "GET" || strings.HasPrefix(op.path, "/editor/") {
+		if public || own || op.method == "GET" || strings.HasSuffix(op.path, "/editor-link") {
 			continue
 		}
 		path, body := w.resolve(t, op.path, w.a), w.bodyFor(op)
@@ -612,9 +612,14 @@ func (w *crossWorld) workflowCalls() string {
 	return fmt.Sprint(w.runs.count(), len(w.rollouts.params), len(w.promotions.params), len(w.promotions.decisions), calls)
 }
 
-// checkEditorWebsocket opens the editor's websocket as each intruder: refused, and nothing reaches Node-RED.
+// checkEditorWebsocket opens team A's editor websocket as each intruder, with whatever cookie or token it holds,
+// and with team B's owner's own editor session: refused, and nothing reaches Node-RED.
 func (w *crossWorld) checkEditorWebsocket(t *testing.T) {
 	t.Helper()
+	addr := hostOf(t, w.env.env.URL)
+	editorA := w.editorOrigin(t, w.a.params["instanceId"])
+	ownB := openEditor(t, w.users["b-owner"], w.b.params["instanceId"])
+	callers := map[string]http.Header{"team B owner's editor session for team B": {"Cookie": {ownB.cookieHeader()}}}
 	for _, in := range w.intruders {
 		h := http.Header{}
 		for k, v := range in.headers {
@@ -626,30 +631,49 @@ func (w *crossWorld) checkEditorWebsocket(t *testing.T) {
 		if in.b.bearer != "" {
 			h.Set("Authorization", "Bearer "+in.b.bearer)
 		}
-		_, res, err := dialEditorComms(t, wsURL(w.env.env.URL)+"/editor/"+w.a.params["instanceId"]+"/comms", h)
-		require.Error(t, err, in.name)
-		require.NotNil(t, res, in.name)
-		assert.Contains(t, []int{401, 403, 404}, res.StatusCode, "editor websocket as %s", in.name)
+		callers[in.name] = h
 	}
-	assert.Zero(t, w.backend.count(), "no websocket reached team A's Node-RED")
+	for name, h := range callers {
+		h.Set("Origin", editorA)
+		_, res, err := dialEditorComms(t, addr, wsURL(editorA)+"/comms", h)
+		require.Error(t, err, name)
+		require.NotNil(t, res, name)
+		assert.Equal(t, 401, res.StatusCode, "editor websocket as %s", name)
+		got := newEditorBrowser(t, editorA, addr).do("GET", "/flows", nil, map[string]string{"Cookie": h.Get("Cookie"), "Authorization": h.Get("Authorization")})
+		assert.Equal(t, 401, got.status, "team A's editor as %s", name)
+	}
+	assert.Zero(t, w.backend.count(), "nothing reached team A's Node-RED")
 }
 
-// checkEditorTraversal has team B's owner, who may open team B's editor, climb from it into team A's: the
-// requests go to team B's Node-RED, inside its admin root, or nowhere; never to team A's.
+// editorOrigin is the editor origin of an instance, as the links name it (the public URL, http://forge.test, has
+// no port).
+func (w *crossWorld) editorOrigin(t *testing.T, instanceID string) string {
+	t.Helper()
+	return "http://" + instanceID + ".editor.localhost"
+}
+
+// checkEditorTraversal has team B's owner, who may open team B's editor, climb from it into team A's: with paths
+// (which reach team B's Node-RED, inside its admin root, or nothing), and with team B's editor cookie sent to
+// team A's editor host. Nothing reaches team A's Node-RED.
 func (w *crossWorld) checkEditorTraversal(t *testing.T) {
 	t.Helper()
 	a, b := w.a.params["instanceId"], w.b.params["instanceId"]
-	for _, p := range []string{"/editor/" + b + "/../" + a + "/flows", "/editor/" + b + "/%2e%2e/" + a + "/flows", "/editor/" + b + "/..%2f" + a + "/flows",
-		"/editor/" + b + "%2f..%2f" + a + "/flows", "/editor/" + a + "%2f..%2f" + b + "/flows", "/editor/" + b + "/../../editor/" + a + "/flows",
-		"/editor/" + b + "/..%2f..%2feditor%2f" + a + "%2fflows"} {
-		got := w.users["b-owner"].do("GET", p, nil, nil)
+	editorB := openEditor(t, w.users["b-owner"], b)
+	for _, p := range []string{"/../" + a + "/flows", "/%2e%2e/" + a + "/flows", "/..%2f" + a + "/flows", "/..%2f..%2feditor%2f" + a + "%2fflows",
+		"/../../editor/" + a + "/flows", "//" + a + ".editor.localhost/flows"} {
+		got := editorB.do("GET", p, nil, nil)
 		assert.NotContains(t, got.body, "path=/admin/"+a, p)
 		if last := w.backendB.last(); got.status == 200 && last != nil {
 			assert.True(t, strings.HasPrefix(last.URL.Path, "/admin/"), "%s reached %s", p, last.URL.Path)
 		}
 	}
+	hostA := strings.TrimPrefix(w.editorOrigin(t, a), "http://")
+	for _, host := range []string{hostA, strings.ToUpper(hostA), hostA + ".", b + "." + hostA} {
+		got := editorB.do("GET", "/flows", nil, map[string]string{"Host": host, "Cookie": editorB.cookieHeader()})
+		assert.Contains(t, []int{401, 404}, got.status, "team B's editor cookie on %s", host)
+	}
 	assert.Zero(t, w.backend.count(), "no traversal reached team A's Node-RED")
-	require.Equal(t, 200, w.users["b-owner"].do("GET", "/editor/"+b+"/flows", nil, nil).status, "team B's owner reaches its own editor")
+	require.Equal(t, 200, editorB.do("GET", "/flows", nil, nil).status, "team B's owner reaches its own editor")
 	assert.Equal(t, "/admin/flows", w.backendB.last().URL.Path)
 	assert.Zero(t, w.backend.count())
 }
@@ -706,6 +730,6 @@ func (w *crossWorld) checkTeamAStillWorks(t *testing.T) {
 		"/api/v1/pipelines/{pipelineId}", "/api/v1/rollouts/{rolloutId}", "/api/v1/promotions/{promotionId}", "/api/v1/snapshots/{snapshotId}"} {
 		assert.Equal(t, 200, owner.do("GET", w.resolve(t, p, w.a), nil, nil).status, p)
 	}
-	assert.Equal(t, 200, owner.do("GET", "/editor/"+w.a.params["instanceId"]+"/flows", nil, nil).status)
+	assert.Equal(t, 200, openEditor(t, owner, w.a.params["instanceId"]).do("GET", "/flows", nil, nil).status)
 	assert.Equal(t, 1, w.backend.count(), "team A's owner reaches its editor")
 }

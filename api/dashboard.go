@@ -13,14 +13,23 @@ import (
 // history-API paths (/teams/acme/applications/…) survive a reload. These are not API routes, so they stay out
 // of the OpenAPI document.
 
-// notDashboard are the path prefixes the dashboard never answers.
+// notDashboard are the path prefixes the dashboard never answers. Under /editor/ it answers only its own page
+// that opens an instance's editor, /editor/<instanceId>/ (the instances' editorUrl); the editor itself is on
+// the instance's own origin (editororigin.go), and nothing else of it is served here.
 var notDashboard = []string{"/api/", "/editor/", "/logging/", "/healthz", "/readyz", "/metrics"}
 
 const assetsPrefix = "/assets/"
 
-// dashboardCSP allows only the dashboard's own scripts, styles and API calls.
-const dashboardCSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; " +
-	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// dashboardCSP allows only the dashboard's own scripts, styles, images and API calls: no inline script or
+// style, no eval, no other origin, no frames, no plugins.
+const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+	"connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// isEditorEntry tells the dashboard's page that opens an editor: /editor/<id> or /editor/<id>/.
+func isEditorEntry(p string) bool {
+	id, ok := strings.CutPrefix(p, editorEntryPrefix)
+	return ok && isInstanceLabel(strings.TrimSuffix(id, "/"))
+}
 
 func (s *Server) serveDashboard(c *fiber.Ctx) error {
 	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
@@ -28,16 +37,14 @@ func (s *Server) serveDashboard(c *fiber.Ctx) error {
 	}
 	p := c.Path()
 	for _, prefix := range notDashboard {
-		if strings.HasPrefix(p, prefix) {
+		if strings.HasPrefix(p, prefix) && !isEditorEntry(p) {
 			return c.Next()
 		}
 	}
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	if rest, ok := strings.CutPrefix(p, assetsPrefix); ok {
 		return serveAsset(c, rest)
 	}
 	c.Set(fiber.HeaderContentSecurityPolicy, dashboardCSP)
-	c.Set("Referrer-Policy", "same-origin")
 	return sendAsset(c, web.Index(), "no-cache")
 }
 

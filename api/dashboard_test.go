@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/web"
 )
@@ -78,4 +79,37 @@ func TestDashboardIsServed(t *testing.T) {
 		assert.Equal(t, 404, res.StatusCode, c.path)
 		assert.Contains(t, body, `"route_not_found"`, c.path)
 	}
+}
+
+// TestSecurityHeadersOnEveryPlatformAnswer checks that every answer of the platform's origin, pages, assets, API
+// answers and errors alike, forbids what the platform does not do: the dashboard's page runs only its own
+// scripts and styles, everything else loads nothing; no answer may be framed, sniffed, embedded by another
+// origin or keep a handle on the window that opened it. Behind TLS, browsers are told to stay on HTTPS.
+func TestSecurityHeadersOnEveryPlatformAnswer(t *testing.T) {
+	env := apitest.Start(t, "sqlite")
+	dashboardCSP := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+		"connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	apiCSP := "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	for _, c := range []struct{ method, path, csp string }{
+		{"GET", "/", dashboardCSP}, {"GET", "/editor/06h1wvgtn6yqn6aak9nyq3b39g/", dashboardCSP},
+		{"GET", web.AssetPrefix() + "app.js", apiCSP}, {"GET", "/api/v1/openapi.json", apiCSP}, {"GET", "/healthz", apiCSP},
+		{"GET", "/api/v1/teams", apiCSP}, {"GET", "/api/v1/no-such-route", apiCSP}, {"POST", "/api/v1/auth/login", apiCSP},
+		{"GET", "/editor/06h1wvgtn6yqn6aak9nyq3b39g/flows", apiCSP},
+	} {
+		res, _ := fetch(t, c.method, env.URL+c.path, nil)
+		what := c.method + " " + c.path
+		assert.Equal(t, c.csp, res.Header.Get("Content-Security-Policy"), what)
+		assert.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"), what)
+		assert.Equal(t, "DENY", res.Header.Get("X-Frame-Options"), what)
+		assert.Equal(t, "same-origin", res.Header.Get("Referrer-Policy"), what)
+		assert.Equal(t, "same-origin", res.Header.Get("Cross-Origin-Opener-Policy"), what)
+		assert.Equal(t, "same-origin", res.Header.Get("Cross-Origin-Resource-Policy"), what)
+		assert.Empty(t, res.Header.Get("Strict-Transport-Security"), "%s: not over plain HTTP", what)
+	}
+	res, _ := fetch(t, "GET", env.URL+"/editor/06h1wvgtn6yqn6aak9nyq3b39g/flows", nil)
+	assert.Equal(t, 404, res.StatusCode, "nothing of an editor is served on the platform's origin")
+
+	tls := apitest.Start(t, "sqlite", func(d *api.Deps) { d.Config.PublicURL = "https://flowyard.example.com" })
+	res, _ = fetch(t, "GET", tls.URL+"/api/v1/openapi.json", nil)
+	assert.Equal(t, "max-age=31536000", res.Header.Get("Strict-Transport-Security"))
 }

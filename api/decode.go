@@ -16,9 +16,7 @@ import (
 // requireJSONBody refuses bodies that are not JSON. Browsers cannot send a cross-site JSON request without a
 // CORS preflight, so this also keeps cookie-authenticated writes safe from other sites.
 func (s *Server) requireJSONBody(c *fiber.Ctx) error {
-	// The editor proxy passes Node-RED's own bodies through (editor.go guards it against cross-site requests),
-	// as streams that must not be read here.
-	if strings.HasPrefix(c.Path(), editorPathPrefix) || strings.HasPrefix(c.Path(), "/api/v1/billing/stripe-webhook") || len(c.Body()) == 0 {
+	if strings.HasPrefix(c.Path(), "/api/v1/billing/stripe-webhook") || len(c.Body()) == 0 {
 		return c.Next()
 	}
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))

@@ -22,19 +22,15 @@ import (
 )
 
 // The editor proxy serves an instance's Node-RED editor (and the admin API the editor calls, and its /comms
-// websocket) at /editor/<instanceId>/ to signed-in team members. The proxy, not the browser, holds the
-// Node-RED token: members and owners get the instance's admin token, viewers its read-only token. Node-RED
-// reads it from "Authorization: Bearer" on HTTP requests and on the websocket upgrade (adminAuth.tokens with
-// no tokenHeader, as the drivers render settings.js).
-
-const editorPathPrefix = "/editor/"
+// websocket) on the instance's own editor origin, http(s)://<instanceId>.<editor domain>/ (editororigin.go), to
+// the holders of that origin's session. The proxy, not the browser, holds the Node-RED token: members and owners
+// get the instance's admin token, viewers its read-only token. Node-RED reads it from "Authorization: Bearer" on
+// HTTP requests and on the websocket upgrade (adminAuth.tokens with no tokenHeader, as the drivers render
+// settings.js).
 
 // editorAdminRoot is the path under which every instance serves its admin API and editor: drivers.AdminRoot
 // without the trailing slash (the API may not import drivers, docs/ARCHITECTURE.md §2).
 const editorAdminRoot = "/admin"
-
-// editorMethods are the methods the Node-RED editor and admin API use.
-var editorMethods = []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete, fiber.MethodPatch}
 
 // editorClient forwards HTTP requests to Node-RED. Palette installs run npm inside the request, so reads
 // may take minutes.
@@ -42,8 +38,11 @@ var editorClient = &fasthttp.Client{
 	NoDefaultUserAgentHeader: true,
 	ReadTimeout:              5 * time.Minute,
 	WriteTimeout:             time.Minute,
-	MaxIdleConnDuration:      30 * time.Second,
-	MaxResponseBodySize:      64 << 20,
+	// Node.js closes a keep-alive connection after 5 s idle (http.Server keepAliveTimeout): a connection kept longer
+	// is dead when it is next used, and a page of the editor leaves dozens of them, more than the client's five
+	// attempts at a GET, so the next page would fail with runtime_unreachable. Close them first.
+	MaxIdleConnDuration: 3 * time.Second,
+	MaxResponseBodySize: 64 << 20,
 	// The path is sent as editorBackendPath checked it: normalising it again could take it out of the admin root.
 	DisablePathNormalizing: true,
 	Dial:                   func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, editorDialTimeout) },
@@ -54,7 +53,7 @@ const (
 	editorHandshakeTimeout = 15 * time.Second
 )
 
-// Request headers never forwarded to Node-RED: the user's own credentials (Flowyard's, not Node-RED's) and
+// Request headers never forwarded to Node-RED: the user's own credentials (the editor origin's cookie) and
 // hop-by-hop headers.
 var editorDroppedRequestHeaders = []string{
 	fiber.HeaderAuthorization, fiber.HeaderCookie, fiber.HeaderProxyAuthorization,
@@ -62,10 +61,14 @@ var editorDroppedRequestHeaders = []string{
 	fiber.HeaderUpgrade, fiber.HeaderTransferEncoding, fiber.HeaderExpect,
 }
 
-// Response headers never passed back: Node-RED must not set cookies on Flowyard's origin.
+// Response headers never passed back: Node-RED must not set cookies on the editor origin (its session cookie is
+// the platform's), nor open its answers to other origins (its admin API says Access-Control-Allow-Origin: * to
+// every request): an editor origin answers its own pages only.
 var editorDroppedResponseHeaders = []string{
 	fiber.HeaderSetCookie, fiber.HeaderConnection, fiber.HeaderKeepAlive, "Proxy-Connection", fiber.HeaderTE,
 	fiber.HeaderTrailer, fiber.HeaderUpgrade,
+	fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlAllowCredentials, fiber.HeaderAccessControlAllowMethods,
+	fiber.HeaderAccessControlAllowHeaders, fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlMaxAge,
 }
 
 // Headers of a websocket upgrade that the proxy copies to Node-RED; everything else is dropped.
@@ -74,66 +77,45 @@ var editorWebsocketHeaders = []string{
 	fiber.HeaderSecWebSocketExtensions, fiber.HeaderUserAgent, fiber.HeaderAcceptLanguage,
 }
 
-func (s *Server) registerEditor() {
-	for _, method := range editorMethods {
-		s.route(routeDoc{Method: method, Path: "/editor/:instanceId/*", Tag: "editor",
-			Summary: "The instance's Node-RED editor, proxied with the platform's token (members edit, viewers read)."}, s.proxyEditor)
-	}
-}
-
-// proxyEditor checks the caller, maps /editor/<id>/<rest> to <runtime>/admin/<rest> and forwards the
-// request (or the websocket) with the Node-RED token the caller's role gets.
-func (s *Server) proxyEditor(c *fiber.Ctx) error {
-	in, token, err := s.editorAccess(c)
-	if err != nil {
-		return err
-	}
-	prefix := editorPathPrefix + in.ID
-	rawPath := string(c.Request().URI().PathOriginal())
-	if rawPath == prefix {
-		// The editor page loads its assets by relative URLs: it must be served at the path with the slash.
-		return c.Redirect(prefix+"/", fiber.StatusMovedPermanently)
-	}
-	backendPath, err := editorBackendPath(rawPath, prefix)
+// proxyEditor maps <editor origin>/<rest> to <runtime>/admin/<rest> and forwards the request (or the
+// websocket) with the Node-RED token the session's access gets.
+func (s *Server) proxyEditor(c *fiber.Ctx, session *editorSession) error {
+	backendPath, err := editorBackendPath(string(c.Request().URI().PathOriginal()))
 	if err != nil {
 		return err
 	}
 	if !plainEditorQuery(c.Request().URI().QueryString()) {
 		return errEditorPath
 	}
-	target, err := runtimeTarget(in)
+	target, err := runtimeTarget(session.instance)
 	if err != nil {
 		return err
 	}
-	if !s.sameOriginRequest(c) {
-		return errCrossOrigin
-	}
 	if isWebsocketUpgrade(c) {
-		return s.proxyEditorWebsocket(c, in.ID, target, backendPath, token)
+		return s.proxyEditorWebsocket(c, session, target, backendPath)
 	}
-	return s.proxyEditorHTTP(c, in.ID, target, backendPath, token)
+	return s.proxyEditorHTTP(c, session.instance.ID, target, backendPath, session.token)
 }
 
 var errEditorPath = &domain.Error{Kind: domain.KindInvalid, Code: "invalid_editor_path",
 	Message: "The editor path must be sent in its plain form: no dot segments, encoded slashes, spaces or control characters, no double encoding."}
 
-// editorBackendPath checks the path of a request under prefix (/editor/<id>) as it came on the wire and
-// returns the path to ask Node-RED for: the admin root followed by the rest of the request's path, byte for
-// byte. The rest is decoded once to be checked, and must mean the same to whoever reads it next: no "." or ".."
-// segment, no encoded "/" or "\" (which would split a segment once decoded), no control character, and no
-// escape left after decoding ("%252e" is "%2e" once decoded and ".", a dot segment, twice). Forwarding the
-// checked bytes rather than a decoded and re-encoded path means no later normalisation, in the HTTP client or
-// in Node-RED, can turn an accepted path into one outside the admin root, where the member's http-in routes
-// would see the platform's token.
-func editorBackendPath(rawPath, prefix string) (string, error) {
-	rest, ok := strings.CutPrefix(rawPath, prefix)
-	if !ok || !strings.HasPrefix(rest, "/") {
+// editorBackendPath checks the path of a request to the editor origin as it came on the wire and returns the
+// path to ask Node-RED for: the admin root followed by the request's path, byte for byte. The path is decoded
+// once to be checked, and must mean the same to whoever reads it next: no "." or ".." segment, no encoded "/" or
+// "\" (which would split a segment once decoded), no control character, and no escape left after decoding
+// ("%252e" is "%2e" once decoded and ".", a dot segment, twice). Forwarding the checked bytes rather than a
+// decoded and re-encoded path means no later normalisation, in the HTTP client or in Node-RED, can turn an
+// accepted path into one outside the admin root, where the member's http-in routes would see the platform's
+// token.
+func editorBackendPath(rawPath string) (string, error) {
+	if !strings.HasPrefix(rawPath, "/") {
 		return "", errRouteNotFound
 	}
-	if !plainEditorPath(rest) {
+	if !plainEditorPath(rawPath) {
 		return "", errEditorPath
 	}
-	return editorAdminRoot + rest, nil
+	return editorAdminRoot + rawPath, nil
 }
 
 // plainEditorPath tells whether a raw path decodes once to itself with only its escapes replaced: the
@@ -191,44 +173,57 @@ func isHex(b byte) bool {
 	return ('0' <= b && b <= '9') || ('a' <= b && b <= 'f') || ('A' <= b && b <= 'F')
 }
 
-// editorAccess returns the instance and the Node-RED token for the caller: the admin token for members,
-// owners and platform admins, the read-only token for viewers and read-only personal tokens. Anyone else
-// (dashboard members, outsiders) gets the same 404 as for a missing instance.
-func (s *Server) editorAccess(c *fiber.Ctx) (*storage.Instance, string, error) {
-	who, err := callerOf(c)
-	if err != nil {
-		return nil, "", err
-	}
-	ctx := c.UserContext()
-	in, err := s.store.GetInstance(ctx, c.Params("instanceId"))
-	if err != nil {
-		return nil, "", err
+// Editor access levels: what a role may do in an instance's editor.
+const (
+	editorEdit = "edit" // members, owners and platform admins: the admin token
+	editorView = "view" // viewers: the read-only token
+)
+
+// editorAccessOf is what u may do in the instance's editor now: editorEdit, editorView, or "" (dashboard
+// members, outsiders, a user who must change the password first or may not sign in at all: suspended,
+// unconfirmed).
+func (s *Server) editorAccessOf(ctx context.Context, u *storage.User, in *storage.Instance) (string, error) {
+	if u.PasswordChangeRequired || signInRefusal(u) != nil {
+		return "", nil
 	}
 	role := domain.RoleNone
-	m, err := s.store.GetMembership(ctx, in.TeamID, who.user.ID)
+	m, err := s.store.GetMembership(ctx, in.TeamID, u.ID)
 	switch {
 	case err == nil:
 		role = m.Role
 	case !domain.IsKind(err, domain.KindNotFound):
-		return nil, "", err
+		return "", err
 	}
-	var sealed string
-	switch dc := who.domainCaller(); {
-	case domain.Allowed(dc, role, domain.ActionInstanceFlowsEdit) && !who.readOnly:
-		sealed = in.AdminToken
+	dc := domain.Caller{UserID: u.ID, Admin: u.Admin}
+	switch {
+	case domain.Allowed(dc, role, domain.ActionInstanceFlowsEdit):
+		return editorEdit, nil
 	case domain.Allowed(dc, role, domain.ActionInstanceFlowsView):
-		sealed = in.ReadToken
-	default:
-		return nil, "", domain.NotFound("instance")
+		return editorView, nil
+	}
+	return "", nil
+}
+
+// grants tells whether access now still covers what a grant was issued with.
+func grants(access, granted string) bool {
+	return access == granted || access == editorEdit && granted == editorView
+}
+
+// nodeRedToken opens the instance's Node-RED token for an access level: the admin token to edit, the read-only
+// token to view.
+func (s *Server) nodeRedToken(in *storage.Instance, access string) (string, error) {
+	sealed := in.ReadToken
+	if access == editorEdit {
+		sealed = in.AdminToken
 	}
 	if s.sealer == nil {
-		return nil, "", errors.New("editor proxy: no sealer configured")
+		return "", errors.New("editor proxy: no sealer configured")
 	}
 	token, err := s.sealer.Open(sealed)
 	if err != nil || token == "" {
-		return nil, "", errors.New("editor proxy: open the instance's node-red token: sealed value unusable")
+		return "", errors.New("editor proxy: open the instance's node-red token: sealed value unusable")
 	}
-	return in, token, nil
+	return token, nil
 }
 
 func runtimeTarget(in *storage.Instance) (*url.URL, error) {
@@ -245,12 +240,23 @@ func runtimeTarget(in *storage.Instance) (*url.URL, error) {
 var errRuntimeUnreachable = &domain.Error{Kind: domain.KindUnavailable, Code: "runtime_unreachable",
 	Message: "The instance's Node-RED cannot be reached; it may be stopped or still starting."}
 
-// sameOriginRequest refuses cross-site writes and websockets, which would otherwise ride on the session
-// cookie: the editor's bodies are not forced to JSON, so the usual CORS pre-flight does not protect them, and a
-// body-less POST needs no pre-flight anywhere. Browsers send Origin on such requests; it must name the host the
-// request came to (directly, through a proxy's X-Forwarded-Host, or as the configured public URL). Clients
-// without a browser send none and pass.
+// sameOriginRequest refuses cross-site writes and websockets to the platform, which would otherwise ride on the
+// session cookie (a body-less POST needs no pre-flight anywhere). Browsers send Origin on such requests; it must
+// name the host the request came to (directly, through a proxy's X-Forwarded-Host, or as the configured public
+// URL). Clients without a browser send none and pass.
 func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
+	publicHost := ""
+	if public, err := url.Parse(s.cfg.PublicURL); err == nil {
+		publicHost = public.Host
+	}
+	return sameOrigin(c, publicHost)
+}
+
+// sameOrigin tells whether a write or a websocket comes from a page of the origin it was sent to (or of one of
+// the other hosts named): not another site (Sec-Fetch-Site), not another origin (Origin). The editor origin
+// asks it of every request, since its bodies are not forced to JSON and so no CORS pre-flight protects them;
+// and every editor origin is the same site as the others.
+func sameOrigin(c *fiber.Ctx, otherHosts ...string) bool {
 	safe := c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
 	if safe && !isWebsocketUpgrade(c) {
 		return true
@@ -266,11 +272,7 @@ func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
 	if err != nil || u.Host == "" {
 		return false // "null" (a sandboxed frame, a data: page) would match a missing header below
 	}
-	publicHost := ""
-	if public, err := url.Parse(s.cfg.PublicURL); err == nil {
-		publicHost = public.Host
-	}
-	for _, host := range []string{string(c.Request().Host()), c.Get(fiber.HeaderXForwardedHost), publicHost} {
+	for _, host := range append([]string{string(c.Request().Host()), c.Get(fiber.HeaderXForwardedHost)}, otherHosts...) {
 		if host != "" && strings.EqualFold(u.Host, host) {
 			return true
 		}
@@ -310,8 +312,9 @@ func (s *Server) proxyEditorHTTP(c *fiber.Ctx, instanceID string, target *url.UR
 		res.Header.Del(h)
 	}
 	res.Header.DelAllCookies()
+	setEditorHeaders(&res.Header)
 	if loc := res.Header.Peek(fiber.HeaderLocation); len(loc) > 0 {
-		res.Header.Set(fiber.HeaderLocation, editorLocation(string(loc), target, instanceID))
+		res.Header.Set(fiber.HeaderLocation, editorLocation(string(loc), target))
 	}
 	if rid != "" {
 		res.Header.Set(fiber.HeaderXRequestID, rid)
@@ -350,8 +353,9 @@ func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token st
 	return req
 }
 
-// editorLocation maps a redirect inside Node-RED's admin root back under /editor/<id>/.
-func editorLocation(loc string, target *url.URL, instanceID string) string {
+// editorLocation maps a redirect inside Node-RED's admin root to the same place on the editor origin, whose
+// root is the admin root.
+func editorLocation(loc string, target *url.URL) string {
 	path := loc
 	if u, err := url.Parse(loc); err == nil && u.Host != "" {
 		if !strings.EqualFold(u.Host, target.Host) {
@@ -360,14 +364,17 @@ func editorLocation(loc string, target *url.URL, instanceID string) string {
 		path = u.RequestURI()
 	}
 	if rest, ok := strings.CutPrefix(path, editorAdminRoot); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
-		return editorPathPrefix + instanceID + "/" + strings.TrimPrefix(rest, "/")
+		return "/" + strings.TrimPrefix(rest, "/")
 	}
 	return loc
 }
 
 // proxyEditorWebsocket opens the websocket to Node-RED with the token in the upgrade request, and only once
-// Node-RED has switched protocols takes over the browser's connection and pipes bytes both ways.
-func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, instanceID string, target *url.URL, backendPath, token string) error {
+// Node-RED has switched protocols takes over the browser's connection and pipes bytes both ways, for as long as
+// the editor session holds (checked every LiveConfig.Recheck, like the event streams: a platform sign-out, a new
+// role or a removal from the team closes it).
+func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, session *editorSession, target *url.URL, backendPath string) error {
+	instanceID, token := session.instance.ID, session.token
 	ctx, cancel := context.WithTimeout(c.UserContext(), editorHandshakeTimeout)
 	defer cancel()
 	backend, err := dialRuntime(ctx, target)
@@ -390,13 +397,15 @@ func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, instanceID string, target *u
 	}
 	_ = backend.SetDeadline(time.Time{})
 	head := switchingProtocolsHead(res)
-	credential := streamCredential(c)
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(client net.Conn) {
-		// The websocket ends, like a live stream, when the caller's session or token stops letting them in.
-		release := s.live.hold(credential, func() { endWebsocket(client, backend) })
+		// Like a live stream, the websocket ends within a second once the platform session it belongs to stops
+		// letting its user in (signed out, suspended), and at the next check once the editor session no longer
+		// holds (a new role, a removal from the team).
+		release := s.live.hold(credentialSession+session.platformSession, func() { endWebsocket(client, backend) })
 		defer release()
-		pipeWebsocket(client, backend, reader, head)
+		stillValid := func() bool { return s.editorSessionHolds(session) }
+		pipeWebsocket(client, backend, reader, head, stillValid, s.live.cfg.Recheck)
 	})
 	return nil
 }
@@ -470,9 +479,10 @@ func switchingProtocolsHead(res *http.Response) []byte {
 	return b.Bytes()
 }
 
-// pipeWebsocket copies frames both ways until either side closes, then ends the other side too. The client
-// connection (fasthttp's hijacked connection) is closed by fasthttp when this returns.
-func pipeWebsocket(client, backend net.Conn, backendReader *bufio.Reader, head []byte) {
+// pipeWebsocket copies frames both ways until either side closes, or stillValid, asked every recheck, says no;
+// then it ends both sides. The client connection (fasthttp's hijacked connection) is closed by fasthttp when
+// this returns.
+func pipeWebsocket(client, backend net.Conn, backendReader *bufio.Reader, head []byte, stillValid func() bool, recheck time.Duration) {
 	defer backend.Close()
 	if _, err := client.Write(head); err != nil {
 		return
@@ -489,7 +499,28 @@ func pipeWebsocket(client, backend net.Conn, backendReader *bufio.Reader, head [
 		_, _ = io.Copy(client, backendReader)
 		endWebsocket(client, backend)
 	}()
+	ended := make(chan struct{})
+	go recheckUntil(ended, recheck, stillValid, func() { endWebsocket(client, backend) })
 	wg.Wait()
+	close(ended)
+}
+
+// recheckUntil asks stillValid every interval until ended closes, and stops the connection the first time it
+// says no.
+func recheckUntil(ended <-chan struct{}, interval time.Duration, stillValid func() bool, stop func()) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ended:
+			return
+		case <-ticker.C:
+			if !stillValid() {
+				stop()
+				return
+			}
+		}
+	}
 }
 
 // endWebsocket ends a piped websocket. Closing a hijacked fasthttp connection is a no-op until the handler

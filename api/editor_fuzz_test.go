@@ -10,34 +10,33 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// FuzzEditorPath sends arbitrary paths under /editor/<id> through the proxy's path handling, from the request
+// FuzzEditorPath sends arbitrary paths on an editor origin through the proxy's path handling, from the request
 // line the server reads to the request line the proxy writes to Node-RED. Whatever is accepted goes out as the
 // exact bytes that were checked, and a server reading them stays under the admin root: decoded once, there is
 // no dot segment to resolve, and decoding once more changes nothing; the request line is well formed, whatever
-// the query. Refusals are 400s (404 for a path not under the instance's prefix at all).
+// the query. Refusals are 400s (404 for a path that does not start with a slash).
 // Seeds: testdata/fuzz/FuzzEditorPath.
 func FuzzEditorPath(f *testing.F) {
 	for _, seed := range []string{"/", "/settings", "/vendor/monaco/dist/editor.js?v=4", "/%252e%252e/api/x",
 		"/..%2f..%2fapi/x", "/nodes/@scope/mod", "/library/local/functions/%C3%BC/50%25.js", "x", "/a%5c..%5c"} {
 		f.Add(seed)
 	}
-	const prefix = editorPathPrefix + "01jinstance"
 	target := &url.URL{Scheme: "http", Host: "127.0.0.1:12000"}
 	f.Fuzz(func(t *testing.T, rest string) {
 		var in fasthttp.Request
-		in.Header.SetHost("flowyard.test")
-		in.Header.SetRequestURI(prefix + rest)
+		in.Header.SetHost("01jinstance0000000000000000.editor.localhost")
+		in.Header.SetRequestURI(rest)
 		rawPath := string(in.URI().PathOriginal())
 
-		backendPath, err := editorBackendPath(rawPath, prefix)
+		backendPath, err := editorBackendPath(rawPath)
 		if err != nil {
 			if err != errEditorPath && err != errRouteNotFound {
 				t.Fatalf("%q refused with %v", rawPath, err)
 			}
 			return
 		}
-		if backendPath != editorAdminRoot+strings.TrimPrefix(rawPath, prefix) {
-			t.Fatalf("%q: checked %q but would send %q", rawPath, strings.TrimPrefix(rawPath, prefix), backendPath)
+		if backendPath != editorAdminRoot+rawPath {
+			t.Fatalf("%q: checked %q but would send %q", rawPath, rawPath, backendPath)
 		}
 		if !plainEditorQuery(in.URI().QueryString()) {
 			return // refused with errEditorPath

@@ -25,6 +25,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // debugFlow makes an inject node send marker to a debug node right after each deploy, so the comms
@@ -83,17 +85,6 @@ var deployHeaders = map[string]string{"Node-RED-API-Version": "v2", "Node-RED-De
 
 func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") }
 
-// dialEditorComms opens /comms through the proxy like a browser: the session cookie and the page's Origin.
-func dialEditorComms(t *testing.T, url string, header http.Header) (*websocket.Conn, *http.Response, error) {
-	t.Helper()
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, res, err := dialer.Dial(url, header)
-	if err == nil {
-		t.Cleanup(func() { conn.Close() })
-	}
-	return conn, res, err
-}
-
 // waitForComms reads comms frames until one has the topic and data containing want.
 func waitForComms(t *testing.T, conn *websocket.Conn, topic, want string) {
 	t.Helper()
@@ -123,115 +114,115 @@ func subscribeComms(t *testing.T, conn *websocket.Conn, topics ...string) {
 	}
 }
 
-// TestEditorProxyWithRealNodeRED serves a real Node-RED's editor through the proxy to each role.
+// TestEditorProxyWithRealNodeRED serves a real Node-RED's editor on its own origin to each role.
 func TestEditorProxyWithRealNodeRED(t *testing.T) {
 	t.Parallel()
 	w := newInstanceWorld(t, "sqlite")
 	port := freeRuntimePort(t)
 	in, sec := w.addInstance(t, "e2e-editor", testRuntimeURL(port))
 	red := startNodeRED(t, w.env.URL, in, sec, port)
-	editor := "/editor/" + in.ID
-	member, viewer := w.browsers["member"], w.browsers["viewer"]
+	addr := hostOf(t, w.env.URL)
+	editors := map[string]*browser{}
+	for _, role := range []string{"owner", "member", "admin", "viewer"} {
+		editors[role] = openEditor(t, w.browsers[role], in.ID)
+	}
+	member, viewer := editors["member"], editors["viewer"]
 
 	t.Run("who may open it", func(t *testing.T) {
-		assert.Equal(t, 401, w.browsers["anonymous"].do("GET", editor+"/", nil, nil).status)
-		for _, role := range []string{"outsider", "dashboard"} {
-			a := w.browsers[role].do("GET", editor+"/settings", nil, nil)
-			assert.Equal(t, 404, a.status, role)
-			assert.Contains(t, a.body, `"not_found"`, role)
-		}
-		assert.Equal(t, 404, member.do("GET", "/editor/no-such-instance/settings", nil, nil).status)
 		for role, perms := range map[string]string{"owner": `"*"`, "member": `"*"`, "admin": `"*"`, "viewer": `"read"`} {
-			a := w.browsers[role].do("GET", editor+"/settings", nil, nil)
+			a := editors[role].do("GET", "/settings", nil, nil)
 			assert.Equal(t, 200, a.status, role)
 			assert.Contains(t, a.body, `"permissions":`+perms, role)
 		}
+		anonymous := newEditorBrowser(t, member.base, addr)
+		assert.Equal(t, 401, anonymous.do("GET", "/settings", nil, nil).status)
+		for _, role := range []string{"outsider", "dashboard"} {
+			assert.Equal(t, 404, w.browsers[role].do("POST", "/api/v1/instances/"+in.ID+"/editor-link", nil, nil).status, role)
+		}
 	})
 
-	t.Run("editor page and assets load under the prefix", func(t *testing.T) {
-		a := member.do("GET", editor, nil, nil)
-		require.Equal(t, 301, a.status)
-		assert.Equal(t, editor+"/", a.header.Get("Location"))
-		page := member.do("GET", editor+"/", nil, nil)
+	t.Run("editor page and assets load at the origin's root", func(t *testing.T) {
+		page := member.do("GET", "/", nil, nil)
 		require.Equal(t, 200, page.status, page.body)
 		assert.Contains(t, page.body, "<title>e2e-editor</title>")
+		assert.NotContains(t, page.header.Get("Content-Security-Policy"), "script-src", "no platform policy keeps Node-RED's scripts from running")
+		assert.Equal(t, "frame-ancestors 'self'", page.header.Get("Content-Security-Policy"))
 		assets := regexp.MustCompile(`(?:href|src)="([^"]+)"`).FindAllStringSubmatch(page.body, -1)
 		require.NotEmpty(t, assets)
 		for _, asset := range assets {
-			require.False(t, strings.HasPrefix(asset[1], "/"), "root-relative asset %s bypasses the prefix", asset[1])
-			assert.Equal(t, 200, member.do("GET", editor+"/"+asset[1], nil, nil).status, asset[1])
+			assert.Equal(t, 200, member.do("GET", "/"+strings.TrimPrefix(asset[1], "/"), nil, nil).status, asset[1])
 		}
 		for _, secret := range []string{sec.admin, sec.read, sec.runtime} {
 			assert.NotContains(t, page.body, secret)
-			assert.NotContains(t, member.do("GET", editor+"/settings", nil, nil).body, secret)
+			assert.NotContains(t, member.do("GET", "/settings", nil, nil).body, secret)
 		}
 	})
 
 	t.Run("members deploy, the flows reach the platform", func(t *testing.T) {
-		a := member.do("POST", editor+"/flows", map[string]any{"flows": debugFlow("first-deploy")}, deployHeaders)
+		a := member.do("POST", "/flows", map[string]any{"flows": debugFlow("first-deploy")}, deployHeaders)
 		require.Equal(t, 200, a.status, a.body)
 		assert.Contains(t, a.body, `"rev"`)
 		stored, err := w.env.Store.GetInstanceStorage(t.Context(), in.ID, "flows")
 		require.NoError(t, err)
 		assert.Contains(t, stored, "first-deploy")
-		a = member.do("GET", editor+"/flows", nil, nil)
+		a = member.do("GET", "/flows", nil, nil)
 		assert.Equal(t, 200, a.status)
 		assert.Contains(t, a.body, "first-deploy")
 	})
 
 	t.Run("viewers read but cannot deploy", func(t *testing.T) {
-		a := viewer.do("GET", editor+"/flows", nil, nil)
+		a := viewer.do("GET", "/flows", nil, nil)
 		require.Equal(t, 200, a.status, a.body)
 		assert.Contains(t, a.body, "first-deploy")
-		a = viewer.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, deployHeaders)
+		a = viewer.do("POST", "/flows", map[string]any{"flows": []any{}}, deployHeaders)
 		assert.Equal(t, 401, a.status, "Node-RED refuses a deploy with the read token: %s", a.body)
-		assert.Contains(t, member.do("GET", editor+"/flows", nil, nil).body, "first-deploy", "nothing was deployed")
+		assert.Contains(t, member.do("GET", "/flows", nil, nil).body, "first-deploy", "nothing was deployed")
 	})
 
-	t.Run("personal access tokens", func(t *testing.T) {
-		pat := newBrowser(t, w.env.URL)
-		pat.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "full"})["token"].(string)
-		assert.Contains(t, pat.do("GET", editor+"/settings", nil, nil).body, `"permissions":"*"`)
-		readOnly := newBrowser(t, w.env.URL)
-		readOnly.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "ro", "scopes": []string{"read"}})["token"].(string)
-		assert.Contains(t, readOnly.do("GET", editor+"/settings", nil, nil).body, `"permissions":"read"`, "a read-only token gets the read-only editor")
-		assert.Equal(t, 403, readOnly.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, deployHeaders).status)
-	})
-
-	t.Run("cross-site requests are refused", func(t *testing.T) {
-		evil := map[string]string{"Origin": "http://evil.example", "Node-RED-API-Version": "v2"}
-		a := member.do("POST", editor+"/flows", map[string]any{"flows": []any{}}, evil)
-		assert.Equal(t, 403, a.status)
-		assert.Contains(t, a.body, "cross_origin")
-		a = member.do("POST", editor+"/flows/state", `{"state":"stop"}`, map[string]string{"Sec-Fetch-Site": "cross-site"})
-		assert.Equal(t, 403, a.status)
-		same := map[string]string{"Origin": w.env.URL, "Node-RED-API-Version": "v2", "Sec-Fetch-Site": "same-origin"}
-		assert.Equal(t, 200, member.do("GET", editor+"/flows/state", nil, same).status)
-		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {member.cookieHeader()}, "Origin": {"http://evil.example"}})
-		require.Error(t, err)
-		require.NotNil(t, res)
-		assert.Equal(t, 403, res.StatusCode)
+	t.Run("requests from other origins are refused", func(t *testing.T) {
+		otherEditor := "http://" + domain.NewID() + ".editor.localhost:" + strings.Split(addr, ":")[1]
+		for _, h := range []map[string]string{
+			{"Origin": "http://evil.example"},
+			{"Origin": w.env.URL},   // the platform is another origin too
+			{"Origin": otherEditor}, // another instance's editor: the same site, another origin
+			{"Sec-Fetch-Site": "same-site"},
+			{"Sec-Fetch-Site": "cross-site"},
+			{"Origin": "null"},
+		} {
+			h["Node-RED-API-Version"] = "v2"
+			a := member.do("POST", "/flows", map[string]any{"flows": []any{}}, h)
+			assert.Equal(t, 403, a.status, "%v", h)
+			assert.Contains(t, a.body, "cross_origin")
+		}
+		same := map[string]string{"Origin": member.base, "Node-RED-API-Version": "v2", "Sec-Fetch-Site": "same-origin"}
+		assert.Equal(t, 200, member.do("GET", "/flows/state", nil, same).status)
+		for _, origin := range []string{"http://evil.example", w.env.URL, otherEditor} {
+			_, res, err := dialEditorComms(t, addr, wsURL(member.base)+"/comms", http.Header{"Cookie": {member.cookieHeader()}, "Origin": {origin}})
+			require.Error(t, err)
+			require.NotNil(t, res)
+			assert.Equal(t, 403, res.StatusCode, origin)
+		}
+		assert.Contains(t, member.do("GET", "/flows", nil, nil).body, "first-deploy", "nothing was deployed")
 	})
 
 	t.Run("encoded paths cannot reach the http-in routes", func(t *testing.T) {
-		a := member.do("POST", editor+"/flows", map[string]any{"flows": headerEchoFlow("steal", "authorization")}, deployHeaders)
+		a := member.do("POST", "/flows", map[string]any{"flows": headerEchoFlow("steal", "authorization")}, deployHeaders)
 		require.Equal(t, 200, a.status, a.body)
 		require.Eventually(t, func() bool {
 			status, body := red.call("GET", "/api/steal", nil, nil)
 			return status == 200 && body == "Bearer "+sec.admin
 		}, 20*time.Second, 100*time.Millisecond, "the flow answers with the token it is sent")
 		for _, escape := range editorEscapes {
-			a := member.do("GET", editor+strings.ReplaceAll(escape, "/hello", "/steal"), nil, nil)
+			a := member.do("GET", strings.ReplaceAll(escape, "/hello", "/steal"), nil, nil)
 			assert.Equal(t, 400, a.status, "%s: %s", escape, a.body)
 			assert.NotContains(t, a.body, sec.admin, escape)
 		}
 	})
 
-	t.Run("comms websocket through the proxy", func(t *testing.T) {
-		header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}}
-		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", header)
+	t.Run("comms websocket on the editor origin", func(t *testing.T) {
+		conn, _, err := member.comms(t, addr)
 		require.NoError(t, err)
-		viewerConn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {viewer.cookieHeader()}})
+		viewerConn, _, err := viewer.comms(t, addr)
 		require.NoError(t, err)
 		subscribeComms(t, conn, "notification/#", "debug")
 		subscribeComms(t, viewerConn, "debug")
@@ -239,27 +230,26 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		// to have them by checking a frame it sends right after subscribing (the runtime state notification).
 		waitForComms(t, conn, "notification/runtime-state", `"state"`)
 
-		a := member.do("POST", editor+"/flows", map[string]any{"flows": debugFlow("hello-through-proxy")}, deployHeaders)
+		a := member.do("POST", "/flows", map[string]any{"flows": debugFlow("hello-through-proxy")}, deployHeaders)
 		require.Equal(t, 200, a.status, a.body)
 		waitForComms(t, conn, "notification/runtime-deploy", `"revision"`)
 		waitForComms(t, conn, "debug", "hello-through-proxy")
 		waitForComms(t, viewerConn, "debug", "hello-through-proxy")
 
-		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", nil)
-		require.Error(t, err, "an anonymous websocket")
-		require.NotNil(t, res)
-		assert.Equal(t, 401, res.StatusCode)
-		_, res, err = dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {w.browsers["outsider"].cookieHeader()}})
-		require.Error(t, err)
-		assert.Equal(t, 404, res.StatusCode)
+		for what, cookie := range map[string]string{"anonymous": "", "the platform's cookie": w.browsers["member"].cookieHeader()} {
+			_, res, err := dialEditorComms(t, addr, wsURL(member.base)+"/comms", http.Header{"Cookie": {cookie}, "Origin": {member.base}})
+			require.Error(t, err, what)
+			require.NotNil(t, res, what)
+			assert.Equal(t, 401, res.StatusCode, what)
+		}
 	})
 
 	t.Run("a suspended user's comms websocket closes at once", func(t *testing.T) {
-		conn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {viewer.cookieHeader()}})
+		conn, _, err := viewer.comms(t, addr)
 		require.NoError(t, err)
 		subscribeComms(t, conn, "notification/#")
 		waitForComms(t, conn, "notification/runtime-state", `"state"`)
-		id := viewer.mustJSON(200, "GET", "/api/v1/user", nil)["id"].(string)
+		id := w.browsers["viewer"].mustJSON(200, "GET", "/api/v1/user", nil)["id"].(string)
 		w.browsers["admin"].mustJSON(200, "POST", "/api/v1/users/"+id+"/actions/suspend", nil)
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(eventWait)))
 		for {
@@ -270,6 +260,7 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 				break
 			}
 		}
+		assert.Equal(t, 401, viewer.do("GET", "/flows", nil, nil).status, "and the suspended user's editor session ends")
 	})
 
 	t.Run("a module uploaded in the palette manager is installed", func(t *testing.T) {
@@ -284,28 +275,28 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, form.Close())
 
-		a := member.do("POST", editor+"/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType(), "Origin": w.env.URL})
+		a := member.do("POST", "/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType(), "Origin": member.base})
 		require.Equal(t, 200, a.status, "%s\n%s", a.body, red.output.String())
 		assert.Contains(t, a.body, `"name":"node-red-contrib-flowyard-upload"`)
-		nodes := member.do("GET", editor+"/nodes", nil, map[string]string{"Accept": "application/json"})
+		nodes := member.do("GET", "/nodes", nil, map[string]string{"Accept": "application/json"})
 		require.Equal(t, 200, nodes.status)
 		assert.Contains(t, nodes.body, `"flowyard-upload"`, "the module's node type is registered")
 	})
 
 	t.Run("a stopped runtime answers 503", func(t *testing.T) {
 		red.stop()
-		a := member.do("GET", editor+"/flows", nil, nil)
+		a := member.do("GET", "/flows", nil, nil)
 		assert.Equal(t, 503, a.status)
 		assert.Contains(t, a.body, "runtime_unreachable")
-		_, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {member.cookieHeader()}})
+		_, res, err := member.comms(t, addr)
 		require.Error(t, err)
 		assert.Equal(t, 503, res.StatusCode)
 		notStarted, _ := w.addInstance(t, "never-started", "")
-		assert.Equal(t, 503, member.do("GET", "/editor/"+notStarted.ID+"/flows", nil, nil).status)
+		assert.Equal(t, 503, openEditor(t, w.browsers["member"], notStarted.ID).do("GET", "/flows", nil, nil).status)
 	})
 }
 
-// editorEscapes are paths under /editor/<id> that would reach something outside Node-RED's admin root (its
+// editorEscapes are paths of an editor origin that would reach something outside Node-RED's admin root (its
 // http-in routes at /api/ see the platform's token) if the proxy or Node-RED decoded or resolved them once more.
 var editorEscapes = []string{
 	"/../../api/hello", "/%2e%2e/%2e%2e/api/hello", "/..%2f..%2fapi/hello", "/.%2E/api/hello",
@@ -346,6 +337,7 @@ func newRecordingBackend(t *testing.T) *recordingBackend {
 		default:
 			http.SetCookie(rw, &http.Cookie{Name: "flowyard_session", Value: "overwritten"})
 			rw.Header().Set("X-Backend", "yes")
+			rw.Header().Set("Access-Control-Allow-Origin", "*") // as Node-RED's admin API answers every request
 			rw.Write([]byte("path=" + r.URL.Path + " query=" + r.URL.RawQuery))
 		}
 	}))
@@ -375,56 +367,54 @@ func TestEditorProxyHeaders(t *testing.T) {
 	w := newInstanceWorld(t, "sqlite")
 	backend := newRecordingBackend(t)
 	in, sec := w.addInstance(t, "headers", backend.srv.URL)
-	other, otherSec := w.addInstance(t, "headers-other", backend.srv.URL)
-	editor := "/editor/" + in.ID
-	member := w.browsers["member"]
+	_, otherSec := w.addInstance(t, "headers-other", backend.srv.URL)
+	addr := hostOf(t, w.env.URL)
+	member := openEditor(t, w.browsers["member"], in.ID)
 
-	a := member.do("PATCH", editor+"/nodes/some%20module?x=1&y=%2F", `not json`, map[string]string{"X-Custom": "kept"})
+	a := member.do("PATCH", "/nodes/some%20module?x=1&y=%2F", `not json`, map[string]string{"X-Custom": "kept"})
 	require.Equal(t, 200, a.status, a.body)
 	assert.Equal(t, "path=/admin/nodes/some module query=x=1&y=%2F", a.body)
 	got := backend.last()
 	assert.Equal(t, "Bearer "+sec.admin, got.Header.Get("Authorization"))
-	assert.Empty(t, got.Header.Values("Cookie"), "the session cookie is not forwarded")
+	assert.Empty(t, got.Header.Values("Cookie"), "the editor's cookie is not forwarded")
 	assert.Equal(t, "kept", got.Header.Get("X-Custom"))
 	assert.Equal(t, "text/plain", got.Header.Get("Content-Type"), "non-JSON bodies pass through")
 	assert.Equal(t, strings.TrimPrefix(backend.srv.URL, "http://"), got.Host)
-	assert.Empty(t, a.header.Values("Set-Cookie"), "Node-RED cannot set cookies on Flowyard's origin")
+	assert.Empty(t, a.header.Values("Set-Cookie"), "Node-RED cannot set cookies on the editor origin")
 	assert.Equal(t, "yes", a.header.Get("X-Backend"))
+	assert.Empty(t, a.header.Get("Access-Control-Allow-Origin"), "no other origin may read the editor's answers")
 	assert.NotEmpty(t, a.header.Get("X-Request-Id"))
-	assert.NotEmpty(t, member.cookieHeader())
-	assert.Equal(t, 200, member.do("GET", "/api/v1/user", nil, nil).status, "the session survived")
+	assert.Equal(t, "same-origin", a.header.Get("Cross-Origin-Resource-Policy"), "no other origin may embed the editor's answers")
+	assert.Equal(t, 200, member.do("GET", "/flows", nil, nil).status, "the editor session survived")
 
-	pat := newBrowser(t, w.env.URL)
-	pat.bearer = member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "x"})["token"].(string)
-	require.Equal(t, 200, pat.do("GET", editor+"/flows", nil, nil).status)
-	assert.Equal(t, "Bearer "+sec.admin, backend.last().Header.Get("Authorization"), "the user's token is replaced")
+	a = member.do("GET", "/flows", nil, map[string]string{"Authorization": "Bearer " + sec.read})
+	require.Equal(t, 200, a.status)
+	assert.Equal(t, "Bearer "+sec.admin, backend.last().Header.Get("Authorization"), "the browser's own Authorization is replaced")
 
-	a = member.do("GET", editor+"/vendor", nil, nil)
+	a = member.do("GET", "/vendor", nil, nil)
 	assert.Equal(t, 301, a.status)
-	assert.Equal(t, editor+"/vendor/", a.header.Get("Location"), "redirects stay under the prefix")
+	assert.Equal(t, "/vendor/", a.header.Get("Location"), "redirects stay on the editor origin")
 
 	before := backend.count()
 	for _, escape := range editorEscapes {
-		a := member.do("GET", editor+escape, nil, nil)
+		a := member.do("GET", escape, nil, nil)
 		assert.Equal(t, 400, a.status, escape)
 		assert.Contains(t, a.body, `"code":"invalid_editor_path"`, escape)
 	}
-	a = member.do("GET", editor+"/../"+other.ID+"/flows", nil, nil)
-	assert.Equal(t, 400, a.status, "a path that resolves into another instance's editor")
 	assert.Equal(t, before, backend.count(), "no escaping path reached the backend")
 	for path, want := range map[string]string{
 		"/library/local/functions/%C3%BCn%C3%AF/50%25.js": "/admin/library/local/functions/ünï/50%.js",
 		"/context/flow/abc/a.b?store=default":             "/admin/context/flow/abc/a.b",
 		"/nodes/@scope/a-module":                          "/admin/nodes/@scope/a-module",
 	} {
-		a := member.do("GET", editor+path, nil, nil)
+		a := member.do("GET", path, nil, nil)
 		assert.Equal(t, 200, a.status, path)
 		assert.Contains(t, a.body, "path="+want+" ", "plain paths reach Node-RED as they were sent")
 		assert.Equal(t, "/admin"+strings.SplitN(path, "?", 2)[0], backend.last().URL.EscapedPath(), "the bytes sent are the bytes checked")
 	}
 
-	header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {w.env.URL}, "Sec-WebSocket-Protocol": {"chat"}}
-	conn, res, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms?v=2", header)
+	header := http.Header{"Cookie": {member.cookieHeader()}, "Origin": {member.base}, "Sec-WebSocket-Protocol": {"chat"}}
+	conn, res, err := dialEditorComms(t, addr, wsURL(member.base)+"/comms?v=2", header)
 	require.NoError(t, err)
 	assert.Empty(t, res.Header.Values("Set-Cookie"))
 	got = backend.last()
@@ -442,7 +432,7 @@ func TestEditorProxyHeaders(t *testing.T) {
 		assert.Equal(t, "echo:"+msg, string(echo))
 	}
 
-	viewerConn, _, err := dialEditorComms(t, wsURL(w.env.URL)+editor+"/comms", http.Header{"Cookie": {w.browsers["viewer"].cookieHeader()}})
+	viewerConn, _, err := openEditor(t, w.browsers["viewer"], in.ID).comms(t, addr)
 	require.NoError(t, err)
 	viewerConn.Close()
 	assert.Equal(t, "Bearer "+sec.read, backend.last().Header.Get("Authorization"), "viewers get the read-only token")
@@ -475,8 +465,10 @@ func TestEditorProxyStreamsBodies(t *testing.T) {
 	t.Cleanup(backend.Close)
 	w := newInstanceWorld(t, "sqlite")
 	in, _ := w.addInstance(t, "streams", backend.URL)
-	editor := w.env.URL + "/editor/" + in.ID
-	member := w.browsers["member"]
+	member := openEditor(t, w.browsers["member"], in.ID)
+	editor := member.base
+	editorHost := strings.TrimPrefix(editor, "http://")
+	addr := hostOf(t, w.env.URL)
 
 	t.Run("a multipart upload arrives as sent", func(t *testing.T) {
 		var body bytes.Buffer
@@ -487,7 +479,7 @@ func TestEditorProxyStreamsBodies(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, form.Close())
 		sum := sha256.Sum256(body.Bytes())
-		a := member.do("POST", "/editor/"+in.ID+"/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType()})
+		a := member.do("POST", "/nodes", body.String(), map[string]string{"Content-Type": form.FormDataContentType()})
 		require.Equal(t, 200, a.status, a.body)
 		assert.Equal(t, fmt.Sprintf("%s %d %x", form.FormDataContentType(), body.Len(), sum), a.body)
 	})
@@ -528,34 +520,33 @@ func TestEditorProxyStreamsBodies(t *testing.T) {
 		assert.Equal(t, 413, res.StatusCode, string(raw))
 		assert.Contains(t, string(raw), `"code":"body_too_large"`)
 
-		a := member.do("PUT", "/editor/"+in.ID+"/big", strings.Repeat("y", limit), nil)
+		a := member.do("PUT", "/big", strings.Repeat("y", limit), nil)
 		assert.Equal(t, 200, a.status, "a body of exactly the limit passes: %s", a.body)
 
-		pat := member.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": "big"})["token"].(string)
-		assert.Equal(t, 413, putDeclaringLength(t, editor+"/big", pat, limit+1), "refused on its declared length")
-
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.env.URL, "http://"), 5*time.Second)
-		require.NoError(t, err)
-		defer conn.Close()
-		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-		_, err = fmt.Fprintf(conn, "PUT /editor/%s/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n",
-			in.ID, pat, limit+1)
-		require.NoError(t, err)
-		res, err = http.ReadResponse(bufio.NewReader(conn), nil)
-		require.NoError(t, err)
-		res.Body.Close()
-		assert.Equal(t, 413, res.StatusCode, "a client waiting for 100 Continue is told no at once")
+		for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			require.NoError(t, err)
+			defer conn.Close()
+			require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+			_, err = fmt.Fprintf(conn, "PUT /big HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n%sContent-Length: %d\r\n\r\n",
+				editorHost, member.cookieHeader(), expect, limit+1)
+			require.NoError(t, err)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			require.NoError(t, err)
+			res.Body.Close()
+			assert.Equal(t, 413, res.StatusCode, "refused on its declared length, without its body (%q)", expect)
+		}
 	})
 
 	t.Run("an unread body is not read as the next request", func(t *testing.T) {
 		smuggled := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 		body := strings.Repeat("z", 64<<10) + smuggled
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.env.URL, "http://"), 5*time.Second)
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		require.NoError(t, err)
 		defer conn.Close()
 		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-		_, err = fmt.Fprintf(conn, "POST /editor/%s/flows HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
-			in.ID, len(body), body)
+		_, err = fmt.Fprintf(conn, "POST /flows HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
+			editorHost, len(body), body)
 		require.NoError(t, err)
 		reader := bufio.NewReader(conn)
 		res, err := http.ReadResponse(reader, nil)

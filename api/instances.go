@@ -53,7 +53,7 @@ type instanceJSON struct {
 	State          string          `json:"state"`
 	StateReason    string          `json:"stateReason,omitempty"`
 	URL            string          `json:"url"`
-	EditorURL      string          `json:"editorUrl"`
+	EditorURL      string          `json:"editorUrl"` // the dashboard's page that opens the editor on its own origin
 	InstanceTypeID string          `json:"instanceTypeId"`
 	StackID        string          `json:"stackId"`
 	TemplateID     string          `json:"templateId"`
@@ -68,7 +68,7 @@ type instanceJSON struct {
 
 func (s *Server) instanceView(in *storage.Instance) instanceJSON {
 	v := instanceJSON{ID: in.ID, Name: in.Name, ApplicationID: in.ApplicationID, TeamID: in.TeamID, State: in.State,
-		StateReason: in.StateReason, EditorURL: s.cfg.PublicURL + "/editor/" + in.ID + "/", InstanceTypeID: in.InstanceTypeID,
+		StateReason: in.StateReason, EditorURL: s.cfg.PublicURL + editorEntryPrefix + in.ID + "/", InstanceTypeID: in.InstanceTypeID,
 		StackID: in.StackID, TemplateID: in.TemplateID, BlueprintID: in.BlueprintID, Settings: in.Settings, Env: in.Env,
 		DeviceTargetSnapshotID: in.DeviceTargetSnapshotID, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
 	v.URL = instanceBrowserURL(in)

@@ -303,7 +303,7 @@ func (s *Server) pump(ctx context.Context, w *sseWriter, sub *subscriber, keep f
 // (or platform admin rights) as when the stream opened. A store that cannot answer keeps the stream: the
 // check is about revocation, and EventSource would not reconnect after a 5xx.
 func (s *Server) sameAccess(c *fiber.Ctx, teamID string, role domain.Role) func(ctx context.Context) bool {
-	cookie := c.Cookies(sessionCookie)
+	cookie := c.Cookies(s.cookieName(sessionCookie))
 	bearer, hasBearer := bearerToken(c)
 	opened, _ := c.Locals("caller").(*caller)
 	wasAdmin := opened != nil && opened.user != nil && opened.user.Admin

@@ -53,7 +53,7 @@ func (s *Server) openAPIDocument() map[string]any {
 		"components": map[string]any{
 			"securitySchemes": map[string]any{
 				"bearer":  map[string]any{"type": "http", "scheme": "bearer"},
-				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": sessionCookie},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": s.cookieName(sessionCookie)},
 			},
 			"schemas": map[string]any{"Error": schemaOf(reflect.TypeOf(envelope{}))},
 		},

@@ -160,6 +160,9 @@ func (b *browser) do(method, path string, body any, headers map[string]string) a
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
+	if host := req.Header.Get("Host"); host != "" {
+		req.Host = host // net/http sends req.Host, never a Host header of its own
+	}
 	res, err := b.client.Do(req)
 	require.NoError(b.t, err, "%s %s", method, path)
 	defer res.Body.Close()

@@ -31,10 +31,13 @@ type Config struct {
 	BodyLimit     int           // bytes; larger bodies answer 413
 	SessionTTL    time.Duration // how long a sign-in lasts
 	SecureCookies bool          // mark cookies Secure even when TLS ends before Flowyard (behind a proxy)
-	PublicURL     string        // how browsers reach the platform, for editor links
-	BrokerURL     string        // the MQTT broker handed to devices ("" = devices poll over HTTP)
-	Version       string
-	Limits        Limits // abuse limits; zero values take the defaults
+	PublicURL     string        // how browsers reach the platform, for links
+	// EditorDomain is the domain under which each instance's editor has an origin of its own,
+	// <instanceId>.<EditorDomain> with the public URL's scheme and port (default editor.localhost).
+	EditorDomain string
+	BrokerURL    string // the MQTT broker handed to devices ("" = devices poll over HTTP)
+	Version      string
+	Limits       Limits // abuse limits; zero values take the defaults
 	// CodeClock is the time two-factor codes are checked against (time.Now when nil). Not a setting: tests move
 	// it from one 30-second step to the next instead of waiting.
 	CodeClock func() time.Time
@@ -113,6 +116,7 @@ type Server struct {
 	live       *liveHub
 	mail       *mail.Outbox
 	providers  *providers // OpenID providers of single sign-on, cached
+	editors    editorOrigins
 }
 
 // New builds the API with every route registered.
@@ -136,6 +140,7 @@ func New(d Deps) *Server {
 	s.providers = newProviders()
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
+	s.editors = newEditorOrigins(d.Config.PublicURL, d.Config.EditorDomain)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL, Accounts: d.DeviceAccounts}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",
@@ -155,7 +160,8 @@ func New(d Deps) *Server {
 	})
 	s.app.Server().HeaderReceived = markDeclaredTooLong(d.Config.BodyLimit)
 	s.app.Use(observeRequests(d.HTTPMetrics))
-	s.app.Use(recover.New(), requestid.New(), s.limitBodies, s.serveDashboard, s.requireJSONBody, s.authenticate)
+	s.app.Use(recover.New(), requestid.New(), s.securityHeaders, s.limitBodies, s.serveEditorOrigin, s.serveDashboard,
+		s.requireJSONBody, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
 	return s
@@ -194,7 +200,7 @@ func (s *Server) registerRoutes() {
 	s.registerOperations()
 	s.registerRuntime()
 	s.registerRuntimeContext()
-	s.registerEditor()
+	s.registerEditorLinks()
 	s.registerInstances()
 	s.registerSnapshots()
 	s.registerUpgrades()

@@ -25,6 +25,7 @@ import (
 type Config struct {
 	Listen        string // API address
 	PublicURL     string // how browsers and devices reach the API
+	EditorDomain  string // each instance's editor is served on its own origin, <instanceId>.<EditorDomain>
 	DataDir       string // absolute once loaded, like every path below
 	StacksDir     string // installed Node-RED stacks of the local driver; default DataDir/stacks
 	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
@@ -133,6 +134,8 @@ type rawSettings struct {
 func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.Listen, "listen", "FLOWYARD_LISTEN", "127.0.0.1:8080", "", "API address")
 	s.str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "`http://<listen>`", "how browsers and devices reach the API")
+	s.str(&c.EditorDomain, "editor-domain", "FLOWYARD_EDITOR_DOMAIN", "", "`editor.localhost` for a public URL on an IP address or `localhost`, else `editor.<public host>`",
+		"each instance's editor is served on an origin of its own, `<instance id>.<editor domain>` with the public URL's scheme and port, by the API itself: production needs a wildcard DNS record and TLS certificate for `*.<editor domain>` pointing at the API")
 	s.str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "", "SQLite file, generated secret key, instances, Temporal's file")
 	s.str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "`<data-dir>/stacks`", "Node-RED stacks the local driver installs with npm (share one between data dirs to install once)")
 	s.str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "(SQLite)", "`postgres://user:pass@host:5432/db`")
@@ -159,7 +162,7 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.Mail.SMTPURL, "smtp-url", "FLOWYARD_SMTP_URL", "", "(none)", "SMTP server for invitations, password resets and sign-up confirmations: `smtp://user:pass@host:587` (STARTTLS when the server offers it) or `smtps://user:pass@host:465` (TLS); escape an `@` in the user name as `%40`; the password is masked in the start-up log. Without it nothing is mailed: each link is logged for the operator, and an invitation's (or a reset an admin forced) is returned to whoever asked")
 	s.str(&c.Mail.From, "mail-from", "FLOWYARD_MAIL_FROM", "", "", "From address of that mail, e.g. `Flowyard <flowyard@example.com>` (needed with `--smtp-url`)")
 	s.boolean(&c.WebhooksAllowPrivate, "webhooks-allow-private", "FLOWYARD_WEBHOOKS_ALLOW_PRIVATE", "let teams' alert webhooks reach loopback, private (RFC 1918, unique local), link-local and shared (CGNAT) addresses; refused by default, since the platform would otherwise POST into its own network for any tenant. Checked on the address each delivery connects to")
-	s.boolean(&c.SecureCookies, "secure-cookies", "FLOWYARD_SECURE_COOKIES", "mark cookies Secure behind a TLS proxy")
+	s.boolean(&c.SecureCookies, "secure-cookies", "FLOWYARD_SECURE_COOKIES", "mark cookies Secure behind a TLS proxy, and give them the `__Host-` prefix (`__Host-flowyard_session`), which browsers accept only from the host itself")
 	s.str(&raw.proxies, "trusted-proxies", "FLOWYARD_TRUSTED_PROXIES", "", "(none)", "comma-separated address ranges (`10.0.0.0/8,fd00::/8`) of the load balancers in front of the API; from them, `X-Forwarded-For` names the client the per-address limits count")
 	s.int(&c.BodyLimitMB, "body-limit-mb", "FLOWYARD_BODY_LIMIT_MB", 16, "largest request body in MiB")
 	c.Limits.register(s)
@@ -329,6 +332,9 @@ func (c *Config) validate() error {
 		c.PublicURL = "http://" + c.Listen
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if err := c.resolveEditorDomain(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RuntimeAPIURL == "" {
 		c.RuntimeAPIURL = c.PublicURL
 	}
@@ -393,7 +399,7 @@ func (c Config) StoreURL() string {
 // LogValue describes the effective configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("dataDir", c.DataDir),
+		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("editorDomain", c.EditorDomain), slog.String("dataDir", c.DataDir),
 		slog.String("stacksDir", c.StacksDir), slog.String("temporalBin", c.TemporalBin), slog.String("temporalConfig", c.TemporalFile),
 		slog.String("kubeconfig", c.Kubernetes.Kubeconfig),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),

@@ -61,6 +61,8 @@ const (
 	TokenPrefixReset        = "fyr_"
 	// TokenPrefixVerification marks a link that confirms a signed-up account's e-mail address.
 	TokenPrefixVerification = "fye_"
+	TokenPrefixEditorCode   = "fyc_" // single-use code that opens an instance's editor on its own origin
+	TokenPrefixEditorCookie = "fyo_" // the session cookie of an instance's editor origin
 )
 
 // NewToken returns a random token with the prefix, and the hash to store in its place.

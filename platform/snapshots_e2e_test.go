@@ -119,11 +119,11 @@ func credentialFlows(version, password string) []any {
 	}
 }
 
-// deploy posts flows to the instance's Node-RED through the platform's editor proxy, as the editor does; the
-// storage plugin saves them (credentials encrypted) into the platform.
+// deploy posts flows to the instance's Node-RED on its editor origin, as the editor does; the storage plugin
+// saves them (credentials encrypted) into the platform.
 func (f *snapshotFixture) deploy(id string, flows []any) {
 	f.t.Helper()
-	r := f.c.Do("POST", "/editor/"+id+"/flows", flows)
+	r := f.c.OpenEditor(id).Do("POST", "/flows", flows)
 	require.Contains(f.t, []int{200, 204}, r.Status, "deploy: %s", r.Raw)
 }
 
@@ -183,7 +183,7 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	assert.Equal(t, "running", got.String("state"), string(got.Raw))
 	assert.Equal(t, "v1", f.call(f.id, "version"), "the old flows run")
 	assert.Equal(t, basicAuth("alice", "old-pw"), f.call(f.id, "probe"), "the old password is back, as Node-RED decrypts it")
-	creds := c.Must(200, "GET", "/editor/"+f.id+"/credentials/http-request/req1", nil)
+	creds := c.OpenEditor(f.id).Must(200, "GET", "/credentials/http-request/req1", nil)
 	assert.Equal(t, "alice", creds.String("user"), "Node-RED's own credentials endpoint agrees")
 
 	list := c.Must(200, "GET", base+"/snapshots", nil).Body["items"].([]any)

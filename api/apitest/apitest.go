@@ -36,17 +36,19 @@ func Start(t testing.TB, dialect string, mutate ...func(*api.Deps)) *Env {
 }
 
 // Serve serves the API on 127.0.0.1 over a store (several Serve calls on stores of one database are replicas).
+// Its public URL is its own address unless mutate sets another.
 func Serve(t testing.TB, st *storage.Store, mutate ...func(*api.Deps)) *Env {
 	t.Helper()
-	deps := api.Deps{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: api.Config{BodyLimit: 1 << 20}}
-	for _, m := range mutate {
-		m(&deps)
-	}
-	srv := api.New(deps)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
+	deps := api.Deps{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Config: api.Config{BodyLimit: 1 << 20, PublicURL: "http://" + ln.Addr().String()}}
+	for _, m := range mutate {
+		m(&deps)
+	}
+	srv := api.New(deps)
 	go func() { _ = srv.App().Listener(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return &Env{URL: "http://" + ln.Addr().String(), Store: st, Server: srv}

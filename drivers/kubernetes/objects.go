@@ -252,7 +252,8 @@ func (d *Driver) service(p *plan, owner types.UID) *corev1ac.ServiceApplyConfigu
 }
 
 // ingress routes <name>.<domain>/api/... to the instance's http-in nodes. The editor and admin API stay
-// inside the cluster: users reach them through the platform's authenticated editor proxy.
+// inside the cluster: users reach them on the instance's editor origin, <id>.<editor domain>, which the API
+// serves and proxies with the platform's token.
 func (d *Driver) ingress(p *plan, owner types.UID) *networkingv1ac.IngressApplyConfiguration {
 	spec := networkingv1ac.IngressSpec().WithRules(networkingv1ac.IngressRule().WithHost(p.ingressHost).
 		WithHTTP(networkingv1ac.HTTPIngressRuleValue().WithPaths(networkingv1ac.HTTPIngressPath().

@@ -54,6 +54,7 @@ func productionValues() map[string]any {
 			"tcp":       map[string]any{"enabled": true, "host": "mqtt.example.com", "tls": map[string]any{"existingSecret": "mqtt-tls"}},
 			"websocket": map[string]any{"enabled": true, "host": "mqtt-ws.example.com", "className": "nginx", "tlsSecretName": "mqtt-ws-tls"},
 		},
+		"editor": map[string]any{"tlsSecretName": "flowyard-editor-wildcard-tls"},
 	}
 }
 
@@ -124,7 +125,7 @@ func TestChartRendersEveryObjectAsAValidTypedManifest(t *testing.T) {
 	assert.Equal(t, []string{
 		"ConfigMap/prod-flowyard-config",
 		"Deployment/prod-flowyard-api", "Deployment/prod-flowyard-worker",
-		"Ingress/prod-flowyard-api", "Ingress/prod-flowyard-mqtt-ws",
+		"Ingress/prod-flowyard-api", "Ingress/prod-flowyard-editor", "Ingress/prod-flowyard-mqtt-ws",
 		"Job/prod-flowyard-migrate",
 		"NetworkPolicy/prod-flowyard-instances", "NetworkPolicy/prod-flowyard-instances-default-deny",
 		"PodDisruptionBudget/prod-flowyard-api", "PodDisruptionBudget/prod-flowyard-worker",
@@ -355,4 +356,32 @@ func TestTrustedProxiesReachTheAPI(t *testing.T) {
 	assert.NoError(t, err)
 	objs, _ = decode(t, render(t, productionValues()))
 	assert.Empty(t, objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data["FLOWYARD_TRUSTED_PROXIES"], "none by default")
+}
+
+// TestEditorOriginsGetAWildcardIngress: every instance's editor is served by the API on <instance id>.<editor
+// domain>, so the chart routes the wildcard host to the API Service (with its certificate) and hands the API the
+// same domain, which the API accepts as it would at start.
+func TestEditorOriginsGetAWildcardIngress(t *testing.T) {
+	for domain, want := range map[string]string{"": "editor.flowyard.example.com", "editors.example.com": "editors.example.com"} {
+		v := productionValues()
+		v["editor"].(map[string]any)["domain"] = domain
+		objs, _ := decode(t, render(t, v))
+		ing := objs["Ingress/prod-flowyard-editor"].(*networkingv1.Ingress)
+		require.Len(t, ing.Spec.Rules, 1)
+		assert.Equal(t, "*."+want, ing.Spec.Rules[0].Host, domain)
+		backend := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+		assert.Equal(t, "prod-flowyard-api", backend.Name, "the API serves the editors")
+		assert.Equal(t, "http", backend.Port.Name)
+		assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"*." + want}, SecretName: "flowyard-editor-wildcard-tls"}}, ing.Spec.TLS)
+		assert.Equal(t, "nginx", *ing.Spec.IngressClassName)
+		cm := objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data
+		assert.Equal(t, want, cm["FLOWYARD_EDITOR_DOMAIN"], domain)
+		c, err := config.Load("serve", nil, func(k string) string { return cm[k] })
+		require.NoError(t, err)
+		assert.Equal(t, want, c.EditorDomain)
+	}
+	v := productionValues()
+	v["editor"] = map[string]any{"domain": "Editor_Example"}
+	_, err := renderErr(v)
+	assert.ErrorContains(t, err, "/editor/domain", "the schema refuses a domain that is not one")
 }

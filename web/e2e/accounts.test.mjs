@@ -33,6 +33,7 @@ describe('invitations and passwords', () => {
   after(async () => {
     await browser?.close();
     assert.deepEqual(pageErrors, [], 'no script errors');
+    assert.deepEqual(browser.cspViolations, [], 'no Content-Security-Policy violation');
   });
 
   it('invites from the members page and shows the link when nothing is mailed', async () => {

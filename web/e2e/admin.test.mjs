@@ -141,5 +141,6 @@ describe('team and admin pages', () => {
 
   it('raised no script errors', () => {
     assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.cspViolations, [], 'no Content-Security-Policy violation');
   });
 });

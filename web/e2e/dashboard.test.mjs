@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { baseURL, env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
+import { baseURL, editorLoaded, env, launch, screenshot, signIn, unlabelled } from './helpers.mjs';
 
 const admin = { email: env('FLOWYARD_ADMIN_EMAIL'), password: env('FLOWYARD_ADMIN_PASSWORD') };
 const member = { email: env('FLOWYARD_MEMBER_EMAIL'), password: env('FLOWYARD_MEMBER_PASSWORD') };
@@ -85,10 +85,12 @@ describe('the dashboard', () => {
     assert.deepEqual(await unlabelled(page), [], 'every control of the instance page has a label');
   });
 
-  it('opens the editor of the instance', async () => {
+  it('opens the editor of the instance on its own origin', async () => {
     const [editor] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('link', { name: 'Open editor' }).click()]);
-    await editor.locator('#red-ui-header').waitFor({ timeout: 60_000 });
-    assert.match(new URL(editor.url()).pathname, /^\/editor\//);
+    await editorLoaded(editor);
+    const url = new URL(editor.url());
+    assert.equal(url.host, `${at.instance.split('/').pop()}.editor.localhost:${new URL(baseURL()).port}`);
+    assert.equal(url.pathname + url.search, '/');
     await editor.close();
   });
 
@@ -323,7 +325,8 @@ describe('the dashboard', () => {
     }
   });
 
-  it('raised no script errors', () => {
+  it('raised no script errors and no Content-Security-Policy violation', () => {
     assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.cspViolations, []);
   });
 });

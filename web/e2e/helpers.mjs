@@ -17,7 +17,9 @@ export const baseURL = () => env('FLOWYARD_URL');
 const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync'];
 
-// launch starts chromium with a fresh --user-data-dir (Playwright passes the profile directory as that flag).
+// launch starts chromium with a fresh --user-data-dir (Playwright passes the profile directory as that flag). Every
+// Content-Security-Policy violation on a dashboard page is recorded (cspViolations), and close fails the test
+// that closes the browser when there was one: the dashboard must need nothing its policy forbids.
 export async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flowyard-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -28,11 +30,14 @@ export async function launch() {
     viewport: { width: 1280, height: 800 },
   });
   context.setDefaultTimeout(30_000);
+  const cspViolations = [];
+  watchCSP(context, cspViolations);
   const close = async () => {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
+    if (cspViolations.length) throw new Error(`Content-Security-Policy violations on the dashboard:\n${cspViolations.join('\n')}`);
   };
-  return { context, close };
+  return { context, close, cspViolations };
 }
 
 // signIn signs in on the dashboard's own form.
@@ -70,4 +75,47 @@ export function unlabelled(page) {
     }
     return bad;
   });
+}
+
+// watchCSP records, into list, every Content-Security-Policy violation the browser reports on a page of the
+// platform's origin (chromium logs each on the console) in the whole browser context. Editor origins have no such
+// policy and are not watched.
+function watchCSP(context, list) {
+  const platform = new URL(baseURL()).origin;
+  context.on('console', (msg) => {
+    const url = msg.page()?.url() || '';
+    if (url.startsWith(platform) && /Content.Security.Policy/i.test(msg.text())) list.push(`${url}: ${msg.text()}`);
+  });
+}
+
+// ---- the Node-RED editor, on its instance's own origin ----
+
+// debugFlow injects marker every second into a debug node that shows it in the sidebar.
+export const debugFlow = (marker) => [
+  { id: 'e2einject', type: 'inject', x: 150, y: 80, name: 'tick', repeat: '1', once: true, onceDelay: '0.1', topic: '',
+    payload: marker, payloadType: 'str', props: [{ p: 'payload' }], wires: [['e2edebug']] },
+  { id: 'e2edebug', type: 'debug', x: 350, y: 80, name: 'show', active: true, tosidebar: true, console: false, complete: 'payload', wires: [] },
+];
+
+// editorLoaded waits until the editor has loaded its palette and flows (its header shows before).
+export async function editorLoaded(editor) {
+  await editor.locator('#red-ui-header').waitFor({ timeout: 90_000 });
+  await editor.waitForFunction(() => window.RED?.nodes?.getType('debug') && RED.workspaces.active(), null, { timeout: 90_000 });
+}
+
+// deployInEditor adds a flow to the open tab of the editor, as a paste would, presses Deploy and waits for
+// Node-RED to confirm it.
+export async function deployInEditor(editor, flow) {
+  await editor.evaluate((nodes) => {
+    RED.view.importNodes(nodes, { generateIds: true, touchImport: true });
+    RED.nodes.dirty(true); // a paste is placed with a click, which marks the flows changed
+  }, flow);
+  await editor.locator('#red-ui-header-button-deploy').click();
+  await editor.locator('.red-ui-notification', { hasText: /Successfully deployed/ }).waitFor({ timeout: 30_000 });
+}
+
+// debugMessage waits for a message holding text in the debug sidebar.
+export async function debugMessage(editor, text) {
+  await editor.evaluate(() => RED.sidebar.show('debug'));
+  await editor.locator('.red-ui-debug-msg', { hasText: text }).first().waitFor({ timeout: 30_000 });
 }

@@ -1,0 +1,59 @@
+package apitest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"time"
+)
+
+// Each instance's editor has an origin of its own, <instanceId>.<editor domain>, served by the API's own listener,
+// which tells it by the Host header. A browser resolves every *.localhost name to loopback; a test client
+// reaches any editor origin by dialing the API's address, whatever host the URL names, and sends that host.
+
+// DialTo returns a dialer that connects to addr (host:port) whatever address it is asked for.
+func DialTo(addr string) func(ctx context.Context, network, _ string) (net.Conn, error) {
+	var d net.Dialer
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// NewHostClient is an HTTP client with a cookie jar of its own that reaches every host at addr (the API's) and
+// does not follow redirects.
+func NewHostClient(addr string) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: DialTo(addr)},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// OpenEditor opens an instance's editor as a browser signed in with c does: it asks for an editor link, follows it
+// on the editor origin and returns a client of that origin holding the editor's session cookie (paths are the
+// editor's: "/flows" is Node-RED's admin API). It fails the test when the editor does not open.
+func (c *Client) OpenEditor(instanceID string) *Client {
+	c.t.Helper()
+	link := c.Must(http.StatusCreated, "POST", "/api/v1/instances/"+instanceID+"/editor-link", nil).String("url")
+	u, err := url.Parse(link)
+	if err != nil {
+		c.t.Fatalf("editor link %q: %v", link, err)
+	}
+	base, err := url.Parse(c.base)
+	if err != nil {
+		c.t.Fatalf("base %q: %v", c.base, err)
+	}
+	editor := &Client{t: c.t, base: u.Scheme + "://" + u.Host, http: NewHostClient(base.Host)}
+	resp, err := editor.http.Get(link)
+	if err != nil {
+		c.t.Fatalf("GET %s: %v", link, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(editor.http.Jar.Cookies(u)) == 0 {
+		c.t.Fatalf("the editor link answered %d with cookies %v, want 303 and the editor's session", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	return editor
+}
+
+// Base is the origin the client sends its requests to.
+func (c *Client) Base() string { return c.base }

@@ -1,0 +1,66 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Kinds of editor grants.
+const (
+	EditorCode    = "code"    // single-use, exchanged on the editor's origin for a session
+	EditorSession = "session" // the editor origin's own cookie
+)
+
+// EditorGrant is a code or a session of one instance's editor origin, bound to the platform session that asked
+// for it; only the digest of its token is stored.
+type EditorGrant struct {
+	bun.BaseModel `bun:"table:editor_grants"`
+	TokenHash     string `bun:",pk"`
+	Kind          string
+	InstanceID    string
+	SessionHash   string // the platform session's digest
+	Access        string // "edit" or "view"
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+}
+
+// InsertEditorGrant stores a grant, and drops the grants that have expired (each lives for minutes or hours, so
+// the table stays as small as the editors open now).
+func (s *Store) InsertEditorGrant(ctx context.Context, g *EditorGrant) error {
+	g.CreatedAt = now()
+	if _, err := s.db.NewDelete().Model((*EditorGrant)(nil)).Where("expires_at <= ?", g.CreatedAt).Exec(ctx); err != nil {
+		return err
+	}
+	_, err := s.db.NewInsert().Model(g).Exec(ctx)
+	return classify(err, "editor grant")
+}
+
+// TakeEditorCode uses up an unexpired code: it is deleted in the statement that finds it, so a code works once
+// even when two requests race, and a code shown on the wrong instance's origin is spent all the same.
+func (s *Store) TakeEditorCode(ctx context.Context, hash string, at time.Time) (*EditorGrant, error) {
+	g := new(EditorGrant)
+	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND expires_at > ?", hash, EditorCode, at.UTC()).Scan(ctx)
+	if err != nil {
+		return nil, classify(err, "editor code")
+	}
+	res, err := s.db.NewDelete().Model((*EditorGrant)(nil)).Where("token_hash = ? AND kind = ?", hash, EditorCode).Exec(ctx)
+	if err := mustAffect(res, err, "editor code"); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// GetEditorGrant returns an unexpired grant of the kind for the instance.
+func (s *Store) GetEditorGrant(ctx context.Context, hash, kind, instanceID string, at time.Time) (*EditorGrant, error) {
+	g := new(EditorGrant)
+	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND instance_id = ? AND expires_at > ?", hash, kind, instanceID, at.UTC()).Scan(ctx)
+	return g, classify(err, "editor "+kind)
+}
+
+// DeleteEditorGrant ends a grant.
+func (s *Store) DeleteEditorGrant(ctx context.Context, hash string) error {
+	_, err := s.db.NewDelete().Model((*EditorGrant)(nil)).Where("token_hash = ?", hash).Exec(ctx)
+	return err
+}
