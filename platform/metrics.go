@@ -17,13 +17,6 @@ import (
 	"github.com/flowyard/flowyard/workflows/instance"
 )
 
-// instanceStates are the states flowyard_instances reports, one series each.
-var instanceStates = []string{
-	instance.StateProvisioning, instance.StateStarting, instance.StateRunning, instance.StateStopping,
-	instance.StateStopped, instance.StateSuspending, instance.StateSuspended, instance.StateRestarting,
-	instance.StateDeleting, instance.StateCrashed, instance.StateError,
-}
-
 // serveMetrics builds the process's registry and, when cfg.MetricsListen is set, serves it at /metrics
 // until ctx ends. A metrics server that cannot listen is logged, not fatal: the platform itself still works.
 func serveMetrics(ctx context.Context, cfg config.Config, log *slog.Logger) *prometheus.Registry {
@@ -41,7 +34,7 @@ func serveMetrics(ctx context.Context, cfg config.Config, log *slog.Logger) *pro
 // apiMetrics registers what an API process reports besides the runtime: its HTTP requests, and the
 // instances by state, counted in the database at each scrape.
 func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
-	reg.MustRegister(metrics.NewCountCollector("instances", "Instances by state, from the database.", "state", instanceStates,
+	reg.MustRegister(metrics.NewCountCollector("instances", "Instances by state, from the database.", "state", instance.States,
 		func(ctx context.Context, state string) (int, error) {
 			return st.CountRows(ctx, "instances", "state", state)
 		}))

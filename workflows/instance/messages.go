@@ -62,6 +62,10 @@ const (
 	StateError        = "error"
 )
 
+// States are all of the above, the one list of them (metrics count instances in each).
+var States = []string{StateProvisioning, StateStarting, StateRunning, StateStopping, StateStopped, StateSuspending,
+	StateSuspended, StateRestarting, StateRollback, StateUpgrading, StateDeleting, StateCrashed, StateError}
+
 // WorkflowID derives the workflow ID from the instance ID.
 func WorkflowID(instanceID string) string { return "instance/" + instanceID }
 
