@@ -54,6 +54,6 @@ func TestInstanceFromBlueprintEndToEnd(t *testing.T) {
 	assert.Equal(t, bp, c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("blueprintId"))
 	assert.Equal(t, "hello from the blueprint", f.call(id, "hello"))
 	assert.Equal(t, "rolled 7", f.call(id, "roll"), "the blueprint's module is installed and its node runs")
-	module := c.Must(200, "GET", "/editor/"+id+"/nodes/node-red-node-random", nil)
+	module := c.OpenEditor(id).Must(200, "GET", "/nodes/node-red-node-random", nil)
 	assert.Equal(t, "0.4.1", module.String("version"), "Node-RED has the blueprint's version of the module: %s", module.Raw)
 }

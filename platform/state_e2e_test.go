@@ -43,7 +43,7 @@ func keptCalls(t *testing.T, st *storage.Store, instanceID string) string {
 // nodeRedVersion asks the instance's Node-RED for its version, through the editor proxy.
 func nodeRedVersion(t *testing.T, c *apitest.Client, id string) string {
 	t.Helper()
-	return c.Must(200, "GET", "/editor/"+id+"/settings", nil).String("version")
+	return c.OpenEditor(id).Must(200, "GET", "/settings", nil).String("version")
 }
 
 // TestPersistentContextAndUpgradesEndToEnd runs an instance in `flowyard dev` (real Temporal, real Node-RED)
