@@ -7,7 +7,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-short test-crash web-test-deps sandbox-deps broker-deps bench lint fuzz clean tools
+.PHONY: all build run test test-crash web-test-deps sandbox-deps broker-deps bench lint fuzz clean tools
 
 all: build
 

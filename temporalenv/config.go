@@ -30,7 +30,6 @@ const (
 // Logical task-queue roles. Workers and clients look the real queue name up with Config.TaskQueue.
 const (
 	QueueInstances = "instances"
-	QueueSnapshots = "snapshots"
 	QueueRollouts  = "rollouts"
 	QueuePipelines = "pipelines"
 	QueueBilling   = "billing"
@@ -45,8 +44,6 @@ const (
 	AttrDeviceGroupID = "DeviceGroupId"
 	AttrRolloutID     = "RolloutId"
 	AttrPipelineID    = "PipelineId"
-	AttrSnapshotID    = "SnapshotId"
-	AttrPhase         = "Phase"
 )
 
 // Config is the content of temporal.yaml.
@@ -120,7 +117,6 @@ func DefaultConfig() Config {
 		NamespaceRetention: Duration(7 * 24 * time.Hour),
 		TaskQueues: map[string]string{
 			QueueInstances: QueueInstances,
-			QueueSnapshots: QueueSnapshots,
 			QueueRollouts:  QueueRollouts,
 			QueuePipelines: QueuePipelines,
 			QueueBilling:   QueueBilling,
@@ -132,8 +128,6 @@ func DefaultConfig() Config {
 			AttrDeviceGroupID: "Keyword",
 			AttrRolloutID:     "Keyword",
 			AttrPipelineID:    "Keyword",
-			AttrSnapshotID:    "Keyword",
-			AttrPhase:         "Keyword",
 		},
 		DevServer: DevServerConfig{
 			UIPortOffset: 1000, DBFile: "temporal.db", LogLevel: "warn",

@@ -42,7 +42,7 @@ func TestLoadConfigDefaultsWithoutFile(t *testing.T) {
 		t.Errorf("TaskQueue(rollouts) = %q", got)
 	}
 	types, err := cfg.SearchAttributeTypes()
-	if err != nil || len(types) != 7 || types[AttrPhase] != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
+	if err != nil || len(types) != 5 || types[AttrRolloutID] != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
 		t.Errorf("SearchAttributeTypes = %v, %v", types, err)
 	}
 }
@@ -81,7 +81,7 @@ func TestLoadConfigFillsMissingFields(t *testing.T) {
 	if cfg.TaskQueue(QueueRollouts) != "acme-rollouts" || cfg.TaskQueue(QueueBilling) != "billing" {
 		t.Errorf("TaskQueue lookups wrong: %q %q", cfg.TaskQueue(QueueRollouts), cfg.TaskQueue(QueueBilling))
 	}
-	if len(cfg.SearchAttributes) != 7 {
+	if len(cfg.SearchAttributes) != 5 {
 		t.Errorf("default search attributes lost: %v", cfg.SearchAttributes)
 	}
 	if DefaultConfig().TaskQueues[QueueRollouts] != "rollouts" {
@@ -196,7 +196,7 @@ func TestConfigDevServerOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if opts.IP != "127.0.0.1" || opts.Port != 7400 || opts.UIPort != 8400 || opts.Namespace != "dev" ||
-		opts.DBFile != "temporal.db" || len(opts.SearchAttributes) != 7 || opts.SQLitePragmas["journal_mode"] != "wal" {
+		opts.DBFile != "temporal.db" || len(opts.SearchAttributes) != 5 || opts.SQLitePragmas["journal_mode"] != "wal" {
 		t.Errorf("unexpected options %+v", opts)
 	}
 }

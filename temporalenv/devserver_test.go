@@ -132,7 +132,7 @@ func dialServer(t *testing.T, ctx context.Context, srv *DevServer, namespace str
 func markInstance(ctx workflow.Context, instanceID string) (string, error) {
 	err := workflow.UpsertTypedSearchAttributes(ctx,
 		temporal.NewSearchAttributeKeyKeyword(AttrInstanceID).ValueSet(instanceID),
-		temporal.NewSearchAttributeKeyKeyword(AttrPhase).ValueSet("marked"),
+		temporal.NewSearchAttributeKeyKeyword(AttrRolloutID).ValueSet("marked"),
 	)
 	return "marked " + instanceID, err
 }
@@ -185,7 +185,7 @@ func TestDevServerLifecycle(t *testing.T) {
 		t.Fatalf("Healthy: %v", err)
 	}
 	run := runMarkInstance(t, ctx, c, "inst-42")
-	waitForWorkflows(t, ctx, c, "flowyard", `InstanceId = "inst-42" AND Phase = "marked"`, 1)
+	waitForWorkflows(t, ctx, c, "flowyard", `InstanceId = "inst-42" AND RolloutId = "marked"`, 1)
 	waitForWorkflows(t, ctx, c, "flowyard", `InstanceId = "inst-other"`, 0)
 	if _, err := os.Stat(filepath.Join(dataDir, "temporal.db-wal")); err != nil {
 		t.Errorf("the journal_mode pragma did not reach SQLite: %v", err)
