@@ -2,8 +2,10 @@ package config
 
 import (
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -97,5 +99,44 @@ func TestSettingsDescribeEveryFlag(t *testing.T) {
 	})
 	if n != len(s.list) || n < 30 {
 		t.Errorf("%d flags, %d described", n, len(s.list))
+	}
+}
+
+// TestREADMENamesEveryVariable finds every FLOWYARD_* variable that the repository's non-test Go code names and
+// checks that README.md names it too: the settings through the table above, the rest in the prose around it.
+func TestREADMENamesEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	variable := regexp.MustCompile(`FLOWYARD_[A-Z0-9_]*[A-Z0-9]`)
+	named := map[string]bool{}
+	for _, v := range variable.FindAllString(string(readme), -1) {
+		named[v] = true
+	}
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".") && d.Name() != "..") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, v := range variable.FindAllString(string(src), -1) {
+			if !named[v] {
+				t.Errorf("%s reads %s, which README.md does not name", path, v)
+				named[v] = true // once
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
