@@ -192,6 +192,18 @@ export function table({ caption, columns, rows, empty = 'Nothing here yet.', row
 }
 
 // section is a titled region of a page.
+// messageForm: a form whose request answers {message}, shown in a status line after the form once it is sent
+// (sign-up and reset links). send(values) makes the request; status holds the line's extra attributes.
+// Returns [form, status line].
+export function messageForm({ send, status = {}, ...opts }) {
+  const said = h('p', { role: 'status', ...status });
+  return [form({ ...opts, onSubmit: async (v, el) => {
+    const res = await send(v);
+    el.reset();
+    said.textContent = res.message;
+  } }), said];
+}
+
 export function section(title, ...children) {
   const id = nextId('sec');
   return h('section', { 'aria-labelledby': id, class: 'card' }, h('h2', { id }, title), children);

@@ -3,7 +3,7 @@
 // everyone else only reads (the API refuses them too). A delete of an object in use answers 409, shown beside
 // its Delete button.
 import * as api from '../api.js';
-import { action, announce, form, h, replace, section, table } from '../ui.js';
+import { action, announce, badge, form, h, replace, section, table } from '../ui.js';
 
 // objectPage: path '/stacks'; noun 'stack'; columns as table(); fields(obj|null) the form fields;
 // body(values, obj|null) the request body.
@@ -67,6 +67,8 @@ export function json(name, text, fallback) {
 }
 
 export const pretty = (v) => JSON.stringify(v ?? null, null, 2);
+// activeColumn and activeField show and edit an object's active flag.
+export const activeColumn = { label: 'State', cell: (o) => badge(o.active ? 'active' : 'inactive') };
 export const activeField = (o) => ({ name: 'active', label: 'Active (offered for new objects)', type: 'checkbox', value: o ? o.active : true });
 export const nameFields = (o) => [{ name: 'name', label: 'Name', value: o?.name, required: true },
   { name: 'description', label: 'Description', value: o?.description }];

@@ -1,5 +1,4 @@
-import { badge } from '../ui.js';
-import { activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
+import { activeColumn, activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
 
 export const title = 'Instance types';
 
@@ -10,7 +9,7 @@ export async function render(ctx) {
       { label: 'Name', cell: (t) => t.name },
       { label: 'Description', cell: (t) => t.description || '—' },
       { label: 'Persistent context', cell: (t) => (t.contextLimitKB ? `${t.contextLimitKB} KiB per instance` : 'none') },
-      { label: 'State', cell: (t) => badge(t.active ? 'active' : 'inactive') },
+      activeColumn,
     ],
     fields: (t) => [...nameFields(t), activeField(t),
       { name: 'contextLimitKB', label: 'Persistent context per instance (KiB, 0: none)', type: 'number', value: t?.contextLimitKB ?? 1024 },

@@ -1,6 +1,6 @@
 import * as api from '../api.js';
 import { action, announce, badge, confirmDialog, fmtTime, form, h, replace, section, table } from '../ui.js';
-import { activeField, objectPage } from './admin-crud.js';
+import { activeColumn, activeField, objectPage } from './admin-crud.js';
 
 export const title = 'Stacks';
 
@@ -17,7 +17,7 @@ export async function render(ctx) {
       { label: 'Memory', cell: (s) => `${s.memoryMB} MB` },
       { label: 'CPU', cell: (s) => `${s.cpuPercent} %` },
       { label: 'Instance type', cell: (s) => typeName(s.instanceTypeId) },
-      { label: 'State', cell: (s) => badge(s.active ? 'active' : 'inactive') },
+      activeColumn,
     ],
     fields: (s) => [
       { name: 'name', label: 'Name', value: s?.name, required: true },

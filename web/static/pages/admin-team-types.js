@@ -1,5 +1,5 @@
-import { badge, field, h } from '../ui.js';
-import { activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
+import { field, h } from '../ui.js';
+import { activeColumn, activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
 
 export const title = 'Team types';
 
@@ -14,7 +14,7 @@ export async function render(ctx) {
       { label: 'Members', cell: (t) => limit(t.properties.limits?.members) },
       { label: 'Instances', cell: (t) => limit(t.properties.limits?.instances) },
       { label: 'Devices', cell: (t) => limit(t.properties.limits?.devices) },
-      { label: 'State', cell: (t) => badge(t.active ? 'active' : 'inactive') },
+      activeColumn,
     ],
     fields: (t) => {
       const { limits = {}, ...rest } = t?.properties || {};

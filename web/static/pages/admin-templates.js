@@ -1,5 +1,5 @@
-import { badge, h } from '../ui.js';
-import { activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
+import { h } from '../ui.js';
+import { activeColumn, activeField, json, nameFields, objectPage, pretty } from './admin-crud.js';
 
 export const title = 'Templates';
 
@@ -15,7 +15,7 @@ export async function render(ctx) {
       { label: 'Settings', cell: (t) => h('ul', { class: 'plain' }, Object.entries(t.settings || {}).map(([k, v]) =>
         h('li', {}, h('code', {}, k), ` = ${JSON.stringify(v)}`, lockedOf(t).includes(k) ? ' 🔒 locked' : ''))) },
       { label: 'Environment', cell: (t) => (t.env || []).map((e) => `${e.name}${e.locked ? ' 🔒' : ''}`).join(', ') || '—' },
-      { label: 'State', cell: (t) => badge(t.active ? 'active' : 'inactive') },
+      activeColumn,
     ],
     fields: (t) => [...nameFields(t), activeField(t),
       { name: 'settings', label: 'Settings (JSON object)', type: 'textarea', rows: 6, value: pretty(t?.settings || {}) },

@@ -1,6 +1,6 @@
 import * as api from '../api.js';
 import { app } from '../app.js';
-import { form, h, replace, section } from '../ui.js';
+import { form, h, messageForm, replace, section } from '../ui.js';
 
 export const title = 'Sign in';
 
@@ -109,16 +109,11 @@ function signInForm(landing, finish, askCode) {
 }
 
 function resetSection() {
-  const sent = h('p', { role: 'status' });
-  const forgot = form({
+  const forgot = messageForm({
     label: 'Get a reset link',
     submit: 'Send reset link',
     fields: [{ name: 'email', label: 'Address of your account', type: 'email', required: true, autocomplete: 'username' }],
-    onSubmit: async (v, el) => {
-      const res = await api.post('/auth/password-reset', { email: v.email });
-      el.reset();
-      sent.textContent = res.message;
-    },
+    send: (v) => api.post('/auth/password-reset', { email: v.email }),
   });
-  return section('Get a reset link', forgot, sent);
+  return section('Get a reset link', ...forgot);
 }

@@ -1,13 +1,13 @@
 import * as api from '../api.js';
-import { form, h, section } from '../ui.js';
+import { h, messageForm, section } from '../ui.js';
 
 export const title = 'Create an account';
 
 // Sign-up, when a platform admin has turned it on: the account works once the link mailed to its address is
 // opened with the password chosen here. The answer is the same whether or not the address has an account.
 export async function render() {
-  const sent = h('p', { role: 'status', id: 'signup-status' });
-  const signUp = form({
+  const signUp = messageForm({
+    status: { id: 'signup-status' },
     label: 'Create an account',
     submit: 'Create account',
     fields: [
@@ -16,24 +16,15 @@ export async function render() {
       { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'new-password',
         hint: 'At least 12 characters, and not one of the most common passwords.' },
     ],
-    onSubmit: async (v, el) => {
-      const res = await api.post('/auth/signup', { email: v.email, name: v.name, password: v.password });
-      el.reset();
-      sent.textContent = res.message;
-    },
+    send: (v) => api.post('/auth/signup', { email: v.email, name: v.name, password: v.password }),
   });
-  const resent = h('p', { role: 'status' });
-  const resend = form({
+  const resend = messageForm({
     label: 'Send the confirmation link again',
     submit: 'Send link again',
     fields: [{ name: 'email', label: 'Address you signed up with', type: 'email', required: true, autocomplete: 'email' }],
-    onSubmit: async (v, el) => {
-      const res = await api.post('/auth/signup/resend', { email: v.email });
-      el.reset();
-      resent.textContent = res.message;
-    },
+    send: (v) => api.post('/auth/signup/resend', { email: v.email }),
   });
-  return h('div', { class: 'narrow' }, h('h1', {}, 'Create an account'), signUp, sent,
-    h('details', { class: 'forgot' }, h('summary', {}, 'No confirmation mail?'), section('Send the link again', resend, resent)),
+  return h('div', { class: 'narrow' }, h('h1', {}, 'Create an account'), ...signUp,
+    h('details', { class: 'forgot' }, h('summary', {}, 'No confirmation mail?'), section('Send the link again', ...resend)),
     h('p', {}, 'Have an account? ', h('a', { href: '/signin' }, 'Sign in')));
 }
