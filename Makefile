@@ -4,6 +4,9 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_VERSION := v1.5.1
 STRIPE_MOCK_VERSION := v0.203.0
+# The linters `make lint` runs, at pinned versions (go run builds each once and keeps it in Go's cache).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 TEST_TIMEOUT ?= 30m
 export PATH := $(BIN):$(PATH)
 
@@ -34,8 +37,8 @@ run: build
 
 # Runs every test: SQLite and Postgres stores (Postgres where reachable; FLOWYARD_REQUIRE_POSTGRES=1 makes it
 # mandatory), the Temporal dev server, real Node-RED (installed with npm on first use).
-test: tools bin/stripe-mock web-test-deps sandbox-deps broker-deps
-	$(GO) vet ./...
+# `make lint` runs first (CI runs `make test`, so CI lints too).
+test: tools bin/stripe-mock web-test-deps sandbox-deps broker-deps lint
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 # The crash tests alone: SIGKILL of the platform (`flowyard dev`, a worker process) in the middle of provisioning,
@@ -64,9 +67,14 @@ broker-deps:
 web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund
 
+# gofmt, a tidy go.mod, go vet, staticcheck (its default checks, unused code included) and Temporal's
+# workflowcheck (non-deterministic calls reachable from a workflow function).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(WORKFLOWCHECK) ./...
 
 # Fuzz every decoder of outside input for $(FUZZTIME) each: API bodies, deployed flows, device state reports
 # (HTTP and MQTT status), MQTT topics and replies, snapshot import, Stripe webhooks, Node-RED credentials, the

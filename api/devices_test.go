@@ -156,8 +156,8 @@ func TestLiveStateDecisionOrder(t *testing.T) {
 		w := newDeviceWorld(t, dialect)
 		d := w.register(t, "Gateway")
 		app := w.appIDs[0]
-		dev := w.assign(t, d, map[string]any{"applicationId": app})
-		dev = w.as["member"].Must(200, "PATCH", "/api/v1/devices/"+d.id, map[string]any{"targetSnapshotId": w.snapID})
+		w.assign(t, d, map[string]any{"applicationId": app})
+		dev := w.as["member"].Must(200, "PATCH", "/api/v1/devices/"+d.id, map[string]any{"targetSnapshotId": w.snapID})
 		assert.True(t, dev.Body["isDeploying"].(bool))
 		path := "/api/v1/devices/" + d.id + "/live/state"
 

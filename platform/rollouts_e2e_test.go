@@ -16,10 +16,10 @@ import (
 // fleetWorld is a running platform with an instance, two snapshots of it and a helper to start fleets of
 // simulated agents in an application.
 type fleetWorld struct {
-	dev          devEnv
-	c            *apitest.Client
-	team, app    string
-	snapV1, snap string
+	dev       devEnv
+	c         *apitest.Client
+	team, app string
+	snapV1    string
 }
 
 func newFleetWorld(t *testing.T) *fleetWorld {

@@ -128,7 +128,7 @@ func (s *Store) CredentialUsers(ctx context.Context, sessionHashes, tokenHashes 
 	for _, batch := range batches(sessionHashes) {
 		var rows []pair
 		err := s.db.NewSelect().Model((*Session)(nil)).ColumnExpr("token_hash AS hash, user_id").
-			Where("token_hash IN (?) AND expires_at > ?", bun.In(batch), at.UTC()).Scan(ctx, &rows)
+			Where("token_hash IN (?) AND expires_at > ?", bun.List(batch), at.UTC()).Scan(ctx, &rows)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +139,7 @@ func (s *Store) CredentialUsers(ctx context.Context, sessionHashes, tokenHashes 
 	for _, batch := range batches(tokenHashes) {
 		var rows []pair
 		err := s.db.NewSelect().Model((*Token)(nil)).ColumnExpr("token_hash AS hash, owner_id AS user_id").
-			Where("token_hash IN (?) AND kind = 'user' AND owner_type = 'user'", bun.In(batch)).
+			Where("token_hash IN (?) AND kind = 'user' AND owner_type = 'user'", bun.List(batch)).
 			Where("expires_at IS NULL OR expires_at > ?", at.UTC()).Scan(ctx, &rows)
 		if err != nil {
 			return nil, err
@@ -174,7 +174,7 @@ func (s *Store) usersByID(ctx context.Context, owners map[string]string) (map[st
 	out := make(map[string]*User, len(ids))
 	for _, batch := range batches(ids) {
 		var users []User
-		if err := s.db.NewSelect().Model(&users).Where("id IN (?)", bun.In(batch)).Scan(ctx); err != nil {
+		if err := s.db.NewSelect().Model(&users).Where("id IN (?)", bun.List(batch)).Scan(ctx); err != nil {
 			return nil, err
 		}
 		for i := range users {

@@ -138,7 +138,7 @@ func (s *Store) TeamUsage(ctx context.Context, teamID string) (Usage, error) {
 		N              int
 	}
 	err := s.db.NewSelect().Model((*Instance)(nil)).ColumnExpr("instance_type_id, count(*) AS n").
-		Where("team_id = ?", teamID).Where("state NOT IN (?)", bun.In(unbilledStates)).
+		Where("team_id = ?", teamID).Where("state NOT IN (?)", bun.List(unbilledStates)).
 		Group("instance_type_id").Scan(ctx, &rows)
 	if err != nil {
 		return Usage{}, err
@@ -157,9 +157,9 @@ func (s *Store) ListTeamInstancesInStates(ctx context.Context, teamID string, no
 	var out []Instance
 	q := s.db.NewSelect().Model(&out).Where("team_id = ?", teamID)
 	if not {
-		q = q.Where("state NOT IN (?)", bun.In(states))
+		q = q.Where("state NOT IN (?)", bun.List(states))
 	} else {
-		q = q.Where("state IN (?)", bun.In(states))
+		q = q.Where("state IN (?)", bun.List(states))
 	}
 	return out, q.Order("id").Scan(ctx)
 }

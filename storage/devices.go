@@ -82,7 +82,7 @@ func (s *Store) GetDevices(ctx context.Context, ids []string) ([]Device, error) 
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.In(ids)).Scan(ctx)
+	err := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.List(ids)).Scan(ctx)
 	return out, err
 }
 
@@ -120,7 +120,7 @@ func (s *Store) DeviceTeams(ctx context.Context, ids []string) (map[string]strin
 		ID     string `bun:"id"`
 		TeamID string `bun:"team_id"`
 	}
-	if err := s.db.NewSelect().Model((*Device)(nil)).Column("id", "team_id").Where("id IN (?)", bun.In(ids)).Scan(ctx, &rows); err != nil {
+	if err := s.db.NewSelect().Model((*Device)(nil)).Column("id", "team_id").Where("id IN (?)", bun.List(ids)).Scan(ctx, &rows); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
@@ -152,7 +152,7 @@ func (s *Store) SetSettingsHashes(ctx context.Context, hashes map[string]string)
 		ids = append(ids, id)
 	}
 	cases.WriteString(" END")
-	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set(cases.String(), args...)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set(cases.String(), args...)).Where("id IN (?)", bun.List(ids)).Exec(ctx)
 	return err
 }
 

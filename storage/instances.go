@@ -35,7 +35,7 @@ func (s *Store) ListInstances(ctx context.Context, applicationID string, p Page)
 // ListInstancesByDesiredState lists every instance that should be in one of the states (for reconciliation).
 func (s *Store) ListInstancesByDesiredState(ctx context.Context, states ...string) ([]Instance, error) {
 	var out []Instance
-	err := s.db.NewSelect().Model(&out).Where("desired_state IN (?)", bun.In(states)).Order("id").Scan(ctx)
+	err := s.db.NewSelect().Model(&out).Where("desired_state IN (?)", bun.List(states)).Order("id").Scan(ctx)
 	return out, err
 }
 
@@ -61,7 +61,7 @@ func (s *Store) SetInstanceState(ctx context.Context, id, state, reason string, 
 	q := s.db.NewUpdate().Model((*Instance)(nil)).Set("state = ?", state).Set("state_reason = ?", reason).
 		Set("updated_at = ?", now()).Where("id = ?", id)
 	if len(from) > 0 {
-		q = q.Where("state IN (?)", bun.In(from))
+		q = q.Where("state IN (?)", bun.List(from))
 	}
 	res, err := q.Exec(ctx)
 	if err != nil {

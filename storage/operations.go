@@ -46,7 +46,7 @@ func (s *Store) UpdateOperation(ctx context.Context, op *Operation, from ...stri
 		op.FinishedAt = &t
 	}
 	res, err := s.db.NewUpdate().Model(op).Column("status", "progress", "error", "run_id", "updated_at", "finished_at").
-		WherePK().Where("status IN (?)", bun.In(from)).Exec(ctx)
+		WherePK().Where("status IN (?)", bun.List(from)).Exec(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -65,6 +65,6 @@ func (s *Store) CountTeamOperationsInFlight(ctx context.Context, teamID string) 
 		}
 	}
 	n, err := s.db.NewSelect().Model((*Operation)(nil)).
-		Where("team_id = ? AND status IN (?)", teamID, bun.In([]string{OperationPending, OperationRunning})).Count(ctx)
+		Where("team_id = ? AND status IN (?)", teamID, bun.List([]string{OperationPending, OperationRunning})).Count(ctx)
 	return int(n), err
 }

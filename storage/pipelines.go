@@ -117,7 +117,7 @@ func (s *Store) RenamePipeline(ctx context.Context, p *Pipeline) error {
 // CountActivePromotions counts a pipeline's promotions that are scheduled, awaiting approval or running.
 func (s *Store) CountActivePromotions(ctx context.Context, pipelineID string) (int, error) {
 	return count(s.db.NewSelect().Model((*Promotion)(nil)).Where("pipeline_id = ?", pipelineID).
-		Where("status IN (?)", bun.In([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Count(ctx))
+		Where("status IN (?)", bun.List([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Count(ctx))
 }
 
 // DeletePipeline removes a pipeline with its stages and promotion history.
@@ -142,7 +142,7 @@ func (s *Store) ReplaceStages(ctx context.Context, pipelineID string, stages []P
 	}
 	del := s.db.NewDelete().Model((*PipelineStage)(nil)).Where("pipeline_id = ?", pipelineID)
 	if len(ids) > 0 {
-		del = del.Where("id NOT IN (?)", bun.In(ids))
+		del = del.Where("id NOT IN (?)", bun.List(ids))
 	}
 	if _, err := del.Exec(ctx); err != nil {
 		return err
@@ -206,7 +206,7 @@ func (s *Store) UpdatePromotion(ctx context.Context, p *Promotion) error {
 		p.FinishedAt = &t
 	}
 	_, err := s.db.NewUpdate().Model(p).Column("snapshot_id", "status", "decided_by", "results", "reason", "updated_at", "finished_at").
-		WherePK().Where("status IN (?)", bun.In([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Exec(ctx)
+		WherePK().Where("status IN (?)", bun.List([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Exec(ctx)
 	return err
 }
 

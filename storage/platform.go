@@ -128,7 +128,7 @@ func (s *Store) LoadBlueprintTeamTypes(ctx context.Context, blueprints ...*Bluep
 		ids[i] = b.ID
 	}
 	var rows []blueprintTeamType
-	err := s.db.NewSelect().Model(&rows).Where("blueprint_id IN (?)", bun.In(ids)).Order("blueprint_id", "team_type_id").Scan(ctx)
+	err := s.db.NewSelect().Model(&rows).Where("blueprint_id IN (?)", bun.List(ids)).Order("blueprint_id", "team_type_id").Scan(ctx)
 	if err != nil {
 		return err
 	}

@@ -171,7 +171,7 @@ func (s *Store) SaveRolloutProgress(ctx context.Context, r *Rollout) error {
 	}
 	_, err := s.db.NewUpdate().Model(r).
 		Column("status", "wave", "waves", "total", "updated", "failed", "pending", "rolled_back", "reason", "updated_at", "finished_at").
-		WherePK().Where("status IN (?)", bun.In(ActiveRolloutStatuses)).Exec(ctx)
+		WherePK().Where("status IN (?)", bun.List(ActiveRolloutStatuses)).Exec(ctx)
 	return err
 }
 
@@ -290,12 +290,12 @@ func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave
 		_, err = tx.db.NewUpdate().Model((*RolloutDevice)(nil)).
 			Set("status = ?", RolloutDeviceUpdating).Set("dispatched_at = ?", now()).
 			Set("previous_snapshot_id = (SELECT target_snapshot_id FROM devices WHERE devices.id = rd.device_id)").
-			Where("rollout_id = ? AND device_id IN (?)", rolloutID, bun.In(ids)).Exec(ctx)
+			Where("rollout_id = ? AND device_id IN (?)", rolloutID, bun.List(ids)).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		_, err = touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).
-			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+			Where("id IN (?)", bun.List(ids)).Exec(ctx)
 		return err
 	})
 	return ids, err
@@ -392,7 +392,7 @@ func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batc
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
 		var rows []RolloutDevice
 		err := tx.db.NewSelect().Model(&rows).
-			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.In([]string{RolloutDeviceUpdating, RolloutDeviceUpdated, RolloutDeviceFailed})).
+			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.List([]string{RolloutDeviceUpdating, RolloutDeviceUpdated, RolloutDeviceFailed})).
 			Order("device_id").Limit(int64(batch)).Scan(ctx)
 		if err != nil {
 			return err
@@ -448,7 +448,7 @@ func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotI
 			return err
 		}
 		_, err := touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).
-			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+			Where("id IN (?)", bun.List(ids)).Exec(ctx)
 		return err
 	})
 	return ids, err
@@ -471,7 +471,7 @@ func (s *Store) ListGroupRollouts(ctx context.Context, groupID string, p Page) (
 func (s *Store) ActiveRolloutOfGroup(ctx context.Context, groupID string) (string, error) {
 	var ids []string
 	err := s.db.NewSelect().Model((*Rollout)(nil)).Column("id").
-		Where("group_id = ? AND status IN (?)", groupID, bun.In(ActiveRolloutStatuses)).Limit(1).Scan(ctx, &ids)
+		Where("group_id = ? AND status IN (?)", groupID, bun.List(ActiveRolloutStatuses)).Limit(1).Scan(ctx, &ids)
 	if err != nil || len(ids) == 0 {
 		return "", err
 	}
@@ -495,7 +495,7 @@ func (s *Store) AddGroupDevices(ctx context.Context, g *DeviceGroup, ids []strin
 			return nil, domain.Conflict("device_in_other_group", "Device "+id+" is in another group; remove it from there first.")
 		}
 	}
-	q := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = ?", g.ID)).Where("id IN (?)", bun.In(ids))
+	q := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = ?", g.ID)).Where("id IN (?)", bun.List(ids))
 	if g.TargetSnapshotID != nil {
 		q = q.Set("target_snapshot_id = ?", *g.TargetSnapshotID)
 	}
@@ -512,7 +512,7 @@ func (s *Store) teamDevices(ctx context.Context, g *DeviceGroup, field string, i
 		return nil, nil
 	}
 	var devs []Device
-	if err := s.db.NewSelect().Model(&devs).Where("id IN (?) AND team_id = ?", bun.In(ids), g.TeamID).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&devs).Where("id IN (?) AND team_id = ?", bun.List(ids), g.TeamID).Scan(ctx); err != nil {
 		return nil, err
 	}
 	found := make(map[string]*Device, len(devs))
@@ -535,7 +535,7 @@ func (s *Store) RemoveGroupDevices(ctx context.Context, g *DeviceGroup, ids []st
 		return err
 	}
 	_, err := touchDevice(s.db.NewUpdate().Model((*Device)(nil)).Set("device_group_id = NULL")).
-		Where("device_group_id = ? AND id IN (?)", g.ID, bun.In(ids)).Exec(ctx)
+		Where("device_group_id = ? AND id IN (?)", g.ID, bun.List(ids)).Exec(ctx)
 	return err
 }
 
@@ -557,7 +557,7 @@ func (s *Store) CountDevicesByGroup(ctx context.Context, groupIDs []string) (map
 		N             int
 	}
 	err := s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("device_group_id, COUNT(*) AS n").
-		Where("device_group_id IN (?)", bun.In(groupIDs)).Group("device_group_id").Scan(ctx, &rows)
+		Where("device_group_id IN (?)", bun.List(groupIDs)).Group("device_group_id").Scan(ctx, &rows)
 	for _, r := range rows {
 		counts[r.DeviceGroupID] = r.N
 	}

@@ -126,9 +126,9 @@ func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep 
 	}
 	candidates := ids[keep:]
 	var used []string
-	err = s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.In(candidates)).
-		UnionAll(s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("active_snapshot_id").Where("active_snapshot_id IN (?)", bun.In(candidates))).
-		UnionAll(s.db.NewSelect().Model((*DeviceGroup)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.In(candidates))).
+	err = s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.List(candidates)).
+		UnionAll(s.db.NewSelect().Model((*Device)(nil)).ColumnExpr("active_snapshot_id").Where("active_snapshot_id IN (?)", bun.List(candidates))).
+		UnionAll(s.db.NewSelect().Model((*DeviceGroup)(nil)).ColumnExpr("target_snapshot_id").Where("target_snapshot_id IN (?)", bun.List(candidates))).
 		Scan(ctx, &used)
 	if err != nil {
 		return nil, err
@@ -146,6 +146,6 @@ func (s *Store) PruneAutoSnapshots(ctx context.Context, instanceID string, keep 
 	if len(doomed) == 0 {
 		return nil, nil
 	}
-	_, err = s.db.NewDelete().Model((*Snapshot)(nil)).Where("id IN (?)", bun.In(doomed)).Exec(ctx)
+	_, err = s.db.NewDelete().Model((*Snapshot)(nil)).Where("id IN (?)", bun.List(doomed)).Exec(ctx)
 	return doomed, err
 }

@@ -155,7 +155,7 @@ func (s *Store) NextStackMoveBatch(ctx context.Context, moveID, fromStackID stri
 		}
 		var rows []StackMoveInstance
 		err = tx.db.NewSelect().Model(&rows).Where("move_id = ? AND wave = ? AND status IN (?)", moveID, wave,
-			bun.In([]string{StackMoveInstanceMoving, StackMoveInstancePending})).
+			bun.List([]string{StackMoveInstanceMoving, StackMoveInstancePending})).
 			OrderExpr("CASE WHEN status = ? THEN 0 ELSE 1 END, instance_id", StackMoveInstanceMoving).Limit(int64(n)).Scan(ctx)
 		if err != nil {
 			return err

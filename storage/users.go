@@ -85,7 +85,7 @@ func (s *Store) GetTokenByHash(ctx context.Context, hash string, at time.Time, k
 	t := new(Token)
 	err := s.db.NewSelect().Model(t).
 		Where("token_hash = ?", hash).
-		Where("kind IN (?)", bun.In(kinds)).
+		Where("kind IN (?)", bun.List(kinds)).
 		Where("expires_at IS NULL OR expires_at > ?", at.UTC()).
 		Scan(ctx)
 	return t, classify(err, "token")

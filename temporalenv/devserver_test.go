@@ -210,11 +210,11 @@ func TestDevServerLifecycle(t *testing.T) {
 	}
 	srv = startServer(t, ctx, opts)
 	c = dialServer(t, ctx, srv, "flowyard")
-	desc, err := c.DescribeWorkflowExecution(ctx, "mark/inst-42", run)
+	desc, err := c.DescribeWorkflow(ctx, "mark/inst-42", run)
 	if err != nil {
 		t.Fatalf("workflow from before the restart: %v", err)
 	}
-	if status := desc.WorkflowExecutionInfo.Status; status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	if status := desc.Status; status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Errorf("status after restart = %s", status)
 	}
 	waitForWorkflows(t, ctx, c, "flowyard", `InstanceId = "inst-42"`, 1)

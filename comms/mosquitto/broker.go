@@ -92,9 +92,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	opts := paho.NewClientOptions().AddBroker(addr).SetClientID("flowyard-" + b.platformID).SetUsername(cfg.Username).
 		SetPassword(cfg.Password).SetProtocolVersion(4).SetCleanSession(true).SetKeepAlive(30 * time.Second).
 		SetAutoReconnect(true).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(true).SetOnConnectHandler(b.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			b.log.Warn("lost the connection to the MQTT broker; connecting again", "err", err)
-		})
+		SetConnectionLostHandler(b.onLost)
 	b.cl = paho.NewClient(opts)
 	b.ctl.cl = b.cl
 	if err := b.connect(ctx); err != nil {

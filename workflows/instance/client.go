@@ -71,7 +71,7 @@ func (c *Client) start(ctx context.Context, p Params) (string, error) {
 
 // Running reports whether an action runs on the instance now.
 func (c *Client) Running(ctx context.Context, instanceID string) (bool, error) {
-	d, err := c.Temporal.DescribeWorkflowExecution(ctx, WorkflowID(instanceID), "")
+	d, err := c.Temporal.DescribeWorkflow(ctx, WorkflowID(instanceID), "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return false, nil
@@ -79,7 +79,7 @@ func (c *Client) Running(ctx context.Context, instanceID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	return d.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }
 
 // Wait blocks until the current run on the instance ends, and returns its result.
