@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/flowyard/flowyard/alerts"
+	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/nodered"
@@ -29,6 +30,10 @@ type Instances struct {
 	Usage UsageNotifier
 	// Schedules removes a deleted instance's snapshot Schedule; nil leaves it to find no schedule row and idle.
 	Schedules ScheduleRemover
+	// Devices recomputes the settings hash of the devices a deleted instance owned or whose target was one of
+	// its snapshots; Notifier tells them (nil: they learn at their next check-in).
+	Devices  *devices.Service
+	Notifier DeviceNotifier
 }
 
 // ScheduleRemover deletes an instance's snapshot Schedule, succeeding when there is none (snapshot.Client
@@ -202,14 +207,27 @@ func (a *Instances) RemoveInstance(ctx context.Context, instanceID string) error
 	if in, err := a.Store.GetInstance(ctx, instanceID); err == nil {
 		teamID = in.TeamID
 	}
+	var affected []string // devices left without their owner or target: their settings changed
 	err := a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if err := tx.DeleteTokensOfOwner(ctx, "instance", instanceID); err != nil {
 			return err
 		}
-		return tx.DeleteInstance(ctx, instanceID)
+		ids, err := tx.InstanceDeviceIDs(ctx, instanceID)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteInstance(ctx, instanceID); err != nil {
+			return err
+		}
+		affected = ids
+		if a.Devices == nil {
+			return nil
+		}
+		return a.Devices.RehashDevices(ctx, tx, ids)
 	})
 	if err == nil {
 		a.usageMayHaveChanged(ctx, teamID)
+		notifyDevices(ctx, a.Notifier, affected)
 	}
 	return err
 }

@@ -193,11 +193,15 @@ func updateWaveOperation(ctx context.Context, st *storage.Store, operationID, st
 	return err
 }
 
-func (a *Rollouts) notify(ctx context.Context, ids []string) {
-	if a.Notifier == nil || len(ids) == 0 {
+func (a *Rollouts) notify(ctx context.Context, ids []string) { notifyDevices(ctx, a.Notifier, ids) }
+
+// notifyDevices tells the devices their settings or target changed, if there is a notifier; those it misses learn
+// it at their next check-in.
+func notifyDevices(ctx context.Context, n DeviceNotifier, ids []string) {
+	if n == nil || len(ids) == 0 {
 		return
 	}
-	if err := a.Notifier.NotifyDevices(ctx, ids); err != nil && activity.IsActivity(ctx) {
+	if err := n.NotifyDevices(ctx, ids); err != nil && activity.IsActivity(ctx) {
 		activity.GetLogger(ctx).Warn("notify devices; they will learn on their next check-in", "devices", len(ids), "error", err)
 	}
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // A device's live log and the actions on its Node-RED (docs/device-protocol.md §3.3, §3.5). The log stream
-// follows the instance log stream's conventions (logstream.go); while a replica streams a device's log, its
-// broker asks the device for it.
+// follows the instance log stream's conventions (logstream.go); while any replica streams a device's log, the
+// replica holding the device asks it for it (DeviceLive, the relay).
 
 // deviceLogEvent is a device's log line as an event: ordered and resumed by when the platform received it,
 // showing when the device wrote it.
@@ -70,7 +70,7 @@ func (s *Server) deviceAction(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), deviceActionTimeout)
 	defer cancel()
 	result := s.deviceLive.DeviceAction(ctx, d, action)
-	if de, ok := domain.AsError(result); ok && de.Code == "device_offline" {
+	if de, ok := domain.AsError(result); ok && (de.Code == "device_offline" || de.Code == "relay_unavailable") {
 		return result // nothing was asked of the device
 	}
 	body := map[string]any{"action": action}

@@ -31,8 +31,8 @@ type DeviceBroker interface {
 	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
 }
 
-// DeviceLive reaches a device for its live log and for actions on its Node-RED (comms.Broker implements it for
-// the devices connected to this process).
+// DeviceLive reaches a device for its live log and for actions on its Node-RED, wherever it is connected
+// (relay.Relay implements it).
 type DeviceLive interface {
 	// WatchLog asks the device for its log while someone watches (`startLog` for the first, `stopLog` when the
 	// returned function has been called by the last); LogLines reads the lines received meanwhile.

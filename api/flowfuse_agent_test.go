@@ -26,7 +26,7 @@ import (
 )
 
 // newBrokerWorld is a deviceWorld whose API reaches devices through the relay and the real embedded MQTT broker,
-// on the same store: the single-process path (on Postgres, too, with nothing else listening).
+// on the same store: the single-process path (on Postgres, listening as a replica does, alone).
 func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*deviceWorld, *comms.Broker) {
 	t.Helper()
 	var broker *comms.Broker
@@ -38,7 +38,13 @@ func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*dev
 		t.Cleanup(func() { _ = b.Close() })
 		rel := relay.New(d.Store, nil)
 		rel.Attach(b)
-		broker, d.Broker, d.DeviceLive = b, rel, b
+		rel.AckTimeout = 500 * time.Millisecond // no other process holds a device here
+		ctx, cancel := context.WithCancel(context.Background())
+		listened := make(chan struct{})
+		go func() { defer close(listened); rel.Listen(ctx) }()
+		t.Cleanup(func() { cancel(); <-listened })
+		waitFor(t, "the relay to listen", func() bool { return rel.Check(ctx) == nil })
+		broker, d.Broker, d.DeviceLive = b, rel, rel
 	})...)
 	return w, broker
 }

@@ -69,9 +69,10 @@ type Broker struct {
 	tcpTLS     bool
 	wsAddr     string
 
-	doors   doors // the listeners and their connections
-	mu      sync.Mutex
-	clients map[string]*connection // by device ID
+	doors    doors     // the listeners and their connections
+	handover *handover // a device's new connection waits for its earlier one to end
+	mu       sync.Mutex
+	clients  map[string]*connection // by device ID
 
 	rate    rate          // publishes allowed to each device
 	dropped atomic.Uint64 // publishes dropped for going over the rate, since start
@@ -122,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, logs: newLogWatch(), work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
+		platformID: domain.NewID(), clients: map[string]*connection{}, logs: newLogWatch(), handover: newHandover(), work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
 	b.doors.signIn = cfg.ConnectTimeout
 	if b.doors.signIn <= 0 {
 		b.doors.signIn = DefaultConnectTimeout
@@ -173,7 +174,7 @@ func (b *Broker) listen(cfg Config) error {
 			}
 			ln, b.tcpTLS = tls.NewListener(ln, certs.tlsConfig()), true
 		}
-		if err := b.srv.AddListener(tcpListener{listeners.NewNet("tcp", ln)}); err != nil {
+		if err := b.srv.AddListener(tcpListener{Net: listeners.NewNet("tcp", ln), handover: b.handover}); err != nil {
 			return err
 		}
 	}
@@ -183,7 +184,7 @@ func (b *Broker) listen(cfg Config) error {
 			return fmt.Errorf("MQTT websocket listen on %s: %w", cfg.WSListen, err)
 		}
 		b.wsAddr = ln.Addr().String()
-		if err := b.srv.AddListener(newWSListener("ws", ln, b.doors.signIn)); err != nil {
+		if err := b.srv.AddListener(newWSListener("ws", ln, b.doors.signIn, b.handover)); err != nil {
 			return err
 		}
 	}

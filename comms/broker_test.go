@@ -370,3 +370,25 @@ func TestRequestUpload(t *testing.T) {
 	_, err = f.broker.RequestUpload(ctx, f.get(t, offline.id))
 	assert.True(t, domain.IsKind(err, domain.KindConflict), "a device that is not connected: %v", err)
 }
+
+// TestReconnectWhileTheEarlierConnectionEnds reconnects a device while its earlier connection is still ending,
+// held where mochi-mqtt removes an ending client from its clients by client ID once it has checked that no new
+// connection took it over. Had the new connection registered in between, that removal would drop it: connected
+// and subscribed, it would never receive a command. The new connection waits for the earlier one to end, and its
+// status is answered with its update.
+func TestReconnectWhileTheEarlierConnectionEnds(t *testing.T) {
+	f := newFixture(t)
+	d := f.register(t, &f.apps[0])
+	held := make(chan struct{}, 1)
+	f.broker.HoldEnding(d.username, held)
+	f.connect(t, d).cl.Disconnect(0)
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the earlier connection did not end")
+	}
+	c := f.connect(t, d)
+	require.EqualValues(t, 0, c.subscribe(t, topic(f.team, d.id, "command")))
+	c.publish(t, topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil, "project": nil})
+	assert.Equal(t, f.apps[0], c.next(t)["application"], "the new connection's update")
+}

@@ -3,9 +3,12 @@ package comms
 import (
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // WSConn is the broker's own WebSocket stream adapter, for the tests' raw MQTT client.
@@ -40,4 +43,45 @@ func (h *parkHook) Provides(b byte) bool { return b == mqtt.OnDisconnect }
 func (h *parkHook) OnDisconnect(*mqtt.Client, error, bool) {
 	h.parked <- struct{}{}
 	<-h.release
+}
+
+// HoldEnding holds the first connection of clientID that ends where mochi-mqtt is about to remove it from its
+// clients (after checking it was not taken over: its UnsubscribeClient calls OnUnsubscribed), sending on held,
+// until a later connection of the client has registered with mochi-mqtt (OnSessionEstablished) or waits for it
+// to end (the handover).
+func (b *Broker) HoldEnding(clientID string, held chan<- struct{}) {
+	released := make(chan struct{})
+	free := sync.OnceFunc(func() { close(released) })
+	b.handover.mu.Lock()
+	b.handover.waiting = func(string) { free() }
+	b.handover.mu.Unlock()
+	_ = b.srv.AddHook(&holdHook{clientID: clientID, held: held, released: released, free: free}, nil)
+}
+
+type holdHook struct {
+	mqtt.HookBase
+	clientID string
+	held     chan<- struct{}
+	released chan struct{}
+	free     func()
+	holding  atomic.Bool
+}
+
+func (h *holdHook) ID() string { return "hold-ending" }
+func (h *holdHook) Provides(b byte) bool {
+	return b == mqtt.OnUnsubscribed || b == mqtt.OnSessionEstablished
+}
+
+func (h *holdHook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID != h.clientID || !cl.Closed() || !h.holding.CompareAndSwap(false, true) {
+		return // only the first to end is held; the later calls for it (a takeover's) go through
+	}
+	h.held <- struct{}{}
+	<-h.released
+}
+
+func (h *holdHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID == h.clientID && h.holding.Load() {
+		h.free()
+	}
 }

@@ -61,6 +61,10 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if !h.willAllowed(cl, g, pk) {
 		return false
 	}
+	if !h.b.handover.takeOver(h.b.srv, cl, deviceID, h.b.doors.signIn) {
+		h.b.log.Warn("refused a device whose earlier connection did not end, or that connected again meanwhile", "device", deviceID, "remote", cl.Net.Remote)
+		return false
+	}
 	h.b.mu.Lock()
 	if old := h.b.clients[deviceID]; old != nil && old.client != cl {
 		h.b.log.Info("a second connection of the device takes over its session", "device", deviceID, "remote", cl.Net.Remote)

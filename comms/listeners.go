@@ -107,9 +107,12 @@ func (c *trackedConn) Close() error {
 }
 
 // tcpListener is mochi-mqtt's TCP listener, except that closing it leaves the clients to Broker.Close (see
-// doors).
+// doors) and that the handover learns when each of its connections is done.
 type tcpListener struct {
 	*listeners.Net
+	handover *handover
 }
+
+func (l tcpListener) Serve(establish listeners.EstablishFn) { l.Net.Serve(l.handover.serve(establish)) }
 
 func (l tcpListener) Close(listeners.CloseFn) { l.Net.Close(func(string) {}) }

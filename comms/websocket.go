@@ -26,10 +26,11 @@ type wsListener struct {
 	log      *slog.Logger
 	// establish carries the broker's handler from Serve to the requests (a one-slot mailbox).
 	establish chan listeners.EstablishFn
+	handover  *handover // learns when each connection is done
 }
 
-func newWSListener(id string, ln net.Listener, signIn time.Duration) *wsListener {
-	return &wsListener{id: id, ln: ln, signIn: signIn, upgrader: websocket.Upgrader{Subprotocols: []string{"mqtt"},
+func newWSListener(id string, ln net.Listener, signIn time.Duration, h *handover) *wsListener {
+	return &wsListener{id: id, ln: ln, signIn: signIn, handover: h, upgrader: websocket.Upgrader{Subprotocols: []string{"mqtt"},
 		// Agents are not browsers; a browser page gains nothing from a connection it cannot authenticate.
 		CheckOrigin: func(*http.Request) bool { return true }}}
 }
@@ -63,7 +64,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
-	l.establish <- establish
+	l.establish <- l.handover.serve(establish)
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && l.log != nil {
 		l.log.Error("MQTT websocket listener stopped", "err", err)
 	}

@@ -108,6 +108,16 @@ func NewLogRing(size int) *LogRing {
 // repeated burst (the agent sends its whole buffer again at each startLog) keeps only the lines newer than
 // what is already there.
 func (r *LogRing) Add(deviceID string, lines []LogLine) {
+	r.add(deviceID, lines, true)
+}
+
+// Append appends lines as they are, each received strictly after the one before: lines another process
+// received and already sorted out.
+func (r *LogRing) Append(deviceID string, lines []LogLine) {
+	r.add(deviceID, lines, false)
+}
+
+func (r *LogRing) add(deviceID string, lines []LogLine, dedupe bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.lines[deviceID]
@@ -117,7 +127,7 @@ func (r *LogRing) Add(deviceID string, lines []LogLine) {
 	}
 	last := r.last[deviceID]
 	for _, l := range lines {
-		if len(lines) > 1 && !l.Time.After(newest) && len(cur) > 0 {
+		if dedupe && len(lines) > 1 && !l.Time.After(newest) && len(cur) > 0 {
 			continue // already held from an earlier burst
 		}
 		if !l.Received.After(last) {

@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ func (w *deliveryWorld) apply(t testing.TB, upd map[string]any) {
 
 // TestDeliveryAcrossProcesses runs the production layout and reaches a device connected to replica A from
 // replica B and from the worker: a target change, a group's env, a group rollout, a device snapshot (upload and
-// its reply), the listening connections killed and restored, and a deletion that disconnects the device at once.
+// its reply), the device's live log streamed on B and actions asked through B, the listening connections killed
+// and restored, and a deletion that disconnects the device at once.
 func TestDeliveryAcrossProcesses(t *testing.T) {
 	w := newDeliveryWorld(t)
 
@@ -98,6 +100,33 @@ func TestDeliveryAcrossProcesses(t *testing.T) {
 	require.Equal(t, 201, got.Status, string(got.Raw))
 	full := w.a.Must(200, "GET", "/api/v1/snapshots/"+got.String("id")+"/full", nil)
 	assert.Contains(t, string(full.Raw), "Line 3 as it runs")
+
+	// (6) The device's live log watched through B: A asks the device for it, its lines reach B's stream, and
+	// once nobody watches the device is told to stop.
+	logs := w.b.Stream("/api/v1/devices/"+w.device+"/logs/stream", "")
+	w.agent.Next(t, "startLog")
+	w.agent.Publish(t, "logs", []map[string]any{{"level": "info", "msg": "Started flows", "ts": "17653062001230000"},
+		{"level": "error", "msg": "connect ECONNREFUSED", "ts": "17653062001240000"}})
+	logs.Until(mqttdevice.Wait, "the device's lines on B's stream", func(ev apitest.Event) bool {
+		return ev.Name == "log" && strings.Contains(ev.Data, "connect ECONNREFUSED")
+	})
+	logs.Close()
+	w.agent.Next(t, "stopLog")
+
+	// (7) Actions through B: the device on A is asked, and its answer, success or failure, is B's.
+	act := func(action string, reply map[string]any) *apitest.Response {
+		answer := make(chan *apitest.Response, 1)
+		go func() { answer <- w.b.Do("POST", "/api/v1/devices/"+w.device+"/actions/"+action, nil) }()
+		req := w.agent.Next(t, "action")
+		assert.Equal(t, map[string]any{"action": action}, req["payload"])
+		w.agent.Reply(t, req, reply)
+		return <-answer
+	}
+	got = act("restart", map[string]any{"success": true})
+	assert.Equal(t, 202, got.Status, string(got.Raw))
+	got = act("start", map[string]any{"success": false, "error": map[string]any{"message": "No snapshot to start"}})
+	assert.Equal(t, 409, got.Status, string(got.Raw))
+	assert.Equal(t, "device_action_failed", got.String("code"))
 
 	// (5) Every listening connection killed. The change right after may reach A's old connection, none, or the
 	// new one; in every case the device gets it (after listening again, A re-sends update to its devices that

@@ -38,6 +38,9 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	}
 	rel.Attach(b)
 	deps.Broker = rel
+	if _, ok := b.(relay.Live); ok {
+		deps.DeviceLive = rel // live logs and actions reach the device on whichever replica holds it
+	}
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
 		api.Checker{Name: "relay", Check: func(ctx context.Context) error {
 			if err := rel.Check(ctx); err != nil {
@@ -67,7 +70,6 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 	if err != nil {
 		return nil, err
 	}
-	deps.DeviceLive = b // devices connected to this process only (docs/ARCHITECTURE.md §6)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
 	return b, nil

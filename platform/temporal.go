@@ -123,7 +123,8 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 	if reader, ok := drv.(drivers.UsageReader); ok {
 		go (&health.Sampler{Store: st, Driver: reader, Log: log.With("component", "health")}).Run(ctx)
 	}
-	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL, Schedules: e.schedules}
+	instanceActs := &activities.Instances{Store: st, Driver: drv, Sealer: sealer, ForgeURL: cfg.RuntimeAPIURL, Schedules: e.schedules,
+		Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}
 	e.workers = []sdkworker.Worker{
 		worker.New(c, e.instances.TaskQueue, worker.Activities{
 			Instances: instanceActs,

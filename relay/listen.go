@@ -23,6 +23,10 @@ const (
 	kindAck        = "ack"        // To holds the device of request Req and asked it
 	kindReply      = "reply"      // To: the answer to request Req is stored
 	kindPing       = "ping"       // From tests its own listening connection
+	kindAction     = "action"     // IDs[0]: run Action on its Node-RED; Req, From, WaitMS
+	kindWatchLog   = "watchlog"   // From watches the logs of IDs (a lease, renewed every LeaseEvery)
+	kindUnwatchLog = "unwatchlog" // From no longer watches the logs of IDs
+	kindLines      = "lines"      // To: Lines of device IDs[0]'s log
 )
 
 // message is one notification.
@@ -33,6 +37,8 @@ type message struct {
 	IDs    []string `json:"ids,omitempty"`
 	Req    string   `json:"r,omitempty"`
 	WaitMS int64    `json:"w,omitempty"` // how long the device may take to answer, in ms (not a time: clocks differ)
+	Action string   `json:"a,omitempty"`
+	Lines  []line   `json:"l,omitempty"`
 }
 
 var errNotListening = errors.New("not listening for device notifications from the other processes; devices connected here learn of changes made elsewhere at their next heartbeat")
@@ -49,6 +55,7 @@ func (r *Relay) Listen(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.runWork(ctx) })
+	wg.Go(func() { r.runLive(ctx) })
 	defer wg.Wait()
 	failures := 0 // in a row, without listening in between
 	for again := false; ctx.Err() == nil; again = true {
@@ -177,6 +184,18 @@ func (r *Relay) handle(ctx context.Context, payload string) {
 	case kindUpload:
 		if c != nil && len(m.IDs) == 1 && m.Req != "" && c.Holds(m.IDs[0]) {
 			go r.answerUpload(c, m)
+		}
+	case kindAction:
+		if lv := r.live(); lv != nil && len(m.IDs) == 1 && m.Req != "" && c.Holds(m.IDs[0]) {
+			go r.answerAction(lv, m)
+		}
+	case kindWatchLog, kindUnwatchLog:
+		if lv := r.live(); lv != nil && m.From != r.id {
+			r.later(ctx, func(ctx context.Context) { r.leased(ctx, lv, m) })
+		}
+	case kindLines:
+		if len(m.IDs) == 1 {
+			r.relayed(m.IDs[0], m.Lines)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package relay hands what the platform has to tell a device to the process that holds the device's broker
-// connection: its new target (`update`), its deletion (disconnect it at once) and a request for its flows
-// (`upload`, whose answer comes back to the process that asked). Any process may change what a device should
+// connection: its new target (`update`), its deletion (disconnect it at once), a request for its flows
+// (`upload`) or an action on its Node-RED (`action`), whose answers come back to the process that asked, and the
+// watches of its live log, whose lines go to the processes that watch it (live.go). Any process may change what a device should
 // run: an API replica, or a worker running a rollout or a promotion; only the `flowyard serve` replica whose
 // broker the device is connected to can reach it.
 //
@@ -11,8 +12,8 @@
 // listening connection was lost re-sends `update` to its connected devices that run something else than their
 // target once it listens again.
 //
-// The broker side is the Connections interface (the embedded broker, comms.Broker, implements it), so the
-// relay knows nothing of how devices are connected.
+// The broker side is the Connections interface, and Live for live logs and actions (the embedded broker,
+// comms.Broker, implements both), so the relay knows nothing of how devices are connected.
 package relay
 
 import (
@@ -62,11 +63,14 @@ type Relay struct {
 
 	AckTimeout time.Duration
 	PingEvery  time.Duration
+	LeaseEvery time.Duration
+	LinesEvery time.Duration
 
 	conns     atomic.Pointer[connections]
 	listening atomic.Bool
 	pending   sync.Map // request id -> *pending
 	work      chan func()
+	logs      *logs
 }
 
 type connections struct{ Connections }
@@ -78,7 +82,7 @@ func New(st *storage.Store, log *slog.Logger) *Relay {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Relay{store: st, log: log.With("component", "relay"), id: domain.NewID(), AckTimeout: DefaultAckTimeout,
-		PingEvery: DefaultPingEvery, work: make(chan func(), 256)}
+		PingEvery: DefaultPingEvery, LeaseEvery: DefaultLeaseEvery, LinesEvery: DefaultLinesEvery, work: make(chan func(), 256), logs: newLogs()}
 }
 
 // Attach gives the relay this process's broker; until then (and in a worker) it reaches devices only through

@@ -84,7 +84,8 @@ func (w *world) start(t *testing.T, withBroker bool) *replica {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	r := &replica{store: st, relay: relay.New(st, log)}
-	r.relay.PingEvery = time.Second // a lost connection is noticed quickly in tests
+	r.relay.PingEvery = time.Second  // a lost connection is noticed quickly in tests
+	r.relay.LeaseEvery = time.Second // and a watch of a device's log that is not renewed ends
 	if !withBroker {
 		return r
 	}

@@ -22,7 +22,8 @@ type pending struct {
 	acked, replied chan struct{}
 }
 
-// replyBody is what the holding process stores: the device's flows, or why it could not get them.
+// replyBody is what the holding process stores: the device's flows (upload), or why it could not get them or
+// the action failed; an action's success is a body without an error.
 type replyBody struct {
 	Upload *devices.Upload `json:"upload,omitempty"`
 	Error  *replyError     `json:"error,omitempty"`
@@ -37,8 +38,9 @@ type replyError struct {
 // replyMargin is the part of the asker's wait kept for the answer to travel back.
 const replyMargin = time.Second
 
-func errOffline() error {
-	return domain.Conflict("device_offline", "The device is not connected to any broker, so it cannot send its flows.")
+// errOffline says a device connected nowhere cannot do what: "send its flows", "be asked".
+func errOffline(what string) error {
+	return domain.Conflict("device_offline", "The device is not connected to any broker, so it cannot "+what+".")
 }
 
 func errTimeout() error {
@@ -57,22 +59,32 @@ func (r *Relay) RequestUpload(ctx context.Context, d *storage.Device) (*devices.
 	if c != nil && c.Holds(d.ID) {
 		return c.RequestUpload(ctx, d)
 	}
+	body, err := r.requestElsewhere(ctx, d, message{Kind: kindUpload}, "send its flows")
+	if err != nil {
+		return nil, err
+	}
+	if body.Upload == nil {
+		return nil, errors.New("a device's stored answer holds neither flows nor an error")
+	}
+	return body.Upload, nil
+}
+
+// requestElsewhere sends m (its kind and arguments) to the process holding the device and waits for the answer
+// it stores; an error the device or that process answered comes back as the error. what completes "the device
+// cannot …" when no process holds it.
+func (r *Relay) requestElsewhere(ctx context.Context, d *storage.Device, m message, what string) (*replyBody, error) {
 	if !r.store.Notifies() {
-		return nil, errOffline()
+		return nil, errOffline(what)
 	}
 	if !r.listening.Load() {
 		return nil, domain.Unavailable("relay_unavailable", "This replica cannot reach devices connected to the others right now; try again.")
 	}
-	return r.requestElsewhere(ctx, d)
-}
-
-func (r *Relay) requestElsewhere(ctx context.Context, d *storage.Device) (*devices.Upload, error) {
 	req := domain.NewID()
 	p := &pending{acked: make(chan struct{}, 1), replied: make(chan struct{}, 1)}
 	r.pending.Store(req, p)
 	defer r.pending.Delete(req)
 	deadline, _ := ctx.Deadline()
-	m := message{Kind: kindUpload, From: r.id, Req: req, IDs: []string{d.ID}, WaitMS: time.Until(deadline.Add(-replyMargin)).Milliseconds()}
+	m.From, m.Req, m.IDs, m.WaitMS = r.id, req, []string{d.ID}, time.Until(deadline.Add(-replyMargin)).Milliseconds()
 	if err := r.publish(ctx, m); err != nil {
 		return nil, err
 	}
@@ -85,7 +97,7 @@ func (r *Relay) requestElsewhere(ctx context.Context, d *storage.Device) (*devic
 		if ctx.Err() != nil {
 			return nil, errTimeout()
 		}
-		return nil, errOffline()
+		return nil, errOffline(what)
 	}
 	select {
 	case <-p.replied:
@@ -115,9 +127,18 @@ func (r *Relay) answered(m message) {
 	}
 }
 
-// answerUpload runs in the process holding the device: acknowledge, ask the device, store what it answered
-// (or why not) and tell the asker.
+// answerUpload runs in the process holding the device: acknowledge, ask the device for its flows, store what it
+// answered (or why not) and tell the asker.
 func (r *Relay) answerUpload(c Connections, m message) {
+	r.answer(m, func(ctx context.Context, d *storage.Device) (body replyBody, err error) {
+		body.Upload, err = c.RequestUpload(ctx, d)
+		return body, err
+	})
+}
+
+// answer runs in the process holding the device: acknowledge, ask the device (ask), store what it answered (or
+// why not) and tell the asker.
+func (r *Relay) answer(m message, ask func(ctx context.Context, d *storage.Device) (replyBody, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.WaitMS)*time.Millisecond)
 	defer cancel()
 	deviceID := m.IDs[0]
@@ -128,12 +149,12 @@ func (r *Relay) answerUpload(c Connections, m message) {
 	body := replyBody{}
 	d, err := r.store.GetDevice(ctx, deviceID)
 	if err == nil {
-		body.Upload, err = c.RequestUpload(ctx, d)
+		body, err = ask(ctx, d)
 	}
 	if err != nil {
 		body.Error = errorOf(err)
 		if _, known := domain.AsError(err); !known {
-			r.log.Warn("ask a device for its flows", "device", deviceID, "err", err)
+			r.log.Warn("ask a device", "device", deviceID, "request", m.Kind, "err", err)
 		}
 	}
 	b, err := json.Marshal(body)
@@ -165,7 +186,7 @@ func errorOf(err error) *replyError {
 	return &replyError{Kind: domain.KindUnavailable, Code: "device_unreachable", Message: "The process holding the device's connection could not ask it."}
 }
 
-func readReply(body string) (*devices.Upload, error) {
+func readReply(body string) (*replyBody, error) {
 	var rb replyBody
 	if err := json.Unmarshal([]byte(body), &rb); err != nil {
 		return nil, err
@@ -173,8 +194,5 @@ func readReply(body string) (*devices.Upload, error) {
 	if rb.Error != nil {
 		return nil, &domain.Error{Kind: rb.Error.Kind, Code: rb.Error.Code, Message: rb.Error.Message}
 	}
-	if rb.Upload == nil {
-		return nil, errors.New("a device's stored answer holds neither flows nor an error")
-	}
-	return rb.Upload, nil
+	return &rb, nil
 }

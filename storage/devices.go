@@ -110,6 +110,16 @@ func (s *Store) TeamDeviceIDs(ctx context.Context, teamID string) ([]string, err
 	return ids, err
 }
 
+// InstanceDeviceIDs lists the devices whose settings derive from an instance: the ones it owns and the ones
+// whose target is one of its snapshots.
+func (s *Store) InstanceDeviceIDs(ctx context.Context, instanceID string) ([]string, error) {
+	var ids []string
+	err := s.db.NewSelect().Model((*Device)(nil)).Column("id").Where("instance_id = ?", instanceID).
+		WhereOr("target_snapshot_id IN (?)", s.db.NewSelect().Model((*Snapshot)(nil)).Column("id").Where("instance_id = ?", instanceID)).
+		Scan(ctx, &ids)
+	return ids, err
+}
+
 // DeviceTeams maps those of ids that are devices to their teams (a broker's accounts checked against the store).
 func (s *Store) DeviceTeams(ctx context.Context, ids []string) (map[string]string, error) {
 	out := map[string]string{}
