@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +20,7 @@ type Pipelines struct {
 	Snapshots *snapshots.Service
 	Devices   *devices.Service // sets an instance's device target; rehashes the devices whose target it sets
 	Notifier  DeviceNotifier   // nil: devices learn their new target on their next check-in
+	Rollouts  RolloutRecorder  // records the rollouts promotions start in device groups
 }
 
 // PromotionPlan is what a promotion deploys and where.
@@ -330,29 +332,24 @@ type GroupRollout struct {
 	Strategy                                               map[string]any
 }
 
+// RolloutRecorder records the rollout a promotion starts in a group, with its operation, once;
+// services.Rollouts implements it (activities reach services through it: services import the workflow
+// facades, whose packages import activities).
+type RolloutRecorder interface {
+	RecordForPromotion(ctx context.Context, r *storage.Rollout) error
+}
+
 // RecordGroupRollout inserts the rollout row and its operation (once); a group that has a rollout running
 // already, or no devices, refuses.
 func (a *Pipelines) RecordGroupRollout(ctx context.Context, req GroupRollout) (teamID string, err error) {
-	if r, err := a.Store.GetRollout(ctx, req.RolloutID); err == nil {
-		return r.TeamID, nil
+	if a.Rollouts == nil {
+		return "", errors.New("activities.Pipelines has no Rollouts to record a group's rollout with")
 	}
-	r := &storage.Rollout{ID: req.RolloutID, GroupID: req.GroupID, SnapshotID: req.SnapshotID, Strategy: req.Strategy, Status: "running",
+	r := &storage.Rollout{ID: req.RolloutID, GroupID: req.GroupID, SnapshotID: req.SnapshotID, Strategy: req.Strategy,
 		Waves: len(req.Waves), OperationID: &req.OperationID}
 	if req.CreatedBy != "" {
 		r.CreatedBy = &req.CreatedBy
 	}
-	err = a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		if _, err := tx.RolloutOfGroup(ctx, r); err != nil {
-			return err
-		}
-		if err := tx.InsertRollout(ctx, r); err != nil {
-			return err
-		}
-		key := "promotion-target/" + req.OperationID
-		op := &storage.Operation{ID: req.OperationID, Kind: "rollout", SubjectType: "rollout", SubjectID: r.ID, TeamID: &r.TeamID,
-			Status: storage.OperationPending, WorkflowID: "rollout/" + r.ID, RequestKey: &key, CreatedBy: r.CreatedBy}
-		_, _, err := tx.InsertOperation(ctx, op)
-		return err
-	})
+	err = a.Rollouts.RecordForPromotion(ctx, r)
 	return r.TeamID, rejected(err)
 }

@@ -9,14 +9,13 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/instance"
 )
 
 // InstanceRunner starts lifecycle actions; the workflow facade implements it.
-type InstanceRunner interface {
-	Run(ctx context.Context, p instance.Params) (runID string, err error)
-}
+type InstanceRunner = services.InstanceRunner
 
 // LogReader reads an instance's recent runtime log lines; the platform wires the driver in.
 type LogReader func(ctx context.Context, instanceID string, since time.Time, limit int) ([]LogLineJSON, error)
@@ -115,53 +114,18 @@ func (s *Server) createInstance(c *fiber.Ctx) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	runtimeToken, tokenHash := domain.NewToken(domain.TokenPrefixInstance)
-	var in *storage.Instance
-	var op *storage.Operation
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		var docs initialStorage
-		var err error
-		if in, docs, err = s.newInstance(ctx, tx, app, &req); err != nil {
-			return err
-		}
-		in.RuntimeToken = s.sealer.Seal(runtimeToken)
-		op = newOperation("provision", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
-		if err := s.checkInstanceLimits(ctx, tx, in); err != nil {
-			return err
-		}
-		if err := s.checkBilling(ctx, tx, in, true); err != nil {
-			return err
-		}
-		if err := tx.InsertInstance(ctx, in); err != nil {
-			return err
-		}
-		if err := tx.InsertToken(ctx, &storage.Token{ID: domain.NewID(), TokenHash: tokenHash, Kind: "instance", Name: "runtime",
-			OwnerType: "instance", OwnerID: in.ID, TeamID: &in.TeamID}); err != nil {
-			return err
-		}
-		if err := docs.put(ctx, tx, in.ID); err != nil {
-			return err
-		}
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, in.TeamID, "instance.created", "instance", in.ID, map[string]any{"name": in.Name})
-	})
+	in, op, err := s.svc.instances.Provision(c.UserContext(), who.userID(),
+		func(ctx context.Context, tx *storage.Store) (*storage.Instance, func(context.Context, *storage.Store) error, error) {
+			in, docs, err := s.newInstance(ctx, tx, app, &req)
+			if err != nil {
+				return nil, nil, err
+			}
+			return in, func(ctx context.Context, tx *storage.Store) error { return docs.put(ctx, tx, in.ID) }, nil
+		})
 	if err != nil {
 		return err
 	}
-	if s.billing != nil {
-		s.billing.UsageChanged(c.UserContext(), in.TeamID)
-	}
-	return s.startAction(c, in, op, instance.ActionProvision)
-}
-
-// checkBilling refuses with a 402 to create or start an instance in a team whose billing does not allow it.
-func (s *Server) checkBilling(ctx context.Context, st *storage.Store, in *storage.Instance, creating bool) error {
-	if s.billing == nil {
-		return nil
-	}
-	return s.billing.CheckCanRun(ctx, st, in.TeamID, in.InstanceTypeID, creating)
+	return s.acceptedRun(c, in, op)
 }
 
 // newInstance validates a create request against the objects it names, in the creating transaction, and
@@ -248,75 +212,27 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// checkInstanceLimits applies the team type's instance limits, inside the creating transaction.
-func (s *Server) checkInstanceLimits(ctx context.Context, tx *storage.Store, in *storage.Instance) error {
-	if err := tx.LockTeam(ctx, in.TeamID); err != nil {
-		return err
-	}
-	team, err := tx.GetTeam(ctx, in.TeamID)
-	if err != nil {
-		return err
-	}
-	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
-	if err != nil {
-		return err
-	}
-	lim := tt.Properties.Limits
-	total, err := tx.CountTeamInstances(ctx, in.TeamID, "")
-	if err != nil {
-		return err
-	}
-	if domain.Exceeds(lim.Instances, total) {
-		return domain.LimitExceeded("instances", lim.Instances)
-	}
-	if perType, ok := lim.InstancesPerType[in.InstanceTypeID]; ok {
-		n, err := tx.CountTeamInstances(ctx, in.TeamID, in.InstanceTypeID)
-		if err != nil {
-			return err
-		}
-		if domain.Exceeds(perType, n) {
-			return domain.LimitExceeded("instances_per_type", perType)
-		}
-	}
-	return nil
-}
-
 func newOperation(kind, subjectType, subjectID, teamID, workflowID string, who *caller) *storage.Operation {
-	op := &storage.Operation{ID: domain.NewID(), Kind: kind, SubjectType: subjectType, SubjectID: subjectID, TeamID: &teamID,
-		Status: storage.OperationPending, WorkflowID: workflowID}
-	if who != nil && who.user != nil {
-		op.CreatedBy = &who.user.ID
-	}
-	return op
+	return services.NewOperation(kind, subjectType, subjectID, teamID, workflowID, who.userID())
 }
 
-// startAction starts the lifecycle workflow for an operation already recorded, and answers 202. When the
-// engine refuses, the operation is marked failed so it never stays pending.
-func (s *Server) startAction(c *fiber.Ctx, in *storage.Instance, op *storage.Operation, action instance.Action) error {
-	return s.startRun(c, in, op, instance.Params{Action: action})
-}
-
-// startRun is startAction with the run's other parameters (a snapshot to restore, a stack to move to).
-func (s *Server) startRun(c *fiber.Ctx, in *storage.Instance, op *storage.Operation, p instance.Params) error {
-	if s.instances == nil {
-		return s.failOperation(c.UserContext(), op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
-	}
-	p.InstanceID, p.TeamID, p.OperationID = in.ID, in.TeamID, op.ID
-	runID, err := s.instances.Run(c.UserContext(), p)
+// runAction records and starts a lifecycle run of the instance (services.Instances.Act) and answers 202.
+func (s *Server) runAction(c *fiber.Ctx, who *caller, in *storage.Instance, p instance.Params, body map[string]any) error {
+	op, err := s.svc.instances.Act(c.UserContext(), who.userID(), in, p, body)
 	if err != nil {
-		return s.failOperation(c.UserContext(), op, err)
+		return err
 	}
-	op.RunID = runID
+	return s.acceptedRun(c, in, op)
+}
+
+// acceptedRun answers 202 for a lifecycle run started, pointing at its operation.
+func (s *Server) acceptedRun(c *fiber.Ctx, in *storage.Instance, op *storage.Operation) error {
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"instance": s.instanceView(in), "operation": s.operationView(op)})
 }
 
 func (s *Server) failOperation(ctx context.Context, op *storage.Operation, cause error) error {
-	op.Status, op.Error = storage.OperationFailed, cause.Error()
-	if _, err := s.store.UpdateOperation(ctx, op, storage.OperationPending); err != nil {
-		s.log.Error("mark operation failed", "operation", op.ID, "err", err)
-	}
-	return cause
+	return s.svc.operations.Fail(ctx, op, cause)
 }
 
 func (s *Server) listInstances(c *fiber.Ctx) error {
@@ -362,26 +278,7 @@ func (s *Server) instanceAction(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if action == instance.ActionStart || action == instance.ActionRestart {
-		if err := s.checkBilling(c.UserContext(), s.store, in, false); err != nil {
-			return err
-		}
-	}
-	return s.recordAndStart(c, who, in, string(action), action)
-}
-
-func (s *Server) recordAndStart(c *fiber.Ctx, who *caller, in *storage.Instance, kind string, action instance.Action) error {
-	op := newOperation(kind, "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
-	err := s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, in.TeamID, "instance."+kind, "instance", in.ID, nil)
-	})
-	if err != nil {
-		return err
-	}
-	return s.startAction(c, in, op, action)
+	return s.runAction(c, who, in, instance.Params{Action: action}, nil)
 }
 
 func (s *Server) deleteInstance(c *fiber.Ctx) error {
@@ -389,7 +286,7 @@ func (s *Server) deleteInstance(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.recordAndStart(c, who, in, "delete", instance.ActionDelete)
+	return s.runAction(c, who, in, instance.Params{Action: instance.ActionDelete}, nil)
 }
 
 func (s *Server) updateInstance(c *fiber.Ctx) error {

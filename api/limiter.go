@@ -336,24 +336,8 @@ func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// operationRetryAfter is what a client refused for too many operations is told to wait: operations take
-// seconds to minutes.
-const operationRetryAfter = 30 * time.Second
-
-// insertOperation records a new operation inside tx, unless its team already has MaxTeamOperations pending or
-// running. The count and the insert share the transaction (and the team's lock), so the limit holds across
-// API replicas.
+// insertOperation records a new operation inside tx, within the team's limit on operations in flight
+// (services.Operations.Record).
 func (s *Server) insertOperation(ctx context.Context, tx *storage.Store, op *storage.Operation) error {
-	if op.TeamID != nil {
-		n, err := tx.CountTeamOperationsInFlight(ctx, *op.TeamID)
-		if err != nil {
-			return err
-		}
-		if n >= s.limiter.MaxTeamOperations {
-			return domain.TooMany("too_many_operations", fmt.Sprintf(
-				"The team has %d operations in progress, the most it may run at once; try again when one has finished.", n), operationRetryAfter)
-		}
-	}
-	_, _, err := tx.InsertOperation(ctx, op)
-	return err
+	return s.svc.operations.Record(ctx, tx, op)
 }

@@ -7,16 +7,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 )
 
 // PipelineRunner starts promotions and passes approve, reject and cancel to them; the workflow facade
 // implements it.
-type PipelineRunner interface {
-	Start(ctx context.Context, p pipeline.Params) (string, error)
-	Decide(ctx context.Context, promotionID, action string, d pipeline.Decision) (pipeline.Progress, error)
-}
+type PipelineRunner = services.PromotionRunner
 
 type promoteRequest struct {
 	SnapshotID string  `json:"snapshotId,omitempty"`
@@ -68,61 +66,32 @@ func (s *Server) promote(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	pr, op, target, err := s.recordPromotion(c, who, role, p, req.SnapshotID, at)
+	pr, op, err := s.svc.promotions.Promote(c.UserContext(), services.Promotion{Pipeline: p, By: who.user.ID, SnapshotID: req.SnapshotID, At: at,
+		Stages: func(ctx context.Context, tx *storage.Store) (source, target *storage.PipelineStage, err error) {
+			return promotionStagesFor(ctx, tx, who, role, p, c.Params("stageId"), req.SnapshotID)
+		}})
 	if err != nil {
 		return err
 	}
-	if s.pipelines == nil {
-		return s.failPromotion(ctx, pr, op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
-	}
-	runID, err := s.pipelines.Start(ctx, pipeline.Params{PromotionID: pr.ID, PipelineID: p.ID, TeamID: p.TeamID, OperationID: op.ID,
-		RequestedBy: who.user.ID, SnapshotID: req.SnapshotID, At: at, RequiresApproval: target.RequiresApproval,
-		ApproverRole: target.ApproverRole, ForbidSelfApproval: target.ForbidSelfApproval})
-	if err != nil {
-		return s.failPromotion(ctx, pr, op, err)
-	}
-	op.RunID = runID
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"promotion": promotionView(pr), "operation": s.operationView(op)})
 }
 
-// recordPromotion checks a promotion from the stage in the path against the pipeline as the recording
-// transaction sees it (the next stage, its protection, the snapshot named) and records it with its operation.
-func (s *Server) recordPromotion(c *fiber.Ctx, who *caller, role domain.Role, p *storage.Pipeline, snapshotID string, at time.Time) (
-	pr *storage.Promotion, op *storage.Operation, target *storage.PipelineStage, err error) {
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		source, next, err := promotionStages(ctx, tx, p, c.Params("stageId"))
-		if err != nil {
-			return err
-		}
-		if next.Protected && role < domain.RoleOwner && !who.user.Admin {
-			return domain.Forbidden()
-		}
-		if err := checkPromotionSnapshot(ctx, tx, p, source, snapshotID); err != nil {
-			return err
-		}
-		target = next
-		pr = &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: source.ID, TargetStageID: next.ID,
-			Status: initialStatus(next, at), RequestedBy: &who.user.ID}
-		if !at.IsZero() {
-			pr.ScheduledAt = &at
-		}
-		if snapshotID != "" {
-			pr.SnapshotID = &snapshotID
-		}
-		op = newOperation("promotion", "promotion", pr.ID, p.TeamID, pipeline.WorkflowID(pr.ID), who)
-		pr.OperationID = &op.ID
-		if err := tx.InsertPromotion(ctx, pr); err != nil {
-			return err
-		}
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, p.TeamID, "application.pipeline.stage-promoted", "pipeline", p.ID,
-			map[string]any{"promotion": pr.ID, "from": source.ID, "to": next.ID, "at": pr.ScheduledAt})
-	})
-	return pr, op, target, err
+// promotionStagesFor checks a promotion from the stage in the path against the pipeline as the recording
+// transaction sees it (the next stage, its protection, the snapshot named).
+func promotionStagesFor(ctx context.Context, tx *storage.Store, who *caller, role domain.Role, p *storage.Pipeline, stageID, snapshotID string) (
+	source, next *storage.PipelineStage, err error) {
+	source, next, err = promotionStages(ctx, tx, p, stageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if next.Protected && role < domain.RoleOwner && !who.user.Admin {
+		return nil, nil, domain.Forbidden()
+	}
+	if err := checkPromotionSnapshot(ctx, tx, p, source, snapshotID); err != nil {
+		return nil, nil, err
+	}
+	return source, next, nil
 }
 
 // promotionStages returns the stage named in the path and the next one, which a promotion moves its snapshot into.
@@ -155,16 +124,6 @@ func parseAt(v *string) (time.Time, error) {
 	return at.UTC(), nil
 }
 
-func initialStatus(target *storage.PipelineStage, at time.Time) string {
-	switch {
-	case target.RequiresApproval:
-		return storage.PromotionAwaitingApproval
-	case !at.IsZero():
-		return storage.PromotionScheduled
-	}
-	return storage.PromotionRunning
-}
-
 // checkPromotionSnapshot checks a named snapshot (it must be of the pipeline's application), and that a
 // prompt stage got one. The other actions resolve their snapshot when the promotion runs.
 func checkPromotionSnapshot(ctx context.Context, st *storage.Store, p *storage.Pipeline, source *storage.PipelineStage, snapshotID string) error {
@@ -177,15 +136,6 @@ func checkPromotionSnapshot(ctx context.Context, st *storage.Store, p *storage.P
 	}
 	_, err := applicationSnapshot(ctx, st, "snapshotId", p.ApplicationID, snapshotID)
 	return err
-}
-
-// failPromotion records that the workflow could not be started, and answers the error.
-func (s *Server) failPromotion(ctx context.Context, pr *storage.Promotion, op *storage.Operation, cause error) error {
-	pr.Status, pr.Reason = storage.PromotionFailed, "the workflow engine did not accept the promotion"
-	_ = s.store.UpdatePromotion(ctx, pr)
-	op.Status, op.Error = storage.OperationFailed, pr.Reason
-	_, _ = s.store.UpdateOperation(ctx, op, storage.OperationPending)
-	return cause
 }
 
 func (s *Server) listPromotions(c *fiber.Ctx) error {
@@ -241,16 +191,7 @@ func (s *Server) decidePromotion(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	if s.pipelines == nil {
-		return domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine.")
-	}
-	if _, err := s.pipelines.Decide(ctx, pr.ID, action, d); err != nil {
-		return err
-	}
-	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		return audit(c, tx, who, pr.TeamID, "application.pipeline.promotion-"+action, "pipeline", pr.PipelineID, map[string]any{"promotion": pr.ID})
-	})
-	if err != nil {
+	if err := s.svc.promotions.Decide(ctx, pr, action, d); err != nil {
 		return err
 	}
 	if pr, err = s.store.GetPromotion(ctx, pr.ID); err != nil {

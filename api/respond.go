@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -53,14 +54,7 @@ func created(c *fiber.Ctx, v any) error { return c.Status(fiber.StatusCreated).J
 
 func noContent(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusNoContent) }
 
-// audit records an event in the team's audit log, inside the caller's transaction.
+// audit records an event in the team's audit log, inside the caller's transaction (services.Audit).
 func audit(c *fiber.Ctx, st *storage.Store, who *caller, teamID, event, entityType, entityID string, body map[string]any) error {
-	e := &storage.AuditEntry{Event: event, EntityType: entityType, EntityID: entityID, Body: body}
-	if teamID != "" {
-		e.TeamID = &teamID
-	}
-	if who != nil && who.user != nil {
-		e.UserID = &who.user.ID
-	}
-	return st.InsertAudit(c.UserContext(), e)
+	return services.Audit(c.UserContext(), st, who.userID(), teamID, event, entityType, entityID, body)
 }

@@ -7,15 +7,13 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
 
 // RolloutRunner starts rollouts and passes operator actions to them; the workflow facade implements it.
-type RolloutRunner interface {
-	Start(ctx context.Context, p rollout.Params) (string, error)
-	Act(ctx context.Context, rolloutID, action, by string) (rollout.Progress, error)
-}
+type RolloutRunner = services.RolloutRunner
 
 type strategyRequest struct {
 	Waves            []int    `json:"waves,omitempty"`
@@ -94,37 +92,13 @@ func (s *Server) createRollout(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	r := &storage.Rollout{ID: domain.NewID(), GroupID: g.ID, TeamID: g.TeamID, ApplicationID: g.ApplicationID, SnapshotID: req.SnapshotID,
-		Strategy: strategyView(strategy), Status: rollout.StatusRunning, Waves: len(strategy.Waves)}
-	op := newOperation("rollout", "rollout", r.ID, g.TeamID, rollout.WorkflowID(r.ID), who)
-	r.OperationID = &op.ID
-	if who.user != nil {
-		r.CreatedBy = &who.user.ID
-	}
-	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		if err := planRollout(ctx, tx, r); err != nil {
-			return err
-		}
-		if err := tx.InsertRollout(ctx, r); err != nil {
-			return err
-		}
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, g.TeamID, "application.device-group.rollout-started", "device-group", g.ID,
-			map[string]any{"rollout": r.ID, "snapshot": r.SnapshotID})
+		Strategy: strategyView(strategy), Waves: len(strategy.Waves)}
+	op, err := s.svc.rollouts.Start(ctx, who.userID(), r, strategy, func(ctx context.Context, tx *storage.Store) error {
+		return checkRolloutSnapshot(ctx, tx, r)
 	})
 	if err != nil {
 		return err
 	}
-	if s.rollouts == nil {
-		return s.failRollout(ctx, r, op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
-	}
-	runID, err := s.rollouts.Start(ctx, rollout.Params{RolloutID: r.ID, GroupID: g.ID, TeamID: g.TeamID, SnapshotID: r.SnapshotID,
-		OperationID: op.ID, Strategy: strategy})
-	if err != nil {
-		return s.failRollout(ctx, r, op, err)
-	}
-	op.RunID = runID
 	view, err := s.rolloutView(ctx, r)
 	if err != nil {
 		return err
@@ -133,18 +107,9 @@ func (s *Server) createRollout(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"rollout": view, "operation": s.operationView(op)})
 }
 
-// failRollout ends a rollout the engine would not start, so the group is free for the next one.
-func (s *Server) failRollout(ctx context.Context, r *storage.Rollout, op *storage.Operation, cause error) error {
-	r.Status, r.Reason = rollout.StatusFailed, cause.Error()
-	if err := s.store.SaveRolloutProgress(ctx, r); err != nil {
-		s.log.Error("mark rollout failed", "rollout", r.ID, "err", err)
-	}
-	return s.failOperation(ctx, op, cause)
-}
-
-// planRollout checks a rollout against its group as it is in the transaction that records it (the snapshot must
-// be one of the group's application, and the group must have devices) and fills what it takes from the group.
-func planRollout(ctx context.Context, tx *storage.Store, r *storage.Rollout) error {
+// checkRolloutSnapshot checks the snapshot a rollout names against its group as it is in the transaction that
+// records it: the snapshot must be one of the group's application.
+func checkRolloutSnapshot(ctx context.Context, tx *storage.Store, r *storage.Rollout) error {
 	if r.SnapshotID == "" {
 		return domain.InvalidField("snapshotId", "is required")
 	}
@@ -152,14 +117,10 @@ func planRollout(ctx context.Context, tx *storage.Store, r *storage.Rollout) err
 	if err != nil {
 		return err
 	}
-	if _, err := applicationSnapshot(ctx, tx, "snapshotId", g.ApplicationID, r.SnapshotID); err != nil {
-		return err
-	}
-	_, err = tx.RolloutOfGroup(ctx, r)
+	_, err = applicationSnapshot(ctx, tx, "snapshotId", g.ApplicationID, r.SnapshotID)
 	return err
 }
 
-// parseStrategy fills the defaults and checks every field.
 func parseStrategy(req *strategyRequest) (rollout.Strategy, error) {
 	st := rollout.DefaultStrategy()
 	if req == nil {
@@ -285,13 +246,7 @@ func (s *Server) rolloutAction(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.rollouts == nil {
-		return domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine.")
-	}
-	if _, err := s.rollouts.Act(c.UserContext(), r.ID, action, who.user.ID); err != nil {
-		return err
-	}
-	if err := audit(c, s.store, who, r.TeamID, "application.device-group.rollout-"+action, "rollout", r.ID, nil); err != nil {
+	if err := s.svc.rollouts.Act(c.UserContext(), who.user.ID, r, action); err != nil {
 		return err
 	}
 	return s.getRollout(c)

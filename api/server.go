@@ -103,13 +103,10 @@ type Server struct {
 	limiter    *limiters
 	wfURL      func(workflowID, runID string) string
 	sealer     *domain.Sealer
-	instances  InstanceRunner
 	logs       LogReader
 	devices    *devices.Service
 	broker     DeviceBroker
 	deviceLive DeviceLive
-	rollouts   RolloutRunner
-	pipelines  PipelineRunner
 	stackMoves StackMoveRunner
 	billing    *billing.Service
 	schedules  SnapshotScheduler
@@ -117,6 +114,7 @@ type Server struct {
 	mail       *mail.Outbox
 	providers  *providers // OpenID providers of single sign-on, cached
 	editors    editorOrigins
+	svc        flowServices // the services of the flows the API shares with the worker and the platform
 }
 
 // New builds the API with every route registered.
@@ -131,9 +129,8 @@ func New(d Deps) *Server {
 		d.Config.WriteTimeout = 60 * time.Second
 	}
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
-		instances: d.Instances, logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive, rollouts: d.Rollouts}
+		logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive}
 	s.billing = d.Billing
-	s.pipelines = d.Pipelines
 	s.stackMoves = d.StackMoves
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
@@ -141,6 +138,7 @@ func New(d Deps) *Server {
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
 	s.editors = newEditorOrigins(d.Config.PublicURL, d.Config.EditorDomain)
+	s.svc = newFlowServices(s, d)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL, Accounts: d.DeviceAccounts}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",

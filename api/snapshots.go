@@ -336,17 +336,8 @@ func (s *Server) rollbackInstance(c *fiber.Ctx) error {
 	if err := snapshots.SameApplication(snap, in); err != nil {
 		return err
 	}
-	op := newOperation("rollback", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, in.TeamID, "instance.rollback", "instance", in.ID, map[string]any{"snapshotId": snap.ID, "name": snap.Name})
-	})
-	if err != nil {
-		return err
-	}
-	return s.startRun(c, in, op, instance.Params{Action: instance.ActionRollback, SnapshotID: snap.ID})
+	return s.runAction(c, who, in, instance.Params{Action: instance.ActionRollback, SnapshotID: snap.ID},
+		map[string]any{"snapshotId": snap.ID, "name": snap.Name})
 }
 
 // seedFromSnapshot fills a new instance from a snapshot of its team: flows, credentials re-encrypted to the

@@ -114,17 +114,8 @@ func (s *Server) upgradeInstance(c *fiber.Ctx) error {
 	if err := usableStack(c.UserContext(), s.store, req.StackID, in.InstanceTypeID); err != nil {
 		return err
 	}
-	op := newOperation("upgrade", "instance", in.ID, in.TeamID, instance.WorkflowID(in.ID), who)
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		return audit(c, tx, who, in.TeamID, "instance.upgrade", "instance", in.ID, map[string]any{"fromStackId": in.StackID, "toStackId": req.StackID})
-	})
-	if err != nil {
-		return err
-	}
-	return s.startRun(c, in, op, instance.Params{Action: instance.ActionUpgrade, StackID: req.StackID})
+	return s.runAction(c, who, in, instance.Params{Action: instance.ActionUpgrade, StackID: req.StackID},
+		map[string]any{"fromStackId": in.StackID, "toStackId": req.StackID})
 }
 
 // parseMoveStrategy fills the defaults and checks every field.

@@ -3,8 +3,7 @@ package api
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/flowyard/flowyard/domain"
-	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/services"
 )
 
 type createUserRequest struct {
@@ -27,32 +26,15 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	u, err := NewUser(req.Email, req.Name, req.Password, req.Admin)
+	u, err := s.svc.users.Create(c.UserContext(), services.Account{Email: req.Email, Name: req.Name, Password: req.Password, Admin: req.Admin})
 	if err != nil {
-		return err
-	}
-	if err := s.store.InsertUser(c.UserContext(), u); err != nil {
 		return err
 	}
 	return created(c, userView(u))
 }
 
-// NewUser validates a new user's fields and hashes the password. Every way an account is made (the admin API and
-// CLI, the configured first admin, accepting an invitation) goes through it, so each applies the password policy.
-func NewUser(email, name, password string, admin bool) (*storage.User, error) {
-	email, emailErr := domain.ValidateEmail("email", email)
-	if name == "" {
-		name = email
-	}
-	if err := domain.Collect(emailErr, domain.ValidateName("name", name), domain.ValidateNewPassword("password", password)); err != nil {
-		return nil, err
-	}
-	hash, err := domain.HashPassword(password)
-	if err != nil {
-		return nil, err
-	}
-	return &storage.User{ID: domain.NewID(), Email: email, Name: name, PasswordHash: hash, Admin: admin}, nil
-}
+// NewUser validates a new user's fields and hashes the password (services.NewUser).
+var NewUser = services.NewUser
 
 func (s *Server) listUsers(c *fiber.Ctx) error {
 	if _, err := requireAdmin(c); err != nil {

@@ -83,6 +83,8 @@ var rules = []rule{
 		anyOf(under("storage"), under("drivers"), under("comms"), prefixed("github.com/uptrace/bun", "github.com/gofiber/fiber", "net/http", "os"))},
 	{"the API reaches Temporal only through workflow facades, and never activities or drivers", under("api"),
 		anyOf(under("activities"), under("drivers"), prefixed("go.temporal.io"))},
+	{"services hold the shared flows below the API: they never import the API, Fiber, activities or drivers", under("services"),
+		anyOf(under("api"), under("activities"), under("drivers"), prefixed("github.com/gofiber/fiber", "net/http"))},
 	{"activities never import the API or workflow code", under("activities"), anyOf(under("api"), prefixed("go.temporal.io/sdk/workflow"))},
 	{"relay reaches devices only through the Connections interface a broker implements: it never imports comms", under("relay"), under("comms")},
 	{"cmd holds wiring only: it imports config, platform and agent", under("cmd"),

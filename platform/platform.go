@@ -16,6 +16,7 @@ import (
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/relay"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
 )
@@ -57,11 +58,8 @@ func CreateUser(ctx context.Context, cfg config.Config, email, name, password st
 		return err
 	}
 	defer st.Close()
-	u, err := api.NewUser(email, name, password, admin)
-	if err != nil {
-		return describe(err)
-	}
-	return describe(st.InsertUser(ctx, u))
+	_, err = (&services.Users{Store: st}).Create(ctx, services.Account{Email: email, Name: name, Password: password, Admin: admin})
+	return describe(err)
 }
 
 // describe turns a domain error into one line for a terminal.
@@ -90,14 +88,10 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 	} else if !domain.IsKind(err, domain.KindNotFound) {
 		return err
 	}
-	u, err := api.NewUser(email, "Administrator", password, true)
-	if err != nil {
-		return describe(err)
-	}
 	// A generated password has been in a log: its holder must choose their own before doing anything else.
-	u.PasswordChangeRequired = generated
-	if err := st.InsertUser(ctx, u); err != nil {
-		return err
+	if _, err := (&services.Users{Store: st}).Create(ctx, services.Account{Email: email, Name: "Administrator", Password: password,
+		Admin: true, PasswordChangeRequired: generated}); err != nil {
+		return describe(err)
 	}
 	if generated {
 		// Printed once: the password is not stored anywhere but as a hash.

@@ -27,6 +27,7 @@ import (
 	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/relay"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
@@ -132,7 +133,7 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		}),
 		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}, &activities.StackMoves{Store: st}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
-			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}),
+			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay, Rollouts: &services.Rollouts{Operations: &services.Operations{Store: st, Log: log}}}),
 	}
 	alertWorker, err := startAlerts(ctx, cfg, tcfg, st, sealer, c, log)
 	if err != nil {
@@ -272,22 +273,9 @@ func (e *engine) onRuntimeExit(instanceID string, st drivers.Status) {
 
 // recover records a recover operation and starts it, unless another action already runs on the instance.
 func (e *engine) recover(ctx context.Context, instanceID string) {
-	in, err := e.store.GetInstance(ctx, instanceID)
-	if err != nil || in.DesiredState != instance.StateRunning {
-		return
-	}
-	if busy, err := e.instances.Running(ctx, instanceID); err != nil || busy {
-		return
-	}
-	op := &storage.Operation{ID: domain.NewID(), Kind: "recover", SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
-		Status: storage.OperationPending, WorkflowID: instance.WorkflowID(in.ID)}
-	if _, _, err := e.store.InsertOperation(ctx, op); err != nil {
-		e.log.Error("record recover operation", "instance", instanceID, "err", err)
-		return
-	}
-	if _, err := e.instances.Run(ctx, instance.Params{InstanceID: in.ID, TeamID: in.TeamID, OperationID: op.ID, Action: instance.ActionRecover}); err != nil {
-		op.Status, op.Error = storage.OperationFailed, err.Error()
-		_, _ = e.store.UpdateOperation(ctx, op, storage.OperationPending)
+	flows := &services.Instances{Operations: &services.Operations{Store: e.store, Log: e.log}, Runner: e.instances}
+	if err := flows.Recover(ctx, instanceID, e.instances); err != nil && !domain.IsKind(err, domain.KindNotFound) {
+		e.log.Warn("recover instance", "instance", instanceID, "err", err)
 	}
 }
 

@@ -1,0 +1,43 @@
+package api
+
+import (
+	"github.com/flowyard/flowyard/services"
+)
+
+// flowServices are the services the handlers call for the flows the API shares with the worker's activities and the
+// platform's crash recovery (package services): handlers decode, authorize, call one and answer.
+type flowServices struct {
+	operations *services.Operations
+	instances  *services.Instances
+	rollouts   *services.Rollouts
+	users      *services.Users
+	promotions *services.Promotions
+}
+
+func newFlowServices(s *Server, d Deps) flowServices {
+	ops := &services.Operations{Store: d.Store, MaxInFlight: s.limiter.MaxTeamOperations, Log: d.Log}
+	f := flowServices{operations: ops, instances: &services.Instances{Operations: ops, Sealer: d.Sealer}}
+	if d.Instances != nil {
+		f.instances.Runner = d.Instances
+	}
+	f.rollouts, f.users = &services.Rollouts{Operations: ops}, &services.Users{Store: d.Store}
+	if d.Rollouts != nil {
+		f.rollouts.Runner = d.Rollouts
+	}
+	f.promotions = &services.Promotions{Operations: ops}
+	if d.Pipelines != nil {
+		f.promotions.Runner = d.Pipelines
+	}
+	if d.Billing != nil { // a nil *billing.Service in the interface would not be nil
+		f.instances.Billing = d.Billing
+	}
+	return f
+}
+
+// userID is who a service records as acting: the caller's user, or "" for none.
+func (c *caller) userID() string {
+	if c == nil || c.user == nil {
+		return ""
+	}
+	return c.user.ID
+}
