@@ -93,7 +93,7 @@ func (s *Rollouts) RecordForPromotion(ctx context.Context, r *storage.Rollout) e
 		if err := record(ctx, tx, r); err != nil {
 			return err
 		}
-		key := PromotionTargetKey(*r.OperationID)
+		key := promotionTargetKey(*r.OperationID)
 		op := NewOperation("rollout", "rollout", r.ID, r.TeamID, rollout.WorkflowID(r.ID), "")
 		op.ID, op.RequestKey, op.CreatedBy = *r.OperationID, &key, r.CreatedBy
 		_, _, err := tx.InsertOperation(ctx, op)
@@ -101,9 +101,9 @@ func (s *Rollouts) RecordForPromotion(ctx context.Context, r *storage.Rollout) e
 	})
 }
 
-// PromotionTargetKey is the request key of the operation of a promotion's part in one target, so that a retried
-// activity records it once.
-func PromotionTargetKey(operationID string) string { return "promotion-target/" + operationID }
+// promotionTargetKey is the request key of the operation of a promotion's part in one target, so that a retried
+// activity records it once (activities.Pipelines.RecordTargetOperation keys an instance's part the same way).
+func promotionTargetKey(operationID string) string { return "promotion-target/" + operationID }
 
 // record fills what the rollout takes from its group as tx sees it (a group without devices refuses) and inserts
 // the row (a group with a rollout running refuses).
