@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/snapshot"
 )
@@ -73,7 +74,7 @@ func (s *Server) putSnapshotSchedule(c *fiber.Ctx) error {
 		return err
 	}
 	if s.schedules == nil {
-		return domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine.")
+		return services.ErrNoEngine()
 	}
 	ctx := c.UserContext()
 	if err := s.schedules.SetSchedule(ctx, in.ID, in.TeamID, spec); err != nil {
@@ -115,7 +116,7 @@ func (s *Server) deleteSnapshotSchedule(c *fiber.Ctx) error {
 		return err
 	}
 	if s.schedules == nil {
-		return domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine.")
+		return services.ErrNoEngine()
 	}
 	ctx := c.UserContext()
 	if err := s.schedules.DeleteSchedule(ctx, in.ID); err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/stackmove"
@@ -180,7 +181,7 @@ func (s *Server) moveStack(c *fiber.Ctx) error {
 		return err
 	}
 	if s.stackMoves == nil {
-		return s.failOperation(ctx, op, domain.Unavailable("workflows_unavailable", "This API runs without a workflow engine."))
+		return s.failOperation(ctx, op, services.ErrNoEngine())
 	}
 	p := stackmove.Params{MoveID: m.ID, FromStackID: from.ID, ToStackID: req.ToStackID, OperationID: op.ID, Strategy: strategy}
 	if who.user != nil {
