@@ -79,6 +79,7 @@ type Broker struct {
 	replies devices.Replies
 	logs    *logWatch // the devices whose log someone watches here, and their recent lines
 	closed  atomic.Bool
+	stop    chan struct{} // closed by Close: ends keepAlive
 	// work carries the store's work for devices (authentication, connection flags, status messages) from the
 	// clients' read loops to a few workers, one queue per worker and each device always on the same one, so a
 	// device's events stay in order and the store's deep stacks stay off the thousands of connection goroutines.
@@ -123,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, logs: newLogWatch(), handover: newHandover(), work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
+		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), logs: newLogWatch(), handover: newHandover(), work: lanes.New(statusWorkers, statusQueue/statusWorkers), rate: newRate(cfg.MessagesPerSecond, cfg.Burst)}
 	b.doors.signIn = cfg.ConnectTimeout
 	if b.doors.signIn <= 0 {
 		b.doors.signIn = DefaultConnectTimeout
@@ -137,9 +138,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.Close()
 		return nil, err
 	}
-	if err := b.store.ResetDeviceConnections(ctx, time.Now()); err != nil {
+	if err := b.alive(ctx); err != nil {
 		_ = b.Close()
-		return nil, fmt.Errorf("reset device connections: %w", err)
+		return nil, fmt.Errorf("record the broker's device connections: %w", err)
 	}
 	handlers := []struct {
 		filter string
@@ -156,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("serve MQTT: %w", err)
 	}
+	go b.keepAlive()
 	b.log.Info("MQTT broker listening", "tcp", b.tcpAddr, "tls", b.tcpTLS, "websocket", b.wsAddr)
 	return b, nil
 }
@@ -205,10 +207,13 @@ func (b *Broker) Close() error {
 	// queues one database write at a time kept `flowyard dev` from stopping within a minute. The connection
 	// flags they would have written are reset when a broker starts.
 	b.work.Stop()
+	close(b.stop)
 	// Then close every connection here, not through mochi-mqtt, whose way deadlocks (see doors); closing the
 	// server then only waits for the clients' goroutines to end.
 	b.doors.close()
-	return b.srv.Close()
+	err := b.srv.Close()
+	b.forget()
+	return err
 }
 
 // Check answers readiness probes: the broker is serving.

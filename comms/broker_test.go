@@ -392,3 +392,26 @@ func TestReconnectWhileTheEarlierConnectionEnds(t *testing.T) {
 	c.publish(t, topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "snapshot": nil, "application": nil, "project": nil})
 	assert.Equal(t, f.apps[0], c.next(t)["application"], "the new connection's update")
 }
+
+// TestAnotherBrokerKeepsDevicesConnected: `flowyard serve` replicas share the store, each with its own broker.
+// One that starts (a replica added, or one restarted) leaves the devices connected to the others connected; one
+// that closes marks only its own devices disconnected.
+func TestAnotherBrokerKeepsDevicesConnected(t *testing.T) {
+	f := newFixture(t)
+	d := f.register(t, nil)
+	f.connect(t, d)
+	waitFor(t, "the device to show connected", func() bool { return f.get(t, d.id).Connected })
+
+	other, err := comms.Start(context.Background(), comms.Config{Listen: "127.0.0.1:0", Devices: f.svc, Log: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+	assert.True(t, f.get(t, d.id).Connected, "another broker started: the device connected to the first is still connected")
+
+	e := f.register(t, nil)
+	_, err = connect(t, "tcp://"+other.Addr(), e.username, e.username, e.password)
+	require.NoError(t, err)
+	waitFor(t, "the device on the other broker to show connected", func() bool { return f.get(t, e.id).Connected })
+	require.NoError(t, other.Close())
+	assert.False(t, f.get(t, e.id).Connected, "the closed broker's device")
+	assert.True(t, f.get(t, d.id).Connected, "the first broker's device")
+}

@@ -167,7 +167,7 @@ func (b *Broker) setConnected(deviceID string, connected bool) {
 		defer cancel()
 		// Stamped when recorded, after the statuses queued before it: a disconnection is never older than
 		// the last status recorded.
-		if err := b.store.SetDeviceConnected(ctx, deviceID, connected, time.Now()); err != nil {
+		if err := b.store.SetDeviceConnectedTo(ctx, deviceID, b.platformID, connected, time.Now()); err != nil {
 			b.log.Warn("record device connection", "device", deviceID, "connected", connected, "err", err)
 		}
 	})

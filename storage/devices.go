@@ -212,10 +212,65 @@ func (s *Store) SetDeviceConnected(ctx context.Context, id string, connected boo
 	return err
 }
 
+// SetDeviceConnectedTo records that a device's connection to the broker brokerID opened or closed at a time. A
+// closing is recorded only while the device is held by that broker: a device that moved to another replica's
+// broker is not marked disconnected when its old connection's end is recorded late.
+func (s *Store) SetDeviceConnectedTo(ctx context.Context, id, brokerID string, connected bool, at time.Time) error {
+	q := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", connected).Set("changed_at = ?", now()).Where("id = ?", id)
+	if connected {
+		q = q.Set("last_seen_at = ?", at.UTC()).Set("broker_id = ?", brokerID)
+	} else {
+		q = q.Set("disconnected_at = ?", at.UTC()).Set("broker_id = NULL").Where("broker_id = ?", brokerID)
+	}
+	_, err := q.Exec(ctx)
+	return err
+}
+
+// BrokerAlive records that the broker brokerID was alive at a time (see SweepDeviceConnections).
+func (s *Store) BrokerAlive(ctx context.Context, brokerID string, at time.Time) error {
+	_, err := s.db.NewInsert().Model(&broker{ID: brokerID, SeenAt: at.UTC()}).
+		On("CONFLICT (id) DO UPDATE").Set("seen_at = EXCLUDED.seen_at").Exec(ctx)
+	return err
+}
+
+// broker is one embedded broker's last sign of life.
+type broker struct {
+	bun.BaseModel `bun:"table:brokers"`
+	ID            string `bun:",pk"`
+	SeenAt        time.Time
+}
+
+// SweepDeviceConnections marks disconnected the devices held by brokers not seen alive since aliveSince (a
+// process that was killed, or one from before brokers were recorded), and forgets those brokers. The devices of
+// the brokers still alive, other replicas' included, keep their connection.
+func (s *Store) SweepDeviceConnections(ctx context.Context, at, aliveSince time.Time) (int, error) {
+	alive := s.db.NewSelect().Model((*broker)(nil)).Column("id").Where("seen_at >= ?", aliveSince.UTC())
+	res, err := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", false).Set("disconnected_at = ?", at.UTC()).
+		Set("broker_id = NULL").Set("changed_at = ?", now()).Where("connected = ?", true).
+		Where("broker_id IS NULL OR broker_id NOT IN (?)", alive).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	_, err = s.db.NewDelete().Model((*broker)(nil)).Where("seen_at < ?", aliveSince.UTC()).Exec(ctx)
+	return int(n), err
+}
+
+// ForgetBroker marks the devices held by the broker brokerID disconnected and forgets it: the broker closes.
+func (s *Store) ForgetBroker(ctx context.Context, brokerID string, at time.Time) error {
+	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", false).Set("disconnected_at = ?", at.UTC()).
+		Set("broker_id = NULL").Set("changed_at = ?", now()).Where("connected = ?", true).Where("broker_id = ?", brokerID).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.NewDelete().Model((*broker)(nil)).Where("id = ?", brokerID).Exec(ctx)
+	return err
+}
+
 // ResetDeviceConnections marks every device disconnected: a broker that starts holds no connection yet.
 func (s *Store) ResetDeviceConnections(ctx context.Context, at time.Time) error {
 	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("connected = ?", false).Set("disconnected_at = ?", at.UTC()).
-		Set("changed_at = ?", now()).Where("connected = ?", true).Exec(ctx)
+		Set("broker_id = NULL").Set("changed_at = ?", now()).Where("connected = ?", true).Exec(ctx)
 	return err
 }
 
