@@ -17,6 +17,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/storage"
@@ -35,9 +36,26 @@ type topology struct {
 	secret   string
 	worker   *child
 	serves   []*replica
+	// external is the Mosquitto every process uses with --mqtt-broker external; nil: each replica embeds a broker.
+	external *mosquittotest.Broker
+	// mqttPublic, when set, is the broker URL the replicas hand devices (a load balancer in front of them).
+	mqttPublic string
 }
 
-// replica is one `flowyard serve`: its API URL and its broker's MQTT address.
+// topologyOption changes the layout before its processes start.
+type topologyOption func(*topology)
+
+// withExternalBroker makes every process use the external broker mb (its admin password in the environment).
+func withExternalBroker(mb *mosquittotest.Broker) topologyOption {
+	return func(tp *topology) { tp.external = mb }
+}
+
+// withDevicesAt hands devices url as the broker's address, as a load balancer's in front of the replicas.
+func withDevicesAt(url string) topologyOption {
+	return func(tp *topology) { tp.mqttPublic = url }
+}
+
+// replica is one `flowyard serve`: its API URL and its embedded broker's MQTT address ("" with an external broker).
 type replica struct {
 	*child
 	url, mqtt string
@@ -52,22 +70,46 @@ type child struct {
 
 // startTopology runs the layout with n serve replicas and waits until each is ready and listens for the other
 // processes' device notifications.
-func startTopology(t testing.TB, replicas int) *topology {
+func startTopology(t testing.TB, replicas int, options ...topologyOption) *topology {
 	t.Helper()
 	tp := &topology{t: t, bin: buildFlowyard(t), dbURL: storagetest.NewDatabase(t, "postgres"), secret: domain.NewSecret(40)}
+	for _, o := range options {
+		o(tp)
+	}
 	tp.temporal = startTemporal(t)
 	tp.once("migrate", "--admin-email", "admin@example.com", "--admin-password", "admin-password")
 	tp.worker = tp.start("worker", "worker", "--instance-ports", instancePorts())
-	for i := range replicas {
-		listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		r := &replica{url: "http://" + listen, mqtt: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-		r.child = tp.start(fmt.Sprintf("serve-%c", 'a'+i), "serve", "--listen", listen, "--mqtt-listen", r.mqtt, "--mqtt-ws-listen", "")
-		tp.serves = append(tp.serves, r)
+	for range replicas {
+		tp.startServe()
 	}
 	for _, r := range tp.serves {
 		r.waitRelay(t)
 	}
 	return tp
+}
+
+// startServe starts one more `flowyard serve` replica (named serve-a, serve-b, … in order) without waiting for it.
+func (tp *topology) startServe() *replica {
+	tp.t.Helper()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(tp.t))
+	r := &replica{url: "http://" + listen}
+	flags := []string{"--listen", listen}
+	if tp.external == nil {
+		r.mqtt = fmt.Sprintf("127.0.0.1:%d", freePort(tp.t))
+		flags = append(flags, "--mqtt-listen", r.mqtt, "--mqtt-ws-listen", "")
+	}
+	if tp.mqttPublic != "" {
+		flags = append(flags, "--mqtt-public-url", tp.mqttPublic)
+	}
+	r.child = tp.start(fmt.Sprintf("serve-%c", 'a'+len(tp.serves)), "serve", flags...)
+	tp.serves = append(tp.serves, r)
+	return r
+}
+
+// kill ends the process with SIGKILL, as a crash or an evicted pod would, and waits until it is gone.
+func (c *child) kill(t testing.TB) {
+	t.Helper()
+	proctest.Stop(t, c.cmd, syscall.SIGKILL, 30*time.Second, c.out.String)
 }
 
 // startTemporal runs a headless Temporal dev server with Flowyard's namespace and search attributes.
@@ -93,12 +135,20 @@ func (tp *topology) args(sub string, extra ...string) []string {
 	repo, _ := filepath.Abs("..")
 	dataDir := tp.t.TempDir()
 	linkStacks(tp.t, dataDir)
-	return append([]string{sub, "--database-url", tp.dbURL, "--data-dir", dataDir, "--temporal-config", filepath.Join(repo, "temporal.yaml"),
-		"--log-format", "text"}, extra...)
+	args := []string{sub, "--database-url", tp.dbURL, "--data-dir", dataDir, "--temporal-config", filepath.Join(repo, "temporal.yaml"),
+		"--log-format", "text"}
+	if tp.external != nil && sub != "migrate" {
+		args = append(args, "--mqtt-broker", "external", "--mqtt-external-url", tp.external.URL(), "--mqtt-external-username", tp.external.AdminUsername)
+	}
+	return append(args, extra...)
 }
 
 func (tp *topology) env() []string {
-	return append(os.Environ(), "FLOWYARD_SECRET_KEY="+tp.secret, "FLOWYARD_TEMPORAL_ADDRESS="+tp.temporal)
+	env := append(os.Environ(), "FLOWYARD_SECRET_KEY="+tp.secret, "FLOWYARD_TEMPORAL_ADDRESS="+tp.temporal)
+	if tp.external != nil {
+		env = append(env, "FLOWYARD_MQTT_EXTERNAL_PASSWORD="+tp.external.AdminPassword)
+	}
+	return env
 }
 
 // once runs a subcommand to its end.
