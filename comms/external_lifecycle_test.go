@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/comms/mosquitto"
+	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
@@ -175,4 +177,38 @@ func TestExternalPlatformRoleIsGrantedOnce(t *testing.T) {
 	require.EqualValues(t, 0, c.subscribe(t, devices.DeviceTopic(f.team, d.id, "command")))
 	f.platform().NotifyDevice(context.Background(), d.id)
 	assert.Equal(t, "update", c.next(t)["command"], "the first process publishes commands after the second started")
+}
+
+// TestExternalProcessesStartingTogether: the replicas of a deployment start at once against a broker whose
+// admin client has not got the platform's role yet. Each grant closes the admin's connections, the other
+// processes' included; every process still starts, and each one reaches a device.
+func TestExternalProcessesStartingTogether(t *testing.T) {
+	f := newWorld(t)
+	mb := mosquittotest.Start(t)
+	const n = 3
+	started := make([]*mosquitto.Broker, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started[i], errs[i] = mosquitto.Start(context.Background(), mosquitto.Config{URL: mb.URL(), Username: mb.AdminUsername,
+				Password: mb.AdminPassword, Devices: f.svc, Log: slog.New(slog.DiscardHandler), Consume: true})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "process %d", i)
+		t.Cleanup(func() { _ = started[i].Close() })
+	}
+	f.svc.Accounts = started[0]
+	d := f.register(t, nil)
+	c, err := connect(t, mb.URL(), d.username, d.username, d.password)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, c.subscribe(t, devices.DeviceTopic(f.team, d.id, "command")))
+	for i, b := range started {
+		b.NotifyDevice(context.Background(), d.id)
+		assert.Equal(t, "update", c.next(t)["command"], "process %d", i)
+	}
 }

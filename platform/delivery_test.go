@@ -32,7 +32,7 @@ func newDeliveryWorld(t testing.TB) *deliveryWorld {
 	w := &deliveryWorld{tp: tp, a: tp.serves[0].client(t), b: tp.serves[1].client(t)}
 	w.team = w.a.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Plant"}).String("id")
 	w.app = w.a.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "line"}).String("id")
-	w.snaps = insertSnapshots(t, tp.store(), w.team, w.app, 3)
+	w.snaps = tp.insertSnapshots(tp.store(), w.team, w.app, 3)
 	reg := w.a.Must(200, "POST", "/api/v1/devices", map[string]any{"name": "gateway", "type": "test", "team": w.team})
 	w.device = reg.String("id")
 	w.a.Must(200, "PATCH", "/api/v1/devices/"+w.device, map[string]any{"applicationId": w.app, "targetSnapshotId": w.snaps[0]})

@@ -72,6 +72,7 @@ func testTopology(t *testing.T, mb *mosquittotest.Broker) {
 	// (3) A device snapshot through A of a device connected to B (to the external broker in that mode).
 	reg := w.c.Must(200, "POST", "/api/v1/devices", map[string]any{"name": "gateway", "type": "test", "team": w.team})
 	device := reg.String("id")
+	w.c.Must(200, "PATCH", "/api/v1/devices/"+device, map[string]any{"applicationId": w.app})
 	creds := reg.Body["credentials"].(map[string]any)["broker"].(map[string]any)
 	addr := "tcp://" + b.mqtt
 	if !embedded {
@@ -139,7 +140,7 @@ func newTopologyFleet(t *testing.T, tp *topology) *topologyWorld {
 	w.team = w.c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet", "teamTypeId": unlimited}).String("id")
 	w.app = w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "plant"}).String("id")
 	w.group = w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "line"}).String("id")
-	w.snaps = insertSnapshots(t, w.st, w.team, w.app, 3)
+	w.snaps = tp.insertSnapshots(w.st, w.team, w.app, 3)
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "fleet", "applicationId": w.app,
 		"deviceGroupId": w.group}).String("token")
 	ctx, cancel := context.WithCancel(context.Background())

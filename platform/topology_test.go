@@ -235,13 +235,17 @@ func (tp *topology) killListeners() []int {
 	return pids
 }
 
-// insertSnapshots stores application snapshots (no instance needed) for devices to target.
-func insertSnapshots(t testing.TB, st *storage.Store, team, app string, n int) []string {
+// insertSnapshots stores application snapshots (no instance needed) for devices to target, their credential
+// secret sealed with the layout's key so that agents can download them.
+func (tp *topology) insertSnapshots(st *storage.Store, team, app string, n int) []string {
+	t := tp.t
 	t.Helper()
+	sealer, err := domain.NewSealer(tp.secret)
+	require.NoError(t, err)
 	var ids []string
 	for i := range n {
 		snap := &storage.Snapshot{ID: domain.NewID(), ApplicationID: app, TeamID: team, Name: fmt.Sprint("v", i), NodeRedVersion: "4.1.15",
-			Flows: `[{"id":"tab1","type":"tab","label":"v` + fmt.Sprint(i) + `"}]`, Credentials: "{}"}
+			Flows: `[{"id":"tab1","type":"tab","label":"v` + fmt.Sprint(i) + `"}]`, Credentials: "{}", CredentialSecret: sealer.Seal(domain.NewSecret(32))}
 		_, err := st.InsertSnapshot(context.Background(), snap)
 		require.NoError(t, err)
 		ids = append(ids, snap.ID)

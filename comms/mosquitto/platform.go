@@ -28,7 +28,30 @@ func platformACLs() []map[string]any {
 }
 
 // grantPlatform makes sure platformRole holds its ACL and the admin client has it.
+//
+// Replicas that start at once grant it at once, and each grant closes the admin client's connections, the other
+// processes' too, so an exchange may go unanswered: the whole grant is tried again (it is idempotent) until the
+// admin has the role, grantAttempts times at most.
 func (b *Broker) grantPlatform(ctx context.Context) error {
+	var err error
+	for attempt := 1; attempt <= grantAttempts; attempt++ {
+		if err = b.tryGrantPlatform(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+		b.log.Info("could not give the admin client the platform's role (another process may be giving it); trying again", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// grantAttempts bounds grantPlatform's tries.
+const grantAttempts = 5
+
+func (b *Broker) tryGrantPlatform(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	_, err := b.ctl.do(ctx, command{"command": "createRole", "rolename": platformRole, "acls": platformACLs()})
