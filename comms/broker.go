@@ -205,7 +205,7 @@ func (b *Broker) Close() error {
 	// Stop the workers first: closing the server waits for every client's goroutine, and a client that is
 	// disconnecting waits for room in its worker's queue. With thousands of devices gone at once, draining those
 	// queues one database write at a time kept `flowyard dev` from stopping within a minute. The connection
-	// flags they would have written are reset when a broker starts.
+	// flags they would have written are reset at once afterwards (forget: one write for all of this broker's).
 	b.work.Stop()
 	close(b.stop)
 	// Then close every connection here, not through mochi-mqtt, whose way deadlocks (see doors); closing the
