@@ -1,3 +1,5 @@
+DROP TABLE periodic_runs;
+--bun:split
 DROP INDEX second_factor_challenges_expires_at;
 --bun:split
 DROP INDEX email_verifications_expires_at;

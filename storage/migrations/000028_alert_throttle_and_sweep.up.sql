@@ -47,3 +47,9 @@ CREATE INDEX password_resets_expires_at ON password_resets (expires_at);
 CREATE INDEX email_verifications_expires_at ON email_verifications (expires_at);
 --bun:split
 CREATE INDEX second_factor_challenges_expires_at ON second_factor_challenges (expires_at);
+--bun:split
+-- Periodic jobs that one process of many should run each period: last_at is when one last claimed it.
+CREATE TABLE periodic_runs (
+    name    TEXT PRIMARY KEY,
+    last_at TIMESTAMPTZ NOT NULL
+);
