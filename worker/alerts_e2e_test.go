@@ -88,19 +88,26 @@ func deliveriesOf(t *testing.T, st *storage.Store, teamID string) map[string]sto
 	return out
 }
 
+// alertsDevServer starts a Temporal dev server and returns a client of it, closed when the test ends, and a sealer.
+func alertsDevServer(t *testing.T) (client.Client, *domain.Sealer) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := startDevServer(t)
+	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
+	require.NoError(t, err)
+	return c, sealer
+}
+
 // TestAlertDeliveryOnTheTemporalDevServer delivers an instance's crash through the real Temporal dev server, on
 // SQLite and Postgres: by e-mail to the team's owner through a real SMTP server, and to a real webhook receiver
 // that fails the first request, so the delivery is retried and accepted once with a valid signature. The same
 // crash emitted twice and its workflow started twice deliver once. A webhook on loopback, with private
 // destinations not allowed, is refused at the connection and logged failed without retries.
 func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	defer c.Close()
-	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
-	require.NoError(t, err)
+	c, sealer := alertsDevServer(t)
 
 	for _, dialect := range storagetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
@@ -175,13 +182,7 @@ func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
 // owner's mail get the first crash only, the other deliveries are logged throttled, and when the window ends
 // one summary of the 19 others is delivered to each.
 func TestAThrottledStormIsDeliveredOnceThenSummarised(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	defer c.Close()
-	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
-	require.NoError(t, err)
+	c, sealer := alertsDevServer(t)
 
 	for _, dialect := range storagetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
