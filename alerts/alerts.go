@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
@@ -88,6 +89,12 @@ func Wake() {
 
 // Title is the one-line summary of an event, for an e-mail's subject and a webhook's payload.
 func Title(e *storage.AlertEvent) string {
+	if e.SummaryCount > 0 {
+		if e.SubjectID == "" {
+			return fmt.Sprintf("%d more %s alerts (%s)", e.SummaryCount, strings.ReplaceAll(e.Kind, "_", " "), e.SubjectName)
+		}
+		return fmt.Sprintf("%d more alerts: %s", e.SummaryCount, Title(&storage.AlertEvent{Kind: e.Kind, SubjectID: e.SubjectID, SubjectName: e.SubjectName}))
+	}
 	name := e.SubjectName
 	if name == "" {
 		name = e.SubjectID
@@ -118,6 +125,9 @@ func Title(e *storage.AlertEvent) string {
 // dashboardPath is where the dashboard shows an event's subject.
 func dashboardPath(e *storage.AlertEvent) string {
 	base := "/teams/" + e.TeamID
+	if e.SubjectID == "" {
+		return base + "/alerts"
+	}
 	switch e.SubjectType {
 	case "instance":
 		return base + "/instances/" + e.SubjectID

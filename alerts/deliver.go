@@ -48,49 +48,109 @@ func permanent(format string, args ...any) error {
 }
 
 // Plan writes the delivery rows of an event, one per destination of each matching rule (an address once, a
-// webhook once, however many rules name them), and returns them. It is idempotent: a retry finds the rows.
+// webhook once, however many rules name them), and returns those to make. A rule whose throttle window is open
+// holds the event back: its destinations get a throttled row (the log shows it) unless another rule sends there,
+// and the event waits for the rule's summary (Summarise). Plan is idempotent, in one transaction: a retry finds
+// the rows it wrote and counts nothing twice.
 func (d *Deliverer) Plan(ctx context.Context, eventID string) ([]Planned, error) {
-	ev, err := d.Store.GetAlertEvent(ctx, eventID)
-	if err != nil {
-		return nil, err
-	}
-	dests, err := d.destinations(ctx, ev)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Planned, 0, len(dests))
-	for _, dest := range dests {
-		row, err := d.Store.PutAlertDelivery(ctx, &storage.AlertDelivery{ID: domain.NewID(), TeamID: ev.TeamID, EventID: ev.ID,
-			RuleID: dest.ruleID, WebhookID: dest.webhookID, Channel: dest.channel, Target: dest.target, Status: storage.DeliveryPending})
+	var out []Planned
+	err := d.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
+		out = nil
+		ev, err := tx.GetAlertEvent(ctx, eventID)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if row.Status == storage.DeliveryPending {
+		planned, err := tx.AlertEventPlanned(ctx, eventID)
+		if err != nil {
+			return err
+		}
+		if !planned {
+			if err := d.plan(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.PendingAlertDeliveries(ctx, eventID)
+		for _, row := range rows {
 			out = append(out, Planned{ID: row.ID, Channel: row.Channel})
 		}
+		return err
+	})
+	return out, err
+}
+
+func (d *Deliverer) plan(ctx context.Context, tx *storage.Store, ev *storage.AlertEvent) error {
+	dests, err := d.destinations(ctx, tx, ev)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	held := map[string]bool{} // rule ID: this rule holds the event back
+	for _, dest := range dests {
+		if dest.rule == nil || dest.rule.ThrottleMinutes <= 0 || ev.SummaryCount > 0 {
+			continue
+		}
+		r := dest.rule
+		if _, seen := held[r.ID]; seen {
+			continue
+		}
+		h, err := tx.HitAlertThrottle(ctx, r.ID, ev.Kind, time.Now(), time.Duration(r.ThrottleMinutes)*time.Minute)
+		if err != nil {
+			return err
+		}
+		held[r.ID] = h
+		if h {
+			if err := tx.InsertAlertHeld(ctx, &storage.AlertHeld{RuleID: r.ID, EventID: ev.ID, TeamID: ev.TeamID, Kind: ev.Kind}); err != nil {
+				return err
+			}
+		}
+	}
+	// One row per destination: pending when any rule sends there, else throttled.
+	idx := map[string]int{}
+	var rows []*storage.AlertDelivery
+	for _, dest := range dests {
+		row := &storage.AlertDelivery{ID: domain.NewID(), TeamID: ev.TeamID, EventID: ev.ID, RuleID: dest.ruleID,
+			WebhookID: dest.webhookID, Channel: dest.channel, Target: dest.target, Status: storage.DeliveryPending}
+		if dest.rule != nil && held[dest.rule.ID] {
+			row.Status = storage.DeliveryThrottled
+			row.LastError = fmt.Sprintf("held back by the rule's throttle (%d minutes): counted in its next summary", dest.rule.ThrottleMinutes)
+		}
+		key := dest.channel + " " + dest.target
+		if i, ok := idx[key]; ok {
+			if rows[i].Status == storage.DeliveryThrottled && row.Status == storage.DeliveryPending {
+				rows[i] = row
+			}
+			continue
+		}
+		idx[key] = len(rows)
+		rows = append(rows, row)
+	}
+	for _, row := range rows {
+		if _, err := tx.PutAlertDelivery(ctx, row); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type destination struct {
 	channel, target   string
 	ruleID, webhookID *string
+	rule              *storage.AlertRule // nil for a test
 }
 
 // destinations are where an event goes: a test to its webhook only; otherwise every enabled rule of the team
-// that names the kind (and, for an event narrowed to a rule, that rule only).
-func (d *Deliverer) destinations(ctx context.Context, ev *storage.AlertEvent) ([]destination, error) {
+// that names the kind (and, for an event narrowed to a rule, that rule only), each destination once per rule.
+func (d *Deliverer) destinations(ctx context.Context, tx *storage.Store, ev *storage.AlertEvent) ([]destination, error) {
 	if ev.WebhookID != nil {
 		return []destination{{channel: ChannelWebhook, target: *ev.WebhookID, webhookID: ev.WebhookID}}, nil
 	}
-	rules, err := d.Store.ListAlertRules(ctx, ev.TeamID)
+	rules, err := tx.ListAlertRules(ctx, ev.TeamID)
 	if err != nil {
 		return nil, err
 	}
 	var out []destination
 	seen := map[string]bool{}
 	add := func(dest destination) {
-		if key := dest.channel + " " + dest.target; !seen[key] {
+		if key := dest.rule.ID + " " + dest.channel + " " + dest.target; !seen[key] {
 			seen[key] = true
 			out = append(out, dest)
 		}
@@ -101,15 +161,15 @@ func (d *Deliverer) destinations(ctx context.Context, ev *storage.AlertEvent) ([
 			continue
 		}
 		if r.WebhookID != nil {
-			add(destination{channel: ChannelWebhook, target: *r.WebhookID, ruleID: &r.ID, webhookID: r.WebhookID})
+			add(destination{channel: ChannelWebhook, target: *r.WebhookID, ruleID: &r.ID, webhookID: r.WebhookID, rule: r})
 		}
 		if r.EmailRole > 0 {
-			emails, err := d.Store.TeamEmailsWithRole(ctx, ev.TeamID, r.EmailRole)
+			emails, err := tx.TeamEmailsWithRole(ctx, ev.TeamID, r.EmailRole)
 			if err != nil {
 				return nil, err
 			}
 			for _, e := range emails {
-				add(destination{channel: ChannelEmail, target: e, ruleID: &r.ID})
+				add(destination{channel: ChannelEmail, target: e, ruleID: &r.ID, rule: r})
 			}
 		}
 	}
@@ -186,6 +246,8 @@ type Payload struct {
 	Subject   PayloadSubject `json:"subject"`
 	URL       string         `json:"url"`
 	CreatedAt time.Time      `json:"createdAt"`
+	// Count is, for a summary, how many events the rule's throttle held back (Message names them).
+	Count int `json:"count,omitempty"`
 }
 
 // PayloadSubject is what an event is about.
@@ -209,7 +271,7 @@ func (d *Deliverer) postWebhook(ctx context.Context, del *storage.AlertDelivery,
 	}
 	body, err := json.Marshal(Payload{ID: ev.ID, Type: ev.Kind, Title: Title(ev), Message: ev.Message, TeamID: ev.TeamID,
 		Subject: PayloadSubject{Type: ev.SubjectType, ID: ev.SubjectID, Name: ev.SubjectName},
-		URL:     d.PublicURL + dashboardPath(ev), CreatedAt: ev.CreatedAt})
+		URL:     d.PublicURL + dashboardPath(ev), CreatedAt: ev.CreatedAt, Count: ev.SummaryCount})
 	if err != nil {
 		return 0, permanent("%v", err)
 	}

@@ -17,7 +17,7 @@ import (
 type StartFunc func(ctx context.Context, eventID, teamID string) error
 
 // Dispatcher runs in every worker process: it starts the delivery workflow of each event not yet started,
-// watches for devices offline longer than a rule says, and drops old log entries. Several dispatchers may run
+// sends the summaries of throttle windows that ended (Summarise), watches for devices offline longer than a rule says, and drops old log entries. Several dispatchers may run
 // against one store: a workflow is started once per event, and offline events are deduplicated by their key.
 type Dispatcher struct {
 	Store   *storage.Store
@@ -39,6 +39,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer watch.Stop()
 	lastPrune := time.Time{}
 	for {
+		d.logErr(ctx, "summarise throttled alerts", d.Summarise(ctx, time.Now()))
 		d.logErr(ctx, "dispatch alert events", d.DispatchPending(ctx))
 		select {
 		case <-ctx.Done():

@@ -22,28 +22,33 @@ const (
 	maxAlertRules    = 50
 	maxAlertWebhooks = 20
 	maxOfflineMinute = 7 * 24 * 60
+	maxThrottleMin   = 24 * 60
 )
 
 type alertRuleRequest struct {
 	Name           *string   `json:"name,omitempty"`
 	Kinds          *[]string `json:"kinds,omitempty"`
 	OfflineMinutes *int      `json:"offlineMinutes,omitempty"`
-	EmailRole      *string   `json:"emailRole,omitempty"` // owner, member, viewer, dashboard, or "" for no e-mail
-	WebhookID      *string   `json:"webhookId,omitempty"` // "" for none
-	Enabled        *bool     `json:"enabled,omitempty"`
+	// ThrottleMinutes: at most one notification per kind of event in this window, later ones summarised when
+	// it ends (default 15; 0 sends every event).
+	ThrottleMinutes *int    `json:"throttleMinutes,omitempty"`
+	EmailRole       *string `json:"emailRole,omitempty"` // owner, member, viewer, dashboard, or "" for no e-mail
+	WebhookID       *string `json:"webhookId,omitempty"` // "" for none
+	Enabled         *bool   `json:"enabled,omitempty"`
 }
 
 type alertRuleJSON struct {
-	ID             string    `json:"id"`
-	TeamID         string    `json:"teamId"`
-	Name           string    `json:"name"`
-	Kinds          []string  `json:"kinds"`
-	OfflineMinutes int       `json:"offlineMinutes"`
-	EmailRole      string    `json:"emailRole"`
-	WebhookID      *string   `json:"webhookId"`
-	Enabled        bool      `json:"enabled"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+	ID              string    `json:"id"`
+	TeamID          string    `json:"teamId"`
+	Name            string    `json:"name"`
+	Kinds           []string  `json:"kinds"`
+	OfflineMinutes  int       `json:"offlineMinutes"`
+	ThrottleMinutes int       `json:"throttleMinutes"`
+	EmailRole       string    `json:"emailRole"`
+	WebhookID       *string   `json:"webhookId"`
+	Enabled         bool      `json:"enabled"`
+	CreatedAt       time.Time `json:"createdAt"`
+	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 func alertRuleView(r *storage.AlertRule) alertRuleJSON {
@@ -52,7 +57,7 @@ func alertRuleView(r *storage.AlertRule) alertRuleJSON {
 		role = r.EmailRole.String()
 	}
 	return alertRuleJSON{ID: r.ID, TeamID: r.TeamID, Name: r.Name, Kinds: r.Kinds, OfflineMinutes: r.OfflineMinutes,
-		EmailRole: role, WebhookID: r.WebhookID, Enabled: r.Enabled, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		ThrottleMinutes: r.ThrottleMinutes, EmailRole: role, WebhookID: r.WebhookID, Enabled: r.Enabled, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 type webhookRequest struct {
@@ -106,7 +111,7 @@ func (s *Server) registerAlerts() {
 	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/alert-rules", Tag: "alerts",
 		Summary: "The team's alert rules (members and owners)."}, s.listAlertRules)
 	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/alert-rules", Tag: "alerts", Body: alertRuleRequest{}, Status: 201,
-		Summary: "Add an alert rule (owners): the kinds of event it covers (" + fmt.Sprint(alerts.Kinds) + "), offlineMinutes for device_offline, and where it goes: e-mail to members of at least emailRole and/or the team's webhook webhookId."}, s.createAlertRule)
+		Summary: "Add an alert rule (owners): the kinds of event it covers (" + fmt.Sprint(alerts.Kinds) + "), offlineMinutes for device_offline, throttleMinutes (default 15: at most one notification per kind in that window, the rest summarised when it ends; 0 sends every event), and where it goes: e-mail to members of at least emailRole and/or the team's webhook webhookId."}, s.createAlertRule)
 	s.route(routeDoc{Method: "PATCH", Path: "/api/v1/alert-rules/:ruleId", Tag: "alerts", Body: alertRuleRequest{},
 		Summary: "Change an alert rule (owners)."}, s.updateAlertRule)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/alert-rules/:ruleId", Tag: "alerts", Status: 204,
@@ -153,6 +158,12 @@ func (s *Server) applyAlertRule(ctx context.Context, tx *storage.Store, r *stora
 	}
 	if slices.Contains(r.Kinds, alerts.KindDeviceOffline) && (r.OfflineMinutes < 1 || r.OfflineMinutes > maxOfflineMinute) {
 		errs = append(errs, &domain.FieldError{Field: "offlineMinutes", Detail: fmt.Sprintf("must be from 1 to %d with device_offline", maxOfflineMinute)})
+	}
+	if req.ThrottleMinutes != nil {
+		r.ThrottleMinutes = *req.ThrottleMinutes
+	}
+	if r.ThrottleMinutes < 0 || r.ThrottleMinutes > maxThrottleMin {
+		errs = append(errs, &domain.FieldError{Field: "throttleMinutes", Detail: fmt.Sprintf("must be from 0 (no throttling) to %d", maxThrottleMin)})
 	}
 	if req.EmailRole != nil {
 		r.EmailRole = domain.RoleNone
@@ -223,7 +234,7 @@ func (s *Server) createAlertRule(c *fiber.Ctx) error {
 	if req.Name == nil {
 		req.Name = new(string)
 	}
-	r := &storage.AlertRule{ID: domain.NewID(), TeamID: team.ID, Enabled: true, CreatedBy: userIDOf(who)}
+	r := &storage.AlertRule{ID: domain.NewID(), TeamID: team.ID, Enabled: true, CreatedBy: userIDOf(who), ThrottleMinutes: alerts.DefaultThrottleMinutes}
 	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
 		if err := s.applyAlertRule(ctx, tx, r, req); err != nil {
 			return err

@@ -89,6 +89,11 @@ func TestAlertRulesValidateAndStayInTheTeam(t *testing.T) {
 			rule := owner.Must(201, "POST", rules, map[string]any{"name": "crashes", "kinds": []string{"instance_crashed", "device_offline"},
 				"offlineMinutes": 5, "emailRole": "member", "webhookId": hook.String("id")})
 			assert.Equal(t, "member", rule.String("emailRole"))
+			assert.EqualValues(t, 15, rule.Body["throttleMinutes"], "throttled by default")
+			bad = owner.Must(400, "PATCH", "/api/v1/alert-rules/"+rule.String("id"), map[string]any{"throttleMinutes": -1})
+			assert.Contains(t, string(bad.Raw), `"throttleMinutes"`)
+			unthrottled := owner.Must(200, "PATCH", "/api/v1/alert-rules/"+rule.String("id"), map[string]any{"throttleMinutes": 0})
+			assert.EqualValues(t, 0, unthrottled.Body["throttleMinutes"])
 			patched := owner.Must(200, "PATCH", "/api/v1/alert-rules/"+rule.String("id"), map[string]any{"enabled": false, "webhookId": ""})
 			assert.False(t, patched.Body["enabled"].(bool))
 			assert.Nil(t, patched.Body["webhookId"])

@@ -64,7 +64,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			hook := c.Must(201, "POST", "/api/v1/teams/"+team+"/webhooks", map[string]any{"name": "ops", "url": receiver.URL})
 			receiver.SetSecret(hook.String("secret"))
 			c.Must(201, "POST", "/api/v1/teams/"+team+"/alert-rules", map[string]any{"name": "everything", "kinds": alerts.Kinds,
-				"offlineMinutes": 5, "emailRole": "owner", "webhookId": hook.String("id")})
+				"offlineMinutes": 5, "throttleMinutes": 0, "emailRole": "owner", "webhookId": hook.String("id")})
 
 			c.Must(202, "POST", "/api/v1/webhooks/"+hook.String("id")+"/test", nil)
 			test := receiver.WaitAccepted(t, 1, time.Minute)[0]

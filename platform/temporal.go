@@ -121,6 +121,8 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		return nil, err
 	}
 	e.driver, e.closeDriver = drv, drv.Close
+	// Expired sessions, codes, links and unread device answers are deleted by the workers (one per period).
+	go (&storage.Sweeper{Store: st, Log: log.With("component", "sweep")}).Run(ctx)
 	if reader, ok := drv.(drivers.UsageReader); ok {
 		go (&health.Sampler{Store: st, Driver: reader, Log: log.With("component", "health")}).Run(ctx)
 	}

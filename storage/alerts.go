@@ -30,12 +30,15 @@ type AlertRule struct {
 	Name           string
 	Kinds          []string `bun:",type:text"`
 	OfflineMinutes int
-	EmailRole      domain.Role
-	WebhookID      *string
-	Enabled        bool
-	CreatedBy      *string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ThrottleMinutes is the rule's throttle window: at most one notification per kind of event in it, the
+	// events held back meanwhile summarised when it ends (0: every event is sent).
+	ThrottleMinutes int
+	EmailRole       domain.Role
+	WebhookID       *string
+	Enabled         bool
+	CreatedBy       *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // AlertEvent is one thing that happened that a team may be told of, recorded once (DedupKey).
@@ -51,6 +54,7 @@ type AlertEvent struct {
 	DedupKey      string
 	RuleID        *string
 	WebhookID     *string
+	SummaryCount  int // a summary of this many held events (0: an ordinary event)
 	CreatedAt     time.Time
 	DispatchedAt  *time.Time
 }
@@ -79,6 +83,8 @@ const (
 	DeliveryPending   = "pending"
 	DeliverySucceeded = "succeeded"
 	DeliveryFailed    = "failed"
+	// DeliveryThrottled is an event its rule held back: it is counted in the rule's next summary instead.
+	DeliveryThrottled = "throttled"
 )
 
 // InsertAlertWebhook adds a webhook.
@@ -317,4 +323,95 @@ func (s *Store) DevicesOfflineSince(ctx context.Context, teamID string, upTo tim
 		Where("last_seen_at IS NOT NULL AND last_seen_at <= ?", upTo.UTC()).OrderExpr("last_seen_at ASC").
 		Limit(int64(limit)).Scan(ctx)
 	return out, err
+}
+
+// AlertThrottle is a rule's throttle window for one kind of event.
+type AlertThrottle struct {
+	bun.BaseModel `bun:"table:alert_throttles"`
+	RuleID        string `bun:",pk"`
+	Kind          string `bun:",pk"`
+	WindowEnd     time.Time
+	Held          int
+}
+
+// AlertHeld is an event a rule held back, and the summary that told of it.
+type AlertHeld struct {
+	bun.BaseModel  `bun:"table:alert_held"`
+	RuleID         string `bun:",pk"`
+	EventID        string `bun:",pk"`
+	TeamID         string
+	Kind           string
+	SummaryEventID *string
+	CreatedAt      time.Time
+}
+
+// AlertEventPlanned reports whether an event's deliveries were planned already (a delivery or a held row
+// exists): a retried plan must not count the event against a throttle twice.
+func (s *Store) AlertEventPlanned(ctx context.Context, eventID string) (bool, error) {
+	n, err := s.db.NewSelect().Model((*AlertDelivery)(nil)).Where("event_id = ?", eventID).Limit(1).Count(ctx)
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	n, err = s.db.NewSelect().Model((*AlertHeld)(nil)).Where("event_id = ?", eventID).Limit(1).Count(ctx)
+	return n > 0, err
+}
+
+// PendingAlertDeliveries returns an event's deliveries still to make.
+func (s *Store) PendingAlertDeliveries(ctx context.Context, eventID string) ([]AlertDelivery, error) {
+	var out []AlertDelivery
+	err := s.db.NewSelect().Model(&out).Where("event_id = ?", eventID).Where("status = ?", DeliveryPending).
+		Order("created_at", "id").Scan(ctx)
+	return out, err
+}
+
+// HitAlertThrottle counts an event of kind against the rule's window at at, in one statement so that concurrent
+// callers agree: the first event after a closed window (nothing held) is let through and opens a window until
+// at+window; any other is held (also one arriving after the window ended while a summary is still due, which
+// that summary then includes).
+func (s *Store) HitAlertThrottle(ctx context.Context, ruleID, kind string, at time.Time, window time.Duration) (held bool, err error) {
+	var n int
+	err = s.db.NewRaw(`INSERT INTO alert_throttles (rule_id, kind, window_end, held) VALUES (?, ?, ?, 0)
+ON CONFLICT (rule_id, kind) DO UPDATE SET
+    held = CASE WHEN alert_throttles.window_end > ? OR alert_throttles.held > 0 THEN alert_throttles.held + 1 ELSE 0 END,
+    window_end = CASE WHEN alert_throttles.window_end > ? OR alert_throttles.held > 0 THEN alert_throttles.window_end ELSE ? END
+RETURNING held`, ruleID, kind, at.Add(window).UTC(), at.UTC(), at.UTC(), at.Add(window).UTC()).Scan(ctx, &n)
+	return n > 0, err
+}
+
+// InsertAlertHeld records an event a rule held back.
+func (s *Store) InsertAlertHeld(ctx context.Context, h *AlertHeld) error {
+	h.CreatedAt = now()
+	_, err := s.db.NewInsert().Model(h).On("CONFLICT (rule_id, event_id) DO NOTHING").Exec(ctx)
+	return classify(err, "held alert event")
+}
+
+// DueAlertThrottles returns up to limit windows that ended by at with events held: their summaries are due.
+func (s *Store) DueAlertThrottles(ctx context.Context, at time.Time, limit int) ([]AlertThrottle, error) {
+	var out []AlertThrottle
+	err := s.db.NewSelect().Model(&out).Where("window_end <= ?", at.UTC()).Where("held > 0").
+		Order("window_end", "rule_id", "kind").Limit(int64(limit)).Scan(ctx)
+	return out, err
+}
+
+// ClaimAlertThrottle starts a new window until next for a due one and reports whether this caller did: of
+// several processes summarising at once, one wins. Events held after the claim go into the next summary.
+func (s *Store) ClaimAlertThrottle(ctx context.Context, ruleID, kind string, at, next time.Time) (bool, error) {
+	return affectedOne(s.db.NewUpdate().Model((*AlertThrottle)(nil)).Set("held = 0").Set("window_end = ?", next.UTC()).
+		Where("rule_id = ? AND kind = ?", ruleID, kind).Where("held > 0").Where("window_end <= ?", at.UTC()).Exec(ctx))
+}
+
+// UnsummarisedAlertEvents returns the events a rule held back of kind that no summary told of yet, oldest first.
+func (s *Store) UnsummarisedAlertEvents(ctx context.Context, ruleID, kind string) ([]AlertEvent, error) {
+	var out []AlertEvent
+	err := s.db.NewSelect().Model(&out).Join("JOIN alert_held AS h ON h.event_id = alert_event.id").
+		Where("h.rule_id = ? AND h.kind = ?", ruleID, kind).Where("h.summary_event_id IS NULL").
+		Order("alert_event.created_at", "alert_event.id").Scan(ctx)
+	return out, err
+}
+
+// MarkAlertHeldSummarised records the summary that told of the rule's held events eventIDs.
+func (s *Store) MarkAlertHeldSummarised(ctx context.Context, ruleID, summaryID string, eventIDs []string) error {
+	_, err := s.db.NewUpdate().Model((*AlertHeld)(nil)).Set("summary_event_id = ?", summaryID).
+		Where("rule_id = ?", ruleID).Where("event_id IN (?)", bun.List(eventIDs)).Exec(ctx)
+	return err
 }

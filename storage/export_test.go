@@ -30,3 +30,9 @@ func (s *Store) ExecRaw(ctx context.Context, query string, args ...any) error {
 	_, err := s.db.NewRaw(query, args...).Exec(ctx)
 	return err
 }
+
+// CountAll counts every row of table.
+func (s *Store) CountAll(ctx context.Context, table string) (int, error) {
+	n, err := s.db.NewSelect().Table(table).Count(ctx)
+	return int(n), err
+}

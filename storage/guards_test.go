@@ -89,6 +89,9 @@ var guardCases = []guardCase{
 			SubjectID: a.dev.ID, DedupKey: domain.NewID(), RuleID: &pick(own, a.rule, b.rule).ID})
 		return err
 	}},
+	{"a held alert event of another team's rule", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
+		return st.InsertAlertHeld(ctx, &storage.AlertHeld{RuleID: pick(own, a.rule, b.rule).ID, EventID: a.event.ID, TeamID: a.team, Kind: "test"})
+	}},
 	{"an alert event for another team's webhook", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		_, err := st.InsertAlertEvent(ctx, &storage.AlertEvent{ID: domain.NewID(), TeamID: a.team, Kind: "test", SubjectType: "webhook",
 			SubjectID: a.hook.ID, DedupKey: domain.NewID(), WebhookID: &pick(own, a.hook, b.hook).ID})

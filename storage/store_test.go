@@ -60,9 +60,9 @@ func TestUsersAndSessions(t *testing.T) {
 		assert.Equal(t, u.ID, su.ID)
 		_, err = st.GetSessionUser(ctx, "old", n)
 		assert.True(t, domain.IsKind(err, domain.KindNotFound), "an expired session must not authenticate")
-		removed, err := st.DeleteExpiredSessions(ctx, n)
+		removed, err := st.DeleteExpired(ctx, n, 100)
 		require.NoError(t, err)
-		assert.EqualValues(t, 1, removed)
+		assert.Equal(t, 1, removed["sessions"])
 	})
 }
 

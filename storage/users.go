@@ -61,15 +61,6 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
 	return err
 }
 
-// DeleteExpiredSessions removes sessions that ended before at.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, at time.Time) (int64, error) {
-	res, err := s.db.NewDelete().Model((*Session)(nil)).Where("expires_at <= ?", at.UTC()).Exec(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
 // InsertToken stores a token by its hash.
 func (s *Store) InsertToken(ctx context.Context, t *Token) error {
 	t.CreatedAt = now()

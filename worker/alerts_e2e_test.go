@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -87,19 +88,26 @@ func deliveriesOf(t *testing.T, st *storage.Store, teamID string) map[string]sto
 	return out
 }
 
+// alertsDevServer starts a Temporal dev server and returns a client of it, closed when the test ends, and a sealer.
+func alertsDevServer(t *testing.T) (client.Client, *domain.Sealer) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := startDevServer(t)
+	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
+	require.NoError(t, err)
+	return c, sealer
+}
+
 // TestAlertDeliveryOnTheTemporalDevServer delivers an instance's crash through the real Temporal dev server, on
 // SQLite and Postgres: by e-mail to the team's owner through a real SMTP server, and to a real webhook receiver
 // that fails the first request, so the delivery is retried and accepted once with a valid signature. The same
 // crash emitted twice and its workflow started twice deliver once. A webhook on loopback, with private
 // destinations not allowed, is refused at the connection and logged failed without retries.
 func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	defer c.Close()
-	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
-	require.NoError(t, err)
+	c, sealer := alertsDevServer(t)
 
 	for _, dialect := range storagetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
@@ -165,6 +173,67 @@ func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
 			assert.Equal(t, 1, failed.Attempts, "a refused destination is not retried")
 			assert.Contains(t, failed.LastError, "refused")
 			assert.Empty(t, loopback.Requests())
+		})
+	}
+}
+
+// TestAThrottledStormIsDeliveredOnceThenSummarised: twenty instances of a team crash at once under a rule that
+// throttles for 15 minutes; through the real Temporal dev server, on SQLite and Postgres, the webhook and the
+// owner's mail get the first crash only, the other deliveries are logged throttled, and when the window ends
+// one summary of the 19 others is delivered to each.
+func TestAThrottledStormIsDeliveredOnceThenSummarised(t *testing.T) {
+	c, sealer := alertsDevServer(t)
+
+	for _, dialect := range storagetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			st := storagetest.New(t, dialect)
+			smtp := mailtest.Start(t, "")
+			receiver := alertstest.Start(t, 0)
+			secret := alerts.NewSecret()
+			receiver.SetSecret(secret)
+			team := newAlertTeam(t, st, sealer, receiver.URL, secret)
+			rule, err := st.GetAlertRule(ctx, team.ruleID)
+			require.NoError(t, err)
+			rule.ThrottleMinutes = 15
+			require.NoError(t, st.UpdateAlertRule(ctx, rule, "throttle_minutes"))
+			runAlerts(t, c, st, sealer, smtp.URL(), true)
+
+			for i := range 20 {
+				_, err := alerts.Emit(ctx, st, alerts.Event{TeamID: team.id, Kind: alerts.KindInstanceCrashed, SubjectType: "instance",
+					SubjectID: fmt.Sprintf("inst-%d", i), SubjectName: fmt.Sprintf("line-%d", i), DedupKey: fmt.Sprintf("crash:inst-%d:1", i)})
+				require.NoError(t, err)
+			}
+			eventually(t, "every crash is planned: 2 deliveries sent, 38 throttled", func() bool {
+				rows, _, err := st.ListAlertDeliveries(ctx, team.id, storage.Page{Limit: storage.MaxPageLimit})
+				require.NoError(t, err)
+				n := map[string]int{}
+				for _, r := range rows {
+					n[r.Status]++
+				}
+				return n[storage.DeliverySucceeded] == 2 && n[storage.DeliveryThrottled] == 38
+			})
+			assert.Len(t, receiver.Accepted(), 1)
+			assert.Len(t, smtp.Messages(), 1)
+
+			require.NoError(t, (&alerts.Dispatcher{Store: st}).Summarise(ctx, time.Now().Add(16*time.Minute)))
+			got := receiver.WaitAccepted(t, 2, time.Minute)
+			assert.Equal(t, 19, got[1].Payload.Count)
+			assert.Equal(t, "19 more instance crashed alerts (19 subjects)", got[1].Payload.Title)
+			assert.Contains(t, got[1].Payload.Message, "Instance line-")
+			assert.Contains(t, smtp.Wait(t, 2, time.Minute).Header("Subject"), "19 more instance crashed alerts")
+			summary, err := st.GetAlertDelivery(ctx, got[1].DeliveryID)
+			require.NoError(t, err)
+			require.NoError(t, c.GetWorkflow(ctx, alert.WorkflowID(summary.EventID), "").Get(ctx, nil))
+			recordHistory(t, c, alert.WorkflowID(summary.EventID), "alert", "replay_deliver_summary.json")
+			rows, _, err := st.ListAlertDeliveries(ctx, team.id, storage.Page{Limit: storage.MaxPageLimit})
+			require.NoError(t, err)
+			for _, r := range rows {
+				if r.Status == storage.DeliveryThrottled {
+					recordHistory(t, c, alert.WorkflowID(r.EventID), "alert", "replay_deliver_throttled.json")
+					break
+				}
+			}
 		})
 	}
 }

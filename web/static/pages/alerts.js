@@ -57,6 +57,7 @@ export async function render(ctx) {
       { label: 'Events', cell: (r) => r.kinds.map((k) => (k === 'device_offline' ? `Device offline > ${r.offlineMinutes} min` : kindLabel(k))).join(', ') },
       { label: 'E-mail', cell: (r) => (r.emailRole ? `${r.emailRole}s and up` : '—') },
       { label: 'Webhook', cell: (r) => (r.webhookId ? hookName(r.webhookId) : '—') },
+      { label: 'Throttle', cell: (r) => (r.throttleMinutes ? `1 per ${r.throttleMinutes} min, then a summary` : 'every event') },
       { label: 'On', cell: (r) => (r.enabled ? 'yes' : 'paused') },
       { label: 'Actions', cell: (r) => (manage ? [
         action(r.enabled ? 'Pause' : 'Resume', async () => {
@@ -137,13 +138,15 @@ function ruleForm(hooks, create) {
       { name: 'name', label: 'Rule name', required: true },
       kindsField,
       { name: 'offlineMinutes', label: 'Device offline for longer than (minutes)', type: 'number', value: 10, hint: 'For "Device offline".' },
+      { name: 'throttleMinutes', label: 'At most one notification per kind every (minutes)', type: 'number', value: 15,
+        hint: 'Later events in the window are summarised when it ends; 0 sends every event.' },
       { name: 'emailRole', label: 'E-mail', type: 'select', options: [{ value: '', label: 'No e-mail' }, { value: 'owner', label: 'Owners' },
         { value: 'member', label: 'Members and owners' }, { value: 'viewer', label: 'Viewers and up' }] },
       { name: 'webhookId', label: 'Webhook', type: 'select', options: [{ value: '', label: 'No webhook' }, ...hooks.map((w) => ({ value: w.id, label: w.name }))] },
     ],
     onSubmit: async (v, el) => {
       const kinds = Object.keys(v).filter((k) => k.startsWith('kind:') && v[k]).map((k) => k.slice(5));
-      await create({ name: v.name, kinds, offlineMinutes: v.offlineMinutes || 0, emailRole: v.emailRole, webhookId: v.webhookId });
+      await create({ name: v.name, kinds, offlineMinutes: v.offlineMinutes || 0, throttleMinutes: (v.throttleMinutes === '' || v.throttleMinutes == null) ? 15 : Number(v.throttleMinutes), emailRole: v.emailRole, webhookId: v.webhookId });
       el.reset();
     },
   }));
