@@ -319,4 +319,3 @@ func dialApp(t *testing.T, addr, wsURL string, header http.Header) *websocket.Co
 	require.NoError(t, err)
 	return conn
 }
-
