@@ -185,7 +185,7 @@ func TestInstanceAddressWithRealNodeRED(t *testing.T) {
 		require.Equal(t, 303, a.status)
 		assert.Equal(t, w.env.URL+"/endpoints/"+in.ID+"/?next="+url.QueryEscape("/data?x=1"), a.header.Get("Location"),
 			"a browser goes through the platform's sign-in")
-		_, res, err := dialAppErr(t, addr, "ws://alpha.apps.localhost:"+strings.Split(addr, ":")[1]+"/ws", nil)
+		_, res, err := dialEditorComms(t, addr, "ws://alpha.apps.localhost:"+strings.Split(addr, ":")[1]+"/ws", nil)
 		require.Error(t, err)
 		assert.Equal(t, 401, res.StatusCode)
 
@@ -300,22 +300,10 @@ func mustURL(t *testing.T, raw string) *url.URL {
 	return u
 }
 
-func dialAppErr(t *testing.T, addr, wsURL string, header http.Header) (*websocket.Conn, *http.Response, error) {
-	t.Helper()
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: apitest.DialTo(addr)}
-	conn, res, err := dialer.Dial(wsURL, header)
-	if err == nil {
-		t.Cleanup(func() { conn.Close() })
-	}
-	return conn, res, err
-}
-
+// dialApp opens a websocket of an instance's address (the API's listener at addr), like a browser's page does.
 func dialApp(t *testing.T, addr, wsURL string, header http.Header) *websocket.Conn {
 	t.Helper()
-	conn, res, err := dialAppErr(t, addr, wsURL, header)
-	if res != nil {
-		defer res.Body.Close()
-	}
+	conn, _, err := dialEditorComms(t, addr, wsURL, header)
 	require.NoError(t, err)
 	return conn
 }

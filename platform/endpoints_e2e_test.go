@@ -1,9 +1,13 @@
 package platform_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,12 +88,7 @@ func TestInstanceAddressAndDashboardEndToEnd(t *testing.T) {
 	dev := startDev(t)
 	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
-	bp := c.Must(201, "POST", "/api/v1/blueprints", map[string]any{"name": "Dashboard", "flows": dashboardFlows(),
-		"modules": map[string]string{"@flowfuse/node-red-dashboard": dashboardVersion}}).String("id")
-	team := c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Dashboards"}).String("id")
-	app := c.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
-	f := &snapshotFixture{t: t, c: c, app: app}
-	id := f.create("plant", map[string]any{"blueprintId": bp})
+	f, team, id := dashboardInstance(t, c)
 
 	address := c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("url")
 	port := strings.TrimPrefix(dev.URL, "http://127.0.0.1:")
@@ -157,6 +156,60 @@ func TestInstanceAddressAndDashboardEndToEnd(t *testing.T) {
 	c.Must(200, "PUT", "/api/v1/instances/"+id+"/endpoints", map[string]any{"protected": false})
 	status, _ = get(t, open, address+"hook", nil)
 	assert.Equal(t, 200, status, "open again")
+}
+
+// dashboardInstance creates, as c (a platform admin), a team with an instance "plant" made from a blueprint of
+// dashboardFlows and Dashboard 2, running.
+func dashboardInstance(t *testing.T, c *apitest.Client) (*snapshotFixture, string, string) {
+	t.Helper()
+	bp := c.Must(201, "POST", "/api/v1/blueprints", map[string]any{"name": "Dashboard", "flows": dashboardFlows(),
+		"modules": map[string]string{"@flowfuse/node-red-dashboard": dashboardVersion}}).String("id")
+	team := c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Dashboards"}).String("id")
+	app := c.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "app"}).String("id")
+	f := &snapshotFixture{t: t, c: c, app: app}
+	return f, team, f.create("plant", map[string]any{"blueprintId": bp})
+}
+
+// TestDashboardThroughAddressInBrowser opens a protected instance's Dashboard 2 page in chromium through the
+// instance's own address, signing in through the platform as a member of the dashboard role
+// (web/e2e/endpoints.test.mjs).
+func TestDashboardThroughAddressInBrowser(t *testing.T) {
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+	chromium := os.Getenv("FLOWYARD_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s is missing: run `make web-test-deps`", chromium)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "web", "e2e", "node_modules", "playwright-core")); err != nil {
+		t.Fatalf("web/e2e/node_modules is missing: run `make web-test-deps`")
+	}
+	node, err := exec.LookPath("node")
+	require.NoError(t, err, "node runs the browser tests")
+	dev := startDev(t)
+	c := (&apitest.Env{URL: dev.URL}).Client(t)
+	c.Login("admin@example.com", "admin-password")
+	f, team, id := dashboardInstance(t, c)
+	assert.Equal(t, "hook ok", f.call(id, "hook"))
+	c.Must(201, "POST", "/api/v1/users", map[string]any{"email": "screen@example.com", "name": "Screen", "password": "screen-password-1"})
+	c.Must(201, "POST", "/api/v1/teams/"+team+"/members", map[string]any{"email": "screen@example.com", "role": "dashboard"})
+	c.Must(200, "PUT", "/api/v1/instances/"+id+"/endpoints", map[string]any{"protected": true})
+	address := c.Must(200, "GET", "/api/v1/instances/"+id, nil).String("url")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", "web/e2e/endpoints.test.mjs")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "FLOWYARD_URL="+dev.URL, "FLOWYARD_CHROMIUM="+chromium,
+		"FLOWYARD_ENDPOINTS_DASHBOARD="+address+"dashboard/home",
+		"FLOWYARD_ENDPOINTS_EMAIL=screen@example.com", "FLOWYARD_ENDPOINTS_PASSWORD=screen-password-1")
+	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the browser test failed (%v); its report is above", err)
+	}
 }
 
 func cookieHeader(jar http.CookieJar, base string) []string {
