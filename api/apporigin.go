@@ -214,6 +214,12 @@ func (s *Server) endpointsCredential(c *fiber.Ctx, in *storage.Instance) (func()
 	if err := s.endpointsSessionHolds(ctx, hash, in.ID); err != nil {
 		return nil, err
 	}
+	// The cookie is SameSite=Lax, and every other instance's address is the same site: a page of another
+	// address could send writes and open websockets with it. Like the editor origins, a session-borne write or
+	// websocket must come from the address's own pages (scripts and webhooks use tokens, which no page holds).
+	if !sameOrigin(c) {
+		return nil, errCrossOrigin
+	}
 	return func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -214,10 +214,22 @@ func TestInstanceAddressWithRealNodeRED(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "signed-in", string(msg))
 		}
+		// A write or websocket riding on the session from another address's page (the same site) is refused.
+		app := appBrowser(t, "alpha", addr)
+		signInToEndpoints(t, member, app, in.ID, "/data")
+		other := "http://bravo.apps.localhost:" + strings.Split(addr, ":")[1]
+		a := app.do("POST", "/data", "x", map[string]string{"Origin": other, "Sec-Fetch-Site": "same-site"})
+		assert.Equal(t, 403, a.status, a.body)
+		_, res, err := dialEditorComms(t, addr, "ws://alpha.apps.localhost:"+strings.Split(addr, ":")[1]+"/ws",
+			http.Header{"Cookie": {app.cookieHeader()}, "Origin": {other}})
+		require.Error(t, err)
+		assert.Equal(t, 403, res.StatusCode)
+		assert.Equal(t, 200, app.do("GET", "/data", nil, map[string]string{"Sec-Fetch-Site": "same-site"}).status, "a read is a page's link")
+
 		// A link is single-use, and the next path stays on the address.
 		link := member.mustJSON(201, "POST", "/api/v1/instances/"+in.ID+"/endpoints-link", map[string]any{"next": "https://evil.example/"})["url"].(string)
-		app := appBrowser(t, "alpha", addr)
-		a := app.follow(link)
+		app = appBrowser(t, "alpha", addr)
+		a = app.follow(link)
 		require.Equal(t, 303, a.status)
 		assert.Equal(t, "/_flowyard/signed-in?next=%2F", a.header.Get("Location"))
 		assert.Equal(t, 401, app.follow(link).status, "a code works once")
