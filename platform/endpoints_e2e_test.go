@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,20 +173,7 @@ func dashboardInstance(t *testing.T, c *apitest.Client) (*snapshotFixture, strin
 // instance's own address, signing in through the platform as a member of the dashboard role
 // (web/e2e/endpoints.test.mjs).
 func TestDashboardThroughAddressInBrowser(t *testing.T) {
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	chromium := os.Getenv("FLOWYARD_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%s is missing: run `make web-test-deps`", chromium)
-	}
-	if _, err := os.Stat(filepath.Join(repo, "web", "e2e", "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("web/e2e/node_modules is missing: run `make web-test-deps`")
-	}
-	node, err := exec.LookPath("node")
-	require.NoError(t, err, "node runs the browser tests")
+	repo, chromium, node := browserTestTools(t)
 	dev := startDev(t)
 	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
