@@ -80,7 +80,11 @@ func signInToEndpoints(t *testing.T, p *browser, app *browser, instanceID, next 
 // flow, the protection on and off, and another team's session, link and token refused.
 func TestInstanceAddressWithRealNodeRED(t *testing.T) {
 	t.Parallel()
-	w := newInstanceWorld(t, "sqlite", func(d *api.Deps) { d.Config.Live.Recheck = 50 * time.Millisecond })
+	eachDialect(t, instanceAddressWithRealNodeRED)
+}
+
+func instanceAddressWithRealNodeRED(t *testing.T, dialect string) {
+	w := newInstanceWorld(t, dialect, func(d *api.Deps) { d.Config.Live.Recheck = 50 * time.Millisecond })
 	addr := hostOf(t, w.env.URL)
 	port := freeRuntimePort(t)
 	in, sec := w.addInstance(t, "alpha", testRuntimeURL(port))
