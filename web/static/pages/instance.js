@@ -110,8 +110,8 @@ async function endpointsSection(ctx, inst) {
     h('p', {}, 'The flows\' http-in endpoints and dashboards are at the root of ', h('code', {}, inst.url), '.'),
     stateEl, toggle, listEl, shownOnce,
     form({
-      label: 'Create an endpoint token', submit: 'Create token',
-      fields: [{ name: 'name', label: 'Token name', required: true }],
+      label: 'Create an endpoint token', submit: 'Create endpoint token',
+      fields: [{ name: 'name', label: 'Endpoint token name', required: true }],
       onSubmit: async (v, el) => {
         const t = await api.post(`${base}/endpoint-tokens`, v);
         replace(shownOnce, h('div', { class: 'card' }, h('p', {}, 'Send it as Authorization: Bearer <token>. It is shown only now.'),
