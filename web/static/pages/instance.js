@@ -111,7 +111,7 @@ async function endpointsSection(ctx, inst) {
     stateEl, toggle, listEl, shownOnce,
     form({
       label: 'Create an endpoint token', submit: 'Create endpoint token',
-      fields: [{ name: 'name', label: 'Endpoint token name', required: true }],
+      fields: [{ name: 'name', label: 'Name of the endpoint token', required: true }],
       onSubmit: async (v, el) => {
         const t = await api.post(`${base}/endpoint-tokens`, v);
         replace(shownOnce, h('div', { class: 'card' }, h('p', {}, 'Send it as Authorization: Bearer <token>. It is shown only now.'),
