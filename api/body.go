@@ -55,7 +55,7 @@ func (s *Server) limitBodies(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	limit := s.cfg.BodyLimit
-	if !s.isEditorHost(c) {
+	if !s.isProxiedHost(c) {
 		if err := readBody(c, stream, limit); err != nil {
 			c.Context().SetConnectionClose()
 			return err

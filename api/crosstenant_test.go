@@ -266,6 +266,8 @@ func (w *crossWorld) buildTenant(t *testing.T, team, teamID, runtimeURL string) 
 	a.params["ruleId"], a.secrets["alert rule id"], a.secrets["alert rule name"] = id(rule), id(rule), name("rule")
 	pat := owner.mustJSON(201, "POST", "/api/v1/user/tokens", map[string]any{"name": name("pat")})
 	a.params["userTokenId"], a.secrets["personal token id"], a.secrets["personal token"] = id(pat), id(pat), pat["token"].(string)
+	ept := owner.mustJSON(201, "POST", "/api/v1/instances/"+in.ID+"/endpoint-tokens", map[string]any{"name": name("endpoint")})
+	a.params["endpointTokenId"], a.secrets["endpoint token id"], a.secrets["endpoint token"] = id(ept), id(ept), ept["token"].(string)
 	a.params["ssoConfigurationId"] = domain.NewID() // platform-wide and admin-only: no team owns one, and none is needed to be refused
 	return a
 }
@@ -388,6 +390,8 @@ func (w *crossWorld) paramValue(t *testing.T, path, name string, tn tenant) stri
 		return "approve"
 	case name == "tokenId" && strings.Contains(path, "provisioning-tokens"):
 		return tn.params["provisioningTokenId"]
+	case name == "tokenId" && strings.Contains(path, "endpoint-tokens"):
+		return tn.params["endpointTokenId"]
 	case name == "tokenId" && strings.Contains(path, "/user/tokens"):
 		return tn.params["userTokenId"]
 	}
@@ -468,7 +472,8 @@ func (w *crossWorld) stringFor(field string) any {
 // operation that writes (not GET) on team A's objects: neither the permission table nor the token's scope lets
 // them write, so each is refused and writes nothing. The editor link is left out: a viewer gets one, for the
 // read-only editor, whose requests go to Node-RED with its read-only token, which refuses writes itself
-// (editor_test.go, editororigin_test.go).
+// (editor_test.go, editororigin_test.go). So is the link into a protected instance's address: every member of
+// the team may use its endpoints, the dashboard role first (apporigin_test.go).
 func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 	t.Helper()
 	calls := 0
@@ -476,7 +481,8 @@ func (w *crossWorld) sweepReadOnlyRoles(t *testing.T, ops []operation) int {
 		key := op.method + " " + op.path
 		_, public := publicRoutes[key]
 		_, own := ownAccountRoutes[key]
-		if public || own || op.method == "GET" || strings.HasSuffix(op.path, "/editor-link") {
+		if public || own || op.method == "GET" || strings.HasSuffix(op.path, "/editor-link") ||
+			strings.HasSuffix(op.path, "/endpoints-link") {
 			continue
 		}
 		path, body := w.resolve(t, op.path, w.a), w.bodyFor(op)

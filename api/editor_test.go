@@ -68,7 +68,7 @@ func packNodeModule(t *testing.T, name, nodeType string) string {
 	return filepath.Join(dir, lines[len(lines)-1])
 }
 
-// headerEchoFlow is a member's plain http-in flow that answers GET /api/<path> with the request header it was
+// headerEchoFlow is a member's plain http-in flow that answers GET /<path> with the request header it was
 // sent ("none" without it): what a member would deploy to read the platform's admin token, were a request let
 // out of Node-RED's admin root by the editor proxy, or a user's session cookie, were it sent to the instance.
 func headerEchoFlow(path, header string) []map[string]any {
@@ -209,7 +209,7 @@ func TestEditorProxyWithRealNodeRED(t *testing.T) {
 		a := member.do("POST", "/flows", map[string]any{"flows": headerEchoFlow("steal", "authorization")}, deployHeaders)
 		require.Equal(t, 200, a.status, a.body)
 		require.Eventually(t, func() bool {
-			status, body := red.call("GET", "/api/steal", nil, nil)
+			status, body := red.call("GET", "/steal", nil, nil)
 			return status == 200 && body == "Bearer "+sec.admin
 		}, 20*time.Second, 100*time.Millisecond, "the flow answers with the token it is sent")
 		for _, escape := range editorEscapes {

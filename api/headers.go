@@ -19,6 +19,9 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; for
 // securityHeaders sets the headers of the origin a request came to, before anything answers it (errors too).
 func (s *Server) securityHeaders(c *fiber.Ctx) error {
 	h := &c.Response().Header
+	if s.isAppHost(c) {
+		return c.Next() // an instance's address answers what its flows answer (apporigin.go)
+	}
 	if s.isEditorHost(c) {
 		setEditorHeaders(h)
 		return c.Next()

@@ -10,12 +10,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flowyard/flowyard/api/apitest"
 )
 
-// TestInstanceURLGetsNoSessionCookie checks that the instance URL the API shows (the runtime's own loopback
-// address, as the local driver gives it) is not a host the platform's session cookie goes to: cookies ignore
-// ports, so a URL on the platform's own host would hand a member's http-in flow the session of everyone who opens
-// it. The platform is reached both as 127.0.0.1 and as localhost; the jar is net/http/cookiejar holding the
+// TestInstanceURLGetsNoSessionCookie checks that the instance URL the API shows (the instance's own address,
+// <name>.<apps domain> on the platform's port, which the API proxies to the runtime) is not a host the platform's
+// session cookie goes to: cookies ignore ports, so a URL on the platform's own host would hand a member's http-in
+// flow the session of everyone who opens it. The platform is reached both as 127.0.0.1 and as localhost; the jar is net/http/cookiejar holding the
 // platform's real Set-Cookie, and a real Node-RED behind the shown URL reports the cookies it gets. (That nothing
 // answers on 127.0.0.1:<port> is the driver's part: drivers/local TestInstanceGetsNoPlatformCookie.)
 func TestInstanceURLGetsNoSessionCookie(t *testing.T) {
@@ -29,7 +31,7 @@ func TestInstanceURLGetsNoSessionCookie(t *testing.T) {
 	require.Equal(t, 200, status, body)
 
 	shown := w.browsers["member"].mustJSON(200, "GET", "/api/v1/instances/"+in.ID, nil)["url"].(string)
-	assert.Equal(t, testRuntimeURL(port)+"/api/", shown)
+	assert.Equal(t, "http://cookie-jar.apps.localhost:"+strings.Split(hostOf(t, w.env.URL), ":")[1]+"/", shown)
 	instanceURL, err := url.Parse(shown)
 	require.NoError(t, err)
 
@@ -46,7 +48,8 @@ func TestInstanceURLGetsNoSessionCookie(t *testing.T) {
 		require.NotEmpty(t, member.client.Jar.Cookies(platformURL), "the jar holds the session for %s", platformHost)
 
 		assert.Empty(t, member.client.Jar.Cookies(instanceURL), "signed in at %s, the jar sends nothing to %s", platformHost, shown)
-		browser := &http.Client{Jar: member.client.Jar, Timeout: 10 * time.Second}
+		browser := &http.Client{Jar: member.client.Jar, Timeout: 10 * time.Second,
+			Transport: &http.Transport{DialContext: apitest.DialTo(hostOf(t, w.env.URL))}}
 		var seen string
 		require.Eventually(t, func() bool {
 			res, err := browser.Get(shown + "cookies")

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -45,20 +43,22 @@ type updateInstanceRequest struct {
 }
 
 type instanceJSON struct {
-	ID             string          `json:"id"`
-	Name           string          `json:"name"`
-	ApplicationID  string          `json:"applicationId"`
-	TeamID         string          `json:"teamId"`
-	State          string          `json:"state"`
-	StateReason    string          `json:"stateReason,omitempty"`
-	URL            string          `json:"url"`
-	EditorURL      string          `json:"editorUrl"` // the dashboard's page that opens the editor on its own origin
-	InstanceTypeID string          `json:"instanceTypeId"`
-	StackID        string          `json:"stackId"`
-	TemplateID     string          `json:"templateId"`
-	BlueprintID    *string         `json:"blueprintId,omitempty"`
-	Settings       map[string]any  `json:"settings"`
-	Env            []domain.EnvVar `json:"env"`
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	ApplicationID string `json:"applicationId"`
+	TeamID        string `json:"teamId"`
+	State         string `json:"state"`
+	StateReason   string `json:"stateReason,omitempty"`
+	URL           string `json:"url"` // the instance's own address, where its flows' endpoints are
+	// EndpointsProtected: the address asks for a signed-in team member or an endpoint token.
+	EndpointsProtected bool            `json:"endpointsProtected"`
+	EditorURL          string          `json:"editorUrl"` // the dashboard's page that opens the editor on its own origin
+	InstanceTypeID     string          `json:"instanceTypeId"`
+	StackID            string          `json:"stackId"`
+	TemplateID         string          `json:"templateId"`
+	BlueprintID        *string         `json:"blueprintId,omitempty"`
+	Settings           map[string]any  `json:"settings"`
+	Env                []domain.EnvVar `json:"env"`
 	// DeviceTargetSnapshotID is the snapshot of this instance that its devices run.
 	DeviceTargetSnapshotID *string   `json:"deviceTargetSnapshotId"`
 	CreatedAt              time.Time `json:"createdAt"`
@@ -70,28 +70,8 @@ func (s *Server) instanceView(in *storage.Instance) instanceJSON {
 		StateReason: in.StateReason, EditorURL: s.cfg.PublicURL + editorEntryPrefix + in.ID + "/", InstanceTypeID: in.InstanceTypeID,
 		StackID: in.StackID, TemplateID: in.TemplateID, BlueprintID: in.BlueprintID, Settings: in.Settings, Env: in.Env,
 		DeviceTargetSnapshotID: in.DeviceTargetSnapshotID, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
-	v.URL = instanceBrowserURL(in)
+	v.URL, v.EndpointsProtected = s.instanceAddress(in), in.EndpointsProtected
 	return v
-}
-
-// instanceNodeRoot is where every instance serves its http-in routes (drivers.NodeRoot; api may not import
-// drivers).
-const instanceNodeRoot = "/api/"
-
-// instanceBrowserURL is the instance URL the API and the dashboard show: where a browser reaches the instance's
-// own http-in routes, under the runtime's address. Runtimes never share the platform's host: the local driver
-// gives each Node-RED a loopback address of its own (127.1.x.y), so the platform's host-only session cookie for
-// 127.0.0.1 or localhost is never sent there; a Kubernetes runtime is an in-cluster service.
-func instanceBrowserURL(in *storage.Instance) string {
-	if in.RuntimeURL == "" {
-		return ""
-	}
-	u, err := url.Parse(in.RuntimeURL)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	u.Path, u.RawPath = strings.TrimSuffix(u.Path, "/")+instanceNodeRoot, ""
-	return u.String()
 }
 
 func (s *Server) registerInstances() {

@@ -282,7 +282,7 @@ type nodeRED struct {
 }
 
 // startNodeRED runs Node-RED for the instance with the storage plugin pointed at the API, the admin API at
-// /admin/ and http-in at /api/, the admin and read tokens accepted, and the editor on. It is stopped (by PID)
+// /admin/ and http-in at the root, the admin and read tokens accepted, and the editor on. It is stopped (by PID)
 // when the test ends.
 func startNodeRED(t *testing.T, forgeURL string, in *storage.Instance, sec instanceSecrets, port int) *nodeRED {
 	t.Helper()
@@ -291,7 +291,7 @@ func startNodeRED(t *testing.T, forgeURL string, in *storage.Instance, sec insta
 	plugin, err := nodered.WriteStoragePlugin(dir)
 	require.NoError(t, err)
 	js, err := nodered.RenderSettings(nodered.SettingsParams{
-		Port: port, Host: testRuntimeHost, HTTPAdminRoot: "/admin/", HTTPNodeRoot: "/api/",
+		Port: port, Host: testRuntimeHost, HTTPAdminRoot: "/admin/", HTTPNodeRoot: "/",
 		CredentialSecret: sec.credentialSecret, StorageModule: plugin, Title: in.Name,
 		AdminTokens: map[string]string{tokenDigest(sec.admin): "*", tokenDigest(sec.read): "read"},
 	})

@@ -35,9 +35,12 @@ type Config struct {
 	// EditorDomain is the domain under which each instance's editor has an origin of its own,
 	// <instanceId>.<EditorDomain> with the public URL's scheme and port (default editor.localhost).
 	EditorDomain string
-	BrokerURL    string // the MQTT broker handed to devices ("" = devices poll over HTTP)
-	Version      string
-	Limits       Limits // abuse limits; zero values take the defaults
+	// AppsDomain is the domain under which each instance's flows serve their endpoints, at the root of
+	// <instance name>.<AppsDomain> with the public URL's scheme and port (default apps.localhost).
+	AppsDomain string
+	BrokerURL  string // the MQTT broker handed to devices ("" = devices poll over HTTP)
+	Version    string
+	Limits     Limits // abuse limits; zero values take the defaults
 	// CodeClock is the time two-factor codes are checked against (time.Now when nil). Not a setting: tests move
 	// it from one 30-second step to the next instead of waiting.
 	CodeClock func() time.Time
@@ -115,6 +118,7 @@ type Server struct {
 	providers  *providers // OpenID providers of single sign-on, cached
 	editors    editorOrigins
 	svc        flowServices // the services of the flows the API shares with the worker and the platform
+	apps       appOrigins
 }
 
 // New builds the API with every route registered.
@@ -139,6 +143,7 @@ func New(d Deps) *Server {
 	s.live.revoked = s.revokedCredentials
 	s.editors = newEditorOrigins(d.Config.PublicURL, d.Config.EditorDomain)
 	s.svc = newFlowServices(s, d)
+	s.apps = newAppOrigins(d.Config.PublicURL, d.Config.AppsDomain)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL, Accounts: d.DeviceAccounts}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",
@@ -158,7 +163,7 @@ func New(d Deps) *Server {
 	})
 	s.app.Server().HeaderReceived = markDeclaredTooLong(d.Config.BodyLimit)
 	s.app.Use(observeRequests(d.HTTPMetrics))
-	s.app.Use(recover.New(), requestid.New(), s.securityHeaders, s.limitBodies, s.serveEditorOrigin, s.serveDashboard,
+	s.app.Use(recover.New(), requestid.New(), s.securityHeaders, s.limitBodies, s.serveAppOrigin, s.serveEditorOrigin, s.serveDashboard,
 		s.requireJSONBody, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
@@ -199,6 +204,7 @@ func (s *Server) registerRoutes() {
 	s.registerRuntime()
 	s.registerRuntimeContext()
 	s.registerEditorLinks()
+	s.registerEndpoints()
 	s.registerInstances()
 	s.registerSnapshots()
 	s.registerUpgrades()

@@ -26,6 +26,7 @@ type Config struct {
 	Listen        string // API address
 	PublicURL     string // how browsers and devices reach the API
 	EditorDomain  string // each instance's editor is served on its own origin, <instanceId>.<EditorDomain>
+	AppsDomain    string // each instance's flows serve their endpoints at the root of <name>.<AppsDomain>
 	DataDir       string // absolute once loaded, like every path below
 	StacksDir     string // installed Node-RED stacks of the local driver; default DataDir/stacks
 	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
@@ -117,9 +118,6 @@ type KubernetesConfig struct {
 	Kubeconfig       string   // empty: the pod's service account (in-cluster)
 	Namespace        string   // where instances run; empty: the namespace Flowyard runs in
 	Image            string   // image template; empty: the official Node-RED image with the stack's version
-	Domain           string   // instances get <name>.<domain> Ingresses; empty: no Ingress
-	IngressClass     string   // empty: the cluster's default
-	TLSSecret        string   // TLS secret for the instances' Ingresses; empty: plain HTTP
 	ImagePullSecrets []string // for a private registry
 	StorageClass     string   // storage class of the instances' PersistentVolumeClaims; empty: the cluster's default
 	DataSizeMB       int      // size of each instance's PersistentVolumeClaim
@@ -136,6 +134,8 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.PublicURL, "public-url", "FLOWYARD_PUBLIC_URL", "", "`http://<listen>`", "how browsers and devices reach the API")
 	s.str(&c.EditorDomain, "editor-domain", "FLOWYARD_EDITOR_DOMAIN", "", "`editor.localhost` for a public URL on an IP address or `localhost`, else `editor.<public host>`",
 		"each instance's editor is served on an origin of its own, `<instance id>.<editor domain>` with the public URL's scheme and port, by the API itself: production needs a wildcard DNS record and TLS certificate for `*.<editor domain>` pointing at the API")
+	s.str(&c.AppsDomain, "apps-domain", "FLOWYARD_APPS_DOMAIN", "", "`apps.localhost` for a public URL on an IP address or `localhost`, else `apps.<public host>`",
+		"each instance's flows serve their http-in endpoints (and Dashboard 2) at the root of `<instance name>.<apps domain>` with the public URL's scheme and port, proxied by the API, which never forwards the editor or admin API there: production needs a wildcard DNS record and TLS certificate for `*.<apps domain>` pointing at the API")
 	s.str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "", "SQLite file, generated secret key, instances, Temporal's file")
 	s.str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "`<data-dir>/stacks`", "Node-RED stacks the local driver installs with npm (share one between data dirs to install once)")
 	s.str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "(SQLite)", "`postgres://user:pass@host:5432/db`")
@@ -172,9 +172,6 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 	s.str(&c.Kubernetes.Kubeconfig, "k8s-kubeconfig", "FLOWYARD_K8S_KUBECONFIG", "", "in-cluster service account", "kubeconfig file of the kubernetes driver")
 	s.str(&c.Kubernetes.Namespace, "k8s-namespace", "FLOWYARD_K8S_NAMESPACE", "", "Flowyard's own", "namespace of the instances")
 	s.str(&c.Kubernetes.Image, "k8s-image", "FLOWYARD_K8S_IMAGE", "", "the official Node-RED image", "Node-RED image template, e.g. `nodered/node-red:{{.NodeRedVersion}}`")
-	s.str(&c.Kubernetes.Domain, "k8s-domain", "FLOWYARD_K8S_DOMAIN", "", "(none)", "instances get an Ingress at `<name>.<domain>`")
-	s.str(&c.Kubernetes.IngressClass, "k8s-ingress-class", "FLOWYARD_K8S_INGRESS_CLASS", "", "the cluster's default", "ingress class of the instances' Ingresses")
-	s.str(&c.Kubernetes.TLSSecret, "k8s-tls-secret", "FLOWYARD_K8S_TLS_SECRET", "", "(plain HTTP)", "TLS secret of the instances' Ingresses, e.g. a wildcard certificate")
 	s.str(&raw.pullSecrets, "k8s-image-pull-secrets", "FLOWYARD_K8S_IMAGE_PULL_SECRETS", "", "", "comma-separated image pull secrets, for a private registry")
 	s.str(&c.Kubernetes.StorageClass, "k8s-storage-class", "FLOWYARD_K8S_STORAGE_CLASS", "", "the cluster's default", "storage class of each instance's PersistentVolumeClaim (its user directory: installed modules, files its flows write)")
 	s.int(&c.Kubernetes.DataSizeMB, "k8s-data-size-mb", "FLOWYARD_K8S_DATA_SIZE_MB", 1024, "size of that claim in MiB; an existing claim keeps its size")
@@ -334,6 +331,8 @@ func (c *Config) validate() error {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if err := c.resolveEditorDomain(); err != nil {
 		errs = append(errs, err)
+	} else if err := c.resolveAppsDomain(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RuntimeAPIURL == "" {
 		c.RuntimeAPIURL = c.PublicURL
@@ -399,7 +398,7 @@ func (c Config) StoreURL() string {
 // LogValue describes the effective configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("editorDomain", c.EditorDomain), slog.String("dataDir", c.DataDir),
+		slog.String("listen", c.Listen), slog.String("publicUrl", c.PublicURL), slog.String("editorDomain", c.EditorDomain), slog.String("appsDomain", c.AppsDomain), slog.String("dataDir", c.DataDir),
 		slog.String("stacksDir", c.StacksDir), slog.String("temporalBin", c.TemporalBin), slog.String("temporalConfig", c.TemporalFile),
 		slog.String("kubeconfig", c.Kubernetes.Kubeconfig),
 		slog.String("database", maskURL(c.StoreURL())), slog.String("secretKey", mask(c.SecretKey)),

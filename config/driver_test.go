@@ -10,14 +10,14 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestKubernetesDriverSettingsFromTheEnvironment(t *testing.T) {
 	c, err := Load("worker", nil, env(map[string]string{
-		"FLOWYARD_DRIVER": "kubernetes", "FLOWYARD_K8S_NAMESPACE": "nodered", "FLOWYARD_K8S_DOMAIN": "nr.example.com",
+		"FLOWYARD_DRIVER": "kubernetes", "FLOWYARD_K8S_NAMESPACE": "nodered", "FLOWYARD_APPS_DOMAIN": "nr.example.com",
 		"FLOWYARD_K8S_IMAGE_PULL_SECRETS": " regcred, other ,", "FLOWYARD_METRICS_LISTEN": ":9090",
 		"FLOWYARD_PUBLIC_URL": "https://flowyard.example.com/",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Driver != "kubernetes" || c.Kubernetes.Namespace != "nodered" || c.Kubernetes.Domain != "nr.example.com" || c.MetricsListen != ":9090" {
+	if c.Driver != "kubernetes" || c.Kubernetes.Namespace != "nodered" || c.AppsDomain != "nr.example.com" || c.MetricsListen != ":9090" {
 		t.Fatalf("unexpected config %+v", c)
 	}
 	if got := c.Kubernetes.ImagePullSecrets; len(got) != 2 || got[0] != "regcred" || got[1] != "other" {

@@ -23,29 +23,42 @@ func (c *Config) resolveEditorDomain() error {
 	if c.EditorDomain == "" {
 		c.EditorDomain = defaultEditorDomain(publicHost)
 	}
-	c.EditorDomain = strings.ToLower(strings.Trim(c.EditorDomain, "."))
-	labels := strings.Split(c.EditorDomain, ".")
-	if len(labels) < 2 || len(c.EditorDomain) > 253-27 || net.ParseIP(c.EditorDomain) != nil {
-		return fmt.Errorf("--editor-domain=%q must be a domain name of two labels or more, such as editor.example.com", c.EditorDomain)
+	c.EditorDomain, err = checkOriginDomain("editor-domain", "editor", c.EditorDomain, publicHost)
+	return err
+}
+
+// checkOriginDomain normalises a domain under which the API serves origins of their own (<label>.<domain>) and
+// checks it: a domain name of two labels or more, not holding the platform's own host.
+func checkOriginDomain(flag, example, domainName, publicHost string) (string, error) {
+	domainName = strings.ToLower(strings.Trim(domainName, "."))
+	labels := strings.Split(domainName, ".")
+	if len(labels) < 2 || len(domainName) > 253-64 || net.ParseIP(domainName) != nil {
+		return "", fmt.Errorf("--%s=%q must be a domain name of two labels or more, such as %s.example.com", flag, domainName, example)
 	}
 	for _, l := range labels {
 		if !dnsLabel.MatchString(l) {
-			return fmt.Errorf("--editor-domain=%q: %q is not a DNS label", c.EditorDomain, l)
+			return "", fmt.Errorf("--%s=%q: %q is not a DNS label", flag, domainName, l)
 		}
 	}
-	if publicHost == c.EditorDomain || strings.HasSuffix(publicHost, "."+c.EditorDomain) {
-		return fmt.Errorf("--editor-domain=%q holds the public URL's host %q: the platform must not be served on an editor's origin; use a domain of its own, such as editor.%s",
-			c.EditorDomain, publicHost, publicHost)
+	if publicHost == domainName || strings.HasSuffix(publicHost, "."+domainName) {
+		return "", fmt.Errorf("--%s=%q holds the public URL's host %q: the platform must not be served on an instance's origin; use a domain of its own, such as %s.%s",
+			flag, domainName, publicHost, example, publicHost)
 	}
-	return nil
+	return domainName, nil
 }
 
 // defaultEditorDomain is editor.localhost when the platform is reached at an IP address or at localhost (every
 // browser, and curl, resolves each *.localhost name to loopback, so `flowyard dev` needs no DNS), and
 // editor.<public host> otherwise.
 func defaultEditorDomain(publicHost string) string {
+	return defaultOriginDomain("editor", publicHost)
+}
+
+// defaultOriginDomain is <first>.localhost for a public URL on an IP address or under localhost, and
+// <first>.<public host> otherwise.
+func defaultOriginDomain(first, publicHost string) string {
 	if net.ParseIP(publicHost) != nil || publicHost == "localhost" || strings.HasSuffix(publicHost, ".localhost") {
-		return "editor.localhost"
+		return first + ".localhost"
 	}
-	return "editor." + publicHost
+	return first + "." + publicHost
 }

@@ -63,6 +63,9 @@ const (
 	TokenPrefixVerification = "fye_"
 	TokenPrefixEditorCode   = "fyc_" // single-use code that opens an instance's editor on its own origin
 	TokenPrefixEditorCookie = "fyo_" // the session cookie of an instance's editor origin
+	// TokenPrefixEndpoint marks a bearer token an owner creates for a protected instance's endpoints. The sign-in
+	// of an instance's address uses the editor's prefixes (fyc_ code, fyo_ cookie): rows of other kinds.
+	TokenPrefixEndpoint = "fyh_"
 )
 
 // NewToken returns a random token with the prefix, and the hash to store in its place.

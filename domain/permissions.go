@@ -29,21 +29,26 @@ const (
 	ActionInstanceLog          Action = "project:log"
 	ActionInstanceFlowsView    Action = "project:flows:view"
 	ActionInstanceFlowsEdit    Action = "project:flows:edit"
-	ActionSnapshotCreate       Action = "project:snapshot:create"
-	ActionSnapshotList         Action = "project:snapshot:list"
-	ActionSnapshotMeta         Action = "snapshot:meta"
-	ActionSnapshotFull         Action = "snapshot:full"
-	ActionSnapshotExport       Action = "snapshot:export"
-	ActionSnapshotImport       Action = "snapshot:import"
-	ActionSnapshotEdit         Action = "snapshot:edit"
-	ActionSnapshotDelete       Action = "snapshot:delete"
-	ActionSnapshotRollback     Action = "project:snapshot:rollback"
-	ActionSnapshotSchedule     Action = "project:snapshot:schedule"
-	ActionOperationRead        Action = "operation:read"
-	ActionTeamBillingRead      Action = "team:billing:read"
-	ActionTeamBillingManage    Action = "team:billing:manage"
-	ActionTeamAlertsRead       Action = "team:alerts:read"   // alert rules, webhooks, the delivery log
-	ActionTeamAlertsManage     Action = "team:alerts:manage" // change them, send a test
+	// The instance's own address, <name>.<apps domain>: signing in to its protected endpoints (Dashboard 2
+	// included), and turning the protection on or off and managing its bearer tokens.
+	ActionInstanceEndpointsUse    Action = "project:endpoints:use"
+	ActionInstanceEndpointsManage Action = "project:endpoints:manage"
+	ActionTeamDashboardsList      Action = "team:dashboards:list" // the team's instances' dashboards, for the dashboard role
+	ActionSnapshotCreate          Action = "project:snapshot:create"
+	ActionSnapshotList            Action = "project:snapshot:list"
+	ActionSnapshotMeta            Action = "snapshot:meta"
+	ActionSnapshotFull            Action = "snapshot:full"
+	ActionSnapshotExport          Action = "snapshot:export"
+	ActionSnapshotImport          Action = "snapshot:import"
+	ActionSnapshotEdit            Action = "snapshot:edit"
+	ActionSnapshotDelete          Action = "snapshot:delete"
+	ActionSnapshotRollback        Action = "project:snapshot:rollback"
+	ActionSnapshotSchedule        Action = "project:snapshot:schedule"
+	ActionOperationRead           Action = "operation:read"
+	ActionTeamBillingRead         Action = "team:billing:read"
+	ActionTeamBillingManage       Action = "team:billing:manage"
+	ActionTeamAlertsRead          Action = "team:alerts:read"   // alert rules, webhooks, the delivery log
+	ActionTeamAlertsManage        Action = "team:alerts:manage" // change them, send a test
 
 	// Devices, as in FlowFuse's table.
 	ActionDeviceGroupCreate       Action = "application:device-group:create"
@@ -84,40 +89,43 @@ const (
 // rolePermissions is the one permission table: the least team role an action needs.
 // Actions missing here are platform-admin only.
 var rolePermissions = map[Action]Role{
-	ActionTeamRead:             RoleDashboard,
-	ActionTeamEdit:             RoleOwner,
-	ActionTeamDelete:           RoleOwner,
-	ActionTeamAuditLog:         RoleOwner,
-	ActionTeamUserList:         RoleViewer,
-	ActionTeamUserInvite:       RoleOwner,
-	ActionTeamUserRemove:       RoleOwner,
-	ActionTeamUserChangeRole:   RoleOwner,
-	ActionApplicationList:      RoleViewer,
-	ActionApplicationCreate:    RoleOwner,
-	ActionApplicationRead:      RoleViewer,
-	ActionApplicationEdit:      RoleOwner,
-	ActionApplicationDelete:    RoleOwner,
-	ActionInstanceStatus:       RoleDashboard,
-	ActionInstanceChangeStatus: RoleOwner,
-	ActionInstanceEditEnv:      RoleMember,
-	ActionInstanceLog:          RoleViewer,
-	ActionInstanceFlowsView:    RoleViewer,
-	ActionInstanceFlowsEdit:    RoleMember,
-	ActionSnapshotCreate:       RoleMember,
-	ActionSnapshotList:         RoleViewer,
-	ActionSnapshotMeta:         RoleViewer,
-	ActionSnapshotFull:         RoleMember,
-	ActionSnapshotExport:       RoleMember,
-	ActionSnapshotImport:       RoleOwner,
-	ActionSnapshotEdit:         RoleOwner,
-	ActionSnapshotDelete:       RoleOwner,
-	ActionSnapshotRollback:     RoleMember,
-	ActionSnapshotSchedule:     RoleMember,
-	ActionOperationRead:        RoleViewer,
-	ActionTeamBillingRead:      RoleOwner,
-	ActionTeamBillingManage:    RoleOwner,
-	ActionTeamAlertsRead:       RoleMember,
-	ActionTeamAlertsManage:     RoleOwner,
+	ActionTeamRead:                RoleDashboard,
+	ActionTeamEdit:                RoleOwner,
+	ActionTeamDelete:              RoleOwner,
+	ActionTeamAuditLog:            RoleOwner,
+	ActionTeamUserList:            RoleViewer,
+	ActionTeamUserInvite:          RoleOwner,
+	ActionTeamUserRemove:          RoleOwner,
+	ActionTeamUserChangeRole:      RoleOwner,
+	ActionApplicationList:         RoleViewer,
+	ActionApplicationCreate:       RoleOwner,
+	ActionApplicationRead:         RoleViewer,
+	ActionApplicationEdit:         RoleOwner,
+	ActionApplicationDelete:       RoleOwner,
+	ActionInstanceStatus:          RoleDashboard,
+	ActionInstanceChangeStatus:    RoleOwner,
+	ActionInstanceEditEnv:         RoleMember,
+	ActionInstanceLog:             RoleViewer,
+	ActionInstanceFlowsView:       RoleViewer,
+	ActionInstanceFlowsEdit:       RoleMember,
+	ActionInstanceEndpointsUse:    RoleDashboard,
+	ActionInstanceEndpointsManage: RoleOwner,
+	ActionTeamDashboardsList:      RoleDashboard,
+	ActionSnapshotCreate:          RoleMember,
+	ActionSnapshotList:            RoleViewer,
+	ActionSnapshotMeta:            RoleViewer,
+	ActionSnapshotFull:            RoleMember,
+	ActionSnapshotExport:          RoleMember,
+	ActionSnapshotImport:          RoleOwner,
+	ActionSnapshotEdit:            RoleOwner,
+	ActionSnapshotDelete:          RoleOwner,
+	ActionSnapshotRollback:        RoleMember,
+	ActionSnapshotSchedule:        RoleMember,
+	ActionOperationRead:           RoleViewer,
+	ActionTeamBillingRead:         RoleOwner,
+	ActionTeamBillingManage:       RoleOwner,
+	ActionTeamAlertsRead:          RoleMember,
+	ActionTeamAlertsManage:        RoleOwner,
 
 	ActionDeviceGroupCreate:       RoleOwner,
 	ActionDeviceGroupList:         RoleMember,

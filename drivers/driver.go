@@ -13,13 +13,15 @@ import (
 	"time"
 )
 
-// Paths under which every instance serves Node-RED's admin API (and editor) and its http-in nodes.
-// They are disjoint on purpose: a request the admin app does not handle falls through to the http-in
-// routes, so with overlapping roots a flow could read the admin token a proxy injects into editor requests.
-// A public proxy maps its own paths onto these.
+// Paths under which every instance serves Node-RED's admin API (and editor) and its http-in nodes. The
+// http-in routes are at the root, as on FlowFuse, so a flow's endpoints are at the root of the instance's own
+// address (<name>.<apps domain>). A request the admin app does not handle falls through to the http-in routes,
+// where a flow could read the admin token the editor proxy injects: settings.js makes every http-in route
+// answer 404 under AdminRoot (nodered.SettingsParams.HTTPAdminRoot), and the platform's app proxy never
+// forwards a path under it (docs/ARCHITECTURE.md §12).
 const (
 	AdminRoot = "/admin/"
-	NodeRoot  = "/api/"
+	NodeRoot  = "/"
 )
 
 // InstanceSpec is everything a driver needs to run one Node-RED instance.

@@ -31,10 +31,12 @@ type SettingsParams struct {
 	Port int
 	// Host is uiHost, default 127.0.0.1.
 	Host string
-	// HTTPAdminRoot and HTTPNodeRoot default to "/". Keep them disjoint
-	// (e.g. "/admin" and "/api") when an editor proxy injects a token: a
-	// request the admin app does not handle falls through to http-in routes,
-	// which can read every request header.
+	// HTTPAdminRoot and HTTPNodeRoot default to "/". A request the admin
+	// app does not handle falls through to the http-in routes, which can read
+	// every request header, including a token an editor proxy injects: when
+	// the admin root is not "/", every http-in route answers 404 to a request
+	// under it (settings.httpNodeMiddleware), so the node root may be "/" and
+	// flows never see a request meant for the admin API.
 	HTTPAdminRoot, HTTPNodeRoot string
 	// CredentialSecret encrypts flows_cred.json; required unless SecretsFile
 	// is set, and then it must be empty.
@@ -91,7 +93,7 @@ type Secrets struct {
 var PlatformSettingsKeys = []string{
 	"adminAuth", "contextStorage", "credentialSecret", "envVarExcludes",
 	"httpAdminRoot", "httpNodeRoot", "httpRoot", "https", "logging",
-	"readOnly", "requireHttps", "runtimeState", "storageModule", "telemetry",
+	"httpNodeMiddleware", "readOnly", "requireHttps", "runtimeState", "storageModule", "telemetry",
 	"uiHost", "uiPort", "userDir",
 }
 
@@ -333,6 +335,7 @@ const tokenHeader = {{.TokenHeader}};
 const storageModulePath = {{.StorageModule}};
 const secretsFile = {{.SecretsFile}};
 const logLevel = {{.LogLevel}};
+const adminRoot = {{.AdminRoot}};
 
 const LEVEL_NAMES = {10: "fatal", 20: "error", 30: "warn", 40: "info", 50: "debug", 60: "trace", 98: "audit", 99: "metric"};
 const LOG_FIELDS = ["type", "id", "name", "z", "path", "event", "user", "ip", "error", "message", "value", "nodeid"];
@@ -393,6 +396,19 @@ if (tokenHeader) {
     settings.adminAuth.tokenHeader = tokenHeader;
 }
 settings.logging = {console: {level: logLevel, metrics: false, audit: true, handler: jsonLogHandler}};
+// A request under the admin root that the admin app did not handle (it may carry the token a proxy injected for
+// the editor) falls through to the http-in routes: they answer it 404 before a flow sees it.
+if (adminRoot !== "/") {
+    const adminPrefix = adminRoot.replace(/\/+$/, "").toLowerCase();
+    settings.httpNodeMiddleware = function (req, res, next) {
+        const path = (req.originalUrl || req.url || "").split("?")[0].toLowerCase();
+        if (path === adminPrefix || path.startsWith(adminPrefix + "/")) {
+            res.status(404).end();
+            return;
+        }
+        next();
+    };
+}
 if (storageModulePath) {
     settings.storageModule = require(storageModulePath);
     if (secrets.instanceToken) {
@@ -420,6 +436,7 @@ func (p *SettingsParams) renderJS(settings map[string]any) ([]byte, error) {
 	data := map[string]any{
 		"Settings": settings, "AdminTokens": tokens, "TokenHeader": nullIfEmpty(p.TokenHeader),
 		"StorageModule": nullIfEmpty(p.StorageModule), "SecretsFile": nullIfEmpty(p.SecretsFile), "LogLevel": p.LogLevel,
+		"AdminRoot": p.HTTPAdminRoot,
 	}
 	encoded := make(map[string]string, len(data))
 	for name, value := range data {

@@ -16,18 +16,13 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
-// figureInstances is how many instances the figures' application holds.
-const figureInstances = 100
-
-// TestDashboardInBrowser runs the web dashboard's browser tests (web/e2e, `node --test` with playwright-core
-// driving Debian's chromium) against `flowyard dev`: the whole scenario of web/e2e/dashboard.test.mjs, and the
-// instance-list figures of web/e2e/figures.test.mjs (written to bench/dashboard.json under make bench,
-// FLOWYARD_BENCH=1; to a temporary file otherwise, so a test run leaves the tree clean). FLOWYARD_SCREENSHOTS=1
-// also writes the main pages to docs/screenshots/.
-func TestDashboardInBrowser(t *testing.T) {
+// browserTestTools returns the repository's directory, Debian's chromium and node, which the browser tests
+// (web/e2e, `node --test` with playwright-core) need, or fails the test naming what is missing.
+func browserTestTools(t *testing.T) (repo, chromium, node string) {
+	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
-	chromium := os.Getenv("FLOWYARD_CHROMIUM")
+	chromium = os.Getenv("FLOWYARD_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
@@ -37,10 +32,23 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(repo, "web", "e2e", "node_modules", "playwright-core")); err != nil {
 		t.Fatalf("web/e2e/node_modules is missing: run `make web-test-deps` (npm ci in web/e2e)")
 	}
-	node, err := exec.LookPath("node")
+	node, err = exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is missing: the dashboard's browser tests run with `node --test`")
 	}
+	return repo, chromium, node
+}
+
+// figureInstances is how many instances the figures' application holds.
+const figureInstances = 100
+
+// TestDashboardInBrowser runs the web dashboard's browser tests (web/e2e, `node --test` with playwright-core
+// driving Debian's chromium) against `flowyard dev`: the whole scenario of web/e2e/dashboard.test.mjs, and the
+// instance-list figures of web/e2e/figures.test.mjs (written to bench/dashboard.json under make bench,
+// FLOWYARD_BENCH=1; to a temporary file otherwise, so a test run leaves the tree clean). FLOWYARD_SCREENSHOTS=1
+// also writes the main pages to docs/screenshots/.
+func TestDashboardInBrowser(t *testing.T) {
+	repo, chromium, node := browserTestTools(t)
 	agentBin := filepath.Join(t.TempDir(), "flowyard-agent")
 	build := exec.Command("go", "build", "-o", agentBin, "./cmd/flowyard-agent")
 	build.Dir = repo

@@ -238,8 +238,8 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 		return nil, errors.New("kubernetes driver: set FLOWYARD_K8S_NAMESPACE (not running in a cluster)")
 	}
 	return kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: ns, Image: k.Image, ImagePullSecrets: k.ImagePullSecrets,
-		Domain: k.Domain, IngressClassName: k.IngressClass, TLSSecretName: k.TLSSecret, StorageClassName: k.StorageClass,
-		DataSizeMB: k.DataSizeMB, Logger: log, OnExit: onExit})
+		StorageClassName: k.StorageClass,
+		DataSizeMB:       k.DataSizeMB, Logger: log, OnExit: onExit})
 }
 
 // newStackMoves is the facade that starts moves of a stack's instances, for the API.

@@ -40,13 +40,18 @@ func (s *Store) InsertEditorGrant(ctx context.Context, g *EditorGrant) error {
 // TakeEditorCode uses up an unexpired code: it is deleted in the statement that finds it, so a code works once
 // even when two requests race, and a code shown on the wrong instance's origin is spent all the same.
 func (s *Store) TakeEditorCode(ctx context.Context, hash string, at time.Time) (*EditorGrant, error) {
+	return s.takeGrantCode(ctx, hash, EditorCode, at)
+}
+
+// takeGrantCode uses up an unexpired code of the kind (TakeEditorCode).
+func (s *Store) takeGrantCode(ctx context.Context, hash, kind string, at time.Time) (*EditorGrant, error) {
 	g := new(EditorGrant)
-	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND expires_at > ?", hash, EditorCode, at.UTC()).Scan(ctx)
+	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND expires_at > ?", hash, kind, at.UTC()).Scan(ctx)
 	if err != nil {
-		return nil, classify(err, "editor code")
+		return nil, classify(err, "editor "+kind)
 	}
-	res, err := s.db.NewDelete().Model((*EditorGrant)(nil)).Where("token_hash = ? AND kind = ?", hash, EditorCode).Exec(ctx)
-	if err := mustAffect(res, err, "editor code"); err != nil {
+	res, err := s.db.NewDelete().Model((*EditorGrant)(nil)).Where("token_hash = ? AND kind = ?", hash, kind).Exec(ctx)
+	if err := mustAffect(res, err, "editor "+kind); err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -241,8 +241,11 @@ type Instance struct {
 	ReadToken        string            // sealed: read-only access (viewers' editor)
 	RuntimeToken     string            // sealed: the storage plugin's fyi_ token
 	RuntimeURL       string
-	CrashCount       int
-	LastCrashAt      *time.Time
+	// EndpointsProtected makes the instance's address (<name>.<apps domain>) ask for a signed-in team member or
+	// an endpoint token.
+	EndpointsProtected bool
+	CrashCount         int
+	LastCrashAt        *time.Time
 	// DeviceTargetSnapshotID is the snapshot of this instance that its devices run (and a device assigned later takes).
 	DeviceTargetSnapshotID *string
 	CreatedAt              time.Time

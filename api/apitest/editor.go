@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -57,3 +58,47 @@ func (c *Client) OpenEditor(instanceID string) *Client {
 
 // Base is the origin the client sends its requests to.
 func (c *Client) Base() string { return c.base }
+
+// LocalhostTransport dials every name under localhost (an instance's address in `flowyard dev`,
+// <name>.apps.localhost) on the loopback address, as browsers and curl resolve them; other names as usual.
+func LocalhostTransport() *http.Transport {
+	var d net.Dialer
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(host), ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+// SignInToEndpoints signs in to an instance's protected address as a browser signed in with c does: a link from
+// the platform, followed on the address, which sets its cookie and sends the browser on to next. It returns a
+// client of the address (its own cookie jar, *.localhost dialed on loopback, redirects not followed) holding
+// that cookie, and fails the test when the sign-in does not complete.
+func (c *Client) SignInToEndpoints(instanceID, next string) *http.Client {
+	c.t.Helper()
+	link := c.Must(http.StatusCreated, "POST", "/api/v1/instances/"+instanceID+"/endpoints-link", map[string]string{"next": next}).String("url")
+	u, err := url.Parse(link)
+	if err != nil {
+		c.t.Fatalf("endpoints link %q: %v", link, err)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: LocalhostTransport(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, want := range []string{appSignedInPrefix, next} {
+		res, err := client.Get(link)
+		if err != nil {
+			c.t.Fatalf("GET %s: %v", link, err)
+		}
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, want) {
+			c.t.Fatalf("GET %s: %d to %q, want a redirect to %s", link, res.StatusCode, loc, want)
+		}
+		link = u.Scheme + "://" + u.Host + loc
+	}
+	return client
+}
+
+// appSignedInPrefix is where an address's sign-in sends the browser, to see that it kept the cookie.
+const appSignedInPrefix = "/_flowyard/signed-in?next="

@@ -39,12 +39,6 @@ type Config struct {
 	ImagePullPolicy  corev1.PullPolicy // default IfNotPresent
 	ImagePullSecrets []string
 	RedJS            string // path of red.js in the image; default DefaultRedJS
-	// Domain makes an Ingress per instance with host <instance name>.<Domain> that routes the instance's
-	// http-in paths (drivers.NodeRoot) to it. Empty: no Ingress.
-	Domain             string
-	IngressClassName   string            // empty: the cluster's default class
-	TLSSecretName      string            // TLS secret for the Ingress (e.g. a wildcard certificate); empty: plain HTTP
-	IngressAnnotations map[string]string // e.g. cert-manager.io/cluster-issuer
 	// CPURequestPercent is the share of the CPU limit that a pod requests. Node-RED idles near zero and
 	// bursts on deploys, so requesting the whole limit would waste the cluster. Default 25.
 	CPURequestPercent int
@@ -98,9 +92,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FieldManager == "" {
 		c.FieldManager = "flowyard"
-	}
-	if strings.HasPrefix(c.Domain, ".") || strings.HasSuffix(c.Domain, ".") {
-		return fmt.Errorf("kubernetes driver: domain %q must not start or end with a dot", c.Domain)
 	}
 	_, err := template.New("image").Parse(c.Image)
 	if err != nil {

@@ -1,8 +1,8 @@
 // Package kubernetes runs Node-RED instances as pods. Each instance gets, in one namespace, a Deployment of
 // one replica running Node-RED, a Secret (settings.js, tokens, credential secret), a ConfigMap (the storage
-// plugin), a PersistentVolumeClaim (its user directory), a Service and, when a domain is configured, an
-// Ingress for its http-in routes. All of them are
-// named nr-<instance id>, carry the label flowyard.io/instance-id, and every object but the Deployment names
+// plugin), a PersistentVolumeClaim (its user directory) and a Service. Browsers never reach the pods directly:
+// the API proxies the editor (<instance id>.<editor domain>) and the flows' endpoints (<name>.<apps domain>)
+// to the Service, through the chart's wildcard Ingresses. All of them are named nr-<instance id>, carry the label flowyard.io/instance-id, and every object but the Deployment names
 // the Deployment as its owner, so deleting the Deployment makes Kubernetes delete the rest.
 //
 // Objects are written with server-side apply (field manager "flowyard"), so Start is idempotent: applying the
@@ -91,7 +91,7 @@ func storagePluginJS() ([]byte, error) {
 }
 
 // Start implements drivers.Driver. A missing Deployment is first created with no replicas, so that its
-// Secret, ConfigMap, Service and Ingress exist (owned by it) before a pod mounts them; then it is scaled to one.
+// Secret, ConfigMap and Service exist (owned by it) before a pod mounts them; then it is scaled to one.
 func (d *Driver) Start(ctx context.Context, spec drivers.InstanceSpec) (drivers.Status, error) {
 	if err := validateSpec(spec); err != nil {
 		return drivers.Status{}, err
@@ -148,15 +148,14 @@ func (d *Driver) applyDependents(ctx context.Context, p *plan, owner types.UID) 
 	if _, err := core.Services(d.cfg.Namespace).Apply(ctx, d.service(p, owner), d.applyOpts()); err != nil {
 		return fmt.Errorf("apply service: %w", err)
 	}
+	// Earlier versions routed <name>.<domain> straight to the pod with an Ingress of its own; the API's app
+	// proxy serves that address now (it enforces the instance's protection and keeps the admin API out), so an
+	// Ingress left from then would bypass it.
 	ingresses := d.cfg.Client.NetworkingV1().Ingresses(d.cfg.Namespace)
-	if p.ingressHost == "" {
-		// No domain (any more): an Ingress left from an earlier configuration would route to nothing useful.
-		return ignoreNotFound(ingresses.Delete(ctx, p.name, metav1.DeleteOptions{}))
+	if _, err := ingresses.Get(ctx, p.name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return nil
 	}
-	if _, err := ingresses.Apply(ctx, d.ingress(p, owner), d.applyOpts()); err != nil {
-		return fmt.Errorf("apply ingress: %w", err)
-	}
-	return nil
+	return ignoreNotFound(ingresses.Delete(ctx, p.name, metav1.DeleteOptions{}))
 }
 
 // ensureClaim creates the instance's PersistentVolumeClaim when it has none, and otherwise leaves it as it is:

@@ -31,7 +31,7 @@ func getDeployment(t *testing.T, c *cluster, id string) *appsv1.Deployment {
 	return dep
 }
 
-func TestStartCreatesDeploymentSecretConfigMapServiceAndIngress(t *testing.T) {
+func TestStartCreatesDeploymentSecretConfigMapAndService(t *testing.T) {
 	c := newCluster(t)
 	d := c.driver()
 	st, err := d.Start(ctx, testSpec("inst1"))
@@ -103,15 +103,10 @@ func TestStartCreatesDeploymentSecretConfigMapServiceAndIngress(t *testing.T) {
 	assert.Equal(t, map[string]string{LabelInstanceID: "inst1"}, svc.Spec.Selector)
 	assert.Equal(t, int32(1880), svc.Spec.Ports[0].Port)
 
-	ing, err := c.cs.NetworkingV1().Ingresses(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, "nginx", *ing.Spec.IngressClassName)
-	assert.Equal(t, "kitchen.nodered.example.com", ing.Spec.Rules[0].Host)
-	path := ing.Spec.Rules[0].HTTP.Paths[0]
-	assert.Equal(t, "/api", path.Path, "only http-in routes are public; the editor goes through the platform")
-	assert.Equal(t, networkingv1.PathTypePrefix, *path.PathType)
-	assert.Equal(t, "nr-inst1", path.Backend.Service.Name)
-	assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"kitchen.nodered.example.com"}, SecretName: "wildcard-tls"}}, ing.Spec.TLS)
+	assert.Contains(t, settings, `"httpNodeRoot": "/"`, "a flow's endpoints at the root of the instance's address")
+	assert.Contains(t, settings, `settings.httpNodeMiddleware`, "http-in routes refuse what falls through from the admin root")
+	_, err = c.cs.NetworkingV1().Ingresses(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "no Ingress to the pod: the API's app proxy serves <name>.<apps domain>, got %v", err)
 
 	pvc, err := c.cs.CoreV1().PersistentVolumeClaims(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -130,7 +125,7 @@ func TestStartCreatesDeploymentSecretConfigMapServiceAndIngress(t *testing.T) {
 	assert.Contains(t, ctr.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
 
 	for kind, owners := range map[string][]metav1.OwnerReference{"secret": sec.OwnerReferences, "configmap": cm.OwnerReferences,
-		"service": svc.OwnerReferences, "ingress": ing.OwnerReferences, "persistentvolumeclaim": pvc.OwnerReferences} {
+		"service": svc.OwnerReferences, "persistentvolumeclaim": pvc.OwnerReferences} {
 		require.Len(t, owners, 1, kind)
 		assert.Equal(t, "Deployment", owners[0].Kind, kind)
 		assert.Equal(t, "nr-inst1", owners[0].Name, kind)
@@ -157,7 +152,7 @@ func TestStartCreatesTheDeploymentScaledToZeroBeforeItsDependents(t *testing.T) 
 			}
 		}
 	}
-	assert.Equal(t, []string{"deployments", "secrets", "configmaps", "services", "ingresses", "deployments"}, order)
+	assert.Equal(t, []string{"deployments", "secrets", "configmaps", "services", "deployments"}, order)
 	assert.Equal(t, []string{"0", "1"}, replicas, "no pod before its Secret exists")
 }
 
@@ -177,7 +172,7 @@ func TestStartTwiceChangesNothing(t *testing.T) {
 	for kind := range before {
 		assert.JSONEq(t, before[kind], after[kind], "a second Start with the same spec leaves the %s as they were", kind)
 	}
-	assert.Equal(t, []string{"patch secrets", "patch configmaps", "patch services", "patch ingresses", "patch deployments"}, c.writes(mark),
+	assert.Equal(t, []string{"patch secrets", "patch configmaps", "patch services", "patch deployments"}, c.writes(mark),
 		"only server-side applies of the same content: no create, delete or scale to zero")
 }
 
@@ -212,17 +207,18 @@ func TestStartWithAChangedSpecRollsThePod(t *testing.T) {
 	assert.True(t, *install.SecurityContext.ReadOnlyRootFilesystem)
 }
 
-func TestStartWithoutDomainMakesNoIngressAndRemovesAnOldOne(t *testing.T) {
+// TestStartRemovesTheIngressOfEarlierVersions: an Ingress that routed <name>.<domain> straight to the pod would
+// bypass the app proxy (its protection, its refusal of the admin API), so starting an instance removes it.
+func TestStartRemovesTheIngressOfEarlierVersions(t *testing.T) {
 	c := newCluster(t)
-	_, err := c.driver().Start(ctx, testSpec("inst1"))
-	require.NoError(t, err)
-	_, err = c.cs.NetworkingV1().Ingresses(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
+	old := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "nr-inst1", Namespace: testNamespace}}
+	_, err := c.cs.NetworkingV1().Ingresses(testNamespace).Create(ctx, old, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	_, err = c.driver(func(cfg *Config) { cfg.Domain = "" }).Start(ctx, testSpec("inst1"))
+	_, err = c.driver().Start(ctx, testSpec("inst1"))
 	require.NoError(t, err)
 	_, err = c.cs.NetworkingV1().Ingresses(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
-	assert.True(t, ignoreNotFound(err) == nil && err != nil, "ingress removed, got %v", err)
+	assert.True(t, apierrors.IsNotFound(err), "ingress removed, got %v", err)
 }
 
 func TestStartRejectsInvalidSpecs(t *testing.T) {
@@ -244,17 +240,6 @@ func TestStartRejectsInvalidSpecs(t *testing.T) {
 		assert.ErrorIs(t, err, drivers.ErrInvalidSpec, name)
 	}
 	assert.Empty(t, c.writes(0), "nothing written for an invalid spec")
-}
-
-func TestInstanceNameThatIsNoDNSLabelUsesTheObjectNameAsHost(t *testing.T) {
-	c := newCluster(t)
-	spec := testSpec("inst1")
-	spec.Name = "ends-with-dash-"
-	_, err := c.driver().Start(ctx, spec)
-	require.NoError(t, err)
-	ing, err := c.cs.NetworkingV1().Ingresses(testNamespace).Get(ctx, "nr-inst1", metav1.GetOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, "nr-inst1.nodered.example.com", ing.Spec.Rules[0].Host)
 }
 
 func TestStopScalesToZeroAndKeepsTheObjects(t *testing.T) {

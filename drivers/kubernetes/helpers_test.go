@@ -97,8 +97,7 @@ func (c *cluster) driver(mutate ...func(*Config)) *Driver {
 	addr := strings.TrimPrefix(c.nodeRed.srv.URL, "http://")
 	dialer := &net.Dialer{}
 	cfg := Config{
-		Client: c.cs, Namespace: testNamespace, Domain: "nodered.example.com", TLSSecretName: "wildcard-tls",
-		IngressClassName: "nginx", PollInterval: 5 * time.Millisecond, ReadyTimeout: 2 * time.Second,
+		Client: c.cs, Namespace: testNamespace, PollInterval: 5 * time.Millisecond, ReadyTimeout: 2 * time.Second,
 		HTTPClient: &http.Client{Timeout: time.Second, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return dialer.DialContext(ctx, network, addr)
@@ -169,8 +168,6 @@ func (c *cluster) dump() map[string]string {
 	add("configmaps", cms, err)
 	svcs, err := c.cs.CoreV1().Services(testNamespace).List(ctx, metav1.ListOptions{})
 	add("services", svcs, err)
-	ings, err := c.cs.NetworkingV1().Ingresses(testNamespace).List(ctx, metav1.ListOptions{})
-	add("ingresses", ings, err)
 	claims, err := c.cs.CoreV1().PersistentVolumeClaims(testNamespace).List(ctx, metav1.ListOptions{})
 	add("persistentvolumeclaims", claims, err)
 	return out

@@ -13,7 +13,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,7 +20,6 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/nodered"
@@ -73,9 +71,6 @@ const (
 // idPattern keeps object names valid DNS labels: "nr-" + id must fit 63 characters.
 var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,58}[a-z0-9])?$`)
 
-// dnsLabel matches a name usable as the first label of an Ingress host.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // objectName is the name of every object of an instance.
 func objectName(id string) string { return "nr-" + id }
 
@@ -116,14 +111,13 @@ func validateSpec(spec drivers.InstanceSpec) error {
 
 // plan is everything derived from a spec that the objects are built from.
 type plan struct {
-	spec        drivers.InstanceSpec
-	name        string
-	labels      map[string]string
-	image       string
-	secretData  map[string][]byte
-	pluginJS    []byte // empty: Node-RED's own file storage (in the emptyDir)
-	configHash  string
-	ingressHost string
+	spec       drivers.InstanceSpec
+	name       string
+	labels     map[string]string
+	image      string
+	secretData map[string][]byte
+	pluginJS   []byte // empty: Node-RED's own file storage (in the emptyDir)
+	configHash string
 }
 
 func (d *Driver) newPlan(spec drivers.InstanceSpec) (*plan, error) {
@@ -147,13 +141,6 @@ func (d *Driver) newPlan(spec drivers.InstanceSpec) (*plan, error) {
 		p.secretData[keyReadToken] = []byte(spec.ReadToken)
 	}
 	p.configHash = hashConfig(p.secretData, p.pluginJS)
-	if d.cfg.Domain != "" {
-		host := spec.Name
-		if !dnsLabel.MatchString(host) {
-			host = p.name
-		}
-		p.ingressHost = host + "." + d.cfg.Domain
-	}
 	return p, nil
 }
 
@@ -249,28 +236,6 @@ func (d *Driver) service(p *plan, owner types.UID) *corev1ac.ServiceApplyConfigu
 		WithSpec(corev1ac.ServiceSpec().WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(map[string]string{LabelInstanceID: p.spec.InstanceID}).
 			WithPorts(corev1ac.ServicePort().WithName(portName).WithPort(port).WithTargetPort(intstr.FromString(portName))))
-}
-
-// ingress routes <name>.<domain>/api/... to the instance's http-in nodes. The editor and admin API stay
-// inside the cluster: users reach them on the instance's editor origin, <id>.<editor domain>, which the API
-// serves and proxies with the platform's token.
-func (d *Driver) ingress(p *plan, owner types.UID) *networkingv1ac.IngressApplyConfiguration {
-	spec := networkingv1ac.IngressSpec().WithRules(networkingv1ac.IngressRule().WithHost(p.ingressHost).
-		WithHTTP(networkingv1ac.HTTPIngressRuleValue().WithPaths(networkingv1ac.HTTPIngressPath().
-			WithPath(strings.TrimSuffix(drivers.NodeRoot, "/")).WithPathType(networkingv1.PathTypePrefix).
-			WithBackend(networkingv1ac.IngressBackend().WithService(networkingv1ac.IngressServiceBackend().
-				WithName(p.name).WithPort(networkingv1ac.ServiceBackendPort().WithName(portName)))))))
-	if d.cfg.IngressClassName != "" {
-		spec.WithIngressClassName(d.cfg.IngressClassName)
-	}
-	if d.cfg.TLSSecretName != "" {
-		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(p.ingressHost).WithSecretName(d.cfg.TLSSecretName))
-	}
-	ing := networkingv1ac.Ingress(p.name, d.cfg.Namespace).WithLabels(p.labels).WithOwnerReferences(ownerRef(p.name, owner)).WithSpec(spec)
-	if len(d.cfg.IngressAnnotations) > 0 {
-		ing.WithAnnotations(d.cfg.IngressAnnotations)
-	}
-	return ing
 }
 
 // deployment runs one pod: Recreate, never two Node-REDs of one instance at once (both would run the flows

@@ -124,7 +124,7 @@ func killAllUnder(dataDir string) {
 	}
 }
 
-// writeHelloFlow pre-writes a flow answering GET /api/hello with the GREETING env var and what the flow
+// writeHelloFlow pre-writes a flow answering GET /hello with the GREETING env var and what the flow
 // can see of FLOWYARD_INSTANCE_ID (it must not see it).
 func writeHelloFlow(t *testing.T, d *Driver, id string) {
 	t.Helper()

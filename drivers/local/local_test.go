@@ -50,7 +50,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || st.State != drivers.StateRunning || st.URL != runtimeURL(port) {
 		t.Fatalf("wait ready: %+v %v", st, err)
 	}
-	if code, body := httpGet(t, st.URL+"/api/hello", ""); code != 200 || body != "hello undefined" {
+	if code, body := httpGet(t, st.URL+"/hello", ""); code != 200 || body != "hello undefined" {
 		t.Fatalf("http-in answered %d %q, want 200 \"hello undefined\" (user env visible, FLOWYARD_* hidden)", code, body)
 	}
 	checkAdminAuth(t, st.URL, spec)
@@ -74,7 +74,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	st = startReady(t, d, spec)
-	if code, body := httpGet(t, st.URL+"/api/hello", ""); code != 200 || body != "hello undefined" {
+	if code, body := httpGet(t, st.URL+"/hello", ""); code != 200 || body != "hello undefined" {
 		t.Fatalf("after restart http-in answered %d %q", code, body)
 	}
 
@@ -84,7 +84,7 @@ func TestLifecycle(t *testing.T) {
 	if safeSt.PID == st.PID || !processGone(st.PID) {
 		t.Fatalf("a changed spec must replace the runtime: old pid %d, new %d", st.PID, safeSt.PID)
 	}
-	if code, _ := httpGet(t, safeSt.URL+"/api/hello", ""); code != 404 {
+	if code, _ := httpGet(t, safeSt.URL+"/hello", ""); code != 404 {
 		t.Fatalf("in safe mode http-in answered %d, want 404", code)
 	}
 
@@ -395,7 +395,7 @@ func TestForgeStorage(t *testing.T) {
 
 	d := newTestDriver(t, "", nil)
 	st := startReady(t, d, spec)
-	if code, body := httpGet(t, st.URL+"/api/token", ""); code != 200 || body != "token undefined" {
+	if code, body := httpGet(t, st.URL+"/token", ""); code != 200 || body != "token undefined" {
 		t.Fatalf("flow from the forge answered %d %q", code, body)
 	}
 	if _, err := os.Stat(filepath.Join(d.instanceDir(spec.InstanceID), userDirName, "flows.json")); !errors.Is(err, os.ErrNotExist) {

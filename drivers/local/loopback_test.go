@@ -59,7 +59,7 @@ func TestInstanceGetsNoPlatformCookie(t *testing.T) {
 		}
 	}
 
-	resp, err := browser.Get(st.URL + "/api/cookies")
+	resp, err := browser.Get(st.URL + "/cookies")
 	if err != nil {
 		t.Fatal(err)
 	}

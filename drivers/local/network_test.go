@@ -269,7 +269,7 @@ func probeSpec(t *testing.T, id string) (drivers.InstanceSpec, netip.AddrPort) {
 func checkConnections(t *testing.T, st drivers.Status, targets ...attack) {
 	t.Helper()
 	var got []attempt
-	if err := json.Unmarshal(postJSON(t, st.URL+"/api/attack/js", map[string]any{"attacks": targets}), &got); err != nil {
+	if err := json.Unmarshal(postJSON(t, st.URL+"/attack/js", map[string]any{"attacks": targets}), &got); err != nil {
 		t.Fatalf("function node answered: %v", err)
 	}
 	for i, a := range got {

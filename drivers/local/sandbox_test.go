@@ -53,7 +53,7 @@ type attempt struct {
 	Got  string `json:"got"`
 }
 
-// redTeamFlows answers POST /api/attack/js with the function node's attempts and POST /api/attack/sh with
+// redTeamFlows answers POST /attack/js with the function node's attempts and POST /attack/sh with
 // the exec node's output.
 var redTeamFlows = `[{"id":"tab1","type":"tab","label":"Red team"},
 {"id":"n-in-js","type":"http in","z":"tab1","url":"/attack/js","method":"post","wires":[["n-fn"]]},
@@ -229,10 +229,10 @@ func (w *redTeam) run(t *testing.T) map[string]attempt {
 	t.Helper()
 	attacks := w.attacks()
 	var js []attempt
-	if err := json.Unmarshal(postJSON(t, w.attacker.URL+"/api/attack/js", map[string]any{"attacks": attacks}), &js); err != nil {
+	if err := json.Unmarshal(postJSON(t, w.attacker.URL+"/attack/js", map[string]any{"attacks": attacks}), &js); err != nil {
 		t.Fatalf("function node answered: %v", err)
 	}
-	sh := parseShellAttempts(t, string(postJSON(t, w.attacker.URL+"/api/attack/sh", map[string]any{"script": shellScript(attacks)})))
+	sh := parseShellAttempts(t, string(postJSON(t, w.attacker.URL+"/attack/sh", map[string]any{"script": shellScript(attacks)})))
 	got := map[string]attempt{}
 	for via, attempts := range map[string][]attempt{"js": js, "sh": sh} {
 		if len(attempts) != len(attacks) {
@@ -368,7 +368,7 @@ func postJSON(t *testing.T, url string, body any) []byte {
 	return out.Bytes()
 }
 
-// workingFlows answer GET /api/hello and, on POST /api/daemon, leave a process running in the background
+// workingFlows answer GET /hello and, on POST /daemon, leave a process running in the background
 // the way a careless (or hostile) flow would: in its own session, detached from Node-RED, and without the
 // environment marker by which the driver finds an instance's processes.
 const workingFlows = `[{"id":"tab1","type":"tab","label":"Main"},
@@ -391,7 +391,7 @@ func TestSandboxedInstanceWorks(t *testing.T) {
 	forge := newFakeForge(t, &spec, workingFlows)
 	st := startReady(t, d, spec)
 
-	if code, body := httpGet(t, st.URL+"/api/hello", ""); code != 200 || body != "hello hello" {
+	if code, body := httpGet(t, st.URL+"/hello", ""); code != 200 || body != "hello hello" {
 		t.Fatalf("flow answered %d %q", code, body)
 	}
 	checkAdminAuth(t, st.URL, spec)
@@ -399,14 +399,14 @@ func TestSandboxedInstanceWorks(t *testing.T) {
 		t.Fatalf("editor answered %d %.200q", code, body)
 	}
 	deployThroughAdminAPI(t, st.URL, spec.AdminToken, workingFlows)
-	eventually(t, "the deployed flows", func() bool { code, _ := httpGet(t, st.URL+"/api/hello", ""); return code == 200 })
+	eventually(t, "the deployed flows", func() bool { code, _ := httpGet(t, st.URL+"/hello", ""); return code == 200 })
 	if seen := forge.seen(); !slices.Contains(seen, "GET /api/v1/runtime/instances/works/flows") ||
 		!slices.Contains(seen, "PUT /api/v1/runtime/instances/works/flows") {
 		t.Fatalf("the storage plugin did not read and write the flows through the runtime API: %v", seen)
 	}
 	checkIsolation(t, d, st, spec)
 
-	postJSON(t, st.URL+"/api/daemon", map[string]any{})
+	postJSON(t, st.URL+"/daemon", map[string]any{})
 	eventually(t, "the flow's background process", func() bool { return len(sandboxedSleepers()) == 1 })
 	if err := d.Stop(ctx, spec.InstanceID); err != nil {
 		t.Fatal(err)

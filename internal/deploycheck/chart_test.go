@@ -46,8 +46,7 @@ func productionValues() map[string]any {
 		"secretKey": map[string]any{"value": "0123456789abcdef0123456789abcdef-test"},
 		"admin":     map[string]any{"email": "ops@example.com", "password": "correct horse battery"},
 		"temporal":  map[string]any{"address": "temporal-frontend.temporal.svc:7233", "uiUrl": "https://temporal.example.com"},
-		"instances": map[string]any{"namespace": "nodered", "domain": "nodered.example.com", "ingressClassName": "nginx",
-			"tlsSecretName": "nodered-wildcard-tls"},
+		"instances": map[string]any{"namespace": "nodered"},
 		"api": map[string]any{"ingress": map[string]any{"enabled": true, "className": "nginx", "host": "flowyard.example.com",
 			"tlsSecretName": "flowyard-tls"}},
 		"mqtt": map[string]any{
@@ -55,6 +54,7 @@ func productionValues() map[string]any {
 			"websocket": map[string]any{"enabled": true, "host": "mqtt-ws.example.com", "className": "nginx", "tlsSecretName": "mqtt-ws-tls"},
 		},
 		"editor": map[string]any{"tlsSecretName": "flowyard-editor-wildcard-tls"},
+		"apps":   map[string]any{"tlsSecretName": "flowyard-apps-wildcard-tls"},
 	}
 }
 
@@ -125,7 +125,7 @@ func TestChartRendersEveryObjectAsAValidTypedManifest(t *testing.T) {
 	assert.Equal(t, []string{
 		"ConfigMap/prod-flowyard-config",
 		"Deployment/prod-flowyard-api", "Deployment/prod-flowyard-worker",
-		"Ingress/prod-flowyard-api", "Ingress/prod-flowyard-editor", "Ingress/prod-flowyard-mqtt-ws",
+		"Ingress/prod-flowyard-api", "Ingress/prod-flowyard-apps", "Ingress/prod-flowyard-editor", "Ingress/prod-flowyard-mqtt-ws",
 		"Job/prod-flowyard-migrate",
 		"NetworkPolicy/prod-flowyard-instances", "NetworkPolicy/prod-flowyard-instances-default-deny",
 		"PodDisruptionBudget/prod-flowyard-api", "PodDisruptionBudget/prod-flowyard-worker",
@@ -206,7 +206,7 @@ func TestConfigMapHoldsAValidTemporalConfigAndTheDriverSettings(t *testing.T) {
 	cm := objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap)
 	assert.Equal(t, "kubernetes", cm.Data["FLOWYARD_DRIVER"])
 	assert.Equal(t, "nodered", cm.Data["FLOWYARD_K8S_NAMESPACE"])
-	assert.Equal(t, "nodered.example.com", cm.Data["FLOWYARD_K8S_DOMAIN"])
+	assert.Equal(t, "apps.flowyard.example.com", cm.Data["FLOWYARD_APPS_DOMAIN"])
 	assert.Equal(t, "http://prod-flowyard-api.flowyard.svc:8080", cm.Data["FLOWYARD_RUNTIME_API_URL"], "pods reach the API inside the cluster")
 	assert.Equal(t, "true", cm.Data["FLOWYARD_SECURE_COOKIES"])
 	for k, v := range cm.Data {
@@ -356,6 +356,27 @@ func TestTrustedProxiesReachTheAPI(t *testing.T) {
 	assert.NoError(t, err)
 	objs, _ = decode(t, render(t, productionValues()))
 	assert.Empty(t, objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data["FLOWYARD_TRUSTED_PROXIES"], "none by default")
+}
+
+// TestInstanceAddressesGetAWildcardIngress: every instance's flows serve their endpoints on <instance name>.<apps
+// domain>, through the API (which keeps the admin API out and enforces the protection), so the chart routes the
+// wildcard host to the API Service, never to a pod, and hands the API the same domain.
+func TestInstanceAddressesGetAWildcardIngress(t *testing.T) {
+	for domain, want := range map[string]string{"": "apps.flowyard.example.com", "nodered.example.com": "nodered.example.com"} {
+		v := productionValues()
+		v["apps"].(map[string]any)["domain"] = domain
+		objs, _ := decode(t, render(t, v))
+		ing := objs["Ingress/prod-flowyard-apps"].(*networkingv1.Ingress)
+		require.Len(t, ing.Spec.Rules, 1)
+		assert.Equal(t, "*."+want, ing.Spec.Rules[0].Host, domain)
+		backend := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+		assert.Equal(t, "prod-flowyard-api", backend.Name, "the API serves the instances' addresses")
+		assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"*." + want}, SecretName: "flowyard-apps-wildcard-tls"}}, ing.Spec.TLS)
+		cm := objs["ConfigMap/prod-flowyard-config"].(*corev1.ConfigMap).Data
+		c, err := config.Load("serve", nil, func(k string) string { return cm[k] })
+		require.NoError(t, err)
+		assert.Equal(t, want, c.AppsDomain)
+	}
 }
 
 // TestEditorOriginsGetAWildcardIngress: every instance's editor is served by the API on <instance id>.<editor

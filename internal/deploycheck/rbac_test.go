@@ -83,7 +83,7 @@ func TestWorkerRoleGrantsExactlyWhatTheDriverUses(t *testing.T) {
 
 	cs := fake.NewClientset()
 	mc := metricsfake.NewSimpleClientset()
-	d, err := kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: "nodered", Domain: "nodered.example.com",
+	d, err := kubernetes.New(kubernetes.Config{Client: cs, Metrics: mc, Namespace: "nodered",
 		ReadyTimeout: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond, OnExit: func(string, drivers.Status) {}})
 	require.NoError(t, err)
 	defer d.Close()

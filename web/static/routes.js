@@ -34,6 +34,9 @@ export const routes = [
   { path: '/teams/:team/pipelines/:pipeline', page: () => import('./pages/pipeline.js') },
   { path: '/teams/:team/instances/:instance/snapshot-schedule', page: () => import('./pages/snapshot-schedule.js') },
   { path: '/editor/:instance', page: () => import('./pages/editor.js') },
+  { path: '/endpoints/:instance', page: () => import('./pages/endpoints.js') },
+  { path: '/teams/:team/dashboards', page: () => import('./pages/dashboards.js'),
+    nav: { scope: 'team', label: 'Dashboards', action: 'team:dashboards:list' } },
   { path: '/teams/:team/billing', page: () => import('./pages/billing.js'),
     nav: { scope: 'team', label: 'Billing', action: 'team:billing:read',
       // Listed only when the platform bills teams (a Stripe key is configured).

@@ -61,11 +61,65 @@ export async function render(ctx) {
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(inst.createdAt))),
       actionsEl, op.el),
     healthSection(ctx, id),
+    await endpointsSection(ctx, inst),
     upgradeSection(ctx, inst, stacks, watch),
     h('div', { class: 'grid' }, settingsSection(ctx, inst, template), envSection(ctx, inst, template)),
     logsSection(ctx, id),
     await snapshotsSection(ctx, inst, watch),
   ];
+}
+
+// endpointsSection: where the flows' endpoints live (the instance's own address) and, for owners, their
+// protection (the platform's sign-in for team members, or endpoint tokens for scripts).
+async function endpointsSection(ctx, inst) {
+  if (!ctx.can('project:endpoints:manage')) return null;
+  const base = `/instances/${inst.id}`;
+  const stateEl = h('p', { id: 'endpoints-protection' });
+  const shownOnce = h('div', { 'aria-live': 'polite' });
+  const listEl = h('div', {});
+  let isProtected = inst.endpointsProtected;
+  const toggle = h('div', { class: 'actions' });
+  const drawState = () => {
+    stateEl.textContent = isProtected
+      ? 'Protected: members of the team sign in through the platform; scripts send an endpoint token.'
+      : 'Open: anyone may call the endpoints.';
+    replace(toggle, action(isProtected ? 'Open to anyone' : 'Protect', async () => {
+      isProtected = (await api.put(`${base}/endpoints`, { protected: !isProtected })).protected;
+      announce(isProtected ? 'Endpoints protected.' : 'Endpoints open to anyone.');
+      drawState();
+    }));
+  };
+  const drawList = async () => replace(listEl, table({
+    caption: 'Endpoint tokens',
+    columns: [
+      { label: 'Name', cell: (t) => t.name },
+      { label: 'Expires', cell: (t) => (t.expiresAt ? fmtTime(t.expiresAt) : 'never') },
+      { label: 'Created', cell: (t) => fmtTime(t.createdAt) },
+      { label: 'Actions', cell: (t) => action('Revoke', async () => {
+        await api.del(`${base}/endpoint-tokens/${t.id}`);
+        announce(`Token ${t.name} revoked.`);
+        await drawList();
+      }, { danger: true, confirm: { title: `Revoke ${t.name}?`, text: 'Callers using it are refused at once.', confirm: 'Revoke' } }) },
+    ],
+    rows: await api.list(`${base}/endpoint-tokens`),
+    empty: 'No endpoint tokens.',
+  }));
+  drawState();
+  await drawList();
+  return section('Endpoints',
+    h('p', {}, 'The flows\' http-in endpoints and dashboards are at the root of ', h('code', {}, inst.url), '.'),
+    stateEl, toggle, listEl, shownOnce,
+    form({
+      label: 'Create an endpoint token', submit: 'Create endpoint token',
+      fields: [{ name: 'name', label: 'Name of the endpoint token', required: true }],
+      onSubmit: async (v, el) => {
+        const t = await api.post(`${base}/endpoint-tokens`, v);
+        replace(shownOnce, h('div', { class: 'card' }, h('p', {}, 'Send it as Authorization: Bearer <token>. It is shown only now.'),
+          h('p', { class: 'token', id: 'endpoint-token', 'data-token': t.token }, t.token)));
+        el.reset();
+        await drawList();
+      },
+    }));
 }
 
 function actionButtons(ctx, inst, watch) {

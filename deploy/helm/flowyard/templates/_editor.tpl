@@ -5,3 +5,11 @@ API: editor.domain, or editor.<the host of publicURL> (what flowyard itself defa
 {{- define "flowyard.editorDomain" -}}
 {{- .Values.editor.domain | default (printf "editor.%s" (urlParse .Values.publicURL).hostname) | lower -}}
 {{- end }}
+
+{{/*
+The domain under which every instance serves its flows' endpoints at <instance name>.<domain>, through the API:
+apps.domain, or apps.<the host of publicURL> (what flowyard itself defaults to).
+*/}}
+{{- define "flowyard.appsDomain" -}}
+{{- .Values.apps.domain | default (printf "apps.%s" (urlParse .Values.publicURL).hostname) | lower -}}
+{{- end }}
