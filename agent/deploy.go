@@ -168,6 +168,7 @@ func (a *Agent) start(ctx context.Context) {
 	a.crashes = nil
 	a.mu.Unlock()
 	a.setState("running", "")
+	a.resumeEditor()
 }
 
 // ensureRunning starts the local snapshot when Node-RED is not running and nothing else is asked.

@@ -70,6 +70,7 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 	if err != nil {
 		return nil, err
 	}
+	deps.DeviceEditor = b // startEditor reaches devices connected to this process only (docs/ARCHITECTURE.md §6)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
 	return b, nil

@@ -34,7 +34,18 @@ func NewHostClient(addr string) *http.Client {
 // editor's: "/flows" is Node-RED's admin API). It fails the test when the editor does not open.
 func (c *Client) OpenEditor(instanceID string) *Client {
 	c.t.Helper()
-	link := c.Must(http.StatusCreated, "POST", "/api/v1/instances/"+instanceID+"/editor-link", nil).String("url")
+	return c.openEditorLink("/api/v1/instances/" + instanceID + "/editor-link")
+}
+
+// OpenDeviceEditor opens the editor of a device in developer mode as OpenEditor opens an instance's.
+func (c *Client) OpenDeviceEditor(deviceID string) *Client {
+	c.t.Helper()
+	return c.openEditorLink("/api/v1/devices/" + deviceID + "/editor-link")
+}
+
+func (c *Client) openEditorLink(linkPath string) *Client {
+	c.t.Helper()
+	link := c.Must(http.StatusCreated, "POST", linkPath, nil).String("url")
 	u, err := url.Parse(link)
 	if err != nil {
 		c.t.Fatalf("editor link %q: %v", link, err)
