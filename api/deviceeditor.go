@@ -409,15 +409,20 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 		return errDeviceEditorOffline
 	}
 	status := res.Status
-	if status < 100 || status > 599 {
+	if status < 200 || status > 599 {
 		status = fiber.StatusBadGateway
 	}
 	var resHeaders map[string]json.RawMessage
 	_ = json.Unmarshal(res.Headers, &resHeaders)
 	h := &c.Response().Header
 	for name, raw := range resHeaders {
+		if !validHeaderName(name) {
+			continue
+		}
 		for _, v := range headerValues(raw) {
-			h.Add(name, v)
+			if validHeaderValue(v) {
+				h.Add(name, v)
+			}
 		}
 	}
 	for _, name := range append(editorDroppedResponseHeaders, tunnelDroppedResponseHeaders...) {
@@ -432,6 +437,30 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 	}
 	c.Status(status)
 	return c.Send(resBody)
+}
+
+// validHeaderName and validHeaderValue keep what a device answers to one header a line: a name of token
+// characters, a value without control characters (a device must not split the answer it is put into).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // headerValues reads one header of a tunnel answer: a string, a number, or an array of them.

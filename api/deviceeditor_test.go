@@ -131,6 +131,12 @@ func (f *ffTunnel) serve() {
 					f.deployed = append(f.deployed, body)
 					f.mu.Unlock()
 					f.answer(id, 200, "application/json; charset=utf-8", []byte(`{"rev":"r2"}`))
+				case "GET /split":
+					// A device that tries to split the answer it is put into, or to plant a cookie on the origin.
+					f.send([]byte(`{"id":` + jsonNumber(id) + `,"status":200,"headers":{"x-split":"a\r\nset-cookie: planted=1",` +
+						`"bad name":"v","x-fine":"ok","set-cookie":"planted=2"},"body":"plain text"}`))
+				case "GET /switch":
+					f.send([]byte(`{"id":` + jsonNumber(id) + `,"status":101,"headers":{"upgrade":"websocket"}}`))
 				default:
 					f.send([]byte(`{"id":` + jsonNumber(id) + `,"status":404}`))
 				}
@@ -236,6 +242,15 @@ func TestDeviceEditorTunnel(t *testing.T) {
 		headers := first["headers"].(map[string]any)
 		assert.NotContains(t, headers, "cookie", "the browser's editor cookie stays on the platform")
 		assert.NotContains(t, headers, "authorization")
+
+		split := editorGet(t, member, "/split")
+		assert.Equal(t, 200, split.status)
+		assert.Equal(t, "plain text", split.body, "a string body is read too")
+		assert.Equal(t, "ok", split.header.Get("X-Fine"))
+		assert.Empty(t, split.header.Get("X-Split"), "a value with a line break is dropped")
+		assert.Empty(t, split.header.Values("Set-Cookie"))
+		assert.Equal(t, 502, editorGet(t, member, "/switch").status, "a device does not switch the browser's protocol")
+		assert.Equal(t, 404, editorGet(t, member, "/nothing").status)
 
 		comms := dialEditorWS(t, member, "/comms")
 		require.NoError(t, comms.SetReadDeadline(time.Now().Add(10*time.Second)))
