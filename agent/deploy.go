@@ -194,6 +194,9 @@ func (a *Agent) forget(ctx context.Context, revoked bool) {
 	if err := a.runner.Clean(); err != nil {
 		a.log.Warn("delete the Node-RED user dir", "err", err)
 	}
+	if revoked {
+		a.stopEditor() // the platform no longer knows the device, nor its editor token
+	}
 	a.mu.Lock()
 	a.st.Snapshot = nil
 	if revoked {

@@ -77,6 +77,7 @@ func (a *Agent) startEditor(token string) map[string]any {
 		a.log.Warn("editor tunnel: connect", "err", err)
 		return map[string]any{"connected": false, "token": token, "error": err.Error()}
 	}
+	t.ws = ws
 	a.mu.Lock()
 	a.tunnel = t
 	a.st.EditorToken = token
@@ -174,6 +175,10 @@ func (t *editorTunnel) serve(ws *websocket.Conn) {
 		t.wmu.Lock()
 		t.ws = ws
 		t.wmu.Unlock()
+		if t.stopped() { // closed while it connected: close() may have missed this connection
+			ws.Close()
+			return
+		}
 		pinger := time.NewTicker(40 * time.Second)
 		done := make(chan struct{})
 		go func() {

@@ -1,13 +1,12 @@
 package platform_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 
 	"github.com/flowyard/flowyard/agent"
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
 )
 
 // TestDeviceEditorEndToEnd: flowyard dev, flowyard-agent running a real Node-RED, the device in developer mode,
@@ -38,25 +39,7 @@ func TestDeviceEditorEndToEnd(t *testing.T) {
 	}
 	c.Must(201, "POST", "/api/v1/teams/"+team+"/members", map[string]any{"email": "viewer@example.com", "role": "viewer"})
 
-	tok := c.Must(201, "POST", "/api/v1/teams/"+team+"/provisioning-tokens", map[string]any{"name": "e2e", "applicationId": app}).String("token")
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "device.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf("provisioningName: e2e\nprovisioningTeam: %s\nprovisioningToken: %s\nforgeURL: %s\ndeviceName: editor-1\n", team, tok, dev.URL)), 0o600))
-	port := freePort(t)
-	runAgent(t, agent.Options{ConfigPath: cfgPath, Dir: dir, Port: port, Interval: 5 * time.Second})
-	var deviceID string
-	waitFor(t, 30*time.Second, "the agent to provision itself", func() bool {
-		items := c.Must(200, "GET", "/api/v1/teams/"+team+"/devices", nil).Body["items"].([]any)
-		if len(items) == 1 {
-			deviceID = items[0].(map[string]any)["id"].(string)
-		}
-		return deviceID != ""
-	})
-	waitFor(t, 30*time.Second, "the device to be online", func() bool {
-		return c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil).String("status") == "online"
-	})
-	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"targetSnapshotId": snap})
-	waitDevice(t, c, deviceID, snap, 4*time.Minute)
+	deviceID, port := runEditorDevice(t, c, team, app, snap, dev.URL, "")
 	link := "/api/v1/devices/" + deviceID + "/editor-link"
 	assert.Equal(t, 409, c.Do("POST", link, nil).Status, "autonomous: no editor")
 	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "developer"})
@@ -69,13 +52,9 @@ func TestDeviceEditorEndToEnd(t *testing.T) {
 	assert.Contains(t, string(editor.Must(200, "GET", "/flows", nil).Raw), "hello from the device")
 	comms := dialDeviceComms(t, editor, dev.URL)
 	require.NoError(t, comms.WriteJSON(map[string]string{"subscribe": "debug"}))
-	flows := append(helloFlows("hello from the editor"),
-		map[string]any{"id": "inj1", "type": "inject", "z": "tab1", "once": true, "onceDelay": "0.3", "repeat": "", "topic": "",
-			"payload": "deployed through the tunnel", "payloadType": "str", "props": []any{map[string]any{"p": "payload"}}, "wires": []any{[]any{"dbg1"}}},
-		map[string]any{"id": "dbg1", "type": "debug", "z": "tab1", "active": true, "tosidebar": true, "console": false, "complete": "payload", "wires": []any{}})
-	deploy := editor.Do("POST", "/flows", flows)
+	deploy := editor.Do("POST", "/flows", debugHelloFlows("hello from the editor", "deployed through the tunnel"))
 	require.Contains(t, []int{200, 204}, deploy.Status, "deploy: %s", deploy.Raw)
-	waitForDebug(t, comms, "deployed through the tunnel")
+	apitest.WaitForComms(t, comms, "debug", "deployed through the tunnel")
 	assert.Equal(t, "hello from the editor", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)), "the device runs what was deployed")
 
 	// A viewer reads the flows and may not deploy; a user of no team of the device gets no link.
@@ -115,24 +94,74 @@ func dialDeviceComms(t *testing.T, editor *apitest.Client, apiURL string) *webso
 	return ws
 }
 
-// waitForDebug reads comms messages until a debug message carries want.
-func waitForDebug(t *testing.T, ws *websocket.Conn, want string) {
+// runEditorDevice registers a device through c in the application, targets the snapshot and runs flowyard-agent for
+// it until it runs it, with its HTTP calls (and so its editor tunnel) to forgeURL and its broker connection to
+// brokerURL ("": the one registration named). It returns the device and the port of its Node-RED.
+func runEditorDevice(t *testing.T, c *apitest.Client, team, app, snap, forgeURL, brokerURL string) (string, int) {
 	t.Helper()
-	require.NoError(t, ws.SetReadDeadline(time.Now().Add(60*time.Second)))
-	for {
-		_, raw, err := ws.ReadMessage()
-		require.NoError(t, err, "waiting for the debug message %q", want)
-		var frames []struct {
-			Topic string          `json:"topic"`
-			Data  json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(raw, &frames) != nil {
-			continue
-		}
-		for _, f := range frames {
-			if f.Topic == "debug" && strings.Contains(string(f.Data), want) {
-				return
-			}
-		}
+	reg := c.Must(200, "POST", "/api/v1/devices", map[string]any{"name": "editor-device", "type": "test", "team": team})
+	deviceID := reg.String("id")
+	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"applicationId": app, "targetSnapshotId": snap})
+	creds := reg.Body["credentials"].(map[string]any)
+	broker := creds["broker"].(map[string]any)
+	if brokerURL == "" {
+		brokerURL = broker["url"].(string)
 	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "device.yml")
+	require.NoError(t, agent.SaveConfig(cfgPath, &agent.DeviceConfig{DeviceID: deviceID, Token: creds["token"].(string),
+		CredentialSecret: creds["credentialSecret"].(string), ForgeURL: forgeURL, BrokerURL: brokerURL,
+		BrokerUsername: broker["username"].(string), BrokerPassword: broker["password"].(string)}))
+	port := freePort(t)
+	runAgent(t, agent.Options{ConfigPath: cfgPath, Dir: dir, Port: port, Interval: 5 * time.Second})
+	waitDevice(t, c, deviceID, snap, 4*time.Minute)
+	return deviceID, port
+}
+
+// TestDeviceEditorAcrossReplicas runs the production layout (two `serve` replicas, a worker, Postgres) with
+// flowyard-agent and a real Node-RED whose broker connection is on replica A and whose HTTP calls, and so its editor
+// tunnel, go to replica B: the editor opened through A is forwarded to B (its --internal-url, recorded with the
+// device), HTTP and websocket alike, and the same editor opens through B, which holds the tunnel.
+func TestDeviceEditorAcrossReplicas(t *testing.T) {
+	tp := startTopology(t, 2)
+	a, b := tp.serves[0].client(t), tp.serves[1].client(t)
+	team := a.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Plant"}).String("id")
+	app := a.Must(201, "POST", "/api/v1/teams/"+team+"/applications", map[string]any{"name": "line"}).String("id")
+	st := tp.store()
+	sealer, err := domain.NewSealer(tp.secret)
+	require.NoError(t, err)
+	flows, err := json.Marshal(helloFlows("hello from the device"))
+	require.NoError(t, err)
+	snap := &storage.Snapshot{ID: domain.NewID(), ApplicationID: app, TeamID: team, Name: "hello", NodeRedVersion: "4.1.15",
+		Flows: string(flows), Credentials: "{}", CredentialSecret: sealer.Seal("a-snapshot-credential-secret")}
+	_, err = st.InsertSnapshot(context.Background(), snap)
+	require.NoError(t, err)
+	deviceID, port := runEditorDevice(t, a, team, app, snap.ID, tp.serves[1].url, "mqtt://"+tp.serves[0].mqtt)
+	a.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "developer"})
+
+	// Asked on A (which holds the device's broker connection and sends startEditor); the tunnel reaches B.
+	viaA := a.OpenDeviceEditor(deviceID)
+	d, err := st.GetDevice(context.Background(), deviceID)
+	require.NoError(t, err)
+	assert.Equal(t, tp.serves[1].url, d.EditorTunnelAddr, "the tunnel is recorded with the replica holding it")
+	assert.Contains(t, string(viaA.Must(200, "GET", "/flows", nil).Raw), "hello from the device", "A forwards to B")
+	comms := dialDeviceComms(t, viaA, tp.serves[0].url)
+	require.NoError(t, comms.WriteJSON(map[string]string{"subscribe": "debug"}))
+	r := viaA.Do("POST", "/flows", debugHelloFlows("hello across replicas", "through two replicas"))
+	require.Contains(t, []int{200, 204}, r.Status, "deploy: %s", r.Raw)
+	apitest.WaitForComms(t, comms, "debug", "through two replicas")
+	assert.Equal(t, "hello across replicas", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
+
+	// Through B, which holds the tunnel: no new startEditor is needed.
+	viaB := b.OpenDeviceEditor(deviceID)
+	assert.Contains(t, string(viaB.Must(200, "GET", "/flows", nil).Raw), "hello across replicas")
+}
+
+// debugHelloFlows are helloFlows with the greeting, and an inject node that sends marker to the debug sidebar
+// right after the deploy.
+func debugHelloFlows(greeting, marker string) []map[string]any {
+	return append(helloFlows(greeting),
+		map[string]any{"id": "inj1", "type": "inject", "z": "tab1", "once": true, "onceDelay": "0.3", "repeat": "", "topic": "",
+			"payload": marker, "payloadType": "str", "props": []any{map[string]any{"p": "payload"}}, "wires": []any{[]any{"dbg1"}}},
+		map[string]any{"id": "dbg1", "type": "debug", "z": "tab1", "active": true, "tosidebar": true, "console": false, "complete": "payload", "wires": []any{}})
 }

@@ -2,11 +2,16 @@ package apitest
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
+	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Each instance's editor has an origin of its own, <instanceId>.<editor domain>, served by the API's own listener,
@@ -68,3 +73,30 @@ func (c *Client) openEditorLink(linkPath string) *Client {
 
 // Base is the origin the client sends its requests to.
 func (c *Client) Base() string { return c.base }
+
+// WaitForComms reads the editor's comms websocket (Node-RED's frames: arrays of {topic, data}) until a frame has
+// the topic and data containing want, for 20 s at most.
+func WaitForComms(t testing.TB, conn *websocket.Conn, topic, want string) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatalf("comms: %v", err)
+	}
+	for {
+		_, raw, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s %q on comms: %v", topic, want, err)
+		}
+		var frames []struct {
+			Topic string          `json:"topic"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(raw, &frames) != nil {
+			continue
+		}
+		for _, f := range frames {
+			if f.Topic == topic && strings.Contains(string(f.Data), want) {
+				return
+			}
+		}
+	}
+}
