@@ -112,14 +112,36 @@ func (t *deviceTunnel) send(f tunnelFrame) error {
 	return t.ws.WriteMessage(websocket.TextMessage, b)
 }
 
+// tunnelIdle is how long a tunnel may stay silent before it counts as gone (a device that lost its network without
+// closing it): the agent pings every 40 s.
+const tunnelIdle = 2 * time.Minute
+
 // run reads the agent's frames and hands each to the request or stream it answers, until the tunnel ends.
 func (t *deviceTunnel) run() {
 	defer t.close()
+	alive := func() { _ = t.ws.SetReadDeadline(time.Now().Add(tunnelIdle)) }
+	alive()
+	t.ws.SetPingHandler(func(data string) error {
+		alive()
+		t.writeMu.Lock()
+		defer t.writeMu.Unlock()
+		err := t.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	for {
 		_, msg, err := t.ws.ReadMessage()
 		if err != nil {
 			return
 		}
+		select {
+		case <-t.done: // closed while this message came in
+			return
+		default:
+		}
+		alive()
 		var f tunnelFrame
 		if json.Unmarshal(msg, &f) != nil {
 			continue
