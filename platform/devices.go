@@ -61,7 +61,7 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 		if err != nil {
 			return nil, err
 		}
-		deps.DeviceAccounts = b
+		deps.DeviceAccounts, deps.DeviceEditor = b, b
 		return b, nil
 	}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
