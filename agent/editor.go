@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +80,7 @@ func (a *Agent) startEditor(token string) map[string]any {
 		return map[string]any{"connected": false, "token": token, "error": err.Error()}
 	}
 	t.ws = ws
+	a.writeEditorToken(token)
 	a.mu.Lock()
 	a.tunnel = t
 	a.st.EditorToken = token
@@ -98,8 +101,26 @@ func (a *Agent) stopEditor() {
 		a.saveState()
 	}
 	a.mu.Unlock()
+	a.writeEditorToken("")
 	if t != nil {
 		t.close()
+	}
+}
+
+// writeEditorToken keeps the editor token where the local Node-RED's login accepts it ("" removes it), when a
+// real Node-RED runs.
+func (a *Agent) writeEditorToken(token string) {
+	n, ok := a.runner.(*NodeRED)
+	if !ok {
+		return
+	}
+	path := filepath.Join(n.Dir, EditorTokenFile)
+	if token == "" {
+		_ = os.Remove(path)
+		return
+	}
+	if err := writeFileAtomic(path, []byte(token), 0o600); err != nil {
+		a.log.Warn("editor tunnel: keep the token for Node-RED", "err", err)
 	}
 }
 
@@ -292,6 +313,7 @@ func (t *editorTunnel) request(f tunnelFrame) {
 		}
 	}
 	req.Header.Set("x-access-token", t.token)
+	req.Header.Set("Authorization", "Bearer "+t.token) // what the local login's tokens() checks
 	res, err := editorHTTP.Do(req)
 	if err != nil {
 		t.send(tunnelFrame{ID: f.ID, Status: 404})
@@ -336,6 +358,7 @@ func (t *editorTunnel) openStream(f tunnelFrame) {
 	target := "ws://127.0.0.1:" + strconv.Itoa(t.port) + "/device-editor" + f.URL
 	h := http.Header{}
 	h.Set("x-access-token", t.token)
+	h.Set("Authorization", "Bearer "+t.token)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	local, res, err := websocket.DefaultDialer.DialContext(ctx, target, h)
 	cancel()

@@ -111,15 +111,9 @@ func (s *Server) createDeviceEditorLink(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	access, err := s.editorAccessOf(ctx, who.user, d.TeamID)
+	access, err := s.editorLinkAccess(c, who, d.TeamID, "device")
 	if err != nil {
 		return err
-	}
-	if access == "" {
-		return domain.NotFound("device")
-	}
-	if who.sessionHash == "" {
-		return errEditorNeedsSession
 	}
 	if d.Mode != devices.ModeDeveloper {
 		return errDeviceNotDeveloper
@@ -129,15 +123,7 @@ func (s *Server) createDeviceEditorLink(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	code, hash := domain.NewToken(domain.TokenPrefixEditorCode)
-	link := editorLink{URL: s.editors.origin(d.ID) + editorSignInPath + "?code=" + code, Access: access,
-		ExpiresAt: time.Now().Add(editorCodeTTL).UTC()}
-	if err := s.store.InsertEditorGrant(ctx, &storage.EditorGrant{TokenHash: hash, Kind: storage.EditorCode,
-		DeviceID: d.ID, SessionHash: who.sessionHash, Access: access, ExpiresAt: link.ExpiresAt}); err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return created(c, link)
+	return s.issueEditorLink(c, who, storage.EditorGrant{DeviceID: d.ID, Access: access})
 }
 
 // tunnelReachable tells whether the device's recorded tunnel answers: held here, or by the replica recorded.

@@ -377,26 +377,41 @@ func (s *Server) createEditorLink(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	in, err := s.store.GetInstance(ctx, c.Params("instanceId"))
+	in, err := s.store.GetInstance(c.UserContext(), c.Params("instanceId"))
 	if err != nil {
 		return err
 	}
-	access, err := s.editorAccessOf(ctx, who.user, in.TeamID)
+	access, err := s.editorLinkAccess(c, who, in.TeamID, "instance")
 	if err != nil {
 		return err
+	}
+	return s.issueEditorLink(c, who, storage.EditorGrant{InstanceID: in.ID, Access: access})
+}
+
+// editorLinkAccess is what the caller may do in an editor of the team: a 404 naming what when nothing, and only
+// for a signed-in browser (a session, not a bearer token).
+func (s *Server) editorLinkAccess(c *fiber.Ctx, who *caller, teamID, what string) (string, error) {
+	access, err := s.editorAccessOf(c.UserContext(), who.user, teamID)
+	if err != nil {
+		return "", err
 	}
 	if access == "" {
-		return domain.NotFound("instance")
+		return "", domain.NotFound(what)
 	}
 	if who.sessionHash == "" {
-		return errEditorNeedsSession
+		return "", errEditorNeedsSession
 	}
+	return access, nil
+}
+
+// issueEditorLink stores the single-use code of the grant (its instance or device, and access) for the caller's
+// session and answers the link to the editor origin that spends it.
+func (s *Server) issueEditorLink(c *fiber.Ctx, who *caller, g storage.EditorGrant) error {
 	code, hash := domain.NewToken(domain.TokenPrefixEditorCode)
-	link := editorLink{URL: s.editors.origin(in.ID) + editorSignInPath + "?code=" + code, Access: access,
+	link := editorLink{URL: s.editors.origin(g.Target()) + editorSignInPath + "?code=" + code, Access: g.Access,
 		ExpiresAt: time.Now().Add(editorCodeTTL).UTC()}
-	if err := s.store.InsertEditorGrant(ctx, &storage.EditorGrant{TokenHash: hash, Kind: storage.EditorCode,
-		InstanceID: in.ID, SessionHash: who.sessionHash, Access: access, ExpiresAt: link.ExpiresAt}); err != nil {
+	g.TokenHash, g.Kind, g.SessionHash, g.ExpiresAt = hash, storage.EditorCode, who.sessionHash, link.ExpiresAt
+	if err := s.store.InsertEditorGrant(c.UserContext(), &g); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -20,8 +20,8 @@ import (
 	"github.com/flowyard/flowyard/storage"
 )
 
-// TestDeviceEditorEndToEnd: flowyard dev, flowyard-agent running a real Node-RED, the device in developer mode,
-// and its editor opened from the platform through the agent's tunnel: the editor's page and flows, a deploy, and
+// TestDeviceEditorEndToEnd: flowyard dev, flowyard-agent running a real Node-RED behind its local editor login, the
+// device in developer mode, and its editor opened from the platform through the agent's tunnel: the editor's page and flows, a deploy, and
 // the comms websocket carrying the deployed flow's debug message; a viewer reads but cannot deploy, and a user of
 // no team of the device gets no link.
 func TestDeviceEditorEndToEnd(t *testing.T) {
@@ -42,6 +42,22 @@ func TestDeviceEditorEndToEnd(t *testing.T) {
 	deviceID, port := runEditorDevice(t, c, team, app, snap, dev.URL, "")
 	link := "/api/v1/devices/" + deviceID + "/editor-link"
 	assert.Equal(t, 409, c.Do("POST", link, nil).Status, "autonomous: no editor")
+	// The device's local editor login on (its fleet settings; Node-RED restarts with it): its admin API asks for the
+	// login, and the remote editor gets past it with the token the agent holds.
+	local := fmt.Sprintf("http://127.0.0.1:%d/device-editor/flows", port)
+	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"settings": map[string]any{
+		"localAuth": map[string]any{"enabled": true, "user": "operator", "password": "a local password"}}})
+	waitFor(t, 2*time.Minute, "Node-RED to ask for the local login", func() bool {
+		resp, err := http.Get(local)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 401
+	})
+	waitFor(t, 2*time.Minute, "the device to run again", func() bool {
+		return c.Must(200, "GET", "/api/v1/devices/"+deviceID, nil).String("state") == "running"
+	})
 	c.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "developer"})
 
 	// The admin edits: the page, the flows, and a deploy whose debug message comes over the comms websocket.
