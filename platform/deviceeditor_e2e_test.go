@@ -136,8 +136,8 @@ func runEditorDevice(t *testing.T, c *apitest.Client, team, app, snap, forgeURL,
 
 // TestDeviceEditorAcrossReplicas runs the production layout (two `serve` replicas, a worker, Postgres) with
 // flowyard-agent and a real Node-RED whose broker connection is on replica A and whose HTTP calls, and so its editor
-// tunnel, go to replica B: the editor opened through A is forwarded to B (its --internal-url, recorded with the
-// device), HTTP and websocket alike, and the same editor opens through B, which holds the tunnel.
+// tunnel, go to replica B: the editor asked through B (startEditor relayed to A), then opened through A, which
+// forwards it to B (its --internal-url, recorded with the device), HTTP and websocket alike.
 func TestDeviceEditorAcrossReplicas(t *testing.T) {
 	tp := startTopology(t, 2)
 	a, b := tp.serves[0].client(t), tp.serves[1].client(t)
@@ -155,11 +155,20 @@ func TestDeviceEditorAcrossReplicas(t *testing.T) {
 	deviceID, port := runEditorDevice(t, a, team, app, snap.ID, tp.serves[1].url, "mqtt://"+tp.serves[0].mqtt)
 	a.Must(200, "PATCH", "/api/v1/devices/"+deviceID, map[string]any{"mode": "developer"})
 
-	// Asked on A (which holds the device's broker connection and sends startEditor); the tunnel reaches B.
-	viaA := a.OpenDeviceEditor(deviceID)
+	// Asked on B: startEditor goes through the relay to A, which holds the device's broker connection; the
+	// agent's tunnel reaches B.
+	viaB := b.OpenDeviceEditor(deviceID)
 	d, err := st.GetDevice(context.Background(), deviceID)
 	require.NoError(t, err)
 	assert.Equal(t, tp.serves[1].url, d.EditorTunnelAddr, "the tunnel is recorded with the replica holding it")
+	token := d.EditorTokenHash
+	assert.Contains(t, string(viaB.Must(200, "GET", "/flows", nil).Raw), "hello from the device")
+
+	// The browser on A: A finds B holding the tunnel (no new startEditor) and forwards the editor's traffic there.
+	viaA := a.OpenDeviceEditor(deviceID)
+	d, err = st.GetDevice(context.Background(), deviceID)
+	require.NoError(t, err)
+	assert.Equal(t, token, d.EditorTokenHash, "the open tunnel was used")
 	assert.Contains(t, string(viaA.Must(200, "GET", "/flows", nil).Raw), "hello from the device", "A forwards to B")
 	comms := dialDeviceComms(t, viaA, tp.serves[0].url)
 	require.NoError(t, comms.WriteJSON(map[string]string{"subscribe": "debug"}))
@@ -168,8 +177,6 @@ func TestDeviceEditorAcrossReplicas(t *testing.T) {
 	apitest.WaitForComms(t, comms, "debug", "through two replicas")
 	assert.Equal(t, "hello across replicas", httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/hello", port)))
 
-	// Through B, which holds the tunnel: no new startEditor is needed.
-	viaB := b.OpenDeviceEditor(deviceID)
 	assert.Contains(t, string(viaB.Must(200, "GET", "/flows", nil).Raw), "hello across replicas")
 }
 

@@ -41,6 +41,9 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	if _, ok := b.(relay.Live); ok {
 		deps.DeviceLive = rel // live logs and actions reach the device on whichever replica holds it
 	}
+	if _, ok := b.(relay.Editor); ok {
+		deps.DeviceEditor = rel // and so does startEditor
+	}
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
 		api.Checker{Name: "relay", Check: func(ctx context.Context) error {
 			if err := rel.Check(ctx); err != nil {
@@ -61,7 +64,7 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 		if err != nil {
 			return nil, err
 		}
-		deps.DeviceAccounts, deps.DeviceEditor = b, b
+		deps.DeviceAccounts = b
 		return b, nil
 	}
 	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
@@ -70,7 +73,6 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 	if err != nil {
 		return nil, err
 	}
-	deps.DeviceEditor = b // startEditor reaches devices connected to this process only (docs/ARCHITECTURE.md §6)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "mqtt", Name: "dropped_messages_total",
 		Help: "MQTT messages devices published over their rate, acknowledged but dropped."}, func() float64 { return float64(b.Dropped()) }))
 	return b, nil
