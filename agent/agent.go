@@ -104,6 +104,9 @@ type persisted struct {
 	Settings    *Settings `json:"settings"`
 	Mode        string    `json:"mode"`
 	TargetState string    `json:"targetState"`
+	// EditorToken is the remote editor's token from the last startEditor, kept so that the tunnel reopens after
+	// a restart (docs/device-protocol.md §3.6).
+	EditorToken string `json:"editorToken,omitempty"`
 }
 
 // logBufferSize is how many of Node-RED's lines the agent keeps for the live log (FlowFuse's default bufferSize).
@@ -129,6 +132,9 @@ type Agent struct {
 	actions chan actionRequest
 	logs    *logBuffer // Node-RED's recent output, streamed after startLog
 	mq      *mqttLink
+
+	editorPort int           // the local Node-RED's port the editor tunnel reaches; 0 without a real Node-RED
+	tunnel     *editorTunnel // the remote editor's tunnel, while open (a.mu)
 }
 
 // Run runs the agent until ctx ends: provision if the config says so, then check in, deploy and supervise.
@@ -178,6 +184,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 	if a.runner == nil {
 		a.runner = &NodeRED{Dir: filepath.Join(opts.Dir, "project"), Port: port, CredentialSecret: a.cfg.CredentialSecret,
 			NpmCache: opts.NpmCache, Log: a.log, OnExit: a.onNodeREDExit, Output: a.logs}
+		a.editorPort = port
 	}
 	a.c = &client{http: opts.HTTP, forgeURL: a.cfg.ForgeURL, deviceID: a.cfg.DeviceID, token: a.cfg.Token}
 	a.loadState()
@@ -260,6 +267,7 @@ func (a *Agent) run(ctx context.Context) error {
 		defer cancel()
 		_ = a.runner.Stop(sctx)
 	}()
+	defer a.closeEditor()
 	a.resumeLocal(ctx)
 	// Run returns only once the updater has finished what it was doing (deferred calls run last first: before
 	// Node-RED is stopped), so a stopped agent no longer writes in its folder or starts Node-RED.

@@ -168,6 +168,7 @@ func (a *Agent) start(ctx context.Context) {
 	a.crashes = nil
 	a.mu.Unlock()
 	a.setState("running", "")
+	a.resumeEditor()
 }
 
 // ensureRunning starts the local snapshot when Node-RED is not running and nothing else is asked.
@@ -192,6 +193,9 @@ func (a *Agent) forget(ctx context.Context, revoked bool) {
 	}
 	if err := a.runner.Clean(); err != nil {
 		a.log.Warn("delete the Node-RED user dir", "err", err)
+	}
+	if revoked {
+		a.stopEditor() // the platform no longer knows the device, nor its editor token
 	}
 	a.mu.Lock()
 	a.st.Snapshot = nil

@@ -112,6 +112,17 @@ func (m *mqttLink) onCommand(_ paho.Client, msg paho.Message) {
 	case "stopLog":
 		m.a.log.Info("no longer streaming the log")
 		m.a.logs.stop()
+	case "startEditor":
+		var msg2 struct {
+			Payload struct {
+				Token string `json:"token"`
+			} `json:"payload"`
+		}
+		_ = json.Unmarshal(msg.Payload(), &msg2)
+		go m.reply(cmd, m.a.startEditor(msg2.Payload.Token))
+	case "stopEditor":
+		m.a.log.Info("closing the editor tunnel")
+		go m.a.stopEditor()
 	case "action":
 		action := actionOf(msg.Payload())
 		m.a.log.Info("action", "action", action)

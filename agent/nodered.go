@@ -41,6 +41,9 @@ type NodeRED struct {
 	env      []string
 }
 
+// EditorTokenFile holds, in the user dir, the remote editor's current token while its tunnel is open.
+const EditorTokenFile = ".flowyard-editor-token"
+
 // startTimeout bounds how long Node-RED may take to run its flows.
 const startTimeout = 90 * time.Second
 
@@ -155,12 +158,20 @@ func (n *NodeRED) settingsJS(settings *Settings, probe string) string {
 		if a := settings.Security.LocalAuth; a != nil && a.Enabled {
 			users, _ := json.Marshal([]map[string]string{{"username": a.User, "password": a.Pass, "permissions": "*"}})
 			token, _ := json.Marshal(probe)
+			editorFile, _ := json.Marshal(filepath.Join(n.Dir, EditorTokenFile))
+			// The remote editor's requests come from the agent with the editor token it holds now, which it keeps
+			// in a file of the user dir (docs/device-protocol.md §3.6): read at each check, so no restart is needed.
 			adminAuth = fmt.Sprintf(`
     adminAuth: {
         type: "credentials",
         users: %s,
-        tokens: function (token) { return Promise.resolve(token === %s ? { username: "flowyard-agent", permissions: "read" } : null) },
-    },`, users, token)
+        tokens: function (token) {
+            if (token === %s) return Promise.resolve({ username: "flowyard-agent", permissions: "read" });
+            let editor = "";
+            try { editor = require("fs").readFileSync(%s, "utf8"); } catch (e) {}
+            return Promise.resolve(editor !== "" && token === editor ? { username: "forge", permissions: "*" } : null);
+        },
+    },`, users, token, editorFile)
 		}
 	}
 	theme, _ := json.Marshal(editorTheme)

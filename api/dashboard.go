@@ -25,9 +25,13 @@ const assetsPrefix = "/assets/"
 const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
 	"connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-// isEditorEntry tells the dashboard's page that opens an editor: /editor/<id> or /editor/<id>/.
+// isEditorEntry tells the dashboard's page that opens an editor: /editor/<id> or /editor/<id>/, and
+// /editor/device/<id>[/] for a device's.
 func isEditorEntry(p string) bool {
-	id, ok := strings.CutPrefix(p, editorEntryPrefix)
+	id, ok := strings.CutPrefix(p, deviceEntryPrefix)
+	if !ok {
+		id, ok = strings.CutPrefix(p, editorEntryPrefix)
+	}
 	return ok && isInstanceLabel(strings.TrimSuffix(id, "/"))
 }
 

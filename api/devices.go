@@ -452,6 +452,11 @@ func (s *Server) updateDevice(c *fiber.Ctx) error {
 	if len(cols) > 0 {
 		s.notifyDevices(ctx, []string{d.ID})
 	}
+	if d.Mode != devices.ModeDeveloper {
+		if err := s.stopDeviceEditor(ctx, d); err != nil {
+			return err
+		}
+	}
 	return c.JSON(s.deviceView(d))
 }
 

@@ -36,6 +36,7 @@ func newDeviceWorldWith(t *testing.T, dialect string, rollouts api.RolloutRunner
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
 	require.NoError(t, err)
 	env := apitest.Start(t, dialect, append([]func(*api.Deps){func(d *api.Deps) {
+		d.Config.InternalURL = d.Config.PublicURL // where other replicas reach it: its own address
 		d.Sealer, d.Instances, d.Config.BrokerURL, d.Config.PublicURL = sealer, &recordingRunner{}, "mqtt://127.0.0.1:1884", "http://forge.test"
 		d.Rollouts = rollouts
 	}}, more...)...)

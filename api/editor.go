@@ -80,6 +80,9 @@ var editorWebsocketHeaders = []string{
 // proxyEditor maps <editor origin>/<rest> to <runtime>/admin/<rest> and forwards the request (or the
 // websocket) with the Node-RED token the session's access gets.
 func (s *Server) proxyEditor(c *fiber.Ctx, session *editorSession) error {
+	if session.device != nil {
+		return s.proxyDeviceEditor(c, session)
+	}
 	backendPath, err := editorBackendPath(string(c.Request().URI().PathOriginal()))
 	if err != nil {
 		return err
@@ -179,15 +182,15 @@ const (
 	editorView = "view" // viewers: the read-only token
 )
 
-// editorAccessOf is what u may do in the instance's editor now: editorEdit, editorView, or "" (dashboard
-// members, outsiders, a user who must change the password first or may not sign in at all: suspended,
-// unconfirmed).
-func (s *Server) editorAccessOf(ctx context.Context, u *storage.User, in *storage.Instance) (string, error) {
+// editorAccessOf is what u may do now in the editor of an instance or a device of the team: editorEdit,
+// editorView, or "" (dashboard members, outsiders, a user who must change the password first or may not sign in
+// at all: suspended, unconfirmed).
+func (s *Server) editorAccessOf(ctx context.Context, u *storage.User, teamID string) (string, error) {
 	if u.PasswordChangeRequired || signInRefusal(u) != nil {
 		return "", nil
 	}
 	role := domain.RoleNone
-	m, err := s.store.GetMembership(ctx, in.TeamID, u.ID)
+	m, err := s.store.GetMembership(ctx, teamID, u.ID)
 	switch {
 	case err == nil:
 		role = m.Role
@@ -374,7 +377,7 @@ func editorLocation(loc string, target *url.URL) string {
 // the editor session holds (checked every LiveConfig.Recheck, like the event streams: a platform sign-out, a new
 // role or a removal from the team closes it).
 func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, session *editorSession, target *url.URL, backendPath string) error {
-	instanceID, token := session.instance.ID, session.token
+	instanceID, token := session.target(), session.token
 	ctx, cancel := context.WithTimeout(c.UserContext(), editorHandshakeTimeout)
 	defer cancel()
 	backend, err := dialRuntime(ctx, target)

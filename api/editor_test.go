@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/domain"
 )
 
@@ -88,23 +88,7 @@ func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "h
 // waitForComms reads comms frames until one has the topic and data containing want.
 func waitForComms(t *testing.T, conn *websocket.Conn, topic, want string) {
 	t.Helper()
-	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
-	for {
-		_, raw, err := conn.ReadMessage()
-		require.NoError(t, err, "waiting for %s %q on comms", topic, want)
-		var frames []struct {
-			Topic string          `json:"topic"`
-			Data  json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(raw, &frames) != nil {
-			continue
-		}
-		for _, f := range frames {
-			if f.Topic == topic && strings.Contains(string(f.Data), want) {
-				return
-			}
-		}
-	}
+	apitest.WaitForComms(t, conn, topic, want)
 }
 
 func subscribeComms(t *testing.T, conn *websocket.Conn, topics ...string) {

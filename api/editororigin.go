@@ -31,7 +31,8 @@ const (
 	editorSignedIn    = "/_flowyard/signed-in" // where sign-in sends the browser, to see that it kept the cookie
 	editorCodeTTL     = time.Minute
 	editorSessionTTL  = 8 * time.Hour
-	editorEntryPrefix = "/editor/" // the dashboard's page that opens an editor: /editor/<instanceId>/
+	editorEntryPrefix = "/editor/"        // the dashboard's page that opens an editor: /editor/<instanceId>/
+	deviceEntryPrefix = "/editor/device/" // and a device's: /editor/device/<deviceId>/
 )
 
 var (
@@ -149,8 +150,23 @@ type editorSession struct {
 	grantHash       string
 	platformSession string // the digest of the platform session it belongs to
 	instance        *storage.Instance
-	access          string // editorEdit or editorView
-	token           string // the Node-RED token that access gets
+	device          *storage.Device // instead of instance, for a device's editor (deviceeditor.go)
+	access          string          // editorEdit or editorView
+	token           string          // the Node-RED token that access gets (an instance's)
+}
+
+// target is the ID of the instance or device whose editor the session opens.
+func (e *editorSession) target() string {
+	if e.device != nil {
+		return e.device.ID
+	}
+	return e.instance.ID
+}
+
+// editorTarget is what an editor grant opens: an instance, or a device.
+type editorTarget struct {
+	instance *storage.Instance
+	device   *storage.Device
 }
 
 // serveEditorOrigin answers every request that came to an editor host, and lets every other one through to
@@ -158,6 +174,9 @@ type editorSession struct {
 func (s *Server) serveEditorOrigin(c *fiber.Ctx) error {
 	instanceID, editor := s.editors.instanceOf(string(c.Request().Host()))
 	if !editor {
+		if strings.HasPrefix(string(c.Request().URI().PathOriginal()), forwardPrefix) {
+			return s.serveForwarded(c) // another replica's request for a device's editor (deviceeditor.go)
+		}
 		return c.Next()
 	}
 	if instanceID == "" {
@@ -182,7 +201,7 @@ func (s *Server) serveEditorOrigin(c *fiber.Ctx) error {
 	if domain.IsKind(err, domain.KindUnauthorized) && isNavigation(c) {
 		// A browser opening the editor without a session (or after it ended) goes through the dashboard,
 		// which asks for a new link: the same way in as the "Open editor" button.
-		return c.Redirect(s.cfg.PublicURL+editorEntryPrefix+instanceID+"/", fiber.StatusSeeOther)
+		return c.Redirect(s.cfg.PublicURL+s.editorEntry(c.UserContext(), instanceID), fiber.StatusSeeOther)
 	}
 	if err != nil {
 		return err
@@ -191,6 +210,14 @@ func (s *Server) serveEditorOrigin(c *fiber.Ctx) error {
 		return errCrossOrigin
 	}
 	return s.proxyEditor(c, session)
+}
+
+// editorEntry is the dashboard's page that opens the editor of the instance or device the label names.
+func (s *Server) editorEntry(ctx context.Context, label string) string {
+	if _, err := s.store.GetDevice(ctx, label); err == nil {
+		return deviceEntryPrefix + label + "/"
+	}
+	return editorEntryPrefix + label + "/"
 }
 
 // isNavigation tells a browser loading a page from a script's request.
@@ -214,7 +241,7 @@ func (s *Server) signInToEditor(c *fiber.Ctx, instanceID string) error {
 	}
 	ctx, at := c.UserContext(), time.Now()
 	code, err := s.store.TakeEditorCode(ctx, domain.HashToken(c.Query("code")), at)
-	if domain.IsKind(err, domain.KindNotFound) || err == nil && code.InstanceID != instanceID {
+	if domain.IsKind(err, domain.KindNotFound) || err == nil && code.Target() != instanceID {
 		return errEditorLinkInvalid
 	}
 	if err != nil {
@@ -228,31 +255,48 @@ func (s *Server) signInToEditor(c *fiber.Ctx, instanceID string) error {
 	token, hash := domain.NewToken(domain.TokenPrefixEditorCookie)
 	expires := at.Add(editorSessionTTL)
 	if err := s.store.InsertEditorGrant(ctx, &storage.EditorGrant{TokenHash: hash, Kind: storage.EditorSession,
-		InstanceID: instanceID, SessionHash: code.SessionHash, Access: code.Access, ExpiresAt: expires}); err != nil {
+		InstanceID: code.InstanceID, DeviceID: code.DeviceID, SessionHash: code.SessionHash, Access: code.Access, ExpiresAt: expires}); err != nil {
 		return err
 	}
 	c.Cookie(s.hostOnlyCookie(c, editorCookie, token, expires))
 	return c.Redirect(editorSignedIn, fiber.StatusSeeOther)
 }
 
-// currentEditorAccess checks that u may still do what a grant for the instance was issued with, and returns the
-// instance. Anything less (a new role, a removal from the team) ends the grant: errEditorSignIn.
-func (s *Server) currentEditorAccess(ctx context.Context, u *storage.User, instanceID, granted string) (*storage.Instance, error) {
-	in, err := s.store.GetInstance(ctx, instanceID)
+// currentEditorAccess checks that u may still do what a grant was issued with, and returns the instance or the
+// device it opens. Anything less (a new role, a removal from the team, a device out of developer mode) ends the
+// grant: errEditorSignIn.
+func (s *Server) currentEditorAccess(ctx context.Context, u *storage.User, g *storage.EditorGrant) (*editorTarget, error) {
+	var target editorTarget
+	var teamID string
+	var err error
+	if g.DeviceID != "" {
+		target.device, err = s.store.GetDevice(ctx, g.DeviceID)
+		if err == nil {
+			teamID = target.device.TeamID
+			if !deviceEditorEnabled(target.device) {
+				return nil, errEditorSignIn
+			}
+		}
+	} else {
+		target.instance, err = s.store.GetInstance(ctx, g.InstanceID)
+		if err == nil {
+			teamID = target.instance.TeamID
+		}
+	}
 	if domain.IsKind(err, domain.KindNotFound) {
 		return nil, errEditorSignIn
 	}
 	if err != nil {
 		return nil, err
 	}
-	access, err := s.editorAccessOf(ctx, u, in)
+	access, err := s.editorAccessOf(ctx, u, teamID)
 	if err != nil {
 		return nil, err
 	}
-	if !grants(access, granted) {
+	if !grants(access, g.Access) {
 		return nil, errEditorSignIn
 	}
-	return in, nil
+	return &target, nil
 }
 
 // editorSessionOf finds the request's editor session for the instance: its cookie names an unexpired session of
@@ -275,23 +319,25 @@ func (s *Server) lookUpEditorSession(ctx context.Context, grantHash, instanceID 
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.editorGrantHolds(ctx, g, at)
+	target, err := s.editorGrantHolds(ctx, g, at)
 	if domain.IsKind(err, domain.KindUnauthorized) {
 		_ = s.store.DeleteEditorGrant(ctx, grantHash)
 	}
 	if err != nil {
 		return nil, err
 	}
-	token, err := s.nodeRedToken(in, g.Access)
-	if err != nil {
-		return nil, err
+	session := &editorSession{grantHash: grantHash, platformSession: g.SessionHash, instance: target.instance, device: target.device, access: g.Access}
+	if target.instance != nil {
+		if session.token, err = s.nodeRedToken(target.instance, g.Access); err != nil {
+			return nil, err
+		}
 	}
-	return &editorSession{grantHash: grantHash, platformSession: g.SessionHash, instance: in, access: g.Access, token: token}, nil
+	return session, nil
 }
 
 // editorGrantHolds checks a code or session against the platform session it belongs to (still open, its user
 // still let in) and the user's role now, and returns the instance; errEditorSignIn when it no longer holds.
-func (s *Server) editorGrantHolds(ctx context.Context, g *storage.EditorGrant, at time.Time) (*storage.Instance, error) {
+func (s *Server) editorGrantHolds(ctx context.Context, g *storage.EditorGrant, at time.Time) (*editorTarget, error) {
 	u, err := s.store.GetSessionUser(ctx, g.SessionHash, at)
 	if domain.IsKind(err, domain.KindNotFound) {
 		return nil, errEditorSignIn // signed out since, or the session expired
@@ -299,7 +345,7 @@ func (s *Server) editorGrantHolds(ctx context.Context, g *storage.EditorGrant, a
 	if err != nil {
 		return nil, err
 	}
-	return s.currentEditorAccess(ctx, u, g.InstanceID, g.Access)
+	return s.currentEditorAccess(ctx, u, g)
 }
 
 // editorSessionHolds tells a long-lived connection (the editor's websocket) whether its session still holds. A
@@ -307,7 +353,7 @@ func (s *Server) editorGrantHolds(ctx context.Context, g *storage.EditorGrant, a
 func (s *Server) editorSessionHolds(session *editorSession) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := s.lookUpEditorSession(ctx, session.grantHash, session.instance.ID)
+	_, err := s.lookUpEditorSession(ctx, session.grantHash, session.target())
 	return err == nil || !domain.IsKind(err, domain.KindUnauthorized)
 }
 
@@ -331,26 +377,41 @@ func (s *Server) createEditorLink(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	in, err := s.store.GetInstance(ctx, c.Params("instanceId"))
+	in, err := s.store.GetInstance(c.UserContext(), c.Params("instanceId"))
 	if err != nil {
 		return err
 	}
-	access, err := s.editorAccessOf(ctx, who.user, in)
+	access, err := s.editorLinkAccess(c, who, in.TeamID, "instance")
 	if err != nil {
 		return err
+	}
+	return s.issueEditorLink(c, who, storage.EditorGrant{InstanceID: in.ID, Access: access})
+}
+
+// editorLinkAccess is what the caller may do in an editor of the team: a 404 naming what when nothing, and only
+// for a signed-in browser (a session, not a bearer token).
+func (s *Server) editorLinkAccess(c *fiber.Ctx, who *caller, teamID, what string) (string, error) {
+	access, err := s.editorAccessOf(c.UserContext(), who.user, teamID)
+	if err != nil {
+		return "", err
 	}
 	if access == "" {
-		return domain.NotFound("instance")
+		return "", domain.NotFound(what)
 	}
 	if who.sessionHash == "" {
-		return errEditorNeedsSession
+		return "", errEditorNeedsSession
 	}
+	return access, nil
+}
+
+// issueEditorLink stores the single-use code of the grant (its instance or device, and access) for the caller's
+// session and answers the link to the editor origin that spends it.
+func (s *Server) issueEditorLink(c *fiber.Ctx, who *caller, g storage.EditorGrant) error {
 	code, hash := domain.NewToken(domain.TokenPrefixEditorCode)
-	link := editorLink{URL: s.editors.origin(in.ID) + editorSignInPath + "?code=" + code, Access: access,
+	link := editorLink{URL: s.editors.origin(g.Target()) + editorSignInPath + "?code=" + code, Access: g.Access,
 		ExpiresAt: time.Now().Add(editorCodeTTL).UTC()}
-	if err := s.store.InsertEditorGrant(ctx, &storage.EditorGrant{TokenHash: hash, Kind: storage.EditorCode,
-		InstanceID: in.ID, SessionHash: who.sessionHash, Access: access, ExpiresAt: link.ExpiresAt}); err != nil {
+	g.TokenHash, g.Kind, g.SessionHash, g.ExpiresAt = hash, storage.EditorCode, who.sessionHash, link.ExpiresAt
+	if err := s.store.InsertEditorGrant(c.UserContext(), &g); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -44,7 +44,7 @@ func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*dev
 		go func() { defer close(listened); rel.Listen(ctx) }()
 		t.Cleanup(func() { cancel(); <-listened })
 		waitFor(t, "the relay to listen", func() bool { return rel.Check(ctx) == nil })
-		broker, d.Broker, d.DeviceLive = b, rel, rel
+		broker, d.Broker, d.DeviceLive, d.DeviceEditor = b, rel, rel, rel
 	})...)
 	return w, broker
 }

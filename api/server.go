@@ -39,8 +39,11 @@ type Config struct {
 	// <instance name>.<AppsDomain> with the public URL's scheme and port (default apps.localhost).
 	AppsDomain string
 	BrokerURL  string // the MQTT broker handed to devices ("" = devices poll over HTTP)
-	Version    string
-	Limits     Limits // abuse limits; zero values take the defaults
+	// InternalURL is how the other API replicas reach this one: where they forward the editor traffic of a
+	// device whose tunnel this replica holds (deviceeditor.go).
+	InternalURL string
+	Version     string
+	Limits      Limits // abuse limits; zero values take the defaults
 	// CodeClock is the time two-factor codes are checked against (time.Now when nil). Not a setting: tests move
 	// it from one 30-second step to the next instead of waiting.
 	CodeClock func() time.Time
@@ -86,6 +89,8 @@ type Deps struct {
 	DeviceAccounts devices.Accounts
 	// DeviceLive streams devices' logs and runs actions on them; nil makes those routes answer 503.
 	DeviceLive DeviceLive
+	// DeviceEditor sends devices the remote editor's commands; nil makes device editor links answer 503.
+	DeviceEditor DeviceEditorCommands
 	// Billing bills teams through Stripe; nil when billing is off (no Stripe key).
 	Billing *billing.Service
 	// SnapshotSchedules keeps instances' snapshot Schedules; nil makes changing them answer 503.
@@ -119,6 +124,9 @@ type Server struct {
 	editors    editorOrigins
 	svc        flowServices // the services of the flows the API shares with the worker and the platform
 	apps       appOrigins
+	// deviceEditor and tunnels serve devices' remote editors (deviceeditor.go).
+	deviceEditor DeviceEditorCommands
+	tunnels      *deviceTunnels
 }
 
 // New builds the API with every route registered.
@@ -129,6 +137,9 @@ func New(d Deps) *Server {
 	if d.Config.SessionTTL == 0 {
 		d.Config.SessionTTL = 7 * 24 * time.Hour
 	}
+	if d.Config.InternalURL == "" {
+		d.Config.InternalURL = d.Config.PublicURL
+	}
 	if d.Config.WriteTimeout == 0 {
 		d.Config.WriteTimeout = 60 * time.Second
 	}
@@ -138,6 +149,7 @@ func New(d Deps) *Server {
 	s.stackMoves = d.StackMoves
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
+	s.deviceEditor, s.tunnels = d.DeviceEditor, newDeviceTunnels()
 	s.providers = newProviders()
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
@@ -205,6 +217,7 @@ func (s *Server) registerRoutes() {
 	s.registerRuntimeContext()
 	s.registerEditorLinks()
 	s.registerEndpoints()
+	s.registerDeviceEditor()
 	s.registerInstances()
 	s.registerSnapshots()
 	s.registerUpgrades()

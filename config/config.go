@@ -27,6 +27,7 @@ type Config struct {
 	PublicURL     string // how browsers and devices reach the API
 	EditorDomain  string // each instance's editor is served on its own origin, <instanceId>.<EditorDomain>
 	AppsDomain    string // each instance's flows serve their endpoints at the root of <name>.<AppsDomain>
+	InternalURL   string // how the other API replicas reach this one (devices' editor tunnels); default http://<Listen>
 	DataDir       string // absolute once loaded, like every path below
 	StacksDir     string // installed Node-RED stacks of the local driver; default DataDir/stacks
 	DatabaseURL   string // postgres://… or empty for SQLite in DataDir
@@ -136,6 +137,8 @@ func (c *Config) register(s *settingSet, raw *rawSettings) {
 		"each instance's editor is served on an origin of its own, `<instance id>.<editor domain>` with the public URL's scheme and port, by the API itself: production needs a wildcard DNS record and TLS certificate for `*.<editor domain>` pointing at the API")
 	s.str(&c.AppsDomain, "apps-domain", "FLOWYARD_APPS_DOMAIN", "", "`apps.localhost` for a public URL on an IP address or `localhost`, else `apps.<public host>`",
 		"each instance's flows serve their http-in endpoints (and Dashboard 2) at the root of `<instance name>.<apps domain>` with the public URL's scheme and port, proxied by the API, which never forwards the editor or admin API there: production needs a wildcard DNS record and TLS certificate for `*.<apps domain>` pointing at the API")
+	s.str(&c.InternalURL, "internal-url", "FLOWYARD_INTERNAL_URL", "", "`http://<listen>`",
+		"how the other `serve` replicas reach this one (e.g. `http://<pod IP>:8080`): a device's editor tunnel lands on one replica, which records this address, and the others forward the editor's traffic to it")
 	s.str(&c.DataDir, "data-dir", "FLOWYARD_DATA_DIR", "./data", "", "SQLite file, generated secret key, instances, Temporal's file")
 	s.str(&c.StacksDir, "stacks-dir", "FLOWYARD_STACKS_DIR", "", "`<data-dir>/stacks`", "Node-RED stacks the local driver installs with npm (share one between data dirs to install once)")
 	s.str(&c.DatabaseURL, "database-url", "FLOWYARD_DATABASE_URL", "", "(SQLite)", "`postgres://user:pass@host:5432/db`")
@@ -329,6 +332,13 @@ func (c *Config) validate() error {
 		c.PublicURL = "http://" + c.Listen
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.InternalURL == "" {
+		c.InternalURL = "http://" + c.Listen
+	}
+	c.InternalURL = strings.TrimRight(c.InternalURL, "/")
+	if u, err := url.Parse(c.InternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+		errs = append(errs, fmt.Errorf("--internal-url %q must be an http(s) URL with a host and no path", c.InternalURL))
+	}
 	if err := c.resolveEditorDomain(); err != nil {
 		errs = append(errs, err)
 	} else if err := c.resolveAppsDomain(); err != nil {

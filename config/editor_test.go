@@ -42,3 +42,16 @@ func TestEditorDomainMustNotHoldThePlatform(t *testing.T) {
 		assert.Contains(t, err.Error(), "--editor-domain", domain)
 	}
 }
+
+func TestInternalURL(t *testing.T) {
+	c, err := Load("serve", []string{"--listen", "10.0.0.5:8080"}, env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "http://10.0.0.5:8080", c.InternalURL, "by default the listen address")
+	c, err = Load("serve", nil, env(map[string]string{"FLOWYARD_INTERNAL_URL": "http://10.1.2.3:8080/"}))
+	require.NoError(t, err)
+	assert.Equal(t, "http://10.1.2.3:8080", c.InternalURL)
+	for _, bad := range []string{"10.1.2.3:8080", "ftp://10.1.2.3", "http://10.1.2.3:8080/api", "http://"} {
+		_, err := Load("serve", []string{"--internal-url", bad}, env(nil))
+		assert.Error(t, err, bad)
+	}
+}

@@ -41,6 +41,9 @@ func startBroker(ctx context.Context, cfg config.Config, st *storage.Store, seal
 	if _, ok := b.(relay.Live); ok {
 		deps.DeviceLive = rel // live logs and actions reach the device on whichever replica holds it
 	}
+	if _, ok := b.(relay.Editor); ok {
+		deps.DeviceEditor = rel // and so does startEditor
+	}
 	deps.Ready = append(deps.Ready, api.Checker{Name: "broker", Check: b.Check},
 		api.Checker{Name: "relay", Check: func(ctx context.Context) error {
 			if err := rel.Check(ctx); err != nil {

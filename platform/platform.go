@@ -107,7 +107,7 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
 	deps.Log = log
 	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, TrustedProxies: cfg.TrustedProxies,
-		Version: Version, PublicURL: cfg.PublicURL, EditorDomain: cfg.EditorDomain, AppsDomain: cfg.AppsDomain, WebhooksAllowPrivate: cfg.WebhooksAllowPrivate,
+		Version: Version, PublicURL: cfg.PublicURL, EditorDomain: cfg.EditorDomain, AppsDomain: cfg.AppsDomain, InternalURL: cfg.InternalURL, WebhooksAllowPrivate: cfg.WebhooksAllowPrivate,
 		BrokerURL: cfg.MQTTPublicURL, Limits: api.Limits{MaxJSONDepth: cfg.Limits.MaxJSONDepth,
 			LoginFailuresPerAccount: cfg.Limits.LoginFailuresPerAccount, LoginFailuresPerIP: cfg.Limits.LoginFailuresPerIP,
 			ProvisionsPerToken: cfg.Limits.ProvisionsPerToken, ProvisionsPerIP: cfg.Limits.ProvisionsPerIP,

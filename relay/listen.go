@@ -27,6 +27,7 @@ const (
 	kindWatchLog   = "watchlog"   // From watches the logs of IDs (a lease, renewed every LeaseEvery)
 	kindUnwatchLog = "unwatchlog" // From no longer watches the logs of IDs
 	kindLines      = "lines"      // To: Lines of device IDs[0]'s log
+	kindEditor     = "editor"     // IDs[0]: send it startEditor with the token in Action; Req, From, WaitMS
 )
 
 // message is one notification.
@@ -188,6 +189,10 @@ func (r *Relay) handle(ctx context.Context, payload string) {
 	case kindAction:
 		if lv := r.live(); lv != nil && len(m.IDs) == 1 && m.Req != "" && c.Holds(m.IDs[0]) {
 			go r.answerAction(lv, m)
+		}
+	case kindEditor:
+		if e := r.editor(); e != nil && len(m.IDs) == 1 && m.Req != "" && c.Holds(m.IDs[0]) {
+			go r.answerEditor(e, m)
 		}
 	case kindWatchLog, kindUnwatchLog:
 		if lv := r.live(); lv != nil && m.From != r.id {

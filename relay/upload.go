@@ -26,6 +26,7 @@ type pending struct {
 // the action failed; an action's success is a body without an error.
 type replyBody struct {
 	Upload *devices.Upload `json:"upload,omitempty"`
+	Editor json.RawMessage `json:"editor,omitempty"` // a device's answer to startEditor
 	Error  *replyError     `json:"error,omitempty"`
 }
 

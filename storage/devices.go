@@ -42,6 +42,11 @@ type Device struct {
 	FlowsImportedAt  *time.Time // when the device imported the flows it brought at provisioning (once)
 	// FleetSettings are the device's own fleet settings, laid over its group's (npmrc sealed).
 	FleetSettings domain.FleetSettings `bun:",type:text"`
+	// The remote editor (developer mode): the digest of the token handed to the agent ("" = none), and the tunnel
+	// open now, with the internal address of the API replica holding it (both "" when none is).
+	EditorTokenHash  string
+	EditorTunnelID   string
+	EditorTunnelAddr string
 }
 
 // DeviceReport is what an agent's check-in changes on its device.
@@ -376,4 +381,26 @@ func (s *Store) GetTeamToken(ctx context.Context, id, kind, teamID string) (*Tok
 	t := new(Token)
 	err := s.db.NewSelect().Model(t).Where("id = ? AND kind = ? AND owner_type = 'team' AND owner_id = ?", id, kind, teamID).Scan(ctx)
 	return t, classify(err, "token")
+}
+
+// SetDeviceEditorToken stores the digest of the editor token handed to a device's agent ("" disables the editor).
+func (s *Store) SetDeviceEditorToken(ctx context.Context, id, tokenHash string) error {
+	res, err := s.db.NewUpdate().Model((*Device)(nil)).Set("editor_token_hash = ?", tokenHash).Where("id = ?", id).Exec(ctx)
+	return mustAffect(res, err, "device")
+}
+
+// OpenDeviceEditorTunnel records the tunnel a device's agent opened with the editor token of that digest, and the
+// internal address of the replica holding it; KindNotFound when the device's token is another by now.
+func (s *Store) OpenDeviceEditorTunnel(ctx context.Context, id, tokenHash, tunnelID, addr string) error {
+	res, err := s.db.NewUpdate().Model((*Device)(nil)).Set("editor_tunnel_id = ?", tunnelID).Set("editor_tunnel_addr = ?", addr).
+		Set("changed_at = ?", now()).Where("id = ? AND editor_token_hash = ? AND editor_token_hash <> ''", id, tokenHash).Exec(ctx)
+	return mustAffect(res, err, "device editor token")
+}
+
+// CloseDeviceEditorTunnel forgets a device's tunnel, if it is still the one recorded (a newer one may have taken
+// its place on another replica).
+func (s *Store) CloseDeviceEditorTunnel(ctx context.Context, id, tunnelID string) error {
+	_, err := s.db.NewUpdate().Model((*Device)(nil)).Set("editor_tunnel_id = ''").Set("editor_tunnel_addr = ''").
+		Set("changed_at = ?", now()).Where("id = ? AND editor_tunnel_id = ?", id, tunnelID).Exec(ctx)
+	return err
 }

@@ -13,13 +13,14 @@ const (
 	EditorSession = "session" // the editor origin's own cookie
 )
 
-// EditorGrant is a code or a session of one instance's editor origin, bound to the platform session that asked
-// for it; only the digest of its token is stored.
+// EditorGrant is a code or a session of one editor origin (an instance's, or a device's in developer mode),
+// bound to the platform session that asked for it; only the digest of its token is stored.
 type EditorGrant struct {
 	bun.BaseModel `bun:"table:editor_grants"`
 	TokenHash     string `bun:",pk"`
 	Kind          string
-	InstanceID    string
+	InstanceID    string `bun:",nullzero"` // or
+	DeviceID      string `bun:",nullzero"`
 	SessionHash   string // the platform session's digest
 	Access        string // "edit" or "view"
 	ExpiresAt     time.Time
@@ -57,10 +58,19 @@ func (s *Store) takeGrantCode(ctx context.Context, hash, kind string, at time.Ti
 	return g, nil
 }
 
-// GetEditorGrant returns an unexpired grant of the kind for the instance.
-func (s *Store) GetEditorGrant(ctx context.Context, hash, kind, instanceID string, at time.Time) (*EditorGrant, error) {
+// Target is the ID of the instance or device whose editor the grant opens.
+func (g *EditorGrant) Target() string {
+	if g.DeviceID != "" {
+		return g.DeviceID
+	}
+	return g.InstanceID
+}
+
+// GetEditorGrant returns an unexpired grant of the kind for the instance or device named by targetID.
+func (s *Store) GetEditorGrant(ctx context.Context, hash, kind, targetID string, at time.Time) (*EditorGrant, error) {
 	g := new(EditorGrant)
-	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND instance_id = ? AND expires_at > ?", hash, kind, instanceID, at.UTC()).Scan(ctx)
+	err := s.db.NewSelect().Model(g).Where("token_hash = ? AND kind = ? AND (instance_id = ? OR device_id = ?) AND expires_at > ?",
+		hash, kind, targetID, targetID, at.UTC()).Scan(ctx)
 	return g, classify(err, "editor "+kind)
 }
 

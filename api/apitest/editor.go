@@ -2,12 +2,16 @@ package apitest
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Each instance's editor has an origin of its own, <instanceId>.<editor domain>, served by the API's own listener,
@@ -35,7 +39,18 @@ func NewHostClient(addr string) *http.Client {
 // editor's: "/flows" is Node-RED's admin API). It fails the test when the editor does not open.
 func (c *Client) OpenEditor(instanceID string) *Client {
 	c.t.Helper()
-	link := c.Must(http.StatusCreated, "POST", "/api/v1/instances/"+instanceID+"/editor-link", nil).String("url")
+	return c.openEditorLink("/api/v1/instances/" + instanceID + "/editor-link")
+}
+
+// OpenDeviceEditor opens the editor of a device in developer mode as OpenEditor opens an instance's.
+func (c *Client) OpenDeviceEditor(deviceID string) *Client {
+	c.t.Helper()
+	return c.openEditorLink("/api/v1/devices/" + deviceID + "/editor-link")
+}
+
+func (c *Client) openEditorLink(linkPath string) *Client {
+	c.t.Helper()
+	link := c.Must(http.StatusCreated, "POST", linkPath, nil).String("url")
 	u, err := url.Parse(link)
 	if err != nil {
 		c.t.Fatalf("editor link %q: %v", link, err)
@@ -102,3 +117,30 @@ func (c *Client) SignInToEndpoints(instanceID, next string) *http.Client {
 
 // appSignedInPrefix is where an address's sign-in sends the browser, to see that it kept the cookie.
 const appSignedInPrefix = "/_flowyard/signed-in?next="
+
+// WaitForComms reads the editor's comms websocket (Node-RED's frames: arrays of {topic, data}) until a frame has
+// the topic and data containing want, for 20 s at most.
+func WaitForComms(t testing.TB, conn *websocket.Conn, topic, want string) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatalf("comms: %v", err)
+	}
+	for {
+		_, raw, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s %q on comms: %v", topic, want, err)
+		}
+		var frames []struct {
+			Topic string          `json:"topic"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(raw, &frames) != nil {
+			continue
+		}
+		for _, f := range frames {
+			if f.Topic == topic && strings.Contains(string(f.Data), want) {
+				return
+			}
+		}
+	}
+}

@@ -195,8 +195,13 @@ describe('the dashboard', () => {
     await page.getByRole('table', { name: 'Devices in line' }).getByRole('link').first().click();
     await page.locator('#active-snapshot', { hasText: 'v1' }).waitFor();
     assert.match(await page.locator('#target-snapshot').innerText(), /v1 \(in sync\)/);
+    assert.equal(await page.getByRole('link', { name: 'Open editor' }).count(), 0, 'no editor in autonomous mode');
     await page.getByRole('button', { name: 'Enter developer mode' }).click();
     await page.getByRole('button', { name: 'Leave developer mode' }).waitFor();
+    // Developer mode: the device's editor opens in a new tab through the dashboard's /editor/device/<id>/ page.
+    const open = page.getByRole('link', { name: 'Open editor' });
+    assert.match(await open.getAttribute('href'), /^\/editor\/device\/[0-9a-z]{26}\/$/);
+    assert.equal(await open.getAttribute('target'), '_blank');
     await screenshot(page, 'device');
   });
 

@@ -33,6 +33,7 @@ export const routes = [
     nav: { scope: 'team', label: 'Pipelines', action: 'pipeline:read' } },
   { path: '/teams/:team/pipelines/:pipeline', page: () => import('./pages/pipeline.js') },
   { path: '/teams/:team/instances/:instance/snapshot-schedule', page: () => import('./pages/snapshot-schedule.js') },
+  { path: '/editor/device/:device', page: () => import('./pages/editor.js') },
   { path: '/editor/:instance', page: () => import('./pages/editor.js') },
   { path: '/endpoints/:instance', page: () => import('./pages/endpoints.js') },
   { path: '/teams/:team/dashboards', page: () => import('./pages/dashboards.js'),

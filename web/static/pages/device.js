@@ -45,7 +45,10 @@ export async function render(ctx) {
       h('dt', {}, 'Node-RED'), h('dd', {}, dev.nodeRedVersion || '—'),
       h('dt', {}, 'Group'), h('dd', {}, dev.deviceGroupId ? h('a', { href: ctx.teamPath(`/device-groups/${dev.deviceGroupId}`) }, groupName) : '—'),
       h('dt', {}, 'Application'), h('dd', {}, dev.applicationId ? h('a', { href: ctx.teamPath(`/applications/${dev.applicationId}?tab=devices`) }, appName) : '—'));
-    replace(modeEl, ctx.can('device:edit') ? action(dev.mode === 'developer' ? 'Leave developer mode' : 'Enter developer mode', async () => {
+    replace(modeEl, dev.mode === 'developer' && ctx.can('project:flows:view')
+      // The device's editor, through the tunnel its agent opens, on an origin of its own (pages/editor.js).
+      ? h('a', { href: `/editor/device/${encodeURIComponent(id)}/`, target: '_blank', rel: 'noopener', id: 'open-device-editor' }, 'Open editor') : null,
+    ctx.can('device:edit') ? action(dev.mode === 'developer' ? 'Leave developer mode' : 'Enter developer mode', async () => {
       dev = await api.patch(`/devices/${id}`, { mode: dev.mode === 'developer' ? 'autonomous' : 'developer' });
       announce(`${dev.name} is in ${dev.mode} mode.`);
       await draw();

@@ -1,0 +1,61 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/flowyard/flowyard/storage"
+)
+
+// A device's remote editor (docs/device-protocol.md §3.6) starts with `startEditor`, asked like an action: of the
+// process holding the device, whose answer comes back through device_replies. The editor token travels in the
+// notification (the agent needs it; only Flowyard's processes listen on the channel, and a notification is not
+// stored); the platform keeps only its digest.
+
+// Editor is what a process's broker does for devices' remote editors (comms.Broker).
+type Editor interface {
+	// StartEditor sends a device connected here `startEditor` with the token and waits for its answer.
+	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)
+}
+
+func (r *Relay) editor() Editor {
+	e, _ := r.local().(Editor)
+	return e
+}
+
+// StartEditor asks a device to open its editor tunnel with the token, wherever it is connected, and returns its
+// answer ({connected, token, …}), waiting until ctx ends (15 s without a deadline).
+func (r *Relay) StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error) {
+	if e, c := r.editor(), r.local(); e != nil && c.Holds(d.ID) {
+		return e.StartEditor(ctx, d, token)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+	}
+	body, err := r.requestElsewhere(ctx, d, message{Kind: kindEditor, Action: token}, "open its editor")
+	if err != nil {
+		return nil, err
+	}
+	return body.Editor, nil
+}
+
+// answerEditor runs in the process holding the device: the agent's answer is the stored one.
+func (r *Relay) answerEditor(e Editor, m message) {
+	r.answer(m, func(ctx context.Context, d *storage.Device) (body replyBody, err error) {
+		body.Editor, err = e.StartEditor(ctx, d, m.Action)
+		return body, err
+	})
+}
+
+// StopEditor tells a device connected here to close its editor tunnel (`stopEditor`). A device connected elsewhere
+// is not told: its tunnel serves nothing more (the platform forgot the token), and its agent forgets the token
+// when the platform next refuses it (4004).
+func (r *Relay) StopEditor(d *storage.Device) {
+	c := r.local()
+	if s, ok := c.(interface{ StopEditor(*storage.Device) }); ok && c.Holds(d.ID) {
+		s.StopEditor(d)
+	}
+}
