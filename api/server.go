@@ -127,6 +127,7 @@ type Server struct {
 	// deviceEditor and tunnels serve devices' remote editors (deviceeditor.go).
 	deviceEditor DeviceEditorCommands
 	tunnels      *deviceTunnels
+	deviceGate   *deviceGate // bounds the device protocol's requests served at once (devicegate.go)
 }
 
 // New builds the API with every route registered.
@@ -146,6 +147,7 @@ func New(d Deps) *Server {
 	s := &Server{store: d.Store, log: d.Log, cfg: d.Config, ready: d.Ready, limiter: newLimiters(d.Config.Limits), wfURL: d.WorkflowURL, sealer: d.Sealer,
 		logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive}
 	s.billing = d.Billing
+	s.deviceGate = newDeviceGate(deviceSlots, deviceMaxWaiting, deviceMaxWait)
 	s.stackMoves = d.StackMoves
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
@@ -176,7 +178,7 @@ func New(d Deps) *Server {
 	s.app.Server().HeaderReceived = markDeclaredTooLong(d.Config.BodyLimit)
 	s.app.Use(observeRequests(d.HTTPMetrics))
 	s.app.Use(recover.New(), requestid.New(), s.securityHeaders, s.limitBodies, s.serveAppOrigin, s.serveEditorOrigin, s.serveDashboard,
-		s.requireJSONBody, s.authenticate)
+		s.requireJSONBody, s.gateDevices, s.authenticate)
 	s.registerRoutes()
 	s.app.Use(func(c *fiber.Ctx) error { return errRouteNotFound })
 	return s

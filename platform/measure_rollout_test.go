@@ -52,31 +52,36 @@ func TestMeasureRollout(t *testing.T) {
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
 
-	agentBin := filepath.Join(t.TempDir(), "flowyard-agent")
-	out, err := exec.Command("go", "build", "-o", agentBin, "../cmd/flowyard-agent").CombinedOutput()
-	require.NoError(t, err, string(out))
-	sim := exec.Command(agentBin, "simulate", "--forge-url", w.dev.URL, "--provisioning-token", tok, "--count", strconv.Itoa(n),
-		"--delay", "100ms", "--interval", "60s", "--dir", t.TempDir())
-	sim.Stderr = os.Stderr
-	require.NoError(t, sim.Start())
-	t.Cleanup(func() { proctest.Stop(t, sim, syscall.SIGKILL, 30*time.Second, nil) })
+	sim := startSimulator(t, buildAgent(t), w.dev.URL, tok, n)
 
+	simPID := pidString(sim.Process.Pid)
+	prof := profilePhase(t, "provision")
 	provisionStart := time.Now()
-	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool {
-		g := w.c.Must(200, "GET", "/api/v1/device-groups/"+group, nil)
-		return int(g.Body["deviceCount"].(float64)) == n
-	})
+	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
 	provision := time.Since(provisionStart)
 	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
+	prof.stop()
+	provisionPeak := peakRSSMiB()
+	connected := procStatus("self", "VmRSS")
+	simBefore, platformBefore := cpuSeconds(simPID), cpuSeconds("self")
+	resetPeakRSS(t) // from here VmHWM is the rollout's own peak
 
+	prof = profilePhase(t, "rollout")
 	start := time.Now()
 	ro := w.rolloutWithin(t, 15*time.Minute, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
 	took := time.Since(start)
+	prof.stop()
+	rolloutPeak := peakRSSMiB()
 	require.Equal(t, "succeeded", ro["status"], "%v", ro)
 
 	longest := longestHistory(t, w.dev.TemporalAddress, ro["id"].(string))
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "rolloutSeconds": took.Seconds(),
-		"peakRSSMiB": peakRSSMiB(), "longestHistoryEvents": longest, "counts": ro["counts"], "broker": "embedded"}
+		"peakRSSMiB": max(provisionPeak, rolloutPeak), "provisionPeakRSSMiB": provisionPeak, "connectedRSSMiB": connected,
+		"rolloutPeakRSSMiB": rolloutPeak, "rolloutPeakKiBPerDevice": rolloutPeak * 1024 / float64(n),
+		"platformRolloutCPUSeconds": cpuSeconds("self") - platformBefore,
+		"simulatorPeakRSSMiB":       procStatus(simPID, "VmHWM"), "simulatorRSSMiB": procStatus(simPID, "VmRSS"),
+		"simulatorCPUSeconds": cpuSeconds(simPID), "simulatorRolloutCPUSeconds": cpuSeconds(simPID) - simBefore,
+		"longestHistoryEvents": longest, "counts": ro["counts"], "broker": "embedded"}
 	file := "rollout.json"
 	if mb != nil {
 		report["broker"], file = "external", "rollout-external.json"
@@ -86,6 +91,38 @@ func TestMeasureRollout(t *testing.T) {
 	b, _ := json.MarshalIndent(report, "", "  ")
 	t.Logf("rollout: %s", b)
 	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", file), b, 0o644))
+}
+
+// groupSize counts a group's devices; a platform too busy to answer within the client's timeout (a fleet
+// provisioning at once on a loaded machine) counts as not there yet, and is logged.
+func groupSize(t *testing.T, w *fleetWorld, group string) int {
+	resp, err := w.c.HTTP().Get(w.dev.URL + "/api/v1/device-groups/" + group)
+	if err != nil {
+		t.Logf("GET the group: %v (counted as not yet)", err)
+		return -1
+	}
+	defer resp.Body.Close()
+	var g struct{ DeviceCount int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&g))
+	return g.DeviceCount
+}
+
+// buildAgent builds flowyard-agent, whose simulate subcommand runs a fleet in a process of its own.
+func buildAgent(t *testing.T) string {
+	agentBin := filepath.Join(t.TempDir(), "flowyard-agent")
+	out, err := exec.Command("go", "build", "-o", agentBin, "../cmd/flowyard-agent").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return agentBin
+}
+
+// startSimulator runs n simulated devices (install 100 ms, check-in every 60 s) against the platform at url.
+func startSimulator(t *testing.T, agentBin, url, tok string, n int) *exec.Cmd {
+	sim := exec.Command(agentBin, "simulate", "--forge-url", url, "--provisioning-token", tok, "--count", strconv.Itoa(n),
+		"--delay", "100ms", "--interval", "60s", "--dir", t.TempDir())
+	sim.Stderr = os.Stderr
+	require.NoError(t, sim.Start())
+	t.Cleanup(func() { proctest.Stop(t, sim, syscall.SIGKILL, 30*time.Second, nil) })
+	return sim
 }
 
 // externalBroker is a throwaway Mosquitto for the fleet with FLOWYARD_BENCH_BROKER=external (the platform then
@@ -128,4 +165,65 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// TestMeasureRolloutLayout is TestMeasureRollout on the production layout (platform/topology_test.go): Postgres, a
+// Temporal dev server, `flowyard worker` and two `flowyard serve` replicas, each holding half of the fleet (one
+// simulator process per replica). It reports each flowyard process's RSS with the fleet connected, its own
+// peak during the rollout and its CPU. Only under make bench (FLOWYARD_BENCH=1, FLOWYARD_BENCH_DEVICES, default
+// 10,000); writes bench/rollout-layout.json.
+func TestMeasureRolloutLayout(t *testing.T) {
+	if os.Getenv("FLOWYARD_BENCH") != "1" {
+		t.Skip("a measurement, not a test: run it with make bench")
+	}
+	n := 10000
+	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	tp := startTopology(t, 2, withServeFlags(bulkProvisioning...))
+	w := prepareFleet(t, devEnv{URL: tp.serves[0].url, TemporalAddress: tp.temporal})
+	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "bench"}).String("id")
+	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
+		"deviceGroupId": group}).String("token")
+	agentBin := buildAgent(t)
+	procs := map[string]string{"worker": pidString(tp.worker.cmd.Process.Pid)}
+	var sims []string
+	for i, r := range tp.serves {
+		procs[r.name] = pidString(r.cmd.Process.Pid)
+		sim := startSimulator(t, agentBin, r.url, tok, n/2+i*(n%2))
+		sims = append(sims, pidString(sim.Process.Pid))
+	}
+
+	provisionStart := time.Now()
+	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
+	provision := time.Since(provisionStart)
+	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
+	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "layout": "2 × serve + worker, Postgres"}
+	cpuBefore := map[string]float64{}
+	for name, pid := range procs {
+		report[name+"ProvisionPeakRSSMiB"] = procStatus(pid, "VmHWM")
+		report[name+"ConnectedRSSMiB"] = procStatus(pid, "VmRSS")
+		cpuBefore[name] = cpuSeconds(pid)
+		require.NoError(t, os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0o200)) // VmHWM from here is the rollout's
+	}
+
+	start := time.Now()
+	ro := w.rolloutWithin(t, 15*time.Minute, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
+	report["rolloutSeconds"] = time.Since(start).Seconds()
+	require.Equal(t, "succeeded", ro["status"], "%v", ro)
+	for name, pid := range procs {
+		report[name+"RolloutPeakRSSMiB"] = procStatus(pid, "VmHWM")
+		report[name+"RolloutCPUSeconds"] = cpuSeconds(pid) - cpuBefore[name]
+	}
+	var simRSS, simCPU float64
+	for _, pid := range sims {
+		simRSS += procStatus(pid, "VmHWM")
+		simCPU += cpuSeconds(pid)
+	}
+	report["simulatorsPeakRSSMiB"], report["simulatorsCPUSeconds"] = simRSS, simCPU
+	report["longestHistoryEvents"] = longestHistory(t, tp.temporal, ro["id"].(string))
+	report["counts"] = ro["counts"]
+	b, _ := json.MarshalIndent(report, "", "  ")
+	t.Logf("rollout on the production layout: %s", b)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", "rollout-layout.json"), b, 0o644))
 }

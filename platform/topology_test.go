@@ -40,6 +40,7 @@ type topology struct {
 	external *mosquittotest.Broker
 	// mqttPublic, when set, is the broker URL the replicas hand devices (a load balancer in front of them).
 	mqttPublic string
+	serveFlags []string // added to every replica's flags
 }
 
 // topologyOption changes the layout before its processes start.
@@ -53,6 +54,11 @@ func withExternalBroker(mb *mosquittotest.Broker) topologyOption {
 // withDevicesAt hands devices url as the broker's address, as a load balancer's in front of the replicas.
 func withDevicesAt(url string) topologyOption {
 	return func(tp *topology) { tp.mqttPublic = url }
+}
+
+// withServeFlags adds flags to every replica's.
+func withServeFlags(flags ...string) topologyOption {
+	return func(tp *topology) { tp.serveFlags = append(tp.serveFlags, flags...) }
 }
 
 // replica is one `flowyard serve`: its API URL and its embedded broker's MQTT address ("" with an external broker).
@@ -101,7 +107,7 @@ func (tp *topology) startServe() *replica {
 	if tp.mqttPublic != "" {
 		flags = append(flags, "--mqtt-public-url", tp.mqttPublic)
 	}
-	r.child = tp.start(fmt.Sprintf("serve-%c", 'a'+len(tp.serves)), "serve", flags...)
+	r.child = tp.start(fmt.Sprintf("serve-%c", 'a'+len(tp.serves)), "serve", append(flags, tp.serveFlags...)...)
 	tp.serves = append(tp.serves, r)
 	return r
 }
