@@ -5,14 +5,15 @@
 #
 #   BENCH_RUNS      repeats of the API, 1,000-device rollout and idle-RSS measurements (default 3)
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
-#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts dashboard dynsec (default: all)
+#   BENCH_LAYOUT_DEVICES  fleet of the rollout on the production layout (default 10,000)
+#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts layout dashboard dynsec (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
 PORT=${BENCH_PORT:-18480}
 RUNS=${BENCH_RUNS:-3}
 RUNS_10K=${BENCH_10K_RUNS:-1}
-ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts dashboard dynsec}
+ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts layout dashboard dynsec}
 PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 TMP=$(mktemp -d)
 SAMPLES=$TMP/samples.jsonl   # one measured value per line
@@ -173,7 +174,25 @@ bench_rollouts() {
       sample rollouts "$n-device rollout: POST → succeeded" s "$(jq .rolloutSeconds bench/rollout.json)"
       sample rollouts "$n-device rollout: longest workflow history" events "$(jq .longestHistoryEvents bench/rollout.json)"
       sample rollouts "$n-device rollout: peak RSS of the platform" MiB "$(jq .peakRSSMiB bench/rollout.json)"
+      sample rollouts "$n-device rollout: platform RSS with the fleet connected, before the rollout" MiB "$(jq .connectedRSSMiB bench/rollout.json)"
+      sample rollouts "$n-device rollout: platform peak RSS during the rollout" MiB "$(jq .rolloutPeakRSSMiB bench/rollout.json)"
+      sample rollouts "$n-device rollout: platform CPU during the rollout" s "$(jq .platformRolloutCPUSeconds bench/rollout.json)"
+      sample rollouts "$n-device rollout: simulator process peak RSS" MiB "$(jq .simulatorPeakRSSMiB bench/rollout.json)"
+      sample rollouts "$n-device rollout: simulator CPU during the rollout" s "$(jq .simulatorRolloutCPUSeconds bench/rollout.json)"
     done
+  done
+}
+
+# The rollout to BENCH_LAYOUT_DEVICES (default 10,000) simulated devices on the production layout: Postgres, a
+# worker and 2 × flowyard serve, each replica holding half of the fleet (TestMeasureRolloutLayout).
+bench_layout() {
+  local n=${BENCH_LAYOUT_DEVICES:-10000} j=bench/rollout-layout.json p
+  measure TestMeasureRolloutLayout FLOWYARD_BENCH_DEVICES="$n" || return 0
+  sample layout "$n devices, production layout: provisioning" s "$(jq .provisionSeconds $j)"
+  sample layout "$n devices, production layout: rollout POST → succeeded" s "$(jq .rolloutSeconds $j)"
+  for p in serve-a serve-b worker; do
+    sample layout "$n devices, production layout: $p RSS with the fleet connected" MiB "$(jq ".\"$p""ConnectedRSSMiB\"" $j)"
+    sample layout "$n devices, production layout: $p peak RSS during the rollout" MiB "$(jq ".\"$p""RolloutPeakRSSMiB\"" $j)"
   done
 }
 
@@ -221,7 +240,7 @@ bench_dynsec() {
 }
 
 make -s build >/dev/null
-for part in api instances snapshots devices delivery rollouts dashboard dynsec; do
+for part in api instances snapshots devices delivery rollouts layout dashboard dynsec; do
   if wanted "$part"; then "bench_$part"; fi
 done
 
@@ -235,7 +254,7 @@ jq -s '.' "$SUMMARIES" > "$TMP/summaries.json"
 jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go env GOVERSION)" \
-  '["api","instances","snapshots","devices","rollouts","dashboard","dynsec"] as $order
+  '["api","instances","snapshots","devices","delivery","rollouts","layout","dashboard","dynsec"] as $order
    | {date: $date, commit: $commit, machine: $machine,
       figures: ($s[0] + $a[0] | sort_by((.group as $g | $order | index($g)), .name))}' > bench/report.json
 

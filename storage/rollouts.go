@@ -228,7 +228,8 @@ func insertInChunks[T any](ctx context.Context, db bun.IDB, rows []T) error {
 }
 
 // PlanRollout assigns the group's devices to waves, once: a second call (a retried activity) returns the
-// plan made by the first.
+// plan made by the first. The devices are numbered in ID order and given their waves by one INSERT … SELECT in
+// the database: the plan of a group of any size never passes through the platform's memory.
 func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, waves []int) ([]int, error) {
 	var sizes []int
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
@@ -237,16 +238,24 @@ func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, wave
 			sizes = existing
 			return err
 		}
-		var ids []string
-		if err := tx.db.NewSelect().Model((*Device)(nil)).Column("id").Where("device_group_id = ?", groupID).Order("id").Scan(ctx, &ids); err != nil {
+		n, err := tx.CountGroupDevices(ctx, groupID)
+		if err != nil || n == 0 {
+			sizes = WaveSizes(0, waves)
 			return err
 		}
-		sizes = WaveSizes(len(ids), waves)
-		rows := make([]RolloutDevice, 0, len(ids))
-		for i, wave := range waveOfEach(sizes) {
-			rows = append(rows, RolloutDevice{RolloutID: rolloutID, DeviceID: ids[i], Wave: wave, Status: RolloutDevicePending})
+		sizes = WaveSizes(n, waves)
+		// wave = the first wave whose cumulative size reaches the device's number.
+		waveOf, args := "CASE", []any{rolloutID}
+		upTo := 0
+		for wave, size := range sizes {
+			upTo += size
+			waveOf += " WHEN rn <= ? THEN ?"
+			args = append(args, upTo, wave)
 		}
-		return insertInChunks(ctx, tx.db, rows)
+		_, err = tx.db.ExecContext(ctx, "INSERT INTO rollout_devices (rollout_id, device_id, wave, status) SELECT ?, id, "+waveOf+
+			" END, ? FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM devices WHERE device_group_id = ?) AS numbered",
+			append(args, RolloutDevicePending, groupID)...)
+		return err
 	})
 	return sizes, err
 }

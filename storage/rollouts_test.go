@@ -94,6 +94,9 @@ func TestRolloutPlanDispatchSyncAndRollback(t *testing.T) {
 			wave0 = append(wave0, ids...)
 		}
 		require.Len(t, wave0, 2, "each device of the wave is dispatched exactly once")
+		all, err := st.ListGroupDeviceIDs(ctx, f.group)
+		require.NoError(t, err)
+		assert.Equal(t, all[:2], wave0, "the waves take the group's devices in ID order")
 		d, err := st.GetDevice(ctx, wave0[0])
 		require.NoError(t, err)
 		assert.Equal(t, f.newS, *d.TargetSnapshotID)
