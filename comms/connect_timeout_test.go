@@ -32,3 +32,23 @@ func TestConnectionsThatNeverSignInAreClosed(t *testing.T) {
 	silent := dialRaw(t, "tcp://"+tlsBroker.broker.Addr())
 	assert.True(t, silent.closed(10*time.Second), "a TLS connection that never shakes hands is closed")
 }
+
+// TestSignInsBeyondTheQueueAreRefused: when as many sign-ins as the broker lets wait are waiting for the store, a
+// device's CONNECT is refused at once (it reconnects later) and counted; once one is through, the next is accepted.
+func TestSignInsBeyondTheQueueAreRefused(t *testing.T) {
+	f := newFixture(t)
+	d := f.register(t, nil)
+	f.broker.HoldSignIns(2, 2)
+	busy := dialRaw(t, "tcp://"+f.broker.Addr())
+	code, err := busy.connectAs(d, nil)
+	require.NoError(t, err)
+	assert.NotZero(t, code, "refused while the queue is full")
+	assert.EqualValues(t, 1, f.broker.RefusedBusy())
+
+	f.broker.HoldSignIns(1, 2)
+	dev := dialRaw(t, "tcp://"+f.broker.Addr())
+	code, err = dev.connectAs(d, nil)
+	require.NoError(t, err)
+	assert.Zero(t, code, "accepted once there is room")
+	assert.EqualValues(t, 1, f.broker.RefusedBusy())
+}

@@ -85,3 +85,9 @@ func (h *holdHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.free()
 	}
 }
+
+// HoldSignIns makes the broker count n sign-ins as waiting for the store, and lowers the cap to max.
+func (b *Broker) HoldSignIns(n, max int64) {
+	b.signingIn.Store(n)
+	b.maxSigningIn = max
+}

@@ -39,6 +39,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.b.log.Warn("refused a device whose client ID is not its username", "device", deviceID, "clientId", cl.ID)
 		return false
 	}
+	if h.b.signingIn.Add(1) > h.b.maxSigningIn {
+		h.b.signingIn.Add(-1)
+		h.b.refusedBusy.Add(1)
+		return false // too many sign-ins wait for the store: this one comes back later (not logged: the broker is busy)
+	}
+	defer h.b.signingIn.Add(-1)
 	var d *storage.Device
 	var err error
 	if !h.b.work.Wait(deviceID, func() {
