@@ -17,7 +17,7 @@ import (
 // that waits too long, or finds too many waiting, is answered 503 with Retry-After, which agents retry.
 const (
 	deviceSlots      = 32               // device requests served at once: as many as the store's connections (SQLite)
-	deviceMaxWaiting = 2048             // requests waiting for a slot; more are refused at once
+	deviceMaxWaiting = 1024             // requests waiting for a slot (about 30 KiB each); more are refused at once
 	deviceMaxWait    = 15 * time.Second // well under an agent's request timeout (FlowFuse's: 30 s or more)
 )
 

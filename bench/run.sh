@@ -174,7 +174,7 @@ bench_rollouts() {
       sample rollouts "$n-device rollout: POST → succeeded" s "$(jq .rolloutSeconds bench/rollout.json)"
       sample rollouts "$n-device rollout: longest workflow history" events "$(jq .longestHistoryEvents bench/rollout.json)"
       sample rollouts "$n-device rollout: peak RSS of the platform" MiB "$(jq .peakRSSMiB bench/rollout.json)"
-      sample rollouts "$n-device rollout: platform RSS with the fleet connected, before the rollout" MiB "$(jq .connectedRSSMiB bench/rollout.json)"
+      sample rollouts "$n-device rollout: platform RSS with the fleet connected, settled (lowest over 90 s)" MiB "$(jq .settledRSSMiB bench/rollout.json)"
       sample rollouts "$n-device rollout: platform peak RSS during the rollout" MiB "$(jq .rolloutPeakRSSMiB bench/rollout.json)"
       sample rollouts "$n-device rollout: platform CPU during the rollout" s "$(jq .platformRolloutCPUSeconds bench/rollout.json)"
       sample rollouts "$n-device rollout: simulator process peak RSS" MiB "$(jq .simulatorPeakRSSMiB bench/rollout.json)"

@@ -96,8 +96,9 @@ type Broker struct {
 // RefusedBusy counts the sign-ins refused because too many were waiting for the store.
 func (b *Broker) RefusedBusy() uint64 { return b.refusedBusy.Load() }
 
-// maxSigningIn is how many sign-ins may wait for the store at once (the lanes' queue).
-const maxSigningIn = statusQueue
+// maxSigningIn is how many sign-ins may wait for the store at once. A waiting connection costs about 45 KiB
+// (its goroutines, buffers and packet); 1,024 of them are a few seconds of the store's work on a busy machine.
+const maxSigningIn = 1024
 
 // statusWorkers is how many status messages are recorded at once; statusQueue how many may wait.
 const (

@@ -30,19 +30,6 @@ func procStatus(pid, field string) float64 {
 	return 0
 }
 
-// cpuSeconds is the user and system CPU a process has used so far (/proc/<pid>/stat, in clock ticks of 1/100 s).
-func cpuSeconds(pid string) float64 {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from the 3rd (state) on
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100
-}
-
 // resetPeakRSS starts a new high-water mark of this process's RSS (VmHWM), so a phase's own peak can be read.
 func resetPeakRSS(t *testing.T) {
 	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0o200))
@@ -124,3 +111,6 @@ func writeProfile(path, name string) {
 }
 
 func pidString(pid int) string { return fmt.Sprint(pid) }
+
+// cpuSeconds is the user and system CPU a process has used so far.
+func cpuSeconds(t *testing.T, pid int) float64 { return float64(cpuTicks(t, pid)) / 100 }

@@ -54,7 +54,7 @@ func TestMeasureRollout(t *testing.T) {
 
 	sim := startSimulator(t, buildAgent(t), w.dev.URL, tok, n)
 
-	simPID := pidString(sim.Process.Pid)
+	simPID, self := pidString(sim.Process.Pid), os.Getpid()
 	prof := profilePhase(t, "provision")
 	provisionStart := time.Now()
 	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
@@ -63,7 +63,10 @@ func TestMeasureRollout(t *testing.T) {
 	prof.stop()
 	provisionPeak := peakRSSMiB()
 	connected := procStatus("self", "VmRSS")
-	simBefore, platformBefore := cpuSeconds(simPID), cpuSeconds("self")
+	// What the connected fleet costs once the burst's garbage is collected and returned (as TestMeasureDevices
+	// takes it: the lowest RSS over the settling time), and the platform's CPU meanwhile.
+	settledKiB, idleCPU := settle(t, self, settleTime())
+	simBefore, platformBefore := cpuSeconds(t, sim.Process.Pid), cpuSeconds(t, self)
 	resetPeakRSS(t) // from here VmHWM is the rollout's own peak
 
 	prof = profilePhase(t, "rollout")
@@ -77,10 +80,11 @@ func TestMeasureRollout(t *testing.T) {
 	longest := longestHistory(t, w.dev.TemporalAddress, ro["id"].(string))
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "rolloutSeconds": took.Seconds(),
 		"peakRSSMiB": max(provisionPeak, rolloutPeak), "provisionPeakRSSMiB": provisionPeak, "connectedRSSMiB": connected,
+		"settledRSSMiB": float64(settledKiB) / 1024, "settleSeconds": settleTime().Seconds(), "idleCpuPercentOfOneCore": idleCPU,
 		"rolloutPeakRSSMiB": rolloutPeak, "rolloutPeakKiBPerDevice": rolloutPeak * 1024 / float64(n),
-		"platformRolloutCPUSeconds": cpuSeconds("self") - platformBefore,
+		"platformRolloutCPUSeconds": cpuSeconds(t, self) - platformBefore,
 		"simulatorPeakRSSMiB":       procStatus(simPID, "VmHWM"), "simulatorRSSMiB": procStatus(simPID, "VmRSS"),
-		"simulatorCPUSeconds": cpuSeconds(simPID), "simulatorRolloutCPUSeconds": cpuSeconds(simPID) - simBefore,
+		"simulatorCPUSeconds": cpuSeconds(t, sim.Process.Pid), "simulatorRolloutCPUSeconds": cpuSeconds(t, sim.Process.Pid) - simBefore,
 		"longestHistoryEvents": longest, "counts": ro["counts"], "broker": "embedded"}
 	file := "rollout.json"
 	if mb != nil {
@@ -105,6 +109,14 @@ func groupSize(t *testing.T, w *fleetWorld, group string) int {
 	var g struct{ DeviceCount int }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&g))
 	return g.DeviceCount
+}
+
+// settleTime is how long a measured fleet idles, connected, before its rollout (FLOWYARD_BENCH_SETTLE, default 90 s).
+func settleTime() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("FLOWYARD_BENCH_SETTLE")); err == nil {
+		return d
+	}
+	return 90 * time.Second
 }
 
 // buildAgent builds flowyard-agent, whose simulate subcommand runs a fleet in a process of its own.
@@ -186,12 +198,11 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
 	agentBin := buildAgent(t)
-	procs := map[string]string{"worker": pidString(tp.worker.cmd.Process.Pid)}
-	var sims []string
+	procs := map[string]int{"worker": tp.worker.cmd.Process.Pid}
+	var sims []int
 	for i, r := range tp.serves {
-		procs[r.name] = pidString(r.cmd.Process.Pid)
-		sim := startSimulator(t, agentBin, r.url, tok, n/2+i*(n%2))
-		sims = append(sims, pidString(sim.Process.Pid))
+		procs[r.name] = r.cmd.Process.Pid
+		sims = append(sims, startSimulator(t, agentBin, r.url, tok, n/2+i*(n%2)).Process.Pid)
 	}
 
 	provisionStart := time.Now()
@@ -201,10 +212,10 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "layout": "2 × serve + worker, Postgres"}
 	cpuBefore := map[string]float64{}
 	for name, pid := range procs {
-		report[name+"ProvisionPeakRSSMiB"] = procStatus(pid, "VmHWM")
-		report[name+"ConnectedRSSMiB"] = procStatus(pid, "VmRSS")
-		cpuBefore[name] = cpuSeconds(pid)
-		require.NoError(t, os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0o200)) // VmHWM from here is the rollout's
+		report[name+"ProvisionPeakRSSMiB"] = procStatus(pidString(pid), "VmHWM")
+		report[name+"ConnectedRSSMiB"] = procStatus(pidString(pid), "VmRSS")
+		cpuBefore[name] = cpuSeconds(t, pid)
+		require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0o200)) // VmHWM from here is the rollout's
 	}
 
 	start := time.Now()
@@ -212,13 +223,13 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	report["rolloutSeconds"] = time.Since(start).Seconds()
 	require.Equal(t, "succeeded", ro["status"], "%v", ro)
 	for name, pid := range procs {
-		report[name+"RolloutPeakRSSMiB"] = procStatus(pid, "VmHWM")
-		report[name+"RolloutCPUSeconds"] = cpuSeconds(pid) - cpuBefore[name]
+		report[name+"RolloutPeakRSSMiB"] = procStatus(pidString(pid), "VmHWM")
+		report[name+"RolloutCPUSeconds"] = cpuSeconds(t, pid) - cpuBefore[name]
 	}
 	var simRSS, simCPU float64
 	for _, pid := range sims {
-		simRSS += procStatus(pid, "VmHWM")
-		simCPU += cpuSeconds(pid)
+		simRSS += procStatus(pidString(pid), "VmHWM")
+		simCPU += cpuSeconds(t, pid)
 	}
 	report["simulatorsPeakRSSMiB"], report["simulatorsCPUSeconds"] = simRSS, simCPU
 	report["longestHistoryEvents"] = longestHistory(t, tp.temporal, ro["id"].(string))
