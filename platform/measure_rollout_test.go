@@ -193,7 +193,9 @@ func TestMeasureRolloutLayout(t *testing.T) {
 		n, _ = strconv.Atoi(v)
 	}
 	tp := startTopology(t, 2, withServeFlags(bulkProvisioning...))
-	w := prepareFleet(t, devEnv{URL: tp.serves[0].url, TemporalAddress: tp.temporal})
+	// The snapshot is stored directly: an instance of the worker would need the platform's public URL.
+	w := fleetTeam(devEnv{URL: tp.serves[0].url, TemporalAddress: tp.temporal}, tp.serves[0].client(t))
+	w.snapV1 = insertSnapshots(t, tp.store(), w.team, w.app, 1)[0]
 	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "bench"}).String("id")
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")

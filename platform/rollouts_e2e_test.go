@@ -31,15 +31,21 @@ func newFleetWorld(t *testing.T) *fleetWorld {
 func prepareFleet(t *testing.T, dev devEnv) *fleetWorld {
 	c := (&apitest.Env{URL: dev.URL}).Client(t)
 	c.Login("admin@example.com", "admin-password")
-	w := &fleetWorld{dev: dev, c: c}
+	w := fleetTeam(dev, c)
 	objects := seededObjects(c)
-	// Fleets outgrow the seeded Starter type's device limit.
-	unlimited := c.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Unlimited fleet"}).String("id")
-	w.team = c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet", "teamTypeId": unlimited}).String("id")
-	w.app = c.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "plant"}).String("id")
 	id, op := postInstance(t, c, w.app, "fleet-source", objects)
 	require.Equal(t, "succeeded", waitOperation(t, c, op).String("status"))
 	w.snapV1 = c.Must(201, "POST", "/api/v1/instances/"+id+"/snapshots", map[string]any{"name": "v1"}).String("id")
+	return w
+}
+
+// fleetTeam gives the signed-in admin a team without a device limit (fleets outgrow the seeded Starter type's)
+// and an application in it.
+func fleetTeam(dev devEnv, c *apitest.Client) *fleetWorld {
+	w := &fleetWorld{dev: dev, c: c}
+	unlimited := c.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "Unlimited fleet"}).String("id")
+	w.team = c.Must(201, "POST", "/api/v1/teams", map[string]any{"name": "Fleet", "teamTypeId": unlimited}).String("id")
+	w.app = c.Must(201, "POST", "/api/v1/teams/"+w.team+"/applications", map[string]any{"name": "plant"}).String("id")
 	return w
 }
 
