@@ -25,13 +25,7 @@ import (
 // their target changes, and the platform's CPU while they idle. It runs only under `make bench`
 // (FLOWYARD_BENCH=1; FLOWYARD_BENCH_DEVICES sets the fleet, default 1000) and writes bench/devices.json.
 func TestMeasureDevices(t *testing.T) {
-	if os.Getenv("FLOWYARD_BENCH") != "1" {
-		t.Skip("a measurement, not a test: run it with make bench")
-	}
-	n := 1000
-	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchFleet(t, 1000)
 	dev, metricsURL := startDevProcess(t)
 	url := dev.url
 	c := (&apitest.Env{URL: url}).Client(t)

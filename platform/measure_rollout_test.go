@@ -31,13 +31,7 @@ import (
 // FLOWYARD_BENCH_BROKER=external the devices connect to a throwaway Mosquitto the platform manages, and the
 // broker's memory is reported too (bench/rollout-external.json).
 func TestMeasureRollout(t *testing.T) {
-	if os.Getenv("FLOWYARD_BENCH") != "1" {
-		t.Skip("a measurement, not a test: run it with make bench")
-	}
-	n := 10000
-	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchFleet(t, 10000)
 	flags, mb := slices.Clone(bulkProvisioning), externalBroker(t)
 	if mb != nil {
 		flags = append(flags, "--mqtt-broker", "external", "--mqtt-external-url", mb.URL(), "--mqtt-external-username", mb.AdminUsername,
@@ -95,6 +89,18 @@ func TestMeasureRollout(t *testing.T) {
 	b, _ := json.MarshalIndent(report, "", "  ")
 	t.Logf("rollout: %s", b)
 	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", file), b, 0o644))
+}
+
+// benchFleet skips a measurement outside make bench (FLOWYARD_BENCH=1) and returns its fleet size:
+// FLOWYARD_BENCH_DEVICES, else def.
+func benchFleet(t *testing.T, def int) int {
+	if os.Getenv("FLOWYARD_BENCH") != "1" {
+		t.Skip("a measurement, not a test: run it with make bench")
+	}
+	if n, err := strconv.Atoi(os.Getenv("FLOWYARD_BENCH_DEVICES")); err == nil {
+		return n
+	}
+	return def
 }
 
 // groupSize counts a group's devices; a platform too busy to answer within the client's timeout (a fleet
@@ -185,13 +191,7 @@ func peakRSSMiB() float64 {
 // peak during the rollout and its CPU. Only under make bench (FLOWYARD_BENCH=1, FLOWYARD_BENCH_DEVICES, default
 // 10,000); writes bench/rollout-layout.json.
 func TestMeasureRolloutLayout(t *testing.T) {
-	if os.Getenv("FLOWYARD_BENCH") != "1" {
-		t.Skip("a measurement, not a test: run it with make bench")
-	}
-	n := 10000
-	if v := os.Getenv("FLOWYARD_BENCH_DEVICES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := benchFleet(t, 10000)
 	tp := startTopology(t, 2, withServeFlags(bulkProvisioning...))
 	// The snapshot is stored directly: an instance of the worker would need the platform's public URL.
 	w := fleetTeam(devEnv{URL: tp.serves[0].url, TemporalAddress: tp.temporal}, tp.serves[0].client(t))
