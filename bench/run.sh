@@ -6,14 +6,15 @@
 #   BENCH_RUNS      repeats of the API, 1,000-device rollout and idle-RSS measurements (default 3)
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
 #   BENCH_LAYOUT_DEVICES  fleet of the rollout on the production layout (default 10,000)
-#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts layout dashboard dynsec (default: all)
+#   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts layout dashboard dynsec
+#                   (default: all but layout, which has not yet finished on a busy 2-core machine: ask for it by name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
 PORT=${BENCH_PORT:-18480}
 RUNS=${BENCH_RUNS:-3}
 RUNS_10K=${BENCH_10K_RUNS:-1}
-ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts layout dashboard dynsec}
+ONLY=${BENCH_ONLY:-api instances snapshots devices delivery rollouts dashboard dynsec}
 PG_ADMIN=${FLOWYARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 TMP=$(mktemp -d)
 SAMPLES=$TMP/samples.jsonl   # one measured value per line
