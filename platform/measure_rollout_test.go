@@ -195,7 +195,7 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	tp := startTopology(t, 2, withServeFlags(bulkProvisioning...))
 	// The snapshot is stored directly: an instance of the worker would need the platform's public URL.
 	w := fleetTeam(devEnv{URL: tp.serves[0].url, TemporalAddress: tp.temporal}, tp.serves[0].client(t))
-	w.snapV1 = insertSnapshots(t, tp.store(), w.team, w.app, 1)[0]
+	w.snapV1 = tp.insertSnapshots(tp.store(), w.team, w.app, 1)[0]
 	group := w.c.Must(201, "POST", "/api/v1/applications/"+w.app+"/device-groups", map[string]any{"name": "bench"}).String("id")
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
