@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 )
 
 // WorkflowName is the registered name of Promote; histories depend on it.
@@ -18,17 +19,6 @@ const (
 	UpdateReject  = "reject"
 	UpdateCancel  = "cancel"
 	QueryProgress = "progress"
-)
-
-// Promotion statuses, as the API shows them (the storage package's values; workflows may not import it).
-const (
-	StatusScheduled        = "scheduled"
-	StatusAwaitingApproval = "awaiting_approval"
-	StatusRunning          = "running"
-	StatusSucceeded        = "succeeded"
-	StatusFailed           = "failed"
-	StatusRejected         = "rejected"
-	StatusCanceled         = "canceled"
 )
 
 // Params start a promotion.
@@ -57,7 +47,7 @@ type Decision struct {
 
 // Progress is the answer of the progress query and of every Update.
 type Progress struct {
-	Status     string
+	Status     domain.PromotionStatus
 	SnapshotID string
 	DecidedBy  string
 	Results    []activities.TargetResult

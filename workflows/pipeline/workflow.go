@@ -31,14 +31,6 @@ var (
 	}
 )
 
-// Target result statuses.
-const (
-	resultPending   = "pending"
-	resultRunning   = "running"
-	resultSucceeded = "succeeded"
-	resultFailed    = "failed"
-)
-
 type promotion struct {
 	ctx      workflow.Context
 	p        Params
@@ -67,16 +59,16 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 			return pr.st, nil
 		}
 	}
-	pr.st.Status = StatusRunning
+	pr.st.Status = domain.PromotionRunning
 	pr.save()
 	plan, err := pr.plan()
 	if err != nil {
-		return pr.finish(StatusFailed, message(err))
+		return pr.finish(domain.PromotionFailed, message(err))
 	}
 	pr.st.SnapshotID = plan.SnapshotID
 	pr.deployToDevices = plan.DeployToDevices
 	for _, t := range plan.Targets {
-		pr.st.Results = append(pr.st.Results, activities.TargetResult{Kind: t.Kind, ID: t.ID, Status: resultPending})
+		pr.st.Results = append(pr.st.Results, activities.TargetResult{Kind: t.Kind, ID: t.ID, Status: domain.PromotionTargetPending})
 	}
 	pr.save()
 	for i := range pr.st.Results {
@@ -84,26 +76,26 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 	}
 	var failed []string
 	for _, r := range pr.st.Results {
-		if r.Status == resultFailed {
+		if r.Status == domain.PromotionTargetFailed {
 			failed = append(failed, r.Kind+" "+r.ID+": "+r.Detail)
 		}
 	}
 	if len(failed) > 0 {
-		return pr.finish(StatusFailed, fmt.Sprintf("%d of %d targets failed: %s", len(failed), len(pr.st.Results), strings.Join(failed, "; ")))
+		return pr.finish(domain.PromotionFailed, fmt.Sprintf("%d of %d targets failed: %s", len(failed), len(pr.st.Results), strings.Join(failed, "; ")))
 	}
-	return pr.finish(StatusSucceeded, "")
+	return pr.finish(domain.PromotionSucceeded, "")
 }
 
 // initialStatus is the status the API recorded: the validators must see it from the first workflow task on,
 // since an approve may arrive with it.
-func initialStatus(p Params) string {
+func initialStatus(p Params) domain.PromotionStatus {
 	switch {
 	case p.RequiresApproval:
-		return StatusAwaitingApproval
+		return domain.PromotionAwaitingApproval
 	case !p.At.IsZero():
-		return StatusScheduled
+		return domain.PromotionScheduled
 	}
-	return StatusRunning
+	return domain.PromotionRunning
 }
 
 func (pr *promotion) registerHandlers() error {
@@ -142,7 +134,7 @@ var (
 )
 
 func (pr *promotion) validateDecision(_ workflow.Context, d Decision) error {
-	if pr.st.Status != StatusAwaitingApproval || pr.decision != nil || pr.canceled {
+	if pr.st.Status != domain.PromotionAwaitingApproval || pr.decision != nil || pr.canceled {
 		return errNotAwaiting
 	}
 	return MayDecide(pr.p, d)
@@ -166,7 +158,7 @@ func MayDecide(p Params, d Decision) error {
 }
 
 func (pr *promotion) validateCancel(_ workflow.Context, _ Decision) error {
-	if (pr.st.Status != StatusScheduled && pr.st.Status != StatusAwaitingApproval) || pr.canceled || pr.decision != nil {
+	if (pr.st.Status != domain.PromotionScheduled && pr.st.Status != domain.PromotionAwaitingApproval) || pr.canceled || pr.decision != nil {
 		return errNotPending
 	}
 	return nil
@@ -175,16 +167,16 @@ func (pr *promotion) validateCancel(_ workflow.Context, _ Decision) error {
 // awaitApproval waits, durably and for as long as it takes, for an approve, reject or cancel. It reports
 // whether the promotion ended there.
 func (pr *promotion) awaitApproval() bool {
-	pr.st.Status = StatusAwaitingApproval
+	pr.st.Status = domain.PromotionAwaitingApproval
 	pr.save()
 	_ = workflow.Await(pr.ctx, func() bool { return pr.decision != nil || pr.canceled })
 	switch {
 	case pr.canceled:
-		pr.finish(StatusCanceled, "canceled before approval")
+		pr.finish(domain.PromotionCanceled, "canceled before approval")
 		return true
 	case !pr.approved:
 		pr.st.DecidedBy = pr.decision.UserID
-		pr.finish(StatusRejected, "rejected")
+		pr.finish(domain.PromotionRejected, "rejected")
 		return true
 	}
 	pr.st.DecidedBy = pr.decision.UserID
@@ -198,11 +190,11 @@ func (pr *promotion) awaitSchedule() bool {
 	if wait <= 0 {
 		return false
 	}
-	pr.st.Status = StatusScheduled
+	pr.st.Status = domain.PromotionScheduled
 	pr.save()
 	pr.decision = nil // an approval given already is spent; only cancel counts now
 	if canceled, _ := workflow.AwaitWithTimeout(pr.ctx, wait, func() bool { return pr.canceled }); canceled {
-		pr.finish(StatusCanceled, "canceled before its scheduled time")
+		pr.finish(domain.PromotionCanceled, "canceled before its scheduled time")
 		return true
 	}
 	return false
@@ -219,7 +211,7 @@ func (pr *promotion) plan() (activities.PromotionPlan, error) {
 // the others.
 func (pr *promotion) promoteTarget(i int) {
 	r := &pr.st.Results[i]
-	r.Status = resultRunning
+	r.Status = domain.PromotionTargetRunning
 	pr.save()
 	var err error
 	switch r.Kind {
@@ -234,9 +226,9 @@ func (pr *promotion) promoteTarget(i int) {
 	default:
 		err = fmt.Errorf("unknown target kind %s", r.Kind)
 	}
-	r.Status = resultSucceeded
+	r.Status = domain.PromotionTargetSucceeded
 	if err != nil {
-		r.Status, r.Detail = resultFailed, message(err)
+		r.Status, r.Detail = domain.PromotionTargetFailed, message(err)
 	}
 	pr.save()
 }
@@ -316,7 +308,7 @@ func (pr *promotion) promoteGroup(groupID string) error {
 	if err := workflow.ExecuteChildWorkflow(cctx, rollout.WorkflowName, params).Get(pr.ctx, &progress); err != nil {
 		return err
 	}
-	if progress.Status != rollout.StatusSucceeded {
+	if progress.Status != domain.RolloutSucceeded {
 		return fmt.Errorf("rollout %s ended %s: %s", req.RolloutID, progress.Status, progress.Reason)
 	}
 	return nil
@@ -330,10 +322,10 @@ func (pr *promotion) save() {
 	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(pr.ctx, shortOptions), a.SavePromotionProgress, pp).Get(pr.ctx, nil)
 }
 
-func (pr *promotion) finish(status, reason string) (Progress, error) {
+func (pr *promotion) finish(status domain.PromotionStatus, reason string) (Progress, error) {
 	pr.st.Status, pr.st.Reason = status, reason
 	pr.save()
-	if status == StatusFailed {
+	if status == domain.PromotionFailed {
 		return pr.st, temporal.NewNonRetryableApplicationError(reason, "PromotionFailed", nil)
 	}
 	return pr.st, nil

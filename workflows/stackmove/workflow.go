@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/waves"
 )
@@ -57,17 +58,17 @@ type move struct {
 func Move(ctx workflow.Context, p Params) (Progress, error) {
 	m := &move{ctx: ctx, p: p, st: p.State}
 	if m.st == nil {
-		m.st = &State{Status: StatusRunning}
+		m.st = &State{Status: domain.StackMoveRunning}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return m.progress(), nil }); err != nil {
 		return m.progress(), err
 	}
 	if err := validate(p.Strategy); err != nil {
-		return m.finish(StatusFailed, "invalid strategy: "+err.Error())
+		return m.finish(domain.StackMoveFailed, "invalid strategy: "+err.Error())
 	}
 	if m.st.WaveSizes == nil {
 		if err := m.plan(); err != nil {
-			return m.finish(StatusFailed, "planning failed: "+err.Error())
+			return m.finish(domain.StackMoveFailed, "planning failed: "+err.Error())
 		}
 	}
 	for m.st.Wave < len(m.st.WaveSizes) {
@@ -76,7 +77,7 @@ func Move(ctx workflow.Context, p Params) (Progress, error) {
 			return m.progress(), err
 		}
 		if waves.Exceeded(m.st.Failed, m.st.Moved+m.st.Failed, m.p.Strategy.FailureThreshold) {
-			return m.finish(StatusFailed, fmt.Sprintf("%d of %d instances failed to move, over the %.0f%% threshold; the others stay on their stack",
+			return m.finish(domain.StackMoveFailed, fmt.Sprintf("%d of %d instances failed to move, over the %.0f%% threshold; the others stay on their stack",
 				m.st.Failed, m.st.Moved+m.st.Failed, m.p.Strategy.FailureThreshold*100))
 		}
 		if done {
@@ -88,7 +89,7 @@ func Move(ctx workflow.Context, p Params) (Progress, error) {
 			return m.progress(), workflow.NewContinueAsNewError(ctx, WorkflowName, p)
 		}
 	}
-	return m.finish(StatusSucceeded, "")
+	return m.finish(domain.StackMoveSucceeded, "")
 }
 
 func validate(s Strategy) error {
@@ -195,10 +196,10 @@ func (m *move) count() error {
 	return nil
 }
 
-func (m *move) finish(status, reason string) (Progress, error) {
+func (m *move) finish(status domain.StackMoveStatus, reason string) (Progress, error) {
 	m.st.Status, m.st.Reason = status, reason
 	m.save()
-	if status == StatusFailed {
+	if status == domain.StackMoveFailed {
 		return m.progress(), temporal.NewNonRetryableApplicationError(reason, "StackMoveFailed", nil)
 	}
 	return m.progress(), nil
