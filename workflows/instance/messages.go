@@ -4,7 +4,10 @@
 // runs.
 package instance
 
-import "github.com/flowyard/flowyard/domain"
+import (
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
+)
 
 // WorkflowName is the registered name of Lifecycle; histories depend on it, so it never changes.
 const WorkflowName = "instance.lifecycle"
@@ -27,6 +30,9 @@ const (
 
 // UserActions are the actions a user may ask for through the API.
 var UserActions = map[string]Action{"start": ActionStart, "stop": ActionStop, "restart": ActionRestart, "suspend": ActionSuspend}
+
+// ErrUnknownAction is the failure of a run asked for an action this version does not know.
+const ErrUnknownAction = facade.InvalidArgument
 
 // Params start a lifecycle run.
 type Params struct {

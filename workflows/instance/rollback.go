@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 var sa *activities.Snapshots
@@ -118,14 +119,14 @@ func (r *run) startPrevious(cause error) (domain.InstanceState, error) {
 	if _, err := r.start(during, false, true); err != nil {
 		return "", alsoFailed(cause, "starting the previous flows again", err)
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRunning, Reason: restored + message(cause)})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRunning, Reason: restored + facade.Message(cause)})
 	return r.keep(domain.InstanceRunning, cause)
 }
 
 // putBack writes the state the instance had before a rollback or upgrade that changed nothing, with the reason.
 func (r *run) putBack(state domain.InstanceState, cause error) (domain.InstanceState, error) {
 	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state,
-		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + message(cause)})
+		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + facade.Message(cause)})
 	return r.keep(state, cause)
 }
 
@@ -137,7 +138,7 @@ func (r *run) keep(state domain.InstanceState, cause error) (domain.InstanceStat
 
 // alsoFailed reports that putting the instance back failed too; the instance then ends in the error state.
 func alsoFailed(cause error, what string, err error) error {
-	return temporal.NewNonRetryableApplicationError(message(cause)+"; "+what+" failed too: "+message(err), activities.ErrTypeRuntime, errors.Join(cause, err))
+	return temporal.NewNonRetryableApplicationError(facade.Message(cause)+"; "+what+" failed too: "+facade.Message(err), activities.ErrTypeRuntime, errors.Join(cause, err))
 }
 
 // newID draws a fresh ID once and records it in the history, so a replay sees the same one.

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 var a *activities.Instances
@@ -83,7 +83,7 @@ func Lifecycle(ctx workflow.Context, p Params) (Result, error) {
 		} else {
 			r.setState(StateChangeAfterFailure(p.InstanceID, failed, err))
 		}
-		r.progress(domain.OperationFailed, message(err), "failed")
+		r.progress(domain.OperationFailed, facade.Message(err), "failed")
 		return Result{State: failed}, err
 	}
 	if p.Action != ActionDelete {
@@ -134,7 +134,7 @@ func (r *run) act() (domain.InstanceState, error) {
 	case ActionUpgrade:
 		return r.upgrade()
 	}
-	return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown action %q", r.p.Action), "InvalidArgument", nil)
+	return "", ErrUnknownAction.New(fmt.Sprintf("unknown action %q", r.p.Action))
 }
 
 // start runs the instance and waits until its flows run.
@@ -189,17 +189,7 @@ func (r *run) recoverFromCrash() (domain.InstanceState, error) {
 
 // StateChangeAfterFailure is the final state a failed run writes, with the error as the reason.
 func StateChangeAfterFailure(instanceID string, state domain.InstanceState, err error) activities.StateChange {
-	return activities.StateChange{InstanceID: instanceID, State: state, Reason: message(err)}
-}
-
-// message is the human-readable cause of a failed activity: the application error's own message, without
-// Temporal's wrapping.
-func message(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
+	return activities.StateChange{InstanceID: instanceID, State: state, Reason: facade.Message(err)}
 }
 
 func (r *run) exec(opts workflow.ActivityOptions, step string, fn any, args ...any) error {

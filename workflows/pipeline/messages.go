@@ -8,10 +8,14 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // WorkflowName is the registered name of Promote; histories depend on it.
 const WorkflowName = "pipeline.promotion"
+
+// ErrFailed is the failure of a promotion that could not resolve its snapshot or whose targets failed.
+const ErrFailed facade.Failure = "PromotionFailed"
 
 // Update and query names.
 const (

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -63,7 +64,7 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 	pr.save()
 	plan, err := pr.plan()
 	if err != nil {
-		return pr.finish(domain.PromotionFailed, message(err))
+		return pr.finish(domain.PromotionFailed, facade.Message(err))
 	}
 	pr.st.SnapshotID = plan.SnapshotID
 	pr.deployToDevices = plan.DeployToDevices
@@ -228,7 +229,7 @@ func (pr *promotion) promoteTarget(i int) {
 	}
 	r.Status = domain.PromotionTargetSucceeded
 	if err != nil {
-		r.Status, r.Detail = domain.PromotionTargetFailed, message(err)
+		r.Status, r.Detail = domain.PromotionTargetFailed, facade.Message(err)
 	}
 	pr.save()
 }
@@ -326,7 +327,7 @@ func (pr *promotion) finish(status domain.PromotionStatus, reason string) (Progr
 	pr.st.Status, pr.st.Reason = status, reason
 	pr.save()
 	if status == domain.PromotionFailed {
-		return pr.st, temporal.NewNonRetryableApplicationError(reason, "PromotionFailed", nil)
+		return pr.st, ErrFailed.New(reason)
 	}
 	return pr.st, nil
 }
@@ -338,13 +339,4 @@ func (pr *promotion) newID() string {
 		panic(err) // a string recorded by this workflow always decodes
 	}
 	return id
-}
-
-// message is an error's sentence without Temporal's wrapping.
-func message(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	return err.Error()
 }

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/waves"
 )
 
@@ -41,8 +41,12 @@ const (
 	maxPoll = 2 * time.Second
 )
 
-// ErrThresholdExceeded is the failure type of a rollout stopped by its failure threshold.
-const ErrThresholdExceeded = "ThresholdExceeded"
+// Failures a rollout ends with.
+const (
+	ErrInvalidStrategy                  = facade.InvalidArgument // the strategy is refused before anything is planned
+	ErrPlanningFailed    facade.Failure = "PlanningFailed"       // the group's devices could not be assigned to waves
+	ErrThresholdExceeded facade.Failure = "ThresholdExceeded"    // stopped by its failure threshold, without rollback
+)
 
 type rollout struct {
 	ctx workflow.Context
@@ -64,7 +68,7 @@ func Rollout(ctx workflow.Context, p Params) (Progress, error) {
 	}
 	if r.st.WaveSizes == nil {
 		if err := r.plan(); err != nil {
-			return r.finish(domain.RolloutFailed, "planning failed: "+err.Error())
+			return r.fail(ErrPlanningFailed, "planning failed: "+err.Error())
 		}
 	}
 	for r.st.Wave < len(r.st.WaveSizes) {
@@ -97,7 +101,7 @@ func validate(s Strategy) error {
 		return err
 	}
 	if s.BatchSize < 1 || s.WaveTimeout <= 0 {
-		return temporal.NewNonRetryableApplicationError("batchSize and waveTimeout must be positive", "InvalidArgument", nil)
+		return ErrInvalidStrategy.New("batchSize and waveTimeout must be positive")
 	}
 	return nil
 }
@@ -241,7 +245,7 @@ func (r *rollout) exceeded() bool {
 func (r *rollout) stopOnFailures() (Progress, error) {
 	reason := fmt.Sprintf("%d of %d devices failed, over the %.0f%% threshold", r.st.Failed, r.st.Total-r.st.Pending, r.p.Strategy.FailureThreshold*100)
 	if !r.p.Strategy.AutoRollback {
-		return r.finish(domain.RolloutFailed, reason)
+		return r.fail(ErrThresholdExceeded, reason)
 	}
 	r.st.Status, r.st.Reason = domain.RolloutRollingBack, reason
 	r.save()
@@ -272,10 +276,13 @@ func (r *rollout) finish(status domain.RolloutStatus, reason string) (Progress, 
 		r.st.Reason = reason
 	}
 	r.save()
-	if status == domain.RolloutFailed {
-		return r.progress(), temporal.NewNonRetryableApplicationError(reason, ErrThresholdExceeded, nil)
-	}
 	return r.progress(), nil
+}
+
+// fail finishes the rollout as failed, with a failure of type f.
+func (r *rollout) fail(f facade.Failure, reason string) (Progress, error) {
+	p, _ := r.finish(domain.RolloutFailed, reason)
+	return p, f.New(reason)
 }
 
 func (r *rollout) continueAsNew() (Progress, error) {
@@ -307,7 +314,4 @@ func (r *rollout) progress() Progress {
 }
 
 // IsThresholdExceeded reports whether a rollout's error is its failure threshold.
-func IsThresholdExceeded(err error) bool {
-	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && appErr.Type() == ErrThresholdExceeded
-}
+func IsThresholdExceeded(err error) bool { return ErrThresholdExceeded.Is(err) }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,6 +26,7 @@ type fleet struct {
 	expired    []int
 	rolledBack bool
 	saved      []activities.RolloutProgress
+	planErr    error
 }
 
 func (f *fleet) counts(_ context.Context, _ string, wave int) (activities.RolloutCounts, error) {
@@ -65,7 +67,9 @@ func newEnv(t *testing.T, f *fleet) *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.Rollouts{})
-	env.OnActivity(a.PlanRollout, mock.Anything, mock.Anything).Return(f.sizes, nil)
+	env.OnActivity(a.PlanRollout, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanRollout) ([]int, error) {
+		return f.sizes, f.planErr
+	})
 	env.OnActivity(a.DispatchWave, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.DispatchWave) error {
 		f.dispatched = append(f.dispatched, p.Wave)
 		return nil
@@ -130,6 +134,19 @@ func TestFailuresWithoutAutoRollbackFail(t *testing.T) {
 	assert.True(t, IsThresholdExceeded(env.GetWorkflowError()))
 	assert.False(t, f.rolledBack)
 	assert.Equal(t, domain.RolloutFailed, f.saved[len(f.saved)-1].Status)
+}
+
+// TestPlanningFailureIsNotAThresholdFailure: a rollout whose devices could not be planned fails as a planning
+// failure; it was once labelled as stopped by its failure threshold.
+func TestPlanningFailureIsNotAThresholdFailure(t *testing.T) {
+	f := &fleet{planErr: temporal.NewNonRetryableApplicationError("the group has no devices", activities.ErrTypeRejected, nil)}
+	env := newEnv(t, f)
+	env.ExecuteWorkflow(Rollout, params())
+	err := env.GetWorkflowError()
+	assert.True(t, ErrPlanningFailed.Is(err), "%v", err)
+	assert.False(t, IsThresholdExceeded(err))
+	assert.Equal(t, domain.RolloutFailed, f.saved[len(f.saved)-1].Status)
+	assert.Contains(t, f.saved[len(f.saved)-1].Reason, "planning failed")
 }
 
 func TestSilentDevicesMissTheWaveDeadline(t *testing.T) {

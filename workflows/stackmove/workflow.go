@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/waves"
 )
@@ -42,10 +43,10 @@ const (
 	busyRetries = 9
 )
 
-// Search attribute keys of the instances' lifecycle runs, as their facade sets them.
-var (
-	attrTeamID     = temporal.NewSearchAttributeKeyKeyword("TeamId")
-	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
+// Failures a move ends with.
+const (
+	ErrInvalidStrategy                = facade.InvalidArgument // the strategy is refused before anything runs
+	ErrFailed          facade.Failure = "StackMoveFailed"      // refused, not planned, or stopped by its failure threshold
 )
 
 type move struct {
@@ -97,7 +98,7 @@ func validate(s Strategy) error {
 		return err
 	}
 	if s.Concurrency < 1 {
-		return temporal.NewNonRetryableApplicationError("concurrency must be at least 1", "InvalidArgument", nil)
+		return ErrInvalidStrategy.New("concurrency must be at least 1")
 	}
 	return nil
 }
@@ -145,7 +146,7 @@ func (m *move) moveBatch() (bool, error) {
 func (m *move) upgrade(ctx workflow.Context, t activities.StackMoveTarget) {
 	result := activities.StackMoveResult{MoveID: m.p.MoveID, InstanceID: t.InstanceID, OperationID: t.OperationID, Moved: true}
 	if err := m.runLifecycle(ctx, t); err != nil {
-		result.Moved, result.Reason = false, message(err)
+		result.Moved, result.Reason = false, facade.Message(err)
 	}
 	actx := workflow.WithActivityOptions(ctx, storeOptions)
 	if err := workflow.ExecuteActivity(actx, a.FinishStackMoveInstance, result).Get(ctx, nil); err != nil {
@@ -161,7 +162,7 @@ func (m *move) runLifecycle(ctx workflow.Context, t activities.StackMoveTarget) 
 		TaskQueue:             m.p.InstanceQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrTeamID.ValueSet(t.TeamID), attrInstanceID.ValueSet(t.InstanceID)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(facade.AttrTeamID.ValueSet(t.TeamID), facade.AttrInstanceID.ValueSet(t.InstanceID)),
 		StaticSummary:         "upgrade instance " + t.InstanceID + " to stack " + m.p.ToStackID,
 	})
 	params := instance.Params{InstanceID: t.InstanceID, TeamID: t.TeamID, OperationID: t.OperationID, Action: instance.ActionUpgrade,
@@ -200,7 +201,7 @@ func (m *move) finish(status domain.StackMoveStatus, reason string) (Progress, e
 	m.st.Status, m.st.Reason = status, reason
 	m.save()
 	if status == domain.StackMoveFailed {
-		return m.progress(), temporal.NewNonRetryableApplicationError(reason, "StackMoveFailed", nil)
+		return m.progress(), ErrFailed.New(reason)
 	}
 	return m.progress(), nil
 }
@@ -220,13 +221,4 @@ func (m *move) save() {
 func (m *move) progress() Progress {
 	return Progress{Status: m.st.Status, Wave: m.st.Wave, Waves: len(m.p.Strategy.Waves), Total: m.st.Total, Moved: m.st.Moved,
 		Failed: m.st.Failed, Skipped: m.st.Skipped, Pending: m.st.Pending, Reason: m.st.Reason}
-}
-
-// message is the readable cause of a failed child: its application error's own message.
-func message(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
 }
