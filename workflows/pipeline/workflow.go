@@ -261,12 +261,22 @@ func (pr *promotion) promoteInstance(instanceID string) error {
 	return err
 }
 
+// Change IDs of workflow.GetVersion. A change ID is written into the history of every run that passes it, so it
+// never changes: renaming one would make the runs in flight that recorded it fail to replay. A new one is named
+// after the day of the change, <yyyy-mm-dd>-<what> (worker's TestWorkflowChangeIDsAreDated checks); the one
+// made before that rule keeps its name, its dates are in its comment.
+const (
+	// changeDeployToDevices: version 1 (2026-11-27) passes the promoted snapshot on to each target instance's
+	// devices; version 2 (2026-12-07) snapshots the instance itself and makes that its device target.
+	changeDeployToDevices = "deploy-to-devices"
+)
+
 // deployToInstanceDevices makes what the instance now runs its devices' target (added after promotions were
 // first recorded, hence the version marker). Version 1 set the promoted snapshot on each device; version 2 takes
 // a snapshot of the instance itself, with an ID chosen here so a retry stores one, and makes it the instance's
 // device target, which devices assigned later take too.
 func (pr *promotion) deployToInstanceDevices(r *activities.TargetResult) error {
-	v := workflow.GetVersion(pr.ctx, "deploy-to-devices", workflow.DefaultVersion, 2)
+	v := workflow.GetVersion(pr.ctx, changeDeployToDevices, workflow.DefaultVersion, 2)
 	if v == workflow.DefaultVersion {
 		return nil
 	}
