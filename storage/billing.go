@@ -42,7 +42,7 @@ type Usage struct {
 }
 
 // Instance states that cost nothing: a suspended instance, or one on its way out.
-var unbilledStates = []string{"suspended", "deleting"}
+var unbilledStates = []domain.InstanceState{domain.InstanceSuspended, domain.InstanceDeleting}
 
 // UpsertSubscription writes a team's subscription row, creating it when missing.
 func (s *Store) UpsertSubscription(ctx context.Context, sub *Subscription) error {
