@@ -4,7 +4,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -58,12 +57,20 @@ func TestWorkflowChangeIDsAreDated(t *testing.T) {
 	calls := 0
 	for _, dir := range dirs {
 		fset := token.NewFileSet()
-		pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		require.NoError(t, err)
-		for _, p := range pkgs {
+		var files []*ast.File
+		for _, name := range names {
+			if !strings.HasSuffix(name, "_test.go") {
+				f, err := parser.ParseFile(fset, name, nil, 0)
+				require.NoError(t, err)
+				files = append(files, f)
+			}
+		}
+		{
 			consts := map[string]string{}
 			var ids []*ast.CallExpr
-			for _, f := range p.Files {
+			for _, f := range files {
 				ast.Inspect(f, func(n ast.Node) bool {
 					switch n := n.(type) {
 					case *ast.ValueSpec:

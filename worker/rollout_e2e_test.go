@@ -207,9 +207,9 @@ func TestRolloutContinuesAsNewOnTheTemporalDevServer(t *testing.T) {
 	p := rw.wait(t, id)
 	require.Equal(t, domain.RolloutSucceeded, p.Status, "%+v", p)
 	assert.Equal(t, 10, p.Updated)
-	d, err := rw.c.DescribeWorkflowExecution(context.Background(), rollout.WorkflowID(id), "")
+	d, err := rw.c.DescribeWorkflow(context.Background(), rollout.WorkflowID(id), "")
 	require.NoError(t, err)
-	require.NotEqual(t, firstRun, d.WorkflowExecutionInfo.Execution.RunId, "the rollout continued as new")
+	require.NotEqual(t, firstRun, d.WorkflowExecution.RunID, "the rollout continued as new")
 	replaytest.Record(t, rw.c, rollout.WorkflowID(id), firstRun, "rollout", "replay_continued.json")
 	replaytest.Record(t, rw.c, rollout.WorkflowID(id), "", "rollout", "replay_resumed.json")
 }
