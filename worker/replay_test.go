@@ -67,40 +67,38 @@ func TestWorkflowChangeIDsAreDated(t *testing.T) {
 				files = append(files, f)
 			}
 		}
-		{
-			consts := map[string]string{}
-			var ids []*ast.CallExpr
-			for _, f := range files {
-				ast.Inspect(f, func(n ast.Node) bool {
-					switch n := n.(type) {
-					case *ast.ValueSpec:
-						for i, name := range n.Names {
-							if i < len(n.Values) {
-								if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-									consts[name.Name] = strings.Trim(lit.Value, `"`)
-								}
+		consts := map[string]string{}
+		var ids []*ast.CallExpr
+		for _, f := range files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.ValueSpec:
+					for i, name := range n.Names {
+						if i < len(n.Values) {
+							if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+								consts[name.Name] = strings.Trim(lit.Value, `"`)
 							}
 						}
-					case *ast.CallExpr:
-						if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "GetVersion" && len(n.Args) == 4 {
-							ids = append(ids, n)
-						}
 					}
-					return true
-				})
+				case *ast.CallExpr:
+					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "GetVersion" && len(n.Args) == 4 {
+						ids = append(ids, n)
+					}
+				}
+				return true
+			})
+		}
+		for _, call := range ids {
+			calls++
+			where := fset.Position(call.Pos())
+			ident, ok := call.Args[1].(*ast.Ident)
+			if !assert.True(t, ok, "%s: name the change ID with a constant", where) {
+				continue
 			}
-			for _, call := range ids {
-				calls++
-				where := fset.Position(call.Pos())
-				ident, ok := call.Args[1].(*ast.Ident)
-				if !assert.True(t, ok, "%s: name the change ID with a constant", where) {
-					continue
-				}
-				id, ok := consts[ident.Name]
-				if assert.True(t, ok, "%s: %s is not a string constant of the package", where, ident.Name) {
-					assert.True(t, datedChangeID.MatchString(id) || slices.Contains(undatedChangeIDs, id),
-						"%s: change ID %q is not dated <yyyy-mm-dd>-<what>", where, id)
-				}
+			id, ok := consts[ident.Name]
+			if assert.True(t, ok, "%s: %s is not a string constant of the package", where, ident.Name) {
+				assert.True(t, datedChangeID.MatchString(id) || slices.Contains(undatedChangeIDs, id),
+					"%s: change ID %q is not dated <yyyy-mm-dd>-<what>", where, id)
 			}
 		}
 	}
