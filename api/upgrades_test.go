@@ -123,7 +123,7 @@ func TestMovingAStacksInstances(t *testing.T) {
 		parts := admin.Must(200, "GET", "/api/v1/stack-moves/"+move["id"].(string)+"/instances", nil).Body["items"].([]any)
 		require.Len(t, parts, 2)
 		assert.Contains(t, parts, map[string]any{"instanceId": in.ID, "name": "on-old", "wave": float64(indexOf(parts, in.ID)),
-			"status": domain.StackMoveInstancePending, "operationId": nil})
+			"status": string(domain.StackMoveInstancePending), "operationId": nil})
 	})
 }
 
