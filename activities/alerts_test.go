@@ -34,7 +34,7 @@ func TestStateChangesRecordTheirAlertOnce(t *testing.T) {
 		require.NoError(t, err)
 		in := storagetest.NewInstance(t, st, sealer, nil)
 		a := &Instances{Store: st, Sealer: sealer}
-		set := func(state, reason string) {
+		set := func(state domain.InstanceState, reason string) {
 			for range 2 { // a local activity retried after its write committed
 				require.NoError(t, a.SetState(ctx, StateChange{InstanceID: in.ID, State: state, Reason: reason}))
 			}
@@ -70,9 +70,9 @@ func TestFailedPromotionRecordsOneAlert(t *testing.T) {
 			Targets: []domain.StageTarget{{Kind: domain.TargetInstance, ID: in.ID}}}, {ID: domain.NewID(), Name: "prod", Action: domain.StagePrompt}}
 		require.NoError(t, st.ReplaceStages(ctx, pipe.ID, stages))
 		a := &Pipelines{Store: st}
-		for _, status := range []string{storage.PromotionSucceeded, storage.PromotionFailed} {
+		for _, status := range []domain.PromotionStatus{domain.PromotionSucceeded, domain.PromotionFailed} {
 			pr := &storage.Promotion{ID: domain.NewID(), PipelineID: pipe.ID, TeamID: in.TeamID, SourceStageID: stages[0].ID,
-				TargetStageID: stages[1].ID, Status: storage.PromotionRunning}
+				TargetStageID: stages[1].ID, Status: domain.PromotionRunning}
 			require.NoError(t, st.InsertPromotion(ctx, pr))
 			for range 2 {
 				require.NoError(t, a.SavePromotionProgress(ctx, PromotionProgress{PromotionID: pr.ID, Status: status, Reason: "target failed"}))

@@ -49,7 +49,7 @@ type UsageNotifier interface {
 
 // billingStates are the states entered when an instance stops or starts costing: suspended and deleting
 // instances are free, and starting is how a suspended one comes back.
-var billingStates = map[string]bool{"suspended": true, "deleting": true, "starting": true}
+var billingStates = map[domain.InstanceState]bool{domain.InstanceSuspended: true, domain.InstanceDeleting: true, domain.InstanceStarting: true}
 
 // usageMayHaveChanged tells billing about an instance's team, when billing listens.
 func (a *Instances) usageMayHaveChanged(ctx context.Context, teamID string) {
@@ -68,7 +68,7 @@ const (
 type OperationUpdate struct {
 	OperationID string
 	RunID       string
-	Status      string
+	Status      domain.OperationStatus
 	Error       string
 	Step        string
 	Done, Total int
@@ -85,17 +85,17 @@ func (a *Instances) UpdateOperation(ctx context.Context, u OperationUpdate) erro
 		op.RunID = u.RunID
 	}
 	op.Progress = map[string]any{"done": u.Done, "total": u.Total, "step": u.Step}
-	_, err = a.Store.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	_, err = a.Store.UpdateOperation(ctx, op, domain.OperationPending, domain.OperationRunning)
 	return err
 }
 
 // StateChange moves an instance's state, only from one of From (none = any).
 type StateChange struct {
 	InstanceID string
-	State      string
+	State      domain.InstanceState
 	Reason     string
-	From       []string
-	Desired    string // when set, also records what the instance should be
+	From       []domain.InstanceState
+	Desired    domain.InstanceState // when set, also records what the instance should be
 }
 
 // SetState writes the instance's state projection, and in the same transaction the alert its new state calls
@@ -137,11 +137,11 @@ const SafeModeReason = "started in safe mode after repeated crashes: flows are l
 func emitStateAlert(ctx context.Context, tx *storage.Store, in *storage.Instance, c StateChange) error {
 	kind := ""
 	switch {
-	case c.State == "crashed":
+	case c.State == domain.InstanceCrashed:
 		kind = alerts.KindInstanceCrashed
-	case c.State == "error":
+	case c.State == domain.InstanceError:
 		kind = alerts.KindInstanceError
-	case c.State == "running" && c.Reason == SafeModeReason:
+	case c.State == domain.InstanceRunning && c.Reason == SafeModeReason:
 		kind = alerts.KindInstanceSafeMode
 	}
 	if kind == "" || (in.State == c.State && in.StateReason == c.Reason) {
@@ -391,8 +391,8 @@ type UpgradeTarget struct {
 	FromStackID string
 	FromVersion string // Node-RED version of the stack the instance leaves
 	ToVersion   string
-	State       string // the instance's state before the upgrade
-	ShouldRun   bool   // the instance should be running: the upgrade stops it and starts it on the new stack
+	State       domain.InstanceState // the instance's state before the upgrade
+	ShouldRun   bool                 // the instance should be running: the upgrade stops it and starts it on the new stack
 }
 
 // CheckUpgrade checks that the instance may move to the stack (it exists, is active and fits the instance's
@@ -411,7 +411,7 @@ func (a *Instances) CheckUpgrade(ctx context.Context, instanceID, stackID string
 		return UpgradeTarget{}, rejected(err)
 	}
 	return UpgradeTarget{FromStackID: from.ID, FromVersion: from.NodeRedVersion, ToVersion: to.NodeRedVersion,
-		State: in.State, ShouldRun: in.DesiredState == "running"}, nil
+		State: in.State, ShouldRun: in.DesiredState == domain.InstanceRunning}, nil
 }
 
 // SetStack records the instance's stack; the runtime takes it at its next start. Putting an upgraded instance

@@ -135,7 +135,7 @@ func sourceGone(err error, what string) error {
 type PromotionProgress struct {
 	PromotionID string
 	OperationID string
-	Status      string // a storage.Promotion* status
+	Status      domain.PromotionStatus
 	SnapshotID  string
 	DecidedBy   string
 	Results     []TargetResult
@@ -144,10 +144,10 @@ type PromotionProgress struct {
 
 // TargetResult is one target's outcome in a promotion: pending, running, succeeded or failed.
 type TargetResult struct {
-	Kind   string `json:"kind"`
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	Kind   string                       `json:"kind"`
+	ID     string                       `json:"id"`
+	Status domain.PromotionTargetStatus `json:"status"`
+	Detail string                       `json:"detail,omitempty"`
 }
 
 // SavePromotionProgress writes the promotion row and its operation's progress (one entry per target).
@@ -184,7 +184,7 @@ func (a *Pipelines) SavePromotionProgress(ctx context.Context, pp PromotionProgr
 // emitPromotionAlert records the alert of a failed promotion in the transaction that records the failure, once
 // per promotion.
 func emitPromotionAlert(ctx context.Context, tx *storage.Store, pr *storage.Promotion) error {
-	if pr.Status != storage.PromotionFailed {
+	if pr.Status != domain.PromotionFailed {
 		return nil
 	}
 	name := pr.PipelineID
@@ -206,26 +206,26 @@ func savePromotionOperation(ctx context.Context, tx *storage.Store, pp Promotion
 	}
 	done := 0
 	for _, r := range pp.Results {
-		if r.Status != "pending" && r.Status != "running" {
+		if r.Status.Done() {
 			done++
 		}
 	}
-	op.Progress = map[string]any{"done": done, "total": len(pp.Results), "status": pp.Status, "targets": pp.Results}
+	op.Progress = map[string]any{"done": done, "total": len(pp.Results), "status": string(pp.Status), "targets": pp.Results}
 	if pp.SnapshotID != "" {
 		op.Progress["snapshotId"] = pp.SnapshotID
 	}
 	op.Error = pp.Reason
 	switch pp.Status {
-	case storage.PromotionSucceeded:
-		op.Status = storage.OperationSucceeded
-	case storage.PromotionFailed, storage.PromotionRejected:
-		op.Status = storage.OperationFailed
-	case storage.PromotionCanceled:
-		op.Status = storage.OperationCanceled
+	case domain.PromotionSucceeded:
+		op.Status = domain.OperationSucceeded
+	case domain.PromotionFailed, domain.PromotionRejected:
+		op.Status = domain.OperationFailed
+	case domain.PromotionCanceled:
+		op.Status = domain.OperationCanceled
 	default:
-		op.Status = storage.OperationRunning
+		op.Status = domain.OperationRunning
 	}
-	_, err = tx.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	_, err = tx.UpdateOperation(ctx, op, domain.OperationPending, domain.OperationRunning)
 	return err
 }
 
@@ -239,7 +239,7 @@ type TargetOperation struct {
 func (a *Pipelines) RecordTargetOperation(ctx context.Context, t TargetOperation) error {
 	key := "promotion-target/" + t.OperationID
 	op := &storage.Operation{ID: t.OperationID, Kind: t.Kind, SubjectType: t.SubjectType, SubjectID: t.SubjectID, TeamID: &t.TeamID,
-		Status: storage.OperationPending, WorkflowID: t.WorkflowID, RequestKey: &key}
+		Status: domain.OperationPending, WorkflowID: t.WorkflowID, RequestKey: &key}
 	if t.CreatedBy != "" {
 		op.CreatedBy = &t.CreatedBy
 	}

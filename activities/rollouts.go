@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/devices"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -47,7 +48,8 @@ type RolloutCounts struct {
 
 // RolloutProgress is the projection of a rollout the API reads.
 type RolloutProgress struct {
-	RolloutID, OperationID, Status, Reason                   string
+	RolloutID, OperationID, Reason                           string
+	Status                                                   domain.RolloutStatus
 	Wave, Waves, Total, Updated, Failed, Pending, RolledBack int
 }
 
@@ -133,7 +135,7 @@ func (a *Rollouts) SaveRolloutProgress(ctx context.Context, p RolloutProgress) e
 // emitAlert records the alert of a rollout that ended failed or rolled back, once per rollout (a retry of this
 // activity finds it stored).
 func (a *Rollouts) emitAlert(ctx context.Context, r *storage.Rollout) error {
-	kind := map[string]string{"failed": alerts.KindRolloutFailed, "rolled_back": alerts.KindRolloutRolledBack}[r.Status]
+	kind := map[domain.RolloutStatus]string{domain.RolloutFailed: alerts.KindRolloutFailed, domain.RolloutRolledBack: alerts.KindRolloutRolledBack}[r.Status]
 	if kind == "" {
 		return nil
 	}
@@ -150,9 +152,9 @@ func (a *Rollouts) emitAlert(ctx context.Context, r *storage.Rollout) error {
 func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
 	var target *string
 	switch r.Status {
-	case "succeeded":
+	case domain.RolloutSucceeded:
 		target = &r.SnapshotID
-	case "rolled_back":
+	case domain.RolloutRolledBack:
 		target = r.PreviousSnapshotID
 	default:
 		return nil
@@ -168,19 +170,19 @@ func (a *Rollouts) settle(ctx context.Context, r *storage.Rollout) error {
 
 func (a *Rollouts) finishOperation(ctx context.Context, p RolloutProgress) error {
 	progress := map[string]any{"done": p.Updated + p.Failed, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
-		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": p.Status}
+		"updated": p.Updated, "failed": p.Failed, "pending": p.Pending, "rolledBack": p.RolledBack, "status": string(p.Status)}
 	switch p.Status {
-	case "succeeded":
-		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationSucceeded, "", progress)
-	case "failed", "rolled_back", "aborted":
-		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationFailed, p.Status+": "+p.Reason, progress)
+	case domain.RolloutSucceeded:
+		return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationSucceeded, "", progress)
+	case domain.RolloutFailed, domain.RolloutRolledBack, domain.RolloutAborted:
+		return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationFailed, string(p.Status)+": "+p.Reason, progress)
 	}
-	return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationRunning, "", progress)
+	return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationRunning, "", progress)
 }
 
 // updateWaveOperation writes the operation of a fleet workflow that proceeds in waves (a rollout, a stack
 // move): its status, error and progress; a finished operation never moves again, and none ("") is fine.
-func updateWaveOperation(ctx context.Context, st *storage.Store, operationID, status, errMsg string, progress map[string]any) error {
+func updateWaveOperation(ctx context.Context, st *storage.Store, operationID string, status domain.OperationStatus, errMsg string, progress map[string]any) error {
 	if operationID == "" {
 		return nil
 	}
@@ -189,7 +191,7 @@ func updateWaveOperation(ctx context.Context, st *storage.Store, operationID, st
 		return nonRetryableIfNotFound(err)
 	}
 	op.Status, op.Error, op.Progress = status, errMsg, progress
-	_, err = st.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+	_, err = st.UpdateOperation(ctx, op, domain.OperationPending, domain.OperationRunning)
 	return err
 }
 

@@ -22,8 +22,8 @@ const ErrTypeRejected = "Rejected"
 // RollbackTarget describes a rollback about to happen.
 type RollbackTarget struct {
 	SnapshotName string
-	State        string // the instance's state before the rollback
-	ShouldRun    bool   // the instance should be running: the rollback stops it and starts it again
+	State        domain.InstanceState // the instance's state before the rollback
+	ShouldRun    bool                 // the instance should be running: the rollback stops it and starts it again
 	// HasContext says the snapshot holds a persistent context, which the rollback restores: the automatic
 	// snapshot taken first then captures the instance's, so a failed rollback can put it back.
 	HasContext bool
@@ -44,7 +44,7 @@ func (a *Snapshots) CheckRollback(ctx context.Context, instanceID, snapshotID st
 	if err := snapshots.SameApplication(snap, in); err != nil {
 		return RollbackTarget{}, rejected(err)
 	}
-	return RollbackTarget{SnapshotName: snap.Name, State: in.State, ShouldRun: in.DesiredState == "running", HasContext: snap.HasContext}, nil
+	return RollbackTarget{SnapshotName: snap.Name, State: in.State, ShouldRun: in.DesiredState == domain.InstanceRunning, HasContext: snap.HasContext}, nil
 }
 
 // AutoSnapshot asks for an automatic snapshot of an instance.

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -44,7 +45,8 @@ type StackMoveCounts struct {
 
 // StackMoveProgress is the projection of a move the API reads.
 type StackMoveProgress struct {
-	MoveID, OperationID, Status, Reason                 string
+	MoveID, OperationID, Reason                         string
+	Status                                              domain.StackMoveStatus
 	Wave, Waves, Total, Moved, Failed, Skipped, Pending int
 }
 
@@ -74,13 +76,13 @@ func (a *StackMoves) NextStackMoves(ctx context.Context, req NextStackMoves) ([]
 // FinishStackMoveInstance records how an instance's upgrade ended. An upgrade that never started (another
 // action kept the instance busy) leaves its operation pending: it is failed here with the reason.
 func (a *StackMoves) FinishStackMoveInstance(ctx context.Context, r StackMoveResult) error {
-	status := storage.StackMoveInstanceMoved
+	status := domain.StackMoveInstanceMoved
 	if !r.Moved {
-		status = storage.StackMoveInstanceFailed
+		status = domain.StackMoveInstanceFailed
 		op, err := a.Store.GetOperation(ctx, r.OperationID)
-		if err == nil && op.Status == storage.OperationPending {
-			op.Status, op.Error = storage.OperationFailed, r.Reason
-			if _, err := a.Store.UpdateOperation(ctx, op, storage.OperationPending); err != nil {
+		if err == nil && op.Status == domain.OperationPending {
+			op.Status, op.Error = domain.OperationFailed, r.Reason
+			if _, err := a.Store.UpdateOperation(ctx, op, domain.OperationPending); err != nil {
 				return err
 			}
 		}
@@ -106,12 +108,12 @@ func (a *StackMoves) SaveStackMoveProgress(ctx context.Context, p StackMoveProgr
 		return err
 	}
 	progress := map[string]any{"done": p.Moved + p.Failed + p.Skipped, "total": p.Total, "wave": p.Wave, "waves": p.Waves,
-		"moved": p.Moved, "failed": p.Failed, "skipped": p.Skipped, "pending": p.Pending, "status": p.Status}
+		"moved": p.Moved, "failed": p.Failed, "skipped": p.Skipped, "pending": p.Pending, "status": string(p.Status)}
 	switch p.Status {
-	case storage.StackMoveSucceeded:
-		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationSucceeded, "", progress)
-	case storage.StackMoveFailed:
-		return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationFailed, p.Reason, progress)
+	case domain.StackMoveSucceeded:
+		return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationSucceeded, "", progress)
+	case domain.StackMoveFailed:
+		return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationFailed, p.Reason, progress)
 	}
-	return updateWaveOperation(ctx, a.Store, p.OperationID, storage.OperationRunning, "", progress)
+	return updateWaveOperation(ctx, a.Store, p.OperationID, domain.OperationRunning, "", progress)
 }

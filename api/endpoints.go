@@ -48,12 +48,12 @@ func endpointTokenView(t *storage.Token) endpointTokenJSON {
 }
 
 type dashboardJSON struct {
-	InstanceID    string `json:"instanceId"`
-	Name          string `json:"name"`
-	ApplicationID string `json:"applicationId"`
-	State         string `json:"state"`
-	URL           string `json:"url"` // Dashboard 2's page on the instance's address
-	Protected     bool   `json:"protected"`
+	InstanceID    string               `json:"instanceId"`
+	Name          string               `json:"name"`
+	ApplicationID string               `json:"applicationId"`
+	State         domain.InstanceState `json:"state"`
+	URL           string               `json:"url"` // Dashboard 2's page on the instance's address
+	Protected     bool                 `json:"protected"`
 }
 
 func (s *Server) registerEndpoints() {

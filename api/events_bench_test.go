@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage/storagetest"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkTeamEventsFanOut(b *testing.B) {
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
 				state := fmt.Sprint("state-", i)
-				if _, err := env.Store.SetInstanceState(ctx, in.ID, state, ""); err != nil {
+				if _, err := env.Store.SetInstanceState(ctx, in.ID, domain.InstanceState(state), ""); err != nil {
 					b.Fatal(err)
 				}
 				for _, s := range subs {

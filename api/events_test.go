@@ -120,7 +120,7 @@ func testTeamEvents(t *testing.T, dialect string) {
 	// Operations, devices and rollouts too, each as its GET route answers it; a viewer gets no rollouts
 	// (reading one needs a member), the owner does.
 	op := &storage.Operation{ID: domain.NewID(), Kind: "restart", SubjectType: "instance", SubjectID: mine.ID, TeamID: &w.teamID,
-		Status: storage.OperationRunning, WorkflowID: "wf"}
+		Status: domain.OperationRunning, WorkflowID: "wf"}
 	_, _, err = st.InsertOperation(ctx, op)
 	require.NoError(t, err)
 	assertSameAsGet(t, viewer, asViewer.until(t, "for the operation", eventFor("operation", op.ID, "running")), "/api/v1/operations/"+op.ID)

@@ -39,7 +39,7 @@ func (s *Server) getFlows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if in.State != "running" || in.RuntimeURL == "" {
+	if in.State != domain.InstanceRunning || in.RuntimeURL == "" {
 		stored, err := s.store.GetInstanceStorage(c.UserContext(), in.ID, storage.StorageFlows)
 		if err != nil {
 			return err
@@ -69,7 +69,7 @@ func (s *Server) deployFlows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if in.State != "running" || in.RuntimeURL == "" {
+	if in.State != domain.InstanceRunning || in.RuntimeURL == "" {
 		return domain.Conflict("instance_not_running", "Flows are deployed to a running instance; start it first.")
 	}
 	payload, _ := json.Marshal(req)

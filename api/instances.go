@@ -43,13 +43,13 @@ type updateInstanceRequest struct {
 }
 
 type instanceJSON struct {
-	ID            string `json:"id"`
-	Name          string `json:"name"`
-	ApplicationID string `json:"applicationId"`
-	TeamID        string `json:"teamId"`
-	State         string `json:"state"`
-	StateReason   string `json:"stateReason,omitempty"`
-	URL           string `json:"url"` // the instance's own address, where its flows' endpoints are
+	ID            string               `json:"id"`
+	Name          string               `json:"name"`
+	ApplicationID string               `json:"applicationId"`
+	TeamID        string               `json:"teamId"`
+	State         domain.InstanceState `json:"state"`
+	StateReason   string               `json:"stateReason,omitempty"`
+	URL           string               `json:"url"` // the instance's own address, where its flows' endpoints are
 	// EndpointsProtected: the address asks for a signed-in team member or an endpoint token.
 	EndpointsProtected bool            `json:"endpointsProtected"`
 	EditorURL          string          `json:"editorUrl"` // the dashboard's page that opens the editor on its own origin
@@ -135,8 +135,8 @@ func (s *Server) newInstance(ctx context.Context, tx *storage.Store, app *storag
 		return nil, initialStorage{}, err
 	}
 	in := &storage.Instance{ID: domain.NewID(), Name: req.Name, ApplicationID: app.ID, TeamID: app.TeamID,
-		InstanceTypeID: req.InstanceTypeID, StackID: req.StackID, TemplateID: req.TemplateID, State: instance.StateProvisioning,
-		DesiredState: instance.StateRunning, Settings: orEmpty(req.Settings), Env: req.Env, Modules: map[string]string{},
+		InstanceTypeID: req.InstanceTypeID, StackID: req.StackID, TemplateID: req.TemplateID, State: domain.InstanceProvisioning,
+		DesiredState: domain.InstanceRunning, Settings: orEmpty(req.Settings), Env: req.Env, Modules: map[string]string{},
 		CredentialSecret: s.sealer.Seal(domain.NewSecret(32)), AdminToken: s.sealer.Seal(domain.NewSecret(32)),
 		ReadToken: s.sealer.Seal(domain.NewSecret(32))}
 	if in.Env == nil {

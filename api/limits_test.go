@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -116,8 +117,8 @@ func TestTeamOperationsAreLimited(t *testing.T) {
 		foreign := w.as["outsider"].Do("POST", "/api/v1/instances/"+w.foreign.ID+"/actions/restart", nil)
 		assert.Equal(t, 202, foreign.Status, "another team has its own allowance: %s", foreign.Raw)
 
-		done := &storage.Operation{ID: ops[0].(map[string]any)["id"].(string), Status: storage.OperationSucceeded, Progress: map[string]any{}}
-		moved, err := w.env.Store.UpdateOperation(context.Background(), done, storage.OperationPending, storage.OperationRunning)
+		done := &storage.Operation{ID: ops[0].(map[string]any)["id"].(string), Status: domain.OperationSucceeded, Progress: map[string]any{}}
+		moved, err := w.env.Store.UpdateOperation(context.Background(), done, domain.OperationPending, domain.OperationRunning)
 		require.NoError(t, err)
 		require.True(t, moved)
 		assert.Equal(t, 202, restart().Status, "a finished operation makes room")

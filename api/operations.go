@@ -10,18 +10,18 @@ import (
 )
 
 type operationJSON struct {
-	ID          string         `json:"id"`
-	Kind        string         `json:"kind"`
-	SubjectType string         `json:"subjectType"`
-	SubjectID   string         `json:"subjectId"`
-	Status      string         `json:"status"`
-	Progress    map[string]any `json:"progress"`
-	Error       string         `json:"error,omitempty"`
-	WorkflowID  string         `json:"workflowId"`
-	RunID       string         `json:"runId"`
-	TemporalURL string         `json:"temporalUrl,omitempty"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	FinishedAt  *time.Time     `json:"finishedAt,omitempty"`
+	ID          string                 `json:"id"`
+	Kind        string                 `json:"kind"`
+	SubjectType string                 `json:"subjectType"`
+	SubjectID   string                 `json:"subjectId"`
+	Status      domain.OperationStatus `json:"status"`
+	Progress    map[string]any         `json:"progress"`
+	Error       string                 `json:"error,omitempty"`
+	WorkflowID  string                 `json:"workflowId"`
+	RunID       string                 `json:"runId"`
+	TemporalURL string                 `json:"temporalUrl,omitempty"`
+	CreatedAt   time.Time              `json:"createdAt"`
+	FinishedAt  *time.Time             `json:"finishedAt,omitempty"`
 }
 
 func (s *Server) operationView(op *storage.Operation) operationJSON {

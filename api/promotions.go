@@ -27,7 +27,7 @@ type promotionJSON struct {
 	SourceStageID string                    `json:"sourceStageId"`
 	TargetStageID string                    `json:"targetStageId"`
 	SnapshotID    *string                   `json:"snapshotId"`
-	Status        string                    `json:"status"`
+	Status        domain.PromotionStatus    `json:"status"`
 	RequestedBy   *string                   `json:"requestedBy"`
 	DecidedBy     *string                   `json:"decidedBy"`
 	ScheduledAt   *time.Time                `json:"scheduledAt"`

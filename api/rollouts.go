@@ -30,21 +30,21 @@ type createRolloutRequest struct {
 }
 
 type rolloutJSON struct {
-	ID                 string         `json:"id"`
-	GroupID            string         `json:"groupId"`
-	SnapshotID         string         `json:"snapshotId"`
-	PreviousSnapshotID *string        `json:"previousSnapshotId,omitempty"`
-	Status             string         `json:"status"`
-	Wave               int            `json:"wave"`
-	Waves              int            `json:"waves"`
-	Counts             map[string]int `json:"counts"`
-	Reason             string         `json:"reason,omitempty"`
-	Strategy           map[string]any `json:"strategy"`
-	FailedDevices      []failedDevice `json:"failedDevices"`
-	OperationID        *string        `json:"operationId,omitempty"`
-	TemporalURL        string         `json:"temporalUrl,omitempty"`
-	CreatedAt          time.Time      `json:"createdAt"`
-	FinishedAt         *time.Time     `json:"finishedAt,omitempty"`
+	ID                 string               `json:"id"`
+	GroupID            string               `json:"groupId"`
+	SnapshotID         string               `json:"snapshotId"`
+	PreviousSnapshotID *string              `json:"previousSnapshotId,omitempty"`
+	Status             domain.RolloutStatus `json:"status"`
+	Wave               int                  `json:"wave"`
+	Waves              int                  `json:"waves"`
+	Counts             map[string]int       `json:"counts"`
+	Reason             string               `json:"reason,omitempty"`
+	Strategy           map[string]any       `json:"strategy"`
+	FailedDevices      []failedDevice       `json:"failedDevices"`
+	OperationID        *string              `json:"operationId,omitempty"`
+	TemporalURL        string               `json:"temporalUrl,omitempty"`
+	CreatedAt          time.Time            `json:"createdAt"`
+	FinishedAt         *time.Time           `json:"finishedAt,omitempty"`
 }
 
 type failedDevice struct {

@@ -39,31 +39,31 @@ type stackMoveRequest struct {
 }
 
 type stackMoveJSON struct {
-	ID          string         `json:"id"`
-	FromStackID string         `json:"fromStackId"`
-	ToStackID   string         `json:"toStackId"`
-	Strategy    map[string]any `json:"strategy"`
-	Status      string         `json:"status"`
-	Wave        int            `json:"wave"`
-	Waves       int            `json:"waves"`
-	Total       int            `json:"total"`
-	Moved       int            `json:"moved"`
-	Failed      int            `json:"failed"`
-	Skipped     int            `json:"skipped"`
-	Pending     int            `json:"pending"`
-	Reason      string         `json:"reason,omitempty"`
-	OperationID *string        `json:"operationId"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	FinishedAt  *time.Time     `json:"finishedAt,omitempty"`
+	ID          string                 `json:"id"`
+	FromStackID string                 `json:"fromStackId"`
+	ToStackID   string                 `json:"toStackId"`
+	Strategy    map[string]any         `json:"strategy"`
+	Status      domain.StackMoveStatus `json:"status"`
+	Wave        int                    `json:"wave"`
+	Waves       int                    `json:"waves"`
+	Total       int                    `json:"total"`
+	Moved       int                    `json:"moved"`
+	Failed      int                    `json:"failed"`
+	Skipped     int                    `json:"skipped"`
+	Pending     int                    `json:"pending"`
+	Reason      string                 `json:"reason,omitempty"`
+	OperationID *string                `json:"operationId"`
+	CreatedAt   time.Time              `json:"createdAt"`
+	FinishedAt  *time.Time             `json:"finishedAt,omitempty"`
 }
 
 type stackMoveInstanceJSON struct {
-	InstanceID  string  `json:"instanceId"`
-	Name        string  `json:"name"`
-	Wave        int     `json:"wave"`
-	Status      string  `json:"status"`
-	Error       string  `json:"error,omitempty"`
-	OperationID *string `json:"operationId"`
+	InstanceID  string                         `json:"instanceId"`
+	Name        string                         `json:"name"`
+	Wave        int                            `json:"wave"`
+	Status      domain.StackMoveInstanceStatus `json:"status"`
+	Error       string                         `json:"error,omitempty"`
+	OperationID *string                        `json:"operationId"`
 }
 
 func stackMoveView(m *storage.StackMove) stackMoveJSON {
@@ -162,7 +162,7 @@ func (s *Server) moveStack(c *fiber.Ctx) error {
 	if err := s.checkMoveTarget(ctx, from, req.ToStackID); err != nil {
 		return err
 	}
-	m := &storage.StackMove{ID: domain.NewID(), FromStackID: from.ID, ToStackID: req.ToStackID, Status: storage.StackMoveRunning,
+	m := &storage.StackMove{ID: domain.NewID(), FromStackID: from.ID, ToStackID: req.ToStackID, Status: domain.StackMoveRunning,
 		Waves: len(strategy.Waves), CreatedBy: userIDOf(who), Strategy: map[string]any{"waves": strategy.Waves,
 			"failureThreshold": strategy.FailureThreshold, "concurrency": strategy.Concurrency}}
 	op := newOperation("stack_move", "stack", from.ID, "", stackmove.WorkflowID(m.ID), who)

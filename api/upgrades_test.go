@@ -123,7 +123,7 @@ func TestMovingAStacksInstances(t *testing.T) {
 		parts := admin.Must(200, "GET", "/api/v1/stack-moves/"+move["id"].(string)+"/instances", nil).Body["items"].([]any)
 		require.Len(t, parts, 2)
 		assert.Contains(t, parts, map[string]any{"instanceId": in.ID, "name": "on-old", "wave": float64(indexOf(parts, in.ID)),
-			"status": storage.StackMoveInstancePending, "operationId": nil})
+			"status": string(domain.StackMoveInstancePending), "operationId": nil})
 	})
 }
 
@@ -145,7 +145,7 @@ func stackMoveOf(t *testing.T, st *storage.Store, in *storage.Instance) string {
 	ctx := context.Background()
 	to := &storage.Stack{ID: domain.NewID(), Name: "move-target-" + strings.ToLower(domain.NewID()), NodeRedVersion: "4.1.15", MemoryMB: 256, CPUPercent: 50, Active: true}
 	require.NoError(t, storage.InsertObject(ctx, st, to))
-	m := &storage.StackMove{ID: domain.NewID(), FromStackID: in.StackID, ToStackID: to.ID, Status: storage.StackMoveSucceeded}
+	m := &storage.StackMove{ID: domain.NewID(), FromStackID: in.StackID, ToStackID: to.ID, Status: domain.StackMoveSucceeded}
 	require.NoError(t, st.InsertStackMove(ctx, m))
 	_, err := st.PlanStackMove(ctx, m.ID, in.StackID, []int{100})
 	require.NoError(t, err)

@@ -239,7 +239,7 @@ func (s *Service) SuspendInstances(ctx context.Context, teamID, reason string) (
 	if s.Instances == nil {
 		return 0, nil
 	}
-	list, err := s.Store.ListTeamInstancesInStates(ctx, teamID, true, "suspended", "suspending", "deleting")
+	list, err := s.Store.ListTeamInstancesInStates(ctx, teamID, true, domain.InstanceSuspended, domain.InstanceSuspending, domain.InstanceDeleting)
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +263,7 @@ func (s *Service) SuspendInstances(ctx context.Context, teamID, reason string) (
 
 func (s *Service) suspendOne(ctx context.Context, in *storage.Instance, reason string) error {
 	op := &storage.Operation{ID: domain.NewID(), Kind: "suspend", SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
-		Status: storage.OperationPending, WorkflowID: "instance/" + in.ID}
+		Status: domain.OperationPending, WorkflowID: "instance/" + in.ID}
 	err := s.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if _, _, err := tx.InsertOperation(ctx, op); err != nil {
 			return err
@@ -275,8 +275,8 @@ func (s *Service) suspendOne(ctx context.Context, in *storage.Instance, reason s
 		return err
 	}
 	if err := s.Instances.Suspend(ctx, in.ID, in.TeamID, op.ID); err != nil {
-		op.Status, op.Error = storage.OperationFailed, err.Error()
-		if _, uerr := s.Store.UpdateOperation(ctx, op, storage.OperationPending); uerr != nil {
+		op.Status, op.Error = domain.OperationFailed, err.Error()
+		if _, uerr := s.Store.UpdateOperation(ctx, op, domain.OperationPending); uerr != nil {
 			s.log().Error("mark suspend operation failed", "operation", op.ID, "err", uerr)
 		}
 		return err

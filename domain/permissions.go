@@ -15,10 +15,10 @@ const (
 	ActionTeamUserRemove       Action = "team:user:remove"
 	ActionTeamUserChangeRole   Action = "team:user:change-role"
 	ActionApplicationList      Action = "team:projects:list"
-	ActionApplicationCreate    Action = "project:create"
-	ActionApplicationRead      Action = "project:read"
-	ActionApplicationEdit      Action = "project:edit"
-	ActionApplicationDelete    Action = "project:delete"
+	ActionApplicationCreate    Action = "application:create"
+	ActionApplicationRead      Action = "application:read"
+	ActionApplicationEdit      Action = "application:edit"
+	ActionApplicationDelete    Action = "application:delete"
 	ActionInstanceCreate       Action = "project:create"
 	ActionInstanceRead         Action = "project:read"
 	ActionInstanceStatus       Action = "project:status"
@@ -102,6 +102,10 @@ var rolePermissions = map[Action]Role{
 	ActionApplicationRead:         RoleViewer,
 	ActionApplicationEdit:         RoleOwner,
 	ActionApplicationDelete:       RoleOwner,
+	ActionInstanceCreate:          RoleOwner,
+	ActionInstanceRead:            RoleViewer,
+	ActionInstanceEdit:            RoleOwner,
+	ActionInstanceDelete:          RoleOwner,
 	ActionInstanceStatus:          RoleDashboard,
 	ActionInstanceChangeStatus:    RoleOwner,
 	ActionInstanceEditEnv:         RoleMember,

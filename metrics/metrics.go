@@ -111,10 +111,14 @@ type countCollector struct {
 // NewCountCollector returns a collector that asks count for every value at each scrape and reports one
 // gauge series per value, e.g. flowyard_instances{state="running"}. Each scrape runs len(values) queries,
 // bounded by a five-second timeout.
-func NewCountCollector(name, help, label string, values []string, count CountFunc) prometheus.Collector {
+func NewCountCollector[V ~string](name, help, label string, values []V, count CountFunc) prometheus.Collector {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
 	return &countCollector{
 		desc:   prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{label}, nil),
-		values: values, count: count,
+		values: names, count: count,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/temporalenv"
 	billingwf "github.com/flowyard/flowyard/workflows/billing"
@@ -21,7 +22,7 @@ func newBilling(cfg config.Config, st *storage.Store, c client.Client, tcfg temp
 	if !cfg.BillingEnabled() {
 		return nil, nil
 	}
-	wc := &billingwf.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueBilling)}
+	wc := &billingwf.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueBilling)}
 	svc := &billing.Service{Store: st, Stripe: billing.NewStripeClient(cfg.Stripe.Key, cfg.Stripe.APIURL, 20*time.Second),
 		WebhookSecret: cfg.Stripe.WebhookSecret, Notify: wc, PublicURL: cfg.PublicURL, Log: log.With("component", "billing")}
 	if instances != nil {

@@ -21,14 +21,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/internal/proctest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/platform"
 )
 
@@ -397,12 +394,9 @@ var portBlock atomic.Int64
 // for the replay tests, when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate workflow change).
 func recordHistories(t *testing.T, dev devEnv, c *apitest.Client, id string) {
 	t.Helper()
-	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
+	if !replaytest.Recording() {
 		return
 	}
-	tc, err := client.Dial(client.Options{HostPort: dev.TemporalAddress, Namespace: "flowyard"})
-	require.NoError(t, err)
-	defer tc.Close()
 	ops := c.Must(200, "GET", "/api/v1/instances/"+id+"/operations?limit=500", nil)
 	seen := map[string]bool{}
 	for _, o := range ops.Body["items"].([]any) {
@@ -412,15 +406,6 @@ func recordHistories(t *testing.T, dev devEnv, c *apitest.Client, id string) {
 			continue
 		}
 		seen[kind] = true
-		var events []*historypb.HistoryEvent
-		iter := tc.GetWorkflowHistory(context.Background(), "instance/"+id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			require.NoError(t, err)
-			events = append(events, ev)
-		}
-		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "instance", "testdata", "replay_"+kind+".json"), b, 0o644))
+		replaytest.RecordAt(t, dev.TemporalAddress, "flowyard", "instance/"+id, runID, "instance", "replay_"+kind+".json")
 	}
 }

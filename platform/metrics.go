@@ -10,11 +10,11 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/config"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers"
 	"github.com/flowyard/flowyard/health"
 	"github.com/flowyard/flowyard/metrics"
 	"github.com/flowyard/flowyard/storage"
-	"github.com/flowyard/flowyard/workflows/instance"
 )
 
 // serveMetrics builds the process's registry and, when cfg.MetricsListen is set, serves it at /metrics
@@ -34,7 +34,7 @@ func serveMetrics(ctx context.Context, cfg config.Config, log *slog.Logger) *pro
 // apiMetrics registers what an API process reports besides the runtime: its HTTP requests, and the
 // instances by state, counted in the database at each scrape.
 func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
-	reg.MustRegister(metrics.NewCountCollector("instances", "Instances by state, from the database.", "state", instance.States,
+	reg.MustRegister(metrics.NewCountCollector("instances", "Instances by state, from the database.", "state", domain.InstanceStates(),
 		func(ctx context.Context, state string) (int, error) {
 			return st.CountRows(ctx, "instances", "state", state)
 		}))
@@ -43,7 +43,7 @@ func apiMetrics(reg *prometheus.Registry, st *storage.Store) *metrics.HTTP {
 			return st.CountDevicesConnected(ctx, connected == "true")
 		}))
 	reg.MustRegister(metrics.NewCountCollector("rollouts", "Rollouts by status (running, paused, awaiting_approval and rolling_back are in flight).", "status",
-		[]string{"running", "paused", "awaiting_approval", "rolling_back"},
+		domain.ActiveRolloutStatuses(),
 		func(ctx context.Context, status string) (int, error) {
 			return st.CountRows(ctx, "rollouts", "status", status)
 		}))

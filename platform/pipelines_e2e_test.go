@@ -1,20 +1,14 @@
 package platform_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // TestPipelineEndToEnd promotes through `flowyard dev` with real Temporal, real Node-RED and simulated agents:
@@ -63,8 +57,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	assert.Equal(t, "https://staging", env["API_URL"], "staging keeps its own value")
 	assert.Equal(t, "on", env["NEW_FLAG"], "a new key comes with dev's value")
-	recordRun(t, w.dev.TemporalAddress, "promotion/"+toStaging, filepath.Join("pipeline", "testdata", "replay_approved_into_instance.json"))
-	recordRun(t, w.dev.TemporalAddress, "instance/"+stgID, filepath.Join("instance", "testdata", "replay_promote.json"))
+	replaytest.RecordAt(t, w.dev.TemporalAddress, "flowyard", "promotion/"+toStaging, "", "pipeline", "replay_approved_into_instance.json")
+	replaytest.RecordAt(t, w.dev.TemporalAddress, "flowyard", "instance/"+stgID, "", "instance", "replay_promote.json")
 	op := c.Must(200, "GET", "/api/v1/operations/"+r.Body["operation"].(map[string]any)["id"].(string), nil)
 	assert.Equal(t, "succeeded", op.String("status"))
 	assert.Len(t, op.Body["progress"].(map[string]any)["targets"], 1)
@@ -84,7 +78,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	waitPromotion(t, c, farID, "scheduled")
 	c.Must(200, "POST", "/api/v1/promotions/"+farID+"/cancel", nil)
 	assert.Equal(t, "canceled", waitPromotion(t, c, farID, "canceled").String("status"))
-	recordRun(t, w.dev.TemporalAddress, "promotion/"+farID, filepath.Join("pipeline", "testdata", "replay_canceled.json"))
+	replaytest.RecordAt(t, w.dev.TemporalAddress, "flowyard", "promotion/"+farID, "", "pipeline", "replay_canceled.json")
 
 	at := time.Now().Add(5 * time.Second).UTC().Truncate(time.Second)
 	edgeSnap := done.String("snapshotId")
@@ -94,7 +88,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.Equal(t, "succeeded", done.String("status"), string(done.Raw))
 	snap := done.String("snapshotId")
 	assert.Equal(t, edgeSnap, snap, "use_active_snapshot took the device's running snapshot")
-	recordRun(t, w.dev.TemporalAddress, "promotion/"+soonID, filepath.Join("pipeline", "testdata", "replay_scheduled_into_group.json"))
+	replaytest.RecordAt(t, w.dev.TemporalAddress, "flowyard", "promotion/"+soonID, "", "pipeline", "replay_scheduled_into_group.json")
 	for _, d := range w.devicesOf(t, group) {
 		assert.Equal(t, snap, d["targetSnapshotId"])
 		assert.Equal(t, snap, d["activeSnapshotId"], "every device runs the promoted snapshot")
@@ -140,28 +134,4 @@ func waitPromotion(t *testing.T, c *apitest.Client, id string, statuses ...strin
 		return false
 	})
 	return pr
-}
-
-// recordRun writes the history of a workflow's latest run under workflows/ for the replay tests, when
-// FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate change to the workflow).
-func recordRun(t *testing.T, temporalAddr, workflowID, file string) {
-	t.Helper()
-	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
-		return
-	}
-	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: "flowyard"})
-	require.NoError(t, err)
-	defer tc.Close()
-	var events []*historypb.HistoryEvent
-	iter := tc.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		events = append(events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	require.NoError(t, err)
-	path := filepath.Join("..", "workflows", file)
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, b, 0o644))
 }

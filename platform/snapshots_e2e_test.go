@@ -1,23 +1,17 @@
 package platform_test
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // runDev runs `flowyard dev` in-process (see startDev) and returns a signed-in admin client and the Temporal
@@ -178,7 +172,7 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	require.Equal(t, basicAuth("alice", "new-pw"), f.call(f.id, "probe"))
 
 	rolledBack := f.mustSucceed(c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": v1.String("id")}))
-	recordHistory(t, temporalAddr, f.id, rolledBack.String("runId"), "replay_rollback.json")
+	replaytest.RecordAt(t, temporalAddr, "flowyard", "instance/"+f.id, rolledBack.String("runId"), "instance", "replay_rollback.json")
 	got := c.Must(200, "GET", base, nil)
 	assert.Equal(t, "running", got.String("state"), string(got.Raw))
 	assert.Equal(t, "v1", f.call(f.id, "version"), "the old flows run")
@@ -200,7 +194,7 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	op := f.wait(c.Must(202, "POST", base+"/rollback", map[string]any{"snapshotId": brokenID}))
 	assert.Equal(t, "failed", op.String("status"), string(op.Raw))
 	assert.Contains(t, op.String("error"), "missing node types", "the operation carries the runtime's error")
-	recordHistory(t, temporalAddr, f.id, op.String("runId"), "replay_rollback_restored.json")
+	replaytest.RecordAt(t, temporalAddr, "flowyard", "instance/"+f.id, op.String("runId"), "instance", "replay_rollback_restored.json")
 	got = c.Must(200, "GET", base, nil)
 	assert.Equal(t, "running", got.String("state"), "the instance is not left broken: %s", got.Raw)
 	assert.Contains(t, got.String("stateReason"), "flows from before it run again")
@@ -214,26 +208,4 @@ func TestSnapshotAndRollbackEndToEnd(t *testing.T) {
 	copyID := f.create("snap-e2e-copy", map[string]any{"snapshotId": v1.String("id")})
 	assert.Equal(t, "v1", f.call(copyID, "version"), "the copy runs the snapshot's flows")
 	assert.Equal(t, basicAuth("alice", "old-pw"), f.call(copyID, "probe"), "with the credentials re-encrypted to its own secret")
-}
-
-// recordHistory writes the history of one lifecycle run into workflows/instance/testdata for the replay tests,
-// when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate change to the rollback).
-func recordHistory(t *testing.T, temporalAddr, instanceID, runID, file string) {
-	t.Helper()
-	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
-		return
-	}
-	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: "flowyard"})
-	require.NoError(t, err)
-	defer tc.Close()
-	var events []*historypb.HistoryEvent
-	iter := tc.GetWorkflowHistory(context.Background(), "instance/"+instanceID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		events = append(events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "instance", "testdata", file), b, 0o644))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -94,7 +95,7 @@ func TestPersistentContextAndUpgradesEndToEnd(t *testing.T) {
 	assert.Equal(t, "5,1", f.call(f.id, "count"), "a promotion brings the source's flows, not its context")
 
 	upgraded := f.mustSucceed(c.Must(202, "POST", base+"/upgrade", map[string]any{"stackId": seeded}))
-	recordHistory(t, dev.TemporalAddress, f.id, upgraded.String("runId"), "replay_upgrade.json")
+	replaytest.RecordAt(t, dev.TemporalAddress, "flowyard", "instance/"+f.id, upgraded.String("runId"), "instance", "replay_upgrade.json")
 	assert.Equal(t, seeded, c.Must(200, "GET", base, nil).String("stackId"))
 	assert.Equal(t, "4.1.15", nodeRedVersion(t, c, f.id))
 	assert.Equal(t, "6,1", f.call(f.id, "count"), "an upgrade keeps the persistent count")
@@ -102,7 +103,7 @@ func TestPersistentContextAndUpgradesEndToEnd(t *testing.T) {
 	assert.Contains(t, names, "Auto snapshot before upgrade")
 
 	failed := f.wait(c.Must(202, "POST", base+"/upgrade", map[string]any{"stackId": tooNew}))
-	recordHistory(t, dev.TemporalAddress, f.id, failed.String("runId"), "replay_upgrade_restored.json")
+	replaytest.RecordAt(t, dev.TemporalAddress, "flowyard", "instance/"+f.id, failed.String("runId"), "instance", "replay_upgrade_restored.json")
 	assert.Equal(t, "failed", failed.String("status"), string(failed.Raw))
 	assert.Contains(t, strings.ToLower(failed.String("error")), "node.js", "the operation says why the new version did not run")
 	got := c.Must(200, "GET", base, nil)

@@ -83,11 +83,11 @@ type facades struct {
 
 func newFacades(c client.Client, tcfg temporalenv.Config) facades {
 	return facades{
-		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
-		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueuePipelines),
-			InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances), RolloutQueue: tcfg.TaskQueue(temporalenv.QueueRollouts)},
-		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueInstances)},
+		instances: &instance.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueInstances)},
+		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueRollouts)},
+		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueuePipelines),
+			InstanceQueue: tcfg.TaskQueue(domain.QueueInstances), RolloutQueue: tcfg.TaskQueue(domain.QueueRollouts)},
+		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueInstances)},
 		stackMoves: newStackMoves(c, tcfg),
 	}
 }
@@ -184,7 +184,7 @@ func startAlerts(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		}
 		d.Mail = sender
 	}
-	deliveries := &alert.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueAlerts)}
+	deliveries := &alert.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueAlerts)}
 	dispatcher := &alerts.Dispatcher{Store: st, Start: deliveries.Start, Log: log.With("component", "alerts")}
 	go dispatcher.Run(ctx)
 	return worker.NewAlerts(c, deliveries.TaskQueue, &activities.Alerts{Deliverer: d}), nil
@@ -244,7 +244,7 @@ func newDriver(cfg config.Config, log *slog.Logger, onExit drivers.ExitFunc) (cl
 
 // newStackMoves is the facade that starts moves of a stack's instances, for the API.
 func newStackMoves(c client.Client, tcfg temporalenv.Config) *stackmove.Client {
-	return &stackmove.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(temporalenv.QueueRollouts), InstanceQueue: tcfg.TaskQueue(temporalenv.QueueInstances)}
+	return &stackmove.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueRollouts), InstanceQueue: tcfg.TaskQueue(domain.QueueInstances)}
 }
 
 // apiDeps gives the API its view of the engine.
@@ -285,7 +285,7 @@ func (e *engine) recover(ctx context.Context, instanceID string) {
 // say) and that no workflow is already handling. Runtimes that survived a platform restart are re-adopted by
 // the driver instead.
 func (e *engine) reconcile(ctx context.Context) {
-	list, err := e.store.ListInstancesByDesiredState(ctx, instance.StateRunning)
+	list, err := e.store.ListInstancesByDesiredState(ctx, domain.InstanceRunning)
 	if err != nil {
 		e.log.Error("reconcile instances", "err", err)
 		return

@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/api/apitest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // waitMove waits until a stack move has finished and returns it.
@@ -46,7 +46,7 @@ func TestStackMoveEndToEnd(t *testing.T) {
 	stopped := c.Must(202, "POST", "/api/v1/stacks/"+older+"/move", map[string]any{"toStackId": tooNew, "waves": []int{34, 100},
 		"failureThreshold": 0, "concurrency": 1}).Body["move"].(map[string]any)["id"].(string)
 	m := waitMove(t, c, stopped)
-	recordRun(t, dev.TemporalAddress, "stack-move/"+stopped, filepath.Join("stackmove", "testdata", "replay_move_stopped.json"))
+	replaytest.RecordAt(t, dev.TemporalAddress, "flowyard", "stack-move/"+stopped, "", "stackmove", "replay_move_stopped.json")
 	assert.Equal(t, "failed", m.String("status"), string(m.Raw))
 	assert.Contains(t, m.String("reason"), "1 of 1 instances failed")
 	assert.Equal(t, []float64{0, 1, 2}, []float64{m.Body["moved"].(float64), m.Body["failed"].(float64), m.Body["pending"].(float64)})
@@ -63,7 +63,7 @@ func TestStackMoveEndToEnd(t *testing.T) {
 
 	moved := c.Must(202, "POST", "/api/v1/stacks/"+older+"/move", map[string]any{"toStackId": seeded, "concurrency": 2}).Body["move"].(map[string]any)["id"].(string)
 	m = waitMove(t, c, moved)
-	recordRun(t, dev.TemporalAddress, "stack-move/"+moved, filepath.Join("stackmove", "testdata", "replay_move.json"))
+	replaytest.RecordAt(t, dev.TemporalAddress, "flowyard", "stack-move/"+moved, "", "stackmove", "replay_move.json")
 	assert.Equal(t, "succeeded", m.String("status"), string(m.Raw))
 	assert.Equal(t, 3.0, m.Body["moved"])
 	for _, id := range ids {

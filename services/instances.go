@@ -150,7 +150,7 @@ type Busy interface {
 // platform acts, not a user.
 func (s *Instances) Recover(ctx context.Context, instanceID string, busy Busy) error {
 	in, err := s.Operations.Store.GetInstance(ctx, instanceID)
-	if err != nil || in.DesiredState != instance.StateRunning {
+	if err != nil || in.DesiredState != domain.InstanceRunning {
 		return err
 	}
 	if running, err := busy.Running(ctx, instanceID); err != nil || running {

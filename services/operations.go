@@ -36,7 +36,7 @@ func ErrNoEngine() error {
 // asked ("" for the platform itself).
 func NewOperation(kind, subjectType, subjectID, teamID, workflowID, by string) *storage.Operation {
 	op := &storage.Operation{ID: domain.NewID(), Kind: kind, SubjectType: subjectType, SubjectID: subjectID, TeamID: &teamID,
-		Status: storage.OperationPending, WorkflowID: workflowID}
+		Status: domain.OperationPending, WorkflowID: workflowID}
 	if by != "" {
 		op.CreatedBy = &by
 	}
@@ -62,8 +62,8 @@ func (s *Operations) Record(ctx context.Context, tx *storage.Store, op *storage.
 
 // Fail marks a pending operation failed with cause (its workflow was not started) and returns cause.
 func (s *Operations) Fail(ctx context.Context, op *storage.Operation, cause error) error {
-	op.Status, op.Error = storage.OperationFailed, cause.Error()
-	if _, err := s.Store.UpdateOperation(ctx, op, storage.OperationPending); err != nil {
+	op.Status, op.Error = domain.OperationFailed, cause.Error()
+	if _, err := s.Store.UpdateOperation(ctx, op, domain.OperationPending); err != nil {
 		s.log().Error("mark operation failed", "operation", op.ID, "err", err)
 	}
 	return cause

@@ -81,22 +81,22 @@ func (s *Promotions) Promote(ctx context.Context, req Promotion) (*storage.Promo
 	return pr, op, nil
 }
 
-func initialStatus(target *storage.PipelineStage, at time.Time) string {
+func initialStatus(target *storage.PipelineStage, at time.Time) domain.PromotionStatus {
 	switch {
 	case target.RequiresApproval:
-		return storage.PromotionAwaitingApproval
+		return domain.PromotionAwaitingApproval
 	case !at.IsZero():
-		return storage.PromotionScheduled
+		return domain.PromotionScheduled
 	}
-	return storage.PromotionRunning
+	return domain.PromotionRunning
 }
 
 // fail records that the workflow could not be started, and returns cause.
 func (s *Promotions) fail(ctx context.Context, pr *storage.Promotion, op *storage.Operation, cause error) error {
-	pr.Status, pr.Reason = storage.PromotionFailed, "the workflow engine did not accept the promotion"
+	pr.Status, pr.Reason = domain.PromotionFailed, "the workflow engine did not accept the promotion"
 	_ = s.Operations.Store.UpdatePromotion(ctx, pr)
-	op.Status, op.Error = storage.OperationFailed, pr.Reason
-	_, _ = s.Operations.Store.UpdateOperation(ctx, op, storage.OperationPending)
+	op.Status, op.Error = domain.OperationFailed, pr.Reason
+	_, _ = s.Operations.Store.UpdateOperation(ctx, op, domain.OperationPending)
 	return cause
 }
 

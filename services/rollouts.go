@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -27,7 +28,7 @@ type Rollouts struct {
 // marked failed, so the group is free for the next one.
 func (s *Rollouts) Start(ctx context.Context, by string, r *storage.Rollout, strategy rollout.Strategy,
 	check func(ctx context.Context, tx *storage.Store) error) (*storage.Operation, error) {
-	r.Status = rollout.StatusRunning
+	r.Status = domain.RolloutRunning
 	op := NewOperation("rollout", "rollout", r.ID, r.TeamID, rollout.WorkflowID(r.ID), by)
 	r.OperationID, r.CreatedBy = &op.ID, op.CreatedBy
 	err := s.Operations.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
@@ -60,7 +61,7 @@ func (s *Rollouts) Start(ctx context.Context, by string, r *storage.Rollout, str
 
 // fail ends a rollout the engine would not start, so the group is free for the next one.
 func (s *Rollouts) fail(ctx context.Context, r *storage.Rollout, op *storage.Operation, cause error) error {
-	r.Status, r.Reason = rollout.StatusFailed, cause.Error()
+	r.Status, r.Reason = domain.RolloutFailed, cause.Error()
 	if err := s.Operations.Store.SaveRolloutProgress(ctx, r); err != nil {
 		s.Operations.log().Error("mark rollout failed", "rollout", r.ID, "err", err)
 	}
@@ -88,7 +89,7 @@ func (s *Rollouts) RecordForPromotion(ctx context.Context, r *storage.Rollout) e
 		r.TeamID = got.TeamID
 		return nil
 	}
-	r.Status = rollout.StatusRunning
+	r.Status = domain.RolloutRunning
 	return s.Operations.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
 		if err := record(ctx, tx, r); err != nil {
 			return err

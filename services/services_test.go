@@ -53,7 +53,7 @@ func TestRecoverLeavesNoOperationPending(t *testing.T) {
 		require.Len(t, ops, 1)
 		assert.Equal(t, "recover", ops[0].Kind)
 		assert.Equal(t, instance.WorkflowID(in.ID), ops[0].WorkflowID)
-		assert.Equal(t, storage.OperationFailed, ops[0].Status)
+		assert.Equal(t, domain.OperationFailed, ops[0].Status)
 		assert.Equal(t, "engine refused", ops[0].Error)
 	})
 }
@@ -74,14 +74,14 @@ func TestActionsKeepTheTeamLimitAndAudit(t *testing.T) {
 		require.True(t, domain.IsKind(err, domain.KindRateLimited), "over the team's limit: %v", err)
 		assert.Len(t, operationsOf(t, st, "instance", in.ID), 1, "a refused action records nothing")
 
-		pending.Status = storage.OperationSucceeded
-		_, err = st.UpdateOperation(ctx, pending, storage.OperationPending)
+		pending.Status = domain.OperationSucceeded
+		_, err = st.UpdateOperation(ctx, pending, domain.OperationPending)
 		require.NoError(t, err)
 		op, err := flows.Act(ctx, "", in, instance.Params{Action: instance.ActionStart}, map[string]any{"why": "test"})
 		require.True(t, domain.IsKind(err, domain.KindUnavailable), "no engine: %v", err)
 		got, err := st.GetOperation(ctx, op.ID)
 		require.NoError(t, err)
-		assert.Equal(t, storage.OperationFailed, got.Status)
+		assert.Equal(t, domain.OperationFailed, got.Status)
 		entries, _, err := st.ListAudit(ctx, in.TeamID, storage.Page{})
 		require.NoError(t, err)
 		var events []string
@@ -127,7 +127,7 @@ func TestAPromotionsRolloutIsRecordedOnce(t *testing.T) {
 		}
 		got, err := st.GetRollout(ctx, r.ID)
 		require.NoError(t, err)
-		assert.Equal(t, rollout.StatusRunning, got.Status)
+		assert.Equal(t, domain.RolloutRunning, got.Status)
 		assert.Equal(t, 1, got.Total)
 		ops := operationsOf(t, st, "rollout", r.ID)
 		require.Len(t, ops, 1)

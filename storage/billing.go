@@ -42,7 +42,7 @@ type Usage struct {
 }
 
 // Instance states that cost nothing: a suspended instance, or one on its way out.
-var unbilledStates = []string{"suspended", "deleting"}
+var unbilledStates = []domain.InstanceState{domain.InstanceSuspended, domain.InstanceDeleting}
 
 // UpsertSubscription writes a team's subscription row, creating it when missing.
 func (s *Store) UpsertSubscription(ctx context.Context, sub *Subscription) error {
@@ -153,7 +153,7 @@ func (s *Store) TeamUsage(ctx context.Context, teamID string) (Usage, error) {
 
 // ListTeamInstancesInStates returns a team's instances in one of the states, or in none of them when not is
 // set.
-func (s *Store) ListTeamInstancesInStates(ctx context.Context, teamID string, not bool, states ...string) ([]Instance, error) {
+func (s *Store) ListTeamInstancesInStates(ctx context.Context, teamID string, not bool, states ...domain.InstanceState) ([]Instance, error) {
 	var out []Instance
 	q := s.db.NewSelect().Model(&out).Where("team_id = ?", teamID)
 	if not {

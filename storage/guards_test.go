@@ -195,11 +195,11 @@ var guardCases = []guardCase{
 	}},
 	{"a promotion into another pipeline's stage", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		return st.InsertPromotion(ctx, &storage.Promotion{ID: domain.NewID(), PipelineID: a.pipe.ID, TeamID: a.team, SourceStageID: a.stage.ID,
-			TargetStageID: pick(own, a.stage2, b.stage2).ID, Status: storage.PromotionRunning})
+			TargetStageID: pick(own, a.stage2, b.stage2).ID, Status: domain.PromotionRunning})
 	}},
 	{"a promotion of another team's snapshot", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		return st.InsertPromotion(ctx, &storage.Promotion{ID: domain.NewID(), PipelineID: a.pipe.ID, TeamID: a.team, SourceStageID: a.stage.ID,
-			TargetStageID: a.stage2.ID, SnapshotID: &pick(own, a.snap, b.snap).ID, Status: storage.PromotionRunning})
+			TargetStageID: a.stage2.ID, SnapshotID: &pick(own, a.snap, b.snap).ID, Status: domain.PromotionRunning})
 	}},
 	{"a provisioning token scoped to another team's group", func(ctx context.Context, st *storage.Store, a, b *guardTenant, own bool) error {
 		return st.InsertToken(ctx, &storage.Token{ID: domain.NewID(), TokenHash: domain.NewID(), Kind: "provisioning", Name: "p", OwnerType: "team",

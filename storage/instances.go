@@ -33,7 +33,7 @@ func (s *Store) ListInstances(ctx context.Context, applicationID string, p Page)
 }
 
 // ListInstancesByDesiredState lists every instance that should be in one of the states (for reconciliation).
-func (s *Store) ListInstancesByDesiredState(ctx context.Context, states ...string) ([]Instance, error) {
+func (s *Store) ListInstancesByDesiredState(ctx context.Context, states ...domain.InstanceState) ([]Instance, error) {
 	var out []Instance
 	err := s.db.NewSelect().Model(&out).Where("desired_state IN (?)", bun.List(states)).Order("id").Scan(ctx)
 	return out, err
@@ -57,7 +57,7 @@ func (s *Store) UpdateInstance(ctx context.Context, in *Instance, columns ...str
 
 // SetInstanceState moves an instance to state with a reason, but only from one of the allowed previous states
 // (none = any), so a replayed activity never undoes a later transition. It reports whether the row moved.
-func (s *Store) SetInstanceState(ctx context.Context, id, state, reason string, from ...string) (bool, error) {
+func (s *Store) SetInstanceState(ctx context.Context, id string, state domain.InstanceState, reason string, from ...domain.InstanceState) (bool, error) {
 	q := s.db.NewUpdate().Model((*Instance)(nil)).Set("state = ?", state).Set("state_reason = ?", reason).
 		Set("updated_at = ?", now()).Where("id = ?", id)
 	if len(from) > 0 {

@@ -183,7 +183,7 @@ type Operation struct {
 	SubjectType   string
 	SubjectID     string
 	TeamID        *string
-	Status        string
+	Status        domain.OperationStatus
 	Progress      map[string]any `bun:",type:text"`
 	Error         string
 	WorkflowID    string
@@ -194,15 +194,6 @@ type Operation struct {
 	UpdatedAt     time.Time
 	FinishedAt    *time.Time
 }
-
-// Operation statuses.
-const (
-	OperationPending   = "pending"
-	OperationRunning   = "running"
-	OperationSucceeded = "succeeded"
-	OperationFailed    = "failed"
-	OperationCanceled  = "canceled"
-)
 
 // Stamps records when a row was created and last changed.
 type Stamps struct {
@@ -230,9 +221,9 @@ type Instance struct {
 	StackID          string
 	TemplateID       string
 	BlueprintID      *string
-	State            string
+	State            domain.InstanceState
 	StateReason      string
-	DesiredState     string
+	DesiredState     domain.InstanceState
 	Settings         map[string]any    `bun:",type:text"`
 	Env              []domain.EnvVar   `bun:",type:text"`
 	Modules          map[string]string `bun:",type:text"`

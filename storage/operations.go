@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/uptrace/bun"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // InsertOperation records a new operation. If one with the same request key exists, it is returned instead,
@@ -39,9 +41,9 @@ func (s *Store) ListOperationsBySubject(ctx context.Context, subjectType, subjec
 
 // UpdateOperation moves an operation to status with progress and error, but only from one of the allowed
 // previous statuses, so a replayed activity never moves a finished operation back.
-func (s *Store) UpdateOperation(ctx context.Context, op *Operation, from ...string) (bool, error) {
+func (s *Store) UpdateOperation(ctx context.Context, op *Operation, from ...domain.OperationStatus) (bool, error) {
 	op.UpdatedAt = now()
-	if op.Status == OperationSucceeded || op.Status == OperationFailed || op.Status == OperationCanceled {
+	if op.Status.Terminal() {
 		t := op.UpdatedAt
 		op.FinishedAt = &t
 	}
@@ -65,6 +67,6 @@ func (s *Store) CountTeamOperationsInFlight(ctx context.Context, teamID string) 
 		}
 	}
 	n, err := s.db.NewSelect().Model((*Operation)(nil)).
-		Where("team_id = ? AND status IN (?)", teamID, bun.List([]string{OperationPending, OperationRunning})).Count(ctx)
+		Where("team_id = ? AND status IN (?)", teamID, bun.List([]domain.OperationStatus{domain.OperationPending, domain.OperationRunning})).Count(ctx)
 	return int(n), err
 }

@@ -53,7 +53,7 @@ type Promotion struct {
 	SourceStageID string
 	TargetStageID string
 	SnapshotID    *string
-	Status        string
+	Status        domain.PromotionStatus
 	RequestedBy   *string
 	DecidedBy     *string
 	ScheduledAt   *time.Time
@@ -67,22 +67,11 @@ type Promotion struct {
 
 // PromotionResult is one target's outcome in a promotion.
 type PromotionResult struct {
-	Kind   string `json:"kind"`
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	Kind   string                       `json:"kind"`
+	ID     string                       `json:"id"`
+	Status domain.PromotionTargetStatus `json:"status"`
+	Detail string                       `json:"detail,omitempty"`
 }
-
-// Promotion statuses. Scheduled, awaiting_approval and running are the active ones.
-const (
-	PromotionScheduled        = "scheduled"
-	PromotionAwaitingApproval = "awaiting_approval"
-	PromotionRunning          = "running"
-	PromotionSucceeded        = "succeeded"
-	PromotionFailed           = "failed"
-	PromotionRejected         = "rejected"
-	PromotionCanceled         = "canceled"
-)
 
 // InsertPipeline adds a pipeline; a name taken in the application is a conflict.
 func (s *Store) InsertPipeline(ctx context.Context, p *Pipeline) error {
@@ -117,7 +106,7 @@ func (s *Store) RenamePipeline(ctx context.Context, p *Pipeline) error {
 // CountActivePromotions counts a pipeline's promotions that are scheduled, awaiting approval or running.
 func (s *Store) CountActivePromotions(ctx context.Context, pipelineID string) (int, error) {
 	return count(s.db.NewSelect().Model((*Promotion)(nil)).Where("pipeline_id = ?", pipelineID).
-		Where("status IN (?)", bun.List([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Count(ctx))
+		Where("status IN (?)", bun.List(domain.ActivePromotionStatuses())).Count(ctx))
 }
 
 // DeletePipeline removes a pipeline with its stages and promotion history.
@@ -201,12 +190,12 @@ func (s *Store) ListPromotions(ctx context.Context, pipelineID string, pg Page) 
 // activity cannot move it back.
 func (s *Store) UpdatePromotion(ctx context.Context, p *Promotion) error {
 	p.UpdatedAt = now()
-	if p.Status == PromotionSucceeded || p.Status == PromotionFailed || p.Status == PromotionRejected || p.Status == PromotionCanceled {
+	if p.Status.Terminal() {
 		t := p.UpdatedAt
 		p.FinishedAt = &t
 	}
 	_, err := s.db.NewUpdate().Model(p).Column("snapshot_id", "status", "decided_by", "results", "reason", "updated_at", "finished_at").
-		WherePK().Where("status IN (?)", bun.List([]string{PromotionScheduled, PromotionAwaitingApproval, PromotionRunning})).Exec(ctx)
+		WherePK().Where("status IN (?)", bun.List(domain.ActivePromotionStatuses())).Exec(ctx)
 	return err
 }
 
@@ -214,7 +203,7 @@ func (s *Store) UpdatePromotion(ctx context.Context, p *Promotion) error {
 // there, when and from where. A stage nothing was promoted into yet answers not found.
 func (s *Store) LastPromotionInto(ctx context.Context, stageID string) (*Promotion, error) {
 	p := new(Promotion)
-	err := s.db.NewSelect().Model(p).Where("target_stage_id = ? AND status = ?", stageID, PromotionSucceeded).
+	err := s.db.NewSelect().Model(p).Where("target_stage_id = ? AND status = ?", stageID, domain.PromotionSucceeded).
 		Order("finished_at DESC", "id DESC").Limit(1).Scan(ctx)
 	return p, classify(err, "promotion")
 }

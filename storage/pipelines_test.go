@@ -48,16 +48,16 @@ func TestPipelinesStagesAndHistory(t *testing.T) {
 		assert.True(t, domain.IsKind(err, domain.KindNotFound))
 		snap := "s1"
 		pr := &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: team.ID, SourceStageID: dev.ID, TargetStageID: prod.ID,
-			Status: storage.PromotionRunning}
+			Status: domain.PromotionRunning}
 		require.NoError(t, st.InsertPromotion(ctx, pr))
-		pr.SnapshotID, pr.Status = &snap, storage.PromotionSucceeded
+		pr.SnapshotID, pr.Status = &snap, domain.PromotionSucceeded
 		pr.Results = []storage.PromotionResult{{Kind: domain.TargetInstance, ID: "i2", Status: "succeeded"}}
 		require.NoError(t, st.UpdatePromotion(ctx, pr))
-		pr.Status = storage.PromotionFailed
+		pr.Status = domain.PromotionFailed
 		require.NoError(t, st.UpdatePromotion(ctx, pr))
 		last, err := st.LastPromotionInto(ctx, prod.ID)
 		require.NoError(t, err)
-		assert.Equal(t, storage.PromotionSucceeded, last.Status, "a finished promotion is never changed again")
+		assert.Equal(t, domain.PromotionSucceeded, last.Status, "a finished promotion is never changed again")
 		assert.Equal(t, "s1", *last.SnapshotID)
 		assert.NotNil(t, last.FinishedAt)
 		assert.Equal(t, "i2", last.Results[0].ID)

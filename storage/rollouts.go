@@ -42,7 +42,7 @@ type Rollout struct {
 	SnapshotID         string
 	PreviousSnapshotID *string
 	Strategy           map[string]any `bun:",type:text"`
-	Status             string
+	Status             domain.RolloutStatus
 	Wave               int
 	Waves              int
 	Total              int
@@ -64,24 +64,11 @@ type RolloutDevice struct {
 	RolloutID          string `bun:",pk"`
 	DeviceID           string `bun:",pk"`
 	Wave               int
-	Status             string
+	Status             domain.RolloutDeviceStatus
 	PreviousSnapshotID *string
 	Error              string
 	DispatchedAt       *time.Time
 }
-
-// Statuses of a device in a rollout.
-const (
-	RolloutDevicePending     = "pending"
-	RolloutDeviceUpdating    = "updating"
-	RolloutDeviceUpdated     = "updated"
-	RolloutDeviceFailed      = "failed"
-	RolloutDeviceRollingBack = "rolling_back"
-	RolloutDeviceRolledBack  = "rolled_back"
-)
-
-// ActiveRolloutStatuses are the statuses of a rollout that still runs; a group has at most one such rollout.
-var ActiveRolloutStatuses = []string{"running", "paused", "awaiting_approval", "rolling_back"}
 
 // InsertDeviceGroup adds a group. A name taken in the application is a conflict.
 func (s *Store) InsertDeviceGroup(ctx context.Context, g *DeviceGroup) error {
@@ -165,23 +152,14 @@ func (s *Store) GetRollout(ctx context.Context, id string) (*Rollout, error) {
 // SaveRolloutProgress writes a rollout's status and counters. A finished rollout is never changed again.
 func (s *Store) SaveRolloutProgress(ctx context.Context, r *Rollout) error {
 	r.UpdatedAt = now()
-	if !isActiveRollout(r.Status) {
+	if !r.Status.Active() {
 		t := r.UpdatedAt
 		r.FinishedAt = &t
 	}
 	_, err := s.db.NewUpdate().Model(r).
 		Column("status", "wave", "waves", "total", "updated", "failed", "pending", "rolled_back", "reason", "updated_at", "finished_at").
-		WherePK().Where("status IN (?)", bun.List(ActiveRolloutStatuses)).Exec(ctx)
+		WherePK().Where("status IN (?)", bun.List(domain.ActiveRolloutStatuses())).Exec(ctx)
 	return err
-}
-
-func isActiveRollout(status string) bool {
-	for _, s := range ActiveRolloutStatuses {
-		if s == status {
-			return true
-		}
-	}
-	return false
 }
 
 // ListRolloutFailures returns up to limit failed devices of a rollout with their errors.
@@ -254,7 +232,7 @@ func (s *Store) PlanRollout(ctx context.Context, rolloutID, groupID string, wave
 		}
 		_, err = tx.db.ExecContext(ctx, "INSERT INTO rollout_devices (rollout_id, device_id, wave, status) SELECT ?, id, "+waveOf+
 			" END, ? FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM devices WHERE device_group_id = ?) AS numbered",
-			append(args, RolloutDevicePending, groupID)...)
+			append(args, domain.RolloutDevicePending, groupID)...)
 		return err
 	})
 	return sizes, err
@@ -283,21 +261,21 @@ func (s *Store) waveSizesOf(ctx context.Context, rolloutID string, waves int) ([
 func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave int, snapshotID string, batch int) ([]string, error) {
 	var ids []string
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
-		_, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+		_, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceFailed).
 			Set("error = ?", "left the group before its wave").
-			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDevicePending).
+			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, domain.RolloutDevicePending).
 			Where("NOT EXISTS (?)", stillInRolloutGroup(tx.db)).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		err = tx.db.NewSelect().Model((*RolloutDevice)(nil)).Column("device_id").
-			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDevicePending).
+			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, domain.RolloutDevicePending).
 			Order("device_id").Limit(int64(batch)).Scan(ctx, &ids)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		_, err = tx.db.NewUpdate().Model((*RolloutDevice)(nil)).
-			Set("status = ?", RolloutDeviceUpdating).Set("dispatched_at = ?", now()).
+			Set("status = ?", domain.RolloutDeviceUpdating).Set("dispatched_at = ?", now()).
 			Set("previous_snapshot_id = (SELECT target_snapshot_id FROM devices WHERE devices.id = rd.device_id)").
 			Where("rollout_id = ? AND device_id IN (?)", rolloutID, bun.List(ids)).Exec(ctx)
 		if err != nil {
@@ -323,21 +301,21 @@ func stillInRolloutGroup(db bun.IDB) *bun.SelectQuery {
 // key: a subquery over devices that names the row (rd.dispatched_at) is run again for every row, and made the
 // rollout workflow's poll quadratic in the fleet (58 % of the platform's CPU in a 10,000-device rollout).
 func (s *Store) SyncRolloutDevices(ctx context.Context, rolloutID, snapshotID string) error {
-	_, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceUpdated).
-		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceUpdating).
+	_, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceUpdated).
+		Where("rollout_id = ? AND status = ?", rolloutID, domain.RolloutDeviceUpdating).
 		Where("EXISTS (SELECT 1 FROM devices d WHERE d.id = rd.device_id AND d.active_snapshot_id = ? AND d.state = 'running')", snapshotID).Exec(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceFailed).
 		Set("error = (SELECT CASE WHEN state_detail = '' THEN state ELSE state_detail END FROM devices WHERE devices.id = rd.device_id)").
-		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceUpdating).
+		Where("rollout_id = ? AND status = ?", rolloutID, domain.RolloutDeviceUpdating).
 		Where("EXISTS (SELECT 1 FROM devices d WHERE d.id = rd.device_id AND d.state IN ('error', 'crashed') AND d.last_seen_at > rd.dispatched_at)").Exec(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceRolledBack).
-		Where("rollout_id = ? AND status = ?", rolloutID, RolloutDeviceRollingBack).
+	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceRolledBack).
+		Where("rollout_id = ? AND status = ?", rolloutID, domain.RolloutDeviceRollingBack).
 		Where("EXISTS (SELECT 1 FROM devices d WHERE d.id = rd.device_id AND d.active_snapshot_id = rd.previous_snapshot_id AND d.state = 'running')").Exec(ctx)
 	return err
 }
@@ -352,7 +330,7 @@ type RolloutCounts struct {
 func (s *Store) CountRolloutDevices(ctx context.Context, rolloutID string, wave int) (RolloutCounts, error) {
 	var rows []struct {
 		Wave   int
-		Status string
+		Status domain.RolloutDeviceStatus
 		N      int
 	}
 	err := s.db.NewSelect().Model((*RolloutDevice)(nil)).ColumnExpr("wave, status, COUNT(*) AS n").
@@ -361,20 +339,20 @@ func (s *Store) CountRolloutDevices(ctx context.Context, rolloutID string, wave 
 	for _, r := range rows {
 		c.Total += r.N
 		switch r.Status {
-		case RolloutDevicePending:
+		case domain.RolloutDevicePending:
 			c.Pending += r.N
-		case RolloutDeviceUpdating:
+		case domain.RolloutDeviceUpdating:
 			c.Updating += r.N
 			if r.Wave == wave {
 				c.WaveUpdating += r.N
 			}
-		case RolloutDeviceUpdated:
+		case domain.RolloutDeviceUpdated:
 			c.Updated += r.N
-		case RolloutDeviceFailed:
+		case domain.RolloutDeviceFailed:
 			c.Failed += r.N
-		case RolloutDeviceRollingBack:
+		case domain.RolloutDeviceRollingBack:
 			c.RollingBack += r.N
-		case RolloutDeviceRolledBack:
+		case domain.RolloutDeviceRolledBack:
 			c.RolledBack += r.N
 		}
 	}
@@ -383,9 +361,9 @@ func (s *Store) CountRolloutDevices(ctx context.Context, rolloutID string, wave 
 
 // ExpireRolloutWave fails the devices of a wave that have not reported the snapshot by its deadline.
 func (s *Store) ExpireRolloutWave(ctx context.Context, rolloutID string, wave int) (int64, error) {
-	res, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", RolloutDeviceFailed).
+	res, err := s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceFailed).
 		Set("error = ?", "did not report running the snapshot before the wave deadline").
-		Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, RolloutDeviceUpdating).Exec(ctx)
+		Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, domain.RolloutDeviceUpdating).Exec(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -401,7 +379,7 @@ func (s *Store) RollBackRolloutBatch(ctx context.Context, rolloutID string, batc
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
 		var rows []RolloutDevice
 		err := tx.db.NewSelect().Model(&rows).
-			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.List([]string{RolloutDeviceUpdating, RolloutDeviceUpdated, RolloutDeviceFailed})).
+			Where("rollout_id = ? AND status IN (?)", rolloutID, bun.List([]domain.RolloutDeviceStatus{domain.RolloutDeviceUpdating, domain.RolloutDeviceUpdated, domain.RolloutDeviceFailed})).
 			Order("device_id").Limit(int64(batch)).Scan(ctx)
 		if err != nil {
 			return err
@@ -429,9 +407,9 @@ func (s *Store) rollBackDevice(ctx context.Context, rolloutID string, r RolloutD
 	if err != nil {
 		return err
 	}
-	status := RolloutDeviceRollingBack
+	status := domain.RolloutDeviceRollingBack
 	if r.PreviousSnapshotID == nil || n == 0 {
-		status = RolloutDeviceRolledBack
+		status = domain.RolloutDeviceRolledBack
 	}
 	_, err = s.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", status).
 		Where("rollout_id = ? AND device_id = ?", rolloutID, r.DeviceID).Exec(ctx)
@@ -480,7 +458,7 @@ func (s *Store) ListGroupRollouts(ctx context.Context, groupID string, p Page) (
 func (s *Store) ActiveRolloutOfGroup(ctx context.Context, groupID string) (string, error) {
 	var ids []string
 	err := s.db.NewSelect().Model((*Rollout)(nil)).Column("id").
-		Where("group_id = ? AND status IN (?)", groupID, bun.List(ActiveRolloutStatuses)).Limit(1).Scan(ctx, &ids)
+		Where("group_id = ? AND status IN (?)", groupID, bun.List(domain.ActiveRolloutStatuses())).Limit(1).Scan(ctx, &ids)
 	if err != nil || len(ids) == 0 {
 		return "", err
 	}

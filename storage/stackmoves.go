@@ -17,7 +17,7 @@ type StackMove struct {
 	FromStackID   string
 	ToStackID     string
 	Strategy      map[string]any `bun:",type:text"`
-	Status        string
+	Status        domain.StackMoveStatus
 	Wave          int
 	Waves         int
 	Total         int
@@ -39,24 +39,11 @@ type StackMoveInstance struct {
 	MoveID        string `bun:",pk"`
 	InstanceID    string `bun:",pk"`
 	Wave          int
-	Status        string
+	Status        domain.StackMoveInstanceStatus
 	OperationID   *string
 	Error         string
 	UpdatedAt     time.Time
 }
-
-// Stack move statuses; an instance's part is pending, moving, then moved or failed.
-const (
-	StackMoveRunning   = "running"
-	StackMoveSucceeded = "succeeded"
-	StackMoveFailed    = "failed"
-
-	StackMoveInstancePending = "pending"
-	StackMoveInstanceMoving  = "moving"
-	StackMoveInstanceMoved   = "moved"
-	StackMoveInstanceFailed  = "failed"
-	StackMoveInstanceSkipped = "skipped" // deleted, or moved to another stack by hand, before its wave
-)
 
 // InsertStackMove records a move. One move of a stack runs at a time: a second is a conflict.
 func (s *Store) InsertStackMove(ctx context.Context, m *StackMove) error {
@@ -89,7 +76,7 @@ func (s *Store) ListStackMoves(ctx context.Context, fromStackID string, p Page) 
 func (s *Store) SaveStackMoveProgress(ctx context.Context, m *StackMove) error {
 	m.UpdatedAt = now()
 	cols := []string{"status", "wave", "waves", "total", "moved", "failed", "skipped", "pending", "reason", "updated_at"}
-	if m.Status != StackMoveRunning && m.FinishedAt == nil {
+	if m.Status != domain.StackMoveRunning && m.FinishedAt == nil {
 		at := now()
 		m.FinishedAt = &at
 		cols = append(cols, "finished_at")
@@ -126,7 +113,7 @@ func (s *Store) PlanStackMove(ctx context.Context, moveID, fromStackID string, w
 		sizes = WaveSizes(len(ids), waves)
 		rows := make([]StackMoveInstance, 0, len(ids))
 		for i, wave := range waveOfEach(sizes) {
-			rows = append(rows, StackMoveInstance{MoveID: moveID, InstanceID: ids[i], Wave: wave, Status: StackMoveInstancePending, UpdatedAt: now()})
+			rows = append(rows, StackMoveInstance{MoveID: moveID, InstanceID: ids[i], Wave: wave, Status: domain.StackMoveInstancePending, UpdatedAt: now()})
 		}
 		return insertInChunks(ctx, tx.db, rows)
 	})
@@ -146,17 +133,17 @@ type StackMoveTarget struct {
 func (s *Store) NextStackMoveBatch(ctx context.Context, moveID, fromStackID string, wave, n int, createdBy *string) ([]StackMoveTarget, error) {
 	var out []StackMoveTarget
 	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
-		_, err := tx.db.NewUpdate().Model((*StackMoveInstance)(nil)).Set("status = ?", StackMoveInstanceSkipped).
+		_, err := tx.db.NewUpdate().Model((*StackMoveInstance)(nil)).Set("status = ?", domain.StackMoveInstanceSkipped).
 			Set("error = ?", "deleted or put on another stack before its wave").Set("updated_at = ?", now()).
-			Where("move_id = ? AND wave = ? AND status = ?", moveID, wave, StackMoveInstancePending).
+			Where("move_id = ? AND wave = ? AND status = ?", moveID, wave, domain.StackMoveInstancePending).
 			Where("NOT EXISTS (SELECT 1 FROM instances WHERE instances.id = smi.instance_id AND instances.stack_id = ?)", fromStackID).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		var rows []StackMoveInstance
 		err = tx.db.NewSelect().Model(&rows).Where("move_id = ? AND wave = ? AND status IN (?)", moveID, wave,
-			bun.List([]string{StackMoveInstanceMoving, StackMoveInstancePending})).
-			OrderExpr("CASE WHEN status = ? THEN 0 ELSE 1 END, instance_id", StackMoveInstanceMoving).Limit(int64(n)).Scan(ctx)
+			bun.List([]domain.StackMoveInstanceStatus{domain.StackMoveInstanceMoving, domain.StackMoveInstancePending})).
+			OrderExpr("CASE WHEN status = ? THEN 0 ELSE 1 END, instance_id", domain.StackMoveInstanceMoving).Limit(int64(n)).Scan(ctx)
 		if err != nil {
 			return err
 		}
@@ -180,16 +167,16 @@ func (s *Store) startStackMoveInstance(ctx context.Context, row StackMoveInstanc
 		return StackMoveTarget{}, err
 	}
 	target := StackMoveTarget{InstanceID: in.ID, TeamID: in.TeamID}
-	if row.Status == StackMoveInstanceMoving && row.OperationID != nil {
+	if row.Status == domain.StackMoveInstanceMoving && row.OperationID != nil {
 		target.OperationID = *row.OperationID
 		return target, nil
 	}
 	op := &Operation{ID: domain.NewID(), Kind: "upgrade", SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
-		Status: OperationPending, WorkflowID: "instance/" + in.ID, CreatedBy: createdBy}
+		Status: domain.OperationPending, WorkflowID: "instance/" + in.ID, CreatedBy: createdBy}
 	if _, _, err := s.InsertOperation(ctx, op); err != nil {
 		return StackMoveTarget{}, err
 	}
-	_, err = s.db.NewUpdate().Model((*StackMoveInstance)(nil)).Set("status = ?", StackMoveInstanceMoving).
+	_, err = s.db.NewUpdate().Model((*StackMoveInstance)(nil)).Set("status = ?", domain.StackMoveInstanceMoving).
 		Set("operation_id = ?", op.ID).Set("updated_at = ?", now()).
 		Where("move_id = ? AND instance_id = ?", row.MoveID, row.InstanceID).Exec(ctx)
 	target.OperationID = op.ID
@@ -197,9 +184,9 @@ func (s *Store) startStackMoveInstance(ctx context.Context, row StackMoveInstanc
 }
 
 // FinishStackMoveInstance records how an instance's move ended (moved, or failed with the reason), once.
-func (s *Store) FinishStackMoveInstance(ctx context.Context, moveID, instanceID, status, reason string) error {
+func (s *Store) FinishStackMoveInstance(ctx context.Context, moveID, instanceID string, status domain.StackMoveInstanceStatus, reason string) error {
 	_, err := s.db.NewUpdate().Model((*StackMoveInstance)(nil)).Set("status = ?", status).Set("error = ?", reason).
-		Set("updated_at = ?", now()).Where("move_id = ? AND instance_id = ? AND status = ?", moveID, instanceID, StackMoveInstanceMoving).Exec(ctx)
+		Set("updated_at = ?", now()).Where("move_id = ? AND instance_id = ? AND status = ?", moveID, instanceID, domain.StackMoveInstanceMoving).Exec(ctx)
 	return err
 }
 
@@ -211,7 +198,7 @@ type StackMoveCounts struct {
 // CountStackMove counts a move's instances by status.
 func (s *Store) CountStackMove(ctx context.Context, moveID string) (StackMoveCounts, error) {
 	var rows []struct {
-		Status string
+		Status domain.StackMoveInstanceStatus
 		N      int
 	}
 	err := s.db.NewSelect().Model((*StackMoveInstance)(nil)).ColumnExpr("status, COUNT(*) AS n").
@@ -220,15 +207,15 @@ func (s *Store) CountStackMove(ctx context.Context, moveID string) (StackMoveCou
 	for _, r := range rows {
 		c.Total += r.N
 		switch r.Status {
-		case StackMoveInstancePending:
+		case domain.StackMoveInstancePending:
 			c.Pending = r.N
-		case StackMoveInstanceMoving:
+		case domain.StackMoveInstanceMoving:
 			c.Moving = r.N
-		case StackMoveInstanceMoved:
+		case domain.StackMoveInstanceMoved:
 			c.Moved = r.N
-		case StackMoveInstanceFailed:
+		case domain.StackMoveInstanceFailed:
 			c.Failed = r.N
-		case StackMoveInstanceSkipped:
+		case domain.StackMoveInstanceSkipped:
 			c.Skipped = r.N
 		}
 	}

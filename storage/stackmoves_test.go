@@ -27,9 +27,9 @@ func TestStackMoveBatches(t *testing.T) {
 		from := in.StackID
 		to := &storage.Stack{ID: domain.NewID(), Name: "newer", NodeRedVersion: "4.1.15", MemoryMB: 256, CPUPercent: 50, Active: true}
 		require.NoError(t, storage.InsertObject(ctx, st, to))
-		m := &storage.StackMove{ID: domain.NewID(), FromStackID: from, ToStackID: to.ID, Status: storage.StackMoveRunning}
+		m := &storage.StackMove{ID: domain.NewID(), FromStackID: from, ToStackID: to.ID, Status: domain.StackMoveRunning}
 		require.NoError(t, st.InsertStackMove(ctx, m))
-		again := &storage.StackMove{ID: domain.NewID(), FromStackID: from, ToStackID: to.ID, Status: storage.StackMoveRunning}
+		again := &storage.StackMove{ID: domain.NewID(), FromStackID: from, ToStackID: to.ID, Status: domain.StackMoveRunning}
 		assert.True(t, domain.IsKind(st.InsertStackMove(ctx, again), domain.KindConflict), "one running move per stack")
 
 		sizes, err := st.PlanStackMove(ctx, m.ID, from, []int{50, 100})
@@ -51,8 +51,8 @@ func TestStackMoveBatches(t *testing.T) {
 		assert.Equal(t, first[0].TeamID, *op.TeamID)
 		assert.Equal(t, "instance/"+first[0].InstanceID, op.WorkflowID)
 
-		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, first[0].InstanceID, storage.StackMoveInstanceMoved, ""))
-		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, first[0].InstanceID, storage.StackMoveInstanceFailed, "late"), "finished once")
+		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, first[0].InstanceID, domain.StackMoveInstanceMoved, ""))
+		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, first[0].InstanceID, domain.StackMoveInstanceFailed, "late"), "finished once")
 
 		// Every instance of the second wave leaves the stack before its turn: one deleted, one moved by hand.
 		parts, _, err := st.ListStackMoveInstances(ctx, m.ID, storage.Page{})
@@ -76,12 +76,12 @@ func TestStackMoveBatches(t *testing.T) {
 		second, err := st.NextStackMoveBatch(ctx, m.ID, from, 0, 4, nil)
 		require.NoError(t, err)
 		require.Len(t, second, 1, "the rest of the first wave")
-		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, second[0].InstanceID, storage.StackMoveInstanceFailed, "flows did not start"))
+		require.NoError(t, st.FinishStackMoveInstance(ctx, m.ID, second[0].InstanceID, domain.StackMoveInstanceFailed, "flows did not start"))
 		c, err := st.CountStackMove(ctx, m.ID)
 		require.NoError(t, err)
 		assert.Equal(t, storage.StackMoveCounts{Total: 4, Moved: 1, Failed: 1, Skipped: 2}, c)
 
-		m.Status, m.Moved, m.Failed, m.Skipped = storage.StackMoveFailed, 1, 1, 2
+		m.Status, m.Moved, m.Failed, m.Skipped = domain.StackMoveFailed, 1, 1, 2
 		require.NoError(t, st.SaveStackMoveProgress(ctx, m))
 		got, err := st.GetStackMove(ctx, m.ID)
 		require.NoError(t, err)

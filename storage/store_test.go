@@ -146,26 +146,26 @@ func TestOperationsAreIdempotentAndGuarded(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
 		ctx := context.Background()
 		key := "create/x"
-		op := &storage.Operation{ID: domain.NewID(), Kind: "provision", SubjectType: "instance", SubjectID: "i1", Status: storage.OperationPending, WorkflowID: "provision/i1", RequestKey: &key}
+		op := &storage.Operation{ID: domain.NewID(), Kind: "provision", SubjectType: "instance", SubjectID: "i1", Status: domain.OperationPending, WorkflowID: "provision/i1", RequestKey: &key}
 		got, created, err := st.InsertOperation(ctx, op)
 		require.NoError(t, err)
 		assert.True(t, created)
-		again, created, err := st.InsertOperation(ctx, &storage.Operation{ID: domain.NewID(), Kind: "provision", SubjectType: "instance", SubjectID: "i1", Status: storage.OperationPending, WorkflowID: "provision/i1", RequestKey: &key})
+		again, created, err := st.InsertOperation(ctx, &storage.Operation{ID: domain.NewID(), Kind: "provision", SubjectType: "instance", SubjectID: "i1", Status: domain.OperationPending, WorkflowID: "provision/i1", RequestKey: &key})
 		require.NoError(t, err)
 		assert.False(t, created)
 		assert.Equal(t, got.ID, again.ID)
 
-		op.Status, op.Progress = storage.OperationSucceeded, map[string]any{"done": 3}
-		moved, err := st.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+		op.Status, op.Progress = domain.OperationSucceeded, map[string]any{"done": 3}
+		moved, err := st.UpdateOperation(ctx, op, domain.OperationPending, domain.OperationRunning)
 		require.NoError(t, err)
 		assert.True(t, moved)
-		op.Status = storage.OperationRunning
-		moved, err = st.UpdateOperation(ctx, op, storage.OperationPending, storage.OperationRunning)
+		op.Status = domain.OperationRunning
+		moved, err = st.UpdateOperation(ctx, op, domain.OperationPending, domain.OperationRunning)
 		require.NoError(t, err)
 		assert.False(t, moved, "a finished operation never moves back")
 		read, err := st.GetOperation(ctx, op.ID)
 		require.NoError(t, err)
-		assert.Equal(t, storage.OperationSucceeded, read.Status)
+		assert.Equal(t, domain.OperationSucceeded, read.Status)
 		assert.NotNil(t, read.FinishedAt)
 		assert.EqualValues(t, 3, read.Progress["done"])
 	})

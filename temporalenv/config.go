@@ -19,31 +19,14 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // Environment variables that override the file, so that several copies can run side by side.
 const (
 	EnvAddress   = "FLOWYARD_TEMPORAL_ADDRESS"
 	EnvNamespace = "FLOWYARD_TEMPORAL_NAMESPACE"
-)
-
-// Logical task-queue roles. Workers and clients look the real queue name up with Config.TaskQueue.
-const (
-	QueueInstances = "instances"
-	QueueRollouts  = "rollouts"
-	QueuePipelines = "pipelines"
-	QueueBilling   = "billing"
-	QueueAlerts    = "alerts"
-)
-
-// Search attributes registered for every Flowyard namespace, so an operator can find any operation in
-// the Temporal UI.
-const (
-	AttrTeamID        = "TeamId"
-	AttrInstanceID    = "InstanceId"
-	AttrDeviceGroupID = "DeviceGroupId"
-	AttrRolloutID     = "RolloutId"
-	AttrPipelineID    = "PipelineId"
 )
 
 // Config is the content of temporal.yaml.
@@ -55,7 +38,7 @@ type Config struct {
 	// NamespaceRetention is how long closed workflows are kept when EnsureNamespace has to create the
 	// namespace. It does not change an existing namespace.
 	NamespaceRetention Duration `yaml:"namespaceRetention"`
-	// TaskQueues maps a role (QueueInstances, ...) to the task-queue name used on the cluster.
+	// TaskQueues maps a role (domain.QueueInstances, ...) to the task-queue name used on the cluster.
 	TaskQueues map[string]string `yaml:"taskQueues"`
 	// SearchAttributes maps an attribute name to its type name (Keyword, Text, Int, Double, Bool,
 	// Datetime, KeywordList).
@@ -116,18 +99,18 @@ func DefaultConfig() Config {
 		Namespace:          "flowyard",
 		NamespaceRetention: Duration(7 * 24 * time.Hour),
 		TaskQueues: map[string]string{
-			QueueInstances: QueueInstances,
-			QueueRollouts:  QueueRollouts,
-			QueuePipelines: QueuePipelines,
-			QueueBilling:   QueueBilling,
-			QueueAlerts:    QueueAlerts,
+			domain.QueueInstances: domain.QueueInstances,
+			domain.QueueRollouts:  domain.QueueRollouts,
+			domain.QueuePipelines: domain.QueuePipelines,
+			domain.QueueBilling:   domain.QueueBilling,
+			domain.QueueAlerts:    domain.QueueAlerts,
 		},
 		SearchAttributes: map[string]string{
-			AttrTeamID:        "Keyword",
-			AttrInstanceID:    "Keyword",
-			AttrDeviceGroupID: "Keyword",
-			AttrRolloutID:     "Keyword",
-			AttrPipelineID:    "Keyword",
+			domain.SearchAttrTeamID:        "Keyword",
+			domain.SearchAttrInstanceID:    "Keyword",
+			domain.SearchAttrDeviceGroupID: "Keyword",
+			domain.SearchAttrRolloutID:     "Keyword",
+			domain.SearchAttrPipelineID:    "Keyword",
 		},
 		DevServer: DevServerConfig{
 			UIPortOffset: 1000, DBFile: "temporal.db", LogLevel: "warn",
@@ -338,9 +321,9 @@ func ParseSearchAttributeType(name string) (enumspb.IndexedValueType, error) {
 	return 0, fmt.Errorf("unknown search attribute type %q (want Keyword, Text, Int, Double, Bool, Datetime or KeywordList)", name)
 }
 
-// TaskQueue returns the task-queue name configured for a role such as QueueInstances. A role missing
+// TaskQueue returns the task-queue name configured for a role such as domain.QueueInstances. A role missing
 // from the file keeps its own name as the queue name.
-func (c Config) TaskQueue(role string) string {
+func (c Config) TaskQueue(role domain.TaskQueueRole) string {
 	if name := c.TaskQueues[role]; name != "" {
 		return name
 	}

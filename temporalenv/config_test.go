@@ -9,6 +9,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/internal/certtest"
 )
 
@@ -38,11 +39,11 @@ func TestLoadConfigDefaultsWithoutFile(t *testing.T) {
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)
 	}
-	if got := cfg.TaskQueue(QueueRollouts); got != "rollouts" {
+	if got := cfg.TaskQueue(domain.QueueRollouts); got != "rollouts" {
 		t.Errorf("TaskQueue(rollouts) = %q", got)
 	}
 	types, err := cfg.SearchAttributeTypes()
-	if err != nil || len(types) != 5 || types[AttrRolloutID] != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
+	if err != nil || len(types) != 5 || types[domain.SearchAttrRolloutID] != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
 		t.Errorf("SearchAttributeTypes = %v, %v", types, err)
 	}
 }
@@ -78,13 +79,13 @@ func TestLoadConfigFillsMissingFields(t *testing.T) {
 	if !reflect.DeepEqual(cfg.TaskQueues, map[string]string{"rollouts": "acme-rollouts"}) {
 		t.Errorf("taskQueues = %v", cfg.TaskQueues)
 	}
-	if cfg.TaskQueue(QueueRollouts) != "acme-rollouts" || cfg.TaskQueue(QueueBilling) != "billing" {
-		t.Errorf("TaskQueue lookups wrong: %q %q", cfg.TaskQueue(QueueRollouts), cfg.TaskQueue(QueueBilling))
+	if cfg.TaskQueue(domain.QueueRollouts) != "acme-rollouts" || cfg.TaskQueue(domain.QueueBilling) != "billing" {
+		t.Errorf("TaskQueue lookups wrong: %q %q", cfg.TaskQueue(domain.QueueRollouts), cfg.TaskQueue(domain.QueueBilling))
 	}
 	if len(cfg.SearchAttributes) != 5 {
 		t.Errorf("default search attributes lost: %v", cfg.SearchAttributes)
 	}
-	if DefaultConfig().TaskQueues[QueueRollouts] != "rollouts" {
+	if DefaultConfig().TaskQueues[domain.QueueRollouts] != "rollouts" {
 		t.Error("loading a file changed the defaults")
 	}
 }

@@ -46,6 +46,9 @@ type DevServerOptions struct {
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// SQLitePragmas are passed as PRAGMA=VALUE, e.g. "journal_mode": "wal".
 	SQLitePragmas map[string]string
+	// DynamicConfig sets server settings as KEY=JSON value, e.g. a low "limit.historyCount.suggestContinueAsNew"
+	// so that a test sees a workflow continue as new.
+	DynamicConfig map[string]string
 	// LogLevel is the server's log level: debug, info, warn, error or never. Default "warn".
 	LogLevel string
 	// StartTimeout bounds the wait for the frontend to answer. Default 60 s.
@@ -288,6 +291,9 @@ func (o DevServerOptions) args() []string {
 	}
 	for _, pragma := range sortedKeys(o.SQLitePragmas) {
 		args = append(args, "--sqlite-pragma", pragma+"="+o.SQLitePragmas[pragma])
+	}
+	for _, key := range sortedKeys(o.DynamicConfig) {
+		args = append(args, "--dynamic-config-value", key+"="+o.DynamicConfig[key])
 	}
 	return args
 }

@@ -24,6 +24,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/flowyard/flowyard/domain"
 )
 
 // Environment of the child process in TestDevServerDiesWithParent.
@@ -131,8 +133,8 @@ func dialServer(t *testing.T, ctx context.Context, srv *DevServer, namespace str
 // markInstance is the trivial workflow of the lifecycle test: it tags itself with search attributes.
 func markInstance(ctx workflow.Context, instanceID string) (string, error) {
 	err := workflow.UpsertTypedSearchAttributes(ctx,
-		temporal.NewSearchAttributeKeyKeyword(AttrInstanceID).ValueSet(instanceID),
-		temporal.NewSearchAttributeKeyKeyword(AttrRolloutID).ValueSet("marked"),
+		temporal.NewSearchAttributeKeyKeyword(domain.SearchAttrInstanceID).ValueSet(instanceID),
+		temporal.NewSearchAttributeKeyKeyword(domain.SearchAttrRolloutID).ValueSet("marked"),
 	)
 	return "marked " + instanceID, err
 }
@@ -205,8 +207,8 @@ func TestDevServerLifecycle(t *testing.T) {
 	// Restart over the same database with one more attribute: the namespace already exists, the
 	// workflow is still there, and the new attribute is added.
 	opts.SearchAttributes = map[string]enumspb.IndexedValueType{
-		AttrInstanceID:   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		"RolloutPercent": enumspb.INDEXED_VALUE_TYPE_INT,
+		domain.SearchAttrInstanceID: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"RolloutPercent":            enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 	srv = startServer(t, ctx, opts)
 	c = dialServer(t, ctx, srv, "flowyard")
@@ -219,7 +221,7 @@ func TestDevServerLifecycle(t *testing.T) {
 	}
 	waitForWorkflows(t, ctx, c, "flowyard", `InstanceId = "inst-42"`, 1)
 	assertSearchAttribute(t, ctx, c, "flowyard", "RolloutPercent", enumspb.INDEXED_VALUE_TYPE_INT)
-	assertSearchAttribute(t, ctx, c, "flowyard", AttrTeamID, enumspb.INDEXED_VALUE_TYPE_KEYWORD)
+	assertSearchAttribute(t, ctx, c, "flowyard", domain.SearchAttrTeamID, enumspb.INDEXED_VALUE_TYPE_KEYWORD)
 
 	t.Run("EnsureNamespaceAndSearchAttributes", func(t *testing.T) {
 		testEnsure(t, ctx, srv)
@@ -304,7 +306,7 @@ func testEnsure(t *testing.T, ctx context.Context, srv *DevServer) {
 		assertSearchAttribute(t, ctx, c, "ensured", name, enumspb.INDEXED_VALUE_TYPE_KEYWORD)
 	}
 
-	cfg.SearchAttributes = map[string]string{AttrTeamID: "Int"}
+	cfg.SearchAttributes = map[string]string{domain.SearchAttrTeamID: "Int"}
 	err = EnsureSearchAttributes(ctx, c, cfg)
 	if err == nil || !strings.Contains(err.Error(), "search attribute TeamId exists as Keyword, configured as Int") {
 		t.Errorf("a type conflict must be reported, got %v", err)

@@ -5,24 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/alerts"
 	"github.com/flowyard/flowyard/alerts/alertstest"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/mail"
 	"github.com/flowyard/flowyard/mail/mailtest"
 	"github.com/flowyard/flowyard/storage"
@@ -157,7 +153,7 @@ func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
 			require.NoError(t, c.GetWorkflow(ctx, alert.WorkflowID(log["webhook"].EventID), "").Get(ctx, nil))
 			assert.Len(t, receiver.Requests(), 2, "nothing delivered twice")
 			assert.Len(t, smtp.Messages(), 1)
-			recordHistory(t, c, alert.WorkflowID(log["webhook"].EventID), "alert", "replay_deliver_retried.json")
+			replaytest.Record(t, c, alert.WorkflowID(log["webhook"].EventID), "", "alert", "replay_deliver_retried.json")
 
 			guarded := storagetest.New(t, dialect)
 			loopback := alertstest.Start(t, 0)
@@ -225,35 +221,15 @@ func TestAThrottledStormIsDeliveredOnceThenSummarised(t *testing.T) {
 			summary, err := st.GetAlertDelivery(ctx, got[1].DeliveryID)
 			require.NoError(t, err)
 			require.NoError(t, c.GetWorkflow(ctx, alert.WorkflowID(summary.EventID), "").Get(ctx, nil))
-			recordHistory(t, c, alert.WorkflowID(summary.EventID), "alert", "replay_deliver_summary.json")
+			replaytest.Record(t, c, alert.WorkflowID(summary.EventID), "", "alert", "replay_deliver_summary.json")
 			rows, _, err := st.ListAlertDeliveries(ctx, team.id, storage.Page{Limit: storage.MaxPageLimit})
 			require.NoError(t, err)
 			for _, r := range rows {
 				if r.Status == storage.DeliveryThrottled {
-					recordHistory(t, c, alert.WorkflowID(r.EventID), "alert", "replay_deliver_throttled.json")
+					replaytest.Record(t, c, alert.WorkflowID(r.EventID), "", "alert", "replay_deliver_throttled.json")
 					break
 				}
 			}
 		})
 	}
-}
-
-// recordHistory writes a workflow's history into workflows/<pkg>/testdata/<file> for that package's replay test,
-// when FLOWYARD_RECORD_HISTORIES=1 (run it after a deliberate change to the workflow).
-func recordHistory(t *testing.T, c client.Client, workflowID, pkg, file string) {
-	t.Helper()
-	if os.Getenv("FLOWYARD_RECORD_HISTORIES") != "1" {
-		return
-	}
-	var events []*historypb.HistoryEvent
-	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		events = append(events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(filepath.Join("..", "workflows", pkg, "testdata"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", pkg, "testdata", file), b, 0o644))
 }

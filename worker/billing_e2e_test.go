@@ -19,6 +19,7 @@ import (
 	"github.com/flowyard/flowyard/billing"
 	"github.com/flowyard/flowyard/billing/billingtest"
 	"github.com/flowyard/flowyard/billing/stripetest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
 	"github.com/flowyard/flowyard/worker"
@@ -95,6 +96,7 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	require.NoError(t, wc.EnsureSchedule(ctx, 30*time.Minute), "creating it again updates it")
 	require.NoError(t, wc.TriggerReconcile(ctx))
 	eventually(t, "the reconciliation puts the quantity back", func() bool { return fake.Quantities(subID)[billingtest.InstancePrice] == 2 })
+	replaytest.RecordScheduled(t, c, billingwf.ScheduleID, "billing", "replay_reconcile.json")
 	eventually(t, "the correction is audited", func() bool {
 		entries, _, err := st.ListAudit(ctx, tm.ID, storage.Page{})
 		require.NoError(t, err)
@@ -114,5 +116,5 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, "the cancelled team's three instances are suspended", func() bool { return suspended.count() == 3 })
 	require.NoError(t, c.GetWorkflow(ctx, billingwf.WorkflowID(tm.ID), "").Get(ctx, nil), "the workflow ends once idle")
-	recordHistory(t, c, billingwf.WorkflowID(tm.ID), "billing", "replay_team.json")
+	replaytest.Record(t, c, billingwf.WorkflowID(tm.ID), "", "billing", "replay_team.json")
 }

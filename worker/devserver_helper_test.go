@@ -18,6 +18,12 @@ import (
 // attributes, stopped when the test ends.
 func startDevServer(t *testing.T) *temporalenv.DevServer {
 	t.Helper()
+	return startDevServerWith(t, nil)
+}
+
+// startDevServerWith is startDevServer with server settings (temporalenv.DevServerOptions.DynamicConfig).
+func startDevServerWith(t *testing.T, dynamicConfig map[string]string) *temporalenv.DevServer {
+	t.Helper()
 	repo, err := filepath.Abs("..")
 	require.NoError(t, err)
 	bin := filepath.Join(repo, "bin", "temporal")
@@ -29,7 +35,7 @@ func startDevServer(t *testing.T) *temporalenv.DevServer {
 	attrs, err := temporalenv.DefaultConfig().SearchAttributeTypes()
 	require.NoError(t, err)
 	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: bin, DataDir: t.TempDir(), IP: "127.0.0.1",
-		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Headless: true, Namespace: testNamespace, SearchAttributes: attrs, DynamicConfig: dynamicConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	return srv

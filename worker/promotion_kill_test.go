@@ -64,7 +64,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	workerProcess(t, dbURL, srv.Address())
 	got, err := facade.Wait(ctx, promotionID)
 	require.NoError(t, err, "the promotion finishes on the new worker")
-	assert.Equal(t, pipeline.StatusSucceeded, got.Status)
+	assert.Equal(t, domain.PromotionSucceeded, got.Status)
 	for _, in := range targets {
 		content := read(t, st, sealer, in.ID)
 		assert.Equal(t, newer.flows, content.flows, in.Name+" runs the source's flows")
@@ -76,24 +76,24 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 		ops, _, err := st.ListOperationsBySubject(ctx, "instance", in.ID, storage.Page{})
 		require.NoError(t, err)
 		require.Len(t, ops, 1, in.Name+" was promoted once: one lifecycle operation")
-		assertOperationFinal(t, st, ops[0].ID, storage.OperationSucceeded)
+		assertOperationFinal(t, st, ops[0].ID, domain.OperationSucceeded)
 		reread, err := st.GetInstance(ctx, in.ID)
 		require.NoError(t, err)
-		assert.Equal(t, "running", reread.State, in.Name+" is left running, not in an in-between state")
+		assert.Equal(t, domain.InstanceRunning, reread.State, in.Name+" is left running, not in an in-between state")
 	}
 	sourceSnaps, _, err := st.ListSnapshots(ctx, source.ID, storage.Page{})
 	require.NoError(t, err)
 	require.Len(t, sourceSnaps, 1, "the source's deploy snapshot was captured once")
 	pr, err := st.GetPromotion(ctx, promotionID)
 	require.NoError(t, err)
-	assert.Equal(t, storage.PromotionSucceeded, pr.Status)
+	assert.Equal(t, domain.PromotionSucceeded, pr.Status)
 	require.NotNil(t, pr.SnapshotID)
 	assert.Equal(t, sourceSnaps[0].ID, *pr.SnapshotID, "the promotion names the snapshot it deployed")
 	assert.Len(t, pr.Results, len(targets), "one result per target")
 	for _, r := range pr.Results {
-		assert.Equal(t, "succeeded", r.Status, r.ID)
+		assert.Equal(t, domain.PromotionTargetSucceeded, r.Status, r.ID)
 	}
-	assertOperationFinal(t, st, opID, storage.OperationSucceeded)
+	assertOperationFinal(t, st, opID, domain.OperationSucceeded)
 }
 
 // seedPromotion records a two-stage pipeline (source → both targets) and a promotion along it with its
@@ -111,9 +111,9 @@ func seedPromotion(t *testing.T, st *storage.Store, source *storage.Instance, ta
 	}
 	require.NoError(t, st.ReplaceStages(ctx, p.ID, []storage.PipelineStage{from, to}))
 	pr := &storage.Promotion{ID: domain.NewID(), PipelineID: p.ID, TeamID: p.TeamID, SourceStageID: from.ID, TargetStageID: to.ID,
-		Status: storage.PromotionRunning}
+		Status: domain.PromotionRunning}
 	op := &storage.Operation{ID: domain.NewID(), Kind: "promotion", SubjectType: "promotion", SubjectID: pr.ID, TeamID: &p.TeamID,
-		Status: storage.OperationPending, WorkflowID: pipeline.WorkflowID(pr.ID)}
+		Status: domain.OperationPending, WorkflowID: pipeline.WorkflowID(pr.ID)}
 	pr.OperationID = &op.ID
 	_, _, err := st.InsertOperation(ctx, op)
 	require.NoError(t, err)

@@ -200,25 +200,25 @@ func TestCrashWorkerDuringRollback(t *testing.T) {
 	workerProcess(t, dbURL, srv.Address())
 	res, err := facade.Wait(ctx, in.ID)
 	require.NoError(t, err, "the rollback finishes on the new worker")
-	assert.Equal(t, instance.StateRunning, res.State)
+	assert.Equal(t, domain.InstanceRunning, res.State)
 	got := read(t, st, sealer, in.ID)
 	assert.Equal(t, label(target), label(got), "the complete new content")
 	assert.Equal(t, target.flows, got.flows)
 	reread, err := st.GetInstance(ctx, in.ID)
 	require.NoError(t, err)
-	assert.Equal(t, instance.StateRunning, reread.State)
+	assert.Equal(t, domain.InstanceRunning, reread.State)
 	list, _, err = st.ListSnapshots(ctx, in.ID, storage.Page{})
 	require.NoError(t, err)
 	assert.Equal(t, 1, countAuto(list), "one automatic snapshot: the retried rollback did not take another")
 	assert.Len(t, list, 2, "the rolled-back snapshot and the automatic one, nothing else")
-	assertOperationFinal(t, st, op, storage.OperationSucceeded)
+	assertOperationFinal(t, st, op, domain.OperationSucceeded)
 }
 
 // insertOperation records a pending operation on the instance, as the API does before it starts a run.
 func insertOperation(t *testing.T, st *storage.Store, in *storage.Instance, kind string) string {
 	t.Helper()
 	op := &storage.Operation{ID: domain.NewID(), Kind: kind, SubjectType: "instance", SubjectID: in.ID, TeamID: &in.TeamID,
-		Status: storage.OperationPending, WorkflowID: instance.WorkflowID(in.ID)}
+		Status: domain.OperationPending, WorkflowID: instance.WorkflowID(in.ID)}
 	_, _, err := st.InsertOperation(context.Background(), op)
 	require.NoError(t, err)
 	return op.ID
@@ -226,7 +226,7 @@ func insertOperation(t *testing.T, st *storage.Store, in *storage.Instance, kind
 
 // assertOperationFinal checks that an operation ended with the status and a finish time: never left pending or
 // running after the crash.
-func assertOperationFinal(t *testing.T, st *storage.Store, id, status string) {
+func assertOperationFinal(t *testing.T, st *storage.Store, id string, status domain.OperationStatus) {
 	t.Helper()
 	op, err := st.GetOperation(context.Background(), id)
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/flowyard/flowyard/billing/billingtest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/drivers/fake"
+	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
@@ -81,6 +82,7 @@ func TestSnapshotScheduleOnTheTemporalDevServer(t *testing.T) {
 		autos = autoSnapshots(t, st, in.ID)
 		return len(autos) > 0 && strings.HasPrefix(autos[len(autos)-1].Name, snapshotwf.NamePrefix+"20")
 	})
+	replaytest.RecordScheduled(t, c, snapshotwf.ScheduleID(in.ID), "snapshot", "replay_scheduled.json")
 	newest := autos[len(autos)-1]
 	t.Logf("scheduled snapshot %q (%s)", newest.Name, newest.ID)
 	assert.Equal(t, []string{older[1], newest.ID}, ids(autos), "keep 2: the oldest automatic snapshot is pruned")

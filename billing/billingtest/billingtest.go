@@ -65,18 +65,18 @@ func (tm *Team) Subscribe(subscriptionID string) {
 }
 
 // AddInstance adds an instance row in a state and returns its ID.
-func (tm *Team) AddInstance(state string) string {
+func (tm *Team) AddInstance(state domain.InstanceState) string {
 	tm.t.Helper()
 	id := domain.NewID()
 	in := &storage.Instance{ID: id, Name: "i" + strings.ToLower(id[len(id)-12:]), ApplicationID: tm.ApplicationID, TeamID: tm.ID,
-		InstanceTypeID: tm.InstanceTypeID, StackID: tm.StackID, TemplateID: tm.TemplateID, State: state, DesiredState: "running",
+		InstanceTypeID: tm.InstanceTypeID, StackID: tm.StackID, TemplateID: tm.TemplateID, State: state, DesiredState: domain.InstanceRunning,
 		Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{}}
 	must(tm.t, tm.st.InsertInstance(context.Background(), in))
 	return in.ID
 }
 
 // SetState moves an instance to a state.
-func (tm *Team) SetState(instanceID, state string) {
+func (tm *Team) SetState(instanceID string, state domain.InstanceState) {
 	tm.t.Helper()
 	_, err := tm.st.SetInstanceState(context.Background(), instanceID, state, "")
 	must(tm.t, err)

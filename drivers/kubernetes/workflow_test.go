@@ -111,7 +111,7 @@ func newPlatform(t *testing.T) *platform {
 	in := &storage.Instance{
 		ID: domain.NewID(), Name: "boiler", ApplicationID: app.ID, TeamID: team.ID,
 		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID,
-		State: instance.StateProvisioning, DesiredState: instance.StateRunning,
+		State: domain.InstanceProvisioning, DesiredState: domain.InstanceRunning,
 		Settings: map[string]any{}, Env: []domain.EnvVar{{Name: "SITE", Value: "north"}}, Modules: map[string]string{},
 		CredentialSecret: sealer.Seal("credential-secret"), AdminToken: sealer.Seal("admin-token-value"),
 		ReadToken: sealer.Seal("read-token"), RuntimeToken: sealer.Seal("fyi_runtime"),
@@ -124,7 +124,7 @@ func newPlatform(t *testing.T) *platform {
 func (p *platform) run(t *testing.T, d *Driver, action instance.Action) (instance.Result, error) {
 	t.Helper()
 	op := &storage.Operation{ID: domain.NewID(), Kind: string(action), SubjectType: "instance", SubjectID: p.instance.ID,
-		TeamID: &p.team, Status: storage.OperationPending, WorkflowID: instance.WorkflowID(p.instance.ID)}
+		TeamID: &p.team, Status: domain.OperationPending, WorkflowID: instance.WorkflowID(p.instance.ID)}
 	_, _, err := p.store.InsertOperation(ctx, op)
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite
@@ -158,9 +158,9 @@ func TestInstanceWorkflowRunsOnTheKubernetesDriver(t *testing.T) {
 
 	res, err := p.run(t, d, instance.ActionProvision)
 	require.NoError(t, err)
-	assert.Equal(t, instance.StateRunning, res.State)
+	assert.Equal(t, domain.InstanceRunning, res.State)
 	in := p.row(t)
-	assert.Equal(t, instance.StateRunning, in.State)
+	assert.Equal(t, domain.InstanceRunning, in.State)
 	assert.Equal(t, "http://nr-"+id+".flowyard-instances.svc:1880", in.RuntimeURL)
 	dep := getDeployment(t, c, id)
 	assert.Equal(t, int32(1), *dep.Spec.Replicas)
@@ -171,17 +171,17 @@ func TestInstanceWorkflowRunsOnTheKubernetesDriver(t *testing.T) {
 
 	res, err = p.run(t, d, instance.ActionStop)
 	require.NoError(t, err)
-	assert.Equal(t, instance.StateStopped, res.State)
+	assert.Equal(t, domain.InstanceStopped, res.State)
 	assert.Equal(t, int32(0), *getDeployment(t, c, id).Spec.Replicas)
 
 	res, err = p.run(t, d, instance.ActionRestart)
 	require.NoError(t, err)
-	assert.Equal(t, instance.StateRunning, res.State)
-	assert.Equal(t, instance.StateRunning, p.row(t).State)
+	assert.Equal(t, domain.InstanceRunning, res.State)
+	assert.Equal(t, domain.InstanceRunning, p.row(t).State)
 
 	res, err = p.run(t, d, instance.ActionDelete)
 	require.NoError(t, err)
-	assert.Equal(t, "deleted", res.State)
+	assert.Equal(t, domain.InstanceDeleted, res.State)
 	st, err := d.Status(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "missing", string(st.State))
@@ -200,7 +200,7 @@ func TestInstanceWorkflowEndsInErrorWhenThePodCrashLoops(t *testing.T) {
 	_, err := p.run(t, d, instance.ActionProvision)
 	require.Error(t, err)
 	in := p.row(t)
-	assert.Equal(t, instance.StateError, in.State)
+	assert.Equal(t, domain.InstanceError, in.State)
 	assert.Contains(t, in.StateReason, "CrashLoopBackOff: exited with code 1 (Error), restarted 3 times")
 	assert.Contains(t, in.StateReason, "Cannot find module 'node-red-contrib-gone'", "the user sees the pod's last words")
 }

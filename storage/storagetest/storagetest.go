@@ -168,7 +168,7 @@ func NewInstance(t testing.TB, st *storage.Store, sealer *domain.Sealer, change 
 	must(err)
 	id := domain.NewID()
 	in := &storage.Instance{ID: id, Name: "instance-" + strings.ToLower(id), ApplicationID: app.ID, TeamID: team.ID,
-		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: "stopped", DesiredState: "running",
+		InstanceTypeID: types[0].ID, StackID: stacks[0].ID, TemplateID: templates[0].ID, State: domain.InstanceStopped, DesiredState: domain.InstanceRunning,
 		Settings: map[string]any{}, Env: []domain.EnvVar{}, Modules: map[string]string{}, CredentialSecret: sealer.Seal("credential-secret"),
 		AdminToken: sealer.Seal("admin"), ReadToken: sealer.Seal("read"), RuntimeToken: sealer.Seal("runtime")}
 	if change != nil {

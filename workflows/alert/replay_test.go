@@ -3,7 +3,7 @@ package alert
 import (
 	"testing"
 
-	"github.com/flowyard/flowyard/workflows/replaytest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // TestReplayRecordedHistories replays deliveries recorded from the end-to-end test (an e-mail and a webhook

@@ -1,13 +1,13 @@
 package alert
 
 import (
-	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 var a *activities.Alerts
@@ -46,18 +46,9 @@ func Deliver(ctx workflow.Context, p Params) (Result, error) {
 		}
 		res.Failed++
 		closing := workflow.WithActivityOptions(ctx, planOptions)
-		if err := workflow.ExecuteActivity(closing, a.GiveUpAlertDelivery, plan[i].ID, message(err)).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(closing, a.GiveUpAlertDelivery, plan[i].ID, facade.Message(err)).Get(ctx, nil); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
-}
-
-// message is a failed attempt's cause without Temporal's wrapping.
-func message(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
 }

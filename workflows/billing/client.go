@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // Client is the typed facade the API, the platform and activities use to reach the billing workflows.
@@ -19,8 +21,6 @@ type Client struct {
 	Debounce    time.Duration
 	IdleTimeout time.Duration
 }
-
-var attrTeamID = temporal.NewSearchAttributeKeyKeyword("TeamId")
 
 // UsageChanged tells a team's workflow (starting it if needed) that its usage changed.
 func (c *Client) UsageChanged(ctx context.Context, teamID string) error {
@@ -42,7 +42,7 @@ func (c *Client) signal(ctx context.Context, teamID, name string) error {
 		ID:                    WorkflowID(teamID),
 		TaskQueue:             c.TaskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrTeamID.ValueSet(teamID)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(facade.AttrTeamID.ValueSet(teamID)),
 		StaticSummary:         "billing of team " + teamID,
 	}
 	p := Params{TeamID: teamID, Debounce: c.Debounce, IdleTimeout: c.IdleTimeout}

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // Client is the typed facade the API uses to run instance actions; the API never touches Temporal otherwise.
@@ -18,12 +19,6 @@ type Client struct {
 	Temporal  client.Client
 	TaskQueue string
 }
-
-// Search attribute keys an operator filters on in the Temporal UI.
-var (
-	attrTeamID     = temporal.NewSearchAttributeKeyKeyword("TeamId")
-	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
-)
 
 // finishingGrace is how long a new action waits for a run that is closing: a run marks its operation finished
 // a moment before the run itself ends, and a client acting on that should not see a conflict.
@@ -59,7 +54,7 @@ func (c *Client) start(ctx context.Context, p Params) (string, error) {
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		// Without this the SDK hands back the running execution as if ours had started.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrTeamID.ValueSet(p.TeamID), attrInstanceID.ValueSet(p.InstanceID)),
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(facade.AttrTeamID.ValueSet(p.TeamID), facade.AttrInstanceID.ValueSet(p.InstanceID)),
 		StaticSummary:                            string(p.Action) + " instance " + p.InstanceID,
 	}
 	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, p)

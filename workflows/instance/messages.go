@@ -4,6 +4,11 @@
 // runs.
 package instance
 
+import (
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
+)
+
 // WorkflowName is the registered name of Lifecycle; histories depend on it, so it never changes.
 const WorkflowName = "instance.lifecycle"
 
@@ -26,6 +31,9 @@ const (
 // UserActions are the actions a user may ask for through the API.
 var UserActions = map[string]Action{"start": ActionStart, "stop": ActionStop, "restart": ActionRestart, "suspend": ActionSuspend}
 
+// ErrUnknownAction is the failure of a run asked for an action this version does not know.
+const ErrUnknownAction = facade.InvalidArgument
+
 // Params start a lifecycle run.
 type Params struct {
 	InstanceID  string
@@ -42,29 +50,8 @@ type Params struct {
 
 // Result is the state a run left the instance in.
 type Result struct {
-	State string
+	State domain.InstanceState
 }
-
-// Instance states, as the API shows them.
-const (
-	StateProvisioning = "provisioning"
-	StateStarting     = "starting"
-	StateRunning      = "running"
-	StateStopping     = "stopping"
-	StateStopped      = "stopped"
-	StateSuspending   = "suspending"
-	StateSuspended    = "suspended"
-	StateRestarting   = "restarting"
-	StateRollback     = "rollback"
-	StateUpgrading    = "upgrading"
-	StateDeleting     = "deleting"
-	StateCrashed      = "crashed"
-	StateError        = "error"
-)
-
-// States are all of the above, the one list of them (metrics count instances in each).
-var States = []string{StateProvisioning, StateStarting, StateRunning, StateStopping, StateStopped, StateSuspending,
-	StateSuspended, StateRestarting, StateRollback, StateUpgrading, StateDeleting, StateCrashed, StateError}
 
 // WorkflowID derives the workflow ID from the instance ID.
 func WorkflowID(instanceID string) string { return "instance/" + instanceID }

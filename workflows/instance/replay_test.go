@@ -3,7 +3,7 @@ package instance
 import (
 	"testing"
 
-	"github.com/flowyard/flowyard/workflows/replaytest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs (see recordHistories in

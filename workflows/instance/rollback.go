@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 var sa *activities.Snapshots
@@ -38,13 +39,13 @@ var snapshotOptions = workflow.ActivityOptions{
 // If the restored flows do not start, the automatic snapshot is written back and the runtime started again:
 // the operation fails with the runtime's error and the instance runs what it ran before. An instance that
 // should not run (stopped, suspended) only has its content replaced and keeps its state.
-func (r *run) rollback() (string, error) {
+func (r *run) rollback() (domain.InstanceState, error) {
 	var target activities.RollbackTarget
 	check := workflow.WithActivityOptions(r.ctx, shortOptions)
 	if err := workflow.ExecuteActivity(check, sa.CheckRollback, r.p.InstanceID, r.p.SnapshotID).Get(r.ctx, &target); err != nil {
 		return r.keep("", err) // nothing was touched, not even the state
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRollback})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRollback})
 	autoID := r.newID()
 	auto := activities.AutoSnapshot{InstanceID: r.p.InstanceID, SnapshotID: autoID, Name: AutoSnapshotBeforeRollback,
 		Description: "Taken automatically before rolling back to \"" + target.SnapshotName + "\".", Spare: []string{r.p.SnapshotID},
@@ -63,7 +64,7 @@ func (r *run) rollback() (string, error) {
 	if !start {
 		return final, err
 	}
-	state, err := r.start(StateRollback, false, true)
+	state, err := r.start(domain.InstanceRollback, false, true)
 	if err != nil {
 		return r.restore(autoID, err)
 	}
@@ -75,7 +76,7 @@ func (r *run) rollback() (string, error) {
 // the instance is put back as it was. An instance that should not run keeps its state and takes what was
 // written at its next start. swap reports whether the runtime should now start on what was written; when not,
 // final and err are the run's result.
-func (r *run) swap(shouldRun bool, state string, write func() error) (start bool, final string, err error) {
+func (r *run) swap(shouldRun bool, state domain.InstanceState, write func() error) (start bool, final domain.InstanceState, err error) {
 	if shouldRun {
 		if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
 			return false, "", err
@@ -98,7 +99,7 @@ func (r *run) swap(shouldRun bool, state string, write func() error) (start bool
 
 // restore writes the automatic snapshot back after the restored flows failed to start, and starts the runtime
 // on it again.
-func (r *run) restore(autoID string, cause error) (string, error) {
+func (r *run) restore(autoID string, cause error) (domain.InstanceState, error) {
 	if err := r.exec(snapshotOptions, "", sa.ApplySnapshot, r.p.InstanceID, autoID); err != nil {
 		return "", alsoFailed(cause, "writing back the previous flows", err)
 	}
@@ -110,34 +111,34 @@ func (r *run) restore(autoID string, cause error) (string, error) {
 
 // startPrevious starts the runtime on the content (and stack) the instance held before the rollback or
 // upgrade, and fails the operation with cause while leaving the instance running.
-func (r *run) startPrevious(cause error) (string, error) {
-	during, restored := StateRollback, "the rollback failed and the flows from before it run again: "
+func (r *run) startPrevious(cause error) (domain.InstanceState, error) {
+	during, restored := domain.InstanceRollback, "the rollback failed and the flows from before it run again: "
 	if r.p.Action == ActionUpgrade {
-		during, restored = StateUpgrading, "the upgrade failed and the instance runs its previous stack and flows again: "
+		during, restored = domain.InstanceUpgrading, "the upgrade failed and the instance runs its previous stack and flows again: "
 	}
 	if _, err := r.start(during, false, true); err != nil {
 		return "", alsoFailed(cause, "starting the previous flows again", err)
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning, Reason: restored + message(cause)})
-	return r.keep(StateRunning, cause)
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRunning, Reason: restored + facade.Message(cause)})
+	return r.keep(domain.InstanceRunning, cause)
 }
 
 // putBack writes the state the instance had before a rollback or upgrade that changed nothing, with the reason.
-func (r *run) putBack(state string, cause error) (string, error) {
+func (r *run) putBack(state domain.InstanceState, cause error) (domain.InstanceState, error) {
 	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: state,
-		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + message(cause)})
+		Reason: "the " + string(r.p.Action) + " failed and changed nothing: " + facade.Message(cause)})
 	return r.keep(state, cause)
 }
 
 // keep fails the run without marking the instance failed: its state is already what it should be.
-func (r *run) keep(state string, cause error) (string, error) {
+func (r *run) keep(state domain.InstanceState, cause error) (domain.InstanceState, error) {
 	r.kept = &state
 	return state, cause
 }
 
 // alsoFailed reports that putting the instance back failed too; the instance then ends in the error state.
 func alsoFailed(cause error, what string, err error) error {
-	return temporal.NewNonRetryableApplicationError(message(cause)+"; "+what+" failed too: "+message(err), activities.ErrTypeRuntime, errors.Join(cause, err))
+	return temporal.NewNonRetryableApplicationError(facade.Message(cause)+"; "+what+" failed too: "+facade.Message(err), activities.ErrTypeRuntime, errors.Join(cause, err))
 }
 
 // newID draws a fresh ID once and records it in the history, so a replay sees the same one.

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 )
 
 // rollbackRecorder keeps every state change (with its reason), every operation update and the order of the
@@ -22,8 +23,8 @@ type rollbackRecorder struct {
 	autos   []activities.AutoSnapshot
 }
 
-func (r *rollbackRecorder) states() []string {
-	var out []string
+func (r *rollbackRecorder) states() []domain.InstanceState {
+	var out []domain.InstanceState
 	for _, c := range r.changes {
 		out = append(out, c.State)
 	}
@@ -100,25 +101,25 @@ func rollbackParams() Params {
 	return Params{InstanceID: "i1", TeamID: "t1", OperationID: "op1", Action: ActionRollback, SnapshotID: "s1"}
 }
 
-var running = activities.RollbackTarget{SnapshotName: "v1", State: StateRunning, ShouldRun: true}
+var running = activities.RollbackTarget{SnapshotName: "v1", State: domain.InstanceRunning, ShouldRun: true}
 
 func TestRollbackSnapshotsFirstThenStopsAppliesAndStarts(t *testing.T) {
 	env, rec := newRollbackEnv(t, running, script{})
 	env.ExecuteWorkflow(Lifecycle, rollbackParams())
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, []string{"auto snapshot", "stop", "apply s1", "start", "wait"}, rec.calls)
-	assert.Equal(t, []string{StateRollback, StateRollback, StateRunning}, rec.states())
+	assert.Equal(t, []domain.InstanceState{domain.InstanceRollback, domain.InstanceRollback, domain.InstanceRunning}, rec.states())
 	require.Len(t, rec.autos, 1)
 	auto := rec.autos[0]
 	assert.Equal(t, AutoSnapshotBeforeRollback, auto.Name)
 	assert.Contains(t, auto.Description, `"v1"`)
 	assert.NotEmpty(t, auto.SnapshotID)
 	assert.Equal(t, []string{"s1"}, auto.Spare, "retention never deletes the snapshot being restored")
-	assert.Equal(t, "succeeded", rec.last().Status)
+	assert.Equal(t, domain.OperationSucceeded, rec.last().Status)
 	assert.Equal(t, rollbackSteps, rec.last().Done)
 	var res Result
 	require.NoError(t, env.GetWorkflowResult(&res))
-	assert.Equal(t, StateRunning, res.State)
+	assert.Equal(t, domain.InstanceRunning, res.State)
 }
 
 func TestRollbackWhoseFlowsDoNotStartRestoresThePreviousFlows(t *testing.T) {
@@ -130,12 +131,12 @@ func TestRollbackWhoseFlowsDoNotStartRestoresThePreviousFlows(t *testing.T) {
 	assert.Equal(t, []string{"auto snapshot", "stop", "apply s1", "start", "wait", "apply " + auto, "stop", "start", "wait"}, rec.calls,
 		"the automatic snapshot goes back in and the runtime starts on it")
 	final := rec.changes[len(rec.changes)-1]
-	assert.Equal(t, StateRunning, final.State, "the instance is left running, not broken")
+	assert.Equal(t, domain.InstanceRunning, final.State, "the instance is left running, not broken")
 	assert.Contains(t, final.Reason, "flows from before it run again")
 	assert.Contains(t, final.Reason, "missing node types")
-	assert.NotContains(t, rec.states(), StateError)
+	assert.NotContains(t, rec.states(), domain.InstanceError)
 	last := rec.last()
-	assert.Equal(t, "failed", last.Status)
+	assert.Equal(t, domain.OperationFailed, last.Status)
 	assert.Contains(t, last.Error, "flows wait for missing node types", "the operation carries the runtime's error")
 }
 
@@ -144,19 +145,19 @@ func TestRollbackThatCannotRestoreEndsInError(t *testing.T) {
 	env.ExecuteWorkflow(Lifecycle, rollbackParams())
 	require.Error(t, env.GetWorkflowError())
 	final := rec.changes[len(rec.changes)-1]
-	assert.Equal(t, StateError, final.State)
+	assert.Equal(t, domain.InstanceError, final.State)
 	assert.Contains(t, final.Reason, "starting the previous flows again failed too")
-	assert.Equal(t, "failed", rec.last().Status)
+	assert.Equal(t, domain.OperationFailed, rec.last().Status)
 }
 
 func TestRollbackOfAStoppedInstanceOnlyReplacesItsContent(t *testing.T) {
-	for _, state := range []string{StateStopped, StateSuspended} {
+	for _, state := range []domain.InstanceState{domain.InstanceStopped, domain.InstanceSuspended} {
 		env, rec := newRollbackEnv(t, activities.RollbackTarget{SnapshotName: "v1", State: state}, script{})
 		env.ExecuteWorkflow(Lifecycle, rollbackParams())
 		require.NoError(t, env.GetWorkflowError())
 		assert.Equal(t, []string{"auto snapshot", "apply s1"}, rec.calls, "no runtime is started")
-		assert.Equal(t, []string{StateRollback, state}, rec.states())
-		assert.Equal(t, "succeeded", rec.last().Status)
+		assert.Equal(t, []domain.InstanceState{domain.InstanceRollback, state}, rec.states())
+		assert.Equal(t, domain.OperationSucceeded, rec.last().Status)
 	}
 }
 
@@ -170,7 +171,7 @@ func TestRollbackToAVanishedSnapshotTouchesNothing(t *testing.T) {
 	require.Error(t, env.GetWorkflowError())
 	assert.Empty(t, rec.changes, "the instance's state is not touched")
 	assert.Empty(t, rec.calls)
-	assert.Equal(t, "failed", rec.last().Status)
+	assert.Equal(t, domain.OperationFailed, rec.last().Status)
 	assert.Contains(t, rec.last().Error, "snapshot was not found")
 }
 
@@ -180,7 +181,7 @@ func TestRollbackWhoseAutomaticSnapshotFailsChangesNothing(t *testing.T) {
 	env.ExecuteWorkflow(Lifecycle, rollbackParams())
 	require.Error(t, env.GetWorkflowError())
 	assert.Empty(t, rec.calls, "no stop, no write")
-	assert.Equal(t, []string{StateRollback, StateRunning}, rec.states())
+	assert.Equal(t, []domain.InstanceState{domain.InstanceRollback, domain.InstanceRunning}, rec.states())
 	assert.Contains(t, rec.changes[1].Reason, "changed nothing")
 	assert.Contains(t, rec.last().Error, "limit is 20 MiB")
 }
@@ -191,6 +192,6 @@ func TestRollbackWhoseWriteIsRefusedStartsTheOldContentAgain(t *testing.T) {
 	env.ExecuteWorkflow(Lifecycle, rollbackParams())
 	require.Error(t, env.GetWorkflowError())
 	assert.Equal(t, []string{"auto snapshot", "stop", "start", "wait"}, rec.calls)
-	assert.Equal(t, StateRunning, rec.changes[len(rec.changes)-1].State)
+	assert.Equal(t, domain.InstanceRunning, rec.changes[len(rec.changes)-1].State)
 	assert.Contains(t, rec.last().Error, "another application")
 }

@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 )
 
 // AutoSnapshotBeforeUpgrade names the automatic snapshot an upgrade takes first.
@@ -24,13 +25,13 @@ const upgradeSteps = 5
 // operation fails with the runtime's error and the instance runs what it ran before. An instance that should
 // not run (stopped, suspended) only has its stack changed, used at its next start. The persistent context
 // is the instance's own throughout: neither the upgrade nor the way back touches it.
-func (r *run) upgrade() (string, error) {
+func (r *run) upgrade() (domain.InstanceState, error) {
 	var target activities.UpgradeTarget
 	check := workflow.WithActivityOptions(r.ctx, shortOptions)
 	if err := workflow.ExecuteActivity(check, a.CheckUpgrade, r.p.InstanceID, r.p.StackID).Get(r.ctx, &target); err != nil {
 		return r.keep("", err) // nothing was touched, not even the state
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateUpgrading})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceUpgrading})
 	autoID := r.newID()
 	auto := activities.AutoSnapshot{InstanceID: r.p.InstanceID, SnapshotID: autoID, Name: AutoSnapshotBeforeUpgrade,
 		Description: "Taken automatically before moving from Node-RED " + target.FromVersion + " to " + target.ToVersion + "."}
@@ -43,7 +44,7 @@ func (r *run) upgrade() (string, error) {
 	if !start {
 		return final, err
 	}
-	state, err := r.start(StateUpgrading, false, true)
+	state, err := r.start(domain.InstanceUpgrading, false, true)
 	if err != nil {
 		return r.downgrade(target.FromStackID, autoID, err)
 	}
@@ -52,7 +53,7 @@ func (r *run) upgrade() (string, error) {
 
 // downgrade puts the previous stack and the automatic snapshot back after the flows did not start on the new
 // stack, and starts the runtime on them again.
-func (r *run) downgrade(fromStackID, autoID string, cause error) (string, error) {
+func (r *run) downgrade(fromStackID, autoID string, cause error) (domain.InstanceState, error) {
 	if err := r.exec(runtimeOptions, "", a.StopRuntime, r.p.InstanceID); err != nil {
 		return "", alsoFailed(cause, "stopping the runtime", err)
 	}

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 var a *activities.Instances
@@ -63,42 +64,35 @@ type run struct {
 	done  int
 	// kept is set by an action that failed but put the instance back as it was (a rollback whose flows did not
 	// start): its state is already written and must not be overwritten with a failure state.
-	kept *string
+	kept *domain.InstanceState
 }
 
 // Lifecycle carries out one action on one instance, keeping its operation and state rows in step, and always
 // leaves a final state with a reason: an instance never stays in an in-between state after its run ends.
 func Lifecycle(ctx workflow.Context, p Params) (Result, error) {
 	r := &run{ctx: ctx, p: p, total: stepsOf(p.Action)}
-	r.progress(workflowStatusRunning, "", "started")
+	r.progress(domain.OperationRunning, "", "started")
 	state, err := r.act()
 	if err != nil {
-		failed := StateError
+		failed := domain.InstanceError
 		if p.Action == ActionRecover {
-			failed = StateCrashed
+			failed = domain.InstanceCrashed
 		}
 		if r.kept != nil {
 			failed = *r.kept
 		} else {
 			r.setState(StateChangeAfterFailure(p.InstanceID, failed, err))
 		}
-		r.progress(workflowStatusFailed, message(err), "failed")
+		r.progress(domain.OperationFailed, facade.Message(err), "failed")
 		return Result{State: failed}, err
 	}
 	if p.Action != ActionDelete {
-		r.progress(workflowStatusSucceeded, "", "done")
+		r.progress(domain.OperationSucceeded, "", "done")
 	} else {
-		r.progress(workflowStatusSucceeded, "", "deleted")
+		r.progress(domain.OperationSucceeded, "", "deleted")
 	}
 	return Result{State: state}, nil
 }
-
-// Operation statuses (the storage package's values; workflows may not import it).
-const (
-	workflowStatusRunning   = "running"
-	workflowStatusSucceeded = "succeeded"
-	workflowStatusFailed    = "failed"
-)
 
 func stepsOf(action Action) int {
 	switch action {
@@ -114,25 +108,25 @@ func stepsOf(action Action) int {
 	return 2
 }
 
-func (r *run) act() (string, error) {
+func (r *run) act() (domain.InstanceState, error) {
 	switch r.p.Action {
 	case ActionProvision:
-		return r.start(StateProvisioning, false, true)
+		return r.start(domain.InstanceProvisioning, false, true)
 	case ActionStart:
-		return r.start(StateStarting, false, true)
+		return r.start(domain.InstanceStarting, false, true)
 	case ActionRestart:
-		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRestarting, Desired: StateRunning})
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRestarting, Desired: domain.InstanceRunning})
 		if err := r.exec(runtimeOptions, "stop", a.StopRuntime, r.p.InstanceID); err != nil {
 			return "", err
 		}
-		return r.start(StateRestarting, false, true)
+		return r.start(domain.InstanceRestarting, false, true)
 	case ActionStop:
-		return r.stop(StateStopping, StateStopped)
+		return r.stop(domain.InstanceStopping, domain.InstanceStopped)
 	case ActionSuspend:
-		return r.stop(StateSuspending, StateSuspended)
+		return r.stop(domain.InstanceSuspending, domain.InstanceSuspended)
 	case ActionDelete:
-		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateDeleting, Desired: "deleted"})
-		return "deleted", r.exec(runtimeOptions, "remove", a.RemoveInstance, r.p.InstanceID)
+		r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceDeleting, Desired: domain.InstanceDeleted})
+		return domain.InstanceDeleted, r.exec(runtimeOptions, "remove", a.RemoveInstance, r.p.InstanceID)
 	case ActionRecover:
 		return r.recoverFromCrash()
 	case ActionRollback:
@@ -140,12 +134,12 @@ func (r *run) act() (string, error) {
 	case ActionUpgrade:
 		return r.upgrade()
 	}
-	return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown action %q", r.p.Action), "InvalidArgument", nil)
+	return "", ErrUnknownAction.New(fmt.Sprintf("unknown action %q", r.p.Action))
 }
 
 // start runs the instance and waits until its flows run.
-func (r *run) start(during string, safeMode, resetCrashes bool) (string, error) {
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: during, Desired: StateRunning})
+func (r *run) start(during domain.InstanceState, safeMode, resetCrashes bool) (domain.InstanceState, error) {
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: during, Desired: domain.InstanceRunning})
 	var url string
 	opts := workflow.WithActivityOptions(r.ctx, runtimeOptions)
 	if err := workflow.ExecuteActivity(opts, a.StartRuntime, r.p.InstanceID, safeMode).Get(r.ctx, &url); err != nil {
@@ -164,11 +158,11 @@ func (r *run) start(during string, safeMode, resetCrashes bool) (string, error) 
 			return "", err
 		}
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateRunning, Reason: reason})
-	return StateRunning, nil
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceRunning, Reason: reason})
+	return domain.InstanceRunning, nil
 }
 
-func (r *run) stop(during, final string) (string, error) {
+func (r *run) stop(during, final domain.InstanceState) (domain.InstanceState, error) {
 	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: during, Desired: final})
 	if err := r.exec(runtimeOptions, "stopped", a.StopRuntime, r.p.InstanceID); err != nil {
 		return "", err
@@ -179,33 +173,23 @@ func (r *run) stop(during, final string) (string, error) {
 
 // recoverFromCrash marks the instance crashed with the runtime's last lines, waits a back-off that grows with
 // each crash in a row, and starts it again: in safe mode once it has crashed SafeModeAfter times in a row.
-func (r *run) recoverFromCrash() (string, error) {
+func (r *run) recoverFromCrash() (domain.InstanceState, error) {
 	var crash activities.CrashInfo
 	opts := workflow.WithActivityOptions(r.ctx, shortOptions)
 	if err := workflow.ExecuteActivity(opts, a.RecordCrash, r.p.InstanceID).Get(r.ctx, &crash); err != nil {
 		return "", err
 	}
-	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: StateCrashed, Reason: crash.Reason})
+	r.setState(activities.StateChange{InstanceID: r.p.InstanceID, State: domain.InstanceCrashed, Reason: crash.Reason})
 	r.step("crash recorded")
 	if err := workflow.Sleep(r.ctx, crashBackoff(crash.Count)); err != nil {
 		return "", err
 	}
-	return r.start(StateStarting, crash.Count >= SafeModeAfter, false)
+	return r.start(domain.InstanceStarting, crash.Count >= SafeModeAfter, false)
 }
 
 // StateChangeAfterFailure is the final state a failed run writes, with the error as the reason.
-func StateChangeAfterFailure(instanceID, state string, err error) activities.StateChange {
-	return activities.StateChange{InstanceID: instanceID, State: state, Reason: message(err)}
-}
-
-// message is the human-readable cause of a failed activity: the application error's own message, without
-// Temporal's wrapping.
-func message(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
+func StateChangeAfterFailure(instanceID string, state domain.InstanceState, err error) activities.StateChange {
+	return activities.StateChange{InstanceID: instanceID, State: state, Reason: facade.Message(err)}
 }
 
 func (r *run) exec(opts workflow.ActivityOptions, step string, fn any, args ...any) error {
@@ -221,7 +205,7 @@ func (r *run) exec(opts workflow.ActivityOptions, step string, fn any, args ...a
 
 func (r *run) step(name string) {
 	r.done++
-	r.progress(workflowStatusRunning, "", name)
+	r.progress(domain.OperationRunning, "", name)
 }
 
 // setState writes the state projection; a failure to write it is logged, and the run goes on.
@@ -232,14 +216,14 @@ func (r *run) setState(c activities.StateChange) {
 	}
 }
 
-func (r *run) progress(status, errMsg, step string) {
+func (r *run) progress(status domain.OperationStatus, errMsg, step string) {
 	if r.p.OperationID == "" {
 		return
 	}
 	ctx := workflow.WithLocalActivityOptions(r.ctx, projectionOptions)
 	u := activities.OperationUpdate{OperationID: r.p.OperationID, RunID: workflow.GetInfo(r.ctx).WorkflowExecution.RunID,
 		Status: status, Error: errMsg, Step: step, Done: min(r.done, r.total), Total: r.total}
-	if status == workflowStatusSucceeded {
+	if status == domain.OperationSucceeded {
 		u.Done = r.total
 	}
 	if err := workflow.ExecuteLocalActivity(ctx, activityUpdateOperation, u).Get(r.ctx, nil); err != nil {

@@ -13,13 +13,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 )
 
 // The workflow tests mock every activity and record the state projection the workflow writes, so each test
 // reads as the sequence of states an instance goes through.
 
 type recorder struct {
-	states []string
+	states []domain.InstanceState
 	ops    []activities.OperationUpdate
 }
 
@@ -51,9 +52,9 @@ func TestProvisionEndsRunning(t *testing.T) {
 	env.OnActivity(a.WaitReady, mock.Anything, "i1", mock.Anything).Return(nil).Once()
 	env.ExecuteWorkflow(Lifecycle, params(ActionProvision))
 	require.NoError(t, env.GetWorkflowError())
-	assert.Equal(t, []string{StateProvisioning, StateRunning}, rec.states)
+	assert.Equal(t, []domain.InstanceState{domain.InstanceProvisioning, domain.InstanceRunning}, rec.states)
 	last := rec.ops[len(rec.ops)-1]
-	assert.Equal(t, "succeeded", last.Status)
+	assert.Equal(t, domain.OperationSucceeded, last.Status)
 	assert.Equal(t, last.Total, last.Done)
 }
 
@@ -64,9 +65,9 @@ func TestRuntimeFailureEndsInErrorWithTheReason(t *testing.T) {
 	env.OnActivity(a.WaitReady, mock.Anything, "i1", mock.Anything).Return(failure).Once()
 	env.ExecuteWorkflow(Lifecycle, params(ActionProvision))
 	require.Error(t, env.GetWorkflowError())
-	assert.Equal(t, []string{StateProvisioning, StateError}, rec.states, "never left in an in-between state")
+	assert.Equal(t, []domain.InstanceState{domain.InstanceProvisioning, domain.InstanceError}, rec.states, "never left in an in-between state")
 	last := rec.ops[len(rec.ops)-1]
-	assert.Equal(t, "failed", last.Status)
+	assert.Equal(t, domain.OperationFailed, last.Status)
 	assert.Contains(t, last.Error, "last output: boom")
 }
 
@@ -77,18 +78,18 @@ func TestTransientStartErrorsAreRetried(t *testing.T) {
 	env.OnActivity(a.WaitReady, mock.Anything, "i1", mock.Anything).Return(nil)
 	env.ExecuteWorkflow(Lifecycle, params(ActionStart))
 	require.NoError(t, env.GetWorkflowError())
-	assert.Equal(t, []string{StateStarting, StateRunning}, rec.states)
+	assert.Equal(t, []domain.InstanceState{domain.InstanceStarting, domain.InstanceRunning}, rec.states)
 }
 
 func TestStopSuspendDeleteAndRestart(t *testing.T) {
 	cases := []struct {
 		action Action
-		states []string
+		states []domain.InstanceState
 	}{
-		{ActionStop, []string{StateStopping, StateStopped}},
-		{ActionSuspend, []string{StateSuspending, StateSuspended}},
-		{ActionDelete, []string{StateDeleting}},
-		{ActionRestart, []string{StateRestarting, StateRestarting, StateRunning}},
+		{ActionStop, []domain.InstanceState{domain.InstanceStopping, domain.InstanceStopped}},
+		{ActionSuspend, []domain.InstanceState{domain.InstanceSuspending, domain.InstanceSuspended}},
+		{ActionDelete, []domain.InstanceState{domain.InstanceDeleting}},
+		{ActionRestart, []domain.InstanceState{domain.InstanceRestarting, domain.InstanceRestarting, domain.InstanceRunning}},
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.action), func(t *testing.T) {
@@ -122,7 +123,7 @@ func TestRecoverBacksOffAndUsesSafeModeAfterRepeatedCrashes(t *testing.T) {
 		begin := env.Now()
 		env.ExecuteWorkflow(Lifecycle, params(ActionRecover))
 		require.NoError(t, env.GetWorkflowError())
-		assert.Equal(t, []string{StateCrashed, StateStarting, StateRunning}, rec.states)
+		assert.Equal(t, []domain.InstanceState{domain.InstanceCrashed, domain.InstanceStarting, domain.InstanceRunning}, rec.states)
 		assert.GreaterOrEqual(t, startedAt.Sub(begin), tc.wait, "restart waits the back-off")
 		env.AssertExpectations(t)
 	}

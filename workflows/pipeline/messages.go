@@ -7,10 +7,15 @@ import (
 	"time"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // WorkflowName is the registered name of Promote; histories depend on it.
 const WorkflowName = "pipeline.promotion"
+
+// ErrFailed is the failure of a promotion that could not resolve its snapshot or whose targets failed.
+const ErrFailed facade.Failure = "PromotionFailed"
 
 // Update and query names.
 const (
@@ -18,17 +23,6 @@ const (
 	UpdateReject  = "reject"
 	UpdateCancel  = "cancel"
 	QueryProgress = "progress"
-)
-
-// Promotion statuses, as the API shows them (the storage package's values; workflows may not import it).
-const (
-	StatusScheduled        = "scheduled"
-	StatusAwaitingApproval = "awaiting_approval"
-	StatusRunning          = "running"
-	StatusSucceeded        = "succeeded"
-	StatusFailed           = "failed"
-	StatusRejected         = "rejected"
-	StatusCanceled         = "canceled"
 )
 
 // Params start a promotion.
@@ -57,7 +51,7 @@ type Decision struct {
 
 // Progress is the answer of the progress query and of every Update.
 type Progress struct {
-	Status     string
+	Status     domain.PromotionStatus
 	SnapshotID string
 	DecidedBy  string
 	Results    []activities.TargetResult

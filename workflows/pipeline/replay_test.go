@@ -3,7 +3,7 @@ package pipeline
 import (
 	"testing"
 
-	"github.com/flowyard/flowyard/workflows/replaytest"
+	"github.com/flowyard/flowyard/internal/replaytest"
 )
 
 // TestReplayRecordedHistories replays promotions recorded from the end-to-end test (an approved promotion

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -29,14 +30,6 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
 	}
-)
-
-// Target result statuses.
-const (
-	resultPending   = "pending"
-	resultRunning   = "running"
-	resultSucceeded = "succeeded"
-	resultFailed    = "failed"
 )
 
 type promotion struct {
@@ -67,16 +60,16 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 			return pr.st, nil
 		}
 	}
-	pr.st.Status = StatusRunning
+	pr.st.Status = domain.PromotionRunning
 	pr.save()
 	plan, err := pr.plan()
 	if err != nil {
-		return pr.finish(StatusFailed, message(err))
+		return pr.finish(domain.PromotionFailed, facade.Message(err))
 	}
 	pr.st.SnapshotID = plan.SnapshotID
 	pr.deployToDevices = plan.DeployToDevices
 	for _, t := range plan.Targets {
-		pr.st.Results = append(pr.st.Results, activities.TargetResult{Kind: t.Kind, ID: t.ID, Status: resultPending})
+		pr.st.Results = append(pr.st.Results, activities.TargetResult{Kind: t.Kind, ID: t.ID, Status: domain.PromotionTargetPending})
 	}
 	pr.save()
 	for i := range pr.st.Results {
@@ -84,26 +77,26 @@ func Promote(ctx workflow.Context, p Params) (Progress, error) {
 	}
 	var failed []string
 	for _, r := range pr.st.Results {
-		if r.Status == resultFailed {
+		if r.Status == domain.PromotionTargetFailed {
 			failed = append(failed, r.Kind+" "+r.ID+": "+r.Detail)
 		}
 	}
 	if len(failed) > 0 {
-		return pr.finish(StatusFailed, fmt.Sprintf("%d of %d targets failed: %s", len(failed), len(pr.st.Results), strings.Join(failed, "; ")))
+		return pr.finish(domain.PromotionFailed, fmt.Sprintf("%d of %d targets failed: %s", len(failed), len(pr.st.Results), strings.Join(failed, "; ")))
 	}
-	return pr.finish(StatusSucceeded, "")
+	return pr.finish(domain.PromotionSucceeded, "")
 }
 
 // initialStatus is the status the API recorded: the validators must see it from the first workflow task on,
 // since an approve may arrive with it.
-func initialStatus(p Params) string {
+func initialStatus(p Params) domain.PromotionStatus {
 	switch {
 	case p.RequiresApproval:
-		return StatusAwaitingApproval
+		return domain.PromotionAwaitingApproval
 	case !p.At.IsZero():
-		return StatusScheduled
+		return domain.PromotionScheduled
 	}
-	return StatusRunning
+	return domain.PromotionRunning
 }
 
 func (pr *promotion) registerHandlers() error {
@@ -142,7 +135,7 @@ var (
 )
 
 func (pr *promotion) validateDecision(_ workflow.Context, d Decision) error {
-	if pr.st.Status != StatusAwaitingApproval || pr.decision != nil || pr.canceled {
+	if pr.st.Status != domain.PromotionAwaitingApproval || pr.decision != nil || pr.canceled {
 		return errNotAwaiting
 	}
 	return MayDecide(pr.p, d)
@@ -166,7 +159,7 @@ func MayDecide(p Params, d Decision) error {
 }
 
 func (pr *promotion) validateCancel(_ workflow.Context, _ Decision) error {
-	if (pr.st.Status != StatusScheduled && pr.st.Status != StatusAwaitingApproval) || pr.canceled || pr.decision != nil {
+	if (pr.st.Status != domain.PromotionScheduled && pr.st.Status != domain.PromotionAwaitingApproval) || pr.canceled || pr.decision != nil {
 		return errNotPending
 	}
 	return nil
@@ -175,16 +168,16 @@ func (pr *promotion) validateCancel(_ workflow.Context, _ Decision) error {
 // awaitApproval waits, durably and for as long as it takes, for an approve, reject or cancel. It reports
 // whether the promotion ended there.
 func (pr *promotion) awaitApproval() bool {
-	pr.st.Status = StatusAwaitingApproval
+	pr.st.Status = domain.PromotionAwaitingApproval
 	pr.save()
 	_ = workflow.Await(pr.ctx, func() bool { return pr.decision != nil || pr.canceled })
 	switch {
 	case pr.canceled:
-		pr.finish(StatusCanceled, "canceled before approval")
+		pr.finish(domain.PromotionCanceled, "canceled before approval")
 		return true
 	case !pr.approved:
 		pr.st.DecidedBy = pr.decision.UserID
-		pr.finish(StatusRejected, "rejected")
+		pr.finish(domain.PromotionRejected, "rejected")
 		return true
 	}
 	pr.st.DecidedBy = pr.decision.UserID
@@ -198,11 +191,11 @@ func (pr *promotion) awaitSchedule() bool {
 	if wait <= 0 {
 		return false
 	}
-	pr.st.Status = StatusScheduled
+	pr.st.Status = domain.PromotionScheduled
 	pr.save()
 	pr.decision = nil // an approval given already is spent; only cancel counts now
 	if canceled, _ := workflow.AwaitWithTimeout(pr.ctx, wait, func() bool { return pr.canceled }); canceled {
-		pr.finish(StatusCanceled, "canceled before its scheduled time")
+		pr.finish(domain.PromotionCanceled, "canceled before its scheduled time")
 		return true
 	}
 	return false
@@ -219,7 +212,7 @@ func (pr *promotion) plan() (activities.PromotionPlan, error) {
 // the others.
 func (pr *promotion) promoteTarget(i int) {
 	r := &pr.st.Results[i]
-	r.Status = resultRunning
+	r.Status = domain.PromotionTargetRunning
 	pr.save()
 	var err error
 	switch r.Kind {
@@ -234,9 +227,9 @@ func (pr *promotion) promoteTarget(i int) {
 	default:
 		err = fmt.Errorf("unknown target kind %s", r.Kind)
 	}
-	r.Status = resultSucceeded
+	r.Status = domain.PromotionTargetSucceeded
 	if err != nil {
-		r.Status, r.Detail = resultFailed, message(err)
+		r.Status, r.Detail = domain.PromotionTargetFailed, facade.Message(err)
 	}
 	pr.save()
 }
@@ -268,12 +261,22 @@ func (pr *promotion) promoteInstance(instanceID string) error {
 	return err
 }
 
+// Change IDs of workflow.GetVersion. A change ID is written into the history of every run that passes it, so it
+// never changes: renaming one would make the runs in flight that recorded it fail to replay. A new one is named
+// after the day of the change, <yyyy-mm-dd>-<what> (worker's TestWorkflowChangeIDsAreDated checks); the one
+// made before that rule keeps its name, its dates are in its comment.
+const (
+	// changeDeployToDevices: version 1 (2026-11-27) passes the promoted snapshot on to each target instance's
+	// devices; version 2 (2026-12-07) snapshots the instance itself and makes that its device target.
+	changeDeployToDevices = "deploy-to-devices"
+)
+
 // deployToInstanceDevices makes what the instance now runs its devices' target (added after promotions were
 // first recorded, hence the version marker). Version 1 set the promoted snapshot on each device; version 2 takes
 // a snapshot of the instance itself, with an ID chosen here so a retry stores one, and makes it the instance's
 // device target, which devices assigned later take too.
 func (pr *promotion) deployToInstanceDevices(r *activities.TargetResult) error {
-	v := workflow.GetVersion(pr.ctx, "deploy-to-devices", workflow.DefaultVersion, 2)
+	v := workflow.GetVersion(pr.ctx, changeDeployToDevices, workflow.DefaultVersion, 2)
 	if v == workflow.DefaultVersion {
 		return nil
 	}
@@ -316,7 +319,7 @@ func (pr *promotion) promoteGroup(groupID string) error {
 	if err := workflow.ExecuteChildWorkflow(cctx, rollout.WorkflowName, params).Get(pr.ctx, &progress); err != nil {
 		return err
 	}
-	if progress.Status != rollout.StatusSucceeded {
+	if progress.Status != domain.RolloutSucceeded {
 		return fmt.Errorf("rollout %s ended %s: %s", req.RolloutID, progress.Status, progress.Reason)
 	}
 	return nil
@@ -330,11 +333,11 @@ func (pr *promotion) save() {
 	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(pr.ctx, shortOptions), a.SavePromotionProgress, pp).Get(pr.ctx, nil)
 }
 
-func (pr *promotion) finish(status, reason string) (Progress, error) {
+func (pr *promotion) finish(status domain.PromotionStatus, reason string) (Progress, error) {
 	pr.st.Status, pr.st.Reason = status, reason
 	pr.save()
-	if status == StatusFailed {
-		return pr.st, temporal.NewNonRetryableApplicationError(reason, "PromotionFailed", nil)
+	if status == domain.PromotionFailed {
+		return pr.st, ErrFailed.New(reason)
 	}
 	return pr.st, nil
 }
@@ -346,13 +349,4 @@ func (pr *promotion) newID() string {
 		panic(err) // a string recorded by this workflow always decodes
 	}
 	return id
-}
-
-// message is an error's sentence without Temporal's wrapping.
-func message(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	return err.Error()
 }

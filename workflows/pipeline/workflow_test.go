@@ -26,7 +26,7 @@ type world struct {
 	instances   []instance.Params
 	devices     []string
 	rollouts    []rollout.Params
-	rolloutEnds string
+	rolloutEnds domain.RolloutStatus
 	planErr     error
 	toDevices   bool
 }
@@ -40,7 +40,7 @@ func newEnv(t *testing.T, w *world, targets []domain.StageTarget) *testsuite.Tes
 	env.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, p instance.Params) (instance.Result, error) {
 		w.instances = append(w.instances, p)
-		return instance.Result{State: instance.StateRunning}, nil
+		return instance.Result{State: domain.InstanceRunning}, nil
 	}, workflow.RegisterOptions{Name: instance.WorkflowName})
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, p rollout.Params) (rollout.Progress, error) {
 		w.rollouts = append(w.rollouts, p)
@@ -71,8 +71,8 @@ func newEnv(t *testing.T, w *world, targets []domain.StageTarget) *testsuite.Tes
 	return env
 }
 
-func (w *world) statuses() []string {
-	var out []string
+func (w *world) statuses() []domain.PromotionStatus {
+	var out []domain.PromotionStatus
 	for _, s := range w.saved {
 		if len(out) == 0 || out[len(out)-1] != s.Status {
 			out = append(out, s.Status)
@@ -96,7 +96,7 @@ var everyKind = []domain.StageTarget{{Kind: domain.TargetInstance, ID: "staging"
 	{Kind: domain.TargetDeviceGroup, ID: "fleet"}}
 
 func TestApprovedScheduledPromotionRunsAtItsTimeIntoEveryTarget(t *testing.T) {
-	w := &world{rolloutEnds: rollout.StatusSucceeded}
+	w := &world{rolloutEnds: domain.RolloutSucceeded}
 	env := newEnv(t, w, everyKind)
 	at := start.Add(48 * time.Hour)
 	var bySelf, byMember, byOwner error
@@ -113,10 +113,10 @@ func TestApprovedScheduledPromotionRunsAtItsTimeIntoEveryTarget(t *testing.T) {
 
 	var got Progress
 	require.NoError(t, env.GetWorkflowResult(&got))
-	assert.Equal(t, StatusSucceeded, got.Status)
+	assert.Equal(t, domain.PromotionSucceeded, got.Status)
 	assert.Equal(t, "carol", got.DecidedBy)
 	assert.False(t, w.plannedAt.Before(at), "the snapshot is resolved at the scheduled time, not before")
-	assert.Equal(t, []string{StatusAwaitingApproval, StatusScheduled, StatusRunning, StatusSucceeded}, w.statuses())
+	assert.Equal(t, []domain.PromotionStatus{domain.PromotionAwaitingApproval, domain.PromotionScheduled, domain.PromotionRunning, domain.PromotionSucceeded}, w.statuses())
 	require.Len(t, w.instances, 1)
 	assert.Equal(t, instance.Params{InstanceID: "staging", TeamID: "team-1", OperationID: w.instances[0].OperationID,
 		Action: instance.ActionRollback, SnapshotID: "snap-1", Promote: true}, w.instances[0])
@@ -124,7 +124,7 @@ func TestApprovedScheduledPromotionRunsAtItsTimeIntoEveryTarget(t *testing.T) {
 	require.Len(t, w.rollouts, 1)
 	assert.Equal(t, "fleet", w.rollouts[0].GroupID)
 	for _, r := range got.Results {
-		assert.Equal(t, "succeeded", r.Status, r.ID)
+		assert.Equal(t, domain.PromotionTargetSucceeded, r.Status, r.ID)
 	}
 }
 
@@ -138,7 +138,7 @@ func TestRejectedPromotionTouchesNothing(t *testing.T) {
 	require.NoError(t, rejected)
 	var got Progress
 	require.NoError(t, env.GetWorkflowResult(&got))
-	assert.Equal(t, StatusRejected, got.Status)
+	assert.Equal(t, domain.PromotionRejected, got.Status)
 	assert.True(t, w.plannedAt.IsZero())
 	assert.Empty(t, w.instances)
 }
@@ -153,10 +153,10 @@ func TestScheduledPromotionCanBeCanceledUntilItsTime(t *testing.T) {
 	require.NoError(t, early)
 	var got Progress
 	require.NoError(t, env.GetWorkflowResult(&got))
-	assert.Equal(t, StatusCanceled, got.Status)
+	assert.Equal(t, domain.PromotionCanceled, got.Status)
 	assert.True(t, w.plannedAt.IsZero(), "nothing was resolved or deployed")
 
-	w2 := &world{rolloutEnds: rollout.StatusSucceeded}
+	w2 := &world{rolloutEnds: domain.RolloutSucceeded}
 	env2 := newEnv(t, w2, everyKind[:1])
 	env2.ExecuteWorkflow(WorkflowName, Params{PromotionID: "p2", RequestedBy: "alice", At: start.Add(8 * time.Hour)})
 	require.NoError(t, env2.GetWorkflowError())
@@ -169,12 +169,12 @@ func TestPromotionWhoseSourceWentAwayFailsWithTheReason(t *testing.T) {
 	env.ExecuteWorkflow(WorkflowName, Params{PromotionID: "p1", At: start.Add(time.Hour)})
 	require.Error(t, env.GetWorkflowError())
 	last := w.saved[len(w.saved)-1]
-	assert.Equal(t, StatusFailed, last.Status)
+	assert.Equal(t, domain.PromotionFailed, last.Status)
 	assert.Equal(t, "The source instance of this promotion no longer exists.", last.Reason)
 }
 
 func TestAFailedTargetDoesNotStopTheOthers(t *testing.T) {
-	w := &world{rolloutEnds: rollout.StatusRolledBack}
+	w := &world{rolloutEnds: domain.RolloutRolledBack}
 	targets := []domain.StageTarget{{Kind: domain.TargetDeviceGroup, ID: "fleet"}, {Kind: domain.TargetDevice, ID: "edge-1"}}
 	env := newEnv(t, w, targets)
 	env.ExecuteWorkflow(WorkflowName, Params{PromotionID: "p1"})
@@ -184,9 +184,9 @@ func TestAFailedTargetDoesNotStopTheOthers(t *testing.T) {
 	require.True(t, errors.As(err, &app))
 	assert.Contains(t, app.Message(), "1 of 2 targets failed")
 	last := w.saved[len(w.saved)-1]
-	assert.Equal(t, "failed", last.Results[0].Status)
+	assert.Equal(t, domain.PromotionTargetFailed, last.Results[0].Status)
 	assert.Contains(t, last.Results[0].Detail, "rolled_back")
-	assert.Equal(t, "succeeded", last.Results[1].Status)
+	assert.Equal(t, domain.PromotionTargetSucceeded, last.Results[1].Status)
 }
 
 func TestDeployToDevicesPassesTheSnapshotOnFromEachInstance(t *testing.T) {
@@ -196,7 +196,7 @@ func TestDeployToDevicesPassesTheSnapshotOnFromEachInstance(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	var got Progress
 	require.NoError(t, env.GetWorkflowResult(&got))
-	assert.Equal(t, "succeeded", got.Results[0].Status)
+	assert.Equal(t, domain.PromotionTargetSucceeded, got.Results[0].Status)
 	assert.Equal(t, "and its 3 devices", got.Results[0].Detail)
 	assert.Equal(t, []string{everyKind[0].ID + "=snap-1"}, w.devices, "the instance's devices get what the instance now runs")
 }

@@ -4,7 +4,11 @@
 // truth); the workflow holds only counters, so its history does not grow with the fleet.
 package rollout
 
-import "time"
+import (
+	"time"
+
+	"github.com/flowyard/flowyard/domain"
+)
 
 // WorkflowName is the registered name of Rollout; histories depend on it.
 const WorkflowName = "rollout"
@@ -18,17 +22,14 @@ const (
 	QueryProgress = "progress"
 )
 
-// Rollout statuses, as the API shows them.
-const (
-	StatusRunning         = "running"
-	StatusPaused          = "paused"
-	StatusAwaitingApprove = "awaiting_approval"
-	StatusSucceeded       = "succeeded"
-	StatusFailed          = "failed"
-	StatusRollingBack     = "rolling_back"
-	StatusRolledBack      = "rolled_back"
-	StatusAborted         = "aborted"
-)
+// UpdateAllowedIn names the statuses in which each operator Update is accepted; the workflow's validators
+// refuse it in any other (the dashboard's copy is checked by web/vocabulary_test.go).
+var UpdateAllowedIn = map[string][]domain.RolloutStatus{
+	UpdatePause:   {domain.RolloutRunning, domain.RolloutAwaitingApproval},
+	UpdateResume:  {domain.RolloutPaused},
+	UpdateAbort:   {domain.RolloutRunning, domain.RolloutPaused, domain.RolloutAwaitingApproval},
+	UpdateApprove: {domain.RolloutAwaitingApproval},
+}
 
 // Approval modes.
 const (
@@ -65,7 +66,7 @@ type Params struct {
 
 // State is everything the workflow remembers; it survives continue-as-new.
 type State struct {
-	Status      string
+	Status      domain.RolloutStatus
 	Wave        int // index of the current wave
 	WaveSizes   []int
 	Total       int
@@ -75,13 +76,13 @@ type State struct {
 	RolledBack  int
 	Approved    int // waves approved so far
 	Reason      string
-	PausedFrom  string
+	PausedFrom  domain.RolloutStatus
 	AbortWanted bool
 }
 
 // Progress is the answer of the progress query.
 type Progress struct {
-	Status     string
+	Status     domain.RolloutStatus
 	Wave       int
 	Waves      int
 	Total      int

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/waves"
 )
 
@@ -40,8 +41,12 @@ const (
 	maxPoll = 2 * time.Second
 )
 
-// ErrThresholdExceeded is the failure type of a rollout stopped by its failure threshold.
-const ErrThresholdExceeded = "ThresholdExceeded"
+// Failures a rollout ends with.
+const (
+	ErrInvalidStrategy                  = facade.InvalidArgument // the strategy is refused before anything is planned
+	ErrPlanningFailed    facade.Failure = "PlanningFailed"       // the group's devices could not be assigned to waves
+	ErrThresholdExceeded facade.Failure = "ThresholdExceeded"    // stopped by its failure threshold, without rollback
+)
 
 type rollout struct {
 	ctx workflow.Context
@@ -53,7 +58,7 @@ type rollout struct {
 func Rollout(ctx workflow.Context, p Params) (Progress, error) {
 	r := &rollout{ctx: ctx, p: p, st: p.State}
 	if r.st == nil {
-		r.st = &State{Status: StatusRunning}
+		r.st = &State{Status: domain.RolloutRunning}
 	}
 	if err := r.registerHandlers(); err != nil {
 		return r.progress(), err
@@ -63,12 +68,12 @@ func Rollout(ctx workflow.Context, p Params) (Progress, error) {
 	}
 	if r.st.WaveSizes == nil {
 		if err := r.plan(); err != nil {
-			return r.finish(StatusFailed, "planning failed: "+err.Error())
+			return r.fail(ErrPlanningFailed, "planning failed: "+err.Error())
 		}
 	}
 	for r.st.Wave < len(r.st.WaveSizes) {
 		if r.st.AbortWanted {
-			return r.finish(StatusAborted, "aborted by a user")
+			return r.finish(domain.RolloutAborted, "aborted by a user")
 		}
 		if err := r.gate(); err != nil {
 			return r.progress(), err
@@ -88,7 +93,7 @@ func Rollout(ctx workflow.Context, p Params) (Progress, error) {
 			return r.continueAsNew()
 		}
 	}
-	return r.finish(StatusSucceeded, "")
+	return r.finish(domain.RolloutSucceeded, "")
 }
 
 func validate(s Strategy) error {
@@ -96,7 +101,7 @@ func validate(s Strategy) error {
 		return err
 	}
 	if s.BatchSize < 1 || s.WaveTimeout <= 0 {
-		return temporal.NewNonRetryableApplicationError("batchSize and waveTimeout must be positive", "InvalidArgument", nil)
+		return ErrInvalidStrategy.New("batchSize and waveTimeout must be positive")
 	}
 	return nil
 }
@@ -110,10 +115,10 @@ func (r *rollout) registerHandlers() error {
 		allowed func() error
 		apply   func()
 	}{
-		{UpdatePause, r.can(StatusRunning, StatusAwaitingApprove), func() { r.st.PausedFrom, r.st.Status = r.st.Status, StatusPaused }},
-		{UpdateResume, r.can(StatusPaused), func() { r.st.Status, r.st.PausedFrom = r.st.PausedFrom, "" }},
-		{UpdateAbort, r.can(StatusRunning, StatusPaused, StatusAwaitingApprove), func() { r.st.AbortWanted = true }},
-		{UpdateApprove, r.can(StatusAwaitingApprove), func() { r.st.Approved = r.st.Wave; r.st.Status = StatusRunning }},
+		{UpdatePause, r.can(UpdateAllowedIn[UpdatePause]...), func() { r.st.PausedFrom, r.st.Status = r.st.Status, domain.RolloutPaused }},
+		{UpdateResume, r.can(UpdateAllowedIn[UpdateResume]...), func() { r.st.Status, r.st.PausedFrom = r.st.PausedFrom, "" }},
+		{UpdateAbort, r.can(UpdateAllowedIn[UpdateAbort]...), func() { r.st.AbortWanted = true }},
+		{UpdateApprove, r.can(UpdateAllowedIn[UpdateApprove]...), func() { r.st.Approved = r.st.Wave; r.st.Status = domain.RolloutRunning }},
 	}
 	for _, h := range handlers {
 		err := workflow.SetUpdateHandlerWithOptions(r.ctx, h.name,
@@ -132,7 +137,7 @@ func (r *rollout) registerHandlers() error {
 
 // can returns a validator that accepts the update only in the given statuses; a refused update never reaches
 // the history.
-func (r *rollout) can(statuses ...string) func() error {
+func (r *rollout) can(statuses ...domain.RolloutStatus) func() error {
 	return func() error {
 		if r.st.AbortWanted {
 			return fmt.Errorf("the rollout is being aborted")
@@ -166,12 +171,12 @@ func (r *rollout) plan() error {
 
 // gate holds the next wave while the rollout is paused, or until a user approves it.
 func (r *rollout) gate() error {
-	if r.p.Strategy.Approval == ApprovalBetweenWaves && r.st.Wave > 0 && r.st.Approved < r.st.Wave && r.st.Status == StatusRunning {
-		r.st.Status = StatusAwaitingApprove
+	if r.p.Strategy.Approval == ApprovalBetweenWaves && r.st.Wave > 0 && r.st.Approved < r.st.Wave && r.st.Status == domain.RolloutRunning {
+		r.st.Status = domain.RolloutAwaitingApproval
 		r.save()
 	}
 	return workflow.Await(r.ctx, func() bool {
-		return r.st.AbortWanted || r.st.Status == StatusRunning
+		return r.st.AbortWanted || r.st.Status == domain.RolloutRunning
 	})
 }
 
@@ -240,9 +245,9 @@ func (r *rollout) exceeded() bool {
 func (r *rollout) stopOnFailures() (Progress, error) {
 	reason := fmt.Sprintf("%d of %d devices failed, over the %.0f%% threshold", r.st.Failed, r.st.Total-r.st.Pending, r.p.Strategy.FailureThreshold*100)
 	if !r.p.Strategy.AutoRollback {
-		return r.finish(StatusFailed, reason)
+		return r.fail(ErrThresholdExceeded, reason)
 	}
-	r.st.Status, r.st.Reason = StatusRollingBack, reason
+	r.st.Status, r.st.Reason = domain.RolloutRollingBack, reason
 	r.save()
 	ctx := workflow.WithActivityOptions(r.ctx, dispatchOptions)
 	var changed int
@@ -262,19 +267,22 @@ func (r *rollout) stopOnFailures() (Progress, error) {
 			return r.progress(), err
 		}
 	}
-	return r.finish(StatusRolledBack, reason)
+	return r.finish(domain.RolloutRolledBack, reason)
 }
 
-func (r *rollout) finish(status, reason string) (Progress, error) {
+func (r *rollout) finish(status domain.RolloutStatus, reason string) (Progress, error) {
 	r.st.Status = status
 	if reason != "" {
 		r.st.Reason = reason
 	}
 	r.save()
-	if status == StatusFailed {
-		return r.progress(), temporal.NewNonRetryableApplicationError(reason, ErrThresholdExceeded, nil)
-	}
 	return r.progress(), nil
+}
+
+// fail finishes the rollout as failed, with a failure of type f.
+func (r *rollout) fail(f facade.Failure, reason string) (Progress, error) {
+	p, _ := r.finish(domain.RolloutFailed, reason)
+	return p, f.New(reason)
 }
 
 func (r *rollout) continueAsNew() (Progress, error) {
@@ -306,7 +314,4 @@ func (r *rollout) progress() Progress {
 }
 
 // IsThresholdExceeded reports whether a rollout's error is its failure threshold.
-func IsThresholdExceeded(err error) bool {
-	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && appErr.Type() == ErrThresholdExceeded
-}
+func IsThresholdExceeded(err error) bool { return ErrThresholdExceeded.Is(err) }

@@ -9,10 +9,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 )
 
 // fleet plays the store and the devices: dispatched waves report back as scripted.
@@ -24,6 +26,7 @@ type fleet struct {
 	expired    []int
 	rolledBack bool
 	saved      []activities.RolloutProgress
+	planErr    error
 }
 
 func (f *fleet) counts(_ context.Context, _ string, wave int) (activities.RolloutCounts, error) {
@@ -64,7 +67,9 @@ func newEnv(t *testing.T, f *fleet) *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.Rollouts{})
-	env.OnActivity(a.PlanRollout, mock.Anything, mock.Anything).Return(f.sizes, nil)
+	env.OnActivity(a.PlanRollout, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanRollout) ([]int, error) {
+		return f.sizes, f.planErr
+	})
 	env.OnActivity(a.DispatchWave, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.DispatchWave) error {
 		f.dispatched = append(f.dispatched, p.Wave)
 		return nil
@@ -102,10 +107,10 @@ func TestAllWavesSucceed(t *testing.T) {
 	env.ExecuteWorkflow(Rollout, params())
 	require.NoError(t, env.GetWorkflowError())
 	p := result(t, env)
-	assert.Equal(t, StatusSucceeded, p.Status)
+	assert.Equal(t, domain.RolloutSucceeded, p.Status)
 	assert.Equal(t, 100, p.Updated)
 	assert.Equal(t, []int{0, 1, 2, 3}, f.dispatched, "each wave dispatched once, in order")
-	assert.Equal(t, StatusSucceeded, f.saved[len(f.saved)-1].Status)
+	assert.Equal(t, domain.RolloutSucceeded, f.saved[len(f.saved)-1].Status)
 }
 
 func TestCanaryFailureStopsAndRollsBack(t *testing.T) {
@@ -114,7 +119,7 @@ func TestCanaryFailureStopsAndRollsBack(t *testing.T) {
 	env.ExecuteWorkflow(Rollout, params())
 	require.NoError(t, env.GetWorkflowError())
 	p := result(t, env)
-	assert.Equal(t, StatusRolledBack, p.Status)
+	assert.Equal(t, domain.RolloutRolledBack, p.Status)
 	assert.Equal(t, []int{0}, f.dispatched, "no wave after the canary")
 	assert.True(t, f.rolledBack)
 	assert.Contains(t, p.Reason, "1 of 1 devices failed")
@@ -128,7 +133,20 @@ func TestFailuresWithoutAutoRollbackFail(t *testing.T) {
 	env.ExecuteWorkflow(Rollout, pr)
 	assert.True(t, IsThresholdExceeded(env.GetWorkflowError()))
 	assert.False(t, f.rolledBack)
-	assert.Equal(t, StatusFailed, f.saved[len(f.saved)-1].Status)
+	assert.Equal(t, domain.RolloutFailed, f.saved[len(f.saved)-1].Status)
+}
+
+// TestPlanningFailureIsNotAThresholdFailure: a rollout whose devices could not be planned fails as a planning
+// failure; it was once labelled as stopped by its failure threshold.
+func TestPlanningFailureIsNotAThresholdFailure(t *testing.T) {
+	f := &fleet{planErr: temporal.NewNonRetryableApplicationError("the group has no devices", activities.ErrTypeRejected, nil)}
+	env := newEnv(t, f)
+	env.ExecuteWorkflow(Rollout, params())
+	err := env.GetWorkflowError()
+	assert.True(t, ErrPlanningFailed.Is(err), "%v", err)
+	assert.False(t, IsThresholdExceeded(err))
+	assert.Equal(t, domain.RolloutFailed, f.saved[len(f.saved)-1].Status)
+	assert.Contains(t, f.saved[len(f.saved)-1].Reason, "planning failed")
 }
 
 func TestSilentDevicesMissTheWaveDeadline(t *testing.T) {
@@ -140,7 +158,7 @@ func TestSilentDevicesMissTheWaveDeadline(t *testing.T) {
 	env.ExecuteWorkflow(Rollout, pr)
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, []int{0}, f.expired)
-	assert.Equal(t, StatusRolledBack, result(t, env).Status)
+	assert.Equal(t, domain.RolloutRolledBack, result(t, env).Status)
 	assert.GreaterOrEqual(t, env.Now().Sub(start), 5*time.Minute, "the wave waited for its deadline (in virtual time)")
 }
 
@@ -158,7 +176,7 @@ func TestApprovalBetweenWavesAndOperatorUpdates(t *testing.T) {
 		v, err := env.QueryWorkflow(QueryProgress)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&q))
-		assert.Equal(t, StatusAwaitingApprove, q.Status)
+		assert.Equal(t, domain.RolloutAwaitingApproval, q.Status)
 		assert.Equal(t, []int{0}, f.dispatched, "the second wave waits for approval")
 		env.UpdateWorkflow(UpdatePause, "u2", &testUpdateCallback{}, "alice")
 	}, 2*time.Minute)
@@ -173,7 +191,7 @@ func TestApprovalBetweenWavesAndOperatorUpdates(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	assert.Error(t, refused, "resume is refused while the rollout is not paused")
 	assert.Error(t, approveWhilePaused, "approve is refused while paused")
-	assert.Equal(t, StatusSucceeded, result(t, env).Status)
+	assert.Equal(t, domain.RolloutSucceeded, result(t, env).Status)
 	assert.Equal(t, []int{0, 1}, f.dispatched)
 }
 
@@ -185,7 +203,7 @@ func TestAbortStopsBeforeTheNextWave(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAbort, "u1", &testUpdateCallback{}, "alice") }, time.Minute)
 	env.ExecuteWorkflow(Rollout, pr)
 	require.NoError(t, env.GetWorkflowError())
-	assert.Equal(t, StatusAborted, result(t, env).Status)
+	assert.Equal(t, domain.RolloutAborted, result(t, env).Status)
 	assert.Equal(t, []int{0}, f.dispatched)
 }
 

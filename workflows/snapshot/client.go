@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // Client is the typed facade the API and the activities use to manage instances' snapshot Schedules.
@@ -18,12 +19,6 @@ type Client struct {
 	Temporal  client.Client
 	TaskQueue string
 }
-
-// Search attribute keys an operator filters on in the Temporal UI.
-var (
-	attrTeamID     = temporal.NewSearchAttributeKeyKeyword("TeamId")
-	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
-)
 
 // Run limits: one capture needs seconds; a run stuck longer than this is given up and the next one tries.
 const runTimeout = 15 * time.Minute
@@ -62,7 +57,7 @@ func (c *Client) options(instanceID, teamID string, spec Spec) client.ScheduleOp
 		Spec: ss,
 		Action: &client.ScheduleWorkflowAction{ID: id, Workflow: WorkflowName, TaskQueue: c.TaskQueue,
 			Args: []any{Params{InstanceID: instanceID}}, WorkflowExecutionTimeout: runTimeout,
-			TypedSearchAttributes: temporal.NewSearchAttributes(attrTeamID.ValueSet(teamID), attrInstanceID.ValueSet(instanceID))},
+			TypedSearchAttributes: temporal.NewSearchAttributes(facade.AttrTeamID.ValueSet(teamID), facade.AttrInstanceID.ValueSet(instanceID))},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: catchupWindow,
 		Note:          "automatic snapshots of instance " + instanceID,

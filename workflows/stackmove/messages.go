@@ -5,18 +5,13 @@
 // part (the source of truth); the workflow keeps counters, as a rollout does (workflows/waves).
 package stackmove
 
+import "github.com/flowyard/flowyard/domain"
+
 // WorkflowName is the registered name of Move; histories depend on it.
 const WorkflowName = "stack.move"
 
 // QueryProgress answers the move's Progress.
 const QueryProgress = "progress"
-
-// Move statuses, as the API shows them.
-const (
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-)
 
 // Strategy says how a move proceeds.
 type Strategy struct {
@@ -44,7 +39,7 @@ type Params struct {
 
 // State is everything the workflow remembers; it survives continue-as-new.
 type State struct {
-	Status    string
+	Status    domain.StackMoveStatus
 	Wave      int // index of the current wave
 	WaveSizes []int
 	Total     int
@@ -57,7 +52,7 @@ type State struct {
 
 // Progress is the answer of the progress query and the workflow's result.
 type Progress struct {
-	Status                                              string
+	Status                                              domain.StackMoveStatus
 	Wave, Waves, Total, Moved, Failed, Skipped, Pending int
 	Reason                                              string
 }

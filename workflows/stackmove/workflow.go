@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/workflows/facade"
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/waves"
 )
@@ -41,10 +43,10 @@ const (
 	busyRetries = 9
 )
 
-// Search attribute keys of the instances' lifecycle runs, as their facade sets them.
-var (
-	attrTeamID     = temporal.NewSearchAttributeKeyKeyword("TeamId")
-	attrInstanceID = temporal.NewSearchAttributeKeyKeyword("InstanceId")
+// Failures a move ends with.
+const (
+	ErrInvalidStrategy                = facade.InvalidArgument // the strategy is refused before anything runs
+	ErrFailed          facade.Failure = "StackMoveFailed"      // refused, not planned, or stopped by its failure threshold
 )
 
 type move struct {
@@ -57,17 +59,17 @@ type move struct {
 func Move(ctx workflow.Context, p Params) (Progress, error) {
 	m := &move{ctx: ctx, p: p, st: p.State}
 	if m.st == nil {
-		m.st = &State{Status: StatusRunning}
+		m.st = &State{Status: domain.StackMoveRunning}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return m.progress(), nil }); err != nil {
 		return m.progress(), err
 	}
 	if err := validate(p.Strategy); err != nil {
-		return m.finish(StatusFailed, "invalid strategy: "+err.Error())
+		return m.finish(domain.StackMoveFailed, "invalid strategy: "+err.Error())
 	}
 	if m.st.WaveSizes == nil {
 		if err := m.plan(); err != nil {
-			return m.finish(StatusFailed, "planning failed: "+err.Error())
+			return m.finish(domain.StackMoveFailed, "planning failed: "+err.Error())
 		}
 	}
 	for m.st.Wave < len(m.st.WaveSizes) {
@@ -76,7 +78,7 @@ func Move(ctx workflow.Context, p Params) (Progress, error) {
 			return m.progress(), err
 		}
 		if waves.Exceeded(m.st.Failed, m.st.Moved+m.st.Failed, m.p.Strategy.FailureThreshold) {
-			return m.finish(StatusFailed, fmt.Sprintf("%d of %d instances failed to move, over the %.0f%% threshold; the others stay on their stack",
+			return m.finish(domain.StackMoveFailed, fmt.Sprintf("%d of %d instances failed to move, over the %.0f%% threshold; the others stay on their stack",
 				m.st.Failed, m.st.Moved+m.st.Failed, m.p.Strategy.FailureThreshold*100))
 		}
 		if done {
@@ -88,7 +90,7 @@ func Move(ctx workflow.Context, p Params) (Progress, error) {
 			return m.progress(), workflow.NewContinueAsNewError(ctx, WorkflowName, p)
 		}
 	}
-	return m.finish(StatusSucceeded, "")
+	return m.finish(domain.StackMoveSucceeded, "")
 }
 
 func validate(s Strategy) error {
@@ -96,7 +98,7 @@ func validate(s Strategy) error {
 		return err
 	}
 	if s.Concurrency < 1 {
-		return temporal.NewNonRetryableApplicationError("concurrency must be at least 1", "InvalidArgument", nil)
+		return ErrInvalidStrategy.New("concurrency must be at least 1")
 	}
 	return nil
 }
@@ -144,7 +146,7 @@ func (m *move) moveBatch() (bool, error) {
 func (m *move) upgrade(ctx workflow.Context, t activities.StackMoveTarget) {
 	result := activities.StackMoveResult{MoveID: m.p.MoveID, InstanceID: t.InstanceID, OperationID: t.OperationID, Moved: true}
 	if err := m.runLifecycle(ctx, t); err != nil {
-		result.Moved, result.Reason = false, message(err)
+		result.Moved, result.Reason = false, facade.Message(err)
 	}
 	actx := workflow.WithActivityOptions(ctx, storeOptions)
 	if err := workflow.ExecuteActivity(actx, a.FinishStackMoveInstance, result).Get(ctx, nil); err != nil {
@@ -160,7 +162,7 @@ func (m *move) runLifecycle(ctx workflow.Context, t activities.StackMoveTarget) 
 		TaskQueue:             m.p.InstanceQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrTeamID.ValueSet(t.TeamID), attrInstanceID.ValueSet(t.InstanceID)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(facade.AttrTeamID.ValueSet(t.TeamID), facade.AttrInstanceID.ValueSet(t.InstanceID)),
 		StaticSummary:         "upgrade instance " + t.InstanceID + " to stack " + m.p.ToStackID,
 	})
 	params := instance.Params{InstanceID: t.InstanceID, TeamID: t.TeamID, OperationID: t.OperationID, Action: instance.ActionUpgrade,
@@ -195,11 +197,11 @@ func (m *move) count() error {
 	return nil
 }
 
-func (m *move) finish(status, reason string) (Progress, error) {
+func (m *move) finish(status domain.StackMoveStatus, reason string) (Progress, error) {
 	m.st.Status, m.st.Reason = status, reason
 	m.save()
-	if status == StatusFailed {
-		return m.progress(), temporal.NewNonRetryableApplicationError(reason, "StackMoveFailed", nil)
+	if status == domain.StackMoveFailed {
+		return m.progress(), ErrFailed.New(reason)
 	}
 	return m.progress(), nil
 }
@@ -219,13 +221,4 @@ func (m *move) save() {
 func (m *move) progress() Progress {
 	return Progress{Status: m.st.Status, Wave: m.st.Wave, Waves: len(m.p.Strategy.Waves), Total: m.st.Total, Moved: m.st.Moved,
 		Failed: m.st.Failed, Skipped: m.st.Skipped, Pending: m.st.Pending, Reason: m.st.Reason}
-}
-
-// message is the readable cause of a failed child: its application error's own message.
-func message(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
 }

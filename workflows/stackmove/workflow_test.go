@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/flowyard/flowyard/activities"
+	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/workflows/instance"
 )
@@ -26,7 +27,7 @@ type stack struct {
 	mu       sync.Mutex
 	ids      []string
 	sizes    []int
-	status   map[string]string
+	status   map[string]domain.StackMoveInstanceStatus
 	wave     map[string]int
 	fail     map[string]bool
 	busy     map[string]int // instance → how many more starts find it busy
@@ -36,7 +37,7 @@ type stack struct {
 }
 
 func newStack(n int, fail ...string) *stack {
-	s := &stack{status: map[string]string{}, wave: map[string]int{}, fail: map[string]bool{}, busy: map[string]int{}}
+	s := &stack{status: map[string]domain.StackMoveInstanceStatus{}, wave: map[string]int{}, fail: map[string]bool{}, busy: map[string]int{}}
 	for i := range n {
 		s.ids = append(s.ids, fmt.Sprintf("i%02d", i))
 	}
@@ -51,7 +52,7 @@ func (s *stack) plan(_ context.Context, p activities.PlanStackMove) ([]int, erro
 	i := 0
 	for w, n := range s.sizes {
 		for ; n > 0; n-- {
-			s.status[s.ids[i]], s.wave[s.ids[i]] = storage.StackMoveInstancePending, w
+			s.status[s.ids[i]], s.wave[s.ids[i]] = domain.StackMoveInstancePending, w
 			i++
 		}
 	}
@@ -62,8 +63,8 @@ func (s *stack) next(_ context.Context, req activities.NextStackMoves) ([]activi
 	var out []activities.StackMoveTarget
 	var ids []string
 	for _, id := range s.ids {
-		if s.wave[id] == req.Wave && s.status[id] == storage.StackMoveInstancePending && len(out) < req.Count {
-			s.status[id] = storage.StackMoveInstanceMoving
+		if s.wave[id] == req.Wave && s.status[id] == domain.StackMoveInstancePending && len(out) < req.Count {
+			s.status[id] = domain.StackMoveInstanceMoving
 			out = append(out, activities.StackMoveTarget{InstanceID: id, TeamID: "t-" + id, OperationID: "op-" + id})
 			ids = append(ids, id)
 		}
@@ -75,9 +76,9 @@ func (s *stack) next(_ context.Context, req activities.NextStackMoves) ([]activi
 }
 
 func (s *stack) finish(_ context.Context, r activities.StackMoveResult) error {
-	s.status[r.InstanceID] = storage.StackMoveInstanceMoved
+	s.status[r.InstanceID] = domain.StackMoveInstanceMoved
 	if !r.Moved {
-		s.status[r.InstanceID] = storage.StackMoveInstanceFailed
+		s.status[r.InstanceID] = domain.StackMoveInstanceFailed
 	}
 	return nil
 }
@@ -86,11 +87,11 @@ func (s *stack) counts(context.Context, string) (activities.StackMoveCounts, err
 	c := activities.StackMoveCounts{Total: len(s.ids)}
 	for _, st := range s.status {
 		switch st {
-		case storage.StackMoveInstancePending:
+		case domain.StackMoveInstancePending:
 			c.Pending++
-		case storage.StackMoveInstanceMoved:
+		case domain.StackMoveInstanceMoved:
 			c.Moved++
-		case storage.StackMoveInstanceFailed:
+		case domain.StackMoveInstanceFailed:
 			c.Failed++
 		}
 	}
@@ -103,9 +104,9 @@ func (s *stack) lifecycle(ctx workflow.Context, p instance.Params) (instance.Res
 	s.upgrades = append(s.upgrades, p)
 	s.mu.Unlock()
 	if s.fail[p.InstanceID] {
-		return instance.Result{State: instance.StateRunning}, temporal.NewNonRetryableApplicationError("flows wait for missing node types", "RuntimeFailed", nil)
+		return instance.Result{State: domain.InstanceRunning}, temporal.NewNonRetryableApplicationError("flows wait for missing node types", "RuntimeFailed", nil)
 	}
-	return instance.Result{State: instance.StateRunning}, nil
+	return instance.Result{State: domain.InstanceRunning}, nil
 }
 
 func newEnv(t *testing.T, s *stack) *testsuite.TestWorkflowEnvironment {
@@ -136,7 +137,7 @@ func TestMoveUpgradesEveryInstanceInWavesAFewAtATime(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	var p Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
-	assert.Equal(t, Progress{Status: StatusSucceeded, Wave: 3, Waves: 3, Total: 20, Moved: 20}, p)
+	assert.Equal(t, Progress{Status: domain.StackMoveSucceeded, Wave: 3, Waves: 3, Total: 20, Moved: 20}, p)
 	assert.Equal(t, []int{2, 8, 10}, s.sizes)
 	for _, b := range s.batches {
 		assert.LessOrEqual(t, len(b), 4, "at most Concurrency at once")
@@ -148,7 +149,7 @@ func TestMoveUpgradesEveryInstanceInWavesAFewAtATime(t *testing.T) {
 		assert.Equal(t, "new", u.StackID)
 		assert.Equal(t, "op-"+u.InstanceID, u.OperationID, "each upgrade reports on its own operation")
 	}
-	assert.Equal(t, StatusSucceeded, s.saved[len(s.saved)-1].Status)
+	assert.Equal(t, domain.StackMoveSucceeded, s.saved[len(s.saved)-1].Status)
 	assert.Equal(t, "op-move", s.saved[len(s.saved)-1].OperationID)
 }
 
@@ -162,13 +163,13 @@ func TestMoveStopsPastTheFailureThresholdAndLeavesTheRest(t *testing.T) {
 	require.True(t, errors.As(err, &appErr))
 	assert.Contains(t, appErr.Message(), "over the 10% threshold")
 	last := s.saved[len(s.saved)-1]
-	assert.Equal(t, StatusFailed, last.Status)
+	assert.Equal(t, domain.StackMoveFailed, last.Status)
 	assert.Equal(t, 1, last.Wave, "stopped in the second wave")
 	assert.Equal(t, 2, last.Failed)
 	assert.Equal(t, 14, last.Pending, "the rest of the second wave and the last wave are never started")
 	assert.Len(t, s.upgrades, 6, "the first wave (2) and the second wave's first batch (4)")
 	for _, id := range s.ids[6:] {
-		assert.Equal(t, storage.StackMoveInstancePending, s.status[id], id)
+		assert.Equal(t, domain.StackMoveInstancePending, s.status[id], id)
 		assert.False(t, slices.ContainsFunc(s.upgrades, func(p instance.Params) bool { return p.InstanceID == id }), id)
 	}
 }

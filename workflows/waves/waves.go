@@ -6,7 +6,7 @@ package waves
 import (
 	"fmt"
 
-	"go.temporal.io/sdk/temporal"
+	"github.com/flowyard/flowyard/workflows/facade"
 )
 
 // Validate checks cumulative percentages (each above the last, ending at 100) and a failure threshold within
@@ -26,9 +26,7 @@ func Validate(waves []int, failureThreshold float64) error {
 	return nil
 }
 
-func invalid(msg string) error {
-	return temporal.NewNonRetryableApplicationError(msg, "InvalidArgument", nil)
-}
+func invalid(msg string) error { return facade.InvalidArgument.New(msg) }
 
 // Exceeded reports whether failed of the dispatched members is over the threshold (a share, 0..1).
 func Exceeded(failed, dispatched int, threshold float64) bool {

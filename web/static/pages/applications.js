@@ -18,7 +18,7 @@ export async function render(ctx) {
       rows: apps,
       empty: 'No applications yet.',
     }),
-    ctx.can('project:create') ? section('New application', form({
+    ctx.can('application:create') ? section('New application', form({
       label: 'Create an application',
       submit: 'Create application',
       fields: [
