@@ -11,7 +11,7 @@ import (
 )
 
 // TestSessionLock: on Postgres one session holds the lock at a time, and another takes it once it is released;
-// on SQLite (one process) the lock is always taken.
+// one whose session ends knows it has lost it; on SQLite (one process) the lock is always taken.
 func TestSessionLock(t *testing.T) {
 	for _, dialect := range storagetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
@@ -36,7 +36,17 @@ func TestSessionLock(t *testing.T) {
 			again, err := st.TryLock(ctx, "test-lock")
 			require.NoError(t, err)
 			require.NotNil(t, again, "released with its session")
+
+			// The session holding it ends (an administrator ended it; the call waits until it is gone): Check says so,
+			// and another session takes the lock.
+			require.NoError(t, st.ExecRaw(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory'
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))
+			require.Error(t, again.Check(ctx))
 			again.Release()
+			last, err := st.TryLock(ctx, "test-lock")
+			require.NoError(t, err)
+			require.NotNil(t, last, "released when its session ended")
+			last.Release()
 		})
 	}
 }
