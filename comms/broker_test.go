@@ -52,7 +52,13 @@ func newFixture(t *testing.T, options ...func(*comms.Config)) *fixture {
 // newWorld is a fresh store with the fixture's team and applications, and the devices service on it.
 func newWorld(t *testing.T) *fixture {
 	t.Helper()
-	st := storagetest.New(t, "sqlite")
+	return newWorldOn(t, "sqlite")
+}
+
+// newWorldOn is newWorld on the database kind given ("sqlite" or "pg").
+func newWorldOn(t *testing.T, dialect string) *fixture {
+	t.Helper()
+	st := storagetest.New(t, dialect)
 	ctx := context.Background()
 	require.NoError(t, st.SeedDefaults(ctx))
 	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")

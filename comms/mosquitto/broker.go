@@ -32,8 +32,8 @@ type Config struct {
 	Username, Password string
 	Devices            *devices.Service
 	Log                *slog.Logger
-	// Consume makes this process consume the devices' status messages, shared with the other consuming
-	// processes (the API's); a worker only sends commands.
+	// Consume makes this process one of those that consume the devices' status messages (the API's; a worker
+	// only sends commands): the one elected records them, the others stand by (election.go).
 	Consume bool
 	// Timeout bounds each exchange with the plugin; default 10 s.
 	Timeout time.Duration
@@ -47,8 +47,6 @@ type Config struct {
 const (
 	statusWorkers = 8
 	statusQueue   = 16384
-	// statusShare is the shared subscription of the consuming processes: each status goes to one of them.
-	statusShare = "$share/flowyard/"
 )
 
 // Broker is the platform's connection to an external Mosquitto.
@@ -68,6 +66,7 @@ type Broker struct {
 	// connections counts the connections that subscribed, this one included.
 	connections atomic.Uint64
 	granting    atomic.Bool // the admin client is being given the platform's role, which closes its connections
+	election    election    // which consuming process records the status messages (election.go)
 }
 
 // Start connects to the broker, makes sure the admin client may publish the devices' commands and subscribes
@@ -111,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("reset device connections: %w", err)
 		}
 		b.reconcileInBackground(cfg.ReconcileGrace)
+		b.electInBackground()
 	}
 	b.log.Info("connected to the external MQTT broker", "url", cfg.URL, "username", cfg.Username, "consumesStatus", cfg.Consume)
 	return b, nil
@@ -145,7 +145,7 @@ func (b *Broker) onLost(_ paho.Client, err error) {
 func (b *Broker) onConnect(cl paho.Client) {
 	filters := map[string]byte{responseTopic: 0, devices.DeviceTopic("+", "+", "response/"+b.platformID): 0}
 	if b.cfg.Consume {
-		filters[statusShare+devices.DeviceTopic("+", "+", "status")] = 0
+		filters[devices.DeviceTopic("+", "+", "status")] = 0
 	}
 	tok := cl.SubscribeMultiple(filters, b.route)
 	go func() {
@@ -177,10 +177,7 @@ func (b *Broker) route(cl paho.Client, m paho.Message) {
 	switch {
 	case !ok:
 	case rest == "status":
-		payload := m.Payload()
-		// When the lanes are behind this waits, which slows the delivery of messages to this process rather
-		// than dropping a status a rollout waits for.
-		b.work.Later(deviceID, func() { b.onStatus(teamID, deviceID, payload) })
+		b.election.receive(teamID, deviceID, m.Payload(), b.record)
 	default:
 		if !b.replies.Deliver(topic, m.Payload()) {
 			b.log.Warn("dropped a malformed command reply", "topic", topic)
@@ -188,8 +185,18 @@ func (b *Broker) route(cl paho.Client, m paho.Message) {
 	}
 }
 
-// onStatus records a device's status and answers with `update` when the device does not run what it should.
+// record queues a status to be recorded. When the lanes are behind this waits, which slows the delivery of
+// messages to this process rather than dropping a status a rollout waits for.
+func (b *Broker) record(teamID, deviceID string, payload []byte) {
+	b.work.Later(deviceID, func() { b.onStatus(teamID, deviceID, payload) })
+}
+
+// onStatus records a device's status and answers with `update` when the device does not run what it should;
+// a process no longer elected leaves the status it had queued to the one elected since (election.go).
 func (b *Broker) onStatus(teamID, deviceID string, payload []byte) {
+	if !b.election.leads() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	defer cancel()
 	b.cfg.Devices.OnStatus(ctx, b.log, teamID, deviceID, payload, b.sendUpdate)
@@ -267,6 +274,9 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	close(b.stop)
+	if b.election.done != nil {
+		<-b.election.done
+	}
 	b.work.Stop()
 	b.cl.Disconnect(250)
 	return nil

@@ -54,10 +54,7 @@ const grantAttempts = 5
 func (b *Broker) tryGrantPlatform(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	_, err := b.ctl.do(ctx, command{"command": "createRole", "rolename": platformRole, "acls": platformACLs()})
-	if refused(err, reasonRoleExists) {
-		_, err = b.ctl.do(ctx, command{"command": "modifyRole", "rolename": platformRole, "acls": platformACLs()})
-	}
+	err := b.ensurePlatformRole(ctx)
 	if err != nil {
 		return fmt.Errorf("give the MQTT admin client %s the role %s (is it the dynamic-security admin?): %w", b.cfg.Username, platformRole, err)
 	}
@@ -80,6 +77,56 @@ func (b *Broker) tryGrantPlatform(ctx context.Context) error {
 		return fmt.Errorf("give the MQTT admin client %s the role %s: %w", b.cfg.Username, platformRole, cmp.Or(err, errors.New("the role did not stick")))
 	}
 	return nil
+}
+
+// ensurePlatformRole creates platformRole or rewrites its ACL, only when it does not hold platformACLs already: the
+// plugin closes the connections of every client of a role it modifies, so a process that started and rewrote it
+// unchanged would disconnect every other process from the broker for a moment, losing the messages meanwhile.
+func (b *Broker) ensurePlatformRole(ctx context.Context) error {
+	got, err := b.ctl.do(ctx, command{"command": "getRole", "rolename": platformRole})
+	if refused(err, reasonRoleNotFound) {
+		_, err = b.ctl.do(ctx, command{"command": "createRole", "rolename": platformRole, "acls": platformACLs()})
+		if !refused(err, reasonRoleExists) {
+			return err
+		}
+		got, err = b.ctl.do(ctx, command{"command": "getRole", "rolename": platformRole})
+	}
+	if err != nil {
+		return err
+	}
+	var data struct {
+		Role struct {
+			ACLs []acl `json:"acls"`
+		} `json:"role"`
+	}
+	if err := json.Unmarshal(got[0].Data, &data); err != nil {
+		return fmt.Errorf("read the role %s: %w", platformRole, err)
+	}
+	if sameACLs(data.Role.ACLs, platformACLs()) {
+		return nil
+	}
+	_, err = b.ctl.do(ctx, command{"command": "modifyRole", "rolename": platformRole, "acls": platformACLs()})
+	return err
+}
+
+// acl is one entry of a role's ACL as getRole reads it.
+type acl struct {
+	ACLType string `json:"acltype"`
+	Topic   string `json:"topic"`
+	Allow   bool   `json:"allow"`
+}
+
+// sameACLs reports whether a role's ACL holds exactly the entries of want, in any order.
+func sameACLs(got []acl, want []map[string]any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		if !slices.Contains(got, acl{ACLType: w["acltype"].(string), Topic: w["topic"].(string), Allow: w["allow"].(bool)}) {
+			return false
+		}
+	}
+	return true
 }
 
 // roleRef names a role of a client.
