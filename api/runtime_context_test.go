@@ -134,10 +134,10 @@ func TestRuntimeContextWithRealNodeRED(t *testing.T) {
 		t.Fatalf("GET %s never answered 200:\n%s", path, red.output.String())
 		return ""
 	}
-	assert.Equal(t, "1,1,10,1", waitCall("/api/count"))
-	assert.Equal(t, "2,2,20,2", waitCall("/api/count"))
-	assert.Contains(t, waitCall("/api/big"), "persistent context is full", "the flow's catch node gets the refusal")
-	assert.Equal(t, "refused: context_limit_exceeded", waitCall("/api/async"))
+	assert.Equal(t, "1,1,10,1", waitCall("/count"))
+	assert.Equal(t, "2,2,20,2", waitCall("/count"))
+	assert.Contains(t, waitCall("/big"), "persistent context is full", "the flow's catch node gets the refusal")
+	assert.Equal(t, "refused: context_limit_exceeded", waitCall("/async"))
 
 	red.stop() // SIGTERM: Node-RED closes its context stores, which write what changed
 	stored, err := w.env.Store.GetInstanceContext(context.Background(), in.ID)
@@ -151,6 +151,6 @@ func TestRuntimeContextWithRealNodeRED(t *testing.T) {
 	assert.NotContains(t, string(encoded), "volatile", "the memory store stays in memory")
 
 	red = startNodeRED(t, w.env.URL, in, sec, freeRuntimePort(t)) // a new, empty userDir
-	assert.Equal(t, "3,3,30,1", waitCall("/api/count"), "persistent values survive; memory starts again")
+	assert.Equal(t, "3,3,30,1", waitCall("/count"), "persistent values survive; memory starts again")
 	assert.NotContains(t, red.output.String(), "persistent context:", "nothing was refused or lost on the way")
 }

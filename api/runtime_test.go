@@ -566,7 +566,7 @@ func TestRuntimeWithRealNodeRED(t *testing.T) {
 	status, body = red.call("GET", "/admin/flows", nil, nil)
 	require.Equal(t, 200, status, body)
 	assert.Contains(t, body, "hello from the platform")
-	status, body = red.call("GET", "/api/hello", nil, nil)
+	status, body = red.call("GET", "/hello", nil, nil)
 	assert.Equal(t, 200, status)
 	assert.Equal(t, "hello from the platform", body, "the flows run after the restart")
 	status, body = red.call("GET", "/admin/credentials/http-request/req1", nil, nil)

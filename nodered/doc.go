@@ -44,7 +44,8 @@
 //     and the editor disables its deploy button for a user without
 //     flows.write (editor source; not run in a browser); comms (debug,
 //     status) still flow.
-//   - Keep httpAdminRoot and httpNodeRoot disjoint ("/admin" and "/api"):
+//   - Keep httpAdminRoot and httpNodeRoot disjoint, or guard the node root
+//     (the platform serves http-in at "/" and refuses the admin root there):
 //     otherwise a request under the prefix that the admin app does not handle
 //     reaches http-in nodes, and a flow can read the injected token.
 //   - Node-RED does not check Origin on the websocket, and it trusts the
