@@ -39,8 +39,8 @@ import (
 type DeviceEditorCommands interface {
 	// StartEditor sends `startEditor` with the token and waits for the agent's answer.
 	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)
-	// StopEditor sends `stopEditor` to the device if it is connected here.
-	StopEditor(d *storage.Device)
+	// StopEditor sends `stopEditor` to the device, wherever it is connected.
+	StopEditor(ctx context.Context, d *storage.Device)
 }
 
 const (
@@ -211,7 +211,7 @@ func (s *Server) stopDeviceEditor(ctx context.Context, d *storage.Device) error 
 		return err
 	}
 	if s.deviceEditor != nil {
-		s.deviceEditor.StopEditor(d)
+		s.deviceEditor.StopEditor(ctx, d)
 	}
 	s.tunnels.end(d.ID)
 	return nil

@@ -11,12 +11,15 @@ import (
 // A device's remote editor (docs/device-protocol.md §3.6) starts with `startEditor`, asked like an action: of the
 // process holding the device, whose answer comes back through device_replies. The editor token travels in the
 // notification (the agent needs it; only Flowyard's processes listen on the channel, and a notification is not
-// stored); the platform keeps only its digest.
+// stored); the platform keeps only its digest. `stopEditor` travels like `update`: the notification names the
+// devices, and the process holding one sends it the command.
 
 // Editor is what a process's broker does for devices' remote editors (comms.Broker).
 type Editor interface {
 	// StartEditor sends a device connected here `startEditor` with the token and waits for its answer.
 	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)
+	// StopEditor sends a device connected here `stopEditor`.
+	StopEditor(d *storage.Device)
 }
 
 func (r *Relay) editor() Editor {
@@ -50,12 +53,30 @@ func (r *Relay) answerEditor(e Editor, m message) {
 	})
 }
 
-// StopEditor tells a device connected here to close its editor tunnel (`stopEditor`). A device connected elsewhere
-// is not told: its tunnel serves nothing more (the platform forgot the token), and its agent forgets the token
-// when the platform next refuses it (4004).
-func (r *Relay) StopEditor(d *storage.Device) {
-	c := r.local()
-	if s, ok := c.(interface{ StopEditor(*storage.Device) }); ok && c.Holds(d.ID) {
-		s.StopEditor(d)
+// StopEditor tells a device to close its editor tunnel and forget its token (`stopEditor`), wherever it is
+// connected: here, or through the other processes (the notification names the device only). A device connected
+// nowhere is not told: its agent forgets the token when the platform next refuses it (4004).
+func (r *Relay) StopEditor(ctx context.Context, d *storage.Device) {
+	if e, c := r.editor(), r.local(); e != nil && c.Holds(d.ID) {
+		e.StopEditor(d)
+		return
+	}
+	if err := r.publishIDs(ctx, kindStopEditor, []string{d.ID}); err != nil {
+		r.log.Warn("could not ask the other processes to stop a device's editor", "device", d.ID, "err", err)
+	}
+}
+
+// stopEditors runs in every other process: those holding the devices send them `stopEditor`.
+func (r *Relay) stopEditors(ctx context.Context, e Editor, ids []string) {
+	for _, id := range ids {
+		if !r.local().Holds(id) {
+			continue
+		}
+		d, err := r.store.GetDevice(ctx, id)
+		if err != nil {
+			r.log.Warn("stop a device's editor", "device", id, "err", err)
+			continue
+		}
+		e.StopEditor(d)
 	}
 }
