@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -29,7 +27,8 @@ import (
 // edit; viewers read: the platform refuses their writes (the device's Node-RED sees one token, the agent's).
 //
 // Behind the origin is the tunnel the agent opens (devicetunnel.go). When the link is asked for and no tunnel is
-// open, the platform makes a new editor token, stores its digest and sends the agent `startEditor`; the agent
+// open, the replica holding the device's broker connection makes a new editor token, stores its digest and sends
+// the agent `startEditor` (relay.StartEditor: only ids cross between replicas); the agent
 // connects to GET /api/v1/devices/{id}/editor/comms/{token}, through the load balancer, to any replica. That
 // replica records itself (its --internal-url) with the device; a replica serving the browser that does not hold
 // the tunnel forwards the editor's requests and websockets to the recorded one, with a credential sealed with
@@ -37,8 +36,9 @@ import (
 
 // DeviceEditorCommands sends the editor commands to a connected device (comms.Broker implements it).
 type DeviceEditorCommands interface {
-	// StartEditor sends `startEditor` with the token and waits for the agent's answer.
-	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)
+	// StartEditor has the replica holding the device make a new editor token, store its digest and send it
+	// `startEditor`; it returns the agent's answer without the token, with the digest as tokenHash.
+	StartEditor(ctx context.Context, d *storage.Device) (json.RawMessage, error)
 	// StopEditor sends `stopEditor` to the device, wherever it is connected.
 	StopEditor(ctx context.Context, d *storage.Device)
 }
@@ -71,16 +71,6 @@ var (
 // deviceEditorEnabled tells whether a device's editor may be used: developer mode, and a token handed out.
 func deviceEditorEnabled(d *storage.Device) bool {
 	return d.Mode == devices.ModeDeveloper && d.EditorTokenHash != ""
-}
-
-// newEditorToken is a device's editor token, ffde_<device id>_<base64url of 16 random bytes>: the agent's
-// Node-RED takes the device id from its second field.
-func newEditorToken(deviceID string) string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return "ffde_" + deviceID + "_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // sameDigest compares a token with a stored digest in constant time.
@@ -141,24 +131,21 @@ func (s *Server) tunnelReachable(ctx context.Context, d *storage.Device) bool {
 	return err == nil && status == fiber.StatusNoContent
 }
 
-// startDeviceEditor hands the agent a new editor token and waits for its tunnel.
+// startDeviceEditor has the agent handed a new editor token and waits for its tunnel.
 func (s *Server) startDeviceEditor(ctx context.Context, d *storage.Device) error {
 	if s.deviceEditor == nil {
 		return domain.Unavailable("device_editor_unavailable", "This server cannot reach devices.")
 	}
-	token := newEditorToken(d.ID)
-	if err := s.store.SetDeviceEditorToken(ctx, d.ID, domain.HashToken(token)); err != nil {
-		return err
-	}
 	askCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	raw, err := s.deviceEditor.StartEditor(askCtx, d, token)
+	raw, err := s.deviceEditor.StartEditor(askCtx, d)
 	if err != nil {
 		return err
 	}
 	var reply struct {
 		Connected bool   `json:"connected"`
 		Error     string `json:"error"`
+		TokenHash string `json:"tokenHash"`
 	}
 	if json.Unmarshal(raw, &reply) != nil {
 		return domain.Unprocessable("bad_device_reply", "The device's reply to startEditor is not {connected, token}.")
@@ -180,7 +167,7 @@ func (s *Server) startDeviceEditor(ctx context.Context, d *storage.Device) error
 		if err != nil {
 			return err
 		}
-		if cur.EditorTunnelID != "" && sameDigest(token, cur.EditorTokenHash) {
+		if cur.EditorTunnelID != "" && cur.EditorTokenHash != "" && cur.EditorTokenHash == reply.TokenHash {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -27,7 +27,7 @@ const (
 	kindWatchLog   = "watchlog"   // From watches the logs of IDs (a lease, renewed every LeaseEvery)
 	kindUnwatchLog = "unwatchlog" // From no longer watches the logs of IDs
 	kindLines      = "lines"      // To: Lines of device IDs[0]'s log
-	kindEditor     = "editor"     // IDs[0]: send it startEditor with the token in Action; Req, From, WaitMS
+	kindEditor     = "editor"     // IDs[0]: make its editor token and send it startEditor; Req, From, WaitMS
 	kindStopEditor = "stopeditor" // IDs: send them stopEditor
 )
 
