@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/nodebuffer"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -367,7 +368,7 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 	rawHeaders, _ := json.Marshal(headers)
 	req := tunnelFrame{Method: c.Method(), URL: target, Headers: rawHeaders}
 	if len(body) > 0 {
-		req.Body = jsonText(body)
+		req.Body = nodebuffer.Body(body) // a string when it is text, a Buffer when binary
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), deviceEditorTimeout)
 	defer cancel()
@@ -376,7 +377,7 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 		s.log.Warn("device editor: request through the tunnel", "device", t.deviceID, "err", err)
 		return errDeviceEditorOffline
 	}
-	resBody, err := tunnelBody(res.Body)
+	resBody, err := nodebuffer.Decode(res.Body)
 	if err != nil {
 		s.log.Warn("device editor: malformed answer", "device", t.deviceID, "err", err)
 		return errDeviceEditorOffline
@@ -486,7 +487,7 @@ func (s *Server) tunnelWebsocket(c *fiber.Ctx, t *deviceTunnel, target, platform
 						end()
 						return
 					}
-					text, err := tunnelBody(f.Body)
+					text, err := nodebuffer.Decode(f.Body)
 					if err != nil {
 						continue
 					}
