@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/flowyard/flowyard/internal/nodebuffer"
 )
 
 // The remote editor tunnel (docs/device-protocol.md §3.6): in developer mode the platform sends `startEditor`
@@ -293,12 +295,10 @@ var localDroppedHeaders = map[string]bool{"host": true, "connection": true, "con
 // request performs one of the editor's HTTP requests on the local Node-RED and sends the answer back:
 // {id, status, headers, body} with the body as a Node.js Buffer's JSON form, or {id, status:404} on failure.
 func (t *editorTunnel) request(f tunnelFrame) {
-	var body []byte
-	if len(f.Body) > 0 {
-		var text string
-		if json.Unmarshal(f.Body, &text) == nil {
-			body = []byte(text)
-		}
+	body, err := nodebuffer.Decode(f.Body) // a string, or a Buffer for a binary body
+	if err != nil {
+		t.send(tunnelFrame{ID: f.ID, Status: 404})
+		return
 	}
 	req, err := http.NewRequest(f.Method, "http://127.0.0.1:"+strconv.Itoa(t.port)+"/device-editor"+f.URL, bytes.NewReader(body))
 	if err != nil || !strings.HasPrefix(f.URL, "/") {
@@ -335,22 +335,7 @@ func (t *editorTunnel) request(f tunnelFrame) {
 		}
 	}
 	rawHeaders, _ := json.Marshal(out)
-	t.send(tunnelFrame{ID: f.ID, Status: res.StatusCode, Headers: rawHeaders, Body: nodeBuffer(b)})
-}
-
-// nodeBuffer is the JSON form of a Node.js Buffer: {"type":"Buffer","data":[bytes…]}.
-func nodeBuffer(b []byte) json.RawMessage {
-	var out bytes.Buffer
-	out.Grow(len(b)*4 + 32)
-	out.WriteString(`{"type":"Buffer","data":[`)
-	for i, c := range b {
-		if i > 0 {
-			out.WriteByte(',')
-		}
-		out.WriteString(strconv.Itoa(int(c)))
-	}
-	out.WriteString("]}")
-	return out.Bytes()
+	t.send(tunnelFrame{ID: f.ID, Status: res.StatusCode, Headers: rawHeaders, Body: nodebuffer.Encode(b)})
 }
 
 // openStream opens one of the editor's websockets (/comms) on the local Node-RED and pipes its messages back.

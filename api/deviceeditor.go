@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/internal/nodebuffer"
 	"github.com/flowyard/flowyard/storage"
 )
 
@@ -29,7 +28,8 @@ import (
 // edit; viewers read: the platform refuses their writes (the device's Node-RED sees one token, the agent's).
 //
 // Behind the origin is the tunnel the agent opens (devicetunnel.go). When the link is asked for and no tunnel is
-// open, the platform makes a new editor token, stores its digest and sends the agent `startEditor`; the agent
+// open, the replica holding the device's broker connection makes a new editor token, stores its digest and sends
+// the agent `startEditor` (relay.StartEditor: only ids cross between replicas); the agent
 // connects to GET /api/v1/devices/{id}/editor/comms/{token}, through the load balancer, to any replica. That
 // replica records itself (its --internal-url) with the device; a replica serving the browser that does not hold
 // the tunnel forwards the editor's requests and websockets to the recorded one, with a credential sealed with
@@ -37,10 +37,11 @@ import (
 
 // DeviceEditorCommands sends the editor commands to a connected device (comms.Broker implements it).
 type DeviceEditorCommands interface {
-	// StartEditor sends `startEditor` with the token and waits for the agent's answer.
-	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)
-	// StopEditor sends `stopEditor` to the device if it is connected here.
-	StopEditor(d *storage.Device)
+	// StartEditor has the replica holding the device make a new editor token, store its digest and send it
+	// `startEditor`; it returns the agent's answer without the token, with the digest as tokenHash.
+	StartEditor(ctx context.Context, d *storage.Device) (json.RawMessage, error)
+	// StopEditor sends `stopEditor` to the device, wherever it is connected.
+	StopEditor(ctx context.Context, d *storage.Device)
 }
 
 const (
@@ -71,16 +72,6 @@ var (
 // deviceEditorEnabled tells whether a device's editor may be used: developer mode, and a token handed out.
 func deviceEditorEnabled(d *storage.Device) bool {
 	return d.Mode == devices.ModeDeveloper && d.EditorTokenHash != ""
-}
-
-// newEditorToken is a device's editor token, ffde_<device id>_<base64url of 16 random bytes>: the agent's
-// Node-RED takes the device id from its second field.
-func newEditorToken(deviceID string) string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return "ffde_" + deviceID + "_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // sameDigest compares a token with a stored digest in constant time.
@@ -141,24 +132,21 @@ func (s *Server) tunnelReachable(ctx context.Context, d *storage.Device) bool {
 	return err == nil && status == fiber.StatusNoContent
 }
 
-// startDeviceEditor hands the agent a new editor token and waits for its tunnel.
+// startDeviceEditor has the agent handed a new editor token and waits for its tunnel.
 func (s *Server) startDeviceEditor(ctx context.Context, d *storage.Device) error {
 	if s.deviceEditor == nil {
 		return domain.Unavailable("device_editor_unavailable", "This server cannot reach devices.")
 	}
-	token := newEditorToken(d.ID)
-	if err := s.store.SetDeviceEditorToken(ctx, d.ID, domain.HashToken(token)); err != nil {
-		return err
-	}
 	askCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	raw, err := s.deviceEditor.StartEditor(askCtx, d, token)
+	raw, err := s.deviceEditor.StartEditor(askCtx, d)
 	if err != nil {
 		return err
 	}
 	var reply struct {
 		Connected bool   `json:"connected"`
 		Error     string `json:"error"`
+		TokenHash string `json:"tokenHash"`
 	}
 	if json.Unmarshal(raw, &reply) != nil {
 		return domain.Unprocessable("bad_device_reply", "The device's reply to startEditor is not {connected, token}.")
@@ -180,7 +168,7 @@ func (s *Server) startDeviceEditor(ctx context.Context, d *storage.Device) error
 		if err != nil {
 			return err
 		}
-		if cur.EditorTunnelID != "" && sameDigest(token, cur.EditorTokenHash) {
+		if cur.EditorTunnelID != "" && cur.EditorTokenHash != "" && cur.EditorTokenHash == reply.TokenHash {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -211,7 +199,7 @@ func (s *Server) stopDeviceEditor(ctx context.Context, d *storage.Device) error 
 		return err
 	}
 	if s.deviceEditor != nil {
-		s.deviceEditor.StopEditor(d)
+		s.deviceEditor.StopEditor(ctx, d)
 	}
 	s.tunnels.end(d.ID)
 	return nil
@@ -380,7 +368,7 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 	rawHeaders, _ := json.Marshal(headers)
 	req := tunnelFrame{Method: c.Method(), URL: target, Headers: rawHeaders}
 	if len(body) > 0 {
-		req.Body = jsonText(body)
+		req.Body = nodebuffer.Body(body) // a string when it is text, a Buffer when binary
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), deviceEditorTimeout)
 	defer cancel()
@@ -389,7 +377,7 @@ func (s *Server) serveThroughTunnel(c *fiber.Ctx, t *deviceTunnel, rawPath strin
 		s.log.Warn("device editor: request through the tunnel", "device", t.deviceID, "err", err)
 		return errDeviceEditorOffline
 	}
-	resBody, err := tunnelBody(res.Body)
+	resBody, err := nodebuffer.Decode(res.Body)
 	if err != nil {
 		s.log.Warn("device editor: malformed answer", "device", t.deviceID, "err", err)
 		return errDeviceEditorOffline
@@ -499,7 +487,7 @@ func (s *Server) tunnelWebsocket(c *fiber.Ctx, t *deviceTunnel, target, platform
 						end()
 						return
 					}
-					text, err := tunnelBody(f.Body)
+					text, err := nodebuffer.Decode(f.Body)
 					if err != nil {
 						continue
 					}

@@ -131,6 +131,10 @@ func (f *ffTunnel) serve() {
 					f.deployed = append(f.deployed, body)
 					f.mu.Unlock()
 					f.answer(id, 200, "application/json; charset=utf-8", []byte(`{"rev":"r2"}`))
+				case "POST /echo":
+					// Answers the request's body, read as flowyard-agent reads it: a string, or a Node.js Buffer's JSON
+					// form (FlowFuse's agent hands the body to got, which takes a string only).
+					f.answer(id, 200, "application/octet-stream", frameBytes(req["body"]))
 				case "GET /split":
 					// A device that tries to split the answer it is put into, or to plant a cookie on the origin.
 					f.send([]byte(`{"id":` + jsonNumber(id) + `,"status":200,"headers":{"x-split":"a\r\nset-cookie: planted=1",` +
@@ -143,6 +147,23 @@ func (f *ffTunnel) serve() {
 			}
 		}
 	}()
+}
+
+// frameBytes is a frame body's bytes: a string's, or those of a Node.js Buffer's JSON form.
+func frameBytes(body any) []byte {
+	switch b := body.(type) {
+	case string:
+		return []byte(b)
+	case map[string]any:
+		data, _ := b["data"].([]any)
+		out := make([]byte, len(data))
+		for i, v := range data {
+			n, _ := v.(float64)
+			out[i] = byte(n)
+		}
+		return out
+	}
+	return nil
 }
 
 func asClose(err error, ce **websocket.CloseError) bool {
@@ -242,6 +263,18 @@ func TestDeviceEditorTunnel(t *testing.T) {
 		headers := first["headers"].(map[string]any)
 		assert.NotContains(t, headers, "cookie", "the browser's editor cookie stays on the platform")
 		assert.NotContains(t, headers, "authorization")
+
+		// A binary body (a palette tarball, in its multipart form) passes through the tunnel unchanged, and so
+		// does a text one.
+		binary := make([]byte, 0, 512)
+		for i := range 512 {
+			binary = append(binary, byte(i*7))
+		}
+		for _, body := range []string{string(binary), "--b\r\ncontent-disposition: form-data; name=\"tarball\"\r\n\r\n\x1f\x8b\x08\x00\xff\xfe--b--\r\n", "plain ünïcode text"} {
+			echo := editorPost(t, member, "/echo", body)
+			assert.Equal(t, 200, echo.status, echo.body)
+			assert.True(t, body == echo.body, "the body came back changed: %d bytes sent, %d back", len(body), len(echo.body))
+		}
 
 		split := editorGet(t, member, "/split")
 		assert.Equal(t, 200, split.status)

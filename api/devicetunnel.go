@@ -23,37 +23,10 @@ type tunnelFrame struct {
 	Method  string          `json:"method,omitempty"`  // an HTTP request
 	URL     string          `json:"url,omitempty"`     // relative to the editor's root: "/flows", "/comms"
 	Headers json.RawMessage `json:"headers,omitempty"` // {name: value} (an answer's values may be arrays)
-	Body    json.RawMessage `json:"body,omitempty"`    // a request's: a string; an answer's: a Node.js Buffer as JSON or a string
+	Body    json.RawMessage `json:"body,omitempty"`    // a string, or a Node.js Buffer as JSON (internal/nodebuffer)
 	Status  int             `json:"status,omitempty"`  // an HTTP answer
 	WS      bool            `json:"ws,omitempty"`      // a websocket stream's open, message or close
 	Closed  bool            `json:"closed,omitempty"`  // the websocket stream ended
-}
-
-// tunnelBody reads a frame's body: a Node.js Buffer's JSON form ({"type":"Buffer","data":[bytes]}), or a string.
-func tunnelBody(raw json.RawMessage) ([]byte, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var text string
-	if raw[0] == '"' {
-		err := json.Unmarshal(raw, &text)
-		return []byte(text), err
-	}
-	var buf struct {
-		Type string `json:"type"`
-		Data []int  `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &buf); err != nil || buf.Type != "Buffer" {
-		return nil, errors.New("tunnel body is neither a string nor a Buffer")
-	}
-	b := make([]byte, len(buf.Data))
-	for i, v := range buf.Data {
-		if v < 0 || v > 255 {
-			return nil, errors.New("tunnel body: a Buffer byte out of range")
-		}
-		b[i] = byte(v)
-	}
-	return b, nil
 }
 
 // jsonText is a string's JSON form.

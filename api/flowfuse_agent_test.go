@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +293,22 @@ func TestRegenerateCredentials(t *testing.T) {
 		got := w.as["viewer"].Must(200, "GET", "/api/v1/devices/"+d.id, nil)
 		assert.NotContains(t, string(got.Raw), cfg.Token, "shown once")
 	})
+}
+
+// TestFlowFuseAgentFixturesListed: every fixture is described in the fixtures' README, with its placeholders.
+func TestFlowFuseAgentFixturesListed(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("testdata", "flowfuse-agent", "README.md"))
+	require.NoError(t, err)
+	names, err := filepath.Glob(filepath.Join("testdata", "flowfuse-agent", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, names)
+	for _, name := range names {
+		base := filepath.Base(name)
+		assert.Contains(t, string(readme), "`"+base+"`", "the README does not describe %s", base)
+		b, err := os.ReadFile(name)
+		require.NoError(t, err)
+		for _, m := range regexp.MustCompile(`\{\{\w+\}\}`).FindAllString(string(b), -1) {
+			assert.Contains(t, string(readme), "`"+m+"`", "the README does not explain %s of %s", m, base)
+		}
+	}
 }

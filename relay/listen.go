@@ -27,7 +27,8 @@ const (
 	kindWatchLog   = "watchlog"   // From watches the logs of IDs (a lease, renewed every LeaseEvery)
 	kindUnwatchLog = "unwatchlog" // From no longer watches the logs of IDs
 	kindLines      = "lines"      // To: Lines of device IDs[0]'s log
-	kindEditor     = "editor"     // IDs[0]: send it startEditor with the token in Action; Req, From, WaitMS
+	kindEditor     = "editor"     // IDs[0]: make its editor token and send it startEditor; Req, From, WaitMS
+	kindStopEditor = "stopeditor" // IDs: send them stopEditor
 )
 
 // message is one notification.
@@ -193,6 +194,10 @@ func (r *Relay) handle(ctx context.Context, payload string) {
 	case kindEditor:
 		if e := r.editor(); e != nil && len(m.IDs) == 1 && m.Req != "" && c.Holds(m.IDs[0]) {
 			go r.answerEditor(e, m)
+		}
+	case kindStopEditor:
+		if e := r.editor(); e != nil && m.From != r.id {
+			r.later(ctx, func(ctx context.Context) { r.stopEditors(ctx, e, m.IDs) })
 		}
 	case kindWatchLog, kindUnwatchLog:
 		if lv := r.live(); lv != nil && m.From != r.id {
