@@ -102,7 +102,7 @@ func credentialFlows(version, password string) []any {
 		map[string]any{"id": "tab1", "type": "tab", "label": "Main " + version},
 		map[string]any{"id": "in1", "type": "http in", "z": "tab1", "url": "/probe", "method": "get", "wires": []any{[]any{"fn1"}}},
 		map[string]any{"id": "fn1", "type": "function", "z": "tab1", "outputs": 1, "wires": []any{[]any{"req1"}},
-			"func": "msg.url = 'http://' + msg.req.socket.localAddress + ':' + msg.req.socket.localPort + '/api/echo';\ndelete msg.headers;\nreturn msg;"},
+			"func": "msg.url = 'http://' + msg.req.socket.localAddress + ':' + msg.req.socket.localPort + '/echo';\ndelete msg.headers;\nreturn msg;"},
 		request,
 		map[string]any{"id": "resp1", "type": "http response", "z": "tab1"},
 		map[string]any{"id": "in2", "type": "http in", "z": "tab1", "url": "/echo", "method": "get", "wires": []any{[]any{"fn2"}}},
