@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -120,7 +121,7 @@ func TestDeviceLogsAndActionsEndToEnd(t *testing.T) {
 	mark = events.waitFor(t, mark, "state restarting")
 	events.waitFor(t, mark, "state running")
 	waitDevice(t, c, deviceID, snap, time.Minute)
-	assert.Equal(t, "hello from the device", httpGet(t, hello))
+	waitServing(t, hello, "hello from the device")
 
 	// Suspend: Node-RED stops, the state says suspended.
 	r = c.Do("POST", "/api/v1/devices/"+deviceID+"/actions/suspend", nil)
@@ -134,5 +135,20 @@ func TestDeviceLogsAndActionsEndToEnd(t *testing.T) {
 	r = c.Do("POST", "/api/v1/devices/"+deviceID+"/actions/start", nil)
 	require.Equal(t, 202, r.Status, string(r.Raw))
 	waitDevice(t, c, deviceID, snap, time.Minute)
-	assert.Equal(t, "hello from the device", httpGet(t, hello))
+	waitServing(t, hello, "hello from the device")
+}
+
+// waitServing waits until url answers 200 with want: a device reports running once Node-RED says its flows have
+// started, and under load its http-in routes may come a moment later.
+func waitServing(t *testing.T, url, want string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, url+" to answer "+want, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && string(b) == want
+	})
 }
