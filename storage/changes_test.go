@@ -104,3 +104,62 @@ func TestTeamDevicesGoneQuiet(t *testing.T) {
 		assert.Equal(t, []string{f.devices[0]}, deviceIDs(c.Devices), "coming back is a change, though the state is the same")
 	})
 }
+
+// TestRecordDeviceReports: many check-ins are stored in one call, in order (a device's later report holds), and
+// a device that no longer exists is skipped and named rather than failing the others.
+func TestRecordDeviceReports(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, st *storage.Store) {
+		ctx := context.Background()
+		f := newRolloutFixture(t, st, 3)
+		gone := domain.NewID()
+		at := time.Now()
+		ids := []string{f.devices[0], f.devices[1], gone, f.devices[2], f.devices[0]}
+		reports := []storage.DeviceReport{{State: "stopped", AgentVersion: "1", At: at}, {State: "running", AgentVersion: "2", At: at},
+			{State: "running", At: at}, {State: "error", AgentVersion: "3", ActiveSnapshotID: &f.oldS, At: at},
+			{State: "running", AgentVersion: "4", At: at}}
+		missing, err := st.RecordDeviceReports(ctx, ids, reports)
+		require.NoError(t, err)
+		assert.Equal(t, []string{gone}, missing)
+		for id, want := range map[string]string{f.devices[0]: "running/4", f.devices[1]: "running/2", f.devices[2]: "error/3"} {
+			d, err := st.GetDevice(ctx, id)
+			require.NoError(t, err)
+			assert.Equal(t, want, d.State+"/"+d.AgentVersion)
+			require.NotNil(t, d.LastSeenAt)
+		}
+		d, err := st.GetDevice(ctx, f.devices[2])
+		require.NoError(t, err)
+		assert.Equal(t, &f.oldS, d.ActiveSnapshotID)
+	})
+}
+
+// BenchmarkRecordDeviceReports records 1,000 devices' status reports on SQLite: one write each (as the broker
+// did) or all in one call (as its lanes do now).
+func BenchmarkRecordDeviceReports(b *testing.B) {
+	ctx := context.Background()
+	st := storagetest.New(b, "sqlite")
+	f := newRolloutFixture(b, st, 1000)
+	reports := make([]storage.DeviceReport, len(f.devices))
+	for i := range reports {
+		reports[i] = storage.DeviceReport{State: "running", AgentVersion: "3.0.0", ActiveSnapshotID: &f.oldS}
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		for b.Loop() {
+			for i, id := range f.devices {
+				reports[i].At = time.Now()
+				require.NoError(b, st.RecordDeviceReport(ctx, id, reports[i]))
+			}
+		}
+	})
+	b.Run("batched-256", func(b *testing.B) {
+		for b.Loop() {
+			for start := 0; start < len(f.devices); start += 256 {
+				end := min(start+256, len(f.devices))
+				for i := start; i < end; i++ {
+					reports[i].At = time.Now()
+				}
+				_, err := st.RecordDeviceReports(ctx, f.devices[start:end], reports[start:end])
+				require.NoError(b, err)
+			}
+		}
+	})
+}

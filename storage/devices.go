@@ -188,14 +188,37 @@ const reportChanged = "changed_at = CASE WHEN ? OR last_seen_at IS NULL OR state
 // RecordDeviceReport stores an agent's check-in: its state, versions, the snapshot it runs (nil when it runs
 // none or one the platform does not know) and when it was seen.
 func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceReport) error {
-	res, err := s.db.NewUpdate().Model((*Device)(nil)).
+	res, err := s.reportUpdate(id, r).Exec(ctx)
+	return mustAffect(res, err, "device")
+}
+
+// RecordDeviceReports stores many check-ins, in order, in one transaction: one commit for a burst of status
+// messages rather than one each. A device that no longer exists is skipped and named in gone.
+func (s *Store) RecordDeviceReports(ctx context.Context, ids []string, reports []DeviceReport) (gone []string, err error) {
+	err = s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+		gone = gone[:0]
+		for i, id := range ids {
+			res, err := tx.reportUpdate(id, reports[i]).Exec(ctx)
+			err = mustAffect(res, err, "device")
+			if domain.IsKind(err, domain.KindNotFound) {
+				gone = append(gone, id)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return gone, err
+}
+
+func (s *Store) reportUpdate(id string, r DeviceReport) *bun.UpdateQuery {
+	return s.db.NewUpdate().Model((*Device)(nil)).
 		Set("state = ?", r.State).Set("state_detail = ?", r.StateDetail).
 		Set("agent_version = ?", r.AgentVersion).Set("node_red_version = ?", r.NodeRedVersion).
 		Set("nodejs_version = ?", r.NodejsVersion).Set("active_snapshot_id = ?", r.ActiveSnapshotID).
 		Set("last_seen_at = ?", r.At.UTC()).
 		Set(reportChanged, r.CameBack, r.State, r.StateDetail, r.AgentVersion, r.NodeRedVersion, r.NodejsVersion, r.ActiveSnapshotID, now()).
-		Where("id = ?", id).Exec(ctx)
-	return mustAffect(res, err, "device")
+		Where("id = ?", id)
 }
 
 // SetDeviceState changes only the reported state and its detail (an audit event from the agent, say).
