@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/flowyard/flowyard/domain"
@@ -138,9 +139,48 @@ func same(a, b *string) bool {
 // Record stores a report on its device: state, versions, when it was seen, and the snapshot it runs when
 // the platform knows that snapshot (in the device's team). d is updated to match.
 func (s *Service) Record(ctx context.Context, d *storage.Device, r *Report, at time.Time) error {
-	active, err := s.knownSnapshot(ctx, d, snapshotID(r.Snapshot))
+	rep, err := s.report(ctx, d, r, at)
 	if err != nil {
 		return err
+	}
+	if err := s.Store.RecordDeviceReport(ctx, d.ID, rep); err != nil {
+		return err
+	}
+	applyReport(d, rep)
+	return nil
+}
+
+// RecordAll is Record for many reports (rs[i] of ds[i]), written in one transaction, in order. It returns the
+// devices recorded: a device deleted meanwhile is left out.
+func (s *Service) RecordAll(ctx context.Context, ds []*storage.Device, rs []*Report, at time.Time) ([]*storage.Device, []*Report, error) {
+	ids := make([]string, len(ds))
+	reps := make([]storage.DeviceReport, len(ds))
+	for i, d := range ds {
+		rep, err := s.report(ctx, d, rs[i], at)
+		if err != nil {
+			return nil, nil, err
+		}
+		ids[i], reps[i] = d.ID, rep
+	}
+	gone, err := s.Store.RecordDeviceReports(ctx, ids, reps)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept, keptReports := ds[:0:0], rs[:0:0]
+	for i, d := range ds {
+		if !slices.Contains(gone, d.ID) {
+			applyReport(d, reps[i])
+			kept, keptReports = append(kept, d), append(keptReports, rs[i])
+		}
+	}
+	return kept, keptReports, nil
+}
+
+// report is what a report changes on its device.
+func (s *Service) report(ctx context.Context, d *storage.Device, r *Report, at time.Time) (storage.DeviceReport, error) {
+	active, err := s.knownSnapshot(ctx, d, snapshotID(r.Snapshot))
+	if err != nil {
+		return storage.DeviceReport{}, err
 	}
 	if !r.HasSnapshot {
 		active = d.ActiveSnapshotID // a report without the key says nothing about it
@@ -154,12 +194,12 @@ func (s *Service) Record(ctx context.Context, d *storage.Device, r *Report, at t
 	if rep.State == d.State && rep.StateDetail == "" && rep.State != "running" {
 		rep.StateDetail = d.StateDetail // keep the reason an audit event gave until the state changes
 	}
-	if err := s.Store.RecordDeviceReport(ctx, d.ID, rep); err != nil {
-		return err
-	}
+	return rep, nil
+}
+
+func applyReport(d *storage.Device, rep storage.DeviceReport) {
 	d.State, d.StateDetail, d.AgentVersion, d.NodeRedVersion, d.NodejsVersion = rep.State, rep.StateDetail, rep.AgentVersion, rep.NodeRedVersion, rep.NodejsVersion
-	d.ActiveSnapshotID, d.LastSeenAt = active, &at
-	return nil
+	d.ActiveSnapshotID, d.LastSeenAt = rep.ActiveSnapshotID, &rep.At
 }
 
 func orOld(v, old string) string {
