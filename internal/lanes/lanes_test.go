@@ -50,3 +50,26 @@ func TestStoppedLanesDoNotBlock(t *testing.T) {
 	}
 	close(block)
 }
+
+// TestBatchKeepsOrder: items queued behind each other run as one batch, a function queued between them
+// splits the batch and runs in its place, and every item runs once, in order.
+func TestBatchKeepsOrder(t *testing.T) {
+	var ran []any
+	var batches int
+	block := make(chan struct{})
+	l := NewBatching(1, 64, 3, func(items []any) { batches++; ran = append(ran, items...) })
+	defer l.Stop()
+	l.Later("a", func() { <-block }) // holds the lane while the rest queues
+	for i := range 5 {
+		l.Batch("a", i)
+	}
+	l.Later("a", func() { ran = append(ran, "fn") })
+	l.Batch("a", 5)
+	close(block)
+	if !l.Wait("a", func() {}) {
+		t.Fatal("lanes stopped")
+	}
+	if fmt.Sprint(ran) != "[0 1 2 3 4 fn 5]" || batches != 3 {
+		t.Fatalf("ran %v in %d batches, want [0 1 2 3 4 fn 5] in 3 (3, 2 then 1)", ran, batches)
+	}
+}
