@@ -421,3 +421,29 @@ func TestAnotherBrokerKeepsDevicesConnected(t *testing.T) {
 	assert.False(t, f.get(t, e.id).Connected, "the closed broker's device")
 	assert.True(t, f.get(t, d.id).Connected, "the first broker's device")
 }
+
+// TestQueuedStatusesOfADeviceCoalesce: statuses a device publishes while its lane is behind are recorded as one,
+// the latest, and the `update` is decided once, on it.
+func TestQueuedStatusesOfADeviceCoalesce(t *testing.T) {
+	f := newFixture(t)
+	d := f.register(t, &f.apps[0])
+	c := f.connect(t, d)
+	require.EqualValues(t, 0, c.subscribe(t, topic(f.team, d.id, "command")))
+	release := make(chan struct{})
+	f.broker.HoldLane(d.id, release)
+	const n = 20
+	for i := range n {
+		c.publish(t, topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "application": f.apps[0], "agentVersion": fmt.Sprintf("4.2.%d", i)})
+	}
+	// A QoS 1 publish is acknowledged once the broker handled the messages before it: all statuses are queued.
+	require.True(t, c.cl.Publish(topic(f.team, d.id, "logs"), 1, false, []byte("[]")).Wait())
+	close(release)
+	require.True(t, f.broker.CommandAfterQueued(f.team, d.id, "stopLog"))
+	updates := 0
+	for cmd := c.next(t); cmd["command"] != "stopLog"; cmd = c.next(t) {
+		assert.Equal(t, "update", cmd["command"])
+		updates++
+	}
+	assert.Equal(t, 1, updates, "one update, decided on the latest status")
+	assert.Equal(t, fmt.Sprintf("4.2.%d", n-1), f.get(t, d.id).AgentVersion, "the latest status is recorded")
+}

@@ -91,3 +91,14 @@ func (b *Broker) HoldSignIns(n, max int64) {
 	b.signingIn.Store(n)
 	b.maxSigningIn = max
 }
+
+// HoldLane holds the lane of deviceID's work until release is closed: what is queued for the device meanwhile
+// waits.
+func (b *Broker) HoldLane(deviceID string, release <-chan struct{}) {
+	b.work.Later(deviceID, func() { <-release })
+}
+
+// CommandAfterQueued sends the device a command once the work queued for it before has run.
+func (b *Broker) CommandAfterQueued(teamID, deviceID, command string) bool {
+	return b.work.Wait(deviceID, func() { b.sendCommand(teamID, deviceID, command) })
+}
