@@ -447,3 +447,40 @@ func TestQueuedStatusesOfADeviceCoalesce(t *testing.T) {
 	assert.Equal(t, 1, updates, "one update, decided on the latest status")
 	assert.Equal(t, fmt.Sprintf("4.2.%d", n-1), f.get(t, d.id).AgentVersion, "the latest status is recorded")
 }
+
+// TestBurstAcrossDevicesIsRecorded: statuses of several devices queued at once, interleaved, are all recorded in
+// the batches of their lanes: each device ends with its own latest status and one `update` decided on it.
+func TestBurstAcrossDevicesIsRecorded(t *testing.T) {
+	f := newFixture(t)
+	release := make(chan struct{})
+	var ds []device
+	var cs []*conn
+	for range 4 {
+		d := f.register(t, &f.apps[0])
+		c := f.connect(t, d)
+		require.EqualValues(t, 0, c.subscribe(t, topic(f.team, d.id, "command")))
+		ds, cs = append(ds, d), append(cs, c)
+	}
+	for _, d := range ds { // once all signed in: a sign-in waits for its lane
+		f.broker.HoldLane(d.id, release)
+	}
+	const n = 5
+	for i := range n {
+		for j, d := range ds {
+			cs[j].publish(t, topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "application": f.apps[0], "agentVersion": fmt.Sprintf("%d.%d", j, i)})
+		}
+	}
+	for j, d := range ds {
+		require.True(t, cs[j].cl.Publish(topic(f.team, d.id, "logs"), 1, false, []byte("[]")).Wait())
+	}
+	close(release)
+	for j, d := range ds {
+		require.True(t, f.broker.CommandAfterQueued(f.team, d.id, "stopLog"))
+		updates := 0
+		for cmd := cs[j].next(t); cmd["command"] != "stopLog"; cmd = cs[j].next(t) {
+			updates++
+		}
+		assert.Equal(t, 1, updates, "device %d", j)
+		assert.Equal(t, fmt.Sprintf("%d.%d", j, n-1), f.get(t, d.id).AgentVersion, "device %d", j)
+	}
+}
