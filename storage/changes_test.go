@@ -129,37 +129,55 @@ func TestRecordDeviceReports(t *testing.T) {
 		d, err := st.GetDevice(ctx, f.devices[2])
 		require.NoError(t, err)
 		assert.Equal(t, &f.oldS, d.ActiveSnapshotID)
+		assert.True(t, d.LastSeenAt.Equal(at.Truncate(time.Microsecond)), "seen at %v, want %v", d.LastSeenAt, at)
+
+		// As with one report: a heartbeat that changes nothing but last_seen_at is not a change, a new state is.
+		heartbeat := reports[3]
+		heartbeat.At = time.Now()
+		_, err = st.RecordDeviceReports(ctx, []string{f.devices[2]}, []storage.DeviceReport{heartbeat})
+		require.NoError(t, err)
+		c, err := st.TeamChangesSince(ctx, f.teamID, d.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.Empty(t, c.Devices, "a heartbeat that reports the same state is not a change")
+		heartbeat.State = "running"
+		_, err = st.RecordDeviceReports(ctx, []string{f.devices[2]}, []storage.DeviceReport{heartbeat})
+		require.NoError(t, err)
+		c, err = st.TeamChangesSince(ctx, f.teamID, d.ChangedAt, 100)
+		require.NoError(t, err)
+		assert.Equal(t, []string{f.devices[2]}, deviceIDs(c.Devices), "a new state is")
 	})
 }
 
-// BenchmarkRecordDeviceReports records 1,000 devices' status reports on SQLite: one write each (as the broker
-// did) or all in one call (as its lanes do now).
+// BenchmarkRecordDeviceReports records 1,000 devices' status reports on each database: one write each (as the
+// broker did) or in batches of 256 (as its lanes do now).
 func BenchmarkRecordDeviceReports(b *testing.B) {
-	ctx := context.Background()
-	st := storagetest.New(b, "sqlite")
-	f := newRolloutFixture(b, st, 1000)
-	reports := make([]storage.DeviceReport, len(f.devices))
-	for i := range reports {
-		reports[i] = storage.DeviceReport{State: "running", AgentVersion: "3.0.0", ActiveSnapshotID: &f.oldS}
-	}
-	b.Run("one-by-one", func(b *testing.B) {
-		for b.Loop() {
-			for i, id := range f.devices {
-				reports[i].At = time.Now()
-				require.NoError(b, st.RecordDeviceReport(ctx, id, reports[i]))
-			}
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		ctx := context.Background()
+		st := storagetest.New(b, dialect)
+		f := newRolloutFixture(b, st, 1000)
+		reports := make([]storage.DeviceReport, len(f.devices))
+		for i := range reports {
+			reports[i] = storage.DeviceReport{State: "running", AgentVersion: "3.0.0", ActiveSnapshotID: &f.oldS}
 		}
-	})
-	b.Run("batched-256", func(b *testing.B) {
-		for b.Loop() {
-			for start := 0; start < len(f.devices); start += 256 {
-				end := min(start+256, len(f.devices))
-				for i := start; i < end; i++ {
+		b.Run(dialect+"/one-by-one", func(b *testing.B) {
+			for b.Loop() {
+				for i, id := range f.devices {
 					reports[i].At = time.Now()
+					require.NoError(b, st.RecordDeviceReport(ctx, id, reports[i]))
 				}
-				_, err := st.RecordDeviceReports(ctx, f.devices[start:end], reports[start:end])
-				require.NoError(b, err)
 			}
-		}
-	})
+		})
+		b.Run(dialect+"/batched-256", func(b *testing.B) {
+			for b.Loop() {
+				for start := 0; start < len(f.devices); start += 256 {
+					end := min(start+256, len(f.devices))
+					for i := start; i < end; i++ {
+						reports[i].At = time.Now()
+					}
+					_, err := st.RecordDeviceReports(ctx, f.devices[start:end], reports[start:end])
+					require.NoError(b, err)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,23 +194,68 @@ func (s *Store) RecordDeviceReport(ctx context.Context, id string, r DeviceRepor
 	return mustAffect(res, err, "device")
 }
 
-// RecordDeviceReports stores many check-ins, in order, in one transaction: one commit for a burst of status
-// messages rather than one each. A device that no longer exists is skipped and named in gone.
+// RecordDeviceReports stores many check-ins in one statement: one parse and one commit for a burst of status
+// messages rather than one each. A device reported twice keeps its last report (reports are in order); a device
+// that no longer exists is skipped and named in gone.
 func (s *Store) RecordDeviceReports(ctx context.Context, ids []string, reports []DeviceReport) (gone []string, err error) {
-	err = s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
-		gone = gone[:0]
-		for i, id := range ids {
-			res, err := tx.reportUpdate(id, reports[i]).Exec(ctx)
-			err = mustAffect(res, err, "device")
-			if domain.IsKind(err, domain.KindNotFound) {
-				gone = append(gone, id)
-			} else if err != nil {
-				return err
-			}
+	rows := make([]reportRow, 0, len(ids))
+	at := make(map[string]int, len(ids))
+	for i, id := range ids {
+		r := reports[i]
+		row := reportRow{ID: id, State: r.State, StateDetail: r.StateDetail, AgentVersion: r.AgentVersion, NodeRedVersion: r.NodeRedVersion,
+			NodejsVersion: r.NodejsVersion, ActiveSnapshotID: r.ActiveSnapshotID, At: r.At.UTC(), CameBack: r.CameBack}
+		if j, twice := at[id]; twice {
+			rows[j] = row
+			continue
 		}
-		return nil
-	})
-	return gone, err
+		at[id] = len(rows)
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	res, err := s.db.NewUpdate().With("rep", s.db.NewValues(&rows)).Model((*Device)(nil)).TableExpr("rep").
+		Set("state = rep.r_state").Set("state_detail = rep.r_state_detail").Set("agent_version = rep.r_agent_version").
+		Set("node_red_version = rep.r_node_red_version").Set("nodejs_version = rep.r_nodejs_version").
+		Set("active_snapshot_id = rep.r_active_snapshot_id").Set("last_seen_at = rep.r_at").
+		Set("changed_at = CASE WHEN rep.r_came_back OR dev.last_seen_at IS NULL OR dev.state IS DISTINCT FROM rep.r_state"+
+			" OR dev.state_detail IS DISTINCT FROM rep.r_state_detail OR dev.agent_version IS DISTINCT FROM rep.r_agent_version"+
+			" OR dev.node_red_version IS DISTINCT FROM rep.r_node_red_version OR dev.nodejs_version IS DISTINCT FROM rep.r_nodejs_version"+
+			" OR dev.active_snapshot_id IS DISTINCT FROM rep.r_active_snapshot_id THEN ? ELSE dev.changed_at END", now()).
+		Where("dev.id = rep.r_id").Exec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == int64(len(rows)) {
+		return nil, err
+	}
+	found, err := s.GetDevices(ctx, slices.Collect(maps.Keys(at)))
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range found {
+		delete(at, d.ID)
+	}
+	for _, id := range ids {
+		if _, missing := at[id]; missing {
+			gone = append(gone, id)
+			delete(at, id)
+		}
+	}
+	return gone, nil
+}
+
+// reportRow is one device's report in RecordDeviceReports' VALUES list.
+type reportRow struct {
+	ID               string    `bun:"r_id"`
+	State            string    `bun:"r_state"`
+	StateDetail      string    `bun:"r_state_detail"`
+	AgentVersion     string    `bun:"r_agent_version"`
+	NodeRedVersion   string    `bun:"r_node_red_version"`
+	NodejsVersion    string    `bun:"r_nodejs_version"`
+	ActiveSnapshotID *string   `bun:"r_active_snapshot_id"`
+	At               time.Time `bun:"r_at,type:timestamptz"`
+	CameBack         bool      `bun:"r_came_back"`
 }
 
 func (s *Store) reportUpdate(id string, r DeviceReport) *bun.UpdateQuery {
