@@ -59,7 +59,7 @@ web-test-deps: web/e2e/node_modules/.package-lock.json
 sandbox-deps:
 	@command -v bwrap >/dev/null || $(SUDO) apt-get install -y bubblewrap || { $(SUDO) apt-get update && $(SUDO) apt-get install -y bubblewrap; }
 
-# The external broker mode's tests (comms, comms/mosquitto, platform) start throwaway Mosquitto brokers with the
+# The external broker mode's tests (broker, broker/mosquitto, platform) start throwaway Mosquitto brokers with the
 # dynamic-security plugin: Debian's mosquitto is installed here when missing.
 broker-deps:
 	@command -v mosquitto_ctrl >/dev/null || $(SUDO) apt-get install -y mosquitto || { $(SUDO) apt-get update && $(SUDO) apt-get install -y mosquitto; }
@@ -83,7 +83,7 @@ lint:
 FUZZTIME ?= 30s
 # Minimising each new interesting input by time stalls short runs on large seeds; a bounded number of tries does not.
 FUZZMINIMIZE ?= 200x
-FUZZ_TARGETS := ./api:FuzzDecodeJSON ./api:FuzzDeployFlows ./devices:FuzzParseReport ./comms:FuzzDeviceMessages \
+FUZZ_TARGETS := ./api:FuzzDecodeJSON ./api:FuzzDeployFlows ./devices:FuzzParseReport ./broker:FuzzDeviceMessages \
 	./snapshots:FuzzImportSnapshot ./billing:FuzzStripeWebhook ./nodered:FuzzDecryptCredentials ./domain:FuzzValidators \
 	./storage:FuzzDecodeCursor ./api:FuzzEditorPath
 fuzz:

@@ -19,7 +19,7 @@ import (
 	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
-	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/snapshotschedule"
 )
 
 // The cross-tenant security matrix: team A holds one object of every kind; team B's users, no one, team A's
@@ -155,7 +155,7 @@ func TestCrossTenantSecurityMatrix(t *testing.T) {
 func newCrossWorld(t *testing.T, dialect string) *crossWorld {
 	t.Helper()
 	w := &crossWorld{backend: newRecordingBackend(t), runs: &recordingRunner{}, rollouts: &startedRollouts{},
-		promotions: &startedPromotions{}, schedules: &recordingScheduler{specs: map[string]snapshot.Spec{}},
+		promotions: &startedPromotions{}, schedules: &recordingScheduler{specs: map[string]snapshotschedule.Spec{}},
 		users: map[string]*browser{}, userIDs: map[string]string{}}
 	w.env = newBareInstanceWorld(t, dialect, func(d *api.Deps) {
 		d.Instances, d.Rollouts, d.Pipelines, d.SnapshotSchedules = w.runs, w.rollouts, w.promotions, w.schedules

@@ -35,7 +35,7 @@ import (
 // the tunnel forwards the editor's requests and websockets to the recorded one, with a credential sealed with
 // the platform's master key (forwardPrefix).
 
-// DeviceEditorCommands sends the editor commands to a connected device (comms.Broker implements it).
+// DeviceEditorCommands sends the editor commands to a connected device (broker.Broker implements it).
 type DeviceEditorCommands interface {
 	// StartEditor has the replica holding the device make a new editor token, store its digest and send it
 	// `startEditor`; it returns the agent's answer without the token, with the digest as tokenHash.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/api/apitest"
-	"github.com/flowyard/flowyard/comms"
+	"github.com/flowyard/flowyard/broker"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/internal/mqttdevice"
 	"github.com/flowyard/flowyard/nodered"
@@ -28,12 +28,12 @@ import (
 
 // newBrokerWorld is a deviceWorld whose API reaches devices through the relay and the real embedded MQTT broker,
 // on the same store: the single-process path (on Postgres, listening as a replica does, alone).
-func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*deviceWorld, *comms.Broker) {
+func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*deviceWorld, *broker.Broker) {
 	t.Helper()
-	var broker *comms.Broker
+	var started *broker.Broker
 	w := newDeviceWorldWith(t, dialect, nil, append(more, func(d *api.Deps) {
 		svc := &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL}
-		b, err := comms.Start(context.Background(), comms.Config{Listen: "127.0.0.1:0", Devices: svc,
+		b, err := broker.Start(context.Background(), broker.Config{Listen: "127.0.0.1:0", Devices: svc,
 			Log: slog.New(slog.DiscardHandler), MaxPacketBytes: 1 << 20})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = b.Close() })
@@ -45,9 +45,9 @@ func newBrokerWorld(t *testing.T, dialect string, more ...func(*api.Deps)) (*dev
 		go func() { defer close(listened); rel.Listen(ctx) }()
 		t.Cleanup(func() { cancel(); <-listened })
 		waitFor(t, "the relay to listen", func() bool { return rel.Check(ctx) == nil })
-		broker, d.Broker, d.DeviceLive, d.DeviceEditor = b, rel, rel, rel
+		started, d.Broker, d.DeviceLive, d.DeviceEditor = b, rel, rel, rel
 	})...)
-	return w, broker
+	return w, started
 }
 
 // fixture reads a message of a FlowFuse agent from testdata/flowfuse-agent with its placeholders filled in.
@@ -66,7 +66,7 @@ func fixture(t *testing.T, name string, values map[string]string) []byte {
 
 // connectFFAgent connects a FlowFuse agent's MQTT side as the fixtures describe it: signed in as
 // device:<team>:<device>, subscribed to its command topic.
-func connectFFAgent(t *testing.T, b *comms.Broker, d registered) *mqttdevice.Device {
+func connectFFAgent(t *testing.T, b *broker.Broker, d registered) *mqttdevice.Device {
 	t.Helper()
 	broker := d.raw.Body["credentials"].(map[string]any)["broker"].(map[string]any)
 	return mqttdevice.Connect(t, "tcp://"+b.Addr(), broker["username"].(string), broker["password"].(string))

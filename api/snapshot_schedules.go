@@ -9,7 +9,7 @@ import (
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/storage"
-	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/snapshotschedule"
 )
 
 // Snapshot schedules: an instance takes automatic snapshots every so often or at cron times, keeping the
@@ -18,7 +18,7 @@ import (
 
 // SnapshotScheduler keeps instances' snapshot Schedules; the snapshot workflow facade implements it.
 type SnapshotScheduler interface {
-	SetSchedule(ctx context.Context, instanceID, teamID string, spec snapshot.Spec) error
+	SetSchedule(ctx context.Context, instanceID, teamID string, spec snapshotschedule.Spec) error
 	DeleteSchedule(ctx context.Context, instanceID string) error
 }
 
@@ -40,7 +40,7 @@ type snapshotScheduleJSON struct {
 
 func snapshotScheduleView(sch *storage.SnapshotSchedule) snapshotScheduleJSON {
 	return snapshotScheduleJSON{InstanceID: sch.InstanceID, Every: sch.Every, Cron: sch.Cron, Keep: sch.Keep,
-		ScheduleID: snapshot.ScheduleID(sch.InstanceID), CreatedAt: sch.CreatedAt, UpdatedAt: sch.UpdatedAt}
+		ScheduleID: snapshotschedule.ScheduleID(sch.InstanceID), CreatedAt: sch.CreatedAt, UpdatedAt: sch.UpdatedAt}
 }
 
 func (s *Server) registerSnapshotSchedules() {
@@ -54,9 +54,9 @@ func (s *Server) registerSnapshotSchedules() {
 }
 
 // parseSnapshotSchedule checks the whole request and reports every bad field at once.
-func parseSnapshotSchedule(req snapshotScheduleRequest) (snapshot.Spec, int, error) {
-	spec, specErr := snapshot.ParseSpec(req.Every, req.Cron)
-	keep, keepErr := snapshot.ValidateKeep(req.Keep)
+func parseSnapshotSchedule(req snapshotScheduleRequest) (snapshotschedule.Spec, int, error) {
+	spec, specErr := snapshotschedule.ParseSpec(req.Every, req.Cron)
+	keep, keepErr := snapshotschedule.ValidateKeep(req.Keep)
 	return spec, keep, domain.Collect(specErr, keepErr)
 }
 

@@ -14,19 +14,19 @@ import (
 	"github.com/flowyard/flowyard/api"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
-	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/snapshotschedule"
 )
 
 // recordingScheduler stands in for Temporal's Schedules: it keeps the spec each instance was given and
 // answers err when set.
 type recordingScheduler struct {
 	mu    sync.Mutex
-	specs map[string]snapshot.Spec
+	specs map[string]snapshotschedule.Spec
 	calls int
 	err   error
 }
 
-func (r *recordingScheduler) SetSchedule(_ context.Context, instanceID, _ string, spec snapshot.Spec) error {
+func (r *recordingScheduler) SetSchedule(_ context.Context, instanceID, _ string, spec snapshotschedule.Spec) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -48,10 +48,10 @@ func (r *recordingScheduler) DeleteSchedule(_ context.Context, instanceID string
 	return nil
 }
 
-func (r *recordingScheduler) state() (int, map[string]snapshot.Spec) {
+func (r *recordingScheduler) state() (int, map[string]snapshotschedule.Spec) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]snapshot.Spec, len(r.specs))
+	out := make(map[string]snapshotschedule.Spec, len(r.specs))
 	for k, v := range r.specs {
 		out[k] = v
 	}
@@ -61,7 +61,7 @@ func (r *recordingScheduler) state() (int, map[string]snapshot.Spec) {
 // newScheduleWorld is a snapWorld whose API has a recording scheduler.
 func newScheduleWorld(t *testing.T, dialect string) (*snapWorld, *recordingScheduler) {
 	t.Helper()
-	sched := &recordingScheduler{specs: map[string]snapshot.Spec{}}
+	sched := &recordingScheduler{specs: map[string]snapshotschedule.Spec{}}
 	return newSnapWorld(t, dialect, func(d *api.Deps) { d.SnapshotSchedules = sched }), sched
 }
 
@@ -84,22 +84,22 @@ func TestSnapshotScheduleSetReadReplaceDelete(t *testing.T) {
 			assert.Equal(t, float64(3), got.Body["keep"])
 			assert.Equal(t, "snapshot-schedule/"+in.ID, got.String("scheduleId"))
 			_, specs := sched.state()
-			assert.Equal(t, snapshot.Spec{Every: 24 * time.Hour}, specs[in.ID])
+			assert.Equal(t, snapshotschedule.Spec{Every: 24 * time.Hour}, specs[in.ID])
 			created := got.String("createdAt")
 
 			got = member.Must(200, "PUT", schedulePath(in), map[string]any{"cron": "30 3 * * mon-fri"})
 			assert.Equal(t, "30 3 * * 1-5", got.String("cron"))
 			assert.Empty(t, got.String("every"))
-			assert.Equal(t, float64(snapshot.DefaultKeep), got.Body["keep"])
+			assert.Equal(t, float64(snapshotschedule.DefaultKeep), got.Body["keep"])
 			assert.Equal(t, created, got.String("createdAt"), "replacing keeps the creation time")
 			_, specs = sched.state()
-			assert.Equal(t, snapshot.Spec{Cron: "30 3 * * 1-5"}, specs[in.ID])
+			assert.Equal(t, snapshotschedule.Spec{Cron: "30 3 * * 1-5"}, specs[in.ID])
 
 			read := w.as["viewer"].Must(200, "GET", schedulePath(in), nil)
 			assert.Equal(t, "30 3 * * 1-5", read.String("cron"))
 			keep, err := w.env.Store.AutoSnapshotRetention(context.Background(), in.ID, 99)
 			require.NoError(t, err)
-			assert.Equal(t, snapshot.DefaultKeep, keep)
+			assert.Equal(t, snapshotschedule.DefaultKeep, keep)
 
 			member.Must(204, "DELETE", schedulePath(in), nil)
 			member.Must(204, "DELETE", schedulePath(in), nil)
@@ -152,7 +152,7 @@ func TestSnapshotScheduleBadInputChangesNothing(t *testing.T) {
 			}
 			calls, specs := sched.state()
 			assert.Equal(t, callsBefore, calls, "the scheduler heard nothing")
-			assert.Equal(t, snapshot.Spec{Every: 12 * time.Hour}, specs[in.ID])
+			assert.Equal(t, snapshotschedule.Spec{Every: 12 * time.Hour}, specs[in.ID])
 			kept := w.as["member"].Must(200, "GET", schedulePath(in), nil)
 			assert.Equal(t, "12h", kept.String("every"))
 			assert.Equal(t, float64(4), kept.Body["keep"])

@@ -79,14 +79,14 @@ func prefixed(prefixes ...string) func(string) bool {
 var rules = []rule{
 	{"domain imports no package of ours", exactly("domain"), ours},
 	{"storage imports only domain", exactly("storage"), func(imp string) bool { return ours(imp) && imp != module+"/domain" }},
-	{"workflows never touch storage, drivers, comms, bun, fiber, net/http or os", under("workflows"),
-		anyOf(under("storage"), under("drivers"), under("comms"), prefixed("github.com/uptrace/bun", "github.com/gofiber/fiber", "net/http", "os"))},
+	{"workflows never touch storage, drivers, broker, bun, fiber, net/http or os", under("workflows"),
+		anyOf(under("storage"), under("drivers"), under("broker"), prefixed("github.com/uptrace/bun", "github.com/gofiber/fiber", "net/http", "os"))},
 	{"the API reaches Temporal only through workflow facades, and never activities or drivers", under("api"),
 		anyOf(under("activities"), under("drivers"), prefixed("go.temporal.io"))},
 	{"services hold the shared flows below the API: they never import the API, Fiber, activities or drivers", under("services"),
 		anyOf(under("api"), under("activities"), under("drivers"), prefixed("github.com/gofiber/fiber", "net/http"))},
 	{"activities never import the API or workflow code", under("activities"), anyOf(under("api"), prefixed("go.temporal.io/sdk/workflow"))},
-	{"relay reaches devices only through the Connections interface a broker implements: it never imports comms", under("relay"), under("comms")},
+	{"relay reaches devices only through the Connections interface a broker implements: it never imports broker", under("relay"), under("broker")},
 	{"cmd holds wiring only: it imports config, platform and agent", under("cmd"),
 		func(imp string) bool {
 			return ours(imp) && !anyOf(exactly("config"), exactly("platform"), under("agent"))(imp)

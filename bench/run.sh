@@ -212,11 +212,11 @@ bench_dashboard() {
 }
 
 # What a device account costs the external broker (Mosquitto's dynamic-security plugin) when it holds 0, 1,000,
-# 10,000 and 50,000 of them (TestMeasureDynamicSecurity in comms/mosquitto; about 5 minutes).
+# 10,000 and 50,000 of them (TestMeasureDynamicSecurity in broker/mosquitto; about 5 minutes).
 bench_dynsec() {
   echo "measuring Mosquitto's dynamic security at 0 to 50,000 device accounts" >&2
-  FLOWYARD_BENCH=1 go test ./comms/mosquitto -run '^TestMeasureDynamicSecurity$' -count=1 -timeout 60m > "$TMP/dynsec.log" 2>&1 ||
-    { tail -50 "$TMP/dynsec.log" >&2; echo "TestMeasureDynamicSecurity (comms/mosquitto)" >> "$FAILED"; return 0; }
+  FLOWYARD_BENCH=1 go test ./broker/mosquitto -run '^TestMeasureDynamicSecurity$' -count=1 -timeout 60m > "$TMP/dynsec.log" 2>&1 ||
+    { tail -50 "$TMP/dynsec.log" >&2; echo "TestMeasureDynamicSecurity (broker/mosquitto)" >> "$FAILED"; return 0; }
   local j=bench/dynsec.json n
   for n in $(jq -r '.sizes[].accounts' $j); do
     summary dynsec "device account added at $n accounts (role and client)" ms \

@@ -83,8 +83,8 @@ const (
 
 // The values of --mqtt-broker.
 const (
-	BrokerEmbedded = "embedded" // each API process runs its own broker (comms)
-	BrokerExternal = "external" // the platform manages an existing Mosquitto 2 with dynamic security (comms/mosquitto)
+	BrokerEmbedded = "embedded" // each API process runs its own broker (broker)
+	BrokerExternal = "external" // the platform manages an existing Mosquitto 2 with dynamic security (broker/mosquitto)
 )
 
 // ExternalBroker is how the platform reaches an external Mosquitto: its URL and the dynamic-security admin

@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowyard/flowyard/api"
-	"github.com/flowyard/flowyard/comms"
-	"github.com/flowyard/flowyard/comms/mosquitto"
+	"github.com/flowyard/flowyard/broker"
+	"github.com/flowyard/flowyard/broker/mosquitto"
 	"github.com/flowyard/flowyard/config"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
@@ -67,7 +67,7 @@ func startDeviceBroker(ctx context.Context, cfg config.Config, svc *devices.Serv
 		deps.DeviceAccounts = b
 		return b, nil
 	}
-	b, err := comms.Start(ctx, comms.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
+	b, err := broker.Start(ctx, broker.Config{Listen: cfg.MQTTListen, WSListen: cfg.MQTTWSListen, Devices: svc, Log: log,
 		TLSCertFile: cfg.MQTTTLSCert, TLSKeyFile: cfg.MQTTTLSKey,
 		MaxPacketBytes: cfg.Limits.MQTTMaxPacketKB << 10, MessagesPerSecond: cfg.Limits.MQTTMessagesPerSecond, Burst: cfg.Limits.MQTTBurst})
 	if err != nil {

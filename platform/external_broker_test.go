@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
+	"github.com/flowyard/flowyard/broker/mosquitto/mosquittotest"
 )
 
 // TestExternalBroker runs `flowyard dev` against a throwaway Mosquitto with the dynamic-security plugin

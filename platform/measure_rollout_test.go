@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
+	"github.com/flowyard/flowyard/broker/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )

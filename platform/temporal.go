@@ -36,7 +36,7 @@ import (
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
-	"github.com/flowyard/flowyard/workflows/snapshot"
+	"github.com/flowyard/flowyard/workflows/snapshotschedule"
 	"github.com/flowyard/flowyard/workflows/stackmove"
 )
 
@@ -77,7 +77,7 @@ type facades struct {
 	instances  *instance.Client
 	rollouts   *rollout.Client
 	pipelines  *pipeline.Client
-	schedules  *snapshot.Client
+	schedules  *snapshotschedule.Client
 	stackMoves *stackmove.Client
 }
 
@@ -87,7 +87,7 @@ func newFacades(c client.Client, tcfg temporalenv.Config) facades {
 		rollouts:  &rollout.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueRollouts)},
 		pipelines: &pipeline.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueuePipelines),
 			InstanceQueue: tcfg.TaskQueue(domain.QueueInstances), RolloutQueue: tcfg.TaskQueue(domain.QueueRollouts)},
-		schedules:  &snapshot.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueInstances)},
+		schedules:  &snapshotschedule.Client{Temporal: c, TaskQueue: tcfg.TaskQueue(domain.QueueInstances)},
 		stackMoves: newStackMoves(c, tcfg),
 	}
 }

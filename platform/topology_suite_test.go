@@ -11,7 +11,7 @@ import (
 
 	"github.com/flowyard/flowyard/agent"
 	"github.com/flowyard/flowyard/api/apitest"
-	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
+	"github.com/flowyard/flowyard/broker/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/internal/mqttdevice"
 	"github.com/flowyard/flowyard/storage"
 )
@@ -28,7 +28,7 @@ func TestTopologyEmbeddedBrokers(t *testing.T) {
 
 // TestTopologyExternalBroker runs the same layout and steps with --mqtt-broker external: every process uses a
 // throwaway Mosquitto with the dynamic-security plugin, which the devices connect to. One replica at a time
-// records the status messages (the holder of the consumer's lock, comms/mosquitto/election.go), so one device's
+// records the status messages (the holder of the consumer's lock, broker/mosquitto/election.go), so one device's
 // messages are recorded in order; when B is killed and it held the lock, A takes over.
 func TestTopologyExternalBroker(t *testing.T) {
 	testTopology(t, mosquittotest.Start(t))

@@ -17,7 +17,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/flowyard/flowyard/api/apitest"
-	"github.com/flowyard/flowyard/comms/mosquitto/mosquittotest"
+	"github.com/flowyard/flowyard/broker/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/storage"

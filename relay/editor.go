@@ -16,7 +16,7 @@ import (
 // request only, and the stored answer carries the digest, never the token. `stopEditor` travels like `update`: the
 // notification names the devices, and the process holding one sends it the command.
 
-// Editor is what a process's broker does for devices' remote editors (comms.Broker).
+// Editor is what a process's broker does for devices' remote editors (broker.Broker).
 type Editor interface {
 	// StartEditor sends a device connected here `startEditor` with the token and waits for its answer.
 	StartEditor(ctx context.Context, d *storage.Device, token string) (json.RawMessage, error)

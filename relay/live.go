@@ -27,7 +27,7 @@ import (
 // An action goes like an upload request (upload.go): to the process holding the device, whose answer comes
 // back through device_replies.
 
-// Live is what a process's broker does for live logs and actions on the devices connected to it (comms.Broker).
+// Live is what a process's broker does for live logs and actions on the devices connected to it (broker.Broker).
 type Live interface {
 	// WatchLog asks the device for its log while someone watches: `startLog` for the first watcher (at once,
 	// or when it connects), `stopLog` once the returned function has been called by the last.

@@ -13,7 +13,7 @@
 // target once it listens again.
 //
 // The broker side is the Connections interface, and Live for live logs and actions (the embedded broker,
-// comms.Broker, implements both), so the relay knows nothing of how devices are connected.
+// broker.Broker, implements both), so the relay knows nothing of how devices are connected.
 package relay
 
 import (

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun/driver/pgdriver"
 
-	"github.com/flowyard/flowyard/comms"
+	"github.com/flowyard/flowyard/broker"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/internal/mqttdevice"
@@ -31,7 +31,7 @@ import (
 // replica is one process's store, broker (nil for a worker) and relay.
 type replica struct {
 	store  *storage.Store
-	broker *comms.Broker
+	broker *broker.Broker
 	relay  *relay.Relay
 }
 
@@ -89,7 +89,7 @@ func (w *world) start(t *testing.T, withBroker bool) *replica {
 	if !withBroker {
 		return r
 	}
-	r.broker, err = comms.Start(ctx, comms.Config{Listen: "127.0.0.1:0", Devices: w.svc, Log: log})
+	r.broker, err = broker.Start(ctx, broker.Config{Listen: "127.0.0.1:0", Devices: w.svc, Log: log})
 	require.NoError(t, err)
 	r.relay.Attach(r.broker)
 	lctx, cancel := context.WithCancel(ctx)

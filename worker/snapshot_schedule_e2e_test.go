@@ -24,7 +24,7 @@ import (
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
 	"github.com/flowyard/flowyard/worker"
-	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
+	snapshotwf "github.com/flowyard/flowyard/workflows/snapshotschedule"
 )
 
 // TestSnapshotScheduleOnTheTemporalDevServer creates an instance's snapshot Schedule on the real dev server,

@@ -13,7 +13,7 @@ import (
 	"github.com/flowyard/flowyard/workflows/instance"
 	"github.com/flowyard/flowyard/workflows/pipeline"
 	"github.com/flowyard/flowyard/workflows/rollout"
-	snapshotwf "github.com/flowyard/flowyard/workflows/snapshot"
+	snapshotwf "github.com/flowyard/flowyard/workflows/snapshotschedule"
 	"github.com/flowyard/flowyard/workflows/stackmove"
 )
 
