@@ -16,6 +16,24 @@ import (
 // follows the instance log stream's conventions (logstream.go); while any replica streams a device's log, the
 // replica holding the device asks it for it (DeviceLive, the relay).
 
+// DeviceLive reaches a device for its live log and for actions on its Node-RED, wherever it is connected
+// (relay.Relay implements it).
+type DeviceLive interface {
+	// WatchLog asks the device for its log while someone watches (`startLog` for the first, `stopLog` when the
+	// returned function has been called by the last); LogLines reads the lines received meanwhile.
+	WatchLog(teamID, deviceID string) (stop func())
+	LogLines(deviceID string, since time.Time, limit int) []devices.LogLine
+	// DeviceAction asks a connected device to start, stop, restart or suspend its Node-RED and waits for its answer.
+	DeviceAction(ctx context.Context, d *storage.Device, action string) error
+}
+
+func (s *Server) registerDeviceLogs() {
+	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/logs/stream", Tag: "devices", Stream: true,
+		Summary: "The device's Node-RED log as Server-Sent Events: recent lines, then new ones; the device is asked for its log while someone watches."}, s.deviceLogStream)
+	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/actions/:action", Tag: "devices", Status: 202,
+		Summary: "start, stop, restart or suspend the device's Node-RED (members; 202 once the device accepted, its state follows)."}, s.deviceAction)
+}
+
 // deviceLogEvent is a device's log line as an event: ordered and resumed by when the platform received it,
 // showing when the device wrote it.
 func deviceLogEvent(l devices.LogLine) liveEvent {

@@ -16,8 +16,9 @@ import (
 
 // Devices, the user side: register (owners; or a provisioning token, as the FlowFuse agent does), list, read,
 // assign to an application or an instance, set the target snapshot, switch developer mode, rename, delete
-// (credentials revoked and the broker connection closed at once), provisioning tokens, and device snapshots.
-// The agent side of the protocol is in devicelive.go.
+// (credentials revoked and the broker connection closed at once). Provisioning tokens are in
+// provisioning_tokens.go, device snapshots in device_snapshots.go, live logs and actions in devicelogs.go, and the
+// agent side of the protocol in devicelive.go.
 
 // DeviceBroker reaches devices wherever they are connected: to this process's broker or to another replica's
 // (relay.Relay implements it).
@@ -29,17 +30,6 @@ type DeviceBroker interface {
 	DisconnectDevice(ctx context.Context, deviceID string)
 	// RequestUpload asks a connected device for its current flows (the `upload` command) and waits for them.
 	RequestUpload(ctx context.Context, d *storage.Device) (*devices.Upload, error)
-}
-
-// DeviceLive reaches a device for its live log and for actions on its Node-RED, wherever it is connected
-// (relay.Relay implements it).
-type DeviceLive interface {
-	// WatchLog asks the device for its log while someone watches (`startLog` for the first, `stopLog` when the
-	// returned function has been called by the last); LogLines reads the lines received meanwhile.
-	WatchLog(teamID, deviceID string) (stop func())
-	LogLines(deviceID string, since time.Time, limit int) []devices.LogLine
-	// DeviceAction asks a connected device to start, stop, restart or suspend its Node-RED and waits for its answer.
-	DeviceAction(ctx context.Context, d *storage.Device, action string) error
 }
 
 type registerDeviceRequest struct {
@@ -61,19 +51,6 @@ type updateDeviceRequest struct {
 	Env              *[]domain.EnvVar `json:"env,omitempty"`
 	// Settings are the device's own fleet settings (null: none, its group's apply).
 	Settings *devices.FleetSettingsInput `json:"settings,omitempty"`
-}
-
-type provisioningTokenRequest struct {
-	Name          string     `json:"name"`
-	ApplicationID *string    `json:"applicationId,omitempty"`
-	InstanceID    *string    `json:"instanceId,omitempty"`
-	DeviceGroupID *string    `json:"deviceGroupId,omitempty"`
-	ExpiresAt     *time.Time `json:"expiresAt,omitempty"`
-}
-
-type deviceSnapshotRequest struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
 }
 
 type teamRefJSON struct {
@@ -119,18 +96,6 @@ type registeredDeviceJSON struct {
 	Meta        map[string]string `json:"meta"`
 }
 
-type provisioningTokenJSON struct {
-	ID            string     `json:"id"`
-	Name          string     `json:"name"`
-	Token         string     `json:"token,omitempty"`
-	TeamID        string     `json:"teamId"`
-	ApplicationID string     `json:"applicationId,omitempty"`
-	InstanceID    string     `json:"instanceId,omitempty"`
-	DeviceGroupID string     `json:"deviceGroupId,omitempty"`
-	ExpiresAt     *time.Time `json:"expiresAt,omitempty"`
-	CreatedAt     time.Time  `json:"createdAt"`
-}
-
 // compatibleFlowFuseVersion is the FlowFuse platform version whose device protocol Flowyard speaks; agents
 // read it from meta.ffVersion to decide what they may offer.
 const compatibleFlowFuseVersion = "2.33.2"
@@ -149,24 +114,6 @@ func (s *Server) deviceView(d *storage.Device) deviceJSON {
 		Settings: devices.ViewFleetSettings(d.FleetSettings), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
-func provisioningTokenView(t *storage.Token) provisioningTokenJSON {
-	v := provisioningTokenJSON{ID: t.ID, Name: t.Name, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt}
-	if t.TeamID != nil {
-		v.TeamID = *t.TeamID
-	}
-	v.ApplicationID, v.InstanceID, v.DeviceGroupID = scopeValue(t.Scopes, "application:"), scopeValue(t.Scopes, "instance:"), scopeValue(t.Scopes, "deviceGroup:")
-	return v
-}
-
-func scopeValue(scopes []string, prefix string) string {
-	for _, sc := range scopes {
-		if v, ok := strings.CutPrefix(sc, prefix); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func (s *Server) registerDevices() {
 	// Device agents check that the root URL answers before they provision (docs/device-protocol.md §1.3). It is not
 	// part of the API, so it stays out of the OpenAPI document.
@@ -180,18 +127,9 @@ func (s *Server) registerDevices() {
 		Summary: "Assign to an application or instance (null unassigns) and a group of its application, set the target snapshot, mode, name or env; the device is told at once."}, s.updateDevice)
 	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/devices/:deviceId", Tag: "devices", Status: 204,
 		Summary: "Delete a device: its credentials stop working and its broker connection closes at once."}, s.deleteDevice)
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Body: deviceSnapshotRequest{}, Status: 201,
-		Summary: "Pull the device's current flows into a snapshot of its application (the device must be connected)."}, s.createDeviceSnapshot)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/snapshots", Tag: "devices", Summary: "The snapshots pulled from the device."}, s.listDeviceSnapshots)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/devices/:deviceId/logs/stream", Tag: "devices", Stream: true,
-		Summary: "The device's Node-RED log as Server-Sent Events: recent lines, then new ones; the device is asked for its log while someone watches."}, s.deviceLogStream)
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/devices/:deviceId/actions/:action", Tag: "devices", Status: 202,
-		Summary: "start, stop, restart or suspend the device's Node-RED (members; 202 once the device accepted, its state follows)."}, s.deviceAction)
-	s.route(routeDoc{Method: "POST", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Body: provisioningTokenRequest{}, Status: 201,
-		Summary: "A token that registers new devices of the team (optionally straight into an application, an instance, or a group with its application); shown once."}, s.createProvisioningToken)
-	s.route(routeDoc{Method: "GET", Path: "/api/v1/teams/:teamId/provisioning-tokens", Tag: "devices", Summary: "The team's provisioning tokens (without the tokens)."}, s.listProvisioningTokens)
-	s.route(routeDoc{Method: "DELETE", Path: "/api/v1/teams/:teamId/provisioning-tokens/:tokenId", Tag: "devices", Status: 204,
-		Summary: "Revoke a provisioning token."}, s.deleteProvisioningToken)
+	s.registerDeviceSnapshots()
+	s.registerDeviceLogs()
+	s.registerProvisioningTokens()
 }
 
 func (s *Server) root(c *fiber.Ctx) error {
@@ -676,202 +614,4 @@ func (s *Server) restoreAccount(ctx context.Context, d *storage.Device) {
 	if err := s.devices.RestoreAccount(ctx, d); err != nil {
 		s.log.Error("a device whose deletion failed keeps a disabled broker account until the platform next starts", "device", d.ID, "err", err)
 	}
-}
-
-func (s *Server) createDeviceSnapshot(c *fiber.Ctx) error {
-	var req deviceSnapshotRequest
-	if err := s.decode(c, &req); err != nil {
-		return err
-	}
-	who, d, err := s.deviceFor(c, domain.ActionDeviceSnapshotCreate)
-	if err != nil {
-		return err
-	}
-	if err := domain.Collect(domain.ValidateName("name", req.Name), domain.ValidateDescription("description", req.Description)); err != nil {
-		return err
-	}
-	if _, err := s.devices.ApplicationOf(c.UserContext(), s.store, d); err != nil {
-		return err
-	}
-	if err := devices.CheckSnapshotRoom(c.UserContext(), s.store, d.ID); err != nil {
-		return err // before the device is asked for its flows; checked again when the snapshot is stored
-	}
-	if s.broker == nil {
-		return domain.Unavailable("broker_unavailable", "This API runs without a broker, so it cannot reach devices.")
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), 15*time.Second)
-	defer cancel()
-	up, err := s.broker.RequestUpload(ctx, d)
-	if err != nil {
-		return err
-	}
-	var snap *storage.Snapshot
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		snap, err = s.devices.CreateSnapshot(ctx, tx, d, up, "", devices.SnapshotMeta{Name: req.Name, Description: req.Description, CreatedBy: userIDOf(who)})
-		if err != nil {
-			return err
-		}
-		return audit(c, tx, who, d.TeamID, "device.snapshot.created", "snapshot", snap.ID, map[string]any{"deviceId": d.ID, "name": snap.Name})
-	})
-	if err != nil {
-		return err
-	}
-	return created(c, snapshotMetaView(snap))
-}
-
-func (s *Server) listDeviceSnapshots(c *fiber.Ctx) error {
-	_, d, err := s.deviceFor(c, domain.ActionDeviceSnapshotList)
-	if err != nil {
-		return err
-	}
-	p, err := pageOf(c)
-	if err != nil {
-		return err
-	}
-	rows, next, err := s.store.ListDeviceSnapshots(c.UserContext(), d.ID, p)
-	if err != nil {
-		return err
-	}
-	return list(c, rows, next, snapshotMetaView)
-}
-
-func (s *Server) createProvisioningToken(c *fiber.Ctx) error {
-	teamID := c.Params("teamId")
-	var req provisioningTokenRequest
-	if err := s.decode(c, &req); err != nil {
-		return err
-	}
-	who, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenCreate, "team")
-	if err != nil {
-		return err
-	}
-	if err := validateProvisioningToken(&req); err != nil {
-		return err
-	}
-	token, hash := domain.NewToken(domain.TokenPrefixProvisioning)
-	t := &storage.Token{ID: domain.NewID(), TokenHash: hash, Kind: devices.TokenKindProvisioning, Name: req.Name,
-		OwnerType: "team", OwnerID: teamID, TeamID: &teamID, ExpiresAt: req.ExpiresAt}
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		owner, err := provisioningOwner(ctx, tx, teamID, &req)
-		if err != nil {
-			return err
-		}
-		t.Scopes = owner.scopes()
-		if err := tx.InsertToken(ctx, t); err != nil {
-			return err
-		}
-		return audit(c, tx, who, teamID, "team.device.provisioning-token.created", "team", teamID, map[string]any{"tokenId": t.ID, "name": t.Name})
-	})
-	if err != nil {
-		return err
-	}
-	v := provisioningTokenView(t)
-	v.Token = token
-	return created(c, v)
-}
-
-func validateProvisioningToken(req *provisioningTokenRequest) error {
-	if err := domain.Collect(domain.ValidateName("name", req.Name)); err != nil {
-		return err
-	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
-		return domain.InvalidField("expiresAt", "must be in the future")
-	}
-	return nil
-}
-
-// provisionedOwner is where a provisioning token puts the devices it registers.
-type provisionedOwner struct {
-	application, instance, group, groupTarget, instanceTarget *string
-}
-
-// scopes encodes the owner as token scopes.
-func (o provisionedOwner) scopes() []string {
-	scopes := []string{"device:provision"}
-	add := func(prefix string, id *string) {
-		if id != nil {
-			scopes = append(scopes, prefix+*id)
-		}
-	}
-	add("application:", o.application)
-	add("instance:", o.instance)
-	add("deviceGroup:", o.group)
-	return scopes
-}
-
-// provisioningOwner checks what a provisioning token pre-assigns, in the transaction that stores it: an
-// application or an instance of the team (not both), and a group of the team's, which needs the device in the
-// group's application (named, or taken from the group).
-func provisioningOwner(ctx context.Context, tx *storage.Store, teamID string, req *provisioningTokenRequest) (provisionedOwner, error) {
-	var o provisionedOwner
-	if req.ApplicationID != nil && req.InstanceID != nil {
-		return o, domain.InvalidField("instanceId", "a device belongs to an application or to an instance, not both")
-	}
-	if req.ApplicationID != nil {
-		a, err := teamObject(ctx, tx.GetApplication, "applicationId", teamID, *req.ApplicationID)
-		if err != nil {
-			return o, err
-		}
-		o.application = &a.ID
-	}
-	if req.InstanceID != nil {
-		in, err := teamObject(ctx, tx.GetInstance, "instanceId", teamID, *req.InstanceID)
-		if err != nil {
-			return o, err
-		}
-		o.instance, o.instanceTarget = &in.ID, in.DeviceTargetSnapshotID
-	}
-	if req.DeviceGroupID == nil || *req.DeviceGroupID == "" {
-		return o, nil
-	}
-	g, err := teamObject(ctx, tx.GetDeviceGroup, "deviceGroupId", teamID, *req.DeviceGroupID)
-	if err != nil {
-		return o, err
-	}
-	if o.instance != nil || o.application != nil && *o.application != g.ApplicationID {
-		return o, groupOfOtherApplication("deviceGroupId")
-	}
-	o.application, o.group, o.groupTarget = &g.ApplicationID, &g.ID, g.TargetSnapshotID
-	return o, nil
-}
-
-func (s *Server) listProvisioningTokens(c *fiber.Ctx) error {
-	teamID := c.Params("teamId")
-	if _, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenList, "team"); err != nil {
-		return err
-	}
-	p, err := pageOf(c)
-	if err != nil {
-		return err
-	}
-	rows, next, err := s.store.ListTokensByOwner(c.UserContext(), devices.TokenKindProvisioning, "team", teamID, p)
-	if err != nil {
-		return err
-	}
-	return list(c, rows, next, provisioningTokenView)
-}
-
-func (s *Server) deleteProvisioningToken(c *fiber.Ctx) error {
-	teamID := c.Params("teamId")
-	who, _, err := s.teamAccess(c, teamID, domain.ActionProvisioningTokenDelete, "team")
-	if err != nil {
-		return err
-	}
-	id := c.Params("tokenId")
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if _, err := tx.GetTeamToken(ctx, id, devices.TokenKindProvisioning, teamID); err != nil {
-			return err
-		}
-		if err := tx.DeleteTokenOfOwner(ctx, id, "team", teamID); err != nil {
-			return err
-		}
-		if err := devices.RevokeProvisioningOTCs(ctx, tx, id); err != nil {
-			return err
-		}
-		return audit(c, tx, who, teamID, "team.device.provisioning-token.deleted", "team", teamID, map[string]any{"tokenId": id})
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(c)
 }
