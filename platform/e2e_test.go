@@ -60,12 +60,7 @@ var (
 // other ports instead of failing the test.
 func startDev(t testing.TB, extra ...string) devEnv {
 	t.Helper()
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := filepath.Join(repo, "bin", "temporal")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
-	}
+	repo, bin := temporalBin(t)
 	for attempt := 1; ; attempt++ {
 		env, err := tryStartDev(t, repo, bin, extra)
 		if err == nil {
@@ -76,6 +71,18 @@ func startDev(t testing.TB, extra ...string) devEnv {
 		}
 		t.Logf("flowyard dev lost a port to another process (%v); starting it on other ports", err)
 	}
+}
+
+// temporalBin returns the repository's root and its Temporal CLI (bin/temporal), failing the test when it is missing.
+func temporalBin(t testing.TB) (repo, bin string) {
+	t.Helper()
+	repo, err := filepath.Abs("..")
+	require.NoError(t, err)
+	bin = filepath.Join(repo, "bin", "temporal")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make bin/temporal`", bin)
+	}
+	return repo, bin
 }
 
 // tryStartDev starts `flowyard dev` once and waits until it is ready, or returns the error it exited with.

@@ -1,4 +1,4 @@
-package worker_test
+package platform_test
 
 import (
 	"context"
@@ -12,8 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/billing"
@@ -45,18 +43,6 @@ func (s *suspensions) count() int {
 	return len(s.ids)
 }
 
-// eventually waits for cond, failing with what after the deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestBillingOnTheTemporalDevServer runs the billing worker against the real Temporal dev server: a burst of
 // usage signals becomes one sync, the Schedule's reconciliation repairs drift made behind the platform's
 // back (and audits it), and a cancelled subscription suspends the team's instances.
@@ -64,10 +50,7 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	defer c.Close()
+	c := dialTemporal(t, startTemporal(t))
 
 	st := storagetest.New(t, "sqlite")
 	tm := billingtest.NewTeam(t, st, nil)
@@ -87,7 +70,7 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	for range 100 {
 		svc.UsageChanged(ctx, tm.ID)
 	}
-	eventually(t, "Stripe bills two instances", func() bool { return fake.Quantities(subID)[billingtest.InstancePrice] == 2 })
+	waitFor(t, 45*time.Second, "Stripe bills two instances", func() bool { return fake.Quantities(subID)[billingtest.InstancePrice] == 2 })
 	t.Logf("100 usage signals through the dev server: %d Stripe calls", fake.Calls())
 	assert.LessOrEqual(t, fake.Calls(), 4)
 
@@ -95,9 +78,9 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	require.NoError(t, wc.EnsureSchedule(ctx, time.Hour))
 	require.NoError(t, wc.EnsureSchedule(ctx, 30*time.Minute), "creating it again updates it")
 	require.NoError(t, wc.TriggerReconcile(ctx))
-	eventually(t, "the reconciliation puts the quantity back", func() bool { return fake.Quantities(subID)[billingtest.InstancePrice] == 2 })
+	waitFor(t, 45*time.Second, "the reconciliation puts the quantity back", func() bool { return fake.Quantities(subID)[billingtest.InstancePrice] == 2 })
 	replaytest.RecordScheduled(t, c, billingwf.ScheduleID, "billing", "replay_reconcile.json")
-	eventually(t, "the correction is audited", func() bool {
+	waitFor(t, 45*time.Second, "the correction is audited", func() bool {
 		entries, _, err := st.ListAudit(ctx, tm.ID, storage.Page{})
 		require.NoError(t, err)
 		for _, e := range entries {
@@ -114,7 +97,7 @@ func TestBillingOnTheTemporalDevServer(t *testing.T) {
 	sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: "whsec_e2e", Timestamp: time.Now()}).Header
 	_, err = svc.HandleWebhook(ctx, body, sig)
 	require.NoError(t, err)
-	eventually(t, "the cancelled team's three instances are suspended", func() bool { return suspended.count() == 3 })
+	waitFor(t, 45*time.Second, "the cancelled team's three instances are suspended", func() bool { return suspended.count() == 3 })
 	require.NoError(t, c.GetWorkflow(ctx, billingwf.WorkflowID(tm.ID), "").Get(ctx, nil), "the workflow ends once idle")
 	replaytest.Record(t, c, billingwf.WorkflowID(tm.ID), "", "billing", "replay_team.json")
 }

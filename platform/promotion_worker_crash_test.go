@@ -1,17 +1,13 @@
-package worker_test
+package platform_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/internal/proctest"
@@ -20,9 +16,6 @@ import (
 	"github.com/flowyard/flowyard/workflows/pipeline"
 )
 
-// pipelinesQueue is the task queue the worker process serves promotions on (beside testTaskQueue).
-const pipelinesQueue = "pipelines"
-
 // TestCrashWorkerDuringPromotion promotes 10 MB of flows from a source instance into two target
 // instances, SIGKILLs the worker while the first target's write waits at a lock on Postgres, starts a new worker, and
 // checks that the promotion finishes with every target promoted exactly once: one automatic snapshot and one
@@ -30,7 +23,7 @@ const pipelinesQueue = "pipelines"
 func TestCrashWorkerDuringPromotion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := startDevServer(t)
+	temporal := startTemporal(t)
 
 	dbURL, st, sealer := crashStore(ctx, t)
 	source := seedInstance(t, st, sealer)
@@ -46,14 +39,11 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	}
 	promotionID, opID := seedPromotion(t, st, source, targets)
 
-	first := workerProcess(t, dbURL, srv.Address())
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace,
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	require.NoError(t, err)
-	defer c.Close()
+	first := workerProcess(t, dbURL, temporal)
+	c := dialTemporal(t, temporal)
 	facade := &pipeline.Client{Temporal: c, TaskQueue: pipelinesQueue, InstanceQueue: testTaskQueue, RolloutQueue: "rollouts"}
 	gate := storagetest.HoldInstanceWrites(t, dbURL)
-	_, err = facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID, OperationID: opID})
+	_, err := facade.Start(ctx, pipeline.Params{PromotionID: promotionID, TeamID: source.TeamID, OperationID: opID})
 	require.NoError(t, err)
 
 	gate.WaitForWriter(targets[0].ID)
@@ -61,7 +51,7 @@ func TestCrashWorkerDuringPromotion(t *testing.T) {
 	gate.Release()
 	assert.Equal(t, older.flows, read(t, st, sealer, targets[0].ID).flows, "the kill came in the first target's write, which never committed")
 
-	workerProcess(t, dbURL, srv.Address())
+	workerProcess(t, dbURL, temporal)
 	got, err := facade.Wait(ctx, promotionID)
 	require.NoError(t, err, "the promotion finishes on the new worker")
 	assert.Equal(t, domain.PromotionSucceeded, got.Status)

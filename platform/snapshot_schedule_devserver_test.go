@@ -1,10 +1,8 @@
-package worker_test
+package platform_test
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/billing/billingtest"
@@ -34,14 +31,10 @@ import (
 func TestSnapshotScheduleOnTheTemporalDevServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	defer c.Close()
+	c := dialTemporal(t, startTemporal(t))
 
 	st := storagetest.New(t, "sqlite")
-	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+	sealer, err := domain.NewSealer(testMasterKey)
 	require.NoError(t, err)
 	sc := &snapshotwf.Client{Temporal: c, TaskQueue: "instances"}
 	w := worker.New(c, sc.TaskQueue, worker.Activities{
@@ -78,7 +71,7 @@ func TestSnapshotScheduleOnTheTemporalDevServer(t *testing.T) {
 
 	require.NoError(t, sc.Trigger(ctx, in.ID))
 	var autos []storage.Snapshot
-	eventually(t, "the scheduled snapshot appears", func() bool {
+	waitFor(t, 45*time.Second, "the scheduled snapshot appears", func() bool {
 		autos = autoSnapshots(t, st, in.ID)
 		return len(autos) > 0 && strings.HasPrefix(autos[len(autos)-1].Name, snapshotwf.NamePrefix+"20")
 	})

@@ -1,4 +1,4 @@
-package worker_test
+package platform_test
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/alerts"
@@ -87,11 +86,7 @@ func deliveriesOf(t *testing.T, st *storage.Store, teamID string) map[string]sto
 // alertsDevServer starts a Temporal dev server and returns a client of it, closed when the test ends, and a sealer.
 func alertsDevServer(t *testing.T) (client.Client, *domain.Sealer) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := startDevServer(t)
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
+	c := dialTemporal(t, startTemporal(t))
 	sealer, err := domain.NewSealer(strings.Repeat("k", 32))
 	require.NoError(t, err)
 	return c, sealer
@@ -141,7 +136,7 @@ func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
 			assert.Contains(t, msg.Header("Subject"), "Instance line-<1> crashed")
 
 			var log map[string]storage.AlertDeliveryView
-			eventually(t, "both deliveries are logged delivered", func() bool {
+			waitFor(t, 45*time.Second, "both deliveries are logged delivered", func() bool {
 				log = deliveriesOf(t, st, team.id)
 				return log["webhook"].Status == storage.DeliverySucceeded && log["email"].Status == storage.DeliverySucceeded
 			})
@@ -162,7 +157,7 @@ func TestAlertDeliveryOnTheTemporalDevServer(t *testing.T) {
 			_, err = alerts.Emit(ctx, guarded, alerts.Event{TeamID: other.id, Kind: alerts.KindTest, SubjectType: "webhook",
 				SubjectID: other.hookID, DedupKey: "test:1", WebhookID: other.hookID})
 			require.NoError(t, err)
-			eventually(t, "the loopback delivery is logged failed", func() bool {
+			waitFor(t, 45*time.Second, "the loopback delivery is logged failed", func() bool {
 				return deliveriesOf(t, guarded, other.id)["webhook"].Status == storage.DeliveryFailed
 			})
 			failed := deliveriesOf(t, guarded, other.id)["webhook"]
@@ -200,7 +195,7 @@ func TestAThrottledStormIsDeliveredOnceThenSummarised(t *testing.T) {
 					SubjectID: fmt.Sprintf("inst-%d", i), SubjectName: fmt.Sprintf("line-%d", i), DedupKey: fmt.Sprintf("crash:inst-%d:1", i)})
 				require.NoError(t, err)
 			}
-			eventually(t, "every crash is planned: 2 deliveries sent, 38 throttled", func() bool {
+			waitFor(t, 45*time.Second, "every crash is planned: 2 deliveries sent, 38 throttled", func() bool {
 				rows, _, err := st.ListAlertDeliveries(ctx, team.id, storage.Page{Limit: storage.MaxPageLimit})
 				require.NoError(t, err)
 				n := map[string]int{}

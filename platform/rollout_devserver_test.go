@@ -1,9 +1,7 @@
-package worker_test
+package platform_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/devices"
@@ -19,7 +16,6 @@ import (
 	"github.com/flowyard/flowyard/internal/replaytest"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 	"github.com/flowyard/flowyard/worker"
 	"github.com/flowyard/flowyard/workflows/rollout"
 )
@@ -38,14 +34,11 @@ type rolloutWorld struct {
 	broken        map[string]bool
 }
 
-func newRolloutWorld(t *testing.T, srv *temporalenv.DevServer) *rolloutWorld {
+func newRolloutWorld(t *testing.T, temporalAddress string) *rolloutWorld {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := client.Dial(client.Options{HostPort: srv.Address(), Namespace: testNamespace, Logger: sdklog.NewStructuredLogger(quiet)})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
+	c := dialTemporal(t, temporalAddress)
 	st := storagetest.New(t, "sqlite")
-	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+	sealer, err := domain.NewSealer(testMasterKey)
 	require.NoError(t, err)
 	w := worker.NewRollouts(c, "rollouts", &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}},
 		&activities.StackMoves{Store: st})
@@ -152,7 +145,7 @@ func quickStrategy(waves ...int) rollout.Strategy {
 // pauses, resumes and aborts while it awaits approval between waves. Their histories are the rollout's replay
 // corpus (FLOWYARD_RECORD_HISTORIES=1 records them again).
 func TestRolloutOnTheTemporalDevServer(t *testing.T) {
-	rw := newRolloutWorld(t, startDevServer(t))
+	rw := newRolloutWorld(t, startTemporal(t))
 
 	t.Run("waves", func(t *testing.T) {
 		id, _ := rw.start(t, rw.group(t, 10, false), quickStrategy(10, 50, 100))
@@ -173,7 +166,7 @@ func TestRolloutOnTheTemporalDevServer(t *testing.T) {
 		s := quickStrategy(10, 100)
 		s.Approval = rollout.ApprovalBetweenWaves
 		id, _ := rw.start(t, rw.group(t, 10, false), s)
-		eventually(t, "the rollout awaits approval after the canary", func() bool {
+		waitFor(t, 45*time.Second, "the rollout awaits approval after the canary", func() bool {
 			r, err := rw.st.GetRollout(context.Background(), id)
 			require.NoError(t, err)
 			return r.Status == domain.RolloutAwaitingApproval
@@ -202,7 +195,7 @@ func TestRolloutOnTheTemporalDevServer(t *testing.T) {
 // carry its state into new runs between waves, and it still ends with every device updated. The first run and
 // the last are the rollout's continue-as-new replay corpus.
 func TestRolloutContinuesAsNewOnTheTemporalDevServer(t *testing.T) {
-	rw := newRolloutWorld(t, startDevServerWith(t, map[string]string{"limit.historyCount.suggestContinueAsNew": "20"}))
+	rw := newRolloutWorld(t, startTemporalWith(t, map[string]string{"limit.historyCount.suggestContinueAsNew": "20"}).Address())
 	id, firstRun := rw.start(t, rw.group(t, 10, false), quickStrategy(10, 50, 100))
 	p := rw.wait(t, id)
 	require.Equal(t, domain.RolloutSucceeded, p.Status, "%+v", p)
