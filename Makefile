@@ -43,7 +43,7 @@ test: tools bin/stripe-mock web-test-deps sandbox-deps broker-deps lint
 
 # The crash tests alone: SIGKILL of the platform (`flowyard dev`, a worker process) in the middle of provisioning,
 # a rollback, a promotion and a rollout, and Postgres restarts under load. `make test` runs them too (./...).
-CRASH_PKGS := ./api ./platform ./worker
+CRASH_PKGS := ./api ./platform
 test-crash: bin/temporal
 	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -run '^TestCrash' $(CRASH_PKGS)
 
