@@ -192,10 +192,6 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-func newOperation(kind, subjectType, subjectID, teamID, workflowID string, who *caller) *storage.Operation {
-	return services.NewOperation(kind, subjectType, subjectID, teamID, workflowID, who.userID())
-}
-
 // runAction records and starts a lifecycle run of the instance (services.Instances.Act) and answers 202.
 func (s *Server) runAction(c *fiber.Ctx, who *caller, in *storage.Instance, p instance.Params, body map[string]any) error {
 	op, err := s.svc.instances.Act(c.UserContext(), who.userID(), in, p, body)
@@ -209,10 +205,6 @@ func (s *Server) runAction(c *fiber.Ctx, who *caller, in *storage.Instance, p in
 func (s *Server) acceptedRun(c *fiber.Ctx, in *storage.Instance, op *storage.Operation) error {
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"instance": s.instanceView(in), "operation": s.operationView(op)})
-}
-
-func (s *Server) failOperation(ctx context.Context, op *storage.Operation, cause error) error {
-	return s.svc.operations.Fail(ctx, op, cause)
 }
 
 func (s *Server) listInstances(c *fiber.Ctx) error {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/flowyard/flowyard/domain"
-	"github.com/flowyard/flowyard/storage"
 )
 
 // Limits are the API's abuse limits. Zero values take the defaults below; the counters live in memory, so each
@@ -334,10 +332,4 @@ func inRanges(ranges []netip.Prefix, addr netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// insertOperation records a new operation inside tx, within the team's limit on operations in flight
-// (services.Operations.Record).
-func (s *Server) insertOperation(ctx context.Context, tx *storage.Store, op *storage.Operation) error {
-	return s.svc.operations.Record(ctx, tx, op)
 }

@@ -115,7 +115,6 @@ type Server struct {
 	devices    *devices.Service
 	broker     DeviceBroker
 	deviceLive DeviceLive
-	stackMoves StackMoveRunner
 	billing    *billing.Service
 	schedules  SnapshotScheduler
 	live       *liveHub
@@ -148,7 +147,6 @@ func New(d Deps) *Server {
 		logs: d.Logs, broker: d.Broker, deviceLive: d.DeviceLive}
 	s.billing = d.Billing
 	s.deviceGate = newDeviceGate(deviceSlots, deviceMaxWaiting, deviceMaxWait)
-	s.stackMoves = d.StackMoves
 	s.schedules = d.SnapshotSchedules
 	s.mail = d.Mail
 	s.deviceEditor, s.tunnels = d.DeviceEditor, newDeviceTunnels()

@@ -7,16 +7,16 @@ import (
 // flowServices are the services the handlers call for the flows the API shares with the worker's activities and the
 // platform's crash recovery (package services): handlers decode, authorize, call one and answer.
 type flowServices struct {
-	operations *services.Operations
 	instances  *services.Instances
 	rollouts   *services.Rollouts
 	users      *services.Users
 	promotions *services.Promotions
+	stackMoves *services.StackMoves
 }
 
 func newFlowServices(s *Server, d Deps) flowServices {
 	ops := &services.Operations{Store: d.Store, MaxInFlight: s.limiter.MaxTeamOperations, Log: d.Log}
-	f := flowServices{operations: ops, instances: &services.Instances{Operations: ops, Sealer: d.Sealer}}
+	f := flowServices{instances: &services.Instances{Operations: ops, Sealer: d.Sealer}}
 	if d.Instances != nil {
 		f.instances.Runner = d.Instances
 	}
@@ -27,6 +27,10 @@ func newFlowServices(s *Server, d Deps) flowServices {
 	f.promotions = &services.Promotions{Operations: ops}
 	if d.Pipelines != nil {
 		f.promotions.Runner = d.Pipelines
+	}
+	f.stackMoves = &services.StackMoves{Operations: ops}
+	if d.StackMoves != nil {
+		f.stackMoves.Runner = d.StackMoves
 	}
 	if d.Billing != nil { // a nil *billing.Service in the interface would not be nil
 		f.instances.Billing = d.Billing

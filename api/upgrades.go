@@ -20,9 +20,7 @@ import (
 // threshold.
 
 // StackMoveRunner starts moves of a stack's instances; the workflow facade implements it.
-type StackMoveRunner interface {
-	Start(ctx context.Context, p stackmove.Params) (runID string, err error)
-}
+type StackMoveRunner = services.StackMoveRunner
 
 type upgradeRequest struct {
 	StackID string `json:"stackId"`
@@ -162,33 +160,10 @@ func (s *Server) moveStack(c *fiber.Ctx) error {
 	if err := s.checkMoveTarget(ctx, from, req.ToStackID); err != nil {
 		return err
 	}
-	m := &storage.StackMove{ID: domain.NewID(), FromStackID: from.ID, ToStackID: req.ToStackID, Status: domain.StackMoveRunning,
-		Waves: len(strategy.Waves), CreatedBy: userIDOf(who), Strategy: map[string]any{"waves": strategy.Waves,
-			"failureThreshold": strategy.FailureThreshold, "concurrency": strategy.Concurrency}}
-	op := newOperation("stack_move", "stack", from.ID, "", stackmove.WorkflowID(m.ID), who)
-	op.TeamID = nil // a platform operation: only admins read it
-	m.OperationID = &op.ID
-	err = s.store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) error {
-		if err := s.insertOperation(ctx, tx, op); err != nil {
-			return err
-		}
-		if err := tx.InsertStackMove(ctx, m); err != nil {
-			return err
-		}
-		return audit(c, tx, who, "", "platform.stacks.move", "stack", from.ID, map[string]any{"toStackId": req.ToStackID, "moveId": m.ID})
-	})
+	m := &storage.StackMove{ID: domain.NewID(), FromStackID: from.ID, ToStackID: req.ToStackID}
+	op, err := s.svc.stackMoves.Start(ctx, who.userID(), m, strategy)
 	if err != nil {
 		return err
-	}
-	if s.stackMoves == nil {
-		return s.failOperation(ctx, op, services.ErrNoEngine())
-	}
-	p := stackmove.Params{MoveID: m.ID, FromStackID: from.ID, ToStackID: req.ToStackID, OperationID: op.ID, Strategy: strategy}
-	if who.user != nil {
-		p.CreatedBy = who.user.ID
-	}
-	if op.RunID, err = s.stackMoves.Start(ctx, p); err != nil {
-		return s.failOperation(ctx, op, err)
 	}
 	c.Set(fiber.HeaderLocation, "/api/v1/operations/"+op.ID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"move": stackMoveView(m), "operation": s.operationView(op)})

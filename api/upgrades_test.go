@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -150,4 +151,37 @@ func stackMoveOf(t *testing.T, st *storage.Store, in *storage.Instance) string {
 	_, err := st.PlanStackMove(ctx, m.ID, in.StackID, []int{100})
 	require.NoError(t, err)
 	return m.ID
+}
+
+// refusingMoves is a workflow engine that refuses every move.
+type refusingMoves struct{}
+
+func (refusingMoves) Start(context.Context, stackmove.Params) (string, error) {
+	return "", errors.New("engine refused")
+}
+
+// TestARefusedStackMoveFreesTheStack: when the engine refuses to start a move, the move and its operation end
+// failed with the reason, so the stack is free for the next move.
+func TestARefusedStackMoveFreesTheStack(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect string) {
+		w := newSnapWorld(t, dialect, func(d *api.Deps) { d.StackMoves = refusingMoves{} })
+		in := w.mine(t, 0, "on-old", "secret")
+		newer := w.newStack(t, "newer", "4.1.15", nil)
+		admin := w.as["admin"]
+		path := "/api/v1/stacks/" + in.StackID + "/move"
+
+		for range 2 {
+			r := admin.Do("POST", path, map[string]any{"toStackId": newer})
+			assert.Equal(t, 500, r.Status, "the engine's refusal, not stack_move_running: %s", r.String("code"))
+		}
+		moves := admin.Must(200, "GET", "/api/v1/stacks/"+in.StackID+"/moves", nil).Body["items"].([]any)
+		require.Len(t, moves, 2)
+		for _, m := range moves {
+			m := m.(map[string]any)
+			assert.Equal(t, "failed", m["status"])
+			assert.Equal(t, "engine refused", m["reason"])
+			op := admin.Must(200, "GET", "/api/v1/operations/"+m["operationId"].(string), nil)
+			assert.Equal(t, "failed", op.String("status"))
+		}
+	})
 }
