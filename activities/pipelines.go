@@ -18,9 +18,16 @@ import (
 type Pipelines struct {
 	Store     *storage.Store
 	Snapshots *snapshots.Service
-	Devices   *devices.Service // sets an instance's device target; rehashes the devices whose target it sets
+	Devices   *devices.Service // rehashes a device whose target it sets
 	Notifier  DeviceNotifier   // nil: devices learn their new target on their next check-in
 	Rollouts  RolloutRecorder  // records the rollouts promotions start in device groups
+	Targets   InstanceTargets  // sets an instance's device target
+}
+
+// InstanceTargets sets the device target of an instance a promotion deploys to, and tells its devices;
+// services.DeviceTargets implements it (the API sets a target through the same service).
+type InstanceTargets interface {
+	SetForPromotion(ctx context.Context, instanceID, snapshotID string) (devices int, err error)
 }
 
 // PromotionPlan is what a promotion deploys and where.
@@ -305,18 +312,11 @@ func (a *Pipelines) DeployToInstanceDevices(ctx context.Context, req InstanceDev
 	if err != nil {
 		return 0, rejected(err)
 	}
-	var ids []string
-	err = a.Store.RunInTx(ctx, func(ctx context.Context, tx *storage.Store) (err error) {
-		ids, err = a.Devices.SetInstanceTarget(ctx, tx, req.InstanceID, &snap.ID)
-		return err
-	})
-	if err != nil {
-		return 0, rejected(err)
+	if a.Targets == nil {
+		return 0, errors.New("activities.Pipelines has no Targets to set an instance's device target with")
 	}
-	if a.Notifier != nil && len(ids) > 0 {
-		_ = a.Notifier.NotifyDevices(ctx, ids) // a device not reached learns on its next check-in
-	}
-	return len(ids), nil
+	n, err := a.Targets.SetForPromotion(ctx, req.InstanceID, snap.ID)
+	return n, rejected(err)
 }
 
 // SetInstanceDevicesTarget is version 1 of deployToDevices, kept for promotions recorded before version 2: it

@@ -12,6 +12,7 @@ import (
 	"github.com/flowyard/flowyard/activities"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/services"
 	"github.com/flowyard/flowyard/snapshots"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
@@ -73,7 +74,8 @@ func TestDeployToDevicesMakesTheInstanceItsDevicesTarget(t *testing.T) {
 		d := &storage.Device{ID: domain.NewID(), TeamID: in.TeamID, InstanceID: &in.ID, Name: "d", CredentialSecret: sealer.Seal("s"),
 			Mode: "autonomous", SettingsHash: "h"}
 		require.NoError(t, st.InsertDevice(ctx, d))
-		a := &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer}, Devices: &devices.Service{Store: st, Sealer: sealer}}
+		a := &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
+			Targets: &services.DeviceTargets{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}}}
 		req := activities.InstanceDevicesDeploy{InstanceID: in.ID, PromotedSnapshotID: promoted.ID, NewSnapshotID: domain.NewID()}
 		for range 2 { // a retry
 			n, err := a.DeployToInstanceDevices(ctx, req)

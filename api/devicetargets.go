@@ -46,24 +46,15 @@ func (s *Server) changeInstanceDeviceTarget(c *fiber.Ctx, snapshotID *string) er
 	if err != nil {
 		return err
 	}
-	var ids []string
-	err = s.store.RunInTx(c.UserContext(), func(ctx context.Context, tx *storage.Store) error {
-		if snapshotID != nil {
-			if err := snapshotOfInstance(ctx, tx, in, *snapshotID); err != nil {
-				return err
-			}
+	_, err = s.svc.deviceTargets.Set(c.UserContext(), who.userID(), in, snapshotID, func(ctx context.Context, tx *storage.Store) error {
+		if snapshotID == nil {
+			return nil
 		}
-		if ids, err = s.devices.SetInstanceTarget(ctx, tx, in.ID, snapshotID); err != nil {
-			return err
-		}
-		in.DeviceTargetSnapshotID = snapshotID
-		return audit(c, tx, who, in.TeamID, "instance.device-target.changed", "instance", in.ID,
-			map[string]any{"snapshotId": snapshotID, "devices": len(ids)})
+		return snapshotOfInstance(ctx, tx, in, *snapshotID)
 	})
 	if err != nil {
 		return err
 	}
-	s.notifyDevices(c.UserContext(), ids)
 	return c.JSON(s.instanceView(in))
 }
 

@@ -154,9 +154,9 @@ func New(d Deps) *Server {
 	s.live = newLiveHub(d.Config.Live)
 	s.live.revoked = s.revokedCredentials
 	s.editors = newEditorOrigins(d.Config.PublicURL, d.Config.EditorDomain)
-	s.svc = newFlowServices(s, d)
-	s.apps = newAppOrigins(d.Config.PublicURL, d.Config.AppsDomain)
 	s.devices = &devices.Service{Store: d.Store, Sealer: d.Sealer, ForgeURL: d.Config.PublicURL, BrokerURL: d.Config.BrokerURL, Accounts: d.DeviceAccounts}
+	s.svc = newFlowServices(s, d) // after s.devices, which it uses
+	s.apps = newAppOrigins(d.Config.PublicURL, d.Config.AppsDomain)
 	s.app = fiber.New(fiber.Config{
 		AppName:   "flowyard",
 		BodyLimit: d.Config.BodyLimit,

@@ -7,11 +7,12 @@ import (
 // flowServices are the services the handlers call for the flows the API shares with the worker's activities and the
 // platform's crash recovery (package services): handlers decode, authorize, call one and answer.
 type flowServices struct {
-	instances  *services.Instances
-	rollouts   *services.Rollouts
-	users      *services.Users
-	promotions *services.Promotions
-	stackMoves *services.StackMoves
+	instances     *services.Instances
+	rollouts      *services.Rollouts
+	users         *services.Users
+	promotions    *services.Promotions
+	stackMoves    *services.StackMoves
+	deviceTargets *services.DeviceTargets
 }
 
 func newFlowServices(s *Server, d Deps) flowServices {
@@ -31,6 +32,10 @@ func newFlowServices(s *Server, d Deps) flowServices {
 	f.stackMoves = &services.StackMoves{Operations: ops}
 	if d.StackMoves != nil {
 		f.stackMoves.Runner = d.StackMoves
+	}
+	f.deviceTargets = &services.DeviceTargets{Store: d.Store, Devices: s.devices, Log: d.Log}
+	if d.Broker != nil { // a nil broker in the interface would not be nil
+		f.deviceTargets.Notifier = d.Broker
 	}
 	if d.Billing != nil { // a nil *billing.Service in the interface would not be nil
 		f.instances.Billing = d.Billing

@@ -81,7 +81,8 @@ func startEngine(ctx context.Context, cfg config.Config, tcfg temporalenv.Config
 		}),
 		worker.NewRollouts(c, e.rollouts.TaskQueue, &activities.Rollouts{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay}, &activities.StackMoves{Store: st}),
 		worker.NewPipelines(c, e.pipelines.TaskQueue, &activities.Pipelines{Store: st, Snapshots: &snapshots.Service{Store: st, Sealer: sealer},
-			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay, Rollouts: &services.Rollouts{Operations: &services.Operations{Store: st, Log: log}}}),
+			Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay, Rollouts: &services.Rollouts{Operations: &services.Operations{Store: st, Log: log}},
+			Targets: &services.DeviceTargets{Store: st, Devices: &devices.Service{Store: st, Sealer: sealer}, Notifier: e.relay, Log: log}}),
 	}
 	alertWorker, err := startAlerts(ctx, cfg, tcfg, st, sealer, c, log)
 	if err != nil {
