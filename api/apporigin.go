@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -434,53 +431,18 @@ func (s *Server) proxyEndpointsHTTP(c *fiber.Ctx, in *storage.Instance, target *
 // socket.io) with the browser's headers less the platform's credentials, and pipes it for as long as the
 // credential of a protected address holds (checked every LiveConfig.Recheck).
 func (s *Server) proxyEndpointsWebsocket(c *fiber.Ctx, in *storage.Instance, target *url.URL, rawPath string, holds func() bool) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), editorHandshakeTimeout)
-	defer cancel()
-	backend, err := dialRuntime(ctx, target)
-	if err != nil {
-		s.log.Warn("app proxy: dial node-red for websocket", "instance", in.ID, "err", err)
-		return errRuntimeUnreachable
+	headers := func(b *bytes.Buffer) {
+		var h fasthttp.RequestHeader
+		s.appRequestHeaders(&c.Request().Header, &h, in, c.Protocol())
+		h.Set(fiber.HeaderConnection, "Upgrade")
+		h.Set(fiber.HeaderUpgrade, "websocket")
+		h.VisitAll(func(k, v []byte) {
+			b.Write(k)
+			b.WriteString(": ")
+			b.Write(v)
+			b.WriteString("\r\n")
+		})
 	}
-	deadline, _ := ctx.Deadline()
-	_ = backend.SetDeadline(deadline)
-	reader := bufio.NewReader(backend)
-
-	var h fasthttp.RequestHeader
-	s.appRequestHeaders(&c.Request().Header, &h, in, c.Protocol())
-	h.Set(fiber.HeaderConnection, "Upgrade")
-	h.Set(fiber.HeaderUpgrade, "websocket")
-	requestURI := rawPath
-	if query := c.Request().URI().QueryString(); len(query) > 0 {
-		requestURI += "?" + string(query)
-	}
-	var b bytes.Buffer
-	b.WriteString("GET " + requestURI + " HTTP/1.1\r\n")
-	h.VisitAll(func(k, v []byte) {
-		b.Write(k)
-		b.WriteString(": ")
-		b.Write(v)
-		b.WriteString("\r\n")
-	})
-	b.WriteString("\r\n")
-	if _, err := backend.Write(b.Bytes()); err != nil {
-		backend.Close()
-		return errRuntimeUnreachable
-	}
-	res, err := http.ReadResponse(reader, &http.Request{Method: http.MethodGet})
-	if err != nil {
-		backend.Close()
-		s.log.Warn("app proxy: websocket handshake with node-red", "instance", in.ID, "err", err)
-		return errRuntimeUnreachable
-	}
-	if res.StatusCode != http.StatusSwitchingProtocols {
-		defer backend.Close()
-		return relayRefusedUpgrade(c, res)
-	}
-	_ = backend.SetDeadline(time.Time{})
-	head := switchingProtocolsHead(res)
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(client net.Conn) {
-		pipeWebsocket(client, backend, reader, head, holds, s.live.cfg.Recheck)
-	})
-	return nil
+	return s.proxyWebsocket(c, runtimeWebsocket{log: "app proxy", instanceID: in.ID, target: target, path: rawPath,
+		headers: headers, stillValid: holds})
 }

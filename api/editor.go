@@ -1,17 +1,12 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -372,163 +367,26 @@ func editorLocation(loc string, target *url.URL) string {
 	return loc
 }
 
-// proxyEditorWebsocket opens the websocket to Node-RED with the token in the upgrade request, and only once
-// Node-RED has switched protocols takes over the browser's connection and pipes bytes both ways, for as long as
-// the editor session holds (checked every LiveConfig.Recheck, like the event streams: a platform sign-out, a new
-// role or a removal from the team closes it).
+// proxyEditorWebsocket opens the websocket to Node-RED with the token in the upgrade request (the browser's
+// websocket headers, the platform's token, nothing else), and pipes it for as long as the editor session holds
+// (checked every LiveConfig.Recheck, like the event streams: a platform sign-out, a new role or a removal from
+// the team closes it).
 func (s *Server) proxyEditorWebsocket(c *fiber.Ctx, session *editorSession, target *url.URL, backendPath string) error {
 	instanceID, token := session.target(), session.token
-	ctx, cancel := context.WithTimeout(c.UserContext(), editorHandshakeTimeout)
-	defer cancel()
-	backend, err := dialRuntime(ctx, target)
-	if err != nil {
-		s.log.Warn("editor proxy: dial node-red for websocket", "instance", instanceID, "err", err)
-		return errRuntimeUnreachable
-	}
-	deadline, _ := ctx.Deadline()
-	_ = backend.SetDeadline(deadline)
-	reader := bufio.NewReader(backend)
-	res, err := websocketHandshake(c, backend, reader, target, backendPath, token)
-	if err != nil {
-		backend.Close()
-		s.log.Warn("editor proxy: websocket handshake with node-red", "instance", instanceID, "err", err)
-		return errRuntimeUnreachable
-	}
-	if res.StatusCode != http.StatusSwitchingProtocols {
-		defer backend.Close()
-		return relayRefusedUpgrade(c, res)
-	}
-	_ = backend.SetDeadline(time.Time{})
-	head := switchingProtocolsHead(res)
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(client net.Conn) {
-		// Like a live stream, the websocket ends within a second once the platform session it belongs to stops
-		// letting its user in (signed out, suspended), and at the next check once the editor session no longer
-		// holds (a new role, a removal from the team).
-		release := s.live.hold(credentialSession+session.platformSession, func() { endWebsocket(client, backend) })
-		defer release()
-		stillValid := func() bool { return s.editorSessionHolds(session) }
-		pipeWebsocket(client, backend, reader, head, stillValid, s.live.cfg.Recheck)
-	})
-	return nil
-}
-
-func dialRuntime(ctx context.Context, target *url.URL) (net.Conn, error) {
-	addr := target.Host
-	if target.Port() == "" {
-		port := "80"
-		if target.Scheme == "https" {
-			port = "443"
-		}
-		addr = net.JoinHostPort(target.Hostname(), port)
-	}
-	if target.Scheme == "https" {
-		d := &tls.Dialer{Config: &tls.Config{ServerName: target.Hostname(), MinVersion: tls.VersionTLS12}}
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
-}
-
-// websocketHandshake sends the upgrade request (the browser's websocket headers, the platform's token,
-// nothing else) and reads Node-RED's answer.
-func websocketHandshake(c *fiber.Ctx, backend net.Conn, reader *bufio.Reader, target *url.URL, backendPath, token string) (*http.Response, error) {
-	requestURI := backendPath
-	if query := c.Request().URI().QueryString(); len(query) > 0 {
-		requestURI += "?" + string(query)
-	}
-	var b bytes.Buffer
-	b.WriteString("GET " + requestURI + " HTTP/1.1\r\n")
-	b.WriteString("Host: " + target.Host + "\r\n")
-	b.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n")
-	b.WriteString("Authorization: Bearer " + token + "\r\n")
-	for _, h := range editorWebsocketHeaders {
-		if v := c.Get(h); v != "" {
-			b.WriteString(h + ": " + v + "\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	if _, err := backend.Write(b.Bytes()); err != nil {
-		return nil, err
-	}
-	res, err := http.ReadResponse(reader, &http.Request{Method: http.MethodGet})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// relayRefusedUpgrade passes Node-RED's answer on when it did not switch protocols (e.g. a path without a
-// websocket: 404).
-func relayRefusedUpgrade(c *fiber.Ctx, res *http.Response) error {
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	if err != nil {
-		return errRuntimeUnreachable
-	}
-	if ct := res.Header.Get(fiber.HeaderContentType); ct != "" {
-		c.Set(fiber.HeaderContentType, ct)
-	}
-	return c.Status(res.StatusCode).Send(body)
-}
-
-// switchingProtocolsHead is the 101 answer the browser gets: Node-RED's, without cookies.
-func switchingProtocolsHead(res *http.Response) []byte {
-	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	res.Header.Del(fiber.HeaderSetCookie)
-	_ = res.Header.Write(&b)
-	b.WriteString("\r\n")
-	return b.Bytes()
-}
-
-// pipeWebsocket copies frames both ways until either side closes, or stillValid, asked every recheck, says no;
-// then it ends both sides. The client connection (fasthttp's hijacked connection) is closed by fasthttp when
-// this returns.
-func pipeWebsocket(client, backend net.Conn, backendReader *bufio.Reader, head []byte, stillValid func() bool, recheck time.Duration) {
-	defer backend.Close()
-	if _, err := client.Write(head); err != nil {
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_, _ = io.Copy(backend, client)
-		endWebsocket(client, backend)
-	}()
-	go func() {
-		defer wg.Done()
-		_, _ = io.Copy(client, backendReader)
-		endWebsocket(client, backend)
-	}()
-	ended := make(chan struct{})
-	go recheckUntil(ended, recheck, stillValid, func() { endWebsocket(client, backend) })
-	wg.Wait()
-	close(ended)
-}
-
-// recheckUntil asks stillValid every interval until ended closes, and stops the connection the first time it
-// says no.
-func recheckUntil(ended <-chan struct{}, interval time.Duration, stillValid func() bool, stop func()) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ended:
-			return
-		case <-ticker.C:
-			if !stillValid() {
-				stop()
-				return
+	headers := func(b *bytes.Buffer) {
+		b.WriteString("Host: " + target.Host + "\r\n")
+		b.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n")
+		b.WriteString("Authorization: Bearer " + token + "\r\n")
+		for _, h := range editorWebsocketHeaders {
+			if v := c.Get(h); v != "" {
+				b.WriteString(h + ": " + v + "\r\n")
 			}
 		}
 	}
-}
-
-// endWebsocket ends a piped websocket. Closing a hijacked fasthttp connection is a no-op until the handler
-// returns; an expired deadline ends a blocked read on either side instead.
-func endWebsocket(client, backend net.Conn) {
-	_ = client.SetDeadline(time.Unix(1, 0))
-	_ = backend.SetDeadline(time.Unix(1, 0))
+	// Like a live stream, the websocket ends within a second once the platform session it belongs to stops
+	// letting its user in (signed out, suspended), and at the next check once the editor session no longer
+	// holds (a new role, a removal from the team).
+	hold := func(end func()) (release func()) { return s.live.hold(credentialSession+session.platformSession, end) }
+	return s.proxyWebsocket(c, runtimeWebsocket{log: "editor proxy", instanceID: instanceID, target: target, path: backendPath,
+		headers: headers, stillValid: func() bool { return s.editorSessionHolds(session) }, hold: hold})
 }
