@@ -7,8 +7,9 @@ import (
 )
 
 // TestReplayRecordedHistories replays rollouts recorded on the dev server (worker/rollout_e2e_test.go: three
-// waves, a rollback after a failed canary, a pause, resume and abort while awaiting approval, and a rollout that
-// continued as new, its first run and its last) against today's code: a change that would break runs in flight
+// waves, a rollback after a failed canary, a pause, resume and abort while awaiting approval, recorded before and
+// after 2026-12-07-answer-updates-before-finishing, and a rollout that continued as new, its first run and its
+// last) against today's code: a change that would break runs in flight
 // fails here and must go behind workflow.GetVersion. Record again with
 // FLOWYARD_RECORD_HISTORIES=1 go test ./worker -run 'TestRollout'.
 func TestReplayRecordedHistories(t *testing.T) {

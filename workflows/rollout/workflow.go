@@ -115,10 +115,10 @@ func (r *rollout) registerHandlers() error {
 		allowed func() error
 		apply   func()
 	}{
-		{UpdatePause, r.can(UpdateAllowedIn[UpdatePause]...), func() { r.st.PausedFrom, r.st.Status = r.st.Status, domain.RolloutPaused }},
-		{UpdateResume, r.can(UpdateAllowedIn[UpdateResume]...), func() { r.st.Status, r.st.PausedFrom = r.st.PausedFrom, "" }},
-		{UpdateAbort, r.can(UpdateAllowedIn[UpdateAbort]...), func() { r.st.AbortWanted = true }},
-		{UpdateApprove, r.can(UpdateAllowedIn[UpdateApprove]...), func() { r.st.Approved = r.st.Wave; r.st.Status = domain.RolloutRunning }},
+		{UpdatePause, r.can(UpdatePause), func() { r.st.PausedFrom, r.st.Status = r.st.Status, domain.RolloutPaused }},
+		{UpdateResume, r.can(UpdateResume), func() { r.st.Status, r.st.PausedFrom = r.st.PausedFrom, "" }},
+		{UpdateAbort, r.can(UpdateAbort), func() { r.st.AbortWanted = true }},
+		{UpdateApprove, r.can(UpdateApprove), func() { r.st.Approved = r.st.Wave; r.st.Status = domain.RolloutRunning }},
 	}
 	for _, h := range handlers {
 		err := workflow.SetUpdateHandlerWithOptions(r.ctx, h.name,
@@ -135,14 +135,15 @@ func (r *rollout) registerHandlers() error {
 	return nil
 }
 
-// can returns a validator that accepts the update only in the given statuses; a refused update never reaches
-// the history.
-func (r *rollout) can(statuses ...domain.RolloutStatus) func() error {
+// can returns a validator that accepts the update only in the statuses UpdateAllowedIn names for it; a refused
+// update never reaches the history. While an abort takes effect, only another abort is accepted (and changes
+// nothing): the operator who repeats it hears that it is done, not a conflict.
+func (r *rollout) can(update string) func() error {
 	return func() error {
-		if r.st.AbortWanted {
+		if r.st.AbortWanted && update != UpdateAbort {
 			return fmt.Errorf("the rollout is being aborted")
 		}
-		for _, s := range statuses {
+		for _, s := range UpdateAllowedIn[update] {
 			if r.st.Status == s {
 				return nil
 			}
@@ -270,10 +271,28 @@ func (r *rollout) stopOnFailures() (Progress, error) {
 	return r.finish(domain.RolloutRolledBack, reason)
 }
 
+// Change IDs of workflow.GetVersion. A change ID is written into the history of every run that passes it, so it
+// never changes; it is named after the day of the change, <yyyy-mm-dd>-<what> (worker's
+// TestWorkflowChangeIDsAreDated checks).
+const (
+	// changeAnswerBeforeFinishing: version 1 (2026-12-07) lets the operator Updates accepted before the rollout
+	// ended finish their handlers, so their clients hear the answer, before the final status is saved.
+	changeAnswerBeforeFinishing = "2026-12-07-answer-updates-before-finishing"
+)
+
+// finish ends the rollout with status. The Updates accepted before (an abort that ends it, for one) are answered
+// first: a workflow that finished with a handler still running would leave its client with "workflow execution
+// already completed" (a 409 from the API) for an action that took effect. Once the status is final every
+// validator refuses, so no handler starts after; the final status is saved last.
 func (r *rollout) finish(status domain.RolloutStatus, reason string) (Progress, error) {
 	r.st.Status = status
 	if reason != "" {
 		r.st.Reason = reason
+	}
+	if workflow.GetVersion(r.ctx, changeAnswerBeforeFinishing, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.Await(r.ctx, func() bool { return workflow.AllHandlersFinished(r.ctx) }); err != nil {
+			return r.progress(), err
+		}
 	}
 	r.save()
 	return r.progress(), nil

@@ -27,6 +27,7 @@ type fleet struct {
 	rolledBack bool
 	saved      []activities.RolloutProgress
 	planErr    error
+	failSave   func(activities.RolloutProgress) bool // a save it says yes to fails (once; the local activity is retried)
 }
 
 func (f *fleet) counts(_ context.Context, _ string, wave int) (activities.RolloutCounts, error) {
@@ -84,6 +85,10 @@ func newEnv(t *testing.T, f *fleet) *testsuite.TestWorkflowEnvironment {
 		return 0, nil
 	})
 	env.OnActivity(activitySaveProgress, mock.Anything, mock.Anything).Return(func(_ context.Context, p activities.RolloutProgress) error {
+		if f.failSave != nil && f.failSave(p) {
+			f.failSave = nil
+			return errors.New("the store did not answer")
+		}
 		f.saved = append(f.saved, p)
 		return nil
 	})
@@ -207,6 +212,86 @@ func TestAbortStopsBeforeTheNextWave(t *testing.T) {
 	assert.Equal(t, []int{0}, f.dispatched)
 }
 
+// TestAnAbortThatEndsTheRolloutIsAnswered: an abort accepted while the rollout waits (for an approval, or paused)
+// ends it, and the operator hears that it was done. The workflow used to finish while the abort's handler was
+// still saving (here: its save is retried once), so the client got "workflow execution already completed" and the
+// API answered 409 for an abort that had taken effect.
+func TestAnAbortThatEndsTheRolloutIsAnswered(t *testing.T) {
+	for _, paused := range []bool{false, true} {
+		t.Run(map[bool]string{false: "awaiting approval", true: "paused"}[paused], func(t *testing.T) {
+			f := &fleet{sizes: []int{1, 9}}
+			env := newEnv(t, f)
+			pr := params()
+			pr.Strategy.Waves, pr.Strategy.Approval = []int{10, 100}, ApprovalBetweenWaves
+			var pause, abort answer
+			aborting := false
+			f.failSave = func(p activities.RolloutProgress) bool { return aborting && p.Status != domain.RolloutAborted }
+			if paused {
+				env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdatePause, "u0", pause.callback(), "alice") }, time.Minute)
+			}
+			env.RegisterDelayedCallback(func() {
+				aborting = true
+				env.UpdateWorkflow(UpdateAbort, "u1", abort.callback(), "alice")
+			}, 2*time.Minute)
+			env.ExecuteWorkflow(Rollout, pr)
+			require.NoError(t, env.GetWorkflowError())
+			assert.Equal(t, domain.RolloutAborted, result(t, env).Status)
+			assert.Equal(t, []int{0}, f.dispatched)
+			assert.NoError(t, abort.refused)
+			assert.True(t, abort.answered, "the abort was answered before the workflow finished")
+			assert.NoError(t, abort.failed)
+			assert.Equal(t, domain.RolloutAborted, f.saved[len(f.saved)-1].Status, "the final status is saved last")
+		})
+	}
+}
+
+// TestARepeatedAbortIsAccepted: an abort sent again while the first takes effect (the wave under way finishes
+// first; the rollout still reads running) is accepted and changes nothing, where it used to be refused with a
+// conflict for an abort that was taking effect.
+func TestARepeatedAbortIsAccepted(t *testing.T) {
+	f := &fleet{sizes: []int{1, 9}, silentWave: map[int]bool{0: true}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves, pr.Strategy.FailureThreshold = []int{10, 100}, 1
+	var abort, again answer
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAbort, "u1", abort.callback(), "alice") }, time.Minute)
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdateAbort, "u2", again.callback(), "bob") }, 2*time.Minute)
+	env.ExecuteWorkflow(Rollout, pr)
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, domain.RolloutAborted, result(t, env).Status)
+	assert.Equal(t, []int{0}, f.dispatched, "the abort stops the rollout before its next wave")
+	for _, a := range []answer{abort, again} {
+		assert.NoError(t, a.refused)
+		assert.True(t, a.answered)
+		assert.NoError(t, a.failed)
+	}
+}
+
+// TestAnAbortAsTheLastWaveCompletesIsAnswered: an abort accepted in the very step in which the last wave
+// completes is answered; there is no next wave to stop, so the rollout ends as its last wave did.
+func TestAnAbortAsTheLastWaveCompletesIsAnswered(t *testing.T) {
+	f := &fleet{sizes: []int{10}, silentWave: map[int]bool{0: true}}
+	env := newEnv(t, f)
+	pr := params()
+	pr.Strategy.Waves = []int{100}
+	var abort answer
+	aborting := false
+	f.failSave = func(p activities.RolloutProgress) bool { return aborting && p.Status == domain.RolloutRunning }
+	// The wave's devices report at 9s; the workflow polls at 0.25, 0.75, 1.75, 3.75s and every 2s after, so at
+	// 9.75s its poll sees the wave done in the step in which the abort arrives.
+	env.RegisterDelayedCallback(func() { f.silentWave[0] = false }, 9*time.Second)
+	env.RegisterDelayedCallback(func() {
+		aborting = true
+		env.UpdateWorkflow(UpdateAbort, "u1", abort.callback(), "alice")
+	}, 9750*time.Millisecond)
+	env.ExecuteWorkflow(Rollout, pr)
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, domain.RolloutSucceeded, result(t, env).Status)
+	assert.NoError(t, abort.refused)
+	assert.True(t, abort.answered, "the abort was answered before the workflow finished")
+	assert.NoError(t, abort.failed)
+}
+
 func TestContinueAsNewCarriesTheState(t *testing.T) {
 	f := &fleet{sizes: []int{1, 9, 40, 50}}
 	env := newEnv(t, f)
@@ -227,7 +312,8 @@ func TestInvalidStrategyIsRefused(t *testing.T) {
 
 // testUpdateCallback records an update's outcome.
 type testUpdateCallback struct {
-	onReject func(error)
+	onReject   func(error)
+	onComplete func(any, error)
 }
 
 func (c *testUpdateCallback) Accept() {}
@@ -236,4 +322,19 @@ func (c *testUpdateCallback) Reject(err error) {
 		c.onReject(err)
 	}
 }
-func (c *testUpdateCallback) Complete(any, error) {}
+func (c *testUpdateCallback) Complete(v any, err error) {
+	if c.onComplete != nil {
+		c.onComplete(v, err)
+	}
+}
+
+// answer is how an operator's Update ended, as the client that sent it hears.
+type answer struct {
+	refused, failed error
+	answered        bool
+}
+
+func (a *answer) callback() *testUpdateCallback {
+	return &testUpdateCallback{onReject: func(err error) { a.refused = err },
+		onComplete: func(_ any, err error) { a.answered, a.failed = true, err }}
+}
