@@ -223,23 +223,16 @@ func TestAnAbortThatEndsTheRolloutIsAnswered(t *testing.T) {
 			env := newEnv(t, f)
 			pr := params()
 			pr.Strategy.Waves, pr.Strategy.Approval = []int{10, 100}, ApprovalBetweenWaves
-			var pause, abort answer
-			aborting := false
-			f.failSave = func(p activities.RolloutProgress) bool { return aborting && p.Status != domain.RolloutAborted }
+			var pause answer
 			if paused {
 				env.RegisterDelayedCallback(func() { env.UpdateWorkflow(UpdatePause, "u0", pause.callback(), "alice") }, time.Minute)
 			}
-			env.RegisterDelayedCallback(func() {
-				aborting = true
-				env.UpdateWorkflow(UpdateAbort, "u1", abort.callback(), "alice")
-			}, 2*time.Minute)
+			abort := slowAbortAt(env, f, 2*time.Minute)
 			env.ExecuteWorkflow(Rollout, pr)
 			require.NoError(t, env.GetWorkflowError())
 			assert.Equal(t, domain.RolloutAborted, result(t, env).Status)
 			assert.Equal(t, []int{0}, f.dispatched)
-			assert.NoError(t, abort.refused)
-			assert.True(t, abort.answered, "the abort was answered before the workflow finished")
-			assert.NoError(t, abort.failed)
+			abort.assertAnswered(t)
 			assert.Equal(t, domain.RolloutAborted, f.saved[len(f.saved)-1].Status, "the final status is saved last")
 		})
 	}
@@ -260,36 +253,30 @@ func TestARepeatedAbortIsAccepted(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, domain.RolloutAborted, result(t, env).Status)
 	assert.Equal(t, []int{0}, f.dispatched, "the abort stops the rollout before its next wave")
-	for _, a := range []answer{abort, again} {
-		assert.NoError(t, a.refused)
-		assert.True(t, a.answered)
-		assert.NoError(t, a.failed)
-	}
+	abort.assertAnswered(t)
+	again.assertAnswered(t)
 }
 
-// TestAnAbortAsTheLastWaveCompletesIsAnswered: an abort accepted in the very step in which the last wave
-// completes is answered; there is no next wave to stop, so the rollout ends as its last wave did.
+// TestAnAbortAsTheLastWaveCompletesIsAnswered: an abort accepted while the last wave completes is answered; there
+// is no next wave to stop, so the rollout ends as its last wave did.
 func TestAnAbortAsTheLastWaveCompletesIsAnswered(t *testing.T) {
 	f := &fleet{sizes: []int{10}, silentWave: map[int]bool{0: true}}
 	env := newEnv(t, f)
 	pr := params()
 	pr.Strategy.Waves = []int{100}
 	var abort answer
-	aborting := false
-	f.failSave = func(p activities.RolloutProgress) bool { return aborting && p.Status == domain.RolloutRunning }
-	// The wave's devices report at 9s; the workflow polls at 0.25, 0.75, 1.75, 3.75s and every 2s after, so at
-	// 9.75s its poll sees the wave done in the step in which the abort arrives.
-	env.RegisterDelayedCallback(func() { f.silentWave[0] = false }, 9*time.Second)
+	// At 9s the wave's devices report and the abort arrives; its handler saves the counts of before (none
+	// updated), and that save fails once and is retried a second later. The workflow's next poll, at 9.75s, sees
+	// the wave done (and saves the new counts) while the handler is still saving.
 	env.RegisterDelayedCallback(func() {
-		aborting = true
-		env.UpdateWorkflow(UpdateAbort, "u1", abort.callback(), "alice")
-	}, 9750*time.Millisecond)
+		f.silentWave[0] = false
+		f.failSave = func(p activities.RolloutProgress) bool { return p.Status.Active() && p.Updated == 0 }
+		env.UpdateWorkflow(UpdateAbort, "abort", abort.callback(), "alice")
+	}, 9*time.Second)
 	env.ExecuteWorkflow(Rollout, pr)
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, domain.RolloutSucceeded, result(t, env).Status)
-	assert.NoError(t, abort.refused)
-	assert.True(t, abort.answered, "the abort was answered before the workflow finished")
-	assert.NoError(t, abort.failed)
+	abort.assertAnswered(t)
 }
 
 func TestContinueAsNewCarriesTheState(t *testing.T) {
@@ -337,4 +324,24 @@ type answer struct {
 func (a *answer) callback() *testUpdateCallback {
 	return &testUpdateCallback{onReject: func(err error) { a.refused = err },
 		onComplete: func(_ any, err error) { a.answered, a.failed = true, err }}
+}
+
+// assertAnswered checks that the Update was accepted and its client heard its result: the run did not end
+// before its handler had finished.
+func (a *answer) assertAnswered(t *testing.T) {
+	t.Helper()
+	assert.NoError(t, a.refused)
+	assert.True(t, a.answered, "answered before the workflow finished")
+	assert.NoError(t, a.failed)
+}
+
+// slowAbortAt sends an abort at the virtual time at, whose handler's save fails once and is retried (a second
+// later), so that the handler is still running when the rollout could end.
+func slowAbortAt(env *testsuite.TestWorkflowEnvironment, f *fleet, at time.Duration) *answer {
+	var a answer
+	env.RegisterDelayedCallback(func() {
+		f.failSave = func(p activities.RolloutProgress) bool { return p.Status.Active() }
+		env.UpdateWorkflow(UpdateAbort, "abort", a.callback(), "alice")
+	}, at)
+	return &a
 }
