@@ -390,20 +390,8 @@ func (s *Server) proxyEndpointsHTTP(c *fiber.Ctx, in *storage.Instance, target *
 	s.appRequestHeaders(&src.Header, &req.Header, in, c.Protocol())
 	req.UseHostHeader = true
 
-	uri := fasthttp.AcquireURI()
-	defer fasthttp.ReleaseURI(uri)
-	uri.SetScheme(target.Scheme)
-	uri.SetHost(target.Host)
-	uri.DisablePathNormalizing = true
-	uri.SetPath(rawPath)
-	uri.SetQueryStringBytes(src.URI().QueryString())
-	req.SetURI(uri)
+	aimAtRuntime(req, src, target, rawPath, body)
 	req.Header.SetHostBytes(src.Host())
-	if body != nil {
-		req.SetBodyStream(body, src.Header.ContentLength())
-	} else {
-		req.Header.SetContentLength(0)
-	}
 
 	rid := c.GetRespHeader(fiber.HeaderXRequestID)
 	res := c.Response()

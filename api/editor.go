@@ -334,21 +334,27 @@ func editorRequest(src *fasthttp.Request, target *url.URL, backendPath, token st
 	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+token)
 	req.Header.SetHost(target.Host)
 
+	aimAtRuntime(req, src, target, backendPath, body)
+	return req
+}
+
+// aimAtRuntime points a proxied request at the runtime: the target's scheme and host, the raw path as given (path
+// normalising off, so what the platform checked is what the runtime sees), the browser's query, and the body, if
+// any, as a stream.
+func aimAtRuntime(req, src *fasthttp.Request, target *url.URL, rawPath string, body *streamedBody) {
 	uri := fasthttp.AcquireURI()
 	defer fasthttp.ReleaseURI(uri)
 	uri.SetScheme(target.Scheme)
 	uri.SetHost(target.Host)
 	uri.DisablePathNormalizing = true
-	uri.SetPath(backendPath)
+	uri.SetPath(rawPath)
 	uri.SetQueryStringBytes(src.URI().QueryString())
 	req.SetURI(uri)
-
 	if body != nil {
 		req.SetBodyStream(body, src.Header.ContentLength())
 	} else {
 		req.Header.SetContentLength(0)
 	}
-	return req
 }
 
 // editorLocation maps a redirect inside Node-RED's admin root to the same place on the editor origin, whose
