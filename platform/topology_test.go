@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +20,6 @@ import (
 	"github.com/flowyard/flowyard/internal/proctest"
 	"github.com/flowyard/flowyard/storage"
 	"github.com/flowyard/flowyard/storage/storagetest"
-	"github.com/flowyard/flowyard/temporalenv"
 )
 
 // topology is the production layout on one machine: one Postgres database, a Temporal dev server, then
@@ -121,19 +118,7 @@ func (c *child) kill(t testing.TB) {
 // startTemporal runs a headless Temporal dev server with Flowyard's namespace and search attributes.
 func startTemporal(t testing.TB) string {
 	t.Helper()
-	repo, err := filepath.Abs("..")
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cfg := temporalenv.DefaultConfig()
-	attrs, err := cfg.SearchAttributeTypes()
-	require.NoError(t, err)
-	port := temporalPort(t)
-	srv, err := temporalenv.StartDevServer(ctx, temporalenv.DevServerOptions{Bin: filepath.Join(repo, "bin", "temporal"), DataDir: t.TempDir(),
-		IP: "127.0.0.1", Port: port, Headless: true, Namespace: cfg.Namespace, SearchAttributes: attrs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
-	return srv.Address()
+	return startTemporalWith(t, nil).Address()
 }
 
 // args are the flags every flowyard process of the layout shares, then extra.
