@@ -16,3 +16,16 @@ func (b *Broker) CreateBareClient(ctx context.Context, username, password string
 		return err
 	})
 }
+
+// CreateInOneMessage makes the accounts of ds (role and client each) with the commands of all of them in one
+// control message.
+func (b *Broker) CreateInOneMessage(ctx context.Context, ds []*storage.Device, password string) error {
+	var cmds []command
+	for _, d := range ds {
+		name := accountName(d.TeamID, d.ID)
+		cmds = append(cmds, command{"command": "createRole", "rolename": name, "acls": deviceACLs(d)},
+			command{"command": "createClient", "username": name, "password": password, "clientid": name,
+				"roles": []map[string]any{{"rolename": name}}})
+	}
+	return b.bounded(ctx, func(ctx context.Context) error { _, err := b.ctl.do(ctx, cmds...); return err })
+}
