@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/flowyard/flowyard/broker/mosquitto/mosquittotest"
 	"github.com/flowyard/flowyard/devices"
 	"github.com/flowyard/flowyard/domain"
+	"github.com/flowyard/flowyard/storage"
 )
 
 // TestExternalProcessStartingLeavesOthersConnected: a process that starts when the platform's role is in place
@@ -74,4 +78,88 @@ func TestExternalStatusesRecordedInOrder(t *testing.T) {
 	require.NoError(t, procs[0].Close()) // the first one started holds the lock
 	burst("restarting", "updating", "installing", "starting", "suspended")
 	allShow("suspended")
+}
+
+// TestExternalBurstAcrossDevicesIsRecorded: statuses of many devices published at once through a real Mosquitto,
+// interleaved, are all recorded: each device ends with its own latest status.
+func TestExternalBurstAcrossDevicesIsRecorded(t *testing.T) {
+	f := newExternalFixture(t)
+	ds, conns := f.connectFleet(t, 40)
+	f.burstAcross(t, ds, conns, 10)
+}
+
+// TestMeasureExternalStatuses measures how fast the external broker mode consumes a burst of status messages on
+// Postgres: FLOWYARD_BENCH_DEVICES devices (default 200) each publish 20 statuses, interleaved, at once; it
+// reports the statuses consumed per second until every device shows its latest. Only under FLOWYARD_BENCH=1.
+func TestMeasureExternalStatuses(t *testing.T) {
+	if os.Getenv("FLOWYARD_BENCH") != "1" {
+		t.Skip("a measurement, not a test: run it with FLOWYARD_BENCH=1")
+	}
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("FLOWYARD_BENCH_DEVICES")); err == nil {
+		n = v
+	}
+	f := newWorldOn(t, "pg")
+	mb := mosquittotest.Start(t)
+	b, err := mosquitto.Start(context.Background(), mosquitto.Config{URL: mb.URL(), Username: mb.AdminUsername, Password: mb.AdminPassword,
+		Devices: f.svc, Log: slog.New(slog.DiscardHandler), Consume: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	f.svc.Accounts = b
+	f.external = &externalBroker{Broker: b, mosq: mb}
+	ds, conns := f.connectFleet(t, n)
+	const rounds = 20
+	took := f.burstAcross(t, ds, conns, rounds)
+	t.Logf("external broker: %d statuses of %d devices consumed in %.2f s: %.0f statuses/s", n*rounds, n, took.Seconds(),
+		float64(n*rounds)/took.Seconds())
+}
+
+// connectFleet registers n devices of the first application and connects each to the broker.
+func (f *fixture) connectFleet(t *testing.T, n int) ([]device, []*conn) {
+	t.Helper()
+	ds, conns := make([]device, n), make([]*conn, n)
+	for i := range ds {
+		ds[i] = f.register(t, &f.apps[0])
+		conns[i] = f.connect(t, ds[i])
+	}
+	return ds, conns
+}
+
+// burstAcross has every device publish rounds statuses, interleaved with the others', and waits until each
+// device shows its last; it returns the time from the first publish.
+func (f *fixture) burstAcross(t *testing.T, ds []device, conns []*conn, rounds int) time.Duration {
+	t.Helper()
+	version := func(j, i int) string { return fmt.Sprintf("%d.%d", j, i) }
+	start := time.Now()
+	for i := range rounds {
+		for j, c := range conns {
+			c.publish(t, topic(f.team, ds[j].id, "status"), map[string]any{"state": "running", "application": f.apps[0],
+				"agentVersion": version(j, i)})
+		}
+	}
+	ids := make([]string, len(ds))
+	for j, d := range ds {
+		ids[j] = d.id
+	}
+	var got []storage.Device
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var err error
+		got, err = f.store.GetDevices(context.Background(), ids)
+		require.NoError(t, err)
+		latest := 0
+		for _, d := range got {
+			j := slices.Index(ids, d.ID)
+			if d.AgentVersion == version(j, rounds-1) {
+				latest++
+			}
+		}
+		if latest == len(ds) {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute %d of %d devices show their latest status", latest, len(ds))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
