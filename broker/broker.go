@@ -86,8 +86,7 @@ type Broker struct {
 	work *lanes.Lanes
 	// statuses holds, by device, the latest status message not yet taken by its lane: a device's newer status
 	// replaces the queued one (see queueStatus).
-	statusMu sync.Mutex
-	statuses map[string]*pendingStatus
+	statuses devices.StatusQueue
 	// signingIn counts the sign-ins waiting for the store; past maxSigningIn a device is refused at once and
 	// reconnects later (an agent waits 13–25 s). A fleet connecting at once otherwise queued without bound, each
 	// waiting connection holding its goroutines and buffers, and agents whose CONNECT timed out reconnected
@@ -144,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// Advertised only: mochi-mqtt does not enforce it. The ACL refuses shared and wildcard filters.
 	caps.SharedSubAvailable = 0
 	b := &Broker{devices: cfg.Devices, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker"),
-		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), logs: newLogWatch(), handover: newHandover(), statuses: map[string]*pendingStatus{}, rate: newRate(cfg.MessagesPerSecond, cfg.Burst),
+		platformID: domain.NewID(), clients: map[string]*connection{}, stop: make(chan struct{}), logs: newLogWatch(), handover: newHandover(), rate: newRate(cfg.MessagesPerSecond, cfg.Burst),
 		maxSigningIn: maxSigningIn}
 	b.work = lanes.NewBatching(statusWorkers, statusQueue/statusWorkers, statusBatch, b.onStatuses)
 	b.doors.signIn = cfg.ConnectTimeout
@@ -387,98 +386,27 @@ func grantOf(d *storage.Device) grant {
 	return g
 }
 
-// pendingStatus is a device's latest status message, queued on its lane.
-type pendingStatus struct {
-	deviceID string
-	pk       packets.Packet
-}
-
-// queueStatus hands a status message to its device's lane. A device's status still waiting there is replaced
-// by the newer one, which supersedes it: the lane records the device's latest state and decides its `update`
-// on it, and a device repeating its status while the store is behind holds one place in the queue, not many.
-// When the lanes are full the first status of a device waits, which slows only the publishing device's
-// connection: a dropped status would leave a rollout waiting for a report that comes again only at the device's
-// next heartbeat.
+// queueStatus hands a status message to its device's lane, coalesced with the one waiting there
+// (devices.StatusQueue). When the lanes are full the first status of a device waits, which slows only the
+// publishing device's connection: a dropped status would leave a rollout waiting for a report that comes again
+// only at the device's next heartbeat.
 func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-	_, deviceID, _, _ := parseDeviceTopic(pk.TopicName)
-	b.statusMu.Lock()
-	if p := b.statuses[deviceID]; p != nil {
-		p.pk = pk
-		b.statusMu.Unlock()
+	teamID, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
+	if !ok {
 		return
 	}
-	p := &pendingStatus{deviceID: deviceID, pk: pk}
-	b.statuses[deviceID] = p
-	b.statusMu.Unlock()
-	b.work.Batch(deviceID, p)
-}
-
-// sealStatus keeps a device's queued status from taking newer ones: work queued on the lane after it (a
-// connection opening or closing) stays after the statuses published before it.
-func (b *Broker) sealStatus(deviceID string) {
-	b.statusMu.Lock()
-	delete(b.statuses, deviceID)
-	b.statusMu.Unlock()
+	if item := b.statuses.Queue(devices.Status{TeamID: teamID, DeviceID: deviceID, Payload: pk.Payload}); item != nil {
+		b.work.Batch(deviceID, item)
+	}
 }
 
 // onStatuses consumes devices' status messages (one each, a lane's batch): record them in one transaction and,
 // to each device that does not run what it should, answer with an `update` command (docs/device-protocol.md
 // §4.4). Only the device itself may publish on its status topic (ACL).
 func (b *Broker) onStatuses(items []any) {
-	pks := make([]packets.Packet, len(items))
-	b.statusMu.Lock()
-	for i, item := range items {
-		p := item.(*pendingStatus)
-		if b.statuses[p.deviceID] == p {
-			delete(b.statuses, p.deviceID)
-		}
-		pks[i] = p.pk
-	}
-	b.statusMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	teams := make(map[string]string, len(pks))
-	reports := make(map[string]*devices.Report, len(pks))
-	ids := make([]string, 0, len(pks))
-	for _, pk := range pks {
-		teamID, deviceID, _, ok := parseDeviceTopic(pk.TopicName)
-		if !ok {
-			continue
-		}
-		r, err := devices.ParseReport(pk.Payload)
-		if err != nil {
-			b.log.Warn("refused a malformed status message", "device", deviceID, "err", err)
-			continue
-		}
-		if _, twice := reports[deviceID]; !twice { // sealed in a race with its next status: the later one holds
-			ids = append(ids, deviceID)
-		}
-		teams[deviceID], reports[deviceID] = teamID, r
-	}
-	found, err := b.store.GetDevices(ctx, ids)
-	if err != nil {
-		b.log.Error("record device statuses", "devices", len(ids), "err", err)
-		return
-	}
-	byID := make(map[string]*storage.Device, len(found))
-	for i := range found {
-		byID[found[i].ID] = &found[i]
-	}
-	ds := make([]*storage.Device, 0, len(ids))
-	rs := make([]*devices.Report, 0, len(ids))
-	for _, id := range ids {
-		d := byID[id]
-		if d == nil || d.TeamID != teams[id] {
-			b.log.Warn("status from an unknown device", "device", id)
-			continue
-		}
-		ds, rs = append(ds, d), append(rs, reports[id])
-	}
-	ds, rs, err = b.devices.RecordAll(ctx, ds, rs, time.Now())
-	if err != nil {
-		b.log.Error("record device statuses", "devices", len(ids), "err", err)
-		return
-	}
+	ds, rs := b.devices.RecordStatuses(ctx, b.log, b.statuses.Take(items), time.Now())
 	for i, d := range ds {
 		b.remember(d.ID, rs[i])
 		if devices.NeedsUpdate(d, rs[i]) {

@@ -168,7 +168,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 
 // setConnected records a connection opening or closing, in order with the device's status messages.
 func (b *Broker) setConnected(deviceID string, connected bool) {
-	b.sealStatus(deviceID)
+	b.statuses.Seal(deviceID)
 	b.work.Later(deviceID, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -3,9 +3,6 @@ package devices
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -60,43 +57,6 @@ func ParseUpload(raw json.RawMessage) (*Upload, error) {
 		return nil, domain.Unprocessable("bad_device_reply", "The device's reply to upload is not flows.")
 	}
 	return &up, nil
-}
-
-// errDroppedStatus marks a status message that was not recorded: malformed, or not from a device of the
-// topic's team.
-var errDroppedStatus = errors.New("dropped a status message")
-
-// OnStatus consumes the status message a device published on ff/v1/<team>/d/<device>/status: it records it and,
-// when the device does not run what it should, answers with `update` through send (docs/device-protocol.md
-// §4.4). The broker lets only the device itself publish there. What cannot be recorded is logged and dropped.
-func (s *Service) OnStatus(ctx context.Context, log *slog.Logger, teamID, deviceID string, payload []byte, send func(*storage.Device)) {
-	d, update, err := s.record(ctx, teamID, deviceID, payload, time.Now())
-	switch {
-	case errors.Is(err, errDroppedStatus):
-		log.Warn("refused a status message", "device", deviceID, "err", err)
-	case err != nil:
-		log.Error("record device status", "device", deviceID, "err", err)
-	case update:
-		send(d)
-	}
-}
-
-func (s *Service) record(ctx context.Context, teamID, deviceID string, payload []byte, at time.Time) (*storage.Device, bool, error) {
-	r, err := ParseReport(payload)
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: malformed: %w", errDroppedStatus, err)
-	}
-	d, err := s.Store.GetDevice(ctx, deviceID)
-	if domain.IsKind(err, domain.KindNotFound) || (err == nil && d.TeamID != teamID) {
-		return nil, false, fmt.Errorf("%w: from an unknown device", errDroppedStatus)
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if err := s.Record(ctx, d, r, at); err != nil {
-		return nil, false, fmt.Errorf("record device status: %w", err)
-	}
-	return d, NeedsUpdate(d, r), nil
 }
 
 // Replies matches devices' replies to the platform's requests waiting for them. The zero value is ready.

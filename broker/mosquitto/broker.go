@@ -43,10 +43,12 @@ type Config struct {
 }
 
 // statusWorkers record status messages at once, each device always on the same one so that its messages stay in
-// order within this process; statusQueue is how many may wait.
+// order within this process; statusQueue is how many devices' statuses may wait; statusBatch how many devices'
+// statuses one lane records in one statement.
 const (
 	statusWorkers = 8
 	statusQueue   = 16384
+	statusBatch   = 256
 )
 
 // Broker is the platform's connection to an external Mosquitto.
@@ -59,6 +61,9 @@ type Broker struct {
 	platformID string
 	replies    devices.Replies
 	work       *lanes.Lanes // records status messages, each device's in order
+	// statuses holds, by device, the latest status message not yet taken by its lane: a device's newer status
+	// replaces the queued one (devices.StatusQueue).
+	statuses   devices.StatusQueue
 	stop       chan struct{}
 	closed     atomic.Bool
 	subscribed chan struct{} // closed once the first connection has subscribed
@@ -86,7 +91,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, store: cfg.Devices.Store, log: cfg.Log.With("component", "broker", "broker", "external"), platformID: domain.NewID(),
-		stop: make(chan struct{}), subscribed: make(chan struct{}), work: lanes.New(statusWorkers, statusQueue/statusWorkers)}
+		stop: make(chan struct{}), subscribed: make(chan struct{})}
+	b.work = lanes.NewBatching(statusWorkers, statusQueue/statusWorkers, statusBatch, b.onStatuses)
 	b.ctl = &control{}
 	opts := paho.NewClientOptions().AddBroker(addr).SetClientID("flowyard-" + b.platformID).SetUsername(cfg.Username).
 		SetPassword(cfg.Password).SetProtocolVersion(4).SetCleanSession(true).SetKeepAlive(30 * time.Second).
@@ -185,21 +191,31 @@ func (b *Broker) route(cl paho.Client, m paho.Message) {
 	}
 }
 
-// record queues a status to be recorded. When the lanes are behind this waits, which slows the delivery of
-// messages to this process rather than dropping a status a rollout waits for.
+// record queues a status to be recorded, coalesced with the device's status waiting on its lane
+// (devices.StatusQueue). When the lanes are behind this waits, which slows the delivery of messages to this
+// process rather than dropping a status a rollout waits for.
 func (b *Broker) record(teamID, deviceID string, payload []byte) {
-	b.work.Later(deviceID, func() { b.onStatus(teamID, deviceID, payload) })
+	if item := b.statuses.Queue(devices.Status{TeamID: teamID, DeviceID: deviceID, Payload: payload}); item != nil {
+		b.work.Batch(deviceID, item)
+	}
 }
 
-// onStatus records a device's status and answers with `update` when the device does not run what it should;
-// a process no longer elected leaves the status it had queued to the one elected since (election.go).
-func (b *Broker) onStatus(teamID, deviceID string, payload []byte) {
+// onStatuses records devices' statuses (a lane's batch, each device's latest) in one statement and answers each
+// device that does not run what it should with `update`; a process no longer elected leaves the statuses it had
+// queued to the one elected since (election.go).
+func (b *Broker) onStatuses(items []any) {
+	sts := b.statuses.Take(items)
 	if !b.election.leads() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	defer cancel()
-	b.cfg.Devices.OnStatus(ctx, b.log, teamID, deviceID, payload, b.sendUpdate)
+	ds, rs := b.cfg.Devices.RecordStatuses(ctx, b.log, sts, time.Now())
+	for i, d := range ds {
+		if devices.NeedsUpdate(d, rs[i]) {
+			b.sendUpdate(d)
+		}
+	}
 }
 
 // publish sends a message to devices at QoS 0, as the protocol does.
