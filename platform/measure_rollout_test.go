@@ -51,7 +51,7 @@ func TestMeasureRollout(t *testing.T) {
 	simPID, self := pidString(sim.Process.Pid), os.Getpid()
 	prof := profilePhase(t, "provision")
 	provisionStart := time.Now()
-	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
+	waitFor(t, provisionTimeout(), fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
 	provision := time.Since(provisionStart)
 	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
 	prof.stop()
@@ -115,6 +115,15 @@ func groupSize(t *testing.T, w *fleetWorld, group string) int {
 	var g struct{ DeviceCount int }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&g))
 	return g.DeviceCount
+}
+
+// provisionTimeout is how long a measured fleet may take to provision (FLOWYARD_BENCH_PROVISION_TIMEOUT, default
+// 10 min): with the external broker each account costs Mosquitto more the more there are.
+func provisionTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("FLOWYARD_BENCH_PROVISION_TIMEOUT")); err == nil {
+		return d
+	}
+	return 10 * time.Minute
 }
 
 // settleTime is how long a measured fleet idles, connected, before its rollout (FLOWYARD_BENCH_SETTLE, default 90 s).
@@ -208,7 +217,7 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	}
 
 	provisionStart := time.Now()
-	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
+	waitFor(t, provisionTimeout(), fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
 	provision := time.Since(provisionStart)
 	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "layout": "2 × serve + worker, Postgres"}
