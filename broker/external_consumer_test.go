@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flowyard/flowyard/broker/mosquitto"
@@ -88,6 +91,75 @@ func TestExternalBurstAcrossDevicesIsRecorded(t *testing.T) {
 	f.burstAcross(t, ds, conns, 10)
 }
 
+// TestExternalQueuedStatusesOfADeviceCoalesce: statuses a device publishes while the store is behind are recorded
+// as one, the latest, and the `update` is decided once on it, as with the embedded broker: the device's row is
+// held while it publishes, so its first status waits in the store and the others queue behind it.
+func TestExternalQueuedStatusesOfADeviceCoalesce(t *testing.T) {
+	f := newExternalFixtureOn(t, "pg")
+	d := f.register(t, &f.apps[0])
+	c := f.connect(t, d)
+	commands := make(chan string, 64)
+	require.True(t, c.cl.Subscribe(topic(f.team, d.id, "command"), 0, func(cl paho.Client, m paho.Message) {
+		var req map[string]any
+		if json.Unmarshal(m.Payload(), &req) != nil {
+			return
+		}
+		commands <- fmt.Sprint(req["command"])
+		if req["command"] == "upload" {
+			reply, _ := json.Marshal(map[string]any{"teamId": f.team, "deviceId": d.id, "command": "upload", "correlationData": req["correlationData"],
+				"payload": map[string]any{"flows": []any{map[string]any{"id": "t", "type": "tab"}}}})
+			cl.Publish(req["responseTopic"].(string), 0, false, reply)
+		}
+	}).WaitTimeout(5*time.Second))
+	f.markOnline(t, d.id)
+	dev := f.get(t, d.id)
+	// A reply to upload comes after the statuses the device published before it: once it is back, the platform
+	// has queued them all.
+	upload := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := f.external.RequestUpload(ctx, dev)
+		require.NoError(t, err)
+	}
+	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- f.store.RunInTx(context.Background(), func(ctx context.Context, tx *storage.Store) error {
+			if err := tx.RecordDeviceReport(ctx, d.id, storage.DeviceReport{State: "running", At: time.Now()}); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	const n = 20
+	for i := range n {
+		c.publish(t, topic(f.team, d.id, "status"), map[string]any{"state": "unknown", "application": f.apps[0], "agentVersion": fmt.Sprintf("4.2.%d", i)})
+	}
+	upload()
+	close(release)
+	require.NoError(t, <-done)
+	waitFor(t, "the latest status to be recorded", func() bool { return f.get(t, d.id).AgentVersion == fmt.Sprintf("4.2.%d", n-1) })
+	upload() // the updates sent before reach the device before this request
+	updates := 0
+	for uploads := 0; uploads < 2; {
+		select {
+		case cmd := <-commands:
+			switch cmd {
+			case "upload":
+				uploads++
+			case "update":
+				updates++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second upload request did not arrive")
+		}
+	}
+	assert.LessOrEqual(t, updates, 2, "one update for the status recorded alone while the row was held, one decided on the latest")
+	assert.GreaterOrEqual(t, updates, 1)
+}
+
 // TestMeasureExternalStatuses measures how fast the external broker mode consumes a burst of status messages on
 // Postgres: FLOWYARD_BENCH_DEVICES devices (default 200) each publish 20 statuses, interleaved, at once; it
 // reports the statuses consumed per second until every device shows its latest. Only under FLOWYARD_BENCH=1.
@@ -99,14 +171,7 @@ func TestMeasureExternalStatuses(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("FLOWYARD_BENCH_DEVICES")); err == nil {
 		n = v
 	}
-	f := newWorldOn(t, "pg")
-	mb := mosquittotest.Start(t)
-	b, err := mosquitto.Start(context.Background(), mosquitto.Config{URL: mb.URL(), Username: mb.AdminUsername, Password: mb.AdminPassword,
-		Devices: f.svc, Log: slog.New(slog.DiscardHandler), Consume: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	f.svc.Accounts = b
-	f.external = &externalBroker{Broker: b, mosq: mb}
+	f := newExternalFixtureOn(t, "pg")
 	ds, conns := f.connectFleet(t, n)
 	const rounds = 20
 	took := f.burstAcross(t, ds, conns, rounds)

@@ -30,7 +30,13 @@ type externalBroker struct {
 // newExternalFixture is newFixture with an external Mosquitto instead of the embedded broker.
 func newExternalFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := newWorld(t)
+	return newExternalFixtureOn(t, "sqlite")
+}
+
+// newExternalFixtureOn is newExternalFixture on the database kind given ("sqlite" or "pg").
+func newExternalFixtureOn(t *testing.T, dialect string) *fixture {
+	t.Helper()
+	f := newWorldOn(t, dialect)
 	mb := mosquittotest.Start(t)
 	b, err := mosquitto.Start(context.Background(), mosquitto.Config{URL: mb.URL(), Username: mb.AdminUsername, Password: mb.AdminPassword,
 		Devices: f.svc, Log: slog.New(slog.DiscardHandler), Consume: true})
