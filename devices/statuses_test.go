@@ -10,7 +10,9 @@ import (
 // a sealed status takes no newer one, which then queues behind it; another device's status queues on its own.
 func TestStatusQueueCoalesces(t *testing.T) {
 	var q StatusQueue
-	st := func(device, payload string) Status { return Status{TeamID: "t", DeviceID: device, Payload: []byte(payload)} }
+	st := func(device, payload string) Status {
+		return Status{TeamID: "t", DeviceID: device, Payload: []byte(payload)}
+	}
 	first := q.Queue(st("a", "1"))
 	assert.NotNil(t, first)
 	assert.Nil(t, q.Queue(st("a", "2")), "a's newer status replaces the one waiting")
