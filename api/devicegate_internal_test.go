@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -91,4 +93,35 @@ func TestDeviceGateRefusesAfterTheLongestWait(t *testing.T) {
 	assert.Equal(t, fiber.StatusServiceUnavailable, status)
 	assert.Equal(t, "5", retry)
 	assert.Empty(t, entered, "the refused request never reached the handler")
+}
+
+// A device request is served on one of the gate's workers, not on its connection's goroutine: the store's deep
+// stacks stay on the few workers instead of growing the goroutine of every connection a fleet opens. A panic in
+// the handler is still answered by the app's recover middleware.
+func TestDeviceRequestsRunOnTheGatesWorkers(t *testing.T) {
+	s := &Server{deviceGate: newDeviceGate(2, 1, time.Minute)}
+	app := fiber.New()
+	app.Use(recover.New(), s.gateDevices)
+	stacks := make(chan string, 4)
+	app.Get("/work", func(c *fiber.Ctx) error {
+		buf := make([]byte, 64<<10)
+		stacks <- string(buf[:runtime.Stack(buf, false)])
+		return c.SendString("done")
+	})
+	app.Get("/panic", func(c *fiber.Ctx) error { panic("broken handler") })
+	for _, token := range []string{domain.TokenPrefixDevice + "a", domain.TokenPrefixDevice + "b", "fyu_a-user-token"} {
+		status, _, body := get(t, app, token)
+		require.Equal(t, 200, status)
+		require.Equal(t, "done", body)
+	}
+	for range 2 {
+		assert.NotContains(t, <-stacks, "fasthttp", "a device request runs off its connection's goroutine")
+	}
+	assert.Contains(t, <-stacks, "fasthttp", "a user's request runs where fasthttp serves it")
+
+	req := httptest.NewRequest("GET", "/panic", nil)
+	req.Header.Set("Authorization", "Bearer "+domain.TokenPrefixDevice+"a")
+	resp, err := app.Test(req, -1)
+	require.NoError(t, err)
+	assert.Equal(t, fiber.StatusInternalServerError, resp.StatusCode)
 }
