@@ -105,6 +105,7 @@ func bootstrap(ctx context.Context, cfg config.Config, st *storage.Store, log *s
 
 // serveAPI runs the API until ctx ends, then drains it.
 func serveAPI(ctx context.Context, cfg config.Config, log *slog.Logger, deps api.Deps) error {
+	tuneGC(log)
 	deps.Log = log
 	deps.Config = api.Config{BodyLimit: cfg.BodyLimitMB << 20, SecureCookies: cfg.SecureCookies, TrustedProxies: cfg.TrustedProxies,
 		Version: Version, PublicURL: cfg.PublicURL, EditorDomain: cfg.EditorDomain, AppsDomain: cfg.AppsDomain, InternalURL: cfg.InternalURL, WebhooksAllowPrivate: cfg.WebhooksAllowPrivate,
