@@ -59,7 +59,9 @@ func TestMeasureRollout(t *testing.T) {
 	connected := procStatus("self", "VmRSS")
 	// What the connected fleet costs once the burst's garbage is collected and returned (as TestMeasureDevices
 	// takes it: the lowest RSS over the settling time), and the platform's CPU meanwhile.
+	resetPeakRSS(t) // from here VmHWM is the settling fleet's own peak
 	settledKiB, idleCPU := settle(t, self, settleTime())
+	settlePeak := peakRSSMiB()
 	simBefore, platformBefore := cpuSeconds(t, sim.Process.Pid), cpuSeconds(t, self)
 	resetPeakRSS(t) // from here VmHWM is the rollout's own peak
 
@@ -74,7 +76,7 @@ func TestMeasureRollout(t *testing.T) {
 	longest := longestHistory(t, w.dev.TemporalAddress, ro["id"].(string))
 	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "rolloutSeconds": took.Seconds(),
 		"peakRSSMiB": max(provisionPeak, rolloutPeak), "provisionPeakRSSMiB": provisionPeak, "connectedRSSMiB": connected,
-		"settledRSSMiB": float64(settledKiB) / 1024, "settleSeconds": settleTime().Seconds(), "idleCpuPercentOfOneCore": idleCPU,
+		"settledRSSMiB": float64(settledKiB) / 1024, "settlePeakRSSMiB": settlePeak, "settleSeconds": settleTime().Seconds(), "idleCpuPercentOfOneCore": idleCPU,
 		"rolloutPeakRSSMiB": rolloutPeak, "rolloutPeakKiBPerDevice": rolloutPeak * 1024 / float64(n),
 		"platformRolloutCPUSeconds": cpuSeconds(t, self) - platformBefore,
 		"simulatorPeakRSSMiB":       procStatus(simPID, "VmHWM"), "simulatorRSSMiB": procStatus(simPID, "VmRSS"),
