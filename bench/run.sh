@@ -7,7 +7,8 @@
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
 #   BENCH_LAYOUT_DEVICES  fleet of the rollout on the production layout (default 10,000)
 #   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts layout dashboard dynsec
-#                   (default: all but layout, measured at 1,000 devices so far: ask for it by name)
+#                   (default: all but layout, which takes about 20 minutes: ask for it by name). The groups not
+#                   measured keep their figures from the previous bench/report.json, each with its own date and commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/flowyard
@@ -240,6 +241,7 @@ bench_dynsec() {
   done
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 make -s build >/dev/null
 for part in api instances snapshots devices delivery rollouts layout dashboard dynsec; do
   if wanted "$part"; then "bench_$part"; fi
@@ -252,22 +254,31 @@ jq -s 'group_by([.group, .name]) | map({group: .[0].group, name: .[0].name, unit
         median: (map(.value) | sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end)})' \
   "$SAMPLES" > "$TMP/aggregated.json"
 jq -s '.' "$SUMMARIES" > "$TMP/summaries.json"
-jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" \
+# Figures of this run carry its date and commit; groups not measured this time keep the previous report's figures.
+[ -s bench/report.json ] && cp bench/report.json "$TMP/previous.json" || echo '{"figures":[]}' > "$TMP/previous.json"
+jq -n --slurpfile a "$TMP/aggregated.json" --slurpfile s "$TMP/summaries.json" --slurpfile prev "$TMP/previous.json" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), $(go env GOVERSION)" \
+  --arg load "$LOAD_BEFORE → $(cut -d' ' -f1-3 /proc/loadavg)" --arg only "$ONLY" \
   '["api","instances","snapshots","devices","delivery","rollouts","layout","dashboard","dynsec"] as $order
-   | {date: $date, commit: $commit, machine: $machine,
-      figures: ($s[0] + $a[0] | sort_by((.group as $g | $order | index($g)), .name))}' > bench/report.json
+   | ($only | split(" ")) as $measured
+   | ($prev[0].figures | map(select(.group as $g | $measured | index($g) | not)
+       | .measured //= ($prev[0].date // "") | .commit //= ($prev[0].commit // ""))) as $kept
+   | {date: $date, commit: $commit, machine: $machine, load: $load, measured: $measured,
+      figures: (($s[0] + $a[0] | map(.measured = $date | .commit = $commit)) + $kept
+                | sort_by((.group as $g | $order | index($g)), .name))}' > bench/report.json
 
 {
   echo "# Flowyard benchmarks"
   echo
   echo "$(jq -r '"- date: \(.date)\n- commit: \(.commit)\n- machine: \(.machine)"' bench/report.json)"
-  echo "- command: \`make bench\` (BENCH_RUNS=$RUNS, BENCH_10K_RUNS=$RUNS_10K); raw figures in bench/report.json"
+  echo "- command: \`make bench\` (BENCH_ONLY=\"$ONLY\", BENCH_RUNS=$RUNS, BENCH_10K_RUNS=$RUNS_10K); raw figures in bench/report.json"
+  echo "- load average (1, 5, 15 min) before → after: $(jq -r .load bench/report.json)"
+  echo "- groups not in BENCH_ONLY keep their figures from an earlier run: the last column says when and at which commit"
   echo
-  echo "| group | figure | median | spread (min–max) | runs |"
-  echo "|---|---|---|---|---|"
-  jq -r '.figures[] | "| \(.group) | \(.name) | \(.median * 100 | round / 100) \(.unit) | \(.min * 100 | round / 100)–\(.max * 100 | round / 100) | \(.runs) |"' bench/report.json
+  echo "| group | figure | median | spread (min–max) | runs | measured |"
+  echo "|---|---|---|---|---|---|"
+  jq -r '.figures[] | "| \(.group) | \(.name) | \(.median * 100 | round / 100) \(.unit) | \(.min * 100 | round / 100)–\(.max * 100 | round / 100) | \(.runs) | \(.measured[0:10]) \(.commit) |"' bench/report.json
   if [ -s "$FAILED" ]; then
     echo
     echo "Measurements that failed (their figures are missing above):"
