@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,9 +200,11 @@ func peakRSSMiB() float64 {
 
 // TestMeasureRolloutLayout is TestMeasureRollout on the production layout (platform/topology_test.go): Postgres, a
 // Temporal dev server, `flowyard worker` and two `flowyard serve` replicas, each holding half of the fleet (one
-// simulator process per replica). It reports each flowyard process's RSS with the fleet connected, its own
-// peak during the rollout and its CPU. Only under make bench (FLOWYARD_BENCH=1, FLOWYARD_BENCH_DEVICES, default
-// 10,000); writes bench/rollout-layout.json.
+// simulator process per replica, provisioning through that replica's API and connecting to its broker). It reports
+// each flowyard process's RSS with the fleet connected (as it came, and settled: the lowest over
+// FLOWYARD_BENCH_SETTLE), its own peak during provisioning and during the rollout and its CPU, the devices each
+// broker holds, and the simulators' RSS and CPU. Only under make bench (FLOWYARD_BENCH=1, FLOWYARD_BENCH_DEVICES,
+// default 10,000); writes bench/rollout-layout.json and logs its progress every 10 s (go test -v).
 func TestMeasureRolloutLayout(t *testing.T) {
 	n := benchFleet(t, 10000)
 	tp := startTopology(t, 2, withServeFlags(bulkProvisioning...))
@@ -211,43 +215,170 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	tok := w.c.Must(201, "POST", "/api/v1/teams/"+w.team+"/provisioning-tokens", map[string]any{"name": "bench", "applicationId": w.app,
 		"deviceGroupId": group}).String("token")
 	agentBin := buildAgent(t)
-	procs := map[string]int{"worker": tp.worker.cmd.Process.Pid}
+	procs := []layoutProcess{{"worker", tp.worker.cmd.Process.Pid}}
 	var sims []int
 	for i, r := range tp.serves {
-		procs[r.name] = r.cmd.Process.Pid
+		procs = append(procs, layoutProcess{r.name, r.cmd.Process.Pid})
 		sims = append(sims, startSimulator(t, agentBin, r.url, tok, n/2+i*(n%2)).Process.Pid)
 	}
+	connected := func() []int { // devices on each replica's broker
+		var out []int
+		for _, r := range tp.serves {
+			out = append(out, establishedTo(t, r.mqtt))
+		}
+		return out
+	}
+	stopProgress := layoutProgress(t, procs, sims, func() string {
+		return fmt.Sprintf("%d in the group, on the brokers %v", groupSize(t, w, group), connected())
+	})
+	defer stopProgress()
 
 	provisionStart := time.Now()
 	waitFor(t, provisionTimeout(), fmt.Sprintf("%d devices to provision", n), func() bool { return groupSize(t, w, group) == n })
 	provision := time.Since(provisionStart)
-	time.Sleep(5 * time.Second) // let every agent finish its first check-in and MQTT connect
-	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "layout": "2 × serve + worker, Postgres"}
+	waitFor(t, 10*time.Minute, fmt.Sprintf("%d devices connected to the brokers", n), func() bool {
+		c := connected()
+		return c[0]+c[1] >= n
+	})
+	onBrokers := connected()
+	report := map[string]any{"devices": n, "provisionSeconds": provision.Seconds(), "connectedSeconds": time.Since(provisionStart).Seconds(),
+		"layout": "2 × serve + worker, Postgres", "devicesOnBrokers": map[string]int{tp.serves[0].name: onBrokers[0], tp.serves[1].name: onBrokers[1]},
+		"settleSeconds": settleTime().Seconds(), "loadAverage": loadAverage()}
+	for _, p := range procs {
+		report[p.name+"ProvisionPeakRSSMiB"] = procStatus(pidString(p.pid), "VmHWM")
+		report[p.name+"ConnectedRSSMiB"] = procStatus(pidString(p.pid), "VmRSS")
+	}
+	settled, idle := settleAll(t, procs, settleTime())
 	cpuBefore := map[string]float64{}
-	for name, pid := range procs {
-		report[name+"ProvisionPeakRSSMiB"] = procStatus(pidString(pid), "VmHWM")
-		report[name+"ConnectedRSSMiB"] = procStatus(pidString(pid), "VmRSS")
-		cpuBefore[name] = cpuSeconds(t, pid)
-		require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0o200)) // VmHWM from here is the rollout's
+	for _, p := range procs {
+		report[p.name+"SettledRSSMiB"] = settled[p.name]
+		report[p.name+"IdleCpuPercentOfOneCore"] = idle[p.name]
+		cpuBefore[p.name] = cpuSeconds(t, p.pid)
+		require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0o200)) // VmHWM from here is the rollout's
+	}
+	var simCPUBefore float64
+	for _, pid := range sims {
+		simCPUBefore += cpuSeconds(t, pid)
 	}
 
+	t.Logf("rollout to %d devices starts", n)
 	start := time.Now()
-	ro := w.rolloutWithin(t, 15*time.Minute, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
+	ro := w.rolloutWithin(t, 30*time.Minute, group, w.snapV1, map[string]any{"waveTimeout": "10m", "batchSize": 500})
 	report["rolloutSeconds"] = time.Since(start).Seconds()
 	require.Equal(t, "succeeded", ro["status"], "%v", ro)
-	for name, pid := range procs {
-		report[name+"RolloutPeakRSSMiB"] = procStatus(pidString(pid), "VmHWM")
-		report[name+"RolloutCPUSeconds"] = cpuSeconds(t, pid) - cpuBefore[name]
+	for _, p := range procs {
+		report[p.name+"RolloutPeakRSSMiB"] = procStatus(pidString(p.pid), "VmHWM")
+		report[p.name+"RolloutCPUSeconds"] = cpuSeconds(t, p.pid) - cpuBefore[p.name]
+		report[p.name+"CPUSeconds"] = cpuSeconds(t, p.pid)
 	}
 	var simRSS, simCPU float64
 	for _, pid := range sims {
 		simRSS += procStatus(pidString(pid), "VmHWM")
 		simCPU += cpuSeconds(t, pid)
 	}
-	report["simulatorsPeakRSSMiB"], report["simulatorsCPUSeconds"] = simRSS, simCPU
-	report["longestHistoryEvents"] = longestHistory(t, tp.temporal, ro["id"].(string))
+	report["simulatorsPeakRSSMiB"], report["simulatorsCPUSeconds"], report["simulatorsRolloutCPUSeconds"] = simRSS, simCPU, simCPU-simCPUBefore
+	// The rollout reads succeeded a moment before its workflow's run closes (1,000 devices once gave 0 here).
+	var longest int64
+	waitFor(t, time.Minute, "the rollout's workflow to close", func() bool {
+		longest = longestHistory(t, tp.temporal, ro["id"].(string))
+		return longest > 0
+	})
+	report["longestHistoryEvents"] = longest
 	report["counts"] = ro["counts"]
+	report["loadAverageAfter"] = loadAverage()
 	b, _ := json.MarshalIndent(report, "", "  ")
 	t.Logf("rollout on the production layout: %s", b)
 	require.NoError(t, os.WriteFile(filepath.Join("..", "bench", "rollout-layout.json"), b, 0o644))
+}
+
+// layoutProcess is one measured flowyard process of the layout.
+type layoutProcess struct {
+	name string
+	pid  int
+}
+
+// settleAll samples the processes' RSS every 10 s for d and returns each one's lowest (MiB), with the CPU each
+// used meanwhile (percent of one core).
+func settleAll(t *testing.T, procs []layoutProcess, d time.Duration) (map[string]float64, map[string]float64) {
+	t.Helper()
+	low, idle, before := map[string]float64{}, map[string]float64{}, map[string]float64{}
+	for _, p := range procs {
+		low[p.name], before[p.name] = procStatus(pidString(p.pid), "VmRSS"), cpuSeconds(t, p.pid)
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(10 * time.Second)
+		for _, p := range procs {
+			low[p.name] = min(low[p.name], procStatus(pidString(p.pid), "VmRSS"))
+		}
+	}
+	for _, p := range procs {
+		idle[p.name] = (cpuSeconds(t, p.pid) - before[p.name]) / d.Seconds() * 100
+	}
+	return low, idle
+}
+
+// layoutProgress logs every 10 s what the fleet has reached (what()), each process's RSS and CPU over the last
+// 10 s, the simulators' and the machine's load, until the returned function is called.
+func layoutProgress(t *testing.T, procs []layoutProcess, sims []int, what func() string) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start, last := time.Now(), map[int]float64{}
+		cpu := func(pid int) float64 { // CPU since the last line, percent of one core
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				return 0
+			}
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+			u, _ := strconv.ParseFloat(f[11], 64)
+			s, _ := strconv.ParseFloat(f[12], 64)
+			d := (u + s) - last[pid]
+			last[pid] = u + s
+			return d / 10
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Second):
+			}
+			line := fmt.Sprintf("%4.0f s: %s;", time.Since(start).Seconds(), what())
+			for _, p := range procs {
+				line += fmt.Sprintf(" %s %.0f MiB %.0f%%", p.name, procStatus(pidString(p.pid), "VmRSS"), cpu(p.pid))
+			}
+			var simCPU float64
+			for _, pid := range sims {
+				simCPU += cpu(pid)
+			}
+			t.Logf("%s; simulators %.0f%%; load %s", line, simCPU, loadAverage())
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// establishedTo counts the established TCP connections to a local address (host:port on 127.0.0.1), as the
+// kernel sees them: the devices connected to one replica's broker.
+func establishedTo(t *testing.T, addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	p, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	b, err := os.ReadFile("/proc/net/tcp")
+	require.NoError(t, err)
+	local, n := fmt.Sprintf("0100007F:%04X", p), 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 3 && f[1] == local && f[3] == "01" { // 01: ESTABLISHED
+			n++
+		}
+	}
+	return n
+}
+
+// loadAverage is the machine's 1, 5 and 15-minute load (uptime's).
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
