@@ -229,8 +229,23 @@ func TestMeasureRolloutLayout(t *testing.T) {
 		return out
 	}
 	stopProgress := layoutProgress(t, procs, sims, func() string {
-		return fmt.Sprintf("%d in the group, on the brokers %v", groupSize(t, w, group), connected())
+		line := fmt.Sprintf("%d in the group, on the brokers %v", groupSize(t, w, group), connected())
+		if r := w.c.Do("GET", "/api/v1/device-groups/"+group+"/rollouts", nil); r.Status == 200 {
+			if items, _ := r.Body["items"].([]any); len(items) > 0 {
+				ro := items[0].(map[string]any)
+				line += fmt.Sprintf("; rollout %v wave %v: %v", ro["status"], ro["wave"], ro["counts"])
+			}
+		}
+		return line
 	})
+	if dir := os.Getenv("FLOWYARD_BENCH_PROFILE"); dir != "" { // what each flowyard process logged, for the record
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		t.Cleanup(func() {
+			for _, c := range append([]*child{tp.worker}, tp.serves[0].child, tp.serves[1].child) {
+				_ = os.WriteFile(filepath.Join(dir, "layout-"+c.name+".log"), []byte(c.out.String()), 0o644)
+			}
+		})
+	}
 	defer stopProgress()
 
 	provisionStart := time.Now()
