@@ -275,12 +275,30 @@ func optional(s string) *string {
 
 // checkDeviceLimit applies the team type's device limit, inside the registering transaction.
 func (s *Server) checkDeviceLimit(ctx context.Context, tx *storage.Store, team *storage.Team) error {
-	if err := tx.LockTeam(ctx, team.ID); err != nil {
-		return err
-	}
 	tt, err := storage.GetObject[storage.TeamType](ctx, tx, team.TeamTypeID)
 	if err != nil {
 		return err
+	}
+	if tt.Properties.Limits.Devices <= 0 {
+		// No limit: the team's registrations go side by side (behind the team's lock, a fleet provisioning at once
+		// joined one device at a time across every replica), held only against a move of the team to another
+		// type. One that happened meanwhile is met below, as a limit is.
+		typeID, err := tx.HoldTeam(ctx, team.ID)
+		if err != nil || typeID == tt.ID {
+			return err
+		}
+	}
+	if err := tx.LockTeam(ctx, team.ID); err != nil {
+		return err
+	}
+	typeID, err := tx.HoldTeam(ctx, team.ID) // the type as it is now the team is locked
+	if err != nil {
+		return err
+	}
+	if typeID != tt.ID {
+		if tt, err = storage.GetObject[storage.TeamType](ctx, tx, typeID); err != nil {
+			return err
+		}
 	}
 	n, err := tx.CountTeamDevices(ctx, team.ID)
 	if err != nil {

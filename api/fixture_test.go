@@ -28,7 +28,12 @@ var roleNames = []string{"owner", "member", "viewer", "dashboard"}
 
 func newWorld(t *testing.T, dialect string, mutate ...func(*api.Deps)) *world {
 	t.Helper()
-	env := apitest.Start(t, dialect, mutate...)
+	return worldOn(t, apitest.Start(t, dialect, mutate...))
+}
+
+// worldOn is newWorld on an API already serving.
+func worldOn(t *testing.T, env *apitest.Env) *world {
+	t.Helper()
 	w := &world{env: env, byRole: map[string]*apitest.Client{}, userIDs: map[string]string{}}
 	for _, name := range append([]string{"admin", "outsider"}, roleNames...) {
 		u, err := api.NewUser(name+"@example.com", name, testPassword, name == "admin")

@@ -2,16 +2,21 @@ package api_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/flowyard/flowyard/api"
+	"github.com/flowyard/flowyard/api/apitest"
 	"github.com/flowyard/flowyard/domain"
 	"github.com/flowyard/flowyard/storage"
+	"github.com/flowyard/flowyard/storage/storagetest"
 )
 
 // teamTypeNamed finds a team type in the list every user may read.
@@ -148,4 +153,73 @@ func TestConcurrentRequestsMeetTheTeamLimits(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, devicesAllowed, n, "the team holds no more devices than its type allows")
 	})
+}
+
+// Devices join a team whose type sets no device limit side by side: a registration does not wait for the team's
+// other registrations (behind the team's lock, 10,000 devices provisioning at once joined one at a time across
+// every replica), only for a move of the team to another type, whose limit it then meets. Postgres only: SQLite
+// runs one writing transaction at a time anyway.
+func TestRegistrationsUnderNoDeviceLimitGoSideBySide(t *testing.T) {
+	url := storagetest.NewDatabase(t, "postgres")
+	st, err := storage.Open(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, st.SeedDefaults(context.Background()))
+	sealer, err := domain.NewSealer("a-test-master-key-that-is-long-enough-1234")
+	require.NoError(t, err)
+	w := worldOn(t, apitest.Serve(t, st, func(d *api.Deps) { d.Sealer = sealer }))
+	owner := w.byRole["owner"]
+	unlimited := w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "No limits"}).String("id")
+	w.admin.Must(200, "PATCH", "/api/v1/teams/"+w.teamID, map[string]any{"teamTypeId": unlimited})
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(url)))
+	t.Cleanup(func() { _ = db.Close() })
+	waitingForALock := func() bool {
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock'`).Scan(&n))
+		return n > 0
+	}
+	register := func(name string) chan *apitest.Response {
+		done := make(chan *apitest.Response, 1)
+		go func() {
+			done <- owner.Do("POST", "/api/v1/devices", map[string]any{"name": name, "type": "pi", "team": w.teamID})
+		}()
+		return done
+	}
+
+	// Another registration of the team, its transaction still open, holds the team's row as a registration does.
+	other, err := db.Begin()
+	require.NoError(t, err)
+	_, err = other.Exec(`SELECT id FROM teams WHERE id = $1 FOR SHARE`, w.teamID)
+	require.NoError(t, err)
+	done := register("beside")
+	for r := (*apitest.Response)(nil); r == nil; {
+		select {
+		case r = <-done:
+			assert.Equal(t, 200, r.Status, "%s", r.Raw)
+		default:
+			require.False(t, waitingForALock(), "the registration waits for the team's other registration")
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	require.NoError(t, other.Rollback())
+
+	// A move of the team to a type allowing one device, in progress: a registration waits for it, then meets its limit.
+	one := w.admin.Must(201, "POST", "/api/v1/team-types", map[string]any{"name": "One device", "selfService": true,
+		"properties": map[string]any{"limits": map[string]any{"devices": 1}}}).String("id")
+	move, err := db.Begin()
+	require.NoError(t, err)
+	_, err = move.Exec(`UPDATE teams SET team_type_id = $1 WHERE id = $2`, one, w.teamID)
+	require.NoError(t, err)
+	done = register("after the move")
+	waitFor(t, "the registration to wait for the move", waitingForALock)
+	require.NoError(t, move.Commit())
+	r := <-done
+	assert.Equal(t, 409, r.Status, "%s", r.Raw)
+	assert.Equal(t, "limit_devices", r.String("code"))
+	n, err := st.CountTeamDevices(context.Background(), w.teamID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 }

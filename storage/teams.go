@@ -113,3 +113,19 @@ func (s *Store) LockTeam(ctx context.Context, teamID string) error {
 	_, err := s.db.NewUpdate().Table("teams").Set("id = id").Where("id = ?", teamID).Exec(ctx)
 	return err
 }
+
+// HoldTeam keeps the team's row from changing until the transaction ends without making the team's other holders
+// wait, and returns the team's type as it is now: on Postgres a shared row lock, which a move of the team to
+// another type (an update of the row) waits for, and which waits for such a move in progress, then reads its
+// result. Adding to a team whose type sets no limit needs no more. SQLite takes its write lock (LockTeam).
+func (s *Store) HoldTeam(ctx context.Context, teamID string) (string, error) {
+	q := s.db.NewSelect().Table("teams").Column("team_type_id").Where("id = ?", teamID)
+	if s.Dialect() == "pg" {
+		q = q.For("SHARE")
+	} else if err := s.LockTeam(ctx, teamID); err != nil {
+		return "", err
+	}
+	var typeID string
+	err := q.Scan(ctx, &typeID)
+	return typeID, classify(err, "team")
+}
