@@ -7,7 +7,7 @@
 #   BENCH_10K_RUNS  repeats of the 10,000-device rollout (default 1: it takes about 5 minutes)
 #   BENCH_LAYOUT_DEVICES  fleet of the rollout on the production layout (default 10,000)
 #   BENCH_ONLY      space-separated subset of: api instances snapshots devices delivery rollouts layout dashboard dynsec
-#                   (default: all but layout, which takes about 20 minutes: ask for it by name). The groups not
+#                   (default: all but layout, about 6 minutes at 10,000 devices: ask for it by name). The groups not
 #                   measured keep their figures from the previous bench/report.json, each with its own date and commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -186,16 +186,21 @@ bench_rollouts() {
 }
 
 # The rollout to BENCH_LAYOUT_DEVICES (default 10,000) simulated devices on the production layout: Postgres, a
-# worker and 2 × flowyard serve, each replica holding half of the fleet (TestMeasureRolloutLayout).
+# worker and 2 × flowyard serve, each replica holding half of the fleet (TestMeasureRolloutLayout; about 6 minutes
+# at 10,000 on 2 cores: provisioning, 90 s settling, the rollout).
 bench_layout() {
   local n=${BENCH_LAYOUT_DEVICES:-10000} j=bench/rollout-layout.json p
   measure TestMeasureRolloutLayout FLOWYARD_BENCH_DEVICES="$n" || return 0
   sample layout "$n devices, production layout: provisioning" s "$(jq .provisionSeconds $j)"
   sample layout "$n devices, production layout: rollout POST → succeeded" s "$(jq .rolloutSeconds $j)"
+  sample layout "$n devices, production layout: longest workflow history" events "$(jq .longestHistoryEvents $j)"
   for p in serve-a serve-b worker; do
-    sample layout "$n devices, production layout: $p RSS with the fleet connected" MiB "$(jq ".\"$p""ConnectedRSSMiB\"" $j)"
+    sample layout "$n devices, production layout: $p RSS with the fleet connected, settled (lowest over 90 s)" MiB "$(jq ".\"$p""SettledRSSMiB\"" $j)"
     sample layout "$n devices, production layout: $p peak RSS during the rollout" MiB "$(jq ".\"$p""RolloutPeakRSSMiB\"" $j)"
+    sample layout "$n devices, production layout: $p CPU during the rollout" s "$(jq ".\"$p""RolloutCPUSeconds\"" $j)"
   done
+  sample layout "$n devices, production layout: simulators' peak RSS (2 processes)" MiB "$(jq .simulatorsPeakRSSMiB $j)"
+  sample layout "$n devices, production layout: simulators' CPU during the rollout" s "$(jq .simulatorsRolloutCPUSeconds $j)"
 }
 
 bench_dashboard() {
