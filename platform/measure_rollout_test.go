@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/driver/pgdriver"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -228,12 +230,20 @@ func TestMeasureRolloutLayout(t *testing.T) {
 		}
 		return out
 	}
+	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(tp.dbURL)))
+	defer db.Close()
+	var lastCounts string
 	stopProgress := layoutProgress(t, procs, sims, func() string {
 		line := fmt.Sprintf("%d in the group, on the brokers %v", groupSize(t, w, group), connected())
 		if r := w.c.Do("GET", "/api/v1/device-groups/"+group+"/rollouts", nil); r.Status == 200 {
 			if items, _ := r.Body["items"].([]any); len(items) > 0 {
 				ro := items[0].(map[string]any)
-				line += fmt.Sprintf("; rollout %v wave %v: %v", ro["status"], ro["wave"], ro["counts"])
+				counts := fmt.Sprint(ro["counts"])
+				line += fmt.Sprintf("; rollout %v wave %v: %v", ro["status"], ro["wave"], counts)
+				if counts == lastCounts && ro["status"] == "running" {
+					line += "; still updating: " + updatingDevices(db, ro["id"].(string))
+				}
+				lastCounts = counts
 			}
 		}
 		return line
@@ -396,4 +406,28 @@ func establishedTo(t *testing.T, addr string) int {
 func loadAverage() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// updatingDevices describes (at most 5 of) a rollout's devices told to update that have not reported the
+// snapshot yet, as the store holds them: what the rollout waits for when its counts stand still.
+func updatingDevices(db *sql.DB, rolloutID string) string {
+	rows, err := db.Query(`SELECT d.name, d.state, coalesce(d.active_snapshot_id, ''), coalesce(rd.dispatched_at, 'epoch'),
+		coalesce(d.last_seen_at, 'epoch'), coalesce(d.changed_at, 'epoch')
+		FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id WHERE rd.rollout_id = $1 AND rd.status = 'updating'
+		ORDER BY d.name LIMIT 5`, rolloutID)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name, state, active string
+		var dispatched, seen, changed time.Time
+		if err := rows.Scan(&name, &state, &active, &dispatched, &seen, &changed); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("%s %s (active %s) told %s, seen %s, changed %s", name, state, active,
+			dispatched.UTC().Format("15:04:05.000"), seen.UTC().Format("15:04:05.000"), changed.UTC().Format("15:04:05.000")))
+	}
+	return strings.Join(out, "; ")
 }
