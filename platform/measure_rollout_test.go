@@ -278,6 +278,7 @@ func TestMeasureRolloutLayout(t *testing.T) {
 	for _, p := range procs {
 		report[p.name+"SettledRSSMiB"] = settled[p.name]
 		report[p.name+"IdleCpuPercentOfOneCore"] = idle[p.name]
+		report[p.name+"RolloutStartRSSMiB"] = procStatus(pidString(p.pid), "VmRSS") // after settling
 		cpuBefore[p.name] = cpuSeconds(t, p.pid)
 		require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0o200)) // VmHWM from here is the rollout's
 	}
