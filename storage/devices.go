@@ -214,19 +214,35 @@ func (s *Store) RecordDeviceReports(ctx context.Context, ids []string, reports [
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	res, err := s.db.NewUpdate().With("rep", s.db.NewValues(&rows)).Model((*Device)(nil)).TableExpr("rep").
-		Set("state = rep.r_state").Set("state_detail = rep.r_state_detail").Set("agent_version = rep.r_agent_version").
-		Set("node_red_version = rep.r_node_red_version").Set("nodejs_version = rep.r_nodejs_version").
-		Set("active_snapshot_id = rep.r_active_snapshot_id").Set("last_seen_at = rep.r_at").
-		Set("changed_at = CASE WHEN rep.r_came_back OR dev.last_seen_at IS NULL OR dev.state IS DISTINCT FROM rep.r_state"+
-			" OR dev.state_detail IS DISTINCT FROM rep.r_state_detail OR dev.agent_version IS DISTINCT FROM rep.r_agent_version"+
-			" OR dev.node_red_version IS DISTINCT FROM rep.r_node_red_version OR dev.nodejs_version IS DISTINCT FROM rep.r_nodejs_version"+
-			" OR dev.active_snapshot_id IS DISTINCT FROM rep.r_active_snapshot_id THEN ? ELSE dev.changed_at END", now()).
-		Where("dev.id = rep.r_id").Exec(ctx)
-	if err != nil {
-		return nil, err
+	var updated int64
+	update := func(ctx context.Context, s *Store) error {
+		res, err := s.db.NewUpdate().With("rep", s.db.NewValues(&rows)).Model((*Device)(nil)).TableExpr("rep").
+			Set("state = rep.r_state").Set("state_detail = rep.r_state_detail").Set("agent_version = rep.r_agent_version").
+			Set("node_red_version = rep.r_node_red_version").Set("nodejs_version = rep.r_nodejs_version").
+			Set("active_snapshot_id = rep.r_active_snapshot_id").Set("last_seen_at = rep.r_at").
+			Set("changed_at = CASE WHEN rep.r_came_back OR dev.last_seen_at IS NULL OR dev.state IS DISTINCT FROM rep.r_state"+
+				" OR dev.state_detail IS DISTINCT FROM rep.r_state_detail OR dev.agent_version IS DISTINCT FROM rep.r_agent_version"+
+				" OR dev.node_red_version IS DISTINCT FROM rep.r_node_red_version OR dev.nodejs_version IS DISTINCT FROM rep.r_nodejs_version"+
+				" OR dev.active_snapshot_id IS DISTINCT FROM rep.r_active_snapshot_id THEN ? ELSE dev.changed_at END", now()).
+			Where("dev.id = rep.r_id").Exec(ctx)
+		if err == nil {
+			updated, err = res.RowsAffected()
+		}
+		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == int64(len(rows)) {
+	if s.Dialect() == "pg" {
+		// A rollout's dispatch writes the same rows (DispatchRolloutBatch): both lock them in id order first,
+		// and a batch aborted for a deadlock all the same (with another writer) runs again rather than fail.
+		err = s.runRetryingConflicts(ctx, func(ctx context.Context, tx *Store) error {
+			if err := tx.lockDevices(ctx, slices.Collect(maps.Keys(at))); err != nil {
+				return err
+			}
+			return update(ctx, tx)
+		})
+	} else {
+		err = update(ctx, s)
+	}
+	if err != nil || updated == int64(len(rows)) {
 		return nil, err
 	}
 	found, err := s.GetDevices(ctx, slices.Collect(maps.Keys(at)))

@@ -260,7 +260,8 @@ func (s *Store) waveSizesOf(ctx context.Context, rolloutID string, waves int) ([
 // fully dispatched; a device is never dispatched twice for a wave.
 func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave int, snapshotID string, batch int) ([]string, error) {
 	var ids []string
-	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+	err := s.runRetryingConflicts(ctx, func(ctx context.Context, tx *Store) error {
+		ids = nil
 		_, err := tx.db.NewUpdate().Model((*RolloutDevice)(nil)).Set("status = ?", domain.RolloutDeviceFailed).
 			Set("error = ?", "left the group before its wave").
 			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, domain.RolloutDevicePending).
@@ -272,6 +273,10 @@ func (s *Store) DispatchRolloutBatch(ctx context.Context, rolloutID string, wave
 			Where("rollout_id = ? AND wave = ? AND status = ?", rolloutID, wave, domain.RolloutDevicePending).
 			Order("device_id").Limit(int64(batch)).Scan(ctx, &ids)
 		if err != nil || len(ids) == 0 {
+			return err
+		}
+		// The devices' rows first, in id order, as a batch of status reports locks them (RecordDeviceReports).
+		if err := tx.lockDevices(ctx, ids); err != nil {
 			return err
 		}
 		_, err = tx.db.NewUpdate().Model((*RolloutDevice)(nil)).

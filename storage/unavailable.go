@@ -23,3 +23,14 @@ func Unavailable(err error) bool {
 	code := pgErr.Field('C')
 	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
 }
+
+// Conflicted tells whether Postgres aborted a transaction so that another could go on: a deadlock (SQLSTATE
+// 40P01) or a serialization failure (40001). Run again, the transaction usually succeeds.
+func Conflicted(err error) bool {
+	var pgErr pgdriver.Error
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	code := pgErr.Field('C')
+	return code == "40P01" || code == "40001"
+}
