@@ -406,7 +406,8 @@ func (b *Broker) queueStatus(_ *mqtt.Client, _ packets.Subscription, pk packets.
 func (b *Broker) onStatuses(items []any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ds, rs := b.devices.RecordStatuses(ctx, b.log, b.statuses.Take(items), time.Now())
+	ds, rs, failed := b.devices.RecordStatuses(ctx, b.log, b.statuses.Take(items), time.Now())
+	b.statuses.Requeue(failed, b.work.Batch)
 	for i, d := range ds {
 		b.remember(d.ID, rs[i])
 		if devices.NeedsUpdate(d, rs[i]) {

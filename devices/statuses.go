@@ -23,6 +23,7 @@ type Status struct {
 type StatusQueue struct {
 	mu      sync.Mutex
 	pending map[string]*queuedStatus // by device ID
+	queued  map[string]int           // by device ID: its items queued and not yet taken, sealed ones too
 }
 
 // queuedStatus is a device's place in its lane's queue, holding its latest status.
@@ -37,11 +38,17 @@ func (q *StatusQueue) Queue(st Status) any {
 		p.st = st
 		return nil
 	}
+	return q.add(st)
+}
+
+// add makes st its device's pending status in a new item; q.mu is held.
+func (q *StatusQueue) add(st Status) *queuedStatus {
 	if q.pending == nil {
-		q.pending = map[string]*queuedStatus{}
+		q.pending, q.queued = map[string]*queuedStatus{}, map[string]int{}
 	}
 	p := &queuedStatus{st: st}
 	q.pending[st.DeviceID] = p
+	q.queued[st.DeviceID]++
 	return p
 }
 
@@ -63,19 +70,63 @@ func (q *StatusQueue) Take(items []any) []Status {
 		if q.pending[p.st.DeviceID] == p {
 			delete(q.pending, p.st.DeviceID)
 		}
+		if q.queued[p.st.DeviceID]--; q.queued[p.st.DeviceID] <= 0 {
+			delete(q.queued, p.st.DeviceID)
+		}
 		out[i] = p.st
 	}
 	return out
 }
 
+// RequeueAfter is how long Requeue's statuses wait before they queue again: a store that fails at once (down)
+// is not asked again in a tight loop.
+const RequeueAfter = time.Second
+
+// Requeue gives the statuses of a batch the store failed to record (Take's, RecordStatuses' failed) their
+// places again: each device's status waits, taking the device's newer ones meanwhile as Queue does, and after
+// RequeueAfter queue is called for it from another goroutine (the caller is its lane's, which a full lane would
+// stall). A status is dropped only when a newer one of its device is queued already: that one supersedes it.
+// A requeued status may be recorded after a connection change queued meanwhile.
+func (q *StatusQueue) Requeue(sts []Status, queue func(deviceID string, item any)) {
+	q.mu.Lock()
+	items := make([]*queuedStatus, 0, len(sts))
+	for _, st := range sts {
+		if q.queued[st.DeviceID] > 0 {
+			continue // a newer status waits on the lane
+		}
+		items = append(items, q.add(st))
+	}
+	q.mu.Unlock()
+	if len(items) == 0 {
+		return
+	}
+	go func() {
+		time.Sleep(RequeueAfter)
+		for _, p := range items {
+			queue(p.st.DeviceID, p)
+		}
+	}()
+}
+
 // RecordStatuses consumes devices' status messages (a lane's batch, Take's): it records them in one statement
 // (RecordAll) and returns the devices recorded with their reports, to answer each that does not run what it
-// should with `update` (NeedsUpdate, docs/device-protocol.md §4.4). A malformed status, one from a device not of
-// its topic's team, and a batch the store failed to record are logged and dropped.
-func (s *Service) RecordStatuses(ctx context.Context, log *slog.Logger, sts []Status, at time.Time) ([]*storage.Device, []*Report) {
+// should with `update` (NeedsUpdate, docs/device-protocol.md §4.4). A malformed status and one from a device not
+// of its topic's team are logged and dropped. A batch the store failed to record is logged and its statuses
+// returned as failed (each device's latest), for the caller to Requeue: a lost status leaves a rollout waiting
+// for the device's next heartbeat.
+func (s *Service) RecordStatuses(ctx context.Context, log *slog.Logger, sts []Status, at time.Time) (ds []*storage.Device, rs []*Report, failed []Status) {
 	teams := make(map[string]string, len(sts))
 	reports := make(map[string]*Report, len(sts))
+	latest := make(map[string]Status, len(sts))
 	ids := make([]string, 0, len(sts))
+	fail := func(err error) ([]*storage.Device, []*Report, []Status) {
+		log.Error("record device statuses", "devices", len(ids), "err", err)
+		failed := make([]Status, len(ids))
+		for i, id := range ids {
+			failed[i] = latest[id]
+		}
+		return nil, nil, failed
+	}
 	for _, st := range sts {
 		r, err := ParseReport(st.Payload)
 		if err != nil {
@@ -85,22 +136,21 @@ func (s *Service) RecordStatuses(ctx context.Context, log *slog.Logger, sts []St
 		if _, twice := reports[st.DeviceID]; !twice { // sealed in a race with its next status: the later one holds
 			ids = append(ids, st.DeviceID)
 		}
-		teams[st.DeviceID], reports[st.DeviceID] = st.TeamID, r
+		teams[st.DeviceID], reports[st.DeviceID], latest[st.DeviceID] = st.TeamID, r, st
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	found, err := s.Store.GetDevices(ctx, ids)
 	if err != nil {
-		log.Error("record device statuses", "devices", len(ids), "err", err)
-		return nil, nil
+		return fail(err)
 	}
 	byID := make(map[string]*storage.Device, len(found))
 	for i := range found {
 		byID[found[i].ID] = &found[i]
 	}
-	ds := make([]*storage.Device, 0, len(ids))
-	rs := make([]*Report, 0, len(ids))
+	ds = make([]*storage.Device, 0, len(ids))
+	rs = make([]*Report, 0, len(ids))
 	for _, id := range ids {
 		d := byID[id]
 		if d == nil || d.TeamID != teams[id] {
@@ -111,8 +161,7 @@ func (s *Service) RecordStatuses(ctx context.Context, log *slog.Logger, sts []St
 	}
 	ds, rs, err = s.RecordAll(ctx, ds, rs, at)
 	if err != nil {
-		log.Error("record device statuses", "devices", len(ids), "err", err)
-		return nil, nil
+		return fail(err)
 	}
-	return ds, rs
+	return ds, rs, nil
 }

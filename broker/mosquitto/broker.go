@@ -210,7 +210,8 @@ func (b *Broker) onStatuses(items []any) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	defer cancel()
-	ds, rs := b.cfg.Devices.RecordStatuses(ctx, b.log, sts, time.Now())
+	ds, rs, failed := b.cfg.Devices.RecordStatuses(ctx, b.log, sts, time.Now())
+	b.statuses.Requeue(failed, b.work.Batch)
 	for i, d := range ds {
 		if devices.NeedsUpdate(d, rs[i]) {
 			b.sendUpdate(d)
