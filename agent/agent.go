@@ -132,6 +132,13 @@ type Agent struct {
 	actions chan actionRequest
 	logs    *logBuffer // Node-RED's recent output, streamed after startLog
 	mq      *mqttLink
+	// statusMu orders the status messages: each is made (report) and handed to the MQTT client under it, so they
+	// leave in the order they were made and the last one sent holds the latest state. Made and sent apart, a
+	// heartbeat made while Node-RED was "starting" could leave after the "running" that followed: the platform
+	// then held the device "starting" until its next heartbeat, and a rollout's wave waited for it.
+	statusMu sync.Mutex
+	// checkInMu orders the state reports sent over HTTP (reportNow) the same way.
+	checkInMu sync.Mutex
 
 	editorPort int           // the local Node-RED's port the editor tunnel reaches; 0 without a real Node-RED
 	tunnel     *editorTunnel // the remote editor's tunnel, while open (a.mu)
@@ -313,11 +320,25 @@ func (a *Agent) resumeLocal(ctx context.Context) {
 
 // heartbeat publishes the state over MQTT when connected, else checks in over HTTP.
 func (a *Agent) heartbeat(ctx context.Context) {
-	if a.mq != nil && a.mq.connected() {
-		a.mq.publishStatus(a.report())
+	if m := a.mq; m != nil && m.connected() {
+		a.sendStatus(m)
 		return
 	}
 	a.checkIn(ctx)
+}
+
+// testHookStatus, when set (tests), is called with each status message made, before it is sent.
+var testHookStatus func(state map[string]any)
+
+// sendStatus publishes the current state on m, in order with the other status messages (statusMu).
+func (a *Agent) sendStatus(m *mqttLink) {
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
+	state := a.report()
+	if testHookStatus != nil {
+		testHookStatus(state)
+	}
+	m.publishStatus(state)
 }
 
 // checkIn posts the state over HTTP and queues what a 409 names.
@@ -381,13 +402,15 @@ func (a *Agent) setState(state, detail string) {
 
 // reportNow tells the platform the current state without waiting for the heartbeat.
 func (a *Agent) reportNow() {
-	if a.mq != nil && a.mq.connected() {
-		a.mq.publishStatus(a.report())
+	if m := a.mq; m != nil && m.connected() {
+		a.sendStatus(m)
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		a.checkInMu.Lock()
+		defer a.checkInMu.Unlock()
 		if _, err := a.c.checkIn(ctx, a.report()); err != nil {
 			a.log.Debug("report state", "err", err)
 		}

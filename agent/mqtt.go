@@ -71,7 +71,7 @@ func (m *mqttLink) close() { m.cl.Disconnect(250) }
 func (m *mqttLink) onConnect(cl paho.Client) {
 	m.a.log.Info("MQTT connected")
 	cl.Subscribe(m.prefix+"command", 0, m.onCommand)
-	m.publishStatus(m.a.report())
+	m.a.sendStatus(m)
 }
 
 func (m *mqttLink) publishStatus(state map[string]any) {
@@ -130,7 +130,7 @@ func (m *mqttLink) onCommand(_ paho.Client, msg paho.Message) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			m.reply(cmd, actionReply(m.a.act(ctx, action)))
-			m.publishStatus(m.a.report()) // the outcome, in the state
+			m.a.sendStatus(m) // the outcome, in the state
 		}()
 	default:
 		m.a.log.Debug("ignored a command this agent does not implement", "command", cmd.Command)
