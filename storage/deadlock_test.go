@@ -91,7 +91,7 @@ func heapOrder(t *testing.T, raw *sql.DB, ids ...string) {
 // lock the devices' rows in id order, whatever order the reports come in or the table holds them: while the
 // lowest is held by another writer, neither holds any other of them, so the two cannot deadlock each other.
 func TestDeviceBatchWritesLockInIDOrder(t *testing.T) {
-	for _, write := range []string{"status batch", "dispatch"} {
+	for _, write := range []string{"status batch", "dispatch", "group settling"} {
 		t.Run(write, func(t *testing.T) {
 			f, raw := pgFixture(t, 3)
 			ctx := context.Background()
@@ -113,8 +113,11 @@ func TestDeviceBatchWritesLockInIDOrder(t *testing.T) {
 					}
 					_, err := f.st.RecordDeviceReports(ctx, reverse, reports)
 					done <- err
-				default:
+				case "dispatch":
 					_, err := f.st.DispatchRolloutBatch(ctx, f.rID, 0, f.newS, 10)
+					done <- err
+				default:
+					_, err := f.st.SettleGroupTarget(ctx, f.group, &f.newS)
 					done <- err
 				}
 			}()

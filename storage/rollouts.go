@@ -422,10 +422,12 @@ func (s *Store) rollBackDevice(ctx context.Context, rolloutID string, r RolloutD
 }
 
 // SettleGroupTarget makes snapshotID the group's target and moves every device of the group that targets
-// something else (devices that joined during the rollout, or came back later) onto it; it returns them.
+// something else (devices that joined during the rollout, or came back later) onto it; it returns them. It locks
+// them in id order first, as status batches do, and runs again if Postgres aborts it for a deadlock.
 func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotID *string) ([]string, error) {
 	var ids []string
-	err := s.RunInTx(ctx, func(ctx context.Context, tx *Store) error {
+	err := s.runRetryingConflicts(ctx, func(ctx context.Context, tx *Store) error {
+		ids = nil
 		if _, err := tx.db.NewUpdate().Model((*DeviceGroup)(nil)).Set("target_snapshot_id = ?", snapshotID).
 			Set("updated_at = ?", now()).Where("id = ?", groupID).Exec(ctx); err != nil {
 			return err
@@ -437,6 +439,9 @@ func (s *Store) SettleGroupTarget(ctx context.Context, groupID string, snapshotI
 			q = q.Where("target_snapshot_id IS NULL OR target_snapshot_id <> ?", *snapshotID)
 		}
 		if err := q.Scan(ctx, &ids); err != nil || len(ids) == 0 {
+			return err
+		}
+		if err := tx.lockDevices(ctx, ids); err != nil {
 			return err
 		}
 		_, err := touchDevice(tx.db.NewUpdate().Model((*Device)(nil)).Set("target_snapshot_id = ?", snapshotID)).
