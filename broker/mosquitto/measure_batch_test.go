@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,15 +24,7 @@ func TestMeasureDynamicSecurityBatch(t *testing.T) {
 	if os.Getenv("FLOWYARD_BENCH") != "1" {
 		t.Skip("a measurement, not a test: run it with FLOWYARD_BENCH=1")
 	}
-	sizes := []int{1000, 5000}
-	if v := os.Getenv("FLOWYARD_BENCH_DYNSEC_SIZES"); v != "" {
-		sizes = nil
-		for f := range strings.SplitSeq(v, ",") {
-			n, err := strconv.Atoi(f)
-			require.NoError(t, err)
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := benchSizes(t, 1000, 5000)
 	const k = 20
 	for _, n := range sizes {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {

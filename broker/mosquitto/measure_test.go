@@ -37,15 +37,7 @@ func TestMeasureDynamicSecurity(t *testing.T) {
 	if os.Getenv("FLOWYARD_BENCH") != "1" {
 		t.Skip("a measurement, not a test: run it with make bench")
 	}
-	sizes := []int{0, 1000, 10000, 50000}
-	if v := os.Getenv("FLOWYARD_BENCH_DYNSEC_SIZES"); v != "" {
-		sizes = nil
-		for f := range strings.SplitSeq(v, ",") {
-			n, err := strconv.Atoi(f)
-			require.NoError(t, err)
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := benchSizes(t, 0, 1000, 10000, 50000)
 	var results []atSize
 	for _, n := range sizes {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
@@ -230,4 +222,20 @@ func rssMiB(t *testing.T, pid int) float64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// benchSizes is the account counts a measurement runs at: FLOWYARD_BENCH_DYNSEC_SIZES (comma-separated) when
+// set, else the defaults.
+func benchSizes(t *testing.T, defaults ...int) []int {
+	v := os.Getenv("FLOWYARD_BENCH_DYNSEC_SIZES")
+	if v == "" {
+		return defaults
+	}
+	var sizes []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
